@@ -1,0 +1,73 @@
+# Batchyard: `make up` starts the whole system; `make test` runs every test layer.
+# Both install what is missing the first time (a venv, the Kafka jars, FerretDB), caching
+# downloads and builds in the git-ignored .cache/ and runtime state in .batchyard/.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EXECUTORS ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+PACKAGES := libs/contracts libs/jobkit libs/servicekit libs/devstack \
+	services/scheduler services/executor services/reporter services/rollback services/batch-api
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+MYPY_PACKAGES := -p contracts -p jobkit -p servicekit -p devstack \
+	-p scheduler -p executor -p reporter -p rollback -p batch_api
+
+.PHONY: help install up down status logs restart test test-unit lint format events clean-data
+
+help:
+	@echo "make up [EXECUTORS=n]  install what is missing, start Kafka, the store and all services"
+	@echo "make down              stop every process 'make up' started"
+	@echo "make status            show each process and its health"
+	@echo "make test              lint, type-check and run every test layer on real servers"
+	@echo "make test-unit         unit tests only (no servers)"
+	@echo "make events            re-export the event JSON Schemas into docs/events"
+
+$(VENV)/.installed: constraints.txt requirements-dev.txt $(PYPROJECTS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -r requirements-dev.txt $(addprefix -e ,$(PACKAGES))
+	@touch $@
+
+install: $(VENV)/.installed
+	$(PY) -m devstack install
+
+up: install
+	$(PY) -m devstack up --executors $(EXECUTORS)
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "nothing to stop"; fi
+
+status: $(VENV)/.installed
+	$(PY) -m devstack status
+
+logs: $(VENV)/.installed
+	$(PY) -m devstack logs $(or $(NAME),batch-api)
+
+restart: $(VENV)/.installed
+	$(PY) -m devstack restart $(NAME)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(MYPY_PACKAGES)
+	$(PY) -m contracts.export --check
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+events: $(VENV)/.installed
+	$(PY) -m contracts.export
+
+test-unit: $(VENV)/.installed
+	$(VENV)/bin/pytest -m unit
+
+test: install lint
+	$(PY) -m devstack test -- $(PYTEST_ARGS)
+
+clean-data: down
+	rm -rf .batchyard/data

@@ -1,0 +1,85 @@
+"""Encoding events into envelopes on the wire (JSON) and back.
+
+`decode` never lets a malformed message escape as an arbitrary exception: it raises
+`PoisonMessage` with a reason, which consumers route to the dead-letter topic."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import ValidationError
+
+from contracts.envelope import Envelope, new_event_id, utcnow
+from contracts.events import EVENTS_BY_TYPE, Event
+
+E = TypeVar("E", bound=Event)
+
+
+class PoisonMessage(Exception):
+    """A message that cannot be parsed or is of no known type."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def envelope_for(
+    event: Event,
+    *,
+    producer: str,
+    tenant: str = "default",
+    batch_id: str | None = None,
+    seq: int = 0,
+    traceparent: str | None = None,
+    event_id: str | None = None,
+) -> Envelope:
+    body = event.body()
+    return Envelope(
+        event_id=event_id or new_event_id(),
+        type=event.TYPE,
+        schema_version=event.VERSION,
+        occurred_at=utcnow(),
+        producer=producer,
+        tenant=tenant,
+        batch_id=batch_id if batch_id is not None else body.get("batch_id"),
+        seq=seq,
+        traceparent=traceparent,
+        data=body,
+    )
+
+
+def encode(envelope: Envelope) -> bytes:
+    return orjson.dumps(envelope.model_dump(mode="json"))
+
+
+def decode_envelope(raw: bytes) -> Envelope:
+    try:
+        payload: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PoisonMessage(f"not JSON: {exc}") from exc
+    try:
+        return Envelope.model_validate(payload)
+    except ValidationError as exc:
+        raise PoisonMessage(f"not an envelope: {_first_error(exc)}") from exc
+
+
+def decode(raw: bytes) -> tuple[Envelope, Event]:
+    envelope = decode_envelope(raw)
+    return envelope, event_of(envelope)
+
+
+def event_of(envelope: Envelope) -> Event:
+    cls = EVENTS_BY_TYPE.get(envelope.type)
+    if cls is None:
+        raise PoisonMessage(f"unknown event type {envelope.type!r}")
+    try:
+        return cls.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise PoisonMessage(f"invalid {envelope.type}: {_first_error(exc)}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else str(err["msg"])

@@ -1,0 +1,110 @@
+"""Commands about batches, emitted by batch-api on `Topics.batch_commands` keyed by batch id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from contracts.events.base import Event
+from contracts.vocabulary import BatchConfig, PriorityName
+
+
+class BatchCreated(Event):
+    """A batch exists, with its configuration; its items follow in `BatchItemsAdded`."""
+
+    TYPE = "BatchCreated"
+    batch_id: str
+    name: str
+    description: str = ""
+    job_type: str
+    priority: PriorityName | int = "medium"
+    tags: list[str] = Field(default_factory=list)
+    owner: str
+    config: BatchConfig
+    created_at: datetime
+    status: str = "queued"
+
+
+class BatchItemsAdded(Event):
+    """One chunk of items. Chunks are numbered from 0; item `i` of chunk `c` has job index
+    `first_index + i`. Re-delivery of a chunk is recognised by (batch_id, chunk)."""
+
+    TYPE = "BatchItemsAdded"
+    batch_id: str
+    chunk: int = Field(ge=0)
+    first_index: int = Field(ge=0)
+    items: list[dict[str, Any]]
+
+
+class BatchSubmitted(Event):
+    """All items are in: `total_items` jobs over `chunks` chunks. The scheduler may start."""
+
+    TYPE = "BatchSubmitted"
+    batch_id: str
+    total_items: int = Field(ge=1)
+    chunks: int = Field(ge=1)
+
+
+class BatchPauseRequested(Event):
+    TYPE = "BatchPauseRequested"
+    batch_id: str
+    requested_by: str
+
+
+class BatchResumeRequested(Event):
+    TYPE = "BatchResumeRequested"
+    batch_id: str
+    requested_by: str
+
+
+class BatchCancelRequested(Event):
+    TYPE = "BatchCancelRequested"
+    batch_id: str
+    requested_by: str
+    reason: str = ""
+
+
+class BatchRetryRequested(Event):
+    """Re-run the batch's failed jobs, at raised priority."""
+
+    TYPE = "BatchRetryRequested"
+    batch_id: str
+    requested_by: str
+
+
+class JobRetryRequested(Event):
+    TYPE = "JobRetryRequested"
+    batch_id: str
+    job_id: str
+    requested_by: str
+
+
+class JobCancelRequested(Event):
+    TYPE = "JobCancelRequested"
+    batch_id: str
+    job_id: str
+    requested_by: str
+
+
+class RollbackRequested(Event):
+    """Undo a batch's completed jobs from their backups; `job_ids` limits it to some jobs."""
+
+    TYPE = "RollbackRequested"
+    batch_id: str
+    requested_by: str
+    dry_run: bool = False
+    job_ids: list[str] | None = None
+    reason: str = ""
+
+
+class ScheduleChanged(Event):
+    """A schedule was created, changed, enabled, disabled or deleted (`deleted=True`)."""
+
+    TYPE = "ScheduleChanged"
+    schedule_id: str
+    cron: str
+    timezone: str = "UTC"
+    enabled: bool = True
+    deleted: bool = False

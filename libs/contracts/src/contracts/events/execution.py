@@ -1,0 +1,88 @@
+"""Events of the executors, on `Topics.job_events` keyed by batch id (heartbeats on
+`Topics.executor_heartbeats` keyed by executor id). Every job event names its attempt: a
+result from an attempt the scheduler has already replaced is ignored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from contracts.events.base import Event
+
+
+class JobStarted(Event):
+    TYPE = "JobStarted"
+    job_id: str
+    batch_id: str
+    attempt: int
+    executor_id: str
+    started_at: datetime
+
+
+class JobProgress(Event):
+    """Heartbeat of a running job; renews its lease."""
+
+    TYPE = "JobProgress"
+    job_id: str
+    batch_id: str
+    attempt: int
+    executor_id: str
+    percent: float | None = None
+    message: str = ""
+
+
+class JobCompleted(Event):
+    TYPE = "JobCompleted"
+    job_id: str
+    batch_id: str
+    attempt: int
+    executor_id: str
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: float
+    output: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class JobFailed(Event):
+    """`retryable` is the handler's verdict; the scheduler decides whether attempts remain."""
+
+    TYPE = "JobFailed"
+    job_id: str
+    batch_id: str
+    attempt: int
+    executor_id: str
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: float
+    error_class: str
+    error_message: str
+    retryable: bool
+    cancelled: bool = False
+
+
+class BackupCreated(Event):
+    TYPE = "BackupCreated"
+    job_id: str
+    batch_id: str
+    backup_id: str
+    checksum: str
+    size_bytes: int
+
+
+class ExecutorHeartbeat(Event):
+    """An executor's capacity and running jobs, every second; it renews their leases.
+    Absent heartbeats mean the executor is gone."""
+
+    TYPE = "ExecutorHeartbeat"
+    executor_id: str
+    slots_total: int
+    slots_free: int
+    running: int
+    job_types: list[str]
+    sent_at: datetime
+    running_jobs: dict[str, int] = Field(
+        default_factory=dict, description="job id → attempt of every job running here"
+    )

@@ -1,0 +1,120 @@
+"""Events of the scheduler: batch lifecycle (on `Topics.batch_events`, keyed by batch id, with
+the envelope's `seq` set), dispatches (on `Topics.job_dispatch`, keyed by job id) and cancel
+broadcasts (on `Topics.control`, read by every executor)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from contracts.events.base import Event
+from contracts.vocabulary import ProgressCounts
+
+
+class BatchSnapshot(Event):
+    """Every batch lifecycle event carries the batch's status and absolute counts, so a read
+    model can apply the newest one by `seq` alone, in any order and any number of times."""
+
+    TYPE = "BatchSnapshot"
+    batch_id: str
+    status: str
+    counts: ProgressCounts
+    priority_level: int = 5
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class BatchStarted(BatchSnapshot):
+    TYPE = "BatchStarted"
+
+
+class BatchProgress(BatchSnapshot):
+    """Emitted at most a few times a second per running batch while its counts change."""
+
+    TYPE = "BatchProgress"
+
+
+class BatchPaused(BatchSnapshot):
+    TYPE = "BatchPaused"
+
+
+class BatchResumed(BatchSnapshot):
+    TYPE = "BatchResumed"
+
+
+class BatchCompleted(BatchSnapshot):
+    """Every job is terminal. `outcome` is `completed` or `completed_with_errors`."""
+
+    TYPE = "BatchCompleted"
+    outcome: Literal["completed", "completed_with_errors"]
+
+
+class BatchFailed(BatchSnapshot):
+    TYPE = "BatchFailed"
+    reason: str
+
+
+class BatchCancelled(BatchSnapshot):
+    TYPE = "BatchCancelled"
+    reason: str = ""
+
+
+class BatchRetrying(BatchSnapshot):
+    """A finished batch re-runs its failed jobs."""
+
+    TYPE = "BatchRetrying"
+
+
+class JobDispatched(Event):
+    """A job attempt handed to the executors. The first executor to take it runs it; the
+    scheduler re-dispatches as a new attempt if no heartbeat arrives within `lease_s`."""
+
+    TYPE = "JobDispatched"
+    job_id: str
+    batch_id: str
+    index: int
+    job_type: str
+    attempt: int = Field(ge=1)
+    item: dict[str, Any]
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float
+    lease_s: float
+    dispatched_at: datetime
+
+
+class JobRetryScheduled(Event):
+    """Attempt `attempt` failed with a retryable error; the next runs at `retry_at`."""
+
+    TYPE = "JobRetryScheduled"
+    job_id: str
+    batch_id: str
+    attempt: int
+    retry_at: datetime
+    error_class: str = ""
+
+
+class JobCancelled(Event):
+    """The scheduler ended a job as cancelled (batch or job cancel)."""
+
+    TYPE = "JobCancelled"
+    job_id: str
+    batch_id: str
+    attempt: int = 0
+    reason: str = ""
+
+
+class CancelBroadcast(Event):
+    """Executors stop running jobs of `batch_id` (or only `job_ids`) cooperatively."""
+
+    TYPE = "CancelBroadcast"
+    batch_id: str
+    job_ids: list[str] | None = None
+
+
+class ScheduleTriggered(Event):
+    TYPE = "ScheduleTriggered"
+    schedule_id: str
+    run_at: datetime
+    batch_id: str | None = None

@@ -1,0 +1,90 @@
+"""Shared vocabulary of the public contracts: states, priorities and the batch configuration
+carried by `BatchCreated`. HTTP request schemas live in batch-api; these are the event shapes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BatchStatus = Literal[
+    "draft",
+    "uploading",
+    "queued",
+    "running",
+    "paused",
+    "completed",
+    "completed_with_errors",
+    "failed",
+    "cancelled",
+    "retrying",
+    "rolling_back",
+    "rolled_back",
+    "rollback_failed",
+    "archived",
+]
+TERMINAL_BATCH_STATUSES: frozenset[str] = frozenset(
+    {"completed", "completed_with_errors", "failed", "cancelled", "rolled_back", "rollback_failed"}
+)
+
+JobStatus = Literal[
+    "pending", "dispatched", "running", "completed", "failed", "retrying", "skipped", "cancelled"
+]
+TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "skipped", "cancelled"})
+
+PriorityName = Literal["low", "medium", "high", "critical"]
+PRIORITY_LEVELS: dict[str, int] = {"low": 2, "medium": 5, "high": 8, "critical": 10}
+
+
+def priority_level(priority: PriorityName | int) -> int:
+    """Normalise a named priority or a 1–10 number to 1–10."""
+    if isinstance(priority, int):
+        if not 1 <= priority <= 10:
+            raise ValueError("priority must be between 1 and 10")
+        return priority
+    return PRIORITY_LEVELS[priority]
+
+
+class RetryPolicy(BaseModel):
+    """Exponential backoff with jitter; only retryable error classes are retried."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    backoff_initial_s: float = Field(default=1.0, ge=0, le=3600)
+    backoff_max_s: float = Field(default=60.0, ge=0, le=86400)
+    multiplier: float = Field(default=2.0, ge=1, le=10)
+
+
+class BatchConfig(BaseModel):
+    """How a batch runs. Carried in `BatchCreated`; fixed once the batch starts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_concurrent_jobs: int = Field(default=50, ge=1, le=10_000)
+    retry: RetryPolicy = RetryPolicy()
+    timeout_s: float = Field(default=300.0, gt=0, le=86400)
+    stop_on_error: bool = False
+    failure_threshold: float = Field(default=1.0, ge=0, le=1)
+    rollback_on_failure: bool = False
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProgressCounts(BaseModel):
+    """Absolute job counts of a batch at one sequence number."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total: int = 0
+    pending: int = 0
+    dispatched: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    retrying: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.failed + self.skipped + self.cancelled

@@ -1,0 +1,254 @@
+"""Fetch and build the dev stack's tools into ``.cache/`` (idempotent).
+
+Contract:
+- Kafka: ``mvn dependency:copy-dependencies`` on ``libs/devstack/kafka/pom.xml``
+  fills ``.cache/kafka/lib`` (via a temp dir + rename, so a failed or upgraded
+  copy never leaves mixed versions). A stamp holding the POM's SHA-256 makes
+  the next run a no-op until the POM changes.
+- FerretDB: the module source of the newest available ``v1.24.x`` is taken from
+  the Go module proxy into ``.cache/go/mod``, copied to
+  ``.cache/go/build/ferretdb``, given ``build/version/version.txt`` (FerretDB
+  panics at start-up without it when built from its own module) and built with
+  ``CGO_ENABLED=0 go build`` into ``.cache/bin/ferretdb``. A stamp holding the
+  version makes the next run a no-op. Afterwards the Go module and build
+  caches (~1 GB) are deleted unless ``BATCHYARD_KEEP_GO_CACHE`` is set, so a
+  CI cache of ``.cache/`` stays ~150 MB.
+- Tools are checked only when a step has work to do; a missing one raises
+  :class:`MissingToolError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from devstack.paths import Paths
+
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+FERRETDB_VERSIONS = ("v1.24.2", "v1.24.1", "v1.24.0")
+FERRETDB_VERSION_ENV = "BATCHYARD_FERRETDB_VERSION"
+KEEP_GO_CACHE_ENV = "BATCHYARD_KEEP_GO_CACHE"
+KAFKA_STAMP = ".batchyard-installed"
+
+Printer = Callable[[str], None]
+
+
+class MissingToolError(RuntimeError):
+    """A required command-line tool is not installed."""
+
+
+class InstallError(RuntimeError):
+    """A tool ran but the install step failed."""
+
+
+def find_tool(name: str, fallbacks: Sequence[str] = ()) -> str:
+    """Absolute path of ``name`` from PATH or ``fallbacks``; raises MissingToolError."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in fallbacks:
+        if Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise MissingToolError(f"`{name}` not found on PATH (looked also in {', '.join(fallbacks)})")
+
+
+def find_java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    extra = [str(Path(java_home) / "bin" / "java")] if java_home else []
+    return find_tool("java", [*extra, "/usr/bin/java"])
+
+
+def find_mvn() -> str:
+    return find_tool("mvn", ["/usr/bin/mvn", "/usr/share/maven/bin/mvn"])
+
+
+def find_go() -> str:
+    return find_tool("go", ["/usr/local/go/bin/go", "/usr/lib/go/bin/go"])
+
+
+def _run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    done = subprocess.run(list(argv), env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
+        raise InstallError(f"`{' '.join(argv[:3])} ...` failed (exit {done.returncode}):\n{tail}")
+    return done.stdout
+
+
+# --------------------------------------------------------------------------
+# Kafka
+# --------------------------------------------------------------------------
+
+
+def pom_digest(pom: Path) -> str:
+    """SHA-256 of the POM text: the Kafka install stamp."""
+    return hashlib.sha256(pom.read_bytes()).hexdigest()
+
+
+def kafka_installed(paths: Paths) -> bool:
+    """Jars present and stamped with the current POM's digest."""
+    stamp = paths.kafka_lib / KAFKA_STAMP
+    if not stamp.exists() or not paths.kafka_pom.exists():
+        return False
+    if not any(paths.kafka_lib.glob("kafka_2.13-*.jar")):
+        return False
+    return stamp.read_text(encoding="utf-8").strip() == pom_digest(paths.kafka_pom)
+
+
+def install_kafka(paths: Paths, say: Printer = print) -> bool:
+    """Copy the broker classpath into ``.cache/kafka/lib``; True if work was done."""
+    if kafka_installed(paths):
+        say(f"kafka: up to date ({len(list(paths.kafka_lib.glob('*.jar')))} jars)")
+        return False
+    if not paths.kafka_pom.exists():
+        raise InstallError(f"{paths.kafka_pom} is missing")
+    find_java()
+    mvn = find_mvn()
+    staging = paths.kafka_home / "lib.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    say(f"kafka: resolving jars with Maven into {paths.kafka_lib} (first run downloads ~45 MB)")
+    started = time.monotonic()
+    _run(
+        [
+            mvn,
+            "-q",
+            "-B",
+            f"-Dmaven.repo.local={paths.m2}",
+            "-f",
+            str(paths.kafka_pom),
+            f"-Dbatchyard.kafka.lib={staging}",
+            f"-Dbatchyard.kafka.build={paths.kafka_home / 'build'}",
+            "dependency:copy-dependencies",
+        ],
+        cwd=paths.root,
+    )
+    jars = list(staging.glob("*.jar"))
+    if not any(j.name.startswith("kafka_2.13-") for j in jars):
+        raise InstallError(f"maven finished but no kafka_2.13 jar landed in {staging}")
+    (staging / KAFKA_STAMP).write_text(pom_digest(paths.kafka_pom) + "\n", encoding="utf-8")
+    shutil.rmtree(paths.kafka_lib, ignore_errors=True)
+    staging.rename(paths.kafka_lib)
+    say(f"kafka: {len(jars)} jars installed in {time.monotonic() - started:.0f}s")
+    return True
+
+
+# --------------------------------------------------------------------------
+# FerretDB
+# --------------------------------------------------------------------------
+
+
+def go_env(paths: Paths) -> dict[str, str]:
+    """Environment that keeps every Go artefact under ``.cache/go``."""
+    env = dict(os.environ)
+    go_dir = paths.go_path.absolute()
+    env.update(
+        CGO_ENABLED="0",
+        GOBIN=str(paths.cache_bin.absolute()),
+        GOPATH=str(go_dir),
+        GOMODCACHE=str(go_dir / "mod"),
+        GOCACHE=str(go_dir / "cache"),
+        GOFLAGS="-modcacherw",
+        GOTOOLCHAIN="local",
+    )
+    return env
+
+
+def _ferretdb_stamp(paths: Paths) -> Path:
+    return paths.cache_bin / "ferretdb.version"
+
+
+def ferretdb_installed(paths: Paths) -> str | None:
+    """The installed FerretDB version if the binary and its stamp are present."""
+    stamp = _ferretdb_stamp(paths)
+    if not paths.ferretdb_bin.exists() or not stamp.exists():
+        return None
+    version = stamp.read_text(encoding="utf-8").strip()
+    wanted = os.environ.get(FERRETDB_VERSION_ENV)
+    if wanted and wanted != version:
+        return None
+    return version
+
+
+def _download_module(go: str, env: dict[str, str], versions: Sequence[str]) -> tuple[str, Path]:
+    errors: list[str] = []
+    for version in versions:
+        done = subprocess.run(
+            [go, "mod", "download", "-json", f"{FERRETDB_MODULE}@{version}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        try:
+            info = json.loads(done.stdout) if done.stdout.strip() else {}
+        except json.JSONDecodeError:
+            info = {}
+        if done.returncode == 0 and info.get("Dir"):
+            return version, Path(info["Dir"])
+        errors.append(f"{version}: {info.get('Error') or done.stderr.strip()[:200]}")
+    raise InstallError("no FerretDB v1.24.x module could be downloaded:\n" + "\n".join(errors))
+
+
+def install_ferretdb(paths: Paths, say: Printer = print) -> bool:
+    """Build FerretDB v1.24.x into ``.cache/bin/ferretdb``; True if work was done."""
+    installed = ferretdb_installed(paths)
+    if installed:
+        say(f"ferretdb: up to date ({installed})")
+        return False
+    go = find_go()
+    env = go_env(paths)
+    for key in ("GOPATH", "GOMODCACHE", "GOCACHE"):
+        Path(env[key]).mkdir(parents=True, exist_ok=True)
+    paths.cache_bin.mkdir(parents=True, exist_ok=True)
+    wanted = os.environ.get(FERRETDB_VERSION_ENV)
+    versions = (wanted,) if wanted else FERRETDB_VERSIONS
+    started = time.monotonic()
+    say(f"ferretdb: fetching {FERRETDB_MODULE} ({' / '.join(versions)}) via the Go module proxy")
+    version, module_dir = _download_module(go, env, versions)
+    src = paths.go_path / "build" / "ferretdb"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(module_dir, src)
+    for path in (src, *src.rglob("*")):
+        path.chmod(path.stat().st_mode | 0o200)
+    (src / "build" / "version" / "version.txt").write_text(version + "\n", encoding="utf-8")
+    tmp_bin = paths.cache_bin / "ferretdb.tmp"
+    say(f"ferretdb: building {version} with CGO_ENABLED=0 (first run takes a few minutes)")
+    _run(
+        [
+            go,
+            "build",
+            "-trimpath",
+            "-buildvcs=false",
+            "-o",
+            str(tmp_bin.absolute()),
+            "./cmd/ferretdb",
+        ],
+        env=env,
+        cwd=src,
+    )
+    tmp_bin.replace(paths.ferretdb_bin)
+    _ferretdb_stamp(paths).write_text(version + "\n", encoding="utf-8")
+    say(f"ferretdb: {version} built in {time.monotonic() - started:.0f}s -> {paths.ferretdb_bin}")
+    if not os.environ.get(KEEP_GO_CACHE_ENV):
+        prune_go_caches(paths, say)
+    return True
+
+
+def prune_go_caches(paths: Paths, say: Printer = print) -> None:
+    """Drop Go's module/build caches (~1 GB) once the binary exists; only it is needed."""
+    for sub in ("build", "cache", "mod", "pkg"):
+        shutil.rmtree(paths.go_path / sub, ignore_errors=True)
+    say(f"ferretdb: pruned Go caches under {paths.go_path} (set {KEEP_GO_CACHE_ENV}=1 to keep)")
+
+
+def install(paths: Paths, say: Printer = print) -> bool:
+    """Install everything; True if anything changed. Raises MissingToolError/InstallError."""
+    paths.ensure()
+    changed = install_kafka(paths, say)
+    changed = install_ferretdb(paths, say) or changed
+    return changed

@@ -1,0 +1,32 @@
+"""Writing a Batchyard job type.
+
+A job type subclasses `JobType`, names itself, declares a pydantic `Input` model and
+implements `run`. It is registered under the entry-point group `batchyard.job_types`; every
+executor that has the package installed discovers it at start and announces it.
+
+    class Resize(JobType):
+        name = "images.resize"
+        Input = ResizeInput
+
+        async def run(self, item: ResizeInput, ctx: JobContext) -> dict[str, Any]:
+            ...
+            await ctx.report_progress(50)
+            ...
+            return {"bytes": n}
+
+Raise `RetryableError` for failures worth another attempt (timeouts, 5xx) and
+`PermanentError` for the rest; any other exception counts as permanent. Cancellation arrives as
+`asyncio.CancelledError` at an await point: let it propagate.
+"""
+
+from jobkit.errors import JobError, PermanentError, RetryableError
+from jobkit.jobtype import ENTRY_POINT_GROUP, JobContext, JobType
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "JobContext",
+    "JobError",
+    "JobType",
+    "PermanentError",
+    "RetryableError",
+]

@@ -1,0 +1,1 @@
+"""Runtime plumbing shared by Batchyard services. No domain logic lives here."""

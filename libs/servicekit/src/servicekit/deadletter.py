@@ -1,0 +1,44 @@
+"""The dead-letter topic: where a consumer puts what it cannot parse or apply."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import orjson
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
+
+from contracts.envelope import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class DeadLetters:
+    """Publishes a poison record with the reason and its original bytes, so nothing that was
+    consumed is dropped silently. The record is JSON: `reason`, `consumer`, `source_topic`,
+    `partition`, `offset`, `key`, `value_b64`, `at`."""
+
+    def __init__(self, broker: KafkaBroker, topic: str, consumer: str) -> None:
+        self._broker = broker
+        self._topic = topic
+        self._consumer = consumer
+        self.count = 0
+
+    async def send(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        value = record.value or b""
+        body = {
+            "reason": reason,
+            "consumer": self._consumer,
+            "source_topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key.decode("utf-8", "replace") if record.key else None,
+            "value_b64": base64.b64encode(value).decode(),
+            "at": utcnow().isoformat(),
+        }
+        await self._broker.publish(orjson.dumps(body), self._topic, key=record.key)
+        self.count += 1
+        log.warning(
+            "dead-lettered %s:%s@%s: %s", record.topic, record.partition, record.offset, reason
+        )

@@ -1,0 +1,64 @@
+"""Kafka plumbing: topic creation, the broker, and raw records of a consumed batch."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+
+from contracts.topics import Topics
+
+log = logging.getLogger(__name__)
+
+DISPATCH_PARTITIONS = 12
+DEFAULT_PARTITIONS = 6
+
+
+def topic_partitions(topics: Topics) -> dict[str, int]:
+    """How many partitions each topic gets: dispatch bounds the executors that share work."""
+    layout = dict.fromkeys(topics.all(), DEFAULT_PARTITIONS)
+    layout[topics.job_dispatch] = DISPATCH_PARTITIONS
+    layout[topics.executor_heartbeats] = 1
+    layout[topics.control] = 1
+    return layout
+
+
+async def ensure_topics(bootstrap: str, layout: Mapping[str, int]) -> None:
+    """Creates missing topics; existing ones are left as they are. Raises if Kafka is down."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name=name, num_partitions=parts, replication_factor=1)
+            for name, parts in layout.items()
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+            log.info("created topics", extra={"topic": ",".join(t.name for t in missing)})
+    finally:
+        await admin.close()
+
+
+def make_broker(bootstrap: str, client_id: str, **producer_options: Any) -> KafkaBroker:
+    """A broker whose producer waits for the leader's ack and batches briefly."""
+    options: dict[str, Any] = {"acks": "all", "linger_ms": 2, "max_batch_size": 256 * 1024}
+    options.update(producer_options)
+    return KafkaBroker(
+        bootstrap, client_id=client_id, logger=logging.getLogger("faststream"), **options
+    )
+
+
+def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:
+    """The raw records behind a consumed message or batch."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)

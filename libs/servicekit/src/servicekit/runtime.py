@@ -1,0 +1,161 @@
+"""What every service process has: a FastAPI app for health, readiness and metrics; a
+connect loop that waits for Kafka and the store instead of crashing; background tasks that
+start once connected and stop with the process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from servicekit.kafka import ensure_topics, topic_partitions
+from servicekit.settings import ServiceSettings
+from servicekit.store import Document, ping
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class ServiceRuntime:
+    """Owns the connections of one service process and knows whether it is ready.
+
+    `on_connected` hooks run once, after Kafka and the store answered and the broker started;
+    `background` coroutines run from then until shutdown."""
+
+    def __init__(
+        self, name: str, settings: ServiceSettings, broker: KafkaBroker, db: AsyncDatabase[Document]
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.broker = broker
+        self.db = db
+        self.connected = asyncio.Event()
+        self._on_connected: list[Hook] = []
+        self._background: list[Callable[[], Awaitable[Any]]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._ready_cache: tuple[float, bool, str] = (0.0, False, "starting")
+
+    def on_connected(self, hook: Hook) -> None:
+        self._on_connected.append(hook)
+
+    def background(self, factory: Callable[[], Awaitable[Any]]) -> None:
+        self._background.append(factory)
+
+    async def _connect(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await ping(self.db)
+                await ensure_topics(
+                    self.settings.kafka_bootstrap_servers, topic_partitions(self.settings.topics)
+                )
+                await self.broker.start()
+                for hook in self._on_connected:
+                    await hook()
+                break
+            except Exception as exc:
+                log.warning("waiting for Kafka and the store: %s", exc)
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.connected.set()
+        log.info("connected")
+        for factory in self._background:
+            self._tasks.append(asyncio.create_task(_supervised(factory)))
+
+    async def readiness(self) -> tuple[bool, str]:
+        """Ready when connected and both Kafka and the store answer now (cached for 1 s)."""
+        now = time.monotonic()
+        at, ok, why = self._ready_cache
+        if now - at < 1.0:
+            return ok, why
+        if not self.connected.is_set():
+            result = (False, "connecting to Kafka and the store")
+        else:
+            try:
+                await asyncio.wait_for(ping(self.db), 2)
+                if not await self.broker.ping(timeout=2):
+                    raise RuntimeError("Kafka does not answer")
+                result = (True, "ok")
+            except Exception as exc:
+                result = (False, str(exc) or type(exc).__name__)
+        self._ready_cache = (now, *result)
+        return result
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        connect = asyncio.create_task(self._connect())
+        try:
+            yield
+        finally:
+            connect.cancel()
+            for task in self._tasks:
+                task.cancel()
+            for task in [connect, *self._tasks]:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+            with contextlib.suppress(Exception):
+                await self.db.client.close()
+
+    def app(self, **fastapi_options: Any) -> FastAPI:
+        app = FastAPI(lifespan=self.lifespan, **fastapi_options)
+        add_health_routes(app, self)
+        return app
+
+
+def add_health_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive", "service": runtime.name}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ok, why = await runtime.readiness()
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "detail": why, "service": runtime.name},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _supervised(factory: Callable[[], Awaitable[Any]]) -> None:
+    """Runs a background loop; if it crashes, it is logged and started again."""
+    while True:
+        try:
+            await factory()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task crashed; restarting in 1 s")
+            await asyncio.sleep(1)
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Runs the app with uvicorn on uvloop until SIGTERM."""
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )

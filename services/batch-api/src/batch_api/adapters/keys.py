@@ -1,0 +1,66 @@
+"""API keys, stored hashed. Keys are 256-bit random tokens, so a SHA-256 digest is enough to
+make a stolen database useless (slow password hashes protect low-entropy secrets; these are
+not), and it keeps authentication off the request's critical path."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from datetime import UTC, datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from batch_api.domain.principal import Principal, Role
+from servicekit.store import Document
+
+KEY_PREFIX = "bya_"
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeyStore:
+    def __init__(self, db: AsyncDatabase[Document], cache_s: float = 10.0) -> None:
+        self.keys = db["api_keys"]
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._cache_s = cache_s
+
+    async def ensure(self, key: str, *, tenant: str, user: str, role: Role, name: str) -> None:
+        """Registers `key` (e.g. the bootstrap admin key) if it is not there yet."""
+        await self.keys.update_one(
+            {"_id": digest(key)},
+            {
+                "$setOnInsert": {
+                    "key_id": f"key_{digest(key)[:12]}",
+                    "tenant": tenant,
+                    "user": user,
+                    "role": role,
+                    "name": name,
+                    "created_at": datetime.now(UTC),
+                    "revoked": False,
+                }
+            },
+            upsert=True,
+        )
+
+    async def resolve(self, key: str) -> Principal | None:
+        """The principal of a valid, unrevoked key; None otherwise. Cached briefly."""
+        h = digest(key)
+        now = time.monotonic()
+        cached = self._cache.get(h)
+        if cached is not None and now - cached[0] < self._cache_s:
+            return cached[1]
+        doc = await self.keys.find_one({"_id": h})
+        principal = None
+        if doc is not None and not doc.get("revoked"):
+            principal = Principal(doc["key_id"], doc["tenant"], doc["user"], doc["role"])
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[h] = (now, principal)
+        return principal

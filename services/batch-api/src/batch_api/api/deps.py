@@ -1,0 +1,51 @@
+"""Request dependencies: the caller's principal and the services, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from batch_api.adapters.keys import ApiKeyStore
+from batch_api.adapters.views import ReadModels
+from batch_api.api.problems import Problem
+from batch_api.domain.principal import Principal
+from batch_api.handlers.batches import BatchService
+
+
+def _state(request: Request) -> object:
+    return request.app.state
+
+
+async def current_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        token = request.headers.get("x-api-key", "")
+    if not token:
+        raise Problem(
+            401,
+            "Unauthorized",
+            "send an API key as `Authorization: Bearer <key>`",
+            kind="unauthorized",
+        )
+    keys: ApiKeyStore = request.app.state.keys
+    principal = await keys.resolve(token.strip())
+    if principal is None:
+        raise Problem(401, "Unauthorized", "the API key is unknown or revoked", kind="unauthorized")
+    return principal
+
+
+def batch_service(request: Request) -> BatchService:
+    service: BatchService = request.app.state.batches
+    return service
+
+
+def read_models(request: Request) -> ReadModels:
+    models: ReadModels = request.app.state.read_models
+    return models
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+Batches = Annotated[BatchService, Depends(batch_service)]
+Reads = Annotated[ReadModels, Depends(read_models)]

@@ -1,0 +1,20 @@
+"""Who is calling: an API key resolves to a principal with a tenant, a user and a role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Role = Literal["viewer", "operator", "admin"]
+_RANK = {"viewer": 0, "operator": 1, "admin": 2}
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    tenant: str
+    user: str
+    role: Role
+
+    def may(self, role: Role) -> bool:
+        return _RANK[self.role] >= _RANK[role]

@@ -1,0 +1,32 @@
+"""Announcing this executor's job types in the store's `job_types` collection, where the API
+reads the names, descriptions and input schemas. The schema is stored as a JSON string (JSON
+Schema keys such as `$defs` are not valid field names in every store)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from jobkit import JobType
+from servicekit.store import Document
+
+
+async def announce_job_types(
+    db: AsyncDatabase[Document], executor_id: str, job_types: dict[str, JobType]
+) -> None:
+    now = datetime.now(UTC)
+    for name, job_type in job_types.items():
+        await db["job_types"].update_one(
+            {"_id": name},
+            {
+                "$set": {
+                    "description": job_type.description,
+                    "input_schema_json": json.dumps(job_type.input_schema(), sort_keys=True),
+                    "announced_at": now,
+                    f"executors.{executor_id.replace('.', '_')}": now,
+                }
+            },
+            upsert=True,
+        )

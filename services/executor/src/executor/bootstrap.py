@@ -1,0 +1,102 @@
+"""The executor's composition root."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Sequence
+
+from fastapi import FastAPI
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from executor.adapters.announce import announce_job_types
+from executor.domain.registry import discover_job_types
+from executor.handlers.runner import Executor
+from jobkit import JobType
+from servicekit.consume import Decoded, subscribe_batches
+from servicekit.deadletter import DeadLetters
+from servicekit.kafka import make_broker
+from servicekit.publisher import EventPublisher, KafkaEventPublisher
+from servicekit.runtime import ServiceRuntime
+from servicekit.settings import ServiceSettings
+from servicekit.store import connect_store
+
+NAME = "executor"
+
+
+class ExecutorSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="BATCHYARD_EXECUTOR_", extra="ignore")
+
+    http_port: int = Field(default=8010, validation_alias=AliasChoices("BATCHYARD_HTTP_PORT"))
+    slots: int = Field(default=64, ge=1, le=10_000)
+    heartbeat_s: float = Field(default=1.0, gt=0)
+
+
+def bootstrap(
+    settings: ExecutorSettings,
+    *,
+    job_types: dict[str, JobType] | None = None,
+    publisher: EventPublisher | None = None,
+) -> tuple[FastAPI, Executor]:
+    executor_id = settings.instance_id or f"executor-{socket.gethostname()}-{os.getpid()}"
+    broker = make_broker(settings.kafka_bootstrap_servers, client_id=executor_id)
+    db = connect_store(settings.mongodb_url, settings.database_name, executor_id)
+    runtime = ServiceRuntime(NAME, settings, broker, db)
+    topics = settings.topics
+    executor = Executor(
+        executor_id=executor_id,
+        slots=settings.slots,
+        job_types=job_types if job_types is not None else discover_job_types(),
+        publisher=publisher or KafkaEventPublisher(broker),
+        topics=topics,
+    )
+    dead_letters = DeadLetters(broker, topics.dead_letter, executor_id)
+
+    async def accept(items: Sequence[Decoded]) -> None:
+        await executor.accept(items)
+
+    async def control(items: Sequence[Decoded]) -> None:
+        await executor.control(items)
+
+    subscribe_batches(
+        broker,
+        [topics.job_dispatch],
+        group_id=f"{topics.prefix}executors",
+        handler=accept,
+        dead_letters=dead_letters,
+        max_records=max(1, settings.slots),
+        batch_timeout_ms=5,
+    )
+    subscribe_batches(
+        broker,
+        [topics.control],
+        group_id=f"{topics.prefix}executor-control-{executor_id}",
+        handler=control,
+        dead_letters=dead_letters,
+        from_beginning=False,
+    )
+
+    async def heartbeats() -> None:
+        while True:
+            await executor.publisher.publish([executor.heartbeat()])
+            await asyncio.sleep(settings.heartbeat_s)
+
+    async def announce() -> None:
+        await announce_job_types(db, executor_id, executor.job_types)
+
+    runtime.on_connected(announce)
+    runtime.background(heartbeats)
+    app = runtime.app(title=f"Batchyard executor {executor_id}")
+
+    @app.get("/v1/executor", include_in_schema=False)
+    async def describe() -> dict[str, object]:
+        return {
+            "executor_id": executor_id,
+            "slots_total": executor.slots,
+            "slots_free": executor.slots_free,
+            "job_types": sorted(executor.job_types),
+        }
+
+    return app, executor

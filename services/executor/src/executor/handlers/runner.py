@@ -1,0 +1,247 @@
+"""The executor's service layer: accept dispatched jobs into bounded slots, run them with a
+timeout and cooperative cancellation, report the outcome.
+
+A dispatch is acknowledged (its offset committed) once the executor has durably said it took
+the job (`JobStarted` acked by Kafka); from then on the scheduler's lease covers it: if this
+process dies, the lease expires and the job is dispatched again as a new attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts.codec import envelope_for
+from contracts.envelope import Envelope
+from contracts.events import (
+    CancelBroadcast,
+    Event,
+    ExecutorHeartbeat,
+    JobCompleted,
+    JobDispatched,
+    JobFailed,
+    JobProgress,
+    JobStarted,
+)
+from contracts.topics import Topics
+from jobkit import JobError, JobType
+from servicekit.publisher import EventPublisher, Outgoing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningJob:
+    dispatch: JobDispatched
+    tenant: str
+    started_at: datetime
+    task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+
+
+@dataclass
+class Context:
+    """The `jobkit.JobContext` given to a running job."""
+
+    job_id: str
+    batch_id: str
+    attempt: int
+    params: dict[str, Any]
+    _report: Callable[[float | None, str], Any]
+
+    async def report_progress(self, percent: float | None = None, message: str = "") -> None:
+        await self._report(percent, message)
+
+
+@dataclass
+class Executor:
+    executor_id: str
+    slots: int
+    job_types: dict[str, JobType]
+    publisher: EventPublisher
+    topics: Topics
+    running: dict[str, RunningJob] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+    _free: asyncio.Semaphore = field(init=False)
+    _done: int = 0
+
+    def __post_init__(self) -> None:
+        self._free = asyncio.Semaphore(self.slots)
+
+    @property
+    def slots_free(self) -> int:
+        return self.slots - len(self.running)
+
+    async def accept(self, items: Sequence[tuple[Envelope, Event]]) -> None:
+        """Takes each dispatched job: waits for a free slot, reports it started, runs it."""
+        for envelope, event in items:
+            if not isinstance(event, JobDispatched) or event.job_id in self.running:
+                continue
+            age = self.clock() - event.dispatched_at.timestamp()
+            if age > event.lease_s:
+                log.info("skipping a dispatch older than its lease", extra={"job_id": event.job_id})
+                continue
+            await self._free.acquire()
+            job = RunningJob(event, envelope.tenant, datetime.now(UTC))
+            self.running[event.job_id] = job
+            try:
+                await self._publish(
+                    job,
+                    JobStarted(
+                        job_id=event.job_id,
+                        batch_id=event.batch_id,
+                        attempt=event.attempt,
+                        executor_id=self.executor_id,
+                        started_at=job.started_at,
+                    ),
+                )
+            except BaseException:
+                self.running.pop(event.job_id, None)
+                self._free.release()
+                raise
+            job.task = asyncio.create_task(self._run(job))
+
+    async def _run(self, job: RunningJob) -> None:
+        d = job.dispatch
+        result: Event
+        try:
+            output = await self._execute(job)
+            finished = datetime.now(UTC)
+            result = JobCompleted(
+                job_id=d.job_id,
+                batch_id=d.batch_id,
+                attempt=d.attempt,
+                executor_id=self.executor_id,
+                started_at=job.started_at,
+                finished_at=finished,
+                duration_ms=_ms(job.started_at, finished),
+                output=output,
+                metrics={k: float(v) for k, v in output.items() if _is_number(v)},
+            )
+        except asyncio.CancelledError:
+            if not job.cancel_requested:
+                self._release(job)
+                raise  # shutting down: the lease will bring the job back
+            result = self._failure(job, "Cancelled", "cancelled on request", False, cancelled=True)
+        except TimeoutError:
+            result = self._failure(job, "JobTimeout", f"exceeded {d.timeout_s}s", True)
+        except JobError as exc:
+            result = self._failure(job, exc.error_class, str(exc), exc.retryable)
+        except ValidationError as exc:
+            result = self._failure(job, "InvalidInput", str(exc), False)
+        except Exception as exc:
+            log.exception("job raised", extra={"job_id": d.job_id})
+            result = self._failure(job, type(exc).__name__, str(exc), False)
+        try:
+            await self._publish(job, result)
+        finally:
+            self._release(job)
+
+    async def _execute(self, job: RunningJob) -> dict[str, Any]:
+        d = job.dispatch
+        job_type = self.job_types.get(d.job_type)
+        if job_type is None:
+            raise _Unknown(f"no executor here has job type {d.job_type!r}")
+        item = job_type.Input.model_validate({**d.params.get("defaults", {}), **d.item})
+
+        async def report(percent: float | None, message: str) -> None:
+            await self._publish(
+                job,
+                JobProgress(
+                    job_id=d.job_id,
+                    batch_id=d.batch_id,
+                    attempt=d.attempt,
+                    executor_id=self.executor_id,
+                    percent=percent,
+                    message=message,
+                ),
+            )
+
+        ctx = Context(d.job_id, d.batch_id, d.attempt, d.params, report)
+        async with asyncio.timeout(d.timeout_s):
+            return await job_type.run(item, ctx)
+
+    def _failure(
+        self,
+        job: RunningJob,
+        error_class: str,
+        message: str,
+        retryable: bool,
+        cancelled: bool = False,
+    ) -> JobFailed:
+        d = job.dispatch
+        finished = datetime.now(UTC)
+        return JobFailed(
+            job_id=d.job_id,
+            batch_id=d.batch_id,
+            attempt=d.attempt,
+            executor_id=self.executor_id,
+            started_at=job.started_at,
+            finished_at=finished,
+            duration_ms=_ms(job.started_at, finished),
+            error_class=error_class,
+            error_message=message[:4000],
+            retryable=retryable,
+            cancelled=cancelled,
+        )
+
+    def _release(self, job: RunningJob) -> None:
+        if self.running.pop(job.dispatch.job_id, None) is not None:
+            self._free.release()
+            self._done += 1
+
+    async def _publish(self, job: RunningJob, event: Event) -> None:
+        env = envelope_for(event, producer=self.executor_id, tenant=job.tenant)
+        await self.publisher.publish([Outgoing(self.topics.job_events, job.dispatch.batch_id, env)])
+
+    async def control(self, items: Sequence[tuple[Envelope, Event]]) -> None:
+        """Cancels running jobs named by a `CancelBroadcast`."""
+        for _, event in items:
+            if not isinstance(event, CancelBroadcast):
+                continue
+            for job in list(self.running.values()):
+                if job.dispatch.batch_id != event.batch_id:
+                    continue
+                if event.job_ids is not None and job.dispatch.job_id not in event.job_ids:
+                    continue
+                job.cancel_requested = True
+                if job.task is not None:
+                    job.task.cancel()
+
+    def heartbeat(self) -> Outgoing:
+        event = ExecutorHeartbeat(
+            executor_id=self.executor_id,
+            slots_total=self.slots,
+            slots_free=self.slots_free,
+            running=len(self.running),
+            job_types=sorted(self.job_types),
+            sent_at=datetime.now(UTC),
+            running_jobs={j.dispatch.job_id: j.dispatch.attempt for j in self.running.values()},
+        )
+        env = envelope_for(event, producer=self.executor_id)
+        return Outgoing(self.topics.executor_heartbeats, self.executor_id, env)
+
+    async def shutdown(self) -> None:
+        tasks = [j.task for j in self.running.values() if j.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Unknown(JobError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_class="UnknownJobType")
+
+
+def _ms(start: datetime, end: datetime) -> float:
+    return round((end - start).total_seconds() * 1000, 3)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,63 @@
+"""The reporter's service layer: turn consumed events into read-model writes; announce a
+report when a batch finishes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prometheus_client import Histogram
+
+from contracts.codec import envelope_for
+from contracts.envelope import Envelope, deterministic_event_id, utcnow
+from contracts.events import BatchReportReady, BatchSnapshot, Event
+from contracts.topics import Topics
+from reporter.adapters.store import MongoProjectionStore
+from reporter.domain.projection import project
+from servicekit.publisher import EventPublisher, Outgoing
+
+log = logging.getLogger(__name__)
+
+PROJECTION_LAG = Histogram(
+    "batchyard_projection_lag_seconds",
+    "Time from an event's occurrence to its projection into the read model",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+FINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
+
+
+@dataclass
+class Projector:
+    store: MongoProjectionStore
+    publisher: EventPublisher
+    topics: Topics
+
+    async def handle(self, items: Sequence[tuple[Envelope, Event]]) -> None:
+        writes = [w for env, event in items for w in project(env, event)]
+        await self.store.apply(writes)
+        now = utcnow()
+        for env, _ in items:
+            PROJECTION_LAG.observe(max(0.0, (now - env.occurred_at).total_seconds()))
+        reports = [
+            self._report(env, event)
+            for env, event in items
+            if isinstance(event, BatchSnapshot) and event.status in FINAL
+        ]
+        if reports:
+            await self.publisher.publish(reports)
+
+    def _report(self, env: Envelope, e: BatchSnapshot) -> Outgoing:
+        c = e.counts
+        finished = c.completed + c.failed
+        report = BatchReportReady(
+            batch_id=e.batch_id,
+            status=e.status,
+            total=c.total,
+            completed=c.completed,
+            failed=c.failed,
+            success_rate=round(c.completed / finished, 4) if finished else 0.0,
+        )
+        event_id = deterministic_event_id(e.batch_id, "report", str(env.seq))
+        out = envelope_for(report, producer="reporter", tenant=env.tenant, event_id=event_id)
+        return Outgoing(self.topics.reports, e.batch_id, out)

@@ -1,0 +1,19 @@
+"""`batchyard-reporter`: projects events into read models; health and metrics on its port."""
+
+from __future__ import annotations
+
+from reporter.bootstrap import bootstrap
+from servicekit.logging import configure_logging
+from servicekit.runtime import serve
+from servicekit.settings import settings_with_port
+
+
+def main() -> None:
+    settings = settings_with_port(8003)()
+    configure_logging("reporter", settings.log_level)
+    app, _ = bootstrap(settings)
+    serve(app, settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The scheduler's composition root: settings in, a runnable app out. Nothing connects at
+import time; tests pass their own store or publisher through the same function."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from fastapi import FastAPI
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from scheduler.adapters.store import MongoSchedulerStore, SchedulerStore
+from scheduler.handlers.engine import Scheduler, SchedulerConfig
+from servicekit.consume import Decoded, subscribe_batches
+from servicekit.deadletter import DeadLetters
+from servicekit.kafka import make_broker
+from servicekit.publisher import EventPublisher, KafkaEventPublisher
+from servicekit.runtime import ServiceRuntime
+from servicekit.settings import ServiceSettings
+from servicekit.store import connect_store
+
+NAME = "scheduler"
+
+
+class SchedulerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="BATCHYARD_SCHEDULER_", extra="ignore")
+
+    http_port: int = Field(default=8001, validation_alias=AliasChoices("BATCHYARD_HTTP_PORT"))
+    lease_s: float = Field(default=15.0, gt=0)
+    prefetch: int = Field(default=8, ge=0)
+    global_max_in_flight: int = Field(default=100_000, ge=1)
+    tick_s: float = Field(default=0.05, gt=0)
+
+
+def bootstrap(
+    settings: SchedulerSettings,
+    *,
+    store: SchedulerStore | None = None,
+    publisher: EventPublisher | None = None,
+) -> tuple[FastAPI, Scheduler]:
+    broker = make_broker(settings.kafka_bootstrap_servers, client_id=NAME)
+    db = connect_store(settings.mongodb_url, settings.database_name, NAME)
+    runtime = ServiceRuntime(NAME, settings, broker, db)
+    topics = settings.topics
+    scheduler = Scheduler(
+        store=store or MongoSchedulerStore(db),
+        publisher=publisher or KafkaEventPublisher(broker),
+        topics=topics,
+        config=SchedulerConfig(
+            lease_s=settings.lease_s,
+            prefetch=settings.prefetch,
+            global_max_in_flight=settings.global_max_in_flight,
+        ),
+    )
+    recovered = asyncio.Event()
+    dead_letters = DeadLetters(broker, topics.dead_letter, NAME)
+
+    async def handle(items: Sequence[Decoded]) -> None:
+        await recovered.wait()
+        await scheduler.handle(items)
+
+    subscribe_batches(
+        broker,
+        [topics.batch_commands, topics.job_events, topics.executor_heartbeats],
+        group_id=f"{topics.prefix}scheduler",
+        handler=handle,
+        dead_letters=dead_letters,
+    )
+
+    async def recover() -> None:
+        await scheduler.recover()
+        recovered.set()
+
+    async def ticking() -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(scheduler.wake.wait(), settings.tick_s)
+            scheduler.wake.clear()
+            await scheduler.tick()
+
+    runtime.on_connected(recover)
+    runtime.background(ticking)
+    return runtime.app(title="Batchyard scheduler"), scheduler

@@ -1,0 +1,164 @@
+"""The scheduler's in-memory view of one batch. Plain data and arithmetic, no I/O.
+
+Jobs that were never dispatched have no document: they are the indexes at or above
+`next_index`. Only in-flight jobs (dispatched or running) and jobs waiting to retry are held
+individually, so memory grows with concurrency, not with batch size."""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from contracts.vocabulary import BatchConfig, ProgressCounts
+
+
+@dataclass
+class InFlight:
+    job_id: str
+    index: int
+    attempt: int
+    failures: int
+    status: str  # "dispatched" | "running"
+    lease_until: float
+
+
+@dataclass(order=True)
+class PendingRetry:
+    ready_at: float
+    index: int
+    attempt: int = field(compare=False)
+    failures: int = field(compare=False)
+
+
+@dataclass
+class BatchRuntime:
+    batch_id: str
+    tenant: str
+    job_type: str
+    config: BatchConfig
+    priority_level: int
+    status: str
+    total: int | None = None
+    chunk_starts: list[int] = field(default_factory=list)
+    chunk_numbers: list[int] = field(default_factory=list)
+    known_items: int = 0
+    next_index: int = 0
+    completed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    in_flight: dict[str, InFlight] = field(default_factory=dict)
+    retries: list[PendingRetry] = field(default_factory=list)
+    cancelled_indexes: set[int] = field(default_factory=set)
+    cancelling: bool = False
+    stop_reason: str | None = None
+    seq: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_slot_at: float = 0.0
+    dirty: bool = False
+
+    # --- items -----------------------------------------------------------------------------
+    def add_chunk(self, chunk: int, first_index: int, count: int) -> bool:
+        """Records a chunk of items; False if it was already known."""
+        if chunk in self.chunk_numbers:
+            return False
+        pos = bisect.bisect(self.chunk_starts, first_index)
+        self.chunk_starts.insert(pos, first_index)
+        self.chunk_numbers.insert(pos, chunk)
+        self.known_items += count
+        return True
+
+    def chunk_of(self, index: int) -> tuple[int, int]:
+        """(chunk number, offset inside it) of a job index."""
+        pos = bisect.bisect_right(self.chunk_starts, index) - 1
+        return self.chunk_numbers[pos], index - self.chunk_starts[pos]
+
+    # --- work ------------------------------------------------------------------------------
+    @property
+    def dispatchable(self) -> bool:
+        return self.status in ("queued", "running", "retrying") and not self.cancelling
+
+    def ready_retries(self, now: float) -> int:
+        return sum(1 for r in self.retries if r.ready_at <= now)
+
+    def room(self, now: float) -> int:
+        """How many more jobs this batch could dispatch now."""
+        if not self.dispatchable:
+            return 0
+        limit = self.config.max_concurrent_jobs - len(self.in_flight)
+        work = (self.known_items - self.next_index) + self.ready_retries(now)
+        return max(0, min(limit, work))
+
+    def claim(self, now: float) -> tuple[int, int, int] | None:
+        """Takes the next job to dispatch: a ready retry first, else the next new index.
+        Returns (index, attempt, failures)."""
+        if self.retries and self.retries[0].ready_at <= now:
+            r = heapq.heappop(self.retries)
+            return r.index, r.attempt, r.failures
+        while self.next_index < self.known_items:
+            index = self.next_index
+            self.next_index += 1
+            if index in self.cancelled_indexes:
+                self.cancelled += 1
+                continue
+            return index, 1, 0
+        return None
+
+    def schedule_retry(self, index: int, attempt: int, failures: int, ready_at: float) -> None:
+        heapq.heappush(self.retries, PendingRetry(ready_at, index, attempt, failures))
+
+    def cancel_waiting(self) -> int:
+        """Ends every job that has not been dispatched as cancelled; returns how many."""
+        n = len(self.retries)
+        self.retries.clear()
+        if self.total is not None:
+            remaining = self.total - self.next_index
+            self.next_index = self.total
+        else:
+            remaining = self.known_items - self.next_index
+            self.next_index = self.known_items
+        n += remaining
+        self.cancelled += n
+        return n
+
+    @property
+    def all_finished(self) -> bool:
+        return (
+            self.total is not None
+            and self.next_index >= self.total
+            and not self.in_flight
+            and not self.retries
+        )
+
+    def counts(self) -> ProgressCounts:
+        dispatched = sum(1 for j in self.in_flight.values() if j.status == "dispatched")
+        running = len(self.in_flight) - dispatched
+        total = self.total if self.total is not None else self.known_items
+        return ProgressCounts(
+            total=total,
+            pending=max(0, total - self.next_index),
+            dispatched=dispatched,
+            running=running,
+            completed=self.completed,
+            failed=self.failed,
+            retrying=len(self.retries),
+            skipped=self.skipped,
+            cancelled=self.cancelled,
+        )
+
+    def outcome(self) -> tuple[str, str]:
+        """The finished batch's state and event: cancelled, failed, or completed (with
+        errors) by `stop_on_error` and the failure threshold."""
+        if self.cancelling and self.stop_reason is None:
+            return "cancelled", "cancel"
+        if self.stop_reason is not None:
+            return "failed", "fail"
+        total = max(self.total or 0, 1)
+        if self.failed and self.failed / total > self.config.failure_threshold:
+            return "failed", "fail"
+        if self.failed:
+            return "completed_with_errors", "complete_with_errors"
+        return "completed", "complete"

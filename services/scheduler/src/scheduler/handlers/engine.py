@@ -1,0 +1,588 @@
+"""The scheduler's service layer: one method per message it consumes, plus `tick`, which
+expires leases, dispatches within the executors' free slots, finishes batches and publishes
+progress. All state changes happen under one lock, are written to the store, and only then
+are events published; the caller acks the consumed messages after that (at-least-once in,
+idempotent effects)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from contracts.codec import envelope_for
+from contracts.envelope import Envelope, deterministic_event_id
+from contracts.events import (
+    BatchCancelled,
+    BatchCancelRequested,
+    BatchCompleted,
+    BatchCreated,
+    BatchFailed,
+    BatchItemsAdded,
+    BatchPaused,
+    BatchPauseRequested,
+    BatchProgress,
+    BatchResumed,
+    BatchResumeRequested,
+    BatchRetrying,
+    BatchRetryRequested,
+    BatchSnapshot,
+    BatchStarted,
+    BatchSubmitted,
+    CancelBroadcast,
+    Event,
+    ExecutorHeartbeat,
+    JobCancelRequested,
+    JobCompleted,
+    JobDispatched,
+    JobFailed,
+    JobProgress,
+    JobRetryRequested,
+    JobRetryScheduled,
+    JobStarted,
+    RollbackRequested,
+)
+from contracts.topics import Topics, batch_id_of, job_id_for
+from contracts.vocabulary import BatchConfig, priority_level
+from scheduler.adapters.store import SchedulerStore
+from scheduler.domain.fairshare import FairShare, weight_of
+from scheduler.domain.model import BatchRuntime, InFlight
+from scheduler.domain.retry import backoff_s, should_retry
+from scheduler.domain.states import can_batch, next_batch_state
+from servicekit.publisher import EventPublisher, Outgoing
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "scheduler"
+EXECUTOR_TTL_S = 5.0
+
+
+@dataclass
+class ExecutorSeen:
+    slots_total: int
+    slots_free: int
+    seen_at: float
+
+
+@dataclass
+class SchedulerConfig:
+    lease_s: float = 15.0
+    prefetch: int = 8
+    global_max_in_flight: int = 100_000
+    progress_interval_s: float = 0.25
+
+
+@dataclass
+class Scheduler:
+    store: SchedulerStore
+    publisher: EventPublisher
+    topics: Topics
+    config: SchedulerConfig = field(default_factory=SchedulerConfig)
+    clock: Callable[[], float] = time.time
+    batches: dict[str, BatchRuntime] = field(default_factory=dict)
+    executors: dict[str, ExecutorSeen] = field(default_factory=dict)
+    fair: FairShare = field(default_factory=FairShare)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _outbox: list[Outgoing] = field(default_factory=list)
+    _job_writes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _chunk_cache: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    _final_docs: list[dict[str, Any]] = field(default_factory=list)
+    _last_progress: float = 0.0
+
+    # ------------------------------------------------------------------ recovery
+    async def recover(self) -> None:
+        """Rebuilds the in-memory state of unfinished batches from the store."""
+        await self.store.setup()
+        for doc in await self.store.active_batches():
+            b = _runtime_from_doc(doc)
+            for chunk, first, count in await self.store.chunk_layout(b.batch_id):
+                b.add_chunk(chunk, first, count)
+            b.next_index = max(b.next_index, await self.store.max_job_index(b.batch_id) + 1)
+            for status in ("completed", "failed", "skipped"):
+                setattr(b, status, await self.store.count_jobs(b.batch_id, status))
+            now = self.clock()
+            for j in await self.store.in_flight_jobs(b.batch_id):
+                if j["status"] == "retrying":
+                    b.schedule_retry(j["index"], j["attempt"] + 1, j.get("failures", 0), now)
+                else:
+                    b.in_flight[j["_id"]] = InFlight(
+                        j["_id"],
+                        j["index"],
+                        j["attempt"],
+                        j.get("failures", 0),
+                        j["status"],
+                        now + self.config.lease_s,
+                    )
+            self.batches[b.batch_id] = b
+        log.info("recovered %d unfinished batches", len(self.batches))
+
+    # ------------------------------------------------------------------ consuming
+    async def handle(self, items: Sequence[tuple[Envelope, Event]]) -> None:
+        """Applies consumed events in order, then persists and publishes their effects."""
+        async with self.lock:
+            for envelope, event in items:
+                handler = self._handlers().get(type(event))
+                if handler is not None:
+                    await handler(envelope, event)
+            await self._flush()
+        self.wake.set()
+
+    def _handlers(self) -> dict[type[Event], Callable[[Envelope, Any], Any]]:
+        return {
+            BatchCreated: self._on_batch_created,
+            BatchItemsAdded: self._on_items_added,
+            BatchSubmitted: self._on_submitted,
+            BatchPauseRequested: self._on_pause,
+            BatchResumeRequested: self._on_resume,
+            BatchCancelRequested: self._on_cancel,
+            BatchRetryRequested: self._on_batch_retry,
+            JobRetryRequested: self._on_job_retry,
+            JobCancelRequested: self._on_job_cancel,
+            JobStarted: self._on_job_started,
+            JobProgress: self._on_job_progress,
+            JobCompleted: self._on_job_completed,
+            JobFailed: self._on_job_failed,
+            ExecutorHeartbeat: self._on_heartbeat,
+            RollbackRequested: self._on_rollback_requested,
+        }
+
+    async def _on_batch_created(self, env: Envelope, e: BatchCreated) -> None:
+        if e.batch_id in self.batches:
+            return
+        b = BatchRuntime(
+            batch_id=e.batch_id,
+            tenant=env.tenant,
+            job_type=e.job_type,
+            config=e.config,
+            priority_level=priority_level(e.priority),
+            status="uploading",  # items follow; BatchSubmitted moves it to queued
+        )
+        if await self.store.insert_batch(_doc_from_runtime(b)):
+            self.batches[b.batch_id] = b
+
+    async def _on_items_added(self, env: Envelope, e: BatchItemsAdded) -> None:
+        b = self.batches.get(e.batch_id)
+        if b is None:
+            return
+        if await self.store.insert_chunk(e.batch_id, e.chunk, e.first_index, e.items) or (
+            e.chunk not in b.chunk_numbers
+        ):
+            b.add_chunk(e.chunk, e.first_index, len(e.items))
+
+    async def _on_submitted(self, env: Envelope, e: BatchSubmitted) -> None:
+        b = self.batches.get(e.batch_id)
+        if b is None or b.total is not None:
+            return
+        b.total = e.total_items
+        if can_batch(b.status, "submit"):
+            b.status = next_batch_state(b.status, "submit")
+        b.dirty = True
+        await self.store.save_batches([{"_id": b.batch_id, "total": b.total, "status": b.status}])
+
+    async def _on_pause(self, env: Envelope, e: BatchPauseRequested) -> None:
+        b = self.batches.get(e.batch_id)
+        if b is not None and can_batch(b.status, "pause"):
+            b.status = next_batch_state(b.status, "pause")
+            self._emit_snapshot(b, BatchPaused)
+
+    async def _on_resume(self, env: Envelope, e: BatchResumeRequested) -> None:
+        b = self.batches.get(e.batch_id)
+        if b is not None and can_batch(b.status, "resume"):
+            b.status = next_batch_state(b.status, "resume")
+            self._emit_snapshot(b, BatchResumed)
+
+    async def _on_cancel(self, env: Envelope, e: BatchCancelRequested) -> None:
+        b = self.batches.get(e.batch_id)
+        if b is None or b.cancelling or not can_batch(b.status, "cancel"):
+            return
+        self._stop(b, reason=None)
+
+    def _stop(self, b: BatchRuntime, reason: str | None) -> None:
+        """Stops dispatching, ends waiting jobs as cancelled and asks executors to stop the
+        running ones; the batch finishes once nothing is in flight."""
+        b.cancelling = True
+        b.stop_reason = reason
+        b.cancel_waiting()
+        if b.in_flight:
+            self._send(self.topics.control, b.batch_id, CancelBroadcast(batch_id=b.batch_id), b)
+        b.dirty = True
+
+    async def _on_batch_retry(self, env: Envelope, e: BatchRetryRequested) -> None:
+        b = self.batches.get(e.batch_id) or await self._load_finished(e.batch_id)
+        if b is None or not can_batch(b.status, "retry"):
+            return
+        failed = await self.store.job_indexes(b.batch_id, "failed")
+        if not failed:
+            return
+        now = self.clock()
+        for index, attempt in failed:
+            b.schedule_retry(index, attempt + 1, 0, now)
+            self._job_writes[job_id_for(b.batch_id, index)] = {"status": "retrying"}
+        b.failed -= len(failed)
+        b.status = next_batch_state(b.status, "retry")
+        b.cancelling, b.stop_reason, b.finished_at = False, None, None
+        b.priority_level = min(10, b.priority_level + 2)
+        self.batches[b.batch_id] = b
+        self._emit_snapshot(b, BatchRetrying)
+
+    async def _on_job_retry(self, env: Envelope, e: JobRetryRequested) -> None:
+        b = self.batches.get(e.batch_id) or await self._load_finished(e.batch_id)
+        job = await self.store.get_job(e.job_id)
+        if b is None or job is None or job["status"] != "failed":
+            return
+        if b.status not in ("running", "retrying", "paused", "queued"):
+            if not can_batch(b.status, "retry"):
+                return
+            b.status = next_batch_state(b.status, "retry")
+            b.cancelling, b.stop_reason, b.finished_at = False, None, None
+        b.schedule_retry(job["index"], job["attempt"] + 1, 0, self.clock())
+        b.failed -= 1
+        self._job_writes[e.job_id] = {"status": "retrying"}
+        self.batches[b.batch_id] = b
+        self._emit_snapshot(b, BatchRetrying)
+
+    async def _on_job_cancel(self, env: Envelope, e: JobCancelRequested) -> None:
+        b = self.batches.get(e.batch_id)
+        if b is None:
+            return
+        if e.job_id in b.in_flight:
+            self._send(
+                self.topics.control,
+                b.batch_id,
+                CancelBroadcast(batch_id=b.batch_id, job_ids=[e.job_id]),
+                b,
+            )
+            return
+        index = int(e.job_id.rsplit(".", 1)[1])
+        before = len(b.retries)
+        b.retries = [r for r in b.retries if r.index != index]
+        if len(b.retries) < before:
+            b.cancelled += 1
+            self._job_writes[e.job_id] = {"status": "cancelled"}
+        elif index >= b.next_index:
+            b.cancelled_indexes.add(index)
+        b.dirty = True
+
+    async def _on_rollback_requested(self, env: Envelope, e: RollbackRequested) -> None:
+        """Rollback is the rollback service's work; the scheduler only stops dispatching."""
+        b = self.batches.get(e.batch_id)
+        if b is not None and not e.dry_run and b.status in ("running", "paused", "queued"):
+            self._stop(b, reason="rollback requested")
+
+    async def _on_job_started(self, env: Envelope, e: JobStarted) -> None:
+        b, job = self._current(e.batch_id, e.job_id, e.attempt)
+        if b is None or job is None or job.status != "dispatched":
+            return
+        job.status = "running"
+        job.lease_until = self.clock() + self.config.lease_s
+        self._job_writes[e.job_id] = {"status": "running", "executor": e.executor_id}
+        b.dirty = True
+
+    async def _on_job_progress(self, env: Envelope, e: JobProgress) -> None:
+        _, job = self._current(e.batch_id, e.job_id, e.attempt)
+        if job is not None:
+            job.lease_until = self.clock() + self.config.lease_s
+
+    async def _on_job_completed(self, env: Envelope, e: JobCompleted) -> None:
+        b, job = self._current(e.batch_id, e.job_id, e.attempt)
+        if b is None or job is None:
+            return
+        del b.in_flight[e.job_id]
+        b.completed += 1
+        self._job_writes[e.job_id] = {
+            "status": "completed",
+            "executor": e.executor_id,
+            "finished_at": e.finished_at,
+        }
+        b.dirty = True
+
+    async def _on_job_failed(self, env: Envelope, e: JobFailed) -> None:
+        b, job = self._current(e.batch_id, e.job_id, e.attempt)
+        if b is None or job is None:
+            return
+        del b.in_flight[e.job_id]
+        b.dirty = True
+        write: dict[str, Any] = {
+            "executor": e.executor_id,
+            "finished_at": e.finished_at,
+            "error_class": e.error_class,
+            "error_message": e.error_message[:2000],
+        }
+        if e.cancelled or b.cancelling:
+            b.cancelled += 1
+            self._job_writes[e.job_id] = {**write, "status": "cancelled"}
+            return
+        failures = job.failures + 1
+        if should_retry(b.config.retry, failures, e.retryable):
+            delay = backoff_s(b.config.retry, failures)
+            b.schedule_retry(job.index, job.attempt + 1, failures, self.clock() + delay)
+            self._job_writes[e.job_id] = {**write, "status": "retrying", "failures": failures}
+            retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+            self._send(
+                self.topics.batch_events,
+                b.batch_id,
+                JobRetryScheduled(
+                    job_id=e.job_id,
+                    batch_id=b.batch_id,
+                    attempt=e.attempt,
+                    retry_at=retry_at,
+                    error_class=e.error_class,
+                ),
+                b,
+            )
+            return
+        b.failed += 1
+        self._job_writes[e.job_id] = {**write, "status": "failed", "failures": failures}
+        if b.config.stop_on_error and not b.cancelling:
+            self._stop(b, reason=f"job {e.job_id} failed: {e.error_class}: {e.error_message}")
+
+    async def _on_heartbeat(self, env: Envelope, e: ExecutorHeartbeat) -> None:
+        now = self.clock()
+        self.executors[e.executor_id] = ExecutorSeen(e.slots_total, e.slots_free, now)
+        for job_id, attempt in e.running_jobs.items():
+            _, job = self._current(batch_id_of(job_id), job_id, attempt)
+            if job is not None:
+                job.lease_until = now + self.config.lease_s
+
+    def _current(
+        self, batch_id: str, job_id: str, attempt: int
+    ) -> tuple[BatchRuntime | None, InFlight | None]:
+        """The in-flight job if this event is about its current attempt; stale or duplicate
+        results (an attempt already replaced or finished) give (batch, None)."""
+        b = self.batches.get(batch_id)
+        if b is None:
+            return None, None
+        job = b.in_flight.get(job_id)
+        if job is None or job.attempt != attempt:
+            return b, None
+        return b, job
+
+    async def _load_finished(self, batch_id: str) -> BatchRuntime | None:
+        """A finished batch, brought back into memory for a retry."""
+        doc = await self.store.find_batch(batch_id)
+        if doc is None:
+            return None
+        b = _runtime_from_doc(doc)
+        for chunk, first, count in await self.store.chunk_layout(b.batch_id):
+            b.add_chunk(chunk, first, count)
+        return b
+
+    # ------------------------------------------------------------------ ticking
+    async def tick(self) -> None:
+        """One round: expire leases, dispatch, finish batches, publish progress."""
+        async with self.lock:
+            now = self.clock()
+            self._expire_leases(now)
+            await self._dispatch(now)
+            self._finish_done()
+            if now - self._last_progress >= self.config.progress_interval_s:
+                self._last_progress = now
+                for b in self.batches.values():
+                    if b.dirty:
+                        self._emit_snapshot(b, BatchProgress)
+            await self._flush()
+
+    def capacity(self, now: float) -> int:
+        live = [e for e in self.executors.values() if now - e.seen_at <= EXECUTOR_TTL_S]
+        return sum(e.slots_total for e in live)
+
+    def in_flight_total(self) -> int:
+        return sum(len(b.in_flight) for b in self.batches.values())
+
+    def _expire_leases(self, now: float) -> None:
+        for b in self.batches.values():
+            expired = [j for j in b.in_flight.values() if j.lease_until < now]
+            for job in expired:
+                del b.in_flight[job.job_id]
+                b.dirty = True
+                if b.cancelling:
+                    b.cancelled += 1
+                    self._job_writes[job.job_id] = {"status": "cancelled"}
+                else:
+                    # The executor is gone; a new attempt does not spend the retry budget.
+                    b.schedule_retry(job.index, job.attempt + 1, job.failures, now)
+                    self._job_writes[job.job_id] = {"status": "retrying", "lease_expired": True}
+                log.warning("lease expired", extra={"job_id": job.job_id})
+
+    async def _dispatch(self, now: float) -> None:
+        in_flight = self.in_flight_total()
+        budget = min(
+            self.capacity(now) + self.config.prefetch - in_flight,
+            self.config.global_max_in_flight - in_flight,
+        )
+        if budget <= 0:
+            return
+        picked: list[tuple[BatchRuntime, int, int, int]] = []
+
+        def take(batch_id: str) -> bool:
+            b = self.batches[batch_id]
+            claim = b.claim(now)
+            if claim is None:
+                return False
+            picked.append((b, *claim))
+            b.last_slot_at = now
+            return True
+
+        wanting = [
+            (b.batch_id, weight_of(b.priority_level, now - (b.last_slot_at or now)), b.room(now))
+            for b in self.batches.values()
+        ]
+        if not self.fair.pick(wanting, budget, take):
+            return
+        dispatched_at = datetime.now(UTC)
+        for b, index, attempt, failures in picked:
+            job_id = job_id_for(b.batch_id, index)
+            item = await self._item(b, index)
+            b.in_flight[job_id] = InFlight(
+                job_id, index, attempt, failures, "dispatched", now + self.config.lease_s
+            )
+            self._job_writes[job_id] = {
+                "batch_id": b.batch_id,
+                "index": index,
+                "attempt": attempt,
+                "failures": failures,
+                "status": "dispatched",
+                "dispatched_at": dispatched_at,
+            }
+            event = JobDispatched(
+                job_id=job_id,
+                batch_id=b.batch_id,
+                index=index,
+                job_type=b.job_type,
+                attempt=attempt,
+                item=item,
+                params=b.config.params,
+                timeout_s=b.config.timeout_s,
+                lease_s=self.config.lease_s,
+                dispatched_at=dispatched_at,
+            )
+            self._send(self.topics.job_dispatch, job_id, event, b)
+            if b.status == "queued":
+                b.status = next_batch_state(b.status, "start")
+                b.started_at = dispatched_at
+                self._emit_snapshot(b, BatchStarted)
+            b.dirty = True
+
+    async def _item(self, b: BatchRuntime, index: int) -> dict[str, Any]:
+        chunk, offset = b.chunk_of(index)
+        key = (b.batch_id, chunk)
+        items = self._chunk_cache.get(key)
+        if items is None:
+            if len(self._chunk_cache) > 64:
+                self._chunk_cache.pop(next(iter(self._chunk_cache)))
+            items = await self.store.chunk_items(b.batch_id, chunk)
+            self._chunk_cache[key] = items
+        return items[offset]
+
+    def _finish_done(self) -> None:
+        for b in list(self.batches.values()):
+            if b.status not in ("running", "retrying", "paused", "queued") or not b.all_finished:
+                continue
+            if b.status in ("paused", "queued") and not b.cancelling:
+                continue
+            state, event = b.outcome()
+            b.status = next_batch_state(b.status, event)
+            b.finished_at = datetime.now(UTC)
+            if state == "cancelled":
+                self._emit_snapshot(b, BatchCancelled)
+            elif state == "failed":
+                self._emit_snapshot(b, BatchFailed, reason=b.stop_reason or "failure threshold")
+                if b.config.rollback_on_failure:
+                    self._send(
+                        self.topics.batch_commands,
+                        b.batch_id,
+                        RollbackRequested(
+                            batch_id=b.batch_id, requested_by="scheduler", reason="batch failed"
+                        ),
+                        b,
+                    )
+            else:
+                self._emit_snapshot(b, BatchCompleted, outcome=state)
+            self._final_docs.append(_doc_from_runtime(b))
+            self.fair.forget(b.batch_id)
+            del self.batches[b.batch_id]
+            for key in [k for k in self._chunk_cache if k[0] == b.batch_id]:
+                del self._chunk_cache[key]
+
+    # ------------------------------------------------------------------ output
+    def _emit_snapshot(self, b: BatchRuntime, cls: type[BatchSnapshot], **extra: Any) -> None:
+        b.seq += 1
+        b.dirty = True
+        event = cls(
+            batch_id=b.batch_id,
+            status=b.status,
+            counts=b.counts(),
+            priority_level=b.priority_level,
+            started_at=b.started_at,
+            finished_at=b.finished_at,
+            **extra,
+        )
+        self._send(self.topics.batch_events, b.batch_id, event, b, seq=b.seq)
+
+    def _send(self, topic: str, key: str, event: Event, b: BatchRuntime, seq: int = 0) -> None:
+        event_id = deterministic_event_id(b.batch_id, event.TYPE, str(seq)) if seq else None
+        env = envelope_for(event, producer=PRODUCER, tenant=b.tenant, seq=seq, event_id=event_id)
+        self._outbox.append(Outgoing(topic, key, env))
+
+    async def _flush(self) -> None:
+        """Store first, then Kafka: a crash in between is healed by leases and re-emission."""
+        if self._job_writes:
+            writes = [{"_id": k, **v} for k, v in self._job_writes.items()]
+            self._job_writes = {}
+            await self.store.write_jobs(writes)
+        dirty = [b for b in self.batches.values() if b.dirty]
+        docs, self._final_docs = [_doc_from_runtime(b) for b in dirty] + self._final_docs, []
+        await self.store.save_batches(docs)
+        for b in dirty:
+            b.dirty = False
+        if self._outbox:
+            out, self._outbox = self._outbox, []
+            await self.publisher.publish(out)
+
+
+def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
+    return {
+        "_id": b.batch_id,
+        "tenant": b.tenant,
+        "job_type": b.job_type,
+        "config": b.config.model_dump(mode="json"),
+        "priority_level": b.priority_level,
+        "status": b.status,
+        "total": b.total,
+        "next_index": b.next_index,
+        "seq": b.seq,
+        "counts": b.counts().model_dump(),
+        "cancelling": b.cancelling,
+        "stop_reason": b.stop_reason,
+        "started_at": b.started_at,
+        "finished_at": b.finished_at,
+    }
+
+
+def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
+    b = BatchRuntime(
+        batch_id=doc["_id"],
+        tenant=doc.get("tenant", "default"),
+        job_type=doc["job_type"],
+        config=BatchConfig.model_validate(doc["config"]),
+        priority_level=doc.get("priority_level", 5),
+        status=doc["status"],
+        total=doc.get("total"),
+        next_index=doc.get("next_index", 0),
+        seq=doc.get("seq", 0),
+        cancelling=doc.get("cancelling", False),
+        stop_reason=doc.get("stop_reason"),
+        started_at=doc.get("started_at"),
+        finished_at=doc.get("finished_at"),
+    )
+    counts = doc.get("counts") or {}
+    b.completed = counts.get("completed", 0)
+    b.failed = counts.get("failed", 0)
+    b.cancelled = counts.get("cancelled", 0)
+    b.skipped = counts.get("skipped", 0)
+    return b

@@ -1,0 +1,92 @@
+"""An in-memory SchedulerStore for unit tests of the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+Document = dict[str, Any]
+
+
+class InMemorySchedulerStore:
+    def __init__(self) -> None:
+        self.batches: dict[str, Document] = {}
+        self.chunks: dict[str, Document] = {}
+        self.jobs: dict[str, Document] = {}
+
+    async def setup(self) -> None:
+        return None
+
+    async def insert_batch(self, doc: Document) -> bool:
+        if doc["_id"] in self.batches:
+            return False
+        self.batches[doc["_id"]] = dict(doc)
+        return True
+
+    async def save_batches(self, docs: Sequence[Document]) -> None:
+        for d in docs:
+            self.batches.setdefault(d["_id"], {}).update(d)
+
+    async def insert_chunk(
+        self, batch_id: str, chunk: int, first_index: int, items: list[dict[str, Any]]
+    ) -> bool:
+        key = f"{batch_id}:{chunk}"
+        if key in self.chunks:
+            return False
+        self.chunks[key] = {
+            "batch_id": batch_id,
+            "chunk": chunk,
+            "first_index": first_index,
+            "count": len(items),
+            "items": items,
+        }
+        return True
+
+    async def chunk_items(self, batch_id: str, chunk: int) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.chunks[f"{batch_id}:{chunk}"]["items"]
+        return items
+
+    async def chunk_layout(self, batch_id: str) -> list[tuple[int, int, int]]:
+        return [
+            (c["chunk"], c["first_index"], c["count"])
+            for c in self.chunks.values()
+            if c["batch_id"] == batch_id
+        ]
+
+    async def write_jobs(self, docs: Sequence[Document]) -> None:
+        for d in docs:
+            self.jobs.setdefault(d["_id"], {"_id": d["_id"]}).update(d)
+
+    async def active_batches(self) -> list[Document]:
+        active = {"draft", "uploading", "queued", "running", "paused", "retrying"}
+        return [dict(d) for d in self.batches.values() if d.get("status") in active]
+
+    async def in_flight_jobs(self, batch_id: str) -> list[Document]:
+        return [
+            dict(j)
+            for j in self.jobs.values()
+            if j["batch_id"] == batch_id and j["status"] in ("dispatched", "running", "retrying")
+        ]
+
+    async def count_jobs(self, batch_id: str, status: str) -> int:
+        return sum(
+            1 for j in self.jobs.values() if j["batch_id"] == batch_id and j["status"] == status
+        )
+
+    async def max_job_index(self, batch_id: str) -> int:
+        return max(
+            (j["index"] for j in self.jobs.values() if j["batch_id"] == batch_id), default=-1
+        )
+
+    async def job_indexes(self, batch_id: str, status: str) -> list[tuple[int, int]]:
+        return [
+            (j["index"], j["attempt"])
+            for j in self.jobs.values()
+            if j["batch_id"] == batch_id and j["status"] == status
+        ]
+
+    async def get_job(self, job_id: str) -> Document | None:
+        return self.jobs.get(job_id)
+
+    async def find_batch(self, batch_id: str) -> Document | None:
+        return self.batches.get(batch_id)

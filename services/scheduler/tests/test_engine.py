@@ -1,0 +1,331 @@
+"""The scheduler engine with an in-memory store and a recording publisher."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from scheduler_fakes import InMemorySchedulerStore
+
+from contracts.codec import envelope_for
+from contracts.events import (
+    BatchCancelRequested,
+    BatchCreated,
+    BatchItemsAdded,
+    BatchPauseRequested,
+    BatchResumeRequested,
+    BatchSubmitted,
+    Event,
+    ExecutorHeartbeat,
+    JobCompleted,
+    JobDispatched,
+    JobFailed,
+    JobStarted,
+)
+from contracts.topics import Topics
+from contracts.vocabulary import BatchConfig, RetryPolicy
+from scheduler.handlers.engine import Scheduler, SchedulerConfig
+from servicekit.publisher import RecordingPublisher
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Harness:
+    def __init__(self, store: InMemorySchedulerStore | None = None, lease_s: float = 10) -> None:
+        self.store = store or InMemorySchedulerStore()
+        self.out = RecordingPublisher()
+        self.clock = Clock()
+        self.s = Scheduler(
+            store=self.store,
+            publisher=self.out,
+            topics=Topics(),
+            config=SchedulerConfig(lease_s=lease_s, prefetch=0, progress_interval_s=0),
+            clock=self.clock,
+        )
+
+    async def send(self, *events: Event) -> None:
+        await self.s.handle([(envelope_for(e, producer="test"), e) for e in events])
+
+    async def submit(self, batch_id: str, n: int, **config: Any) -> None:
+        items = [{"seconds": 0, "i": i} for i in range(n)]
+        await self.send(
+            BatchCreated(
+                batch_id=batch_id,
+                name=batch_id,
+                job_type="demo.sleep",
+                owner="u",
+                config=BatchConfig(**config),
+                created_at=NOW,
+            ),
+            *[
+                BatchItemsAdded(batch_id=batch_id, chunk=c, first_index=s, items=items[s : s + 3])
+                for c, s in enumerate(range(0, n, 3))
+            ],
+            BatchSubmitted(batch_id=batch_id, total_items=n, chunks=(n + 2) // 3),
+        )
+
+    async def capacity(self, slots: int, running: dict[str, int] | None = None) -> None:
+        await self.send(
+            ExecutorHeartbeat(
+                executor_id="e1",
+                slots_total=slots,
+                slots_free=slots,
+                running=0,
+                job_types=["demo.sleep"],
+                sent_at=NOW,
+                running_jobs=running or {},
+            )
+        )
+
+    def dispatched(self) -> list[JobDispatched]:
+        out = [
+            JobDispatched.model_validate(m.envelope.data) for m in self.out.of_type("JobDispatched")
+        ]
+        return out
+
+    def types(self) -> list[str]:
+        return [m.envelope.type for m in self.out.sent]
+
+    async def complete(self, d: JobDispatched) -> None:
+        await self.send(
+            JobCompleted(
+                job_id=d.job_id,
+                batch_id=d.batch_id,
+                attempt=d.attempt,
+                executor_id="e1",
+                started_at=NOW,
+                finished_at=NOW,
+                duration_ms=1,
+            )
+        )
+
+    async def fail(self, d: JobDispatched, retryable: bool) -> None:
+        await self.send(
+            JobFailed(
+                job_id=d.job_id,
+                batch_id=d.batch_id,
+                attempt=d.attempt,
+                executor_id="e1",
+                started_at=NOW,
+                finished_at=NOW,
+                duration_ms=1,
+                error_class="Boom",
+                error_message="boom",
+                retryable=retryable,
+            )
+        )
+
+    def last_snapshot(self) -> dict[str, Any]:
+        snaps = [m.envelope for m in self.out.sent if m.envelope.type.startswith("Batch")]
+        return {"type": snaps[-1].type, "seq": snaps[-1].seq, **snaps[-1].data}
+
+
+async def run_to_end(h: Harness) -> None:
+    for _ in range(100):
+        await h.s.tick()
+        pending = [
+            d for d in h.dispatched() if d.job_id in h.s.batches.get(d.batch_id, _NoBatch).in_flight
+        ]
+        if not pending and not h.s.batches:
+            return
+        for d in pending:
+            await h.complete(d)
+    raise AssertionError("the batch did not finish")
+
+
+class _NoBatch:
+    in_flight: dict[str, Any] = {}
+
+
+async def test_a_batch_runs_to_completion_within_capacity() -> None:
+    h = Harness()
+    await h.submit("b1", 10)
+    await h.capacity(4)
+    await h.s.tick()
+    assert len(h.dispatched()) == 4
+    assert "BatchStarted" in h.types()
+    await run_to_end(h)
+    final = h.last_snapshot()
+    assert final["type"] == "BatchCompleted"
+    assert final["outcome"] == "completed"
+    assert final["counts"]["completed"] == 10
+    assert final["counts"]["total"] == 10
+    assert sorted(d.index for d in h.dispatched()) == list(range(10))
+    assert h.store.batches["b1"]["status"] == "completed"
+    seqs = [m.envelope.seq for m in h.out.sent if m.envelope.type.startswith("Batch")]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+
+
+async def test_nothing_is_dispatched_without_executors() -> None:
+    h = Harness()
+    await h.submit("b1", 3)
+    await h.s.tick()
+    assert h.dispatched() == []
+
+
+async def test_max_concurrent_jobs_per_batch_holds() -> None:
+    h = Harness()
+    await h.submit("b1", 20, max_concurrent_jobs=3)
+    await h.capacity(100)
+    await h.s.tick()
+    await h.s.tick()
+    assert len(h.dispatched()) == 3
+
+
+async def test_retryable_failure_is_retried_after_backoff_then_counted() -> None:
+    h = Harness()
+    await h.submit("b1", 1, retry=RetryPolicy(max_attempts=2, backoff_initial_s=5, backoff_max_s=5))
+    await h.capacity(4)
+    await h.s.tick()
+    (first,) = h.dispatched()
+    await h.fail(first, retryable=True)
+    assert "JobRetryScheduled" in h.types()
+    await h.s.tick()
+    assert len(h.dispatched()) == 1, "backoff not honoured"
+    h.clock.t += 5.1
+    await h.capacity(4)
+    await h.s.tick()
+    second = h.dispatched()[-1]
+    assert second.attempt == 2
+    assert second.job_id == first.job_id
+    await h.fail(second, retryable=True)
+    await h.s.tick()
+    final = h.last_snapshot()
+    assert final["type"] == "BatchCompleted"
+    assert final["outcome"] == "completed_with_errors"
+    assert final["counts"]["failed"] == 1
+
+
+async def test_permanent_failure_is_not_retried() -> None:
+    h = Harness()
+    await h.submit("b1", 1)
+    await h.capacity(4)
+    await h.s.tick()
+    await h.fail(h.dispatched()[0], retryable=False)
+    h.clock.t += 100
+    await h.s.tick()
+    assert len(h.dispatched()) == 1
+    assert h.last_snapshot()["counts"]["failed"] == 1
+
+
+async def test_stale_and_duplicate_results_are_ignored() -> None:
+    h = Harness(lease_s=1)
+    await h.submit("b1", 1)
+    await h.capacity(4)
+    await h.s.tick()
+    old = h.dispatched()[0]
+    h.clock.t += 2  # lease expires: a new attempt is dispatched
+    await h.capacity(4)
+    await h.s.tick()
+    new = h.dispatched()[-1]
+    assert new.attempt == old.attempt + 1
+    await h.complete(old)  # the late result of the replaced attempt
+    assert h.s.batches["b1"].completed == 0
+    await h.complete(new)
+    await h.complete(new)  # a duplicate delivery
+    await h.s.tick()
+    assert h.last_snapshot()["counts"]["completed"] == 1
+
+
+async def test_heartbeats_renew_the_lease_of_running_jobs() -> None:
+    h = Harness(lease_s=1)
+    await h.submit("b1", 1)
+    await h.capacity(4)
+    await h.s.tick()
+    d = h.dispatched()[0]
+    await h.send(
+        JobStarted(job_id=d.job_id, batch_id="b1", attempt=1, executor_id="e1", started_at=NOW)
+    )
+    for _ in range(5):
+        h.clock.t += 0.8
+        await h.capacity(4, running={d.job_id: 1})
+        await h.s.tick()
+    assert len(h.dispatched()) == 1
+
+
+async def test_pause_stops_dispatch_and_resume_continues() -> None:
+    h = Harness()
+    await h.submit("b1", 6, max_concurrent_jobs=2)
+    await h.capacity(10)
+    await h.s.tick()
+    await h.send(BatchPauseRequested(batch_id="b1", requested_by="u"))
+    for d in h.dispatched():
+        await h.complete(d)
+    await h.s.tick()
+    assert len(h.dispatched()) == 2
+    assert h.s.batches["b1"].status == "paused"
+    await h.send(BatchResumeRequested(batch_id="b1", requested_by="u"))
+    await h.s.tick()
+    assert len(h.dispatched()) == 4
+
+
+async def test_cancel_broadcasts_and_ends_cancelled_with_every_job_terminal() -> None:
+    h = Harness()
+    await h.submit("b1", 10, max_concurrent_jobs=2)
+    await h.capacity(10)
+    await h.s.tick()
+    await h.send(BatchCancelRequested(batch_id="b1", requested_by="u"))
+    assert "CancelBroadcast" in h.types()
+    for d in h.dispatched():
+        await h.send(
+            JobFailed(
+                job_id=d.job_id,
+                batch_id="b1",
+                attempt=1,
+                executor_id="e1",
+                started_at=NOW,
+                finished_at=NOW,
+                duration_ms=1,
+                error_class="Cancelled",
+                error_message="",
+                retryable=False,
+                cancelled=True,
+            )
+        )
+    await h.s.tick()
+    final = h.last_snapshot()
+    assert final["type"] == "BatchCancelled"
+    assert final["counts"]["cancelled"] == 10
+    assert final["counts"]["pending"] == 0
+
+
+async def test_stop_on_error_fails_the_batch() -> None:
+    h = Harness()
+    await h.submit("b1", 10, max_concurrent_jobs=1, stop_on_error=True)
+    await h.capacity(10)
+    await h.s.tick()
+    await h.fail(h.dispatched()[0], retryable=False)
+    await h.s.tick()
+    final = h.last_snapshot()
+    assert final["type"] == "BatchFailed"
+    assert "failed" in final["reason"]
+    assert final["counts"]["failed"] == 1
+    assert final["counts"]["cancelled"] == 9
+
+
+async def test_a_restarted_scheduler_resumes_from_the_store() -> None:
+    h = Harness()
+    await h.submit("b1", 6, max_concurrent_jobs=2)
+    await h.capacity(10)
+    await h.s.tick()
+    await h.complete(h.dispatched()[0])
+    await h.s.tick()
+    # a new scheduler over the same store
+    h2 = Harness(store=h.store)
+    await h2.s.recover()
+    b = h2.s.batches["b1"]
+    assert b.completed == 1
+    assert len(b.in_flight) == 2
+    assert b.next_index == 3

@@ -1,0 +1,90 @@
+"""Bad input gets a 4xx problem body and never reaches Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from stack_support import Stack
+
+pytestmark = pytest.mark.e2e
+
+GOOD: dict[str, Any] = {"name": "x", "job_type": "demo.sleep", "items": [{"seconds": 0}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "kind"),
+    [
+        (b"{not json", {}, 400, "malformed-json"),
+        ({**GOOD, "unknown": 1}, {}, 422, "invalid-request"),
+        (
+            {**GOOD, "config": {"max_concurrent_jobs": 1, "surprise": True}},
+            {},
+            422,
+            "invalid-request",
+        ),
+        ({**GOOD, "job_type": "no.such.type"}, {}, 422, "unknown-job-type"),
+        ({**GOOD, "items": []}, {}, 422, "invalid-request"),
+        ({**GOOD, "items": [{"seconds": "soon"}]}, {}, 422, "invalid-items"),
+        ({k: v for k, v in GOOD.items() if k != "name"}, {}, 422, "invalid-request"),
+        (GOOD, {"Authorization": ""}, 401, "unauthorized"),
+        (GOOD, {"Authorization": "Bearer bya_wrong"}, 401, "unauthorized"),
+    ],
+)
+async def test_bad_requests_get_a_problem(
+    stack: Stack, body: Any, headers: dict[str, str], status: int, kind: str
+) -> None:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=10) as client:
+        send_headers = {**stack.headers, "Content-Type": "application/json", **headers}
+        if send_headers.get("Authorization") == "":
+            del send_headers["Authorization"]
+        content = body if isinstance(body, bytes) else None
+        response = await client.post(
+            "/v1/batches", content=content, json=None if content else body, headers=send_headers
+        )
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["type"] == f"/problems/{kind}"
+    assert problem["title"]
+    assert problem["detail"]
+
+
+async def test_rejected_requests_never_reach_kafka(
+    stack: Stack, kafka_bootstrap: str, api: httpx.AsyncClient
+) -> None:
+    marker = "never-published-marker"
+    r = await api.post("/v1/batches", json={**GOOD, "name": marker, "job_type": "nope"})
+    assert r.status_code == 422
+    consumer = AIOKafkaConsumer(
+        f"{stack.prefix}batchyard.batch.commands",
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        batches = await asyncio.wait_for(consumer.getmany(timeout_ms=3000), 10)
+    finally:
+        await consumer.stop()
+    for records in batches.values():
+        assert all(marker.encode() not in (r.value or b"") for r in records)
+
+
+async def test_unknown_batch_is_404(api: httpx.AsyncClient) -> None:
+    r = await api.get("/v1/batches/b_doesnotexist")
+    assert r.status_code == 404
+    assert r.json()["type"] == "/problems/not-found"
+
+
+async def test_idempotency_key(api: httpx.AsyncClient) -> None:
+    h = {"Idempotency-Key": "same-key-1"}
+    first = await api.post("/v1/batches", json=GOOD, headers=h)
+    again = await api.post("/v1/batches", json=GOOD, headers=h)
+    other = await api.post("/v1/batches", json={**GOOD, "name": "different"}, headers=h)
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status_code == 409

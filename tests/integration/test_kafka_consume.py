@@ -1,0 +1,84 @@
+"""Publishing and batch consumption on the real broker: order per key, poison records go to
+the dead-letter topic with their bytes and reason, and a failing handler gets the batch again
+(offsets are committed only after the handler returns)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Sequence
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts.codec import envelope_for
+from contracts.events import BatchPauseRequested
+from contracts.topics import Topics
+from servicekit.consume import Decoded, subscribe_batches
+from servicekit.deadletter import DeadLetters
+from servicekit.kafka import ensure_topics, make_broker, topic_partitions
+from servicekit.publisher import KafkaEventPublisher, Outgoing
+
+pytestmark = pytest.mark.integration
+
+
+async def wait_until(predicate: object, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_round_trip_dead_letter_and_redelivery(kafka_bootstrap: str, topics: Topics) -> None:
+    await ensure_topics(kafka_bootstrap, topic_partitions(topics))
+    broker = make_broker(kafka_bootstrap, client_id="it")
+    seen: list[str] = []
+    calls = 0
+
+    async def handler(items: Sequence[Decoded]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1 and items:
+            raise RuntimeError("the store is down")  # first delivery fails: must come again
+        seen.extend(e.event_id for e, _ in items)
+
+    subscribe_batches(
+        broker,
+        [topics.batch_commands],
+        group_id=f"{topics.prefix}g",
+        handler=handler,
+        dead_letters=DeadLetters(broker, topics.dead_letter, "it"),
+    )
+    await broker.start()
+    try:
+        publisher = KafkaEventPublisher(broker)
+        events = [
+            envelope_for(BatchPauseRequested(batch_id="b1", requested_by=str(i)), producer="t")
+            for i in range(20)
+        ]
+        await publisher.publish([Outgoing(topics.batch_commands, "b1", e) for e in events])
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        await producer.send_and_wait(topics.batch_commands, b"{not json", key=b"b1")
+        await producer.stop()
+        await wait_until(lambda: len(set(seen)) >= 20)
+        assert calls >= 2
+        ids = [e.event_id for e in events]
+        assert [i for i in seen if i in ids][:20] == ids, "per-key order was not kept"
+
+        consumer = AIOKafkaConsumer(
+            topics.dead_letter, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            record = await asyncio.wait_for(consumer.getone(), 30)
+        finally:
+            await consumer.stop()
+        dead = orjson.loads(record.value)
+        assert dead["reason"].startswith("not JSON")
+        assert base64.b64decode(dead["value_b64"]) == b"{not json"
+        assert dead["source_topic"] == topics.batch_commands
+    finally:
+        await broker.stop()

@@ -1,0 +1,130 @@
+"""The reporter's guarded writes on the real store: newer wins, older and repeated events
+change nothing, in any order."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts.codec import envelope_for
+from contracts.envelope import Envelope
+from contracts.events import BatchCreated, BatchProgress, Event, JobCompleted, JobFailed, JobStarted
+from contracts.vocabulary import BatchConfig, ProgressCounts
+from reporter.adapters.store import MongoProjectionStore
+from reporter.domain.projection import project
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def env(event: Event, seq: int = 0, at: int = 0) -> tuple[Envelope, Event]:
+    e = envelope_for(event, producer="test", seq=seq)
+    return e.model_copy(update={"occurred_at": T0 + timedelta(seconds=at)}), event
+
+
+def history() -> list[tuple[Envelope, Event]]:
+    b = "b_1"
+    events = [
+        env(
+            BatchCreated(
+                batch_id=b,
+                name="n",
+                job_type="demo.sleep",
+                owner="u",
+                config=BatchConfig(),
+                created_at=T0,
+            )
+        ),
+    ]
+    for seq in range(1, 4):
+        counts = ProgressCounts(total=2, completed=seq - 1, pending=3 - seq)
+        events.append(env(BatchProgress(batch_id=b, status="running", counts=counts), seq, seq))
+    j = f"{b}.0"
+    events += [
+        env(JobStarted(job_id=j, batch_id=b, attempt=1, executor_id="e", started_at=T0), at=1),
+        env(
+            JobFailed(
+                job_id=j,
+                batch_id=b,
+                attempt=1,
+                executor_id="e",
+                started_at=T0,
+                finished_at=T0,
+                duration_ms=1,
+                error_class="X",
+                error_message="m",
+                retryable=True,
+            ),
+            at=2,
+        ),
+        env(JobStarted(job_id=j, batch_id=b, attempt=2, executor_id="e", started_at=T0), at=3),
+        env(
+            JobCompleted(
+                job_id=j,
+                batch_id=b,
+                attempt=2,
+                executor_id="e",
+                started_at=T0,
+                finished_at=T0,
+                duration_ms=5,
+                output={"n": 1},
+            ),
+            at=4,
+        ),
+    ]
+    return events
+
+
+async def snapshot(db: AsyncDatabase[Any]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        name: [d async for d in db[name].find({}).sort("_id", 1)]
+        for name in ("batch_views", "job_views")
+    }
+
+
+async def apply(store: MongoProjectionStore, items: list[tuple[Envelope, Event]]) -> None:
+    await store.apply([w for e, ev in items for w in project(e, ev)])
+
+
+async def test_in_order_once(db: AsyncDatabase[Any]) -> None:
+    store = MongoProjectionStore(db)
+    await store.setup()
+    await apply(store, history())
+    view = await db["batch_views"].find_one({"_id": "b_1"})
+    assert view is not None
+    assert view["seq"] == 3
+    assert view["counts"]["completed"] == 2
+    assert view["name"] == "n"
+    job = await db["job_views"].find_one({"_id": "b_1.0"})
+    assert job is not None
+    assert job["status"] == "completed"
+    assert job["attempt"] == 2
+    assert job["errors"]["1"]["error_class"] == "X"
+
+
+@pytest.mark.parametrize("order", ["reversed", "duplicated", "one_by_one_shuffled"])
+async def test_any_order_and_repeats_give_the_same_documents(
+    db: AsyncDatabase[Any], order: str
+) -> None:
+    store = MongoProjectionStore(db)
+    await apply(store, history())
+    expected = await snapshot(db)
+    for name in ("batch_views", "job_views"):
+        await db[name].delete_many({})
+    items = history()
+    if order == "reversed":
+        await apply(store, items[::-1])
+    elif order == "duplicated":
+        await apply(store, items + items)
+        await apply(store, items)
+    else:
+        for a, b in itertools.zip_longest(items[1::2], items[0::2]):
+            for item in (a, b):
+                if item is not None:
+                    await apply(store, [item])
+    assert await snapshot(db) == expected
