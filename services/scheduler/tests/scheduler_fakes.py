@@ -53,40 +53,17 @@ class InMemorySchedulerStore:
             if c["batch_id"] == batch_id
         ]
 
-    async def write_jobs(self, docs: Sequence[Document]) -> None:
-        for d in docs:
-            self.jobs.setdefault(d["_id"], {"_id": d["_id"]}).update(d)
+    async def write_jobs(self, batch_id: str, changes: dict[int, dict[str, Any]]) -> None:
+        for index, fields in changes.items():
+            self.jobs.setdefault(f"{batch_id}.{index}", {"batch_id": batch_id, "index": index})
+            self.jobs[f"{batch_id}.{index}"].update(fields)
+
+    async def job_states(self, batch_id: str) -> dict[int, dict[str, Any]]:
+        return {j["index"]: dict(j) for j in self.jobs.values() if j["batch_id"] == batch_id}
 
     async def active_batches(self) -> list[Document]:
         active = {"draft", "uploading", "queued", "running", "paused", "retrying"}
         return [dict(d) for d in self.batches.values() if d.get("status") in active]
-
-    async def in_flight_jobs(self, batch_id: str) -> list[Document]:
-        return [
-            dict(j)
-            for j in self.jobs.values()
-            if j["batch_id"] == batch_id and j["status"] in ("dispatched", "running", "retrying")
-        ]
-
-    async def count_jobs(self, batch_id: str, status: str) -> int:
-        return sum(
-            1 for j in self.jobs.values() if j["batch_id"] == batch_id and j["status"] == status
-        )
-
-    async def max_job_index(self, batch_id: str) -> int:
-        return max(
-            (j["index"] for j in self.jobs.values() if j["batch_id"] == batch_id), default=-1
-        )
-
-    async def job_indexes(self, batch_id: str, status: str) -> list[tuple[int, int]]:
-        return [
-            (j["index"], j["attempt"])
-            for j in self.jobs.values()
-            if j["batch_id"] == batch_id and j["status"] == status
-        ]
-
-    async def get_job(self, job_id: str) -> Document | None:
-        return self.jobs.get(job_id)
 
     async def find_batch(self, batch_id: str) -> Document | None:
         return self.batches.get(batch_id)

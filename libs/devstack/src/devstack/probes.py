@@ -8,6 +8,7 @@ HTTP probes bypass any ``*_PROXY`` environment variables.
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import urllib.error
 import urllib.request
@@ -37,12 +38,18 @@ def port_free(port: int, host: str = LOOPBACK) -> bool:
     return True
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """An ephemeral port that was free a moment ago (racy by nature)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(host: str = LOOPBACK, low: int = 20000, high: int = 32000) -> int:
+    """A port that was free a moment ago, chosen below the kernel's ephemeral range
+    (32768 and up here), so an outgoing connection cannot take it before a service binds it."""
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {low} and {high}")
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:

@@ -1,44 +1,110 @@
-"""Applying projection writes to the store in bulk."""
+"""The reporter's read models in the store.
+
+`batch_views`: one document per batch. `job_views`: job views in buckets of 1,000 jobs
+(`servicekit.buckets`), `{_id: "<batch>:<bucket>", batch_id, tenant, bucket, jobs: {j<k>: view}}`.
+Guards are applied here, in memory, against the stored documents: every write is one
+`_id`-keyed update (FerretDB v1 scans on other filters and stalls on multi-statement updates).
+One reporter instance owns the read models (see docs/architecture.md)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
+from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from reporter.domain.projection import BATCH_VIEWS, JOB_VIEWS, Write
+from contracts.envelope import Envelope
+from contracts.events import BatchCreated, BatchSnapshot, Event
+from reporter.domain.projection import (
+    BATCH_INITIAL,
+    JOB_EVENTS,
+    batch_dynamic,
+    batch_static,
+    fold_job,
+)
+from servicekit.buckets import bucket_id, bucket_of
 from servicekit.store import Document
+
+BATCH_VIEWS = "batch_views"
+JOB_VIEWS = "job_views"
 
 
 class MongoProjectionStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.db = db
+    def __init__(self, db: AsyncDatabase[Document], cached_buckets: int = 64) -> None:
+        self.views = db[BATCH_VIEWS]
+        self.jobs = db[JOB_VIEWS]
+        self._seq: dict[str, int] = {}
+        self._buckets: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._cached_buckets = cached_buckets
 
     async def setup(self) -> None:
-        jobs = self.db[JOB_VIEWS]
-        await jobs.create_index([("batch_id", ASCENDING), ("index", ASCENDING)])
-        await jobs.create_index([("batch_id", ASCENDING), ("status", ASCENDING)])
-        views = self.db[BATCH_VIEWS]
-        await views.create_index([("tenant", ASCENDING), ("created_at", DESCENDING)])
-        await views.create_index([("status", ASCENDING)])
+        await self.views.create_index([("tenant", ASCENDING), ("created_at", DESCENDING)])
+        await self.jobs.create_index([("batch_id", ASCENDING)])
 
-    async def apply(self, writes: Sequence[Write]) -> None:
-        """Creates missing documents with their initial fields, then applies every update
-        where its guard holds. Neither step can fail on an older or repeated event, so no
-        duplicate-key path is relied on (FerretDB answers that path incompletely)."""
-        creates: dict[str, dict[str, UpdateOne]] = defaultdict(dict)
-        updates: dict[str, list[UpdateOne]] = defaultdict(list)
-        for w in writes:
-            if w.initial and w.doc_id not in creates[w.collection]:
-                creates[w.collection][w.doc_id] = UpdateOne(
-                    {"_id": w.doc_id}, {"$setOnInsert": w.initial}, upsert=True
-                )
-            updates[w.collection].append(UpdateOne({"_id": w.doc_id, **w.guard}, w.update))
-        for name, ops in creates.items():
-            await self.db[name].bulk_write(list(ops.values()), ordered=False)
-        for name, update_ops in updates.items():
-            # Ordered, so two events about one document apply in the order they arrived;
-            # the guards make the result the same in any order anyway.
-            await self.db[name].bulk_write(update_ops, ordered=True)
+    async def apply(self, items: Sequence[tuple[Envelope, Event]]) -> None:
+        """Projects a batch of events with one write per touched document."""
+        static: dict[str, dict[str, Any]] = defaultdict(dict)
+        dynamic: dict[str, dict[str, Any]] = {}
+        jobs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        tenants: dict[str, str] = {}
+        for env, event in items:
+            if isinstance(event, BatchCreated):
+                static[event.batch_id] |= batch_static(env, event)
+            elif isinstance(event, BatchSnapshot):
+                known = dynamic.get(event.batch_id, {}).get("seq", -1)
+                if env.seq > known:
+                    dynamic[event.batch_id] = batch_dynamic(env, event)
+            elif isinstance(event, JOB_EVENTS):
+                bucket, key = bucket_of(int(event.job_id.rsplit(".", 1)[1]))
+                doc_id = bucket_id(event.batch_id, bucket)
+                stored = await self._bucket(doc_id)
+                view = jobs[doc_id].get(key) or stored.get(key)
+                jobs[doc_id][key] = fold_job(view, env, event)
+                tenants[doc_id] = env.tenant
+        for batch_id in static.keys() | dynamic.keys():
+            await self._write_batch(batch_id, static.get(batch_id, {}), dynamic.get(batch_id))
+        for doc_id, views in jobs.items():
+            await self._write_bucket(doc_id, tenants[doc_id], views)
+
+    async def _write_batch(
+        self, batch_id: str, static: dict[str, Any], dynamic: dict[str, Any] | None
+    ) -> None:
+        if batch_id not in self._seq:
+            doc = await self.views.find_one({"_id": batch_id}, {"seq": 1})
+            self._seq[batch_id] = doc["seq"] if doc else -1
+        sets = dict(static)
+        if dynamic is not None and dynamic["seq"] > self._seq[batch_id]:
+            sets |= dynamic
+        update: dict[str, Any] = {}
+        if sets:
+            update["$set"] = sets
+        on_insert = {k: v for k, v in BATCH_INITIAL.items() if k not in sets}
+        if on_insert:
+            update["$setOnInsert"] = on_insert
+        await self.views.update_one({"_id": batch_id}, update, upsert=True)
+        self._seq[batch_id] = max(self._seq[batch_id], sets.get("seq", 0))
+        if len(self._seq) > 100_000:
+            self._seq.clear()
+
+    async def _bucket(self, doc_id: str) -> dict[str, Any]:
+        cached = self._buckets.get(doc_id)
+        if cached is not None:
+            self._buckets.move_to_end(doc_id)
+            return cached
+        doc = await self.jobs.find_one({"_id": doc_id}, {"jobs": 1})
+        views: dict[str, Any] = (doc or {}).get("jobs") or {}
+        self._buckets[doc_id] = views
+        while len(self._buckets) > self._cached_buckets:
+            self._buckets.popitem(last=False)
+        return views
+
+    async def _write_bucket(self, doc_id: str, tenant: str, views: dict[str, Any]) -> None:
+        batch_id, bucket = doc_id.rsplit(":", 1)
+        sets: dict[str, Any] = {"batch_id": batch_id, "tenant": tenant, "bucket": int(bucket)}
+        sets |= {f"jobs.{key}": view for key, view in views.items()}
+        await self.jobs.update_one({"_id": doc_id}, {"$set": sets}, upsert=True)
+        cached = self._buckets.get(doc_id)
+        if cached is not None:
+            cached.update(views)

@@ -14,7 +14,6 @@ from contracts.envelope import Envelope, deterministic_event_id, utcnow
 from contracts.events import BatchReportReady, BatchSnapshot, Event
 from contracts.topics import Topics
 from reporter.adapters.store import MongoProjectionStore
-from reporter.domain.projection import project
 from servicekit.publisher import EventPublisher, Outgoing
 
 log = logging.getLogger(__name__)
@@ -34,8 +33,7 @@ class Projector:
     topics: Topics
 
     async def handle(self, items: Sequence[tuple[Envelope, Event]]) -> None:
-        writes = [w for env, event in items for w in project(env, event)]
-        await self.store.apply(writes)
+        await self.store.apply(items)
         now = utcnow()
         for env, _ in items:
             PROJECTION_LAG.observe(max(0.0, (now - env.occurred_at).total_seconds()))

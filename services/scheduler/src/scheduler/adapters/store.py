@@ -1,18 +1,24 @@
-"""The scheduler's authoritative state in the store: batches, item chunks and job attempts.
+"""The scheduler's authoritative state in the store: batches, item chunks and job states.
 
-Collections (the scheduler alone writes them): `sched_batches`, `sched_chunks`, `sched_jobs`.
-Every write is idempotent: inserts ignore duplicates, job updates are guarded by attempt."""
+Collections (the scheduler alone writes them): `sched_batches` (one document per batch),
+`sched_chunks` (the items, written once), `sched_jobs` (job states in buckets of 1,000 jobs,
+see `servicekit.buckets`). Every write is keyed by `_id` and idempotent: inserts ignore
+duplicates, job writes set fields."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
+from servicekit.buckets import bucket_id, bucket_of, index_of
 from servicekit.store import Document
+
+ACTIVE = ["draft", "uploading", "queued", "running", "paused", "retrying"]
 
 
 class SchedulerStore(Protocol):
@@ -23,6 +29,8 @@ class SchedulerStore(Protocol):
     async def save_batches(self, docs: Sequence[Document]) -> None:
         """Sets the given fields of each batch (`_id` names it)."""
 
+    async def find_batch(self, batch_id: str) -> Document | None: ...
+    async def active_batches(self) -> list[Document]: ...
     async def insert_chunk(
         self, batch_id: str, chunk: int, first_index: int, items: list[dict[str, Any]]
     ) -> bool: ...
@@ -30,18 +38,11 @@ class SchedulerStore(Protocol):
     async def chunk_layout(self, batch_id: str) -> list[tuple[int, int, int]]:
         """(chunk, first_index, count) of every stored chunk."""
 
-    async def write_jobs(self, docs: Sequence[Document]) -> None:
-        """Upserts job documents: `_id` is the job id, other keys are set."""
+    async def write_jobs(self, batch_id: str, changes: dict[int, dict[str, Any]]) -> None:
+        """Sets fields of job states by job index."""
 
-    async def active_batches(self) -> list[Document]: ...
-    async def in_flight_jobs(self, batch_id: str) -> list[Document]: ...
-    async def count_jobs(self, batch_id: str, status: str) -> int: ...
-    async def max_job_index(self, batch_id: str) -> int: ...
-    async def job_indexes(self, batch_id: str, status: str) -> list[tuple[int, int]]:
-        """(index, attempt) of the batch's jobs in a status."""
-
-    async def get_job(self, job_id: str) -> Document | None: ...
-    async def find_batch(self, batch_id: str) -> Document | None: ...
+    async def job_states(self, batch_id: str) -> dict[int, dict[str, Any]]:
+        """Every recorded job state of a batch, by job index."""
 
 
 class MongoSchedulerStore:
@@ -51,10 +52,8 @@ class MongoSchedulerStore:
         self.jobs = db["sched_jobs"]
 
     async def setup(self) -> None:
-        await self.jobs.create_index([("batch_id", ASCENDING), ("status", ASCENDING)])
-        await self.jobs.create_index([("batch_id", ASCENDING), ("index", DESCENDING)])
+        await self.jobs.create_index([("batch_id", ASCENDING)])
         await self.chunks.create_index([("batch_id", ASCENDING)])
-        await self.batches.create_index([("status", ASCENDING)])
 
     async def insert_batch(self, doc: Document) -> bool:
         try:
@@ -64,13 +63,15 @@ class MongoSchedulerStore:
         return True
 
     async def save_batches(self, docs: Sequence[Document]) -> None:
-        if not docs:
-            return
-        ops = [
-            UpdateOne({"_id": d["_id"]}, {"$set": {k: v for k, v in d.items() if k != "_id"}})
-            for d in docs
-        ]
-        await self.batches.bulk_write(ops, ordered=False)
+        for d in docs:  # one update per batch: FerretDB v1 stalls on multi-statement updates
+            fields = {k: v for k, v in d.items() if k != "_id"}
+            await self.batches.update_one({"_id": d["_id"]}, {"$set": fields})
+
+    async def find_batch(self, batch_id: str) -> Document | None:
+        return await self.batches.find_one({"_id": batch_id})
+
+    async def active_batches(self) -> list[Document]:
+        return [d async for d in self.batches.find({"status": {"$in": ACTIVE}})]
 
     async def insert_chunk(
         self, batch_id: str, chunk: int, first_index: int, items: list[dict[str, Any]]
@@ -102,50 +103,22 @@ class MongoSchedulerStore:
         )
         return [(d["chunk"], d["first_index"], d["count"]) async for d in cursor]
 
-    async def write_jobs(self, docs: Sequence[Document]) -> None:
-        if not docs:
-            return
-        ops = [
-            UpdateOne(
-                {"_id": d["_id"]}, {"$set": {k: v for k, v in d.items() if k != "_id"}}, upsert=True
+    async def write_jobs(self, batch_id: str, changes: dict[int, dict[str, Any]]) -> None:
+        by_bucket: dict[int, dict[str, Any]] = defaultdict(dict)
+        for index, fields in changes.items():
+            bucket, key = bucket_of(index)
+            for name, value in fields.items():
+                by_bucket[bucket][f"jobs.{key}.{name}"] = value
+        for bucket, sets in sorted(by_bucket.items()):
+            await self.jobs.update_one(
+                {"_id": bucket_id(batch_id, bucket)},
+                {"$set": {"batch_id": batch_id, "bucket": bucket, **sets}},
+                upsert=True,
             )
-            for d in docs
-        ]
-        try:
-            await self.jobs.bulk_write(ops, ordered=False)
-        except BulkWriteError as exc:  # a concurrent upsert race on the same id is harmless
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                raise
 
-    async def active_batches(self) -> list[Document]:
-        cursor = self.batches.find(
-            {"status": {"$in": ["draft", "uploading", "queued", "running", "paused", "retrying"]}}
-        )
-        return [d async for d in cursor]
-
-    async def in_flight_jobs(self, batch_id: str) -> list[Document]:
-        cursor = self.jobs.find(
-            {"batch_id": batch_id, "status": {"$in": ["dispatched", "running", "retrying"]}}
-        )
-        return [d async for d in cursor]
-
-    async def count_jobs(self, batch_id: str, status: str) -> int:
-        return await self.jobs.count_documents({"batch_id": batch_id, "status": status})
-
-    async def max_job_index(self, batch_id: str) -> int:
-        doc = await self.jobs.find_one(
-            {"batch_id": batch_id}, {"index": 1}, sort=[("index", DESCENDING)]
-        )
-        return -1 if doc is None else int(doc["index"])
-
-    async def job_indexes(self, batch_id: str, status: str) -> list[tuple[int, int]]:
-        cursor = self.jobs.find(
-            {"batch_id": batch_id, "status": status}, {"index": 1, "attempt": 1}
-        )
-        return [(d["index"], d["attempt"]) async for d in cursor]
-
-    async def get_job(self, job_id: str) -> Document | None:
-        return await self.jobs.find_one({"_id": job_id})
-
-    async def find_batch(self, batch_id: str) -> Document | None:
-        return await self.batches.find_one({"_id": batch_id})
+    async def job_states(self, batch_id: str) -> dict[int, dict[str, Any]]:
+        states: dict[int, dict[str, Any]] = {}
+        async for doc in self.jobs.find({"batch_id": batch_id}):
+            for key, state in (doc.get("jobs") or {}).items():
+                states[index_of(doc["bucket"], key)] = state
+        return states

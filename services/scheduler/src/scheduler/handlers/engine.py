@@ -89,7 +89,7 @@ class Scheduler:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _outbox: list[Outgoing] = field(default_factory=list)
-    _job_writes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _job_writes: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
     _chunk_cache: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     _final_docs: list[dict[str, Any]] = field(default_factory=list)
     _last_progress: float = 0.0
@@ -98,25 +98,26 @@ class Scheduler:
     async def recover(self) -> None:
         """Rebuilds the in-memory state of unfinished batches from the store."""
         await self.store.setup()
+        now = self.clock()
         for doc in await self.store.active_batches():
             b = _runtime_from_doc(doc)
             for chunk, first, count in await self.store.chunk_layout(b.batch_id):
                 b.add_chunk(chunk, first, count)
-            b.next_index = max(b.next_index, await self.store.max_job_index(b.batch_id) + 1)
-            for status in ("completed", "failed", "skipped"):
-                setattr(b, status, await self.store.count_jobs(b.batch_id, status))
-            now = self.clock()
-            for j in await self.store.in_flight_jobs(b.batch_id):
-                if j["status"] == "retrying":
-                    b.schedule_retry(j["index"], j["attempt"] + 1, j.get("failures", 0), now)
-                else:
-                    b.in_flight[j["_id"]] = InFlight(
-                        j["_id"],
-                        j["index"],
-                        j["attempt"],
-                        j.get("failures", 0),
-                        j["status"],
-                        now + self.config.lease_s,
+            states = await self.store.job_states(b.batch_id)
+            if states:
+                b.next_index = max(b.next_index, max(states) + 1)
+            b.completed = sum(1 for j in states.values() if j.get("status") == "completed")
+            b.failed = sum(1 for j in states.values() if j.get("status") == "failed")
+            b.skipped = sum(1 for j in states.values() if j.get("status") == "skipped")
+            for index, j in states.items():
+                status, attempt = j.get("status"), j.get("attempt", 1)
+                failures = j.get("failures", 0)
+                if status == "retrying":
+                    b.schedule_retry(index, attempt + 1, failures, now)
+                elif status in ("dispatched", "running"):
+                    job_id = job_id_for(b.batch_id, index)
+                    b.in_flight[job_id] = InFlight(
+                        job_id, index, attempt, failures, status, now + self.config.lease_s
                     )
             self.batches[b.batch_id] = b
         log.info("recovered %d unfinished batches", len(self.batches))
@@ -216,13 +217,16 @@ class Scheduler:
         b = self.batches.get(e.batch_id) or await self._load_finished(e.batch_id)
         if b is None or not can_batch(b.status, "retry"):
             return
-        failed = await self.store.job_indexes(b.batch_id, "failed")
+        states = await self.store.job_states(b.batch_id)
+        failed = [
+            (i, j.get("attempt", 1)) for i, j in states.items() if j.get("status") == "failed"
+        ]
         if not failed:
             return
         now = self.clock()
         for index, attempt in failed:
             b.schedule_retry(index, attempt + 1, 0, now)
-            self._job_writes[job_id_for(b.batch_id, index)] = {"status": "retrying"}
+            self._write_job(b, index, {"status": "retrying"})
         b.failed -= len(failed)
         b.status = next_batch_state(b.status, "retry")
         b.cancelling, b.stop_reason, b.finished_at = False, None, None
@@ -232,17 +236,20 @@ class Scheduler:
 
     async def _on_job_retry(self, env: Envelope, e: JobRetryRequested) -> None:
         b = self.batches.get(e.batch_id) or await self._load_finished(e.batch_id)
-        job = await self.store.get_job(e.job_id)
-        if b is None or job is None or job["status"] != "failed":
+        if b is None:
+            return
+        index = int(e.job_id.rsplit(".", 1)[1])
+        job = (await self.store.job_states(b.batch_id)).get(index)
+        if job is None or job.get("status") != "failed":
             return
         if b.status not in ("running", "retrying", "paused", "queued"):
             if not can_batch(b.status, "retry"):
                 return
             b.status = next_batch_state(b.status, "retry")
             b.cancelling, b.stop_reason, b.finished_at = False, None, None
-        b.schedule_retry(job["index"], job["attempt"] + 1, 0, self.clock())
+        b.schedule_retry(index, job.get("attempt", 1) + 1, 0, self.clock())
         b.failed -= 1
-        self._job_writes[e.job_id] = {"status": "retrying"}
+        self._write_job(b, index, {"status": "retrying"})
         self.batches[b.batch_id] = b
         self._emit_snapshot(b, BatchRetrying)
 
@@ -263,7 +270,7 @@ class Scheduler:
         b.retries = [r for r in b.retries if r.index != index]
         if len(b.retries) < before:
             b.cancelled += 1
-            self._job_writes[e.job_id] = {"status": "cancelled"}
+            self._write_job(b, index, {"status": "cancelled"})
         elif index >= b.next_index:
             b.cancelled_indexes.add(index)
         b.dirty = True
@@ -280,7 +287,7 @@ class Scheduler:
             return
         job.status = "running"
         job.lease_until = self.clock() + self.config.lease_s
-        self._job_writes[e.job_id] = {"status": "running", "executor": e.executor_id}
+        self._write_job(b, job.index, {"status": "running", "executor": e.executor_id})
         b.dirty = True
 
     async def _on_job_progress(self, env: Envelope, e: JobProgress) -> None:
@@ -294,11 +301,11 @@ class Scheduler:
             return
         del b.in_flight[e.job_id]
         b.completed += 1
-        self._job_writes[e.job_id] = {
-            "status": "completed",
-            "executor": e.executor_id,
-            "finished_at": e.finished_at,
-        }
+        self._write_job(
+            b,
+            job.index,
+            {"status": "completed", "executor": e.executor_id, "finished_at": e.finished_at},
+        )
         b.dirty = True
 
     async def _on_job_failed(self, env: Envelope, e: JobFailed) -> None:
@@ -315,13 +322,13 @@ class Scheduler:
         }
         if e.cancelled or b.cancelling:
             b.cancelled += 1
-            self._job_writes[e.job_id] = {**write, "status": "cancelled"}
+            self._write_job(b, job.index, {**write, "status": "cancelled"})
             return
         failures = job.failures + 1
         if should_retry(b.config.retry, failures, e.retryable):
             delay = backoff_s(b.config.retry, failures)
             b.schedule_retry(job.index, job.attempt + 1, failures, self.clock() + delay)
-            self._job_writes[e.job_id] = {**write, "status": "retrying", "failures": failures}
+            self._write_job(b, job.index, {**write, "status": "retrying", "failures": failures})
             retry_at = datetime.now(UTC) + timedelta(seconds=delay)
             self._send(
                 self.topics.batch_events,
@@ -337,7 +344,7 @@ class Scheduler:
             )
             return
         b.failed += 1
-        self._job_writes[e.job_id] = {**write, "status": "failed", "failures": failures}
+        self._write_job(b, job.index, {**write, "status": "failed", "failures": failures})
         if b.config.stop_on_error and not b.cancelling:
             self._stop(b, reason=f"job {e.job_id} failed: {e.error_class}: {e.error_message}")
 
@@ -402,11 +409,11 @@ class Scheduler:
                 b.dirty = True
                 if b.cancelling:
                     b.cancelled += 1
-                    self._job_writes[job.job_id] = {"status": "cancelled"}
+                    self._write_job(b, job.index, {"status": "cancelled"})
                 else:
                     # The executor is gone; a new attempt does not spend the retry budget.
                     b.schedule_retry(job.index, job.attempt + 1, job.failures, now)
-                    self._job_writes[job.job_id] = {"status": "retrying", "lease_expired": True}
+                    self._write_job(b, job.index, {"status": "retrying", "lease_expired": True})
                 log.warning("lease expired", extra={"job_id": job.job_id})
 
     async def _dispatch(self, now: float) -> None:
@@ -441,14 +448,16 @@ class Scheduler:
             b.in_flight[job_id] = InFlight(
                 job_id, index, attempt, failures, "dispatched", now + self.config.lease_s
             )
-            self._job_writes[job_id] = {
-                "batch_id": b.batch_id,
-                "index": index,
-                "attempt": attempt,
-                "failures": failures,
-                "status": "dispatched",
-                "dispatched_at": dispatched_at,
-            }
+            self._write_job(
+                b,
+                index,
+                {
+                    "attempt": attempt,
+                    "failures": failures,
+                    "status": "dispatched",
+                    "dispatched_at": dispatched_at,
+                },
+            )
             event = JobDispatched(
                 job_id=job_id,
                 batch_id=b.batch_id,
@@ -510,6 +519,9 @@ class Scheduler:
                 del self._chunk_cache[key]
 
     # ------------------------------------------------------------------ output
+    def _write_job(self, b: BatchRuntime, index: int, fields: dict[str, Any]) -> None:
+        self._job_writes.setdefault(b.batch_id, {}).setdefault(index, {}).update(fields)
+
     def _emit_snapshot(self, b: BatchRuntime, cls: type[BatchSnapshot], **extra: Any) -> None:
         b.seq += 1
         b.dirty = True
@@ -531,10 +543,9 @@ class Scheduler:
 
     async def _flush(self) -> None:
         """Store first, then Kafka: a crash in between is healed by leases and re-emission."""
-        if self._job_writes:
-            writes = [{"_id": k, **v} for k, v in self._job_writes.items()]
-            self._job_writes = {}
-            await self.store.write_jobs(writes)
+        writes, self._job_writes = self._job_writes, {}
+        for batch_id, changes in writes.items():
+            await self.store.write_jobs(batch_id, changes)
         dirty = [b for b in self.batches.values() if b.dirty]
         docs, self._final_docs = [_doc_from_runtime(b) for b in dirty] + self._final_docs, []
         await self.store.save_batches(docs)
