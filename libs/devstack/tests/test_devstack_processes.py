@@ -128,7 +128,7 @@ def test_empty_cmdline_is_none(tmp_path: Path) -> None:
     assert processes.read_cmdline(12, proc) is None
 
 
-def test_verify_checks_cmdline_and_start_ticks(tmp_path: Path) -> None:
+def test_verify_uses_start_ticks_else_cmdline(tmp_path: Path) -> None:
     pid = os.getpid()  # alive for sure; the fake /proc decides the rest
     fields = ["S", *[str(n) for n in range(4, 22)], "555", "0"]
     proc = _fake_proc(tmp_path, pid, b"/bin/sleep\x00100\x00", f"{pid} (sleep) " + " ".join(fields))
@@ -137,8 +137,11 @@ def test_verify_checks_cmdline_and_start_ticks(tmp_path: Path) -> None:
     assert not processes.verify(
         ProcessRecord("s", pid, ("/bin/sleep", "100"), 0.0, start_ticks=556), proc
     )
-    assert not processes.verify(ProcessRecord("s", pid, ("/bin/cat",), 0.0, start_ticks=555), proc)
+    # pid + start time identify the process even if its command line reads differently
+    assert processes.verify(ProcessRecord("s", pid, ("/bin/cat",), 0.0, start_ticks=555), proc)
+    # without a recorded start time the command line decides
     assert processes.verify(ProcessRecord("s", pid, ("/bin/sleep", "100"), 0.0), proc)
+    assert not processes.verify(ProcessRecord("s", pid, ("/bin/cat",), 0.0), proc)
 
 
 def test_zombie_is_not_alive(tmp_path: Path) -> None:

@@ -247,11 +247,15 @@ def cmdline_matches(expected: Sequence[str], actual: Sequence[str] | None) -> bo
 
 
 def verify(record: ProcessRecord, proc: Path = PROC) -> bool:
-    """True if ``record.pid`` is alive and is still the process we started."""
+    """True if ``record.pid`` is alive and is still the process we started.
+
+    A PID together with its start time names one process for the life of the machine, so
+    when the start time was recorded it decides; the command line is the fallback (it was
+    seen to misjudge a live service once, leaving it running after ``down``)."""
     if not pid_alive(record.pid, proc):
         return False
-    if record.start_ticks is not None and read_start_ticks(record.pid, proc) != record.start_ticks:
-        return False
+    if record.start_ticks is not None:
+        return read_start_ticks(record.pid, proc) == record.start_ticks
     return cmdline_matches(record.argv, read_cmdline(record.pid, proc))
 
 
