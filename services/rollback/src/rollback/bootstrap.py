@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
+from rollback.adapters.backups import MongoBackups
 from rollback.handlers.rollbacks import Rollbacks
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
@@ -25,7 +26,7 @@ def bootstrap(
     db = connect_store(settings.mongodb_url, settings.database_name, NAME)
     runtime = ServiceRuntime(NAME, settings, broker, db)
     topics = settings.topics
-    rollbacks = Rollbacks(db, publisher or KafkaEventPublisher(broker), topics)
+    rollbacks = Rollbacks(MongoBackups(db), publisher or KafkaEventPublisher(broker), topics)
 
     async def handle(items: Sequence[Decoded]) -> None:
         await rollbacks.handle(items)

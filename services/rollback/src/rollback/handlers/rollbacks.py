@@ -9,19 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pymongo.asynchronous.database import AsyncDatabase
-
 from contracts.codec import envelope_for
 from contracts.envelope import Envelope, deterministic_event_id
 from contracts.events import Event, RollbackFailed, RollbackRequested, RollbackStarted
 from contracts.topics import Topics
+from rollback.adapters.backups import Backups
 from servicekit.publisher import EventPublisher, Outgoing
-from servicekit.store import Document
 
 
 @dataclass
 class Rollbacks:
-    db: AsyncDatabase[Document]
+    backups: Backups
     publisher: EventPublisher
     topics: Topics
 
@@ -32,7 +30,7 @@ class Rollbacks:
 
     async def _on_requested(self, env: Envelope, e: RollbackRequested) -> None:
         rollback_id = deterministic_event_id(e.batch_id, "rollback", env.event_id)
-        backups = await self.db["backups"].count_documents({"batch_id": e.batch_id})
+        backups = await self.backups.count(e.batch_id)
         out: list[Event] = [
             RollbackStarted(
                 batch_id=e.batch_id,

@@ -1,0 +1,167 @@
+"""The executor's runner with a recording publisher: outcomes, timeouts, cancel, slots."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import BaseModel
+
+from contracts.codec import envelope_for
+from contracts.events import CancelBroadcast, Event, JobDispatched
+from contracts.topics import Topics
+from executor.handlers.runner import Executor
+from executor.jobtypes.demo import DemoSleep
+from jobkit import JobContext, JobType, PermanentError
+from servicekit.publisher import RecordingPublisher
+
+pytestmark = pytest.mark.unit
+
+
+class Echo(BaseModel):
+    value: int = 0
+
+
+class Boom(JobType):
+    name = "test.boom"
+    Input = Echo
+
+    async def run(self, item: Any, ctx: JobContext) -> dict[str, Any]:
+        if item.value == 1:
+            raise PermanentError("bad input", error_class="BadInput")
+        raise ValueError("unexpected")
+
+
+class Slow(JobType):
+    name = "test.slow"
+    Input = Echo
+    started: ClassVar[int] = 0
+
+    async def run(self, item: Any, ctx: JobContext) -> dict[str, Any]:
+        Slow.started += 1
+        await ctx.report_progress(10, "working")
+        await asyncio.sleep(30)
+        return {}
+
+
+def dispatch(job_type: str, item: dict[str, Any], **kw: Any) -> JobDispatched:
+    fields: dict[str, Any] = {
+        "job_id": "b1.0",
+        "batch_id": "b1",
+        "index": 0,
+        "job_type": job_type,
+        "attempt": 1,
+        "item": item,
+        "timeout_s": 5,
+        "lease_s": 30,
+        "dispatched_at": datetime.now(UTC),
+    }
+    return JobDispatched(**(fields | kw))
+
+
+def make(slots: int = 2) -> tuple[Executor, RecordingPublisher]:
+    out = RecordingPublisher()
+    ex = Executor(
+        "e1",
+        slots,
+        {"demo.sleep": DemoSleep(), "test.boom": Boom(), "test.slow": Slow()},
+        out,
+        Topics(),
+    )
+    return ex, out
+
+
+async def run(ex: Executor, *events: Event) -> None:
+    await ex.accept([(envelope_for(e, producer="t"), e) for e in events])
+
+
+async def drain(ex: Executor) -> None:
+    for _ in range(200):
+        if not ex.running:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("jobs still running")
+
+
+def types(out: RecordingPublisher) -> list[str]:
+    return [m.envelope.type for m in out.sent]
+
+
+async def test_a_job_completes_with_its_output() -> None:
+    ex, out = make()
+    await run(ex, dispatch("demo.sleep", {"seconds": 0}))
+    await drain(ex)
+    assert types(out) == ["JobStarted", "JobCompleted"]
+    assert out.sent[1].envelope.data["output"] == {"slept_s": 0.0, "attempt": 1}
+    assert out.sent[1].key == "b1"
+
+
+@pytest.mark.parametrize(
+    ("job_type", "item", "error_class", "retryable"),
+    [
+        ("demo.sleep", {"fail_first_attempts": 1}, "DemoFailure", True),
+        ("demo.sleep", {"fail_first_attempts": 1, "fail_with": "permanent"}, "DemoFailure", False),
+        ("test.boom", {"value": 1}, "BadInput", False),
+        ("test.boom", {"value": 2}, "ValueError", False),
+        ("demo.sleep", {"seconds": "soon"}, "InvalidInput", False),
+        ("no.such.type", {}, "UnknownJobType", False),
+    ],
+)
+async def test_failures_are_classified(
+    job_type: str, item: dict[str, Any], error_class: str, retryable: bool
+) -> None:
+    ex, out = make()
+    await run(ex, dispatch(job_type, item))
+    await drain(ex)
+    failed = out.of_type("JobFailed")[0].envelope.data
+    assert failed["error_class"] == error_class
+    assert failed["retryable"] is retryable
+
+
+async def test_timeout_is_a_retryable_failure() -> None:
+    ex, out = make()
+    await run(ex, dispatch("demo.sleep", {"seconds": 5}, timeout_s=0.05))
+    await drain(ex)
+    failed = out.of_type("JobFailed")[0].envelope.data
+    assert failed["error_class"] == "JobTimeout"
+    assert failed["retryable"] is True
+
+
+async def test_cancel_broadcast_stops_the_running_job_cooperatively() -> None:
+    ex, out = make()
+    await run(ex, dispatch("test.slow", {}))
+    await asyncio.sleep(0.05)
+    assert "JobProgress" in types(out)
+    cancel = CancelBroadcast(batch_id="b1")
+    await ex.control([(envelope_for(cancel, producer="s"), cancel)])
+    await drain(ex)
+    failed = out.of_type("JobFailed")[0].envelope.data
+    assert failed["cancelled"] is True
+
+
+async def test_slots_bound_concurrency_and_heartbeat_reports_them() -> None:
+    ex, _ = make(slots=2)
+    Slow.started = 0
+    jobs = [dispatch("test.slow", {}, job_id=f"b1.{i}", index=i) for i in range(3)]
+    accepting = asyncio.create_task(run(ex, *jobs))
+    await asyncio.sleep(0.1)
+    assert Slow.started == 2
+    assert not accepting.done(), "a third job started without a free slot"
+    beat = ex.heartbeat().envelope.data
+    assert beat["slots_free"] == 0
+    assert set(beat["running_jobs"]) == {"b1.0", "b1.1"}
+    await ex.shutdown()
+    accepting.cancel()
+
+
+async def test_duplicate_and_stale_dispatches_are_skipped() -> None:
+    ex, out = make()
+    stale = dispatch("demo.sleep", {}, dispatched_at=datetime(2020, 1, 1, tzinfo=UTC))
+    await run(ex, stale)
+    assert out.sent == []
+    slow = dispatch("test.slow", {})
+    await run(ex, slow, slow)
+    assert types(out).count("JobStarted") == 1
+    await ex.shutdown()

@@ -1,0 +1,84 @@
+"""Folding job events into views: newest version wins, failures are all kept, and any order
+gives the same view."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from contracts.codec import envelope_for
+from contracts.envelope import Envelope
+from contracts.events import JobCompleted, JobFailed, JobRetryScheduled, JobStarted
+from reporter.domain.projection import JobEvent, fold_job
+
+pytestmark = pytest.mark.unit
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ev(e: JobEvent, at: int) -> tuple[Envelope, JobEvent]:
+    env = envelope_for(e, producer="t")
+    return env.model_copy(update={"occurred_at": T0 + timedelta(seconds=at)}), e
+
+
+def history() -> list[tuple[Envelope, JobEvent]]:
+    j, b = "b.7", "b"
+    return [
+        ev(JobStarted(job_id=j, batch_id=b, attempt=1, executor_id="e", started_at=T0), 1),
+        ev(
+            JobFailed(
+                job_id=j,
+                batch_id=b,
+                attempt=1,
+                executor_id="e",
+                started_at=T0,
+                finished_at=T0,
+                duration_ms=1,
+                error_class="Flaky",
+                error_message="x",
+                retryable=True,
+            ),
+            2,
+        ),
+        ev(JobRetryScheduled(job_id=j, batch_id=b, attempt=1, retry_at=T0), 3),
+        ev(JobStarted(job_id=j, batch_id=b, attempt=2, executor_id="f", started_at=T0), 4),
+        ev(
+            JobCompleted(
+                job_id=j,
+                batch_id=b,
+                attempt=2,
+                executor_id="f",
+                started_at=T0,
+                finished_at=T0,
+                duration_ms=3,
+                output={"n": 1},
+            ),
+            5,
+        ),
+    ]
+
+
+def fold(items: list[tuple[Envelope, JobEvent]]) -> dict[str, object]:
+    view = None
+    for env, e in items:
+        view = fold_job(view, env, e)
+    assert view is not None
+    return view
+
+
+def test_in_order() -> None:
+    view = fold(history())
+    assert view["status"] == "completed"
+    assert view["attempt"] == 2
+    assert view["index"] == 7
+    assert view["executor"] == "f"
+    assert view["error_class"] is None
+    assert view["errors"]["1"]["error_class"] == "Flaky"  # type: ignore[index]
+
+
+def test_every_order_and_repeat_gives_the_same_view() -> None:
+    expected = fold(history())
+    for order in itertools.permutations(history()):
+        assert fold(list(order)) == expected
+    assert fold(history() + history()) == expected

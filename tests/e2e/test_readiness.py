@@ -1,0 +1,126 @@
+"""A service that cannot reach Kafka or the store reports not-ready instead of crashing, and
+recovers when they return. The test puts TCP proxies between the reporter and the servers and
+opens and closes them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.probes import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+class Proxy:
+    """Forwards a local port to a target while open; closed, it refuses and cuts connections."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self.target = (host or "127.0.0.1", int(port))
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for w in list(self._writers):
+            w.close()
+        self._writers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def ready_status(url: str) -> int | None:
+    try:
+        async with httpx.AsyncClient(timeout=3) as client:
+            return (await client.get(url)).status_code
+    except httpx.HTTPError:
+        return None
+
+
+async def wait_status(url: str, status: int, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    seen = None
+    while time.monotonic() < deadline:
+        seen = await ready_status(url)
+        if seen == status:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{url} answered {seen}, not {status}, within {within_s}s")
+
+
+async def test_not_ready_without_servers_then_recovers(
+    kafka_bootstrap: str, mongodb_server: str, tmp_path: Path
+) -> None:
+    kafka = Proxy(kafka_bootstrap.split(",")[0])
+    store = Proxy(mongodb_server.split("://", 1)[1])
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka.port}",
+        "MONGODB_URL": f"mongodb://127.0.0.1:{store.port}/byt_ready_{uuid.uuid4().hex[:8]}",
+        "BATCHYARD_TOPIC_PREFIX": f"ready{uuid.uuid4().hex[:8]}.",
+        "BATCHYARD_HTTP_PORT": str(port),
+    }
+    log = (tmp_path / "reporter.log").open("wb")
+    service = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once; no blocking wait
+        [str(Path(sys.executable).parent / "batchyard-reporter")], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}/readyz"
+    try:
+        await wait_status(url, 503, within_s=30)
+        await asyncio.sleep(5)
+        assert service.poll() is None, "the service crashed without its servers"
+        assert await ready_status(url) == 503
+
+        await kafka.open()
+        await store.open()
+        await wait_status(url, 200, within_s=60)
+
+        await store.close()
+        await wait_status(url, 503, within_s=30)
+        assert service.poll() is None, "the service crashed when the store went away"
+
+        await store.open()
+        await wait_status(url, 200, within_s=60)
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+        log.close()
+        await kafka.close()
+        await store.close()
