@@ -25,6 +25,7 @@ from servicekit.store import Document, ping
 log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+SHUTDOWN_STEP_S = 3.0
 
 
 class ServiceRuntime:
@@ -42,12 +43,17 @@ class ServiceRuntime:
         self.db = db
         self.connected = asyncio.Event()
         self._on_connected: list[Hook] = []
+        self._on_shutdown: list[Hook] = []
         self._background: list[Callable[[], Awaitable[Any]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._ready_cache: tuple[float, bool, str] = (0.0, False, "starting")
 
     def on_connected(self, hook: Hook) -> None:
         self._on_connected.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        """Runs at shutdown before the broker stops (e.g. to finish in-flight work)."""
+        self._on_shutdown.append(hook)
 
     def background(self, factory: Callable[[], Awaitable[Any]]) -> None:
         self._background.append(factory)
@@ -100,16 +106,24 @@ class ServiceRuntime:
         try:
             yield
         finally:
-            connect.cancel()
-            for task in self._tasks:
-                task.cancel()
-            for task in [connect, *self._tasks]:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await self._shutdown(connect)
+
+    async def _shutdown(self, connect: asyncio.Task[None]) -> None:
+        """Stops background work, then the broker and the store, each within a bound: a
+        server that is unreachable at shutdown must not keep the process alive."""
+        connect.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in [connect, *self._tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, SHUTDOWN_STEP_S)
+        for _hook in self._on_shutdown:
             with contextlib.suppress(Exception):
-                await self.broker.stop()
-            with contextlib.suppress(Exception):
-                await self.db.client.close()
+                await asyncio.wait_for(_hook(), SHUTDOWN_STEP_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.broker.stop(), SHUTDOWN_STEP_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.db.client.close(), SHUTDOWN_STEP_S)
 
     def app(self, **fastapi_options: Any) -> FastAPI:
         app = FastAPI(lifespan=self.lifespan, **fastapi_options)

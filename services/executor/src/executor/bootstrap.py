@@ -87,6 +87,7 @@ def bootstrap(
         await announce_job_types(db, executor_id, executor.job_types)
 
     runtime.on_connected(announce)
+    runtime.on_shutdown(executor.shutdown)
     runtime.background(heartbeats)
     app = runtime.app(title=f"Batchyard executor {executor_id}")
 
