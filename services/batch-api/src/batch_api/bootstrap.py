@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from pydantic import AliasChoices, Field
 
 from batch_api.adapters.keys import ApiKeyStore
@@ -65,4 +66,10 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     install_problem_handlers(app)
     app.include_router(batches.router)
     app.include_router(job_types.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        """Until the dashboard is served here, the root shows the API's documentation."""
+        return RedirectResponse("/docs")
+
     return app
