@@ -7,22 +7,9 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-BatchState = Literal[
-    "draft",
-    "uploading",
-    "queued",
-    "running",
-    "paused",
-    "completed",
-    "completed_with_errors",
-    "failed",
-    "cancelled",
-    "retrying",
-    "rolling_back",
-    "rolled_back",
-    "rollback_failed",
-    "archived",
-]
+from contracts.vocabulary import BatchStatus as BatchState
+from contracts.vocabulary import JobStatus as JobState
+
 BatchEvent = Literal[
     "upload",
     "submit",
@@ -38,9 +25,6 @@ BatchEvent = Literal[
     "rollback_done",
     "rollback_fail",
     "archive",
-]
-JobState = Literal[
-    "pending", "dispatched", "running", "completed", "failed", "retrying", "skipped", "cancelled"
 ]
 JobEvent = Literal[
     "dispatch", "start", "complete", "fail", "retry", "lease_expired", "cancel", "skip"
@@ -109,15 +93,19 @@ JOB_TRANSITIONS: Final[dict[str, dict[str, str]]] = {
     "cancelled": {},
 }
 
-BATCH_STATES: Final = tuple(BATCH_TRANSITIONS)
+BATCH_STATES: Final = tuple(BatchState.__args__)  # type: ignore[attr-defined]
 BATCH_EVENTS: Final = tuple(BatchEvent.__args__)  # type: ignore[attr-defined]
-JOB_STATES: Final = tuple(JOB_TRANSITIONS)
+JOB_STATES: Final = tuple(JobState.__args__)  # type: ignore[attr-defined]
 JOB_EVENTS: Final = tuple(JobEvent.__args__)  # type: ignore[attr-defined]
 TERMINAL_JOB_STATES: Final = frozenset({"completed", "failed", "skipped", "cancelled"})
 ACTIVE_BATCH_STATES: Final = frozenset({"queued", "running", "paused", "retrying"})
 FINISHED_BATCH_STATES: Final = frozenset(
     {"completed", "completed_with_errors", "failed", "cancelled"}
 )
+
+
+assert set(BATCH_TRANSITIONS) == set(BATCH_STATES), "every batch state needs a row"
+assert set(JOB_TRANSITIONS) == set(JOB_STATES), "every job state needs a row"
 
 
 def next_batch_state(state: str, event: str) -> str:
