@@ -39,7 +39,7 @@ def bootstrap(
         handler=handle,
         dead_letters=DeadLetters(broker, topics.dead_letter, NAME),
         max_records=2000,
-        batch_timeout_ms=50,
+        batch_timeout_ms=200,
     )
     runtime.on_connected(store.setup)
     return runtime.app(title="Batchyard reporter"), projector

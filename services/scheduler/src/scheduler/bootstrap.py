@@ -67,6 +67,8 @@ def bootstrap(
         group_id=f"{topics.prefix}scheduler",
         handler=handle,
         dead_letters=dead_letters,
+        max_records=2000,
+        batch_timeout_ms=100,
     )
 
     async def recover() -> None:

@@ -79,7 +79,9 @@ class Executor:
         return self.slots - len(self.running)
 
     async def accept(self, items: Sequence[tuple[Envelope, Event]]) -> None:
-        """Takes each dispatched job: waits for a free slot, reports it started, runs it."""
+        """Takes each dispatched job: waits for a free slot, reports it started, runs it.
+        Jobs that find a slot together are reported started in one round trip."""
+        taken: list[RunningJob] = []
         for envelope, event in items:
             if not isinstance(event, JobDispatched) or event.job_id in self.running:
                 continue
@@ -87,25 +89,43 @@ class Executor:
             if age > event.lease_s:
                 log.info("skipping a dispatch older than its lease", extra={"job_id": event.job_id})
                 continue
+            if self._free.locked() and taken:
+                await self._start(taken)  # report what we hold before waiting for a slot
+                taken = []
             await self._free.acquire()
             job = RunningJob(event, envelope.tenant, datetime.now(UTC))
             self.running[event.job_id] = job
-            try:
-                await self._publish(
-                    job,
+            taken.append(job)
+        if taken:
+            await self._start(taken)
+
+    async def _start(self, jobs: list[RunningJob]) -> None:
+        started = [
+            Outgoing(
+                self.topics.job_events,
+                j.dispatch.batch_id,
+                envelope_for(
                     JobStarted(
-                        job_id=event.job_id,
-                        batch_id=event.batch_id,
-                        attempt=event.attempt,
+                        job_id=j.dispatch.job_id,
+                        batch_id=j.dispatch.batch_id,
+                        attempt=j.dispatch.attempt,
                         executor_id=self.executor_id,
-                        started_at=job.started_at,
+                        started_at=j.started_at,
                     ),
-                )
-            except BaseException:
-                self.running.pop(event.job_id, None)
-                self._free.release()
-                raise
-            job.task = asyncio.create_task(self._run(job))
+                    producer=self.executor_id,
+                    tenant=j.tenant,
+                ),
+            )
+            for j in jobs
+        ]
+        try:
+            await self.publisher.publish(started)
+        except BaseException:
+            for j in jobs:
+                self._release(j)
+            raise
+        for j in jobs:
+            j.task = asyncio.create_task(self._run(j))
 
     async def _run(self, job: RunningJob) -> None:
         d = job.dispatch
