@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
+from readmodels import settled_job_views
 from stack_support import Stack
 
 pytestmark = pytest.mark.e2e
@@ -71,16 +71,16 @@ async def test_ten_thousand_jobs_complete_each_exactly_once(
     batch_id = response.json()["id"]
     done = await wait_for_status(api, batch_id, {"completed"}, within_s=600)
     assert done["progress"]["completed"] == 10_000
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url)
-    try:
-        buckets = client[stack.database]["job_views"].find({"batch_id": batch_id})
-        views = [view async for bucket in buckets for view in bucket["jobs"].values()]
-        assert len(views) == 10_000
-        assert {v["index"] for v in views} == set(range(10_000))
-        assert all(v["status"] == "completed" for v in views)
-        assert all(v["attempt"] == 1 for v in views), "a job ran more than once"
-    finally:
-        await client.close()
+    views = await settled_job_views(
+        stack.mongodb_url,
+        stack.database,
+        batch_id,
+        lambda vs: len(vs) == 10_000 and all(v["status"] == "completed" for v in vs),
+    )
+    assert len(views) == 10_000
+    assert {v["index"] for v in views} == set(range(10_000))
+    assert all(v["status"] == "completed" for v in views)
+    assert all(v["attempt"] == 1 for v in views), "a job ran more than once"
 
 
 async def test_failures_are_retried_then_reported(api: httpx.AsyncClient) -> None:
