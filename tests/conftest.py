@@ -1,11 +1,14 @@
 """Servers for integration and e2e tests: `KAFKA_BOOTSTRAP_SERVERS` / `MONGODB_URL` when set,
-else the local dev stack's (started by `make test` or `make up`). A missing server fails the
-test loudly; nothing is skipped for lack of one."""
+else the local dev stack's (started by `make test` or `make up`), else containers started with
+testcontainers where a Docker engine answers. A missing server fails the test loudly; nothing
+is skipped for lack of one."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlparse
@@ -29,31 +32,53 @@ def _reachable(host_port: str) -> bool:
         return False
 
 
+def _docker_engine() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        probe = subprocess.run(["docker", "info"], capture_output=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
+def kafka_bootstrap() -> Iterator[str]:
     servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA)
     first = servers.split(",")[0]
-    if not _reachable(first):
+    if _reachable(first):
+        yield servers
+    elif _docker_engine():
+        from testcontainers.community.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:4.1.0").with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+    else:
         pytest.fail(
-            f"Kafka is not reachable at {first}: run `make test` (it starts the servers), "
-            "`make up`, or set KAFKA_BOOTSTRAP_SERVERS"
+            f"Kafka is not reachable at {first} and no Docker engine answers: run `make test` "
+            "(it starts the servers), `make up`, or set KAFKA_BOOTSTRAP_SERVERS"
         )
-    return servers
 
 
 @pytest.fixture(scope="session")
-def mongodb_server() -> str:
+def mongodb_server() -> Iterator[str]:
     url = os.environ.get("MONGODB_URL", DEFAULT_MONGO)
     parsed = urlparse(url)
     host_port = parsed.netloc.split("@")[-1].split(",")[0]
     if ":" not in host_port:
         host_port += ":27017"
-    if not _reachable(host_port):
+    if _reachable(host_port):
+        yield f"{parsed.scheme}://{parsed.netloc}"
+    elif _docker_engine():
+        from testcontainers.community.mongodb import MongoDbContainer
+
+        with MongoDbContainer("mongo:8") as mongo:
+            yield mongo.get_connection_url().rsplit("/", 1)[0]
+    else:
         pytest.fail(
-            f"the store is not reachable at {host_port}: run `make test`, `make up`, or set "
-            "MONGODB_URL"
+            f"the store is not reachable at {host_port} and no Docker engine answers: run "
+            "`make test`, `make up`, or set MONGODB_URL"
         )
-    return f"{parsed.scheme}://{parsed.netloc}"
 
 
 @pytest.fixture
