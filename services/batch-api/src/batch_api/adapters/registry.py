@@ -29,8 +29,13 @@ class BatchRegistry:
         await self.uploads.create_index([("batch_id", ASCENDING), ("chunk", ASCENDING)])
         await self.batches.create_index([("submission", ASCENDING)])
 
-    async def insert(self, doc: Document) -> None:
-        await self.batches.insert_one(doc)
+    async def insert(self, doc: Document) -> bool:
+        """False if a batch with this id is already stored (a concurrent idempotent retry)."""
+        try:
+            await self.batches.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def get(self, batch_id: str) -> Document | None:
         return await self.batches.find_one({"_id": batch_id})

@@ -72,13 +72,15 @@ class BatchService:
                         "Idempotency key reused",
                         "this Idempotency-Key was used with a different request body",
                     )
-                existing = await self.get(earlier["batch_id"], who)
-                if (await self.registry.get(earlier["batch_id"]) or {}).get(
-                    "submission"
-                ) != "published":
-                    await self.publish_submission(earlier["batch_id"])
-                return existing, False
-        await self.registry.insert(
+                batch_id = earlier["batch_id"]
+                stored = await self.registry.get(batch_id)
+                if stored is not None:
+                    if stored.get("submission") != "published":
+                        await self.publish_submission(batch_id)
+                    return await self.get(batch_id, who), False
+                # The key was claimed but the batch was never stored (the store failed in
+                # between): create it now, under the id the key already names.
+        inserted = await self.registry.insert(
             {
                 "_id": batch_id,
                 "tenant": who.tenant,
@@ -95,6 +97,8 @@ class BatchService:
                 "submission": "publishing",
             }
         )
+        if not inserted:
+            return await self.get(batch_id, who), False
         for chunk, start in enumerate(range(0, len(body.items), CHUNK_SIZE)):
             await self.registry.put_chunk(
                 batch_id, chunk, start, body.items[start : start + CHUNK_SIZE]
