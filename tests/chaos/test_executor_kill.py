@@ -4,91 +4,20 @@ once in the read model, and nothing is lost. Leases are short here (3 s) so the 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from chaos_support import kill_9, restart
 from readmodels import settled_job_views
 from stack_support import Stack
-
-from devstack import processes, services
-from devstack.services import ServicePorts
 
 pytestmark = pytest.mark.chaos
 
 ROOT = Path(__file__).resolve().parents[2]
 EXECUTORS = 3
-
-
-@pytest.fixture(scope="module")
-def chaos_stack(kafka_bootstrap: str, mongodb_server: str) -> Iterator[Stack]:
-    run_id = uuid.uuid4().hex[:8]
-    base = ROOT / "artifacts" / f"chaos-{run_id}"
-    database = f"byt_chaos_{run_id}"
-    stack = Stack(
-        url="",
-        admin_key=f"bya_chaos_{uuid.uuid4().hex}",
-        prefix=f"chaos{run_id}.",
-        mongodb_url=f"{mongodb_server}/{database}",
-        database=database,
-        run_dir=base / "run",
-        log_dir=base / "logs",
-        ports=ServicePorts.pick_free(EXECUTORS),
-    )
-    stack.run_dir.mkdir(parents=True)
-    stack.log_dir.mkdir(parents=True)
-    try:
-        services.start_services(
-            run_dir=stack.run_dir,
-            log_dir=stack.log_dir,
-            venv_bin=Path(sys.executable).parent,
-            kafka_bootstrap=kafka_bootstrap,
-            mongodb_url=stack.mongodb_url,
-            admin_key=stack.admin_key,
-            executors=EXECUTORS,
-            ports=stack.ports,
-            extra_env=env_of(stack),
-            timeout=120,
-        )
-        yield Stack(**{**stack.__dict__, "url": f"http://127.0.0.1:{stack.ports.api}"})
-    finally:
-        services.stop_services(stack.run_dir)
-
-
-def env_of(stack: Stack) -> dict[str, str]:
-    return {"BATCHYARD_TOPIC_PREFIX": stack.prefix, "BATCHYARD_SCHEDULER_LEASE_S": "3"}
-
-
-def kill_9(stack: Stack, name: str) -> None:
-    record = processes.read_record(stack.run_dir, name)
-    assert record is not None
-    assert processes.verify(record)
-    os.kill(record.pid, signal.SIGKILL)
-
-
-def restart(stack: Stack, name: str, kafka_bootstrap: str) -> None:
-    for _ in range(50):
-        if not processes.is_running(name, stack.run_dir):
-            break
-        time.sleep(0.1)
-    processes.remove_record(stack.run_dir, name)
-    services.start_service(
-        services.spec_for(name, stack.ports),
-        run_dir=stack.run_dir,
-        log_dir=stack.log_dir,
-        venv_bin=Path(sys.executable).parent,
-        kafka_bootstrap=kafka_bootstrap,
-        mongodb_url=stack.mongodb_url,
-        admin_key=None,
-        extra_env=env_of(stack),
-    )
 
 
 async def progress(api: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:

@@ -42,11 +42,18 @@ class ServiceRuntime:
         self.broker = broker
         self.db = db
         self.connected = asyncio.Event()
+        self._before_start: list[Hook] = []
         self._on_connected: list[Hook] = []
         self._on_shutdown: list[Hook] = []
+        self.waiting_for: str | None = None
         self._background: list[Callable[[], Awaitable[Any]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._ready_cache: tuple[float, bool, str] = (0.0, False, "starting")
+
+    def before_start(self, hook: Hook) -> None:
+        """Awaited after Kafka and the store answer but before any consumer starts (e.g. to
+        wait for a leader lease); set `waiting_for` to say why in `/readyz` meanwhile."""
+        self._before_start.append(hook)
 
     def on_connected(self, hook: Hook) -> None:
         self._on_connected.append(hook)
@@ -66,6 +73,9 @@ class ServiceRuntime:
                 await ensure_topics(
                     self.settings.kafka_bootstrap_servers, topic_partitions(self.settings.topics)
                 )
+                for gate in self._before_start:
+                    await gate()
+                self.waiting_for = None
                 await self.broker.start()
                 for hook in self._on_connected:
                     await hook()
@@ -88,7 +98,7 @@ class ServiceRuntime:
         if now - at < 1.0:
             return ok, why
         if not self.connected.is_set():
-            result = (False, "connecting to Kafka and the store")
+            result = (False, self.waiting_for or "connecting to Kafka and the store")
         else:
             try:
                 await asyncio.wait_for(ping(self.db), 2)

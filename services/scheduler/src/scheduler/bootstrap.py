@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import socket
 from collections.abc import Sequence
 
 from fastapi import FastAPI
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from scheduler.adapters.leader import MongoLeaderLease
 from scheduler.adapters.store import MongoSchedulerStore, SchedulerStore
 from scheduler.handlers.engine import Scheduler, SchedulerConfig
 from servicekit.consume import Decoded, subscribe_batches
@@ -22,6 +26,7 @@ from servicekit.settings import ServiceSettings
 from servicekit.store import connect_store
 
 NAME = "scheduler"
+log = logging.getLogger(__name__)
 
 
 class SchedulerSettings(ServiceSettings):
@@ -32,6 +37,7 @@ class SchedulerSettings(ServiceSettings):
     prefetch: int = Field(default=8, ge=0)
     global_max_in_flight: int = Field(default=100_000, ge=1)
     tick_s: float = Field(default=0.05, gt=0)
+    leader_ttl_s: float = Field(default=10.0, gt=1)
 
 
 def bootstrap(
@@ -54,6 +60,12 @@ def bootstrap(
             global_max_in_flight=settings.global_max_in_flight,
         ),
     )
+    lease = MongoLeaderLease(
+        db,
+        settings.instance_id or f"scheduler-{socket.gethostname()}-{os.getpid()}",
+        settings.leader_ttl_s,
+    )
+    scheduler.fence = lease.still_valid
     recovered = asyncio.Event()
     dead_letters = DeadLetters(broker, topics.dead_letter, NAME)
 
@@ -82,6 +94,26 @@ def bootstrap(
             scheduler.wake.clear()
             await scheduler.tick()
 
+    async def become_leader() -> None:
+        runtime.waiting_for = "standby: another scheduler holds the lease"
+        while not await lease.try_acquire():  # noqa: ASYNC110 - polls the store; no event exists
+            await asyncio.sleep(1)
+        log.info("holding the scheduler lease (token %s)", lease.token)
+
+    async def keep_lease() -> None:
+        while True:
+            await asyncio.sleep(lease.ttl_s / 5)
+            try:
+                held = await lease.renew()
+            except Exception as exc:  # the store is away: keep the lease, act only while valid
+                log.warning("could not renew the scheduler lease: %s", exc)
+                continue
+            if not held:
+                log.critical("another scheduler holds the lease now; exiting")
+                os._exit(3)
+
+    runtime.before_start(become_leader)
     runtime.on_connected(recover)
+    runtime.background(keep_lease)
     runtime.background(ticking)
     return runtime.app(title="Batchyard scheduler"), scheduler

@@ -61,6 +61,10 @@ PRODUCER = "scheduler"
 EXECUTOR_TTL_S = 5.0
 
 
+class LeadershipLost(RuntimeError):
+    """This instance may no longer act as the scheduler."""
+
+
 @dataclass
 class ExecutorSeen:
     slots_total: int
@@ -83,6 +87,7 @@ class Scheduler:
     topics: Topics
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
     clock: Callable[[], float] = time.time
+    fence: Callable[[], bool] = lambda: True
     batches: dict[str, BatchRuntime] = field(default_factory=dict)
     executors: dict[str, ExecutorSeen] = field(default_factory=dict)
     fair: FairShare = field(default_factory=FairShare)
@@ -542,7 +547,10 @@ class Scheduler:
         self._outbox.append(Outgoing(topic, key, env))
 
     async def _flush(self) -> None:
-        """Store first, then Kafka: a crash in between is healed by leases and re-emission."""
+        """Store first, then Kafka: a crash in between is healed by leases and re-emission.
+        Nothing is written unless this instance still holds the scheduler lease."""
+        if not self.fence():
+            raise LeadershipLost("this scheduler's lease is not valid; not writing")
         writes, self._job_writes = self._job_writes, {}
         for batch_id, changes in writes.items():
             await self.store.write_jobs(batch_id, changes)
