@@ -94,11 +94,7 @@ def bootstrap(
             scheduler.wake.clear()
             await scheduler.tick()
 
-    async def become_leader() -> None:
-        runtime.waiting_for = "standby: another scheduler holds the lease"
-        while not await lease.try_acquire():  # noqa: ASYNC110 - polls the store; no event exists
-            await asyncio.sleep(1)
-        log.info("holding the scheduler lease (token %s)", lease.token)
+    renewing: list[asyncio.Task[None]] = []
 
     async def keep_lease() -> None:
         while True:
@@ -112,8 +108,21 @@ def bootstrap(
                 log.critical("another scheduler holds the lease now; exiting")
                 os._exit(3)
 
+    async def become_leader() -> None:
+        runtime.waiting_for = "standby: another scheduler holds the lease"
+        while not await lease.try_acquire():  # noqa: ASYNC110 - polls the store; no event exists
+            await asyncio.sleep(1)
+        log.info("holding the scheduler lease (token %s)", lease.token)
+        # Renew from now on: joining the consumer group can take longer than the lease.
+        if not any(not task.done() for task in renewing):
+            renewing.append(asyncio.create_task(keep_lease()))
+
+    async def stop_renewing() -> None:
+        for task in renewing:
+            task.cancel()
+
     runtime.before_start(become_leader)
     runtime.on_connected(recover)
-    runtime.background(keep_lease)
+    runtime.on_shutdown(stop_renewing)
     runtime.background(ticking)
     return runtime.app(title="Batchyard scheduler"), scheduler
