@@ -52,7 +52,7 @@ from scheduler.adapters.store import SchedulerStore
 from scheduler.domain.fairshare import FairShare, weight_of
 from scheduler.domain.model import BatchRuntime, InFlight
 from scheduler.domain.retry import backoff_s, should_retry
-from scheduler.domain.states import can_batch, next_batch_state
+from scheduler.domain.states import can_batch, next_batch_state, next_job_state
 from servicekit.publisher import EventPublisher, Outgoing
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,10 @@ class Scheduler:
     _chunk_cache: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     _final_docs: list[dict[str, Any]] = field(default_factory=list)
     _last_progress: float = 0.0
+    _handler_table: dict[type[Event], Callable[[Envelope, Any], Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._handler_table = self._handlers()
 
     # ------------------------------------------------------------------ recovery
     async def recover(self) -> None:
@@ -132,7 +136,7 @@ class Scheduler:
         """Applies consumed events in order, then persists and publishes their effects."""
         async with self.lock:
             for envelope, event in items:
-                handler = self._handlers().get(type(event))
+                handler = self._handler_table.get(type(event))
                 if handler is not None:
                     await handler(envelope, event)
             await self._flush()
@@ -175,10 +179,8 @@ class Scheduler:
         b = self.batches.get(e.batch_id)
         if b is None:
             return
-        if await self.store.insert_chunk(e.batch_id, e.chunk, e.first_index, e.items) or (
-            e.chunk not in b.chunk_numbers
-        ):
-            b.add_chunk(e.chunk, e.first_index, len(e.items))
+        await self.store.insert_chunk(e.batch_id, e.chunk, e.first_index, e.items)
+        b.add_chunk(e.chunk, e.first_index, len(e.items))  # a repeated chunk is ignored
 
     async def _on_submitted(self, env: Envelope, e: BatchSubmitted) -> None:
         b = self.batches.get(e.batch_id)
@@ -231,7 +233,7 @@ class Scheduler:
         now = self.clock()
         for index, attempt in failed:
             b.schedule_retry(index, attempt + 1, 0, now)
-            self._write_job(b, index, {"status": "retrying"})
+            self._write_job(b, index, {"status": next_job_state("failed", "retry")})
         b.failed -= len(failed)
         b.status = next_batch_state(b.status, "retry")
         b.cancelling, b.stop_reason, b.finished_at = False, None, None
@@ -254,7 +256,7 @@ class Scheduler:
             b.cancelling, b.stop_reason, b.finished_at = False, None, None
         b.schedule_retry(index, job.get("attempt", 1) + 1, 0, self.clock())
         b.failed -= 1
-        self._write_job(b, index, {"status": "retrying"})
+        self._write_job(b, index, {"status": next_job_state("failed", "retry")})
         self.batches[b.batch_id] = b
         self._emit_snapshot(b, BatchRetrying)
 
@@ -275,7 +277,7 @@ class Scheduler:
         b.retries = [r for r in b.retries if r.index != index]
         if len(b.retries) < before:
             b.cancelled += 1
-            self._write_job(b, index, {"status": "cancelled"})
+            self._write_job(b, index, {"status": next_job_state("retrying", "cancel")})
         elif index >= b.next_index:
             b.cancelled_indexes.add(index)
         b.dirty = True
@@ -290,9 +292,9 @@ class Scheduler:
         b, job = self._current(e.batch_id, e.job_id, e.attempt)
         if b is None or job is None or job.status != "dispatched":
             return
-        job.status = "running"
+        job.status = next_job_state(job.status, "start")
         job.lease_until = self.clock() + self.config.lease_s
-        self._write_job(b, job.index, {"status": "running", "executor": e.executor_id})
+        self._write_job(b, job.index, {"status": job.status, "executor": e.executor_id})
         b.dirty = True
 
     async def _on_job_progress(self, env: Envelope, e: JobProgress) -> None:
@@ -309,7 +311,11 @@ class Scheduler:
         self._write_job(
             b,
             job.index,
-            {"status": "completed", "executor": e.executor_id, "finished_at": e.finished_at},
+            {
+                "status": next_job_state(job.status, "complete"),
+                "executor": e.executor_id,
+                "finished_at": e.finished_at,
+            },
         )
         b.dirty = True
 
@@ -327,13 +333,15 @@ class Scheduler:
         }
         if e.cancelled or b.cancelling:
             b.cancelled += 1
-            self._write_job(b, job.index, {**write, "status": "cancelled"})
+            status = next_job_state(job.status, "cancel")
+            self._write_job(b, job.index, {**write, "status": status})
             return
         failures = job.failures + 1
         if should_retry(b.config.retry, failures, e.retryable):
             delay = backoff_s(b.config.retry, failures)
             b.schedule_retry(job.index, job.attempt + 1, failures, self.clock() + delay)
-            self._write_job(b, job.index, {**write, "status": "retrying", "failures": failures})
+            status = next_job_state(job.status, "retry")
+            self._write_job(b, job.index, {**write, "status": status, "failures": failures})
             retry_at = datetime.now(UTC) + timedelta(seconds=delay)
             self._send(
                 self.topics.batch_events,
@@ -349,7 +357,8 @@ class Scheduler:
             )
             return
         b.failed += 1
-        self._write_job(b, job.index, {**write, "status": "failed", "failures": failures})
+        status = next_job_state(job.status, "fail")
+        self._write_job(b, job.index, {**write, "status": status, "failures": failures})
         if b.config.stop_on_error and not b.cancelling:
             self._stop(b, reason=f"job {e.job_id} failed: {e.error_class}: {e.error_message}")
 
@@ -414,11 +423,12 @@ class Scheduler:
                 b.dirty = True
                 if b.cancelling:
                     b.cancelled += 1
-                    self._write_job(b, job.index, {"status": "cancelled"})
+                    self._write_job(b, job.index, {"status": next_job_state(job.status, "cancel")})
                 else:
                     # The executor is gone; a new attempt does not spend the retry budget.
                     b.schedule_retry(job.index, job.attempt + 1, job.failures, now)
-                    self._write_job(b, job.index, {"status": "retrying", "lease_expired": True})
+                    status = next_job_state(job.status, "lease_expired")
+                    self._write_job(b, job.index, {"status": status, "lease_expired": True})
                 log.warning("lease expired", extra={"job_id": job.job_id})
 
     async def _dispatch(self, now: float) -> None:
@@ -459,7 +469,7 @@ class Scheduler:
                 {
                     "attempt": attempt,
                     "failures": failures,
-                    "status": "dispatched",
+                    "status": next_job_state("pending" if attempt == 1 else "retrying", "dispatch"),
                     "dispatched_at": dispatched_at,
                 },
             )
