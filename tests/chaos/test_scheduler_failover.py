@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from chaos_support import env_of, kill_9
 from readmodels import settled_job_views
-from stack_support import Stack
+from stack_support import Stack, service_process
 
 from devstack.probes import free_port
 
@@ -40,66 +37,59 @@ async def test_standby_takes_over_and_the_batch_completes(
         "BATCHYARD_HTTP_PORT": str(port),
         "BATCHYARD_INSTANCE_ID": "scheduler-standby",
     }
-    log = (chaos_stack.log_dir / "scheduler-standby.log").open("wb")
-    standby = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once
-        [str(Path(sys.executable).parent / "batchyard-scheduler")], env=env, stdout=log, stderr=log
-    )
-    ready_url = f"http://127.0.0.1:{port}/readyz"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                code, body = await status_of(ready_url)
-                if code == 503 and "standby" in body["detail"]:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the second scheduler never reported standby"
-            await asyncio.sleep(0.5)
+    log = chaos_stack.log_dir / "scheduler-standby.log"
+    with service_process("batchyard-scheduler", env, log):
+        await failover(chaos_stack, port)
 
-        total = 400
-        async with httpx.AsyncClient(
-            base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
-        ) as api:
-            r = await api.post(
-                "/v1/batches",
-                json={
-                    "name": "failover",
-                    "job_type": "demo.sleep",
-                    "items": [{"seconds": 0.05}] * total,
-                    "config": {"max_concurrent_jobs": 40},
-                },
-            )
-            assert r.status_code == 201, r.text
-            batch_id = r.json()["id"]
-            killed_at = None
-            deadline = time.monotonic() + 240
-            while True:
-                body = (await api.get(f"/v1/batches/{batch_id}")).json()
-                if body["status"] == "completed":
-                    break
-                assert time.monotonic() < deadline, f"stuck after failover: {body['progress']}"
-                if killed_at is None and body["progress"]["completed"] >= total // 4:
-                    kill_9(chaos_stack, "scheduler")
-                    killed_at = time.monotonic()
-                await asyncio.sleep(0.3)
-        assert killed_at is not None, "the batch finished before the scheduler was killed"
-        code, body = await status_of(ready_url)
-        assert code == 200, body
-        views = await settled_job_views(
-            chaos_stack.mongodb_url,
-            chaos_stack.database,
-            batch_id,
-            lambda vs: len(vs) == total and all(v["status"] == "completed" for v in vs),
-        )
-        assert len(views) == total
-        assert {v["index"] for v in views} == set(range(total))
-        assert all(v["status"] == "completed" for v in views)
-    finally:
-        standby.terminate()
+
+async def failover(chaos_stack: Stack, port: int) -> None:
+    ready_url = f"http://127.0.0.1:{port}/readyz"
+    deadline = time.monotonic() + 60
+    while True:
         try:
-            standby.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            standby.kill()
-            standby.wait()
-        log.close()
+            code, body = await status_of(ready_url)
+            if code == 503 and "standby" in body["detail"]:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the second scheduler never reported standby"
+        await asyncio.sleep(0.5)
+
+    total = 400
+    async with httpx.AsyncClient(
+        base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
+    ) as api:
+        r = await api.post(
+            "/v1/batches",
+            json={
+                "name": "failover",
+                "job_type": "demo.sleep",
+                "items": [{"seconds": 0.05}] * total,
+                "config": {"max_concurrent_jobs": 40},
+            },
+        )
+        assert r.status_code == 201, r.text
+        batch_id = r.json()["id"]
+        killed_at = None
+        deadline = time.monotonic() + 240
+        while True:
+            body = (await api.get(f"/v1/batches/{batch_id}")).json()
+            if body["status"] == "completed":
+                break
+            assert time.monotonic() < deadline, f"stuck after failover: {body['progress']}"
+            if killed_at is None and body["progress"]["completed"] >= total // 4:
+                kill_9(chaos_stack, "scheduler")
+                killed_at = time.monotonic()
+            await asyncio.sleep(0.3)
+    assert killed_at is not None, "the batch finished before the scheduler was killed"
+    code, body = await status_of(ready_url)
+    assert code == 200, body
+    views = await settled_job_views(
+        chaos_stack.mongodb_url,
+        chaos_stack.database,
+        batch_id,
+        lambda vs: len(vs) == total and all(v["status"] == "completed" for v in vs),
+    )
+    assert len(views) == total
+    assert {v["index"] for v in views} == set(range(total))
+    assert all(v["status"] == "completed" for v in views)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from stack_support import service_process
 
 from devstack.probes import free_port
 
@@ -93,34 +92,24 @@ async def test_not_ready_without_servers_then_recovers(
         "BATCHYARD_TOPIC_PREFIX": f"ready{uuid.uuid4().hex[:8]}.",
         "BATCHYARD_HTTP_PORT": str(port),
     }
-    log = (tmp_path / "reporter.log").open("wb")
-    service = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once; no blocking wait
-        [str(Path(sys.executable).parent / "batchyard-reporter")], env=env, stdout=log, stderr=log
-    )
     url = f"http://127.0.0.1:{port}/readyz"
-    try:
-        await wait_status(url, 503, within_s=30)
-        await asyncio.sleep(5)
-        assert service.poll() is None, "the service crashed without its servers"
-        assert await ready_status(url) == 503
-
-        await kafka.open()
-        await store.open()
-        await wait_status(url, 200, within_s=60)
-
-        await store.close()
-        await wait_status(url, 503, within_s=30)
-        assert service.poll() is None, "the service crashed when the store went away"
-
-        await store.open()
-        await wait_status(url, 200, within_s=60)
-    finally:
-        service.terminate()
+    with service_process("batchyard-reporter", env, tmp_path / "reporter.log") as service:
         try:
-            service.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
-        log.close()
-        await kafka.close()
-        await store.close()
+            await wait_status(url, 503, within_s=30)
+            await asyncio.sleep(5)
+            assert service.poll() is None, "the service crashed without its servers"
+            assert await ready_status(url) == 503
+
+            await kafka.open()
+            await store.open()
+            await wait_status(url, 200, within_s=60)
+
+            await store.close()
+            await wait_status(url, 503, within_s=30)
+            assert service.poll() is None, "the service crashed when the store went away"
+
+            await store.open()
+            await wait_status(url, 200, within_s=60)
+        finally:
+            await kafka.close()
+            await store.close()
