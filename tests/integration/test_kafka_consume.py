@@ -82,3 +82,98 @@ async def test_round_trip_dead_letter_and_redelivery(kafka_bootstrap: str, topic
         assert dead["source_topic"] == topics.batch_commands
     finally:
         await broker.stop()
+
+
+async def dead_letter_records(kafka_bootstrap: str, topic: str, n: int) -> list[dict[str, str]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        out: list[dict[str, str]] = []
+        while len(out) < n:
+            record = await asyncio.wait_for(consumer.getone(), 30)
+            out.append(orjson.loads(record.value))
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_the_rest_go_on(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    await ensure_topics(kafka_bootstrap, topic_partitions(topics))
+    broker = make_broker(kafka_bootstrap, client_id="it")
+    events = [
+        envelope_for(BatchPauseRequested(batch_id="b1", requested_by=str(i)), producer="t")
+        for i in range(30)
+    ]
+    bad = events[7].event_id
+    applied: list[str] = []
+
+    async def handler(items: Sequence[Decoded]) -> None:
+        for envelope, _ in items:
+            if envelope.event_id == bad:
+                raise ValueError("no such batch")  # about the event: retrying will not help
+        applied.extend(e.event_id for e, _ in items)
+
+    subscribe_batches(
+        broker,
+        [topics.batch_commands],
+        group_id=f"{topics.prefix}g",
+        handler=handler,
+        dead_letters=DeadLetters(broker, topics.dead_letter, "it"),
+    )
+    await broker.start()
+    try:
+        publisher = KafkaEventPublisher(broker)
+        await publisher.publish([Outgoing(topics.batch_commands, "b1", e) for e in events])
+        good = [e.event_id for e in events if e.event_id != bad]
+        await wait_until(lambda: set(good) <= set(applied))
+        assert bad not in applied
+        [dead] = await dead_letter_records(kafka_bootstrap, topics.dead_letter, 1)
+        assert dead["reason"] == "apply failed: ValueError: no such batch"
+        assert orjson.loads(base64.b64decode(dead["value_b64"]))["event_id"] == bad
+    finally:
+        await broker.stop()
+
+
+async def test_a_transient_failure_is_retried_until_it_passes_and_never_dead_lettered(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    from pymongo.errors import AutoReconnect
+
+    await ensure_topics(kafka_bootstrap, topic_partitions(topics))
+    broker = make_broker(kafka_bootstrap, client_id="it")
+    calls = 0
+    applied: list[str] = []
+
+    async def handler(items: Sequence[Decoded]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 5:
+            raise AutoReconnect("the store restarts")
+        applied.extend(e.event_id for e, _ in items)
+
+    dead_letters = DeadLetters(broker, topics.dead_letter, "it")
+    subscribe_batches(
+        broker,
+        [topics.batch_commands],
+        group_id=f"{topics.prefix}g",
+        handler=handler,
+        dead_letters=dead_letters,
+    )
+    await broker.start()
+    try:
+        events = [
+            envelope_for(BatchPauseRequested(batch_id="b1", requested_by=str(i)), producer="t")
+            for i in range(5)
+        ]
+        await KafkaEventPublisher(broker).publish(
+            [Outgoing(topics.batch_commands, "b1", e) for e in events]
+        )
+        await wait_until(lambda: {e.event_id for e in events} <= set(applied), timeout=60)
+        assert calls > 5
+        assert dead_letters.count == 0
+    finally:
+        await broker.stop()

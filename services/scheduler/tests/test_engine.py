@@ -42,7 +42,12 @@ class Clock:
 
 
 class Harness:
-    def __init__(self, store: InMemorySchedulerStore | None = None, lease_s: float = 10) -> None:
+    def __init__(
+        self,
+        store: InMemorySchedulerStore | None = None,
+        lease_s: float = 10,
+        rate_limits: dict[str, float] | None = None,
+    ) -> None:
         self.store = store or InMemorySchedulerStore()
         self.out = RecordingPublisher()
         self.clock = Clock()
@@ -50,7 +55,12 @@ class Harness:
             store=self.store,
             publisher=self.out,
             topics=Topics(),
-            config=SchedulerConfig(lease_s=lease_s, prefetch=0, progress_interval_s=0),
+            config=SchedulerConfig(
+                lease_s=lease_s,
+                prefetch=0,
+                progress_interval_s=0,
+                rate_limits=rate_limits or {},
+            ),
             clock=self.clock,
         )
 
@@ -182,6 +192,25 @@ async def test_max_concurrent_jobs_per_batch_holds() -> None:
     await h.s.tick()
     await h.s.tick()
     assert len(h.dispatched()) == 3
+
+
+async def test_a_job_type_rate_limit_holds_across_executors_and_batches() -> None:
+    h = Harness(rate_limits={"demo.sleep": 5})
+    await h.submit("b1", 40)
+    await h.submit("b2", 40)
+    await h.capacity(100)
+    started: list[float] = []
+    for _ in range(30):  # three seconds in steps of 0.1 s
+        before = len(h.dispatched())
+        await h.s.tick()
+        started += [h.clock.t] * (len(h.dispatched()) - before)
+        for d in h.dispatched():
+            if d.job_id in h.s.batches[d.batch_id].in_flight:
+                await h.complete(d)
+        h.clock.t += 0.1
+    # A one-second burst, then five a second: 5 + 5 * 2.9 over the three seconds.
+    assert len(started) == 19
+    assert {d.batch_id for d in h.dispatched()} == {"b1", "b2"}
 
 
 async def test_retryable_failure_is_retried_after_backoff_then_counted() -> None:

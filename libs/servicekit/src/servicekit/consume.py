@@ -1,9 +1,16 @@
 """Consuming events in batches with at-least-once semantics.
 
-A batch is decoded; poison records go to the dead-letter topic; the rest are handed to the
-service's handler in order. Offsets are committed only after the handler returns (FastStream's
-`NACK_ON_ERROR`: an exception rewinds the partitions, so the batch is delivered again). The
-handler must therefore be idempotent."""
+A batch is decoded; records that are not events go to the dead-letter topic; the rest are
+handed to the service's handler in order. Offsets are committed only after the handler returns
+(FastStream's `NACK_ON_ERROR`: an exception rewinds the partitions, so the batch is delivered
+again). The handler must therefore be idempotent.
+
+Failures are told apart by class. A transient one (the store or the broker unreachable, a
+timeout, `TransientError`) redelivers the batch after a backoff, for as long as it takes:
+nothing is given up because a server restarted. Any other exception is taken to be about the
+events themselves: the batch is applied again one event at a time, and an event that still
+fails after `APPLY_ATTEMPTS` tries goes to the dead-letter topic with the reason and its
+original bytes, so one bad event cannot stop a partition."""
 
 from __future__ import annotations
 
@@ -11,9 +18,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from pymongo.errors import ConnectionFailure
 
 from contracts.codec import PoisonMessage, decode
 from contracts.envelope import Envelope
@@ -25,6 +35,21 @@ log = logging.getLogger(__name__)
 
 Decoded = tuple[Envelope, Event]
 BatchHandler = Callable[[Sequence[Decoded]], Awaitable[None]]
+APPLY_ATTEMPTS = 3
+
+
+class TransientError(Exception):
+    """Raised by a handler when it cannot apply events now but may later (e.g. it is not
+    the leader yet): the batch is redelivered, never dead-lettered."""
+
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    ConnectionFailure,
+    KafkaError,
+    OSError,
+    TimeoutError,
+    TransientError,
+)
 
 
 def subscribe_batches(
@@ -54,17 +79,44 @@ def subscribe_batches(
     )
     async def on_batch(message: KafkaMessage) -> None:  # raw records: we decode ourselves
         nonlocal failures
-        decoded: list[Decoded] = []
+        pairs: list[tuple[ConsumerRecord[bytes, bytes], Decoded]] = []
         for record in records_of(message):
             try:
-                decoded.append(decode(record.value or b""))
+                pairs.append((record, decode(record.value or b"")))
             except PoisonMessage as exc:
                 await dead_letters.send(record, exc.reason)
         try:
-            await handler(decoded)
-        except Exception:
+            try:
+                await handler([decoded for _, decoded in pairs])
+            except TRANSIENT:
+                raise
+            except Exception:
+                log.exception("applying a batch of %d failed; applying one by one", len(pairs))
+                await _apply_one_by_one(handler, pairs, dead_letters)
+        except TRANSIENT:
             failures += 1
-            log.exception("handling a batch of %d failed; it will be redelivered", len(decoded))
+            log.exception("handling a batch of %d failed; it will be redelivered", len(pairs))
             await asyncio.sleep(min(0.2 * 2**failures, 5.0))
             raise
         failures = 0
+
+
+async def _apply_one_by_one(
+    handler: BatchHandler,
+    pairs: Sequence[tuple[ConsumerRecord[bytes, bytes], Decoded]],
+    dead_letters: DeadLetters,
+) -> None:
+    """Applies each event alone; one that keeps failing (not transiently) is dead-lettered."""
+    for record, decoded in pairs:
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                await handler([decoded])
+                break
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                if attempt == APPLY_ATTEMPTS:
+                    reason = f"apply failed: {type(exc).__name__}: {exc}"
+                    await dead_letters.send(record, reason)
+                else:
+                    await asyncio.sleep(0.05 * attempt)

@@ -11,11 +11,12 @@ import socket
 from collections.abc import Sequence
 
 from fastapi import FastAPI
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from scheduler.adapters.leader import MongoLeaderLease
 from scheduler.adapters.store import MongoSchedulerStore, SchedulerStore
+from scheduler.domain.ratelimit import parse_rate_limits
 from scheduler.handlers.engine import Scheduler, SchedulerConfig
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
@@ -38,6 +39,16 @@ class SchedulerSettings(ServiceSettings):
     global_max_in_flight: int = Field(default=100_000, ge=1)
     tick_s: float = Field(default=0.05, gt=0)
     leader_ttl_s: float = Field(default=10.0, gt=1)
+    rate_limits: str = Field(
+        default="",
+        description="jobs started per second by job type: `http.request=50,demo.sleep=2.5`",
+    )
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _valid_rate_limits(cls, value: str) -> str:
+        parse_rate_limits(value)
+        return value
 
 
 def bootstrap(
@@ -58,6 +69,7 @@ def bootstrap(
             lease_s=settings.lease_s,
             prefetch=settings.prefetch,
             global_max_in_flight=settings.global_max_in_flight,
+            rate_limits=parse_rate_limits(settings.rate_limits),
         ),
     )
     lease = MongoLeaderLease(

@@ -51,8 +51,10 @@ from contracts.vocabulary import BatchConfig, priority_level
 from scheduler.adapters.store import SchedulerStore
 from scheduler.domain.fairshare import FairShare, weight_of
 from scheduler.domain.model import BatchRuntime, InFlight
+from scheduler.domain.ratelimit import RateLimits
 from scheduler.domain.retry import backoff_s, should_retry
 from scheduler.domain.states import can_batch, next_batch_state, next_job_state
+from servicekit.consume import TransientError
 from servicekit.publisher import EventPublisher, Outgoing
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ PRODUCER = "scheduler"
 EXECUTOR_TTL_S = 5.0
 
 
-class LeadershipLost(RuntimeError):
+class LeadershipLost(TransientError):
     """This instance may no longer act as the scheduler."""
 
 
@@ -78,6 +80,7 @@ class SchedulerConfig:
     prefetch: int = 8
     global_max_in_flight: int = 100_000
     progress_interval_s: float = 0.25
+    rate_limits: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +94,7 @@ class Scheduler:
     batches: dict[str, BatchRuntime] = field(default_factory=dict)
     executors: dict[str, ExecutorSeen] = field(default_factory=dict)
     fair: FairShare = field(default_factory=FairShare)
+    rates: RateLimits = field(default_factory=RateLimits)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _outbox: list[Outgoing] = field(default_factory=list)
@@ -102,6 +106,7 @@ class Scheduler:
 
     def __post_init__(self) -> None:
         self._handler_table = self._handlers()
+        self.rates = RateLimits(self.config.rate_limits)
 
     # ------------------------------------------------------------------ recovery
     async def recover(self) -> None:
@@ -443,6 +448,8 @@ class Scheduler:
 
         def take(batch_id: str) -> bool:
             b = self.batches[batch_id]
+            if not self.rates.allow(b.job_type, now):
+                return False
             claim = b.claim(now)
             if claim is None:
                 return False
@@ -558,20 +565,23 @@ class Scheduler:
 
     async def _flush(self) -> None:
         """Store first, then Kafka: a crash in between is healed by leases and re-emission.
-        Nothing is written unless this instance still holds the scheduler lease."""
+        Nothing is written unless this instance still holds the scheduler lease. Effects are
+        dropped from memory only once written: if the store or the broker fails, the next
+        flush writes them again (every write is idempotent), since the redelivered events
+        that caused them are recognised as seen and change nothing."""
         if not self.fence():
             raise LeadershipLost("this scheduler's lease is not valid; not writing")
-        writes, self._job_writes = self._job_writes, {}
-        for batch_id, changes in writes.items():
-            await self.store.write_jobs(batch_id, changes)
+        for batch_id in list(self._job_writes):
+            await self.store.write_jobs(batch_id, self._job_writes[batch_id])
+            del self._job_writes[batch_id]
         dirty = [b for b in self.batches.values() if b.dirty]
-        docs, self._final_docs = [_doc_from_runtime(b) for b in dirty] + self._final_docs, []
-        await self.store.save_batches(docs)
+        await self.store.save_batches([_doc_from_runtime(b) for b in dirty] + self._final_docs)
+        self._final_docs = []
         for b in dirty:
             b.dirty = False
         if self._outbox:
-            out, self._outbox = self._outbox, []
-            await self.publisher.publish(out)
+            await self.publisher.publish(self._outbox)
+            self._outbox = []
 
 
 def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
