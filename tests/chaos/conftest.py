@@ -19,7 +19,11 @@ EXECUTORS = 3
 
 
 @pytest.fixture
-def chaos_stack(kafka_bootstrap: str, mongodb_server: str) -> Iterator[Stack]:
+def chaos_stack(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, mongodb_server: str
+) -> Iterator[Stack]:
+    """Parametrize indirectly with a dict to add environment variables to every service."""
+    extra_env: dict[str, str] = getattr(request, "param", {})
     run_id = uuid.uuid4().hex[:8]
     base = ROOT / "artifacts" / f"chaos-{run_id}"
     database = f"byt_chaos_{run_id}"
@@ -45,7 +49,7 @@ def chaos_stack(kafka_bootstrap: str, mongodb_server: str) -> Iterator[Stack]:
             admin_key=stack.admin_key,
             executors=EXECUTORS,
             ports=stack.ports,
-            extra_env=env_of(stack),
+            extra_env=env_of(stack) | extra_env,
             timeout=120,
         )
         yield Stack(**{**stack.__dict__, "url": f"http://127.0.0.1:{stack.ports.api}"})
