@@ -10,7 +10,13 @@ import pytest
 
 from contracts.codec import envelope_for
 from contracts.envelope import Envelope
-from contracts.events import JobCompleted, JobFailed, JobRetryScheduled, JobStarted
+from contracts.events import (
+    JobCancelled,
+    JobCompleted,
+    JobFailed,
+    JobRetryScheduled,
+    JobStarted,
+)
 from reporter.domain.projection import JobEvent, fold_job
 
 pytestmark = pytest.mark.unit
@@ -82,3 +88,15 @@ def test_every_order_and_repeat_gives_the_same_view() -> None:
     for order in itertools.permutations(history()):
         assert fold(list(order)) == expected
     assert fold(history() + history()) == expected
+
+
+def test_a_job_cancelled_while_waiting_for_its_retry_ends_cancelled_in_any_order() -> None:
+    j, b = "b.7", "b"
+    events = history()[:3] + [
+        ev(JobCancelled(job_id=j, batch_id=b, attempt=1, reason="batch cancelled"), 6)
+    ]
+    views = [fold(list(order)) for order in itertools.permutations(events)]
+    assert all(v == views[0] for v in views)
+    assert views[0]["status"] == "cancelled"
+    assert views[0]["error_message"] == "batch cancelled"
+    assert views[0]["errors"]["1"]["error_class"] == "Flaky"  # type: ignore[index]

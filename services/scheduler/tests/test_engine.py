@@ -330,6 +330,24 @@ async def test_cancel_broadcasts_and_ends_cancelled_with_every_job_terminal() ->
     assert final["counts"]["pending"] == 0
 
 
+async def test_cancel_ends_a_job_waiting_for_its_retry_with_a_job_cancelled_event() -> None:
+    h = Harness()
+    await h.submit("b1", 2, retry={"max_attempts": 3, "backoff_initial_s": 60})
+    await h.capacity(10)
+    await h.s.tick()
+    first, second = h.dispatched()
+    await h.fail(first, retryable=True)  # waits 60 s for attempt 2
+    await h.complete(second)
+    await h.send(BatchCancelRequested(batch_id="b1", requested_by="u"))
+    await h.s.tick()
+    cancelled = [m.envelope.data for m in h.out.of_type("JobCancelled")]
+    assert [(c["job_id"], c["attempt"]) for c in cancelled] == [(first.job_id, 1)]
+    final = h.last_snapshot()
+    assert final["type"] == "BatchCancelled"
+    assert (final["counts"]["completed"], final["counts"]["cancelled"]) == (1, 1)
+    assert h.store.jobs[first.job_id]["status"] == "cancelled"
+
+
 async def test_stop_on_error_fails_the_batch() -> None:
     h = Harness()
     await h.submit("b1", 10, max_concurrent_jobs=1, stop_on_error=True)

@@ -14,17 +14,25 @@ from contracts.envelope import Envelope
 from contracts.events import (
     BatchCreated,
     BatchSnapshot,
+    JobCancelled,
     JobCompleted,
     JobFailed,
     JobRetryScheduled,
     JobStarted,
 )
 
-JobEvent = JobStarted | JobCompleted | JobFailed | JobRetryScheduled
-JOB_EVENTS = (JobStarted, JobCompleted, JobFailed, JobRetryScheduled)
+JobEvent = JobStarted | JobCompleted | JobFailed | JobRetryScheduled | JobCancelled
+JOB_EVENTS = (JobStarted, JobCompleted, JobFailed, JobRetryScheduled, JobCancelled)
 BATCH_INITIAL: dict[str, Any] = {"status": "queued", "seq": 0, "counts": {"total": 0}}
 
-_RANK = {"JobStarted": 1, "JobCompleted": 3, "JobFailed": 3, "JobRetryScheduled": 4}
+# JobCancelled ends an attempt that was waiting to be retried or whose executor vanished.
+_RANK = {
+    "JobStarted": 1,
+    "JobCompleted": 3,
+    "JobFailed": 3,
+    "JobRetryScheduled": 4,
+    "JobCancelled": 5,
+}
 _JOB_FIELDS = (
     "status",
     "executor",
@@ -122,6 +130,10 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
             "error_message": e.error_message,
             "retryable": e.retryable,
         }
+    elif isinstance(e, JobCancelled):
+        # Decided by the event alone (no fields kept from the current view), so any order of
+        # replay gives the same document; the failures before it stay in `errors`.
+        fields |= {"status": "cancelled", "error_message": e.reason}
     else:
         fields |= {"status": "retrying", "retry_at": e.retry_at, "error_class": e.error_class}
     for name in _JOB_FIELDS:

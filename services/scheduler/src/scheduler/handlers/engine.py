@@ -7,6 +7,7 @@ idempotent effects)."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from contracts.events import (
     CancelBroadcast,
     Event,
     ExecutorHeartbeat,
+    JobCancelled,
     JobCancelRequested,
     JobCompleted,
     JobDispatched,
@@ -220,10 +222,24 @@ class Scheduler:
         running ones; the batch finishes once nothing is in flight."""
         b.cancelling = True
         b.stop_reason = reason
+        for waiting in b.retries:
+            self._cancel_job(b, waiting.index, waiting.attempt - 1, "retrying", reason)
         b.cancel_waiting()
         if b.in_flight:
             self._send(self.topics.control, b.batch_id, CancelBroadcast(batch_id=b.batch_id), b)
         b.dirty = True
+
+    def _cancel_job(
+        self, b: BatchRuntime, index: int, attempt: int, status: str, reason: str | None
+    ) -> None:
+        """Ends a job that is not running anywhere as cancelled, in the store and on the
+        job events topic (so its read-model view does not stay `retrying` or `running`)."""
+        self._write_job(b, index, {"status": next_job_state(status, "cancel")})
+        job_id = job_id_for(b.batch_id, index)
+        event = JobCancelled(
+            job_id=job_id, batch_id=b.batch_id, attempt=attempt, reason=reason or "cancelled"
+        )
+        self._send(self.topics.job_events, b.batch_id, event, b)
 
     async def _on_batch_retry(self, env: Envelope, e: BatchRetryRequested) -> None:
         b = self.batches.get(e.batch_id) or await self._load_finished(e.batch_id)
@@ -278,11 +294,12 @@ class Scheduler:
             )
             return
         index = int(e.job_id.rsplit(".", 1)[1])
-        before = len(b.retries)
-        b.retries = [r for r in b.retries if r.index != index]
-        if len(b.retries) < before:
+        waiting = next((r for r in b.retries if r.index == index), None)
+        if waiting is not None:
+            b.retries = [r for r in b.retries if r.index != index]
+            heapq.heapify(b.retries)
             b.cancelled += 1
-            self._write_job(b, index, {"status": next_job_state("retrying", "cancel")})
+            self._cancel_job(b, index, waiting.attempt - 1, "retrying", "job cancelled on request")
         elif index >= b.next_index:
             b.cancelled_indexes.add(index)
         b.dirty = True
@@ -428,7 +445,7 @@ class Scheduler:
                 b.dirty = True
                 if b.cancelling:
                     b.cancelled += 1
-                    self._write_job(b, job.index, {"status": next_job_state(job.status, "cancel")})
+                    self._cancel_job(b, job.index, job.attempt, job.status, b.stop_reason)
                 else:
                     # The executor is gone; a new attempt does not spend the retry budget.
                     b.schedule_retry(job.index, job.attempt + 1, job.failures, now)
