@@ -131,7 +131,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--executors", type=int, default=2)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for every service (repeatable), e.g. BATCHYARD_EXECUTOR_SLOTS=512",
+    )
     args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
 
     relay_s = asyncio.run(relay(args.jobs))
     base = Path(tempfile.mkdtemp(prefix="batchyard-bench-"))
@@ -148,7 +156,7 @@ def main() -> int:
             admin_key=key,
             executors=args.executors,
             ports=ports,
-            extra_env={"BATCHYARD_TOPIC_PREFIX": f"bench{run}."},
+            extra_env={"BATCHYARD_TOPIC_PREFIX": f"bench{run}.", **extra_env},
             timeout=120,
         )
         by_s = asyncio.run(batchyard(args.jobs, f"http://127.0.0.1:{ports.api}", key))
