@@ -92,8 +92,9 @@ def test_every_order_and_repeat_gives_the_same_view() -> None:
 
 def test_a_job_cancelled_while_waiting_for_its_retry_ends_cancelled_in_any_order() -> None:
     j, b = "b.7", "b"
-    events = history()[:3] + [
-        ev(JobCancelled(job_id=j, batch_id=b, attempt=1, reason="batch cancelled"), 6)
+    events = [
+        *history()[:3],
+        ev(JobCancelled(job_id=j, batch_id=b, attempt=1, reason="batch cancelled"), 6),
     ]
     views = [fold(list(order)) for order in itertools.permutations(events)]
     assert all(v == views[0] for v in views)
