@@ -348,6 +348,89 @@ async def test_cancel_ends_a_job_waiting_for_its_retry_with_a_job_cancelled_even
     assert h.store.jobs[first.job_id]["status"] == "cancelled"
 
 
+async def test_a_stagger_spaces_the_first_starts_then_lets_the_rest_run() -> None:
+    h = Harness()
+    await h.submit("b1", 10, stagger={"start_interval_ms": 500, "ramp_up_jobs": 3})
+    await h.capacity(100)
+    counts = []
+    for _ in range(6):  # 0.0, 0.25 ... 1.25 s
+        await h.s.tick()
+        counts.append(len(h.dispatched()))
+        h.clock.t += 0.25
+    # One at 0 s, one at 0.5 s, one at 1.0 s; after three the ramp is over.
+    assert counts == [1, 1, 2, 2, 10, 10]
+
+
+async def test_a_batch_waits_for_its_dependency_and_starts_when_it_completes() -> None:
+    h = Harness()
+    await h.submit("first", 1)
+    await h.submit("second", 2, depends_on={"batches": ["first"]})
+    await h.capacity(10)
+    await h.s.tick()
+    assert {d.batch_id for d in h.dispatched()} == {"first"}
+    waiting = [
+        m.envelope.data for m in h.out.of_type("BatchProgress") if m.envelope.batch_id == "second"
+    ]
+    assert waiting[-1]["waiting_for"] == ["first"]
+    await h.complete(h.dispatched()[0])
+    for _ in range(3):
+        h.clock.t += 1.0
+        await h.s.tick()
+    assert [d.batch_id for d in h.dispatched()].count("second") == 2
+
+
+async def test_a_failed_dependency_cancels_the_batch_with_the_reason() -> None:
+    h = Harness()
+    await h.submit("first", 1, retry={"max_attempts": 1}, failure_threshold=0)
+    await h.submit("second", 2, depends_on={"batches": ["first"], "on": "completed"})
+    await h.submit("third", 1, depends_on={"batches": ["first"], "on": "finished"})
+    await h.capacity(10)
+    await h.s.tick()
+    await h.fail(h.dispatched()[0], retryable=False)
+    for _ in range(3):
+        h.clock.t += 1.0
+        await h.s.tick()
+    ends = {
+        m.envelope.batch_id: m.envelope for m in h.out.sent if m.envelope.type == "BatchCancelled"
+    }
+    assert ends["second"].data["reason"] == "dependency first ended failed"
+    assert ends["second"].data["counts"]["cancelled"] == 2
+    assert "third" not in ends
+    assert [d.batch_id for d in h.dispatched()].count("third") == 1
+
+
+async def test_an_unknown_dependency_cancels_the_batch() -> None:
+    h = Harness()
+    await h.submit("lonely", 1, depends_on={"batches": ["nope"]})
+    await h.s.tick()
+    final = h.last_snapshot()
+    assert (final["type"], final["reason"]) == ("BatchCancelled", "dependency nope does not exist")
+
+
+async def test_a_deadline_at_risk_raises_the_weight_and_a_missed_one_cancels_once() -> None:
+    h = Harness()
+    deadline = datetime.fromtimestamp(h.clock.t + 10, UTC)
+    await h.submit(
+        "late", 100, max_concurrent_jobs=1, deadline=deadline, on_deadline_missed="cancel"
+    )
+    await h.capacity(10)
+    for _ in range(12):  # one job a second: 100 jobs need 100 s, 10 s are left
+        await h.s.tick()
+        for d in h.dispatched():
+            if d.job_id in h.s.batches.get("late", _NoBatch).in_flight:
+                await h.complete(d)
+        h.clock.t += 1.0
+    types = h.types()
+    assert types.count("BatchDeadlineAtRisk") == 1
+    assert types.count("BatchDeadlineMissed") == 1
+    missed = h.out.of_type("BatchDeadlineMissed")[0].envelope.data
+    assert missed["action"] == "cancel"
+    assert h.last_snapshot()["type"] == "BatchCancelled"
+    assert h.last_snapshot()["reason"] == "deadline missed"
+    snapshots = [m.envelope.data for m in h.out.of_type("BatchProgress")]
+    assert any(s["deadline_at_risk"] for s in snapshots)
+
+
 async def test_stop_on_error_fails_the_batch() -> None:
     h = Harness()
     await h.submit("b1", 10, max_concurrent_jobs=1, stop_on_error=True)

@@ -3,6 +3,7 @@ carried by `BatchCreated`. HTTP request schemas live in batch-api; these are the
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,6 +57,26 @@ class RetryPolicy(BaseModel):
     multiplier: float = Field(default=2.0, ge=1, le=10)
 
 
+class Stagger(BaseModel):
+    """Spreads job starts: while fewer than `ramp_up_jobs` jobs have started (every job when
+    0), at most one starts every `start_interval_ms`, across all executors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start_interval_ms: int = Field(ge=1, le=3_600_000)
+    ramp_up_jobs: int = Field(default=0, ge=0)
+
+
+class Dependencies(BaseModel):
+    """The batch stays `queued` until every batch in `batches` has ended: `completed` (only a
+    fully successful end counts; any other end cancels this batch) or `finished` (any end)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batches: list[str] = Field(min_length=1, max_length=100)
+    on: Literal["completed", "finished"] = "completed"
+
+
 class BatchConfig(BaseModel):
     """How a batch runs. Carried in `BatchCreated`; fixed once the batch starts."""
 
@@ -68,6 +89,13 @@ class BatchConfig(BaseModel):
     failure_threshold: float = Field(default=1.0, ge=0, le=1)
     rollback_on_failure: bool = False
     params: dict[str, Any] = Field(default_factory=dict)
+    stagger: Stagger | None = None
+    depends_on: Dependencies | None = None
+    deadline: datetime | None = Field(
+        default=None,
+        description="When the batch should be finished; its priority rises as this nears.",
+    )
+    on_deadline_missed: Literal["continue", "cancel", "notify"] = "notify"
 
 
 class ProgressCounts(BaseModel):

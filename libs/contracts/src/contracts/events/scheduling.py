@@ -24,6 +24,10 @@ class BatchSnapshot(Event):
     priority_level: int = 5
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    waiting_for: list[str] = Field(
+        default_factory=list, description="Batches this one waits for before it may start."
+    )
+    deadline_at_risk: bool = False
 
 
 class BatchStarted(BatchSnapshot):
@@ -65,6 +69,25 @@ class BatchRetrying(BatchSnapshot):
     """A finished batch re-runs its failed jobs."""
 
     TYPE = "BatchRetrying"
+
+
+class BatchDeadlineAtRisk(Event):
+    """Emitted once per batch: at its current throughput it would finish after `deadline`."""
+
+    TYPE = "BatchDeadlineAtRisk"
+    batch_id: str
+    deadline: datetime
+    predicted_finish: datetime | None = None
+
+
+class BatchDeadlineMissed(Event):
+    """Emitted once per batch: `deadline` passed before it finished; `action` is the batch's
+    `on_deadline_missed` (continue, cancel or notify)."""
+
+    TYPE = "BatchDeadlineMissed"
+    batch_id: str
+    deadline: datetime
+    action: Literal["continue", "cancel", "notify"]
 
 
 class JobDispatched(Event):

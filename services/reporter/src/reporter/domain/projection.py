@@ -75,6 +75,8 @@ def batch_dynamic(env: Envelope, e: BatchSnapshot) -> dict[str, Any]:
         "updated_at": env.occurred_at,
         "last_event": e.TYPE,
         "reason": getattr(e, "reason", None),
+        "waiting_for": e.waiting_for,
+        "deadline_at_risk": e.deadline_at_risk,
     }
     return fields
 

@@ -54,11 +54,18 @@ class BatchRuntime:
     cancelled_indexes: set[int] = field(default_factory=set)
     cancelling: bool = False
     stop_reason: str | None = None
+    cancel_reason: str | None = None
     seq: int = 0
     started_at: datetime | None = None
     finished_at: datetime | None = None
     last_slot_at: float = 0.0
     dirty: bool = False
+    waiting_for: list[str] = field(default_factory=list)
+    started_clock: float | None = None
+    next_stagger_at: float = 0.0
+    deadline_boost: float = 1.0
+    deadline_at_risk_sent: bool = False
+    deadline_missed_sent: bool = False
 
     # --- items -----------------------------------------------------------------------------
     def add_chunk(self, chunk: int, first_index: int, count: int) -> bool:
@@ -79,7 +86,23 @@ class BatchRuntime:
     # --- work ------------------------------------------------------------------------------
     @property
     def dispatchable(self) -> bool:
-        return self.status in ("queued", "running", "retrying") and not self.cancelling
+        return (
+            self.status in ("queued", "running", "retrying")
+            and not self.cancelling
+            and not self.waiting_for
+        )
+
+    def stagger_allows(self, now: float) -> bool:
+        """False while the batch's stagger holds its next start back."""
+        stagger = self.config.stagger
+        if stagger is None or (stagger.ramp_up_jobs and self.next_index >= stagger.ramp_up_jobs):
+            return True
+        return now >= self.next_stagger_at
+
+    def staggered(self, now: float) -> None:
+        """Records a start for the stagger."""
+        if self.config.stagger is not None:
+            self.next_stagger_at = now + self.config.stagger.start_interval_ms / 1000
 
     def ready_retries(self, now: float) -> int:
         return sum(1 for r in self.retries if r.ready_at <= now)

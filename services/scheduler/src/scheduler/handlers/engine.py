@@ -22,6 +22,8 @@ from contracts.events import (
     BatchCancelRequested,
     BatchCompleted,
     BatchCreated,
+    BatchDeadlineAtRisk,
+    BatchDeadlineMissed,
     BatchFailed,
     BatchItemsAdded,
     BatchPaused,
@@ -49,8 +51,9 @@ from contracts.events import (
     RollbackRequested,
 )
 from contracts.topics import Topics, batch_id_of, job_id_for
-from contracts.vocabulary import BatchConfig, priority_level
+from contracts.vocabulary import TERMINAL_BATCH_STATUSES, BatchConfig, priority_level
 from scheduler.adapters.store import SchedulerStore
+from scheduler.domain.deadline import judge
 from scheduler.domain.fairshare import FairShare, weight_of
 from scheduler.domain.model import BatchRuntime, InFlight
 from scheduler.domain.ratelimit import RateLimits
@@ -63,6 +66,9 @@ log = logging.getLogger(__name__)
 
 PRODUCER = "scheduler"
 EXECUTOR_TTL_S = 5.0
+
+
+FINISHED = TERMINAL_BATCH_STATUSES | {"archived"}
 
 
 class LeadershipLost(TransientError):
@@ -83,6 +89,7 @@ class SchedulerConfig:
     global_max_in_flight: int = 100_000
     progress_interval_s: float = 0.25
     rate_limits: dict[str, float] = field(default_factory=dict)
+    dependency_check_s: float = 1.0
 
 
 @dataclass
@@ -104,6 +111,8 @@ class Scheduler:
     _chunk_cache: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     _final_docs: list[dict[str, Any]] = field(default_factory=list)
     _last_progress: float = 0.0
+    _last_dependency_check: float = 0.0
+    _finished_status: dict[str, str] = field(default_factory=dict)
     _handler_table: dict[type[Event], Callable[[Envelope, Any], Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -198,6 +207,8 @@ class Scheduler:
             b.status = next_batch_state(b.status, "submit")
         b.dirty = True
         await self.store.save_batches([{"_id": b.batch_id, "total": b.total, "status": b.status}])
+        if b.config.depends_on is not None:
+            await self._resolve_dependencies(b)
 
     async def _on_pause(self, env: Envelope, e: BatchPauseRequested) -> None:
         b = self.batches.get(e.batch_id)
@@ -217,13 +228,18 @@ class Scheduler:
             return
         self._stop(b, reason=None)
 
-    def _stop(self, b: BatchRuntime, reason: str | None) -> None:
+    def _stop(self, b: BatchRuntime, reason: str | None, *, cancel: bool = False) -> None:
         """Stops dispatching, ends waiting jobs as cancelled and asks executors to stop the
-        running ones; the batch finishes once nothing is in flight."""
+        running ones; the batch finishes once nothing is in flight: `failed` with `reason`,
+        or `cancelled` (with `reason`, if given) when `cancel` or no reason is given."""
         b.cancelling = True
-        b.stop_reason = reason
+        if cancel:
+            b.cancel_reason = reason
+        else:
+            b.stop_reason = reason
         for waiting in b.retries:
-            self._cancel_job(b, waiting.index, waiting.attempt - 1, "retrying", reason)
+            why = reason or b.cancel_reason
+            self._cancel_job(b, waiting.index, waiting.attempt - 1, "retrying", why)
         b.cancel_waiting()
         if b.in_flight:
             self._send(self.topics.control, b.batch_id, CancelBroadcast(batch_id=b.batch_id), b)
@@ -421,10 +437,15 @@ class Scheduler:
         async with self.lock:
             now = self.clock()
             self._expire_leases(now)
+            if now - self._last_dependency_check >= self.config.dependency_check_s:
+                self._last_dependency_check = now
+                for b in [b for b in self.batches.values() if b.waiting_for]:
+                    await self._resolve_dependencies(b)
             await self._dispatch(now)
             self._finish_done()
             if now - self._last_progress >= self.config.progress_interval_s:
                 self._last_progress = now
+                self._watch_deadlines(now)
                 for b in self.batches.values():
                     if b.dirty:
                         self._emit_snapshot(b, BatchProgress)
@@ -465,17 +486,22 @@ class Scheduler:
 
         def take(batch_id: str) -> bool:
             b = self.batches[batch_id]
-            if not self.rates.allow(b.job_type, now):
+            if not b.stagger_allows(now) or not self.rates.allow(b.job_type, now):
                 return False
             claim = b.claim(now)
             if claim is None:
                 return False
+            b.staggered(now)
             picked.append((b, *claim))
             b.last_slot_at = now
             return True
 
         wanting = [
-            (b.batch_id, weight_of(b.priority_level, now - (b.last_slot_at or now)), b.room(now))
+            (
+                b.batch_id,
+                weight_of(b.priority_level, now - (b.last_slot_at or now)) * b.deadline_boost,
+                b.room(now),
+            )
             for b in self.batches.values()
         ]
         if not self.fair.pick(wanting, budget, take):
@@ -513,6 +539,7 @@ class Scheduler:
             if b.status == "queued":
                 b.status = next_batch_state(b.status, "start")
                 b.started_at = dispatched_at
+                b.started_clock = now
                 self._emit_snapshot(b, BatchStarted)
             b.dirty = True
 
@@ -527,6 +554,70 @@ class Scheduler:
             self._chunk_cache[key] = items
         return items[offset]
 
+    async def _resolve_dependencies(self, b: BatchRuntime) -> None:
+        """Sets what `b` still waits for; cancels it when a dependency can no longer hold."""
+        deps = b.config.depends_on
+        if deps is None or b.status != "queued" or b.cancelling:
+            return
+        waiting: list[str] = []
+        for dep in deps.batches:
+            status = await self._status_of(dep)
+            if status is None:
+                self._stop(b, reason=f"dependency {dep} does not exist", cancel=True)
+                return
+            if status == "completed" or (deps.on == "finished" and status in FINISHED):
+                continue
+            if status in FINISHED:
+                self._stop(b, reason=f"dependency {dep} ended {status}", cancel=True)
+                return
+            waiting.append(dep)
+        if waiting != b.waiting_for:
+            b.waiting_for = waiting
+            self._emit_snapshot(b, BatchProgress)
+
+    async def _status_of(self, batch_id: str) -> str | None:
+        active = self.batches.get(batch_id)
+        if active is not None:
+            return active.status
+        if batch_id in self._finished_status:
+            return self._finished_status[batch_id]
+        doc = await self.store.find_batch(batch_id)
+        return None if doc is None else str(doc["status"])
+
+    def _watch_deadlines(self, now: float) -> None:
+        """Raises the weight of batches whose deadline nears; emits at-risk and missed once."""
+        for b in list(self.batches.values()):
+            deadline = b.config.deadline
+            if deadline is None or b.total is None or b.cancelling:
+                continue
+            finished = b.completed + b.failed + b.skipped
+            remaining = b.total - finished - b.cancelled
+            elapsed = now - b.started_clock if b.started_clock is not None else 0.0
+            view = judge(now, deadline.timestamp(), remaining, finished, elapsed)
+            b.deadline_boost = view.boost
+            if view.at_risk and not b.deadline_at_risk_sent:
+                b.deadline_at_risk_sent = True
+                predicted = view.predicted_finish
+                at_risk = BatchDeadlineAtRisk(
+                    batch_id=b.batch_id,
+                    deadline=deadline,
+                    predicted_finish=None
+                    if predicted is None
+                    else datetime.fromtimestamp(predicted, UTC),
+                )
+                once = deterministic_event_id(b.batch_id, at_risk.TYPE, "once")
+                self._send(self.topics.batch_events, b.batch_id, at_risk, b, event_id=once)
+                self._emit_snapshot(b, BatchProgress)
+            if view.missed and not b.deadline_missed_sent:
+                b.deadline_missed_sent = True
+                action = b.config.on_deadline_missed
+                missed = BatchDeadlineMissed(batch_id=b.batch_id, deadline=deadline, action=action)
+                once = deterministic_event_id(b.batch_id, missed.TYPE, "once")
+                self._send(self.topics.batch_events, b.batch_id, missed, b, event_id=once)
+                b.dirty = True
+                if action == "cancel" and can_batch(b.status, "cancel"):
+                    self._stop(b, reason="deadline missed", cancel=True)
+
     def _finish_done(self) -> None:
         for b in list(self.batches.values()):
             if b.status not in ("running", "retrying", "paused", "queued") or not b.all_finished:
@@ -537,7 +628,7 @@ class Scheduler:
             b.status = next_batch_state(b.status, event)
             b.finished_at = datetime.now(UTC)
             if state == "cancelled":
-                self._emit_snapshot(b, BatchCancelled)
+                self._emit_snapshot(b, BatchCancelled, reason=b.cancel_reason or "")
             elif state == "failed":
                 self._emit_snapshot(b, BatchFailed, reason=b.stop_reason or "failure threshold")
                 if b.config.rollback_on_failure:
@@ -552,6 +643,9 @@ class Scheduler:
             else:
                 self._emit_snapshot(b, BatchCompleted, outcome=state)
             self._final_docs.append(_doc_from_runtime(b))
+            self._finished_status[b.batch_id] = b.status
+            if len(self._finished_status) > 10_000:
+                self._finished_status.pop(next(iter(self._finished_status)))
             self.fair.forget(b.batch_id)
             del self.batches[b.batch_id]
             for key in [k for k in self._chunk_cache if k[0] == b.batch_id]:
@@ -571,12 +665,23 @@ class Scheduler:
             priority_level=b.priority_level,
             started_at=b.started_at,
             finished_at=b.finished_at,
+            waiting_for=b.waiting_for,
+            deadline_at_risk=b.deadline_at_risk_sent,
             **extra,
         )
         self._send(self.topics.batch_events, b.batch_id, event, b, seq=b.seq)
 
-    def _send(self, topic: str, key: str, event: Event, b: BatchRuntime, seq: int = 0) -> None:
-        event_id = deterministic_event_id(b.batch_id, event.TYPE, str(seq)) if seq else None
+    def _send(
+        self,
+        topic: str,
+        key: str,
+        event: Event,
+        b: BatchRuntime,
+        seq: int = 0,
+        event_id: str | None = None,
+    ) -> None:
+        if seq and event_id is None:
+            event_id = deterministic_event_id(b.batch_id, event.TYPE, str(seq))
         env = envelope_for(event, producer=PRODUCER, tenant=b.tenant, seq=seq, event_id=event_id)
         self._outbox.append(Outgoing(topic, key, env))
 
@@ -615,8 +720,12 @@ def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
         "counts": b.counts().model_dump(),
         "cancelling": b.cancelling,
         "stop_reason": b.stop_reason,
+        "cancel_reason": b.cancel_reason,
         "started_at": b.started_at,
         "finished_at": b.finished_at,
+        "waiting_for": b.waiting_for,
+        "deadline_at_risk_sent": b.deadline_at_risk_sent,
+        "deadline_missed_sent": b.deadline_missed_sent,
     }
 
 
@@ -633,9 +742,15 @@ def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
         seq=doc.get("seq", 0),
         cancelling=doc.get("cancelling", False),
         stop_reason=doc.get("stop_reason"),
+        cancel_reason=doc.get("cancel_reason"),
         started_at=doc.get("started_at"),
         finished_at=doc.get("finished_at"),
+        waiting_for=list(doc.get("waiting_for") or []),
+        deadline_at_risk_sent=doc.get("deadline_at_risk_sent", False),
+        deadline_missed_sent=doc.get("deadline_missed_sent", False),
     )
+    if b.started_at is not None:
+        b.started_clock = b.started_at.timestamp()
     counts = doc.get("counts") or {}
     b.completed = counts.get("completed", 0)
     b.failed = counts.get("failed", 0)
