@@ -175,9 +175,7 @@ class BatchyardClient:
     def batch_action(self, batch_id: str, action: BatchAction) -> ActionAccepted:
         """`POST /v1/batches/{id}/actions/{action}` for start, pause, resume, cancel, retry,
         archive (rollback and duplicate have their own methods: their answers differ)."""
-        return cast(
-            ActionAccepted, self._json("POST", f"/v1/batches/{batch_id}/actions/{action}")
-        )
+        return cast(ActionAccepted, self._json("POST", f"/v1/batches/{batch_id}/actions/{action}"))
 
     def rollback(
         self, batch_id: str, *, dry_run: bool = False, job_ids: Sequence[str] | None = None

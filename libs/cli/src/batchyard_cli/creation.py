@@ -89,21 +89,25 @@ def batch_body(spec: Mapping[str, Any], options: BatchOptions) -> dict[str, Any]
         body["priority"] = int(body["priority"])
     if options.tags:
         body["tags"] = list(options.tags)
-    for key, value in (
+    settings: tuple[tuple[str, object], ...] = (
         ("max_concurrent_jobs", options.max_concurrent_jobs),
         ("timeout_s", options.timeout_s),
         ("stop_on_error", options.stop_on_error),
         ("failure_threshold", options.failure_threshold),
         ("rollback_on_failure", options.rollback_on_failure),
-    ):
-        if value is not None:
-            config[key] = value
+    )
+    for key, setting in settings:
+        if setting is not None:
+            config[key] = setting
     if options.max_attempts is not None:
         retry["max_attempts"] = options.max_attempts
     if retry:
         config["retry"] = retry
     if options.params:
-        config["params"] = {**dict(config.get("params") or {}), **dict(map(parse_param, options.params))}
+        config["params"] = {
+            **dict(config.get("params") or {}),
+            **dict(map(parse_param, options.params)),
+        }
     if config:
         body["config"] = config
     items = list(body.get("items") or []) + [dict(item) for item in options.items]

@@ -99,10 +99,10 @@ def main() -> None:
         output.error(exc)
         sys.exit(int(for_error(exc)))
     except OSError as exc:  # a local file the command reads or writes
-        error = InputError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
-        output.error(error)
-        sys.exit(int(for_error(error)))
+        local = InputError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        output.error(local)
+        sys.exit(int(for_error(local)))
     except httpx.HTTPError as exc:  # a transport failure the client did not wrap
-        error = Unreachable(f"{type(exc).__name__}: {exc}")
-        output.error(error)
-        sys.exit(int(for_error(error)))
+        unreachable = Unreachable(f"{type(exc).__name__}: {exc}")
+        output.error(unreachable)
+        sys.exit(int(for_error(unreachable)))

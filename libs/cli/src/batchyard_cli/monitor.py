@@ -8,13 +8,14 @@ when the server has no stream or it keeps failing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from batchyard_cli.client import BatchyardClient, BatchFilter, StreamUnavailable
+from batchyard_cli.client import BatchFilter, BatchyardClient, StreamUnavailable
 from batchyard_cli.errors import ApiError, NotFound, ServerError, Unreachable
 from batchyard_cli.exit_codes import FINAL_STATUSES, ExitCode, for_final_statuses
 from batchyard_cli.resources import Batch
@@ -72,8 +73,7 @@ class Board:
     def unfinished(self) -> list[str]:
         return [b.batch_id for b in self.tracked.values() if not b.finished]
 
-    @property
-    def done(self) -> bool:
+    def all_finished(self) -> bool:
         return not self.unfinished
 
     def exit_code(self) -> ExitCode:
@@ -107,7 +107,8 @@ class Board:
             return None
         before = known.status
         if event.event == "progress":
-            counts = data.get("progress") if isinstance(data.get("progress"), dict) else data
+            nested = data.get("progress")
+            counts: dict[str, Any] = nested if isinstance(nested, dict) else data
             known.progress.update(
                 {k: v for k, v in counts.items() if k in known.progress or k == "total"}
             )
@@ -188,12 +189,12 @@ class Watcher:
     def run(self) -> ExitCode:
         stream_failures = 0
         poll_failures = 0
-        while not self.board.done:
+        while not self.board.all_finished():
             if self.use_stream:
                 try:
                     self._follow_stream()
                     stream_failures = 0
-                    if not self.board.done:  # the server closed the stream early
+                    if not self.board.all_finished():  # the server closed the stream early
                         self.sleep(self.interval)
                 except StreamUnavailable as exc:
                     self.view.note(f"{exc.message}; polling every {self.interval:g}s")
@@ -214,7 +215,7 @@ class Watcher:
                 if poll_failures >= POLL_RETRIES:
                     raise
                 self.view.note(f"{exc.message}; retrying")
-            if not self.board.done:
+            if not self.board.all_finished():
                 self.sleep(self.interval)
         return self.board.exit_code()
 
@@ -236,7 +237,7 @@ class Watcher:
         with self.client.events(target) as events:
             # Anything that happened before the stream was open is read once now.
             self.refresh(self.board.unfinished)
-            if self.board.done:
+            if self.board.all_finished():
                 return
             for event in events:
                 change = self.board.apply_event(event, target)
@@ -245,11 +246,9 @@ class Watcher:
                 self.view.update(self.board, change)
                 if change.kind == "end" or self.board.tracked[change.batch_id].finished:
                     self._final_read(change.batch_id)
-                if self.board.done:
+                if self.board.all_finished():
                     return
 
     def _final_read(self, batch_id: str) -> None:
-        try:
+        with contextlib.suppress(ApiError):  # the stream's own final state stands
             self.refresh([batch_id])
-        except ApiError:
-            pass  # the stream's own final state stands

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.progress import Progress, ProgressColumn, Task, TaskID
@@ -26,7 +27,7 @@ from batchyard_cli.render import (
 ERROR_STATUSES = frozenset({"failed", "cancelled", "rollback_failed"})
 
 
-def _fields(tracked: Tracked) -> dict[str, object]:
+def _fields(tracked: Tracked) -> dict[str, Any]:
     progress = tracked.progress
     return {
         "label": tracked.name,
@@ -262,5 +263,5 @@ def summary(board: Board) -> Text:
     count = len(board.tracked)
     ok = board.exit_code() == 0
     noun = f"{count} batch{'es' if count != 1 else ''}"
-    head = f"{noun} finished: " if board.done else f"stopped watching {noun}: "
+    head = f"{noun} finished: " if board.all_finished() else f"stopped watching {noun}: "
     return Text(head + parts, style="bold green" if ok else "bold yellow")

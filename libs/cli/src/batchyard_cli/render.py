@@ -345,9 +345,7 @@ def records_table(records: Sequence[Mapping[str, Any]], title: str | None = None
     for column in columns:
         table.add_column(column.replace("_", " "), overflow="fold")
     for record in records:
-        table.add_row(
-            *(_compact(record[c]) if record.get(c) is not None else "" for c in columns)
-        )
+        table.add_row(*(_compact(record[c]) if record.get(c) is not None else "" for c in columns))
     return table
 
 

@@ -54,7 +54,10 @@ def act_on_each(
 
 def _action(action: BatchAction, doc: str) -> Callable[..., None]:
     def command(
-        ctx: typer.Context, batch_ids: BatchIdsArg, watch: WatchOpt = False, as_json: JsonFlag = False
+        ctx: typer.Context,
+        batch_ids: BatchIdsArg,
+        watch: WatchOpt = False,
+        as_json: JsonFlag = False,
     ) -> None:
         app = state(ctx)
         client = app.client()

@@ -43,9 +43,7 @@ PriorityOpt = Annotated[
     str | None, typer.Option("--priority", "-p", help="low, medium, high, critical or 1-10.")
 ]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeat for several).")]
-ChunkOpt = Annotated[
-    int, typer.Option(min=1, max=10_000, help="Items per upload request.")
-]
+ChunkOpt = Annotated[int, typer.Option(min=1, max=10_000, help="Items per upload request.")]
 WatchOpt = Annotated[
     bool, typer.Option("--watch", "-w", help="Then monitor the batch until it finishes.")
 ]
@@ -180,9 +178,7 @@ def upload_cmd(
         inline = body.get("items") or []
         sources = [iter(inline), *(read_items(f) for f in files)]
         total = _total(files, inline=len(inline))
-        batch = _create_by_upload(
-            app, body, sources, total, chunk_size, submit=submit is not False
-        )
+        batch = _create_by_upload(app, body, sources, total, chunk_size, submit=submit is not False)
         _created(app, batch, as_json, watch)
         return
     if spec or name or job_type or priority or tag:
