@@ -97,33 +97,41 @@ def counts_summary(progress: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def batches_table(batches: Sequence[Batch], next_cursor: str | None = None) -> RenderableType:
+WIDE = 120
+"""From this many columns on, batch tables add the job type and the creation time."""
+
+
+def batches_table(
+    batches: Sequence[Batch], next_cursor: str | None = None, width: int = WIDE
+) -> RenderableType:
+    if not batches:
+        return Text("No batches match.", style="dim")
+    wide = width >= WIDE
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("ID", no_wrap=True, style="bold")
-    table.add_column("Name", max_width=30, overflow="ellipsis")
-    table.add_column("Job type", no_wrap=True)
+    table.add_column("Name", min_width=8, max_width=30, overflow="fold")
+    if wide:
+        table.add_column("Job type", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     table.add_column("Progress", justify="right", no_wrap=True)
-    table.add_column("Failed", justify="right")
-    table.add_column("Priority")
-    table.add_column("Created", no_wrap=True)
+    table.add_column("Failed", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("Created", no_wrap=True)
     for batch in batches:
         progress = batch["progress"]
-        table.add_row(
-            batch["id"],
-            batch["name"],
-            batch["job_type"],
+        row: list[RenderableType] = [batch["id"], batch["name"]]
+        if wide:
+            row.append(batch["job_type"])
+        row += [
             status_text(batch["status"]),
             f"{progress['percent']:.1f}% {finished_count(progress)}/{progress['total']}",
             str(progress.get("failed") or 0),
-            str(batch.get("priority", "")),
-            format_time(batch.get("created_at")),
-        )
-    if not batches:
-        return Text("No batches match.", style="dim")
+        ]
+        if wide:
+            row.append(format_time(batch.get("created_at"))[:16])
+        table.add_row(*row)
     if next_cursor:
-        hint = Text(f"More batches: --cursor {next_cursor}", style="dim")
-        return Group(table, hint)
+        return Group(table, Text(f"More batches: --cursor {next_cursor}", style="dim"))
     return table
 
 

@@ -310,7 +310,7 @@ def list_cmd(
     if as_json:
         app.output.json({"items": batches, "next_cursor": next_cursor})
     else:
-        app.output.show(batches_table(batches, next_cursor))
+        app.output.show(batches_table(batches, next_cursor, app.output.stdout.width))
 
 
 def edit(
