@@ -4,86 +4,24 @@ subprocess with BATCHYARD_URL / BATCHYARD_API_KEY (or flags, or a config file), 
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
-import select
-import struct
-import subprocess
-import sys
-import termios
-import time
-from collections.abc import Mapping
+import socket
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_support import ANSI, Cli, cli_env, created_id, no_traceback, run_under_pty, wait_status
 from stack_support import Stack
 
 pytestmark = pytest.mark.e2e
 
-BATCHYARD = str(Path(sys.executable).parent / "batchyard")
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def cli_env(stack: Stack, home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")}
-    env.update(
-        BATCHYARD_URL=stack.url,
-        BATCHYARD_API_KEY=stack.admin_key,
-        XDG_CONFIG_HOME=str(home),  # no config file of the machine's user leaks in
-        HOME=str(home),
-    )
-    env.update(extra)
-    return env
-
 
 @pytest.fixture
-def run(stack: Stack, tmp_path: Path) -> Any:
-    def run(
-        *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [BATCHYARD, *args],
-            env=dict(env) if env is not None else cli_env(stack, tmp_path),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return run
+def run(stack: Stack, tmp_path: Path) -> Cli:
+    return Cli(cli_env(stack, tmp_path))
 
 
-def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in result.stdout + result.stderr, result.stderr
-
-
-def created_id(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    batch_id: str = json.loads(result.stdout)["id"]
-    return batch_id
-
-
-def wait_status(
-    run: Any, batch_id: str, statuses: set[str], within_s: float = 60
-) -> dict[str, Any]:
-    deadline = time.monotonic() + within_s
-    batch: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        result = run("status", batch_id, "--json")
-        assert result.returncode == 0, result.stderr
-        batch = json.loads(result.stdout)
-        if batch["status"] in statuses:
-            return batch
-        time.sleep(0.5)
-    raise AssertionError(f"{batch_id} stayed {batch.get('status')}")
-
-
-def test_help_lists_the_commands_and_documents_the_exit_codes(run: Any) -> None:
+def test_help_lists_the_commands_and_documents_the_exit_codes(run: Cli) -> None:
     result = run("--help")
     assert result.returncode == 0
     for command in ("create", "upload", "status", "list", "monitor", "cancel", "report", "keys"):
@@ -94,7 +32,7 @@ def test_help_lists_the_commands_and_documents_the_exit_codes(run: Any) -> None:
     assert "4 unauthorized or forbidden" in text
 
 
-def test_create_then_status_and_list_show_it(run: Any) -> None:
+def test_create_then_status_and_list_show_it(run: Cli) -> None:
     created = run(
         "create", "--name", "cli-hello", "--job-type", "demo.sleep",
         "--item", '{"seconds": 0}', "--item", '{"seconds": 0.1}', "--max-concurrent", "2",
@@ -121,7 +59,7 @@ def test_create_then_status_and_list_show_it(run: Any) -> None:
     assert "cli-hello" in table.stdout
 
 
-def test_create_from_a_yaml_spec_with_an_items_file(run: Any, tmp_path: Path) -> None:
+def test_create_from_a_yaml_spec_with_an_items_file(run: Cli, tmp_path: Path) -> None:
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps({"seconds": 0.01 * i}) + "\n" for i in range(30)))
     spec = tmp_path / "batch.yaml"
@@ -139,47 +77,8 @@ def test_create_from_a_yaml_spec_with_an_items_file(run: Any, tmp_path: Path) ->
     assert wait_status(run, batch_id, {"completed"})["progress"]["completed"] == 30
 
 
-def run_under_pty(args: list[str], env: Mapping[str, str], timeout_s: float) -> tuple[int, str]:
-    """Runs the CLI with a pseudo-terminal as stdin/stdout/stderr (120x30); returns its exit
-    code and everything it drew."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
-    process = subprocess.Popen(
-        [BATCHYARD, *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env={**env, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "30"},
-        close_fds=True,
-    )
-    os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif process.poll() is not None:
-                break
-        else:
-            raise AssertionError("monitor did not finish in time")
-        return process.wait(timeout=10), b"".join(chunks).decode(errors="replace")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(master)
-
-
 def test_monitor_under_a_terminal_draws_live_bars_until_the_batch_completes(
-    run: Any, stack: Stack, tmp_path: Path
+    run: Cli, stack: Stack, tmp_path: Path
 ) -> None:
     created = run(
         "create", "--name", "cli-monitor", "--job-type", "demo.sleep",
@@ -204,7 +103,7 @@ def test_monitor_under_a_terminal_draws_live_bars_until_the_batch_completes(
     assert "Traceback" not in plain
 
 
-def test_monitor_exits_1_when_a_batch_completes_with_errors(run: Any) -> None:
+def test_monitor_exits_1_when_a_batch_completes_with_errors(run: Cli) -> None:
     created = run(
         "create", "--name", "cli-errors", "--job-type", "demo.sleep",
         "--item", '{"seconds": 0}', "--item", '{"fail_first_attempts": 5, "fail_with": "permanent"}',
@@ -229,7 +128,7 @@ def test_monitor_exits_1_when_a_batch_completes_with_errors(run: Any) -> None:
     )
 
 
-def test_usage_errors_exit_2_with_a_message(run: Any, tmp_path: Path) -> None:
+def test_usage_errors_exit_2_with_a_message(run: Cli, tmp_path: Path) -> None:
     unknown = run("list", "--bogus")
     assert unknown.returncode == 2
     assert "No such option: --bogus" in unknown.stderr
@@ -245,7 +144,7 @@ def test_usage_errors_exit_2_with_a_message(run: Any, tmp_path: Path) -> None:
         no_traceback(result)
 
 
-def test_unknown_batch_exits_3(run: Any) -> None:
+def test_unknown_batch_exits_3(run: Cli) -> None:
     result = run("status", "b_doesnotexist", "--json")
     assert result.returncode == 3
     assert result.stdout == ""
@@ -253,7 +152,7 @@ def test_unknown_batch_exits_3(run: Any) -> None:
     no_traceback(result)
 
 
-def test_a_bad_key_exits_4_with_a_hint(run: Any, stack: Stack, tmp_path: Path) -> None:
+def test_a_bad_key_exits_4_with_a_hint(run: Cli, stack: Stack, tmp_path: Path) -> None:
     result = run("list", env=cli_env(stack, tmp_path, BATCHYARD_API_KEY="bya_wrong"))
     assert result.returncode == 4
     assert "Error: Unauthorized (HTTP 401): the API key is unknown or revoked" in result.stderr
@@ -261,7 +160,7 @@ def test_a_bad_key_exits_4_with_a_hint(run: Any, stack: Stack, tmp_path: Path) -
     no_traceback(result)
 
 
-def test_invalid_items_print_the_problem_detail_and_exit_5(run: Any) -> None:
+def test_invalid_items_print_the_problem_detail_and_exit_5(run: Cli) -> None:
     result = run(
         "create", "-n", "bad", "-t", "demo.sleep",
         "--item", '{"seconds": 0}', "--item", '{"seconds": "soon"}',
@@ -277,9 +176,7 @@ def test_invalid_items_print_the_problem_detail_and_exit_5(run: Any) -> None:
     assert "Unknown job type (HTTP 422)" in unknown_type.stderr
 
 
-def test_an_unreachable_server_exits_6(run: Any, stack: Stack, tmp_path: Path) -> None:
-    import socket
-
+def test_an_unreachable_server_exits_6(run: Cli, stack: Stack, tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -290,7 +187,7 @@ def test_an_unreachable_server_exits_6(run: Any, stack: Stack, tmp_path: Path) -
 
 
 def test_config_file_flags_and_environment_in_that_order(
-    run: Any, stack: Stack, tmp_path: Path
+    run: Cli, stack: Stack, tmp_path: Path
 ) -> None:
     config = tmp_path / "batchyard" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
@@ -319,7 +216,7 @@ def test_config_file_flags_and_environment_in_that_order(
     assert "profile 'nope' is not defined" in missing.stderr
 
 
-def test_job_types_lists_what_executors_serve(run: Any) -> None:
+def test_job_types_lists_what_executors_serve(run: Cli) -> None:
     listed = run("job-types", "--json")
     assert listed.returncode == 0
     names = [t["name"] for t in json.loads(listed.stdout)]

@@ -96,3 +96,26 @@ def test_exit_code_follows_the_final_statuses(finals: list[str], code: ExitCode)
 def test_a_non_final_status_is_not_finished() -> None:
     board = Board.of([batch("b1", "paused"), batch("b2", "queued")])
     assert board.unfinished == ["b1", "b2"]
+
+
+def test_a_restarted_batch_is_not_finished_by_its_stale_final_status() -> None:
+    before = {**batch("b1", "completed_with_errors"), "finished_at": "t1"}
+    board = Board.of([before], restarting=["b1"])  # type: ignore[list-item]
+    assert board.unfinished == ["b1"]
+    assert board.apply_event(event("end", status="completed_with_errors"), "b1") is None
+    board.apply_batch(before)  # type: ignore[arg-type]
+    assert board.unfinished == ["b1"]
+    # The retry runs (a non-final status seen), then ends for real.
+    board.apply_event(event("status", status="retrying"), "b1")
+    assert board.unfinished == ["b1"]
+    board.apply_batch({**batch("b1", "completed"), "finished_at": "t2"})  # type: ignore[arg-type]
+    assert board.all_finished()
+    assert board.exit_code() == ExitCode.OK
+
+
+def test_a_restart_too_quick_to_see_still_ends_by_its_new_finish_time() -> None:
+    before = {**batch("b1", "completed_with_errors"), "finished_at": "t1"}
+    board = Board.of([before], restarting=["b1"])  # type: ignore[list-item]
+    board.apply_batch({**before, "finished_at": "t2"})  # type: ignore[arg-type]
+    assert board.all_finished()
+    assert board.exit_code() == ExitCode.UNSUCCESSFUL

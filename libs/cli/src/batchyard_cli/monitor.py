@@ -38,11 +38,17 @@ class Tracked:
     status: str
     progress: dict[str, Any]
     reason: str | None = None
+    finished_at: str | None = None
     failures_seen: int = 0
     ended: bool = False
+    restart_from: tuple[str, str | None] | None = None
+    """Set for a batch an action (retry) restarts from a final status: that (status,
+    finished_at) is stale, so the batch counts as finished only once it changed."""
 
     @property
     def finished(self) -> bool:
+        if self.restart_from is not None:
+            return False
         return self.ended or self.status in FINAL_STATUSES
 
 
@@ -63,10 +69,16 @@ class Board:
     tracked: dict[str, Tracked] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, batches: Iterable[Batch]) -> Board:
+    def of(cls, batches: Iterable[Batch], restarting: Iterable[str] = ()) -> Board:
+        """The board of `batches`; those in `restarting` were just restarted by an action,
+        so their current final status does not count."""
         board = cls()
         for batch in batches:
             board.apply_batch(batch)
+        for batch_id in restarting:
+            known = board.tracked.get(batch_id)
+            if known is not None and known.status in FINAL_STATUSES:
+                known.restart_from = (known.status, known.finished_at)
         return board
 
     @property
@@ -93,6 +105,9 @@ class Board:
             known.status = batch["status"]
             known.reason = batch.get("reason")
         known.progress = dict(batch["progress"])
+        known.finished_at = batch.get("finished_at")
+        if known.restart_from not in (None, (known.status, known.finished_at)):
+            known.restart_from = None
         return Change(batch["id"], "snapshot", status_changed=before != known.status)
 
     def apply_event(self, event: ServerEvent, stream_batch_id: str | None = None) -> Change | None:
@@ -121,6 +136,8 @@ class Board:
             known.failures_seen += 1
             return Change(batch_id, "job_failed", message=_failure_text(data))
         if event.event == "end":
+            if known.restart_from is not None:
+                return None  # the end of the run before the restart
             self._set_status(known, data)
             known.ended = True
             return Change(batch_id, "end", status_changed=before != known.status)
@@ -131,6 +148,8 @@ class Board:
         status = data.get("status")
         if isinstance(status, str) and status:
             known.status = status
+            if status not in FINAL_STATUSES:
+                known.restart_from = None
         if "reason" in data:
             known.reason = data.get("reason")
 

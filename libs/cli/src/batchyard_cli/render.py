@@ -332,7 +332,7 @@ def mapping_view(data: Mapping[str, Any], title: str | None = None) -> Renderabl
         elif isinstance(value, float):
             grid.add_row(label, _number(key, value))
         else:
-            grid.add_row(label, _compact(value) if value is not None else DASH)
+            grid.add_row(label, _cell(key, value) if value is not None else DASH)
     parts: list[RenderableType] = [Text(title, style="bold underline")] if title else []
     return Group(*parts, grid, *tables)
 
@@ -353,7 +353,7 @@ def records_table(records: Sequence[Mapping[str, Any]], title: str | None = None
     for column in columns:
         table.add_column(column.replace("_", " "), overflow="fold")
     for record in records:
-        table.add_row(*(_compact(record[c]) if record.get(c) is not None else "" for c in columns))
+        table.add_row(*(_cell(c, record.get(c)) for c in columns))
     return table
 
 

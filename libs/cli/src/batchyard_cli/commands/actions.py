@@ -13,7 +13,7 @@ import typer
 from batchyard_cli.app_state import AppState, BatchIdArg, JsonFlag, state
 from batchyard_cli.commands.monitor import run_monitor
 from batchyard_cli.errors import BatchyardError
-from batchyard_cli.exit_codes import ExitCode, for_error, worst
+from batchyard_cli.exit_codes import FINAL_STATUSES, ExitCode, for_error, worst
 from batchyard_cli.render import mapping_view
 from batchyard_cli.resources import ActionAccepted, BatchAction
 
@@ -30,8 +30,9 @@ def act_on_each(
     batch_ids: list[str],
     call: Callable[[str], ActionAccepted],
     as_json: bool,
-) -> ExitCode:
-    """Runs `call` per batch; prints each acceptance (or error) and returns the worst code."""
+) -> tuple[ExitCode, list[ActionAccepted]]:
+    """Runs `call` per batch; prints each acceptance (or error); returns the worst code and
+    the acceptances."""
     codes: list[ExitCode] = []
     answers: list[ActionAccepted] = []
     for batch_id in batch_ids:
@@ -49,7 +50,7 @@ def act_on_each(
             )
     if as_json:
         app.output.json(answers[0] if len(batch_ids) == 1 and answers else answers)
-    return worst(codes)
+    return worst(codes), answers
 
 
 def _action(action: BatchAction, doc: str) -> Callable[..., None]:
@@ -61,9 +62,12 @@ def _action(action: BatchAction, doc: str) -> Callable[..., None]:
     ) -> None:
         app = state(ctx)
         client = app.client()
-        code = act_on_each(app, batch_ids, lambda b: client.batch_action(b, action), as_json)
+        code, answers = act_on_each(
+            app, batch_ids, lambda b: client.batch_action(b, action), as_json
+        )
         if code == ExitCode.OK and watch:
-            code = run_monitor(app, batch_ids, as_json=as_json)
+            restarting = [a["batch_id"] for a in answers if a["status"] in FINAL_STATUSES]
+            code = run_monitor(app, batch_ids, as_json=as_json, restarting=restarting)
         raise typer.Exit(int(code))
 
     command.__doc__ = doc

@@ -231,8 +231,10 @@ def _upload(
         )
     except UploadInterrupted as stopped:
         app.output.note(
-            f"upload stopped: {stopped.added} items of this upload reached {batch_id} before "
-            f"the failing chunk; add the rest with `batchyard upload --batch {batch_id} FILE`"
+            f"upload stopped: {stopped.added} items of this upload reached {batch_id}; the "
+            f"failing chunk starts at item {stopped.added} (0-based, so its item k is item "
+            f"{stopped.added}+k of the upload); add the rest with "
+            f"`batchyard upload --batch {batch_id} FILE`"
         )
         raise stopped.cause from None
 

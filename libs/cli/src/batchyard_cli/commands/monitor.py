@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -21,9 +22,11 @@ def run_monitor(
     as_json: bool = False,
     interval: float = 1.0,
     use_stream: bool = True,
+    restarting: Iterable[str] = (),
 ) -> ExitCode:
     """Watches the batches (all active ones when none are named) until every one finished;
-    returns 0 when all completed, 1 when any ended otherwise, 130 when interrupted."""
+    returns 0 when all completed, 1 when any ended otherwise, 130 when interrupted. Batches
+    in `restarting` were just restarted (retry): their current final status does not count."""
     client = app.client()
     batches = [client.get_batch(b) for b in batch_ids] if batch_ids else active_batches(client)
     if not batches:
@@ -32,7 +35,7 @@ def run_monitor(
         else:
             app.output.say("No active batches.", style="dim")
         return ExitCode.OK
-    board = Board.of(batches)
+    board = Board.of(batches, restarting)
     view: View
     if as_json:
         view = JsonLinesView(app.output)
