@@ -82,18 +82,19 @@ def test_monitor_under_a_terminal_draws_live_bars_until_the_batch_completes(
 ) -> None:
     created = run(
         "create", "--name", "cli-monitor", "--job-type", "demo.sleep",
-        *[arg for _ in range(20) for arg in ("--item", '{"seconds": 0.4}')],
-        "--max-concurrent", "2", "--json",
+        *[arg for _ in range(30) for arg in ("--item", '{"seconds": 0.5}')],
+        "--max-concurrent", "1", "--json",
     )  # fmt: skip
     batch_id = created_id(created)
-
+    # 30 jobs of 0.5 s one at a time: at least 15 s, so the monitor (started after the
+    # create returned, on a loaded machine) sees the batch part-way through.
     code, screen = run_under_pty(["monitor", batch_id], cli_env(stack, tmp_path), 90)
 
     plain = ANSI.sub("", screen)
     assert code == 0, plain
     assert "\x1b[" in screen  # drawn with terminal control sequences, not printed lines
     assert "cli-monitor" in plain
-    assert "20/20" in plain
+    assert "30/30" in plain
     assert "100.0%" in plain
     assert "completed" in plain
     assert "1 batch finished: 1 completed" in plain
