@@ -1,0 +1,3 @@
+from batchyard_cli.main import main
+
+main()

@@ -1,0 +1,390 @@
+"""A small typed client of the Batchyard HTTP API (`/v1`): one method per endpoint.
+
+Every error answer becomes an `ApiError` subclass carrying the server's problem detail; no
+answer at all (refused, timed out, dropped) becomes `Unreachable`. Nothing here prints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO, Any, Self, cast
+
+import httpx
+
+from batchyard_cli import __version__
+from batchyard_cli.errors import (
+    ApiError,
+    BatchyardError,
+    InputError,
+    Problem,
+    ServerError,
+    Unreachable,
+    api_error,
+)
+from batchyard_cli.resources import (
+    ActionAccepted,
+    ApiKey,
+    Batch,
+    BatchAction,
+    CreatedKey,
+    ItemsAdded,
+    Job,
+    JobType,
+    Page,
+    Report,
+    Role,
+)
+from batchyard_cli.sse import ServerEvent, parse
+
+MAX_PAGE = 500
+EVENTS_READ_TIMEOUT_S = 60.0
+"""The server sends a heartbeat comment every 15 s; four missed ones mean the stream is dead."""
+
+
+class StreamUnavailable(BatchyardError):
+    """The server has no event stream here (an older API): callers fall back to polling."""
+
+
+@dataclass(frozen=True)
+class BatchFilter:
+    """Filters of `GET /v1/batches`; None leaves a filter out."""
+
+    status: str | None = None
+    priority: str | None = None
+    job_type: str | None = None
+    tag: str | None = None
+    owner: str | None = None
+    created_after: str | None = None
+    created_before: str | None = None
+    q: str | None = None
+
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """The typed error for an error response, from its problem+json body when it has one."""
+    body: object = None
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    return api_error(
+        Problem.from_body(response.status_code, body, response.text),
+        response.request.method,
+        response.request.url.path,
+    )
+
+
+class BatchyardClient:
+    """A connection to one Batchyard API with one key. Use as a context manager (or `close`)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"User-Agent": f"batchyard-cli/{__version__}", "Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def create_batch(self, body: Mapping[str, Any], idempotency_key: str | None = None) -> Batch:
+        """`POST /v1/batches`: with `items` the batch is submitted at once; with
+        `draft: true` and no items it waits in `draft` for `add_items` and `submit_batch`."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return cast(Batch, self._json("POST", "/v1/batches", json=body, headers=headers))
+
+    def add_items(self, batch_id: str, items: Sequence[Mapping[str, Any]]) -> ItemsAdded:
+        """`POST /v1/batches/{id}/items` as NDJSON: adds items to a draft or uploading batch."""
+        content = b"".join(json.dumps(item).encode() + b"\n" for item in items)
+        return cast(
+            ItemsAdded,
+            self._json(
+                "POST",
+                f"/v1/batches/{batch_id}/items",
+                content=content,
+                headers={"Content-Type": "application/x-ndjson"},
+            ),
+        )
+
+    def submit_batch(self, batch_id: str) -> Batch:
+        """`POST /v1/batches/{id}/submit`: queues a draft or uploaded batch."""
+        return cast(Batch, self._json("POST", f"/v1/batches/{batch_id}/submit"))
+
+    def list_batches(
+        self, filters: BatchFilter | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Batch]:
+        """`GET /v1/batches`: one page, newest first."""
+        params: dict[str, str | int] = {**(filters or BatchFilter()).params(), "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return cast(Page[Batch], self._json("GET", "/v1/batches", params=params))
+
+    def iter_batches(
+        self, filters: BatchFilter | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Batch], str | None]:
+        """Up to `limit` batches over as many pages as needed, and the cursor after them."""
+        found: list[Batch] = []
+        while len(found) < limit:
+            page = self.list_batches(filters, min(MAX_PAGE, limit - len(found)), cursor)
+            found.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor or not page["items"]:
+                break
+        return found, cursor
+
+    def get_batch(self, batch_id: str) -> Batch:
+        """`GET /v1/batches/{id}`: the batch with its progress."""
+        return cast(Batch, self._json("GET", f"/v1/batches/{batch_id}"))
+
+    def update_batch(self, batch_id: str, changes: Mapping[str, Any]) -> Batch:
+        """`PATCH /v1/batches/{id}`: name, description, tags, priority, deadline, config."""
+        return cast(Batch, self._json("PATCH", f"/v1/batches/{batch_id}", json=changes))
+
+    def delete_batch(self, batch_id: str) -> None:
+        """`DELETE /v1/batches/{id}`: only a batch in a terminal state."""
+        self._request("DELETE", f"/v1/batches/{batch_id}")
+
+    def batch_action(self, batch_id: str, action: BatchAction) -> ActionAccepted:
+        """`POST /v1/batches/{id}/actions/{action}` for start, pause, resume, cancel, retry,
+        archive (rollback and duplicate have their own methods: their answers differ)."""
+        return cast(ActionAccepted, self._json("POST", f"/v1/batches/{batch_id}/actions/{action}"))
+
+    def rollback(
+        self, batch_id: str, *, dry_run: bool = False, job_ids: Sequence[str] | None = None
+    ) -> ActionAccepted:
+        """`POST /v1/batches/{id}/actions/rollback`; a dry run answers with the `plan`."""
+        body = {"dry_run": dry_run, "job_ids": list(job_ids) if job_ids else None}
+        return cast(
+            ActionAccepted,
+            self._json("POST", f"/v1/batches/{batch_id}/actions/rollback", json=body),
+        )
+
+    def duplicate(self, batch_id: str) -> Batch:
+        """`POST /v1/batches/{id}/actions/duplicate`: the new batch."""
+        return cast(Batch, self._json("POST", f"/v1/batches/{batch_id}/actions/duplicate"))
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def list_jobs(
+        self, batch_id: str, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Job]:
+        """`GET /v1/batches/{id}/jobs`: one page of jobs, by index."""
+        params: dict[str, str | int] = {"limit": limit}
+        if status:
+            params["status"] = status
+        if cursor:
+            params["cursor"] = cursor
+        return cast(Page[Job], self._json("GET", f"/v1/batches/{batch_id}/jobs", params=params))
+
+    def get_job(self, job_id: str) -> Job:
+        """`GET /v1/batches/{batch_id}/jobs/{job_id}` (the batch id is the job id's prefix)."""
+        return cast(Job, self._json("GET", _job_path(job_id)))
+
+    def retry_job(self, job_id: str) -> dict[str, Any]:
+        """`POST .../jobs/{job_id}/retry`."""
+        return self._json("POST", f"{_job_path(job_id)}/retry")
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """`POST .../jobs/{job_id}/cancel`."""
+        return self._json("POST", f"{_job_path(job_id)}/cancel")
+
+    # -- live ------------------------------------------------------------------------------
+
+    @contextmanager
+    def events(self, batch_id: str | None = None) -> Iterator[Iterator[ServerEvent]]:
+        """`GET /v1/batches/{id}/events`, or `GET /v1/events` for every visible batch: the
+        server-sent events as they arrive. `StreamUnavailable` when the server has none (a 404
+        or 405: callers read the batch first, so a 404 here means a missing route)."""
+        path = f"/v1/batches/{batch_id}/events" if batch_id else "/v1/events"
+        timeout = httpx.Timeout(self.timeout, read=EVENTS_READ_TIMEOUT_S)
+        try:
+            with self._http.stream(
+                "GET", path, headers={"Accept": "text/event-stream"}, timeout=timeout
+            ) as response:
+                if response.status_code in (404, 405):
+                    raise StreamUnavailable(f"{self.base_url} has no event stream at {path}")
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                    raise StreamUnavailable(f"{path} did not answer with an event stream")
+                yield self._guarded(parse(response.iter_lines()))
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _guarded(self, events: Iterator[ServerEvent]) -> Iterator[ServerEvent]:
+        try:
+            yield from events
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
+    # -- reports ---------------------------------------------------------------------------
+
+    def report(self, batch_id: str) -> Report:
+        """`GET /v1/batches/{id}/report` as JSON."""
+        return self._json("GET", f"/v1/batches/{batch_id}/report")
+
+    def report_csv(self, batch_id: str) -> str:
+        """`GET /v1/batches/{id}/report?format=csv`."""
+        response = self._request(
+            "GET",
+            f"/v1/batches/{batch_id}/report",
+            params={"format": "csv"},
+            headers={"Accept": "text/csv"},
+        )
+        return response.text
+
+    def export(
+        self,
+        batch_id: str,
+        sink: IO[bytes],
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> int:
+        """`GET /v1/batches/{id}/export`: streams the ZIP into `sink`; returns its size.
+        `on_progress(written, total)` is called per chunk (total None when not announced)."""
+        path = f"/v1/batches/{batch_id}/export"
+        try:
+            with self._http.stream("GET", path, headers={"Accept": "application/zip"}) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                length = response.headers.get("content-length")
+                total = int(length) if length and length.isdigit() else None
+                written = 0
+                for chunk in response.iter_bytes():
+                    sink.write(chunk)
+                    written += len(chunk)
+                    if on_progress:
+                        on_progress(written, total)
+                return written
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
+    # -- keys and job types ----------------------------------------------------------------
+
+    def create_key(self, name: str, role: Role) -> CreatedKey:
+        """`POST /v1/keys` (admin): the new key, shown only in this answer."""
+        return cast(CreatedKey, self._json("POST", "/v1/keys", json={"name": name, "role": role}))
+
+    def list_keys(self) -> list[ApiKey]:
+        """`GET /v1/keys` (admin)."""
+        return cast(list[ApiKey], _items(self._json_any("GET", "/v1/keys")))
+
+    def delete_key(self, key_id: str) -> None:
+        """`DELETE /v1/keys/{id}` (admin): revokes the key."""
+        self._request("DELETE", f"/v1/keys/{key_id}")
+
+    def job_types(self) -> list[JobType]:
+        """`GET /v1/job-types`: the job types executors serve, with their input schemas."""
+        return cast(list[JobType], _items(self._json_any("GET", "/v1/job-types")))
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = self._http.request(
+                method, path, params=params, json=json, content=content, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        if response.is_error:
+            raise error_from_response(response)
+        return response
+
+    def _json_any(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            kind = response.headers.get("content-type", "no content type")
+            raise ServerError(
+                Problem(
+                    status=response.status_code,
+                    title="Unexpected answer",
+                    detail=f"expected JSON from {method} {path}, got {kind}; "
+                    f"is {self.base_url} a Batchyard API?",
+                ),
+                method,
+                path,
+            ) from None
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body = self._json_any(method, path, **kwargs)
+        if not isinstance(body, dict):
+            raise ServerError(
+                Problem(200, "Unexpected answer", f"{path}: not a JSON object"),
+                method,
+                path,
+            )
+        return body
+
+    def _unreachable(self, exc: httpx.TransportError) -> Unreachable:
+        if isinstance(exc, httpx.TimeoutException):
+            return Unreachable(f"{self.base_url} did not answer in time ({type(exc).__name__})")
+        reason = str(exc) or type(exc).__name__
+        return Unreachable(f"cannot reach {self.base_url}: {reason}")
+
+
+def _job_path(job_id: str) -> str:
+    batch_id, dot, index = job_id.rpartition(".")
+    if not dot or not batch_id or not index.isdigit():
+        raise InputError(f"{job_id!r} is not a job id (<batch id>.<index>, e.g. b_0123.7)")
+    return f"/v1/batches/{batch_id}/jobs/{job_id}"
+
+
+def _items(body: Any) -> list[Any]:
+    """A list answer, bare or wrapped as {"items": [...]}."""
+    if isinstance(body, dict) and isinstance(body.get("items"), list):
+        return cast(list[Any], body["items"])
+    if isinstance(body, list):
+        return body
+    raise ServerError(Problem(200, "Unexpected answer", "expected a list"))
+
+
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """`items` in lists of at most `size`."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

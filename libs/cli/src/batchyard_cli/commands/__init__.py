@@ -1,0 +1,1 @@
+"""The commands, one module per resource; each module's `register(app)` adds its commands."""

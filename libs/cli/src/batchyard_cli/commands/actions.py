@@ -1,0 +1,134 @@
+"""Batch actions: start, pause, resume, cancel, retry, rollback, duplicate, archive.
+
+Actions that take several batch ids act on each in turn; one failing does not stop the
+others, and the exit code is the worst of their outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from batchyard_cli.app_state import AppState, BatchIdArg, JsonFlag, state
+from batchyard_cli.commands.monitor import run_monitor
+from batchyard_cli.errors import BatchyardError
+from batchyard_cli.exit_codes import FINAL_STATUSES, ExitCode, for_error, worst
+from batchyard_cli.render import mapping_view
+from batchyard_cli.resources import ActionAccepted, BatchAction
+
+PANEL = "Batch actions"
+
+BatchIdsArg = Annotated[list[str], typer.Argument(help="One or more batch ids.")]
+WatchOpt = Annotated[
+    bool, typer.Option("--watch", "-w", help="Then monitor the batches until they finish.")
+]
+
+
+def act_on_each(
+    app: AppState,
+    batch_ids: list[str],
+    call: Callable[[str], ActionAccepted],
+    as_json: bool,
+) -> tuple[ExitCode, list[ActionAccepted]]:
+    """Runs `call` per batch; prints each acceptance (or error); returns the worst code and
+    the acceptances."""
+    codes: list[ExitCode] = []
+    answers: list[ActionAccepted] = []
+    for batch_id in batch_ids:
+        try:
+            accepted = call(batch_id)
+        except BatchyardError as exc:
+            app.output.error(exc)
+            codes.append(for_error(exc))
+            continue
+        answers.append(accepted)
+        if not as_json:
+            app.output.say(
+                f"{accepted['batch_id']}: {accepted['action']} accepted "
+                f"(status when accepted: {accepted['status']})"
+            )
+    if as_json:
+        app.output.json(answers[0] if len(batch_ids) == 1 and answers else answers)
+    return worst(codes), answers
+
+
+def _action(action: BatchAction, doc: str) -> Callable[..., None]:
+    def command(
+        ctx: typer.Context,
+        batch_ids: BatchIdsArg,
+        watch: WatchOpt = False,
+        as_json: JsonFlag = False,
+    ) -> None:
+        app = state(ctx)
+        client = app.client()
+        code, answers = act_on_each(
+            app, batch_ids, lambda b: client.batch_action(b, action), as_json
+        )
+        if code == ExitCode.OK and watch:
+            restarting = [a["batch_id"] for a in answers if a["status"] in FINAL_STATUSES]
+            code = run_monitor(app, batch_ids, as_json=as_json, restarting=restarting)
+        raise typer.Exit(int(code))
+
+    command.__doc__ = doc
+    command.__name__ = action
+    return command
+
+
+def rollback(
+    ctx: typer.Context,
+    batch_id: BatchIdArg,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be restored; change nothing.")
+    ] = False,
+    job: Annotated[
+        list[str] | None,
+        typer.Option("--job", help="Roll back only this job (repeat for several)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Undo a batch's effects from its backups (all jobs, or --job ones); --dry-run plans only."""
+    app = state(ctx)
+    accepted = app.client().rollback(batch_id, dry_run=dry_run, job_ids=job)
+    if as_json:
+        app.output.json(accepted)
+        return
+    if dry_run:
+        app.output.say(f"{batch_id}: rollback plan (dry run, nothing changed)", style="bold")
+        plan = accepted.get("plan")
+        if isinstance(plan, dict):
+            app.output.show(mapping_view(plan))
+        elif plan is not None:
+            app.output.json(plan)
+        return
+    app.output.say(
+        f"{batch_id}: rollback accepted (status when accepted: {accepted['status']}); "
+        f"watch it: batchyard monitor {batch_id}"
+    )
+
+
+def duplicate(ctx: typer.Context, batch_id: BatchIdArg, as_json: JsonFlag = False) -> None:
+    """Create a new batch with the same items and configuration."""
+    app = state(ctx)
+    batch = app.client().duplicate(batch_id)
+    if as_json:
+        app.output.json(batch)
+    else:
+        app.output.say(f"Created {batch['id']} as a copy of {batch_id}: {batch['status']}.")
+
+
+ACTIONS: dict[BatchAction, str] = {
+    "start": "Start a queued batch now.",
+    "pause": "Pause batches: running jobs finish, no new ones start.",
+    "resume": "Resume paused batches.",
+    "cancel": "Cancel batches: pending jobs are cancelled, running ones asked to stop.",
+    "retry": "Run the failed jobs of finished batches again.",
+    "archive": "Archive finished batches.",
+}
+
+
+def register(app: typer.Typer) -> None:
+    for action, doc in ACTIONS.items():
+        app.command(action, rich_help_panel=PANEL)(_action(action, doc))
+    app.command(rich_help_panel=PANEL)(rollback)
+    app.command(rich_help_panel=PANEL)(duplicate)

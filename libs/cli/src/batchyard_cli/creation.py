@@ -1,0 +1,165 @@
+"""Making a batch: the request body from a spec and flags (flags win), and the upload of
+items in chunks into a draft batch, with a progress bar.
+
+Up to `MAX_INLINE_ITEMS` items given inline go in the one `POST /v1/batches` (atomic: the
+batch exists with all its items or not at all). More items, or items from files, go through
+the draft lifecycle: create a draft, `POST .../items` chunk by chunk, then submit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from batchyard_cli.client import BatchyardClient, chunks
+from batchyard_cli.errors import BatchyardError, InputError
+
+MAX_INLINE_ITEMS = 10_000
+DEFAULT_CHUNK = 1_000
+PRIORITY_NAMES = ("low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Batch fields given as flags; None (or empty) leaves the spec's value."""
+
+    name: str | None = None
+    job_type: str | None = None
+    description: str | None = None
+    priority: str | None = None
+    tags: Sequence[str] = ()
+    max_concurrent_jobs: int | None = None
+    max_attempts: int | None = None
+    timeout_s: float | None = None
+    stop_on_error: bool | None = None
+    failure_threshold: float | None = None
+    rollback_on_failure: bool | None = None
+    params: Sequence[str] = ()
+    items: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+
+
+def parse_priority(value: str) -> str | int:
+    """`low|medium|high|critical` or a number 1–10."""
+    if value in PRIORITY_NAMES:
+        return value
+    if value.isdigit() and 1 <= int(value) <= 10:
+        return int(value)
+    raise InputError(f"priority must be one of {', '.join(PRIORITY_NAMES)} or 1-10, not {value!r}")
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE`, the value read as JSON when it is JSON (`n=3` is 3, `mode=fast` a string)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise InputError(f"--param takes KEY=VALUE, not {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def batch_body(spec: Mapping[str, Any], options: BatchOptions) -> dict[str, Any]:
+    """The `POST /v1/batches` body: the spec, overridden field by field by the flags. Inline
+    items from flags come after the spec's items. Unknown spec fields are left for the
+    server to refuse (it names them)."""
+    body = dict(spec)
+    config = dict(body.get("config") or {})
+    retry = dict(config.get("retry") or {})
+    for key, value in (
+        ("name", options.name),
+        ("job_type", options.job_type),
+        ("description", options.description),
+    ):
+        if value is not None:
+            body[key] = value
+    if options.priority is not None:
+        body["priority"] = parse_priority(options.priority)
+    elif isinstance(body.get("priority"), str) and str(body["priority"]).isdigit():
+        body["priority"] = int(body["priority"])
+    if options.tags:
+        body["tags"] = list(options.tags)
+    settings: tuple[tuple[str, object], ...] = (
+        ("max_concurrent_jobs", options.max_concurrent_jobs),
+        ("timeout_s", options.timeout_s),
+        ("stop_on_error", options.stop_on_error),
+        ("failure_threshold", options.failure_threshold),
+        ("rollback_on_failure", options.rollback_on_failure),
+    )
+    for key, setting in settings:
+        if setting is not None:
+            config[key] = setting
+    if options.max_attempts is not None:
+        retry["max_attempts"] = options.max_attempts
+    if retry:
+        config["retry"] = retry
+    if options.params:
+        config["params"] = {
+            **dict(config.get("params") or {}),
+            **dict(map(parse_param, options.params)),
+        }
+    if config:
+        body["config"] = config
+    items = list(body.get("items") or []) + [dict(item) for item in options.items]
+    if "items" in body or items:
+        body["items"] = items
+    missing = [key for key in ("name", "job_type") if not body.get(key)]
+    if missing:
+        flags = " and ".join(f"--{key.replace('_', '-')}" for key in missing)
+        raise InputError(f"a batch needs {' and '.join(missing)}: give {flags} or a --spec file")
+    return body
+
+
+def upload(
+    client: BatchyardClient,
+    batch_id: str,
+    sources: Iterable[Iterator[dict[str, Any]]],
+    *,
+    total: int | None,
+    chunk_size: int = DEFAULT_CHUNK,
+    console: Console | None = None,
+) -> int:
+    """Sends every item of `sources` to the batch in chunks; returns how many were added.
+    A failing chunk raises `UploadInterrupted` saying how many the batch already holds."""
+    added = 0
+    bar = Progress(
+        TextColumn("uploading"),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=console is None or not console.is_terminal,
+        transient=False,
+    )
+    with bar:
+        task = bar.add_task("upload", total=total)
+        for source in sources:
+            for chunk in chunks(source, chunk_size):
+                try:
+                    client.add_items(batch_id, chunk)
+                except BatchyardError as exc:
+                    raise UploadInterrupted(batch_id, added, exc) from exc
+                added += len(chunk)
+                bar.update(task, completed=added)
+    return added
+
+
+class UploadInterrupted(BatchyardError):
+    """A chunk failed: the items before it are in the batch, the rest are not."""
+
+    def __init__(self, batch_id: str, added: int, cause: BatchyardError) -> None:
+        super().__init__(cause.message)
+        self.batch_id = batch_id
+        self.added = added
+        self.cause = cause

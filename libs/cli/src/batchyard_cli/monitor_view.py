@@ -1,0 +1,267 @@
+"""The monitor's three faces: live rich progress bars on a terminal, one plain line per status
+change when the output is a file or a pipe, and JSON lines for `--json`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.progress import Progress, ProgressColumn, Task, TaskID
+from rich.progress_bar import ProgressBar
+from rich.table import Column
+from rich.text import Text
+
+from batchyard_cli.monitor import MAX_FAILURES_SHOWN, Board, Change, Tracked
+from batchyard_cli.render import (
+    STATUS_STYLES,
+    Output,
+    counts_summary,
+    finished_count,
+    format_duration,
+    format_rate,
+)
+
+ERROR_STATUSES = frozenset({"failed", "cancelled", "rollback_failed"})
+
+
+def _fields(tracked: Tracked) -> dict[str, Any]:
+    progress = tracked.progress
+    return {
+        "label": tracked.name,
+        "batch_id": tracked.batch_id,
+        "status": tracked.status,
+        "jobs_done": finished_count(progress),
+        "jobs_total": int(progress.get("total") or 0),
+        "failed": int(progress.get("failed") or 0),
+        "retrying": int(progress.get("retrying") or 0),
+        "rate": progress.get("throughput_per_s"),
+        "eta": progress.get("eta_s"),
+        "elapsed": progress.get("elapsed_s"),
+        "finished": tracked.finished,
+    }
+
+
+class _FieldColumn(ProgressColumn):
+    """A column computed from a task's fields (set from the server's numbers, not rich's own
+    sampling: the server knows the batch's real throughput and ETA)."""
+
+    def __init__(self, render: Callable[[Task], RenderableType], **column: object) -> None:
+        super().__init__(table_column=Column(**column))  # type: ignore[arg-type]
+        self._render = render
+
+    def render(self, task: Task) -> RenderableType:
+        return self._render(task)
+
+
+def _name(task: Task) -> Text:
+    text = Text(str(task.fields["label"])[:24], style="bold")
+    text.append(f" {task.fields['batch_id']}", style="dim")
+    return text
+
+
+def _bar(task: Task) -> ProgressBar:
+    status = str(task.fields["status"])
+    errors = int(task.fields["failed"]) > 0
+    style = "red" if status in ERROR_STATUSES else "yellow" if errors else "blue"
+    finished_style = "red" if status in ERROR_STATUSES else "yellow" if errors else "green"
+    return ProgressBar(
+        total=max(int(task.fields["jobs_total"]), 1),
+        completed=int(task.fields["jobs_done"]),
+        width=30,
+        complete_style=style,
+        finished_style=finished_style,
+        pulse=status == "queued" and int(task.fields["jobs_done"]) == 0,
+        animation_time=time.monotonic(),
+    )
+
+
+def _percent(task: Task) -> Text:
+    total = int(task.fields["jobs_total"])
+    share = 100.0 * int(task.fields["jobs_done"]) / total if total else 0.0
+    return Text(f"{share:5.1f}%")
+
+
+def _counts(task: Task) -> Text:
+    return Text(f"{task.fields['jobs_done']}/{task.fields['jobs_total']}")
+
+
+def _errors(task: Task) -> Text:
+    failed, retrying = int(task.fields["failed"]), int(task.fields["retrying"])
+    if not failed and not retrying:
+        return Text("0 errors", style="dim")
+    text = Text()
+    if failed:
+        text.append(f"{failed} failed", style="red")
+    if retrying:
+        text.append(" " if failed else "")
+        text.append(f"{retrying} retrying", style="yellow")
+    return text
+
+
+def _rate(task: Task) -> Text:
+    rate = task.fields["rate"]
+    return Text(format_rate(rate if isinstance(rate, int | float) else None))
+
+
+def _eta(task: Task) -> Text:
+    if task.fields["finished"]:
+        elapsed = task.fields["elapsed"]
+        took = format_duration(elapsed if isinstance(elapsed, int | float) else None)
+        return Text(f"took {took}")
+    eta = task.fields["eta"]
+    return Text(f"ETA {format_duration(eta if isinstance(eta, int | float) else None)}")
+
+
+def _status(task: Task) -> Text:
+    status = str(task.fields["status"])
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+class LiveView:
+    """Rich progress bars, one per batch, redrawn in place; failures scroll above them."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            _FieldColumn(_name, no_wrap=True),
+            _FieldColumn(_bar),
+            _FieldColumn(_percent, justify="right"),
+            _FieldColumn(_counts, justify="right"),
+            _FieldColumn(_errors),
+            _FieldColumn(_rate, justify="right"),
+            _FieldColumn(_eta),
+            _FieldColumn(_status),
+            console=console,
+            refresh_per_second=4,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def start(self, board: Board) -> None:
+        for tracked in board.tracked.values():
+            self.tasks[tracked.batch_id] = self.progress.add_task(
+                tracked.name, total=None, **_fields(tracked)
+            )
+        self.progress.start()
+
+    def update(self, board: Board, change: Change) -> None:
+        tracked = board.tracked[change.batch_id]
+        if change.kind == "job_failed" and change.message:
+            if tracked.failures_seen <= MAX_FAILURES_SHOWN:
+                self.progress.console.print(Text(f"✗ {change.message}", style="red"))
+            elif tracked.failures_seen == MAX_FAILURES_SHOWN + 1:
+                self.progress.console.print(
+                    Text(
+                        f"… more failures in {tracked.batch_id}: "
+                        f"batchyard jobs list {tracked.batch_id} --status failed",
+                        style="dim",
+                    )
+                )
+        self.progress.update(self.tasks[change.batch_id], **_fields(tracked))
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(Text(message, style="dim"))
+
+    def stop(self, board: Board) -> None:
+        for tracked in board.tracked.values():
+            self.progress.update(self.tasks[tracked.batch_id], **_fields(tracked))
+        self.progress.refresh()
+        self.progress.stop()
+        self.console.print(summary(board))
+
+
+class LineView:
+    """One line per status change and per failure: for logs, pipes and CI."""
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self.last: dict[str, str] = {}
+
+    def start(self, board: Board) -> None:
+        for tracked in board.tracked.values():
+            self._line(tracked)
+
+    def update(self, board: Board, change: Change) -> None:
+        tracked = board.tracked[change.batch_id]
+        if change.kind == "job_failed" and tracked.failures_seen <= MAX_FAILURES_SHOWN:
+            self.output.lines([f"{_now()} {tracked.batch_id} job failed: {change.message}"])
+        elif change.status_changed:
+            self._line(tracked)
+
+    def note(self, message: str) -> None:
+        self.output.note(message)
+
+    def stop(self, board: Board) -> None:
+        for tracked in board.tracked.values():
+            if self.last.get(tracked.batch_id) != _plain(tracked):
+                self._line(tracked)
+        self.output.show(summary(board))
+
+    def _line(self, tracked: Tracked) -> None:
+        self.last[tracked.batch_id] = _plain(tracked)
+        self.output.lines([f"{_now()} {_plain(tracked)}"])
+
+
+class JsonLinesView:
+    """One JSON object per change (`{"event", "batch_id", "status", "progress"}`), then a
+    `summary` object with every batch's final status."""
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+
+    def start(self, board: Board) -> None:
+        for tracked in board.tracked.values():
+            self._emit("snapshot", tracked)
+
+    def update(self, board: Board, change: Change) -> None:
+        self._emit(change.kind, board.tracked[change.batch_id], change.message)
+
+    def note(self, message: str) -> None:
+        self.output.note(message)
+
+    def stop(self, board: Board) -> None:
+        self.output.json_line(
+            {
+                "event": "summary",
+                "batches": {t.batch_id: t.status for t in board.tracked.values()},
+                "exit_code": int(board.exit_code()),
+            }
+        )
+
+    def _emit(self, kind: str, tracked: Tracked, message: str | None = None) -> None:
+        record: dict[str, object] = {
+            "event": kind,
+            "batch_id": tracked.batch_id,
+            "status": tracked.status,
+            "progress": tracked.progress,
+        }
+        if message:
+            record["message"] = message
+        self.output.json_line(record)
+
+
+def _plain(tracked: Tracked) -> str:
+    percent = tracked.progress.get("percent", 0.0)
+    return (
+        f"{tracked.batch_id} {tracked.name!r} {tracked.status} {percent:.1f}% "
+        f"{counts_summary(tracked.progress)}"
+    )
+
+
+def _now() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+def summary(board: Board) -> Text:
+    """`2 batches finished: 1 completed, 1 completed_with_errors` (or the one batch's)."""
+    statuses: dict[str, int] = {}
+    for tracked in board.tracked.values():
+        statuses[tracked.status] = statuses.get(tracked.status, 0) + 1
+    parts = ", ".join(f"{n} {status}" for status, n in statuses.items())
+    count = len(board.tracked)
+    ok = board.exit_code() == 0
+    noun = f"{count} batch{'es' if count != 1 else ''}"
+    head = f"{noun} finished: " if board.all_finished() else f"stopped watching {noun}: "
+    return Text(head + parts, style="bold green" if ok else "bold yellow")

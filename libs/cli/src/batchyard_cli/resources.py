@@ -1,0 +1,118 @@
+"""The shapes of the API's JSON answers, as the CLI reads them (see the API contract). They
+are TypedDicts over the decoded JSON: `--json` prints exactly what the server sent."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar
+
+T = TypeVar("T")
+
+BatchAction = Literal[
+    "start", "pause", "resume", "cancel", "retry", "rollback", "duplicate", "archive"
+]
+Role = Literal["viewer", "operator", "admin"]
+
+
+class Progress(TypedDict):
+    total: int
+    pending: int
+    dispatched: int
+    running: int
+    completed: int
+    failed: int
+    retrying: int
+    skipped: int
+    cancelled: int
+    percent: float
+    throughput_per_s: float | None
+    elapsed_s: float | None
+    eta_s: float | None
+
+
+class Batch(TypedDict):
+    id: str
+    name: str
+    description: str
+    job_type: str
+    priority: str | int
+    tags: list[str]
+    owner: str
+    status: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    config: dict[str, Any]
+    progress: Progress
+    reason: NotRequired[str | None]
+
+
+class Page(TypedDict, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class ItemsAdded(TypedDict):
+    batch_id: str
+    added: int
+    total: int
+
+
+class ActionAccepted(TypedDict):
+    batch_id: str
+    action: str
+    status: str
+    plan: NotRequired[Any]
+
+
+class JobError(TypedDict):
+    message: str
+    retryable: bool
+    # "class" is a keyword: read it as error.get("class").
+
+
+class Attempt(TypedDict):
+    attempt: int
+    executor: str | None
+    started_at: str | None
+    finished_at: str | None
+    status: str
+    error: JobError | None
+
+
+class Job(TypedDict):
+    id: str
+    batch_id: str
+    index: int
+    status: str
+    attempt: int
+    item: dict[str, Any]
+    output: Any
+    error: JobError | None
+    attempts: list[Attempt]
+    created_at: NotRequired[str | None]
+    started_at: str | None
+    finished_at: str | None
+    duration_s: float | None
+
+
+class JobType(TypedDict):
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+class ApiKey(TypedDict):
+    id: str
+    name: str
+    role: str
+    created_at: NotRequired[str]
+
+
+class CreatedKey(TypedDict):
+    id: str
+    key: str
+    role: str
+    name: NotRequired[str]
+
+
+Report = dict[str, Any]

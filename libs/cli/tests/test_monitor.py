@@ -1,0 +1,121 @@
+"""The monitor's board: what stream events and GET answers do to each watched batch, when it
+counts as finished, and the exit code at the end."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from batchyard_cli.exit_codes import ExitCode
+from batchyard_cli.monitor import Board
+from batchyard_cli.resources import Batch
+from batchyard_cli.sse import ServerEvent
+
+pytestmark = pytest.mark.unit
+
+
+def batch(batch_id: str, status: str = "running", **progress: Any) -> Batch:
+    counts = {"total": 10, "completed": 0, "failed": 0, "percent": 0.0, **progress}
+    return {  # type: ignore[typeddict-item]
+        "id": batch_id,
+        "name": f"name-{batch_id}",
+        "status": status,
+        "progress": counts,
+    }
+
+
+def event(name: str, **data: Any) -> ServerEvent:
+    return ServerEvent(name, json.dumps(data) if data else "")
+
+
+def test_progress_events_update_counts_and_status() -> None:
+    board = Board.of([batch("b1")])
+    change = board.apply_event(
+        event("progress", status="running", completed=4, failed=1, percent=50.0), "b1"
+    )
+    assert change is not None
+    assert change.kind == "progress"
+    assert not change.status_changed
+    assert board.tracked["b1"].progress["completed"] == 4
+    # The same event with the progress nested, and a batch id in the data (global stream).
+    board.apply_event(event("progress", batch_id="b1", progress={"completed": 6}))
+    assert board.tracked["b1"].progress["completed"] == 6
+
+
+def test_events_of_unwatched_batches_are_ignored() -> None:
+    board = Board.of([batch("b1")])
+    assert board.apply_event(event("progress", batch_id="b9", completed=3)) is None
+    assert board.apply_event(event("job_failed", job_id="b9.1", error="x")) is None
+
+
+def test_status_and_job_failures() -> None:
+    board = Board.of([batch("b1")])
+    change = board.apply_event(event("status", batch_id="b1", status="paused", reason="asked"))
+    assert change is not None
+    assert change.status_changed
+    assert board.tracked["b1"].reason == "asked"
+    failed = board.apply_event(
+        event("job_failed", job_id="b1.3", error={"class": "DemoFailure", "message": "boom"})
+    )
+    assert failed is not None
+    assert failed.message == "b1.3 DemoFailure: boom"
+    assert board.tracked["b1"].failures_seen == 1
+    assert not board.all_finished()
+
+
+def test_end_finishes_a_batch_even_before_the_read_model_catches_up() -> None:
+    board = Board.of([batch("b1"), batch("b2")])
+    board.apply_event(event("end", status="completed"), "b1")
+    assert board.unfinished == ["b2"]
+    # A GET that still says "running" does not undo the stream's end.
+    board.apply_batch(batch("b1", "running", completed=10))
+    assert board.tracked["b1"].status == "completed"
+    assert board.tracked["b1"].progress["completed"] == 10
+    board.apply_batch(batch("b2", "completed", completed=10))
+    assert board.all_finished()
+    assert board.exit_code() == ExitCode.OK
+
+
+@pytest.mark.parametrize(
+    ("finals", "code"),
+    [
+        (["completed", "completed"], ExitCode.OK),
+        (["completed", "completed_with_errors"], ExitCode.UNSUCCESSFUL),
+        (["cancelled"], ExitCode.UNSUCCESSFUL),
+        (["failed"], ExitCode.UNSUCCESSFUL),
+    ],
+)
+def test_exit_code_follows_the_final_statuses(finals: list[str], code: ExitCode) -> None:
+    board = Board.of([batch(f"b{i}", status) for i, status in enumerate(finals)])
+    assert board.all_finished()
+    assert board.exit_code() == code
+
+
+def test_a_non_final_status_is_not_finished() -> None:
+    board = Board.of([batch("b1", "paused"), batch("b2", "queued")])
+    assert board.unfinished == ["b1", "b2"]
+
+
+def test_a_restarted_batch_is_not_finished_by_its_stale_final_status() -> None:
+    before = {**batch("b1", "completed_with_errors"), "finished_at": "t1"}
+    board = Board.of([before], restarting=["b1"])  # type: ignore[list-item]
+    assert board.unfinished == ["b1"]
+    assert board.apply_event(event("end", status="completed_with_errors"), "b1") is None
+    board.apply_batch(before)  # type: ignore[arg-type]
+    assert board.unfinished == ["b1"]
+    # The retry runs (a non-final status seen), then ends for real.
+    board.apply_event(event("status", status="retrying"), "b1")
+    assert board.unfinished == ["b1"]
+    board.apply_batch({**batch("b1", "completed"), "finished_at": "t2"})  # type: ignore[arg-type]
+    assert board.all_finished()
+    assert board.exit_code() == ExitCode.OK
+
+
+def test_a_restart_too_quick_to_see_still_ends_by_its_new_finish_time() -> None:
+    before = {**batch("b1", "completed_with_errors"), "finished_at": "t1"}
+    board = Board.of([before], restarting=["b1"])  # type: ignore[list-item]
+    board.apply_batch({**before, "finished_at": "t2"})  # type: ignore[arg-type]
+    assert board.all_finished()
+    assert board.exit_code() == ExitCode.UNSUCCESSFUL

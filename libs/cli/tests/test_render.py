@@ -1,0 +1,175 @@
+"""What people read: durations, rates, tables, batch detail, and error messages built from
+problem details (never a traceback)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rich.console import Console, RenderableType
+
+from batchyard_cli.errors import InputError, Problem, Unreachable, api_error
+from batchyard_cli.render import (
+    batch_view,
+    batches_table,
+    counts_summary,
+    error_message,
+    format_duration,
+    format_rate,
+    jobs_table,
+    mapping_view,
+)
+from batchyard_cli.resources import Batch, Job
+
+pytestmark = pytest.mark.unit
+
+
+def text_of(renderable: RenderableType, width: int = 160) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def a_batch(**changes: Any) -> Batch:
+    batch: dict[str, Any] = {
+        "id": "b_0001",
+        "name": "nightly import",
+        "description": "",
+        "job_type": "demo.sleep",
+        "priority": "high",
+        "tags": ["etl"],
+        "owner": "admin",
+        "status": "running",
+        "created_at": "2026-01-02T03:04:05+00:00",
+        "started_at": "2026-01-02T03:04:06+00:00",
+        "finished_at": None,
+        "config": {"max_concurrent_jobs": 4, "retry": {"max_attempts": 3}},
+        "progress": {
+            "total": 20,
+            "pending": 5,
+            "dispatched": 0,
+            "running": 3,
+            "completed": 10,
+            "failed": 2,
+            "retrying": 0,
+            "skipped": 0,
+            "cancelled": 0,
+            "percent": 60.0,
+            "throughput_per_s": 2.5,
+            "elapsed_s": 4.8,
+            "eta_s": 3.2,
+        },
+    }
+    batch.update(changes)
+    return batch  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (None, "–"),
+        (-1, "–"),
+        (0, "0.0s"),
+        (4.24, "4.2s"),
+        (42.4, "42s"),
+        (185, "3m 05s"),
+        (7380, "2h 03m"),
+    ],
+)
+def test_durations(seconds: float | None, shown: str) -> None:
+    assert format_duration(seconds) == shown
+
+
+@pytest.mark.parametrize(
+    ("rate", "shown"), [(None, "–"), (3.46, "3.5/s"), (120.4, "120/s"), (12_345, "12.3k/s")]
+)
+def test_rates(rate: float | None, shown: str) -> None:
+    assert format_rate(rate) == shown
+
+
+def test_counts_summary_names_only_what_is_there() -> None:
+    assert counts_summary(a_batch()["progress"]) == "12/20 done · 2 failed · 3 running"
+
+
+def test_batches_table_shows_each_batch_and_the_next_cursor() -> None:
+    text = text_of(batches_table([a_batch(), a_batch(id="b_0002", status="completed")], "CUR"))
+    assert "b_0001" in text
+    assert "b_0002" in text
+    assert "nightly import" in text
+    assert "60.0% 12/20" in text
+    assert "--cursor CUR" in text
+    assert "No batches match." in text_of(batches_table([]))
+
+
+def test_batch_view_shows_progress_counts_timing_and_config() -> None:
+    text = text_of(batch_view(a_batch()))
+    assert "running" in text
+    assert "60.0%" in text
+    assert "12/20 done · 2 failed · 3 running" in text
+    assert "elapsed 4.8s · 2.5/s · ETA 3.2s" in text
+    assert "retry.max_attempts=3" in text
+    finished = text_of(batch_view(a_batch(finished_at="2026-01-02T03:05:00+00:00")))
+    assert "took 4.8s" in finished
+    assert "ETA" not in finished
+
+
+def test_jobs_table_shows_errors() -> None:
+    job: Job = {  # type: ignore[typeddict-item]
+        "id": "b_0001.3",
+        "batch_id": "b_0001",
+        "index": 3,
+        "status": "failed",
+        "attempt": 3,
+        "item": {},
+        "output": None,
+        "error": {"class": "DemoFailure", "message": "boom", "retryable": True},
+        "attempts": [],
+        "started_at": None,
+        "finished_at": None,
+        "duration_s": 0.5,
+    }
+    text = text_of(jobs_table([job]))
+    assert "b_0001.3" in text
+    assert "DemoFailure: boom (retryable)" in text
+
+
+def test_mapping_view_shows_scalars_nested_objects_and_record_lists() -> None:
+    report = {
+        "success_rate": 0.9,
+        "p95_duration_s": 1.25,
+        "totals": {"completed": 9, "failed": 1},
+        "failed_jobs": [{"job_id": "b_1.4", "error": "boom"}],
+    }
+    text = text_of(mapping_view(report, title="Report"))
+    assert "90.0%" in text
+    assert "1.2s" in text
+    assert "completed" in text
+    assert "9" in text
+    assert "b_1.4" in text
+    assert "boom" in text
+
+
+def test_error_message_of_a_problem_lists_field_errors() -> None:
+    problem = Problem(
+        422,
+        "Invalid items",
+        "2 item(s) do not match the input schema of demo.sleep",
+        errors=[
+            {"item": 0, "path": "seconds", "msg": "'soon' is not of type 'number'"},
+            {"loc": ["body", "name"], "msg": "Field required"},
+        ],
+    )
+    message = error_message(api_error(problem))
+    assert message.splitlines() == [
+        "Error: Invalid items (HTTP 422): 2 item(s) do not match the input schema of demo.sleep",
+        "  - item 0, seconds: 'soon' is not of type 'number'",
+        "  - body.name: Field required",
+    ]
+
+
+def test_error_message_hints_at_the_key_on_401_and_is_plain_otherwise() -> None:
+    assert "--api-key" in error_message(api_error(Problem(401, "Unauthorized", "unknown key")))
+    assert error_message(Unreachable("cannot reach http://x")) == "Error: cannot reach http://x"
+    assert error_message(InputError("a.jsonl:3: not valid JSON")) == (
+        "Error: a.jsonl:3: not valid JSON"
+    )
