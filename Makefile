@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 EXECUTORS ?= 2
+PROMETHEUS ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 PACKAGES := libs/contracts libs/jobkit libs/servicekit libs/devstack libs/cli \
@@ -19,7 +20,8 @@ MYPY_PACKAGES := -p contracts -p jobkit -p servicekit -p devstack -p batchyard_c
 .PHONY: help install up down status logs restart test test-unit lint format events clean-data
 
 help:
-	@echo "make up [EXECUTORS=n]  install what is missing, start Kafka, the store and all services"
+	@echo "make up [EXECUTORS=n] [PROMETHEUS=1]  install what is missing, start Kafka, the store and"
+	@echo "                       all services (and Prometheus on :9090 scraping them)"
 	@echo "make down              stop every process 'make up' started"
 	@echo "make status            show each process and its health"
 	@echo "make test              lint, type-check and run every test layer on real servers"
@@ -36,7 +38,7 @@ install: $(VENV)/.installed
 	$(PY) -m devstack install
 
 up: install
-	$(PY) -m devstack up --executors $(EXECUTORS)
+	$(PY) -m devstack up --executors $(EXECUTORS) $(if $(filter 1 yes true,$(PROMETHEUS)),--prometheus)
 
 down:
 	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "nothing to stop"; fi

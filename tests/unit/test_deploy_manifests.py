@@ -1,32 +1,34 @@
 """The deployment files agree with the code and with each other: docker-compose.yml, the five
 service Dockerfiles and the k8s kustomize base and overlays.
 
-Pure parsing, no Docker, kubectl or network. Kustomizations are rendered by a small renderer of
-its own that implements exactly the fields the repo uses (resources, namespace, images,
-replicas) and refuses any other, so a new field fails here until the renderer learns it. When
-`kubernetes-validate` is installed, every rendered object is also validated against the
-Kubernetes JSON schemas (strict: unknown fields are errors).
+No Docker, cluster or network. Every kustomization (base and overlays) is rendered with
+kustomize (the project's pinned build in .cache/bin, else `kubectl kustomize`), and every
+rendered object is validated against the Kubernetes JSON schemas (`kubernetes-validate`,
+strict: unknown fields are errors); KEDA's ScaledObject, which those schemas lack, against a
+schema derived from KEDA's CRD (k8s/schemas/).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
 
-try:
-    import kubernetes_validate
-except ImportError:  # optional: only the schema tests need it
-    kubernetes_validate = None
+from servicekit.kafka import DISPATCH_PARTITIONS
 
 pytestmark = pytest.mark.unit
 
@@ -35,7 +37,8 @@ K8S = ROOT / "k8s"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").is_file())
 LIBS = ("contracts", "jobkit", "servicekit")  # the libs every image is built from
-LAYERS = ("base", "overlays/dev", "overlays/prod")
+LAYERS = ("base", "overlays/dev", "overlays/prod", "overlays/prod-hpa")
+KEDA_SCHEMA = K8S / "schemas" / "keda.sh_v1alpha1_scaledobject.json"
 NON_ROOT_UID = 10001
 BASE_IMAGE = "python:3.11-slim"
 
@@ -43,8 +46,11 @@ BASE_IMAGE = "python:3.11-slim"
 # of a deployment, except these, which a deployment must decide.
 REQUIRED_PREFIXED_ENV = {"executor": {"BATCHYARD_EXECUTOR_SLOTS"}}
 # Executor replicas per layer; the singletons run one instance everywhere.
-EXECUTOR_REPLICAS = {"base": 2, "overlays/dev": 1, "overlays/prod": 4}
+EXECUTOR_REPLICAS = {"base": 2, "overlays/dev": 1, "overlays/prod": 4, "overlays/prod-hpa": 4}
+SCHEDULER_REPLICAS = {"base": 2, "overlays/dev": 1, "overlays/prod": 2, "overlays/prod-hpa": 2}
 SINGLETONS = ("scheduler", "reporter")
+# OpenTelemetry's own variables (OTEL_*) are optional knobs with the SDK's defaults.
+OPTIONAL_ENV_PREFIXES = ("OTEL_",)
 
 Obj = dict[str, Any]
 
@@ -79,6 +85,7 @@ def env_vars_read(service: str) -> set[str]:
             for args in _ALIAS.findall(text):
                 names |= set(_QUOTED.findall(args))
             names |= set(_ENV_READ.findall(text))
+    names = {n for n in names if not n.startswith(OPTIONAL_ENV_PREFIXES)}
     return names | REQUIRED_PREFIXED_ENV.get(service, set())
 
 
@@ -274,9 +281,8 @@ def compose_service_problems(name: str, service: Obj) -> list[str]:
     return problems
 
 
-# --- k8s: a small kustomize ------------------------------------------------------------------
+# --- k8s: rendering with kustomize -----------------------------------------------------------
 
-KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "namespace", "resources", "images", "replicas"}
 CLUSTER_SCOPED = {
     "Namespace",
     "ClusterRole",
@@ -303,55 +309,36 @@ def containers(pod_spec: Obj) -> Iterator[Obj]:
     yield from pod_spec.get("containers") or []
 
 
+def kustomize_command() -> list[str]:
+    """The kustomize the project installs (`.cache/bin/kustomize`, built by `make install`),
+    else `kubectl kustomize`. Neither is a failure, not a skip: CI must render the manifests."""
+    pinned = ROOT / ".cache" / "bin" / "kustomize"
+    if pinned.is_file():
+        return [str(pinned), "build"]
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        return [kubectl, "kustomize"]
+    pytest.fail("neither .cache/bin/kustomize nor kubectl exists: run `make install`")
+
+
+@functools.cache
+def _kustomize(directory: Path) -> str:
+    done = subprocess.run(
+        [*kustomize_command(), str(directory)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise ValueError(f"kustomize {directory} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@functools.cache
+def _parsed(directory: Path) -> tuple[Obj, ...]:
+    return tuple(doc for doc in yaml.safe_load_all(_kustomize(directory)) if doc is not None)
+
+
 def render(directory: Path) -> list[Obj]:
-    """The objects `kubectl kustomize directory` would print, for the fields listed in
-    KUSTOMIZATION_FIELDS. Stricter than kustomize: an `images` or `replicas` entry that
-    matches nothing is an error (kustomize ignores it silently)."""
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
-    unknown = set(kustomization) - KUSTOMIZATION_FIELDS
-    if unknown:
-        raise ValueError(f"{directory}: the test's renderer does not implement {sorted(unknown)}")
-    objects: list[Obj] = []
-    for entry in kustomization.get("resources") or []:
-        path = directory / entry
-        if path.is_dir():
-            objects += render(path)
-        else:
-            docs = yaml.safe_load_all(path.read_text(encoding="utf-8"))
-            objects += [doc for doc in docs if doc is not None]
-
-    namespace = kustomization.get("namespace")
-    if namespace:
-        for obj in objects:
-            if obj.get("kind") not in CLUSTER_SCOPED:
-                obj.setdefault("metadata", {})["namespace"] = namespace
-
-    for rule in kustomization.get("images") or []:
-        matched = False
-        for obj in objects:
-            for container in containers(dig(obj, "spec", "template", "spec") or {}):
-                name, tag, digest = split_image(str(container.get("image", "")))
-                if name != rule["name"]:
-                    continue
-                matched = True
-                name = rule.get("newName", name)
-                tag = rule.get("newTag", tag)
-                digest = rule.get("digest", digest)
-                container["image"] = name + (f"@{digest}" if digest else f":{tag}" if tag else "")
-        if not matched:
-            raise ValueError(f"{directory}: images entry {rule['name']!r} matches no container")
-
-    for rule in kustomization.get("replicas") or []:
-        targets = [
-            obj
-            for obj in objects
-            if obj.get("kind") in SCALABLE and dig(obj, "metadata", "name") == rule["name"]
-        ]
-        if not targets:
-            raise ValueError(f"{directory}: replicas entry {rule['name']!r} matches no workload")
-        for obj in targets:
-            obj["spec"]["replicas"] = rule["count"]
-    return objects
+    """The objects `kubectl kustomize directory` prints (a fresh copy each call)."""
+    return copy.deepcopy(list(_parsed(directory)))
 
 
 def rendered(layer: str) -> list[Obj]:
@@ -445,7 +432,7 @@ def deployment_problems(deployment: Obj) -> list[str]:
             if not get:
                 problems.append(f"{where}: no {probe} httpGet")
                 continue
-            if get.get("path") != path:
+            if str(get.get("path")).split("?")[0] != path:
                 problems.append(f"{where}: {probe} path {get.get('path')!r}, expected {path}")
             port = container_port(container, get.get("port"))
             if http_port is not None and port != int(http_port):
@@ -689,8 +676,14 @@ def test_every_service_is_deployed(layer: str, service: str) -> None:
 def test_replicas_and_strategy(layer: str) -> None:
     objects = rendered(layer)
     scheduler = find(objects, "Deployment", "scheduler")
-    assert scheduler["spec"]["replicas"] == 1
-    assert scheduler["spec"]["strategy"]["type"] == "Recreate"
+    # active + standby (one in dev); a rollout replaces one pod at a time and never surges
+    assert scheduler["spec"]["replicas"] == SCHEDULER_REPLICAS[layer]
+    assert scheduler["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+    }
+    probe = scheduler["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    assert probe["httpGet"]["path"] == "/readyz?standby=ok"
     assert find(objects, "Deployment", "reporter")["spec"].get("replicas", 1) == 1
     assert find(objects, "Deployment", "executor")["spec"]["replicas"] == EXECUTOR_REPLICAS[layer]
 
@@ -715,32 +708,132 @@ def test_prod_overlay_protects_executors() -> None:
     assert executor["spec"]["replicas"] == 4
 
 
-def test_renderer_applies_images_replicas_and_namespace(tmp_path: Path) -> None:
-    (tmp_path / "base").mkdir()
-    (tmp_path / "base" / "kustomization.yaml").write_text("resources: [app.yaml]\nnamespace: ns\n")
-    (tmp_path / "base" / "app.yaml").write_text(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  replicas: 1\n"
-        "  template: {spec: {containers: [{name: app, image: 'reg:5000/org/app:1.0'}]}}\n"
-    )
-    (tmp_path / "kustomization.yaml").write_text(
-        "resources: [base]\nimages: [{name: reg:5000/org/app, newTag: dev}]\n"
-        "replicas: [{name: app, count: 3}]\n"
-    )
-    [deployment] = render(tmp_path)
-    assert deployment["metadata"]["namespace"] == "ns"
-    assert deployment["spec"]["replicas"] == 3
-    assert (
-        deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "reg:5000/org/app:dev"
-    )
+def _kustomizations() -> list[Path]:
+    return sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
 
-    (tmp_path / "kustomization.yaml").write_text("resources: [base]\npatches: []\n")
-    with pytest.raises(ValueError, match="does not implement"):
-        render(tmp_path)
-    (tmp_path / "kustomization.yaml").write_text(
-        "resources: [base]\nreplicas: [{name: apx, count: 1}]\n"
+
+def test_every_kustomization_is_tested_and_its_rules_match_something() -> None:
+    """Every kustomization is a tested layer, and its `images` and `replicas` entries change
+    something (kustomize ignores an entry that matches nothing, silently)."""
+    assert {str(p.relative_to(K8S)) for p in _kustomizations()} == set(LAYERS)
+    for directory in _kustomizations():
+        kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+        objects = render(directory)
+        images = {
+            split_image(str(c.get("image")))[0]
+            for o in objects
+            for c in containers(dig(o, "spec", "template", "spec") or {})
+        }
+        for rule in kustomization.get("images") or []:
+            assert rule["name"] in images, f"{directory}: images entry {rule['name']} is unused"
+        for rule in kustomization.get("replicas") or []:
+            target = find(objects, "Deployment", rule["name"])
+            assert target["spec"]["replicas"] == rule["count"], directory
+
+
+def test_executors_autoscale_on_lag_with_keda_or_on_cpu_without() -> None:
+    prod = rendered("overlays/prod")
+    scaled = find(prod, "ScaledObject", "executor")
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "executor",
+    }
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["type"] == "kafka"
+    config = find(prod, "ConfigMap", "batchyard-config")["data"]
+    prefix = config["BATCHYARD_TOPIC_PREFIX"]
+    # the group and topic the executors really use (servicekit / contracts naming)
+    assert trigger["metadata"]["consumerGroup"] == f"{prefix}executors"
+    assert trigger["metadata"]["topic"] == f"{prefix}batchyard.job.dispatch"
+    assert trigger["metadata"]["bootstrapServers"] == config["KAFKA_BOOTSTRAP_SERVERS"]
+    # no more executors than dispatch partitions: an extra consumer would get no partition
+    assert scaled["spec"]["maxReplicaCount"] <= DISPATCH_PARTITIONS
+    assert not [o for o in prod if o["kind"] == "HorizontalPodAutoscaler"]
+
+    fallback = rendered("overlays/prod-hpa")
+    assert not [o for o in fallback if o["kind"] == "ScaledObject"]
+    hpa = find(fallback, "HorizontalPodAutoscaler", "executor")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "executor"
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert hpa["spec"]["maxReplicas"] <= DISPATCH_PARTITIONS
+
+
+def _policies_for(objects: list[Obj], labels: Obj, policy_type: str) -> list[Obj]:
+    def selects(selector: Obj) -> bool:
+        if not label_selects(selector.get("matchLabels"), labels) and selector.get("matchLabels"):
+            return False
+        for expr in selector.get("matchExpressions") or []:
+            if expr["operator"] != "In" or labels.get(expr["key"]) not in expr["values"]:
+                return False
+        return True
+
+    return [
+        o
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+        and policy_type in o["spec"].get("policyTypes", [])
+        and selects(o["spec"]["podSelector"])
+    ]
+
+
+def _allowed_ports(policies: list[Obj], direction: str) -> set[int | str]:
+    return {
+        port["port"]
+        for p in policies
+        for rule in p["spec"].get(direction) or []
+        for port in rule.get("ports") or []
+    }
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_network_policies_allow_only_what_each_service_talks_to(layer: str) -> None:
+    objects = rendered(layer)
+    deny = find(objects, "NetworkPolicy", "default-deny")
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    for service in SERVICES:
+        labels = find(objects, "Deployment", service)["spec"]["template"]["metadata"]["labels"]
+        egress = _allowed_ports(_policies_for(objects, labels, "Egress"), "egress")
+        ingress = _allowed_ports(_policies_for(objects, labels, "Ingress"), "ingress")
+        assert {53, 9092, 27017} <= egress, service
+        outbound = {80, 443} <= egress
+        assert outbound == (service in {"executor", "reporter"}), service  # job calls, webhooks
+        assert ingress == {"http"}, service  # its own port only (scrapes; the API's clients)
+    api_labels = find(objects, "Deployment", "batch-api")["spec"]["template"]["metadata"]["labels"]
+    open_to_all = [
+        p
+        for p in _policies_for(objects, api_labels, "Ingress")
+        for rule in p["spec"].get("ingress") or []
+        if "from" not in rule
+    ]
+    assert [p["metadata"]["name"] for p in open_to_all] == ["batch-api-ingress"]
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_the_scheduler_and_api_have_disruption_budgets(layer: str) -> None:
+    objects = rendered(layer)
+    for name in ("scheduler", "batch-api"):
+        pdb = find(objects, "PodDisruptionBudget", name)
+        assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable") == 1
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_pods_are_scraped_on_their_metrics_port(layer: str) -> None:
+    for service in SERVICES:
+        template = find(rendered(layer), "Deployment", service)["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(code_http_port(service))
+        assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_tracing_can_be_configured_in_every_deployment() -> None:
+    assert (
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+        in find(rendered("base"), "ConfigMap", "batchyard-config")["data"]
     )
-    with pytest.raises(ValueError, match="matches no workload"):
-        render(tmp_path)
+    for service in SERVICES:
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in compose_env(load_compose()["services"][service])
 
 
 # Each mutation breaks one thing the checks must notice; the fragment is in the problem text.
@@ -832,29 +925,45 @@ def test_checks_catch_a_broken_compose_service() -> None:
         assert any(expected in p for p in problems), (expected, problems)
 
 
-# --- Kubernetes JSON schema (optional dependency) --------------------------------------------
+# --- Kubernetes JSON schema ------------------------------------------------------------------
 
-needs_schemas = pytest.mark.skipif(
-    kubernetes_validate is None, reason="kubernetes-validate is not installed"
-)
-K8S_VERSIONS = ("1.31.0", kubernetes_validate.latest_version()) if kubernetes_validate else ()
+K8S_VERSIONS = ("1.31.0", kubernetes_validate.latest_version())
 
 
-@needs_schemas
+def keda_validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(KEDA_SCHEMA.read_text(encoding="utf-8"))
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
+def schema_errors(obj: Obj, version: str) -> list[str]:
+    """Problems of one rendered object against its schema: Kubernetes' own, or KEDA's."""
+    where = f"{obj.get('kind')}/{dig(obj, 'metadata', 'name')}"
+    if str(obj.get("apiVersion", "")).startswith("keda.sh/"):
+        assert obj["apiVersion"] == "keda.sh/v1alpha1", (
+            f"{where}: no schema for {obj['apiVersion']}"
+        )
+        return [
+            f"{where}: {'.'.join(str(p) for p in e.path)}: {e.message}"
+            for e in keda_validator().iter_errors(obj)
+        ]
+    try:
+        kubernetes_validate.validate(obj, version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        return [f"{where}: {'.'.join(str(p) for p in error.path)}: {error.message}"]
+    return []
+
+
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("layer", LAYERS)
 def test_rendered_objects_match_the_kubernetes_schema(layer: str, version: str) -> None:
-    errors = []
-    for obj in rendered(layer):
-        try:
-            kubernetes_validate.validate(obj, version, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            path = ".".join(str(p) for p in error.path)
-            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {error.message}")
+    objects = rendered(layer)
+    assert objects
+    errors = [e for obj in objects for e in schema_errors(obj, version)]
     assert errors == []
 
 
-@needs_schemas
 def test_schema_validation_catches_a_broken_object() -> None:
     deployment = copy.deepcopy(find(rendered("base"), "Deployment", "scheduler"))
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"][
@@ -865,3 +974,17 @@ def test_schema_validation_catches_a_broken_object() -> None:
     del deployment["spec"]["selector"]
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, "1.31.0", strict=False)
+
+
+def test_keda_schema_catches_a_broken_scaled_object() -> None:
+    good = find(rendered("overlays/prod"), "ScaledObject", "executor")
+    assert schema_errors(good, "1.31.0") == []
+    typo = copy.deepcopy(good)
+    typo["spec"]["maxReplicas"] = typo["spec"].pop("maxReplicaCount")  # the HPA's field name
+    assert any("maxReplicas" in e for e in schema_errors(typo, "1.31.0"))
+    no_target = copy.deepcopy(good)
+    del no_target["spec"]["scaleTargetRef"]
+    assert any("scaleTargetRef" in e for e in schema_errors(no_target, "1.31.0"))
+    numeric = copy.deepcopy(good)
+    numeric["spec"]["triggers"][0]["metadata"]["lagThreshold"] = 64  # must be a string
+    assert any("lagThreshold" in e for e in schema_errors(numeric, "1.31.0"))

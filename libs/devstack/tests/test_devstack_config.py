@@ -271,3 +271,22 @@ def test_admin_key_resolution(tmp_path: Path) -> None:
 def test_missing_console_script_has_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="console script"):
         services.script_path(tmp_path, services.spec_for("reporter"))
+
+
+def test_prometheus_scrapes_every_service_with_the_alert_rules(tmp_path: Path) -> None:
+    from devstack import prometheus
+    from devstack.services import ServicePorts
+
+    ports = ServicePorts(api=1, scheduler=2, rollback=3, reporter=4, executor_ports=(5, 6, 7))
+    config = prometheus.config(3, ports, tmp_path)
+    jobs = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert jobs == {
+        "batch-api": ["127.0.0.1:1"],
+        "scheduler": ["127.0.0.1:2"],
+        "rollback": ["127.0.0.1:3"],
+        "reporter": ["127.0.0.1:4"],
+        "executor": ["127.0.0.1:5", "127.0.0.1:6", "127.0.0.1:7"],
+    }
+    assert config["rule_files"] == [str(tmp_path / "batchyard.rules.yml")]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack import install as installer
-from devstack import kafka, probes, processes, services, store
+from devstack import kafka, probes, processes, prometheus, services, store
 from devstack.paths import Paths, RepoRootNotFoundError
 
 INFRA = (kafka.NAME, store.NAME)
@@ -313,6 +313,8 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
         start_infra(stack, wait)
         if not args.infra_only:
             start_service_set(stack, executors, wait)
+        if args.prometheus:
+            start_prometheus(stack, executors, wait)
     say("")
     names = [*INFRA] if args.infra_only else known_names(stack, executors)
     print_table(status_rows(stack, names))
@@ -322,7 +324,27 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
     else:
         say(f"Dashboard & API: {services.spec_for('batch-api', stack.ports).url}")
         say(f"Admin API key: {stack.admin_key()}")
+    if args.prometheus:
+        say(f"Prometheus: http://127.0.0.1:{prometheus.port()}/ (alerts at /alerts)")
     return 0
+
+
+def start_prometheus(stack: Stack, executors: int, wait: bool) -> None:
+    """Prometheus scraping the service set (restarted so its targets match `executors`)."""
+    listen = prometheus.port()
+    entry = Managed(
+        prometheus.NAME,
+        (listen,),
+        lambda: prometheus.start(stack.paths, executors, stack.ports),
+        lambda _rec: prometheus.is_ready(listen),
+        STOP_TIMEOUT,
+        INFRA_TIMEOUT,
+    )
+    processes.stop(prometheus.NAME, stack.paths.run, STOP_TIMEOUT)
+    record = ensure_started(entry, stack.paths.run)
+    if wait:
+        took = wait_all([(entry, record)])
+        say(f"prometheus: ready ({took[prometheus.NAME]:.1f}s)")
 
 
 def cmd_down(stack: Stack, args: argparse.Namespace) -> int:
@@ -448,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--infra-only", action="store_true", help="start only Kafka and FerretDB")
     up.add_argument("--no-wait", action="store_true", help="do not wait for readiness")
+    up.add_argument(
+        "--prometheus", action="store_true", help="also run Prometheus scraping every service"
+    )
     sub.add_parser("down", help="stop services, then FerretDB and Kafka")
     sub.add_parser("status", help="table of every known process")
     logs = sub.add_parser("logs", help="tail a process log")

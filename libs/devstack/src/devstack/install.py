@@ -13,6 +13,12 @@ Contract:
   version makes the next run a no-op. Afterwards the Go module and build
   caches (~1 GB) are deleted unless ``BATCHYARD_KEEP_GO_CACHE`` is set, so a
   CI cache of ``.cache/`` stays ~150 MB.
+- kustomize (renders k8s/ in the tests): ``go install`` of its module at
+  ``KUSTOMIZE_VERSION`` into ``.cache/bin/kustomize`` with a version stamp, sharing
+  FerretDB's Go caches (pruned the same way).
+- promtool and prometheus (alert-rule tests, ``make up PROMETHEUS=1``): Debian's
+  ``prometheus`` package, installed with ``apt-get`` when either binary is missing and
+  this runs as root; otherwise a missing one is a :class:`MissingToolError`.
 - Tools are checked only when a step has work to do; a missing one raises
   :class:`MissingToolError` with a one-line reason.
 """
@@ -194,7 +200,7 @@ def _download_module(go: str, env: dict[str, str], versions: Sequence[str]) -> t
     raise InstallError("no FerretDB v1.24.x module could be downloaded:\n" + "\n".join(errors))
 
 
-def install_ferretdb(paths: Paths, say: Printer = print) -> bool:
+def install_ferretdb(paths: Paths, say: Printer = print, *, prune: bool = True) -> bool:
     """Build FerretDB v1.24.x into ``.cache/bin/ferretdb``; True if work was done."""
     installed = ferretdb_installed(paths)
     if installed:
@@ -234,7 +240,7 @@ def install_ferretdb(paths: Paths, say: Printer = print) -> bool:
     tmp_bin.replace(paths.ferretdb_bin)
     _ferretdb_stamp(paths).write_text(version + "\n", encoding="utf-8")
     say(f"ferretdb: {version} built in {time.monotonic() - started:.0f}s -> {paths.ferretdb_bin}")
-    if not os.environ.get(KEEP_GO_CACHE_ENV):
+    if prune and not os.environ.get(KEEP_GO_CACHE_ENV):
         prune_go_caches(paths, say)
     return True
 
@@ -243,12 +249,78 @@ def prune_go_caches(paths: Paths, say: Printer = print) -> None:
     """Drop Go's module/build caches (~1 GB) once the binary exists; only it is needed."""
     for sub in ("build", "cache", "mod", "pkg"):
         shutil.rmtree(paths.go_path / sub, ignore_errors=True)
-    say(f"ferretdb: pruned Go caches under {paths.go_path} (set {KEEP_GO_CACHE_ENV}=1 to keep)")
+    say(f"go: pruned Go caches under {paths.go_path} (set {KEEP_GO_CACHE_ENV}=1 to keep)")
+
+
+# --------------------------------------------------------------------------
+# kustomize and Prometheus (deployment checks)
+# --------------------------------------------------------------------------
+
+KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
+KUSTOMIZE_VERSION = "v5.5.0"
+
+
+def kustomize_bin(paths: Paths) -> Path:
+    return paths.cache_bin / "kustomize"
+
+
+def install_kustomize(paths: Paths, say: Printer = print) -> bool:
+    """Build kustomize into ``.cache/bin/kustomize``; True if work was done."""
+    stamp = paths.cache_bin / "kustomize.version"
+    binary = kustomize_bin(paths)
+    if binary.exists() and stamp.exists() and stamp.read_text().strip() == KUSTOMIZE_VERSION:
+        say(f"kustomize: up to date ({KUSTOMIZE_VERSION})")
+        return False
+    go = find_go()
+    env = go_env(paths)
+    for key in ("GOPATH", "GOMODCACHE", "GOCACHE"):
+        Path(env[key]).mkdir(parents=True, exist_ok=True)
+    paths.cache_bin.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    say(f"kustomize: building {KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION} (first run: ~2 minutes)")
+    _run([go, "install", "-trimpath", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"], env=env)
+    if not binary.exists():
+        raise InstallError(f"go install finished but {binary} is missing")
+    stamp.write_text(KUSTOMIZE_VERSION + "\n", encoding="utf-8")
+    say(f"kustomize: built in {time.monotonic() - started:.0f}s -> {binary}")
+    return True
+
+
+PROMETHEUS_TOOLS = ("promtool", "prometheus")
+
+
+def install_prometheus(say: Printer = print) -> bool:
+    """Debian's ``prometheus`` package (promtool and the server) if either is missing."""
+    if all(shutil.which(tool) for tool in PROMETHEUS_TOOLS):
+        say("prometheus: present (promtool, prometheus)")
+        return False
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        raise MissingToolError(
+            "promtool/prometheus not found: install Debian's `prometheus` package "
+            "(`sudo apt-get install prometheus`)"
+        )
+    say("prometheus: installing Debian's prometheus package with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    argv = [apt, "install", "-y", "-q", "--no-install-recommends", "prometheus"]
+    try:
+        _run(argv, env=env)
+    except InstallError:  # stale or missing package lists: refresh once and retry
+        _run([apt, "update", "-q"], env=env)
+        _run(argv, env=env)
+    missing = [tool for tool in PROMETHEUS_TOOLS if not shutil.which(tool)]
+    if missing:
+        raise InstallError(f"apt-get installed prometheus but {missing} are not on PATH")
+    return True
 
 
 def install(paths: Paths, say: Printer = print) -> bool:
     """Install everything; True if anything changed. Raises MissingToolError/InstallError."""
     paths.ensure()
     changed = install_kafka(paths, say)
-    changed = install_ferretdb(paths, say) or changed
+    built = install_ferretdb(paths, say, prune=False)  # both Go builds share the caches
+    built = install_kustomize(paths, say) or built
+    if built and not os.environ.get(KEEP_GO_CACHE_ENV):
+        prune_go_caches(paths, say)
+    changed = install_prometheus(say) or built or changed
     return changed

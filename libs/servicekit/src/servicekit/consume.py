@@ -30,6 +30,8 @@ from contracts.envelope import Envelope
 from contracts.events import Event
 from servicekit.deadletter import DeadLetters
 from servicekit.kafka import records_of
+from servicekit.metrics import watch_group
+from servicekit.tracing import consuming
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,10 @@ def subscribe_batches(
     from_beginning: bool = True,
     title: str | None = None,
 ) -> None:
-    """Registers a batch subscriber on `broker` for `topics` in consumer group `group_id`."""
+    """Registers a batch subscriber on `broker` for `topics` in consumer group `group_id`;
+    its lag is measured (`servicekit.metrics`) and traced messages get consumer spans."""
     failures = 0
+    watch_group(broker, group_id, topics, from_beginning=from_beginning)
 
     @broker.subscriber(
         *topics,
@@ -80,19 +84,24 @@ def subscribe_batches(
     async def on_batch(message: KafkaMessage) -> None:  # raw records: we decode ourselves
         nonlocal failures
         pairs: list[tuple[ConsumerRecord[bytes, bytes], Decoded]] = []
+        traced: list[tuple[str, Envelope]] = []
         for record in records_of(message):
             try:
                 pairs.append((record, decode(record.value or b"")))
             except PoisonMessage as exc:
                 await dead_letters.send(record, exc.reason)
+                continue
+            if pairs[-1][1][0].traceparent:
+                traced.append((record.topic, pairs[-1][1][0]))
         try:
-            try:
-                await handler([decoded for _, decoded in pairs])
-            except TRANSIENT:
-                raise
-            except Exception:
-                log.exception("applying a batch of %d failed; applying one by one", len(pairs))
-                await _apply_one_by_one(handler, pairs, dead_letters)
+            with consuming(group_id, traced):
+                try:
+                    await handler([decoded for _, decoded in pairs])
+                except TRANSIENT:
+                    raise
+                except Exception:
+                    log.exception("applying a batch of %d failed; applying one by one", len(pairs))
+                    await _apply_one_by_one(handler, pairs, dead_letters)
         except TRANSIENT:
             failures += 1
             log.exception("handling a batch of %d failed; it will be redelivered", len(pairs))

@@ -10,6 +10,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 
 from contracts.envelope import utcnow
+from servicekit.metrics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +20,13 @@ class DeadLetters:
     consumed is dropped silently. The record is JSON: `reason`, `consumer`, `source_topic`,
     `partition`, `offset`, `key`, `value_b64`, `at`."""
 
-    def __init__(self, broker: KafkaBroker, topic: str, consumer: str) -> None:
+    def __init__(
+        self, broker: KafkaBroker, topic: str, consumer: str, service: str | None = None
+    ) -> None:
         self._broker = broker
         self._topic = topic
         self._consumer = consumer
+        self._service = service or consumer
         self.count = 0
 
     async def send(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
@@ -39,6 +43,7 @@ class DeadLetters:
         }
         await self._broker.publish(orjson.dumps(body), self._topic, key=record.key)
         self.count += 1
+        DEAD_LETTERS.labels(self._service, record.topic).inc()
         log.warning(
             "dead-lettered %s:%s@%s: %s", record.topic, record.partition, record.offset, reason
         )

@@ -14,6 +14,8 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from contracts.topics import Topics
+from servicekit.metrics import prometheus_middleware
+from servicekit.tracing import telemetry_middlewares
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,17 @@ async def ensure_topics(bootstrap: str, layout: Mapping[str, int]) -> None:
 
 
 def make_broker(bootstrap: str, client_id: str, **producer_options: Any) -> KafkaBroker:
-    """A broker whose producer waits for the leader's ack and batches briefly."""
+    """A broker whose producer waits for the leader's ack and batches briefly, with
+    FastStream's Prometheus middleware and, when tracing is on, its telemetry middleware."""
     options: dict[str, Any] = {"acks": "all", "linger_ms": 2, "max_batch_size": 256 * 1024}
     options.update(producer_options)
+    middlewares = [*telemetry_middlewares(), prometheus_middleware()]
     return KafkaBroker(
-        bootstrap, client_id=client_id, logger=logging.getLogger("faststream"), **options
+        bootstrap,
+        client_id=client_id,
+        logger=logging.getLogger("faststream"),
+        middlewares=middlewares,
+        **options,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker
 
 from contracts.codec import encode
 from contracts.envelope import Envelope
+from servicekit.tracing import producing
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,14 @@ class KafkaEventPublisher:
         self._broker = broker
 
     async def publish(self, messages: Sequence[Outgoing]) -> None:
-        futures = [
-            await self._broker.publish(
-                encode(m.envelope), m.topic, key=m.key.encode(), no_confirm=True
-            )
-            for m in messages
-        ]
+        futures = []
+        for m in messages:
+            with producing(m.envelope, m.topic) as envelope:
+                futures.append(
+                    await self._broker.publish(
+                        encode(envelope), m.topic, key=m.key.encode(), no_confirm=True
+                    )
+                )
         if futures:
             await asyncio.gather(*futures)
 
@@ -54,3 +57,19 @@ class RecordingPublisher:
 
     def of_type(self, event_type: str) -> list[Outgoing]:
         return [m for m in self.sent if m.envelope.type == event_type]
+
+
+Observer = Callable[[Sequence[Outgoing]], None]
+
+
+class ObservedPublisher:
+    """Publishes through `inner`, then shows what was published to `observe` (e.g. to count
+    it in a service's metrics). Nothing is observed if publishing raised."""
+
+    def __init__(self, inner: EventPublisher, observe: Observer) -> None:
+        self.inner = inner
+        self._observe = observe
+
+    async def publish(self, messages: Sequence[Outgoing]) -> None:
+        await self.inner.publish(messages)
+        self._observe(messages)

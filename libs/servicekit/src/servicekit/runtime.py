@@ -19,8 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.kafka import ensure_topics, topic_partitions
+from servicekit.metrics import BUILD_INFO, HttpMetricsMiddleware, LagMonitor
 from servicekit.settings import ServiceSettings
 from servicekit.store import Document, ping
+from servicekit.tracing import instrument_app, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,13 @@ class ServiceRuntime:
         self._background: list[Callable[[], Awaitable[Any]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._ready_cache: tuple[float, bool, str] = (0.0, False, "starting")
+        self._background.append(LagMonitor(settings.kafka_bootstrap_servers, broker).run)
+        BUILD_INFO.labels(name).set(1)
+
+    @property
+    def standing_by(self) -> bool:
+        """Waiting as a standby (e.g. for the scheduler's leader lease), healthy otherwise."""
+        return not self.connected.is_set() and (self.waiting_for or "").startswith("standby")
 
     def before_start(self, hook: Hook) -> None:
         """Awaited after Kafka and the store answer but before any consumer starts (e.g. to
@@ -134,10 +143,16 @@ class ServiceRuntime:
             await asyncio.wait_for(self.broker.stop(), SHUTDOWN_STEP_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.db.client.close(), SHUTDOWN_STEP_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.to_thread(shutdown_tracing), SHUTDOWN_STEP_S)
 
     def app(self, **fastapi_options: Any) -> FastAPI:
+        """The service's HTTP app: health, readiness, metrics; every request is measured
+        (`batchyard_http_request_duration_seconds`) and, when tracing is on, traced."""
         app = FastAPI(lifespan=self.lifespan, **fastapi_options)
         add_health_routes(app, self)
+        app.add_middleware(HttpMetricsMiddleware, service=self.name)
+        instrument_app(app)
         return app
 
 
@@ -147,8 +162,14 @@ def add_health_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
         return {"status": "alive", "service": runtime.name}
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
+    async def readyz(standby: str | None = None) -> JSONResponse:
+        """503 until the service works; `?standby=ok` also answers 200 for a healthy standby
+        (Kubernetes counts it available during a rollout; it receives no traffic anyway)."""
         ok, why = await runtime.readiness()
+        if not ok and standby == "ok" and runtime.standing_by:
+            return JSONResponse(
+                {"status": "standby", "detail": why, "service": runtime.name}, status_code=200
+            )
         return JSONResponse(
             {"status": "ready" if ok else "not ready", "detail": why, "service": runtime.name},
             status_code=200 if ok else 503,

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from pydantic import AliasChoices, Field
 
+from batch_api.adapters import metrics
 from batch_api.adapters.keys import ApiKeyStore
 from batch_api.adapters.registry import BatchRegistry
 from batch_api.adapters.views import ReadModels
@@ -13,7 +14,7 @@ from batch_api.api.problems import install_problem_handlers
 from batch_api.api.routes import batches, job_types
 from batch_api.handlers.batches import BatchService
 from servicekit.kafka import make_broker
-from servicekit.publisher import EventPublisher, KafkaEventPublisher
+from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 from servicekit.store import connect_store
@@ -38,9 +39,8 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     registry = BatchRegistry(db)
     read_models = ReadModels(db)
     keys = ApiKeyStore(db)
-    service = BatchService(
-        registry, read_models, publisher or KafkaEventPublisher(broker), settings.topics
-    )
+    publisher = ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe)
+    service = BatchService(registry, read_models, publisher, settings.topics)
 
     async def on_connected() -> None:
         await registry.setup()

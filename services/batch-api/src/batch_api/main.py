@@ -5,11 +5,13 @@ from __future__ import annotations
 from batch_api.bootstrap import ApiSettings, bootstrap
 from servicekit.logging import configure_logging
 from servicekit.runtime import serve
+from servicekit.tracing import configure_tracing
 
 
 def main() -> None:
     settings = ApiSettings()
     configure_logging("batch-api", settings.log_level)
+    configure_tracing("batch-api")
     serve(bootstrap(settings), settings)
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from executor.adapters import metrics
 from executor.adapters.announce import announce_job_types
 from executor.domain.registry import discover_job_types
 from executor.handlers.runner import Executor
@@ -18,7 +19,7 @@ from jobkit import JobType
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
 from servicekit.kafka import make_broker
-from servicekit.publisher import EventPublisher, KafkaEventPublisher
+from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 from servicekit.store import connect_store
@@ -49,10 +50,14 @@ def bootstrap(
         executor_id=executor_id,
         slots=settings.slots,
         job_types=job_types if job_types is not None else discover_job_types(),
-        publisher=publisher or KafkaEventPublisher(broker),
+        publisher=ObservedPublisher(
+            publisher or KafkaEventPublisher(broker),
+            metrics.observer(lambda job_id: _job_type(executor, job_id)),
+        ),
         topics=topics,
     )
-    dead_letters = DeadLetters(broker, topics.dead_letter, executor_id)
+    metrics.track(lambda: executor.slots, lambda: executor.slots_free)
+    dead_letters = DeadLetters(broker, topics.dead_letter, executor_id, service=NAME)
 
     async def accept(items: Sequence[Decoded]) -> None:
         await executor.accept(items)
@@ -101,3 +106,8 @@ def bootstrap(
         }
 
     return app, executor
+
+
+def _job_type(executor: Executor, job_id: str) -> str | None:
+    job = executor.running.get(job_id)
+    return job.dispatch.job_type if job is not None else None

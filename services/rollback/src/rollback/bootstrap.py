@@ -6,12 +6,13 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
+from rollback.adapters import metrics
 from rollback.adapters.backups import MongoBackups
 from rollback.handlers.rollbacks import Rollbacks
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
 from servicekit.kafka import make_broker
-from servicekit.publisher import EventPublisher, KafkaEventPublisher
+from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 from servicekit.store import connect_store
@@ -26,7 +27,8 @@ def bootstrap(
     db = connect_store(settings.mongodb_url, settings.database_name, NAME)
     runtime = ServiceRuntime(NAME, settings, broker, db)
     topics = settings.topics
-    rollbacks = Rollbacks(MongoBackups(db), publisher or KafkaEventPublisher(broker), topics)
+    publisher = ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe)
+    rollbacks = Rollbacks(MongoBackups(db), publisher, topics)
 
     async def handle(items: Sequence[Decoded]) -> None:
         await rollbacks.handle(items)

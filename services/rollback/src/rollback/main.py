@@ -6,11 +6,13 @@ from rollback.bootstrap import bootstrap
 from servicekit.logging import configure_logging
 from servicekit.runtime import serve
 from servicekit.settings import settings_with_port
+from servicekit.tracing import configure_tracing
 
 
 def main() -> None:
     settings = settings_with_port(8002)()
     configure_logging("rollback", settings.log_level)
+    configure_tracing("rollback")
     app, _ = bootstrap(settings)
     serve(app, settings)
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from scheduler.adapters import metrics
 from scheduler.adapters.leader import MongoLeaderLease
 from scheduler.adapters.store import MongoSchedulerStore, SchedulerStore
 from scheduler.domain.ratelimit import parse_rate_limits
@@ -21,7 +22,7 @@ from scheduler.handlers.engine import Scheduler, SchedulerConfig
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
 from servicekit.kafka import make_broker
-from servicekit.publisher import EventPublisher, KafkaEventPublisher
+from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 from servicekit.store import connect_store
@@ -63,7 +64,10 @@ def bootstrap(
     topics = settings.topics
     scheduler = Scheduler(
         store=store or MongoSchedulerStore(db),
-        publisher=publisher or KafkaEventPublisher(broker),
+        publisher=ObservedPublisher(
+            publisher or KafkaEventPublisher(broker),
+            metrics.observer(lambda batch_id: _job_type(scheduler, batch_id)),
+        ),
         topics=topics,
         config=SchedulerConfig(
             lease_s=settings.lease_s,
@@ -78,6 +82,7 @@ def bootstrap(
         settings.leader_ttl_s,
     )
     scheduler.fence = lease.still_valid
+    metrics.track(scheduler, lease.still_valid)
     recovered = asyncio.Event()
     dead_letters = DeadLetters(broker, topics.dead_letter, NAME)
 
@@ -104,7 +109,8 @@ def bootstrap(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(scheduler.wake.wait(), settings.tick_s)
             scheduler.wake.clear()
-            await scheduler.tick()
+            with metrics.DECISION_SECONDS.time():
+                await scheduler.tick()
 
     renewing: list[asyncio.Task[None]] = []
 
@@ -138,3 +144,8 @@ def bootstrap(
     runtime.on_shutdown(stop_renewing)
     runtime.background(ticking)
     return runtime.app(title="Batchyard scheduler"), scheduler
+
+
+def _job_type(scheduler: Scheduler, batch_id: str) -> str | None:
+    batch = scheduler.batches.get(batch_id)
+    return batch.job_type if batch is not None else None

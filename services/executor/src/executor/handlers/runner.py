@@ -31,6 +31,8 @@ from contracts.events import (
 )
 from contracts.topics import Topics
 from jobkit import JobError, JobType
+from servicekit import tracing
+from servicekit.logging import log_context
 from servicekit.publisher import EventPublisher, Outgoing
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class RunningJob:
     started_at: datetime
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
+    traceparent: str | None = None  # the dispatch's: this job's events join its trace
 
 
 @dataclass
@@ -93,7 +96,9 @@ class Executor:
                 await self._start(taken)  # report what we hold before waiting for a slot
                 taken = []
             await self._free.acquire()
-            job = RunningJob(event, envelope.tenant, datetime.now(UTC))
+            job = RunningJob(
+                event, envelope.tenant, datetime.now(UTC), traceparent=envelope.traceparent
+            )
             self.running[event.job_id] = job
             taken.append(job)
         if taken:
@@ -114,6 +119,7 @@ class Executor:
                     ),
                     producer=self.executor_id,
                     tenant=j.tenant,
+                    traceparent=j.traceparent,
                 ),
             )
             for j in jobs
@@ -128,6 +134,15 @@ class Executor:
             j.task = asyncio.create_task(self._run(j))
 
     async def _run(self, job: RunningJob) -> None:
+        d = job.dispatch
+        attributes = {"batchyard.job_id": d.job_id, "batchyard.attempt": d.attempt}
+        with (
+            log_context(batch_id=d.batch_id, job_id=d.job_id),
+            tracing.span(f"run {d.job_type}", parent=job.traceparent, attributes=attributes),
+        ):
+            await self._run_traced(job)
+
+    async def _run_traced(self, job: RunningJob) -> None:
         d = job.dispatch
         result: Event
         try:

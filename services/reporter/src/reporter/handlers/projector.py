@@ -7,22 +7,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prometheus_client import Histogram
-
 from contracts.codec import envelope_for
 from contracts.envelope import Envelope, deterministic_event_id, utcnow
 from contracts.events import BatchReportReady, BatchSnapshot, Event
 from contracts.topics import Topics
+from reporter.adapters.metrics import EVENTS_PROJECTED, PROJECTION_LAG, REPORTS_READY
 from reporter.adapters.store import MongoProjectionStore
 from servicekit.publisher import EventPublisher, Outgoing
 
 log = logging.getLogger(__name__)
 
-PROJECTION_LAG = Histogram(
-    "batchyard_projection_lag_seconds",
-    "Time from an event's occurrence to its projection into the read model",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
 FINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
 
 
@@ -37,6 +31,7 @@ class Projector:
         now = utcnow()
         for env, _ in items:
             PROJECTION_LAG.observe(max(0.0, (now - env.occurred_at).total_seconds()))
+            EVENTS_PROJECTED.labels(env.type).inc()
         reports = [
             self._report(env, event)
             for env, event in items
@@ -44,6 +39,8 @@ class Projector:
         ]
         if reports:
             await self.publisher.publish(reports)
+            for report in reports:
+                REPORTS_READY.labels(report.envelope.data["status"]).inc()
 
     def _report(self, env: Envelope, e: BatchSnapshot) -> Outgoing:
         c = e.counts

@@ -1,0 +1,83 @@
+"""Shared metrics: lag arithmetic, HTTP requests by route template, observed publishing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+import pytest
+from aiokafka import TopicPartition
+from fastapi import FastAPI, HTTPException
+from prometheus_client import REGISTRY
+
+from contracts.codec import envelope_for
+from contracts.events import BatchSubmitted
+from servicekit.metrics import HttpMetricsMiddleware, lag_of
+from servicekit.publisher import ObservedPublisher, Outgoing, RecordingPublisher
+
+pytestmark = pytest.mark.unit
+
+
+def test_lag_sums_partitions_and_counts_uncommitted_ones_by_where_the_group_starts() -> None:
+    a0, a1, b0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
+    parts = [a0, a1, b0]
+    committed = {a0: 90}
+    beginning = {a0: 0, a1: 10, b0: 5}
+    end = {a0: 100, a1: 30, b0: 5}
+    assert lag_of(parts, committed, beginning, end, from_beginning=True) == {"a": 30, "b": 0}
+    assert lag_of(parts, committed, beginning, end, from_beginning=False) == {"a": 10, "b": 0}
+    # a committed offset past the end (a truncated topic) is no negative lag
+    assert lag_of([a0], {a0: 120}, beginning, end, from_beginning=True) == {"a": 0}
+
+
+async def test_http_requests_are_measured_by_route_template_and_status() -> None:
+    app = FastAPI()
+    app.add_middleware(HttpMetricsMiddleware, service="svc-test")
+
+    @app.get("/v1/things/{thing_id}")
+    async def get_thing(thing_id: str) -> dict[str, str]:
+        if thing_id == "missing":
+            raise HTTPException(404)
+        return {"id": thing_id}
+
+    def count(route: str, status: str) -> float:
+        labels = {"service": "svc-test", "method": "GET", "route": route, "status": status}
+        return (
+            REGISTRY.get_sample_value("batchyard_http_request_duration_seconds_count", labels) or 0
+        )
+
+    before_ok, before_missing = (
+        count("/v1/things/{thing_id}", "200"),
+        count("/v1/things/{thing_id}", "404"),
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for thing in ("a", "b", "missing"):
+            await client.get(f"/v1/things/{thing}")
+        await client.get("/nowhere")
+    assert count("/v1/things/{thing_id}", "200") == before_ok + 2
+    assert count("/v1/things/{thing_id}", "404") == before_missing + 1
+    assert count("unmatched", "404") >= 1
+    assert count("/v1/things/a", "200") == 0  # ids never become labels
+
+
+class FailingPublisher:
+    async def publish(self, messages: Sequence[Outgoing]) -> None:
+        raise RuntimeError("Kafka is away")
+
+
+async def test_observed_publisher_shows_only_what_was_published() -> None:
+    seen: list[str] = []
+    event = BatchSubmitted(batch_id="b", total_items=1, chunks=1)
+    message = Outgoing("t", "b", envelope_for(event, producer="x"))
+    inner = RecordingPublisher()
+    await ObservedPublisher(inner, lambda ms: seen.extend(m.envelope.type for m in ms)).publish(
+        [message]
+    )
+    assert seen == ["BatchSubmitted"]
+    assert inner.sent == [message]
+    with pytest.raises(RuntimeError):
+        await ObservedPublisher(FailingPublisher(), lambda ms: seen.append("bad")).publish(
+            [message]
+        )
+    assert seen == ["BatchSubmitted"]

@@ -1,0 +1,216 @@
+"""Trace propagation through envelopes, in one process with an in-memory span exporter: an
+HTTP request's span, the scheduler's dispatch, the executor's run and the reporter's
+projection form one tree (the e2e test tests/e2e/test_tracing.py proves the same across real
+processes and Kafka)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from contracts.codec import decode, envelope_for
+from contracts.envelope import Envelope
+from contracts.events import BatchSubmitted, ExecutorHeartbeat, JobCompleted, JobDispatched
+from contracts.topics import Topics
+from servicekit import tracing
+from servicekit.publisher import KafkaEventPublisher, Outgoing
+
+pytestmark = pytest.mark.unit
+
+TOPICS = Topics("t.")
+EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on with an in-memory exporter (the global provider can be set only once per
+    process, so the exporter is shared and cleared per test)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider(sampler=tracing.ParentBased(tracing._RootsFromRequests()))
+        provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+        trace.set_tracer_provider(provider)
+    EXPORTER.clear()
+    tracing.BATCH_TRACES.clear()
+    tracing._state["enabled"] = True
+    try:
+        yield EXPORTER
+    finally:
+        tracing._state["enabled"] = False
+        tracing.BATCH_TRACES.clear()
+
+
+class FakeBroker:
+    """Records what would be sent to Kafka."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    async def publish(self, body: bytes, topic: str, **_: Any) -> asyncio.Future[None]:
+        self.sent.append((topic, body))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def take(self) -> list[tuple[str, Envelope]]:
+        out = [(topic, decode(body)[0]) for topic, body in self.sent]
+        self.sent.clear()
+        return out
+
+
+def _by_name(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
+    return {s.name: s for s in exporter.get_finished_spans()}
+
+
+def _parent(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent else None
+
+
+async def test_a_jobs_span_tree_from_request_to_projection(spans: InMemorySpanExporter) -> None:
+    broker = FakeBroker()
+    publisher = KafkaEventPublisher(broker)  # type: ignore[arg-type]
+    batch_id, job_id = "b_1", "b_1.0"
+
+    # batch-api: the request publishes the command inside its server span
+    with tracing.tracer().start_as_current_span("POST /v1/batches", kind=SpanKind.SERVER):
+        submitted = BatchSubmitted(batch_id=batch_id, total_items=1, chunks=1)
+        await publisher.publish(
+            [Outgoing(TOPICS.batch_commands, batch_id, envelope_for(submitted, producer="api"))]
+        )
+    [(topic, command)] = broker.take()
+    assert command.traceparent is not None
+
+    # scheduler: consumes the command, later dispatches with no span current
+    with tracing.consuming("scheduler", [(topic, command)]):
+        pass
+    dispatched = JobDispatched(
+        job_id=job_id,
+        batch_id=batch_id,
+        index=0,
+        job_type="demo.sleep",
+        attempt=1,
+        item={},
+        lease_s=15,
+        timeout_s=60,
+        dispatched_at="2026-01-01T00:00:00Z",
+    )
+    await publisher.publish(
+        [Outgoing(TOPICS.job_dispatch, job_id, envelope_for(dispatched, producer="scheduler"))]
+    )
+    [(topic, dispatch)] = broker.take()
+
+    # executor: consumes the dispatch, runs the job under it, publishes the result
+    with tracing.consuming("executors", [(topic, dispatch)]):
+        pass
+    with tracing.span("run demo.sleep", parent=dispatch.traceparent):
+        completed = JobCompleted(
+            job_id=job_id,
+            batch_id=batch_id,
+            attempt=1,
+            executor_id="x",
+            started_at="2026-01-01T00:00:00Z",
+            finished_at="2026-01-01T00:00:01Z",
+            duration_ms=1000,
+        )
+        await publisher.publish(
+            [Outgoing(TOPICS.job_events, batch_id, envelope_for(completed, producer="x"))]
+        )
+    [(topic, result)] = broker.take()
+
+    # reporter: projects the result
+    with tracing.consuming("reporter", [(topic, result)]):
+        pass
+
+    by_name = _by_name(spans)
+    request = by_name["POST /v1/batches"]
+    chain = [
+        ("process JobCompleted", SpanKind.CONSUMER),
+        ("publish JobCompleted", SpanKind.PRODUCER),
+        ("run demo.sleep", SpanKind.INTERNAL),
+        ("publish JobDispatched", SpanKind.PRODUCER),
+        ("publish BatchSubmitted", SpanKind.PRODUCER),
+        ("POST /v1/batches", SpanKind.SERVER),
+    ]
+    for (child, kind), (parent, _) in itertools.pairwise(chain):
+        assert by_name[child].kind == kind, child
+        assert _parent(by_name[child]) == by_name[parent].context.span_id, (child, parent)
+    assert request.parent is None
+    assert {s.context.trace_id for s in spans.get_finished_spans()} == {request.context.trace_id}
+    assert by_name["publish JobDispatched"].attributes["batchyard.job_id"] == job_id
+    assert by_name["process BatchSubmitted"].attributes["messaging.consumer.group.name"] == (
+        "scheduler"
+    )
+
+
+async def test_untraced_messages_start_no_trace(spans: InMemorySpanExporter) -> None:
+    broker = FakeBroker()
+    publisher = KafkaEventPublisher(broker)  # type: ignore[arg-type]
+    beat = ExecutorHeartbeat(
+        executor_id="x",
+        slots_total=1,
+        slots_free=1,
+        running=0,
+        job_types=[],
+        sent_at="2026-01-01T00:00:00Z",
+    )
+    await publisher.publish(
+        [Outgoing(TOPICS.executor_heartbeats, "x", envelope_for(beat, producer="x"))]
+    )
+    [(topic, envelope)] = broker.take()
+    assert envelope.traceparent is None
+    with tracing.consuming("scheduler", [(topic, envelope)]):
+        pass
+    assert spans.get_finished_spans() == ()
+
+
+async def test_a_failed_handling_marks_the_consumer_spans(spans: InMemorySpanExporter) -> None:
+    with tracing.tracer().start_as_current_span("POST /x", kind=SpanKind.SERVER):
+        parent = tracing.traceparent_of()
+    event = BatchSubmitted(batch_id="b_2", total_items=1, chunks=1)
+    envelope = envelope_for(event, producer="api", traceparent=parent)
+    with (
+        pytest.raises(RuntimeError),
+        tracing.consuming("scheduler", [(TOPICS.batch_commands, envelope)]),
+    ):
+        raise RuntimeError("store down")
+    [span] = [s for s in spans.get_finished_spans() if s.name == "process BatchSubmitted"]
+    assert not span.status.is_ok
+    assert tracing.BATCH_TRACES.get("b_2") == parent
+
+
+def test_tracing_is_configured_by_the_standard_variables() -> None:
+    wanted = tracing.tracing_wanted
+    assert not wanted({})
+    assert wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert wanted({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"})
+    assert wanted({"OTEL_TRACES_EXPORTER": "console"})
+    assert not wanted({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"})
+    assert not wanted({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"})
+    assert not wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "  "})
+
+
+def test_malformed_traceparents_are_ignored() -> None:
+    assert tracing.context_of(None) is None
+    assert tracing.context_of("garbage") is None
+    assert tracing.context_of("00-" + "0" * 32 + "-" + "0" * 16 + "-01") is None
+
+
+def test_batch_traces_are_bounded_and_keep_the_latest() -> None:
+    traces = tracing.BatchTraces(capacity=2)
+    traces.remember("a", "1")
+    traces.remember("b", "2")
+    traces.remember("a", "3")
+    traces.remember("c", "4")
+    assert traces.get("a") == "3"
+    assert traces.get("b") is None
+    assert traces.get("c") == "4"
+    assert traces.get(None) is None

@@ -1,0 +1,17 @@
+"""The reporter's Prometheus metrics: how far the read models are behind the events."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+PROJECTION_LAG = Histogram(
+    "batchyard_projection_lag_seconds",
+    "Time from an event's occurrence to its projection into the read model",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+EVENTS_PROJECTED = Counter(
+    "batchyard_events_projected_total", "Events applied to the read models, by type", ["type"]
+)
+REPORTS_READY = Counter(
+    "batchyard_reports_ready_total", "Final batch reports announced, by batch status", ["status"]
+)
