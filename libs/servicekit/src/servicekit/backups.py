@@ -102,3 +102,7 @@ class MongoBackups:
 
     async def of_batch(self, batch_id: str) -> list[Document]:
         return [d async for d in self.collection.find(batch_range(batch_id))]
+
+    async def assign(self, backup_id: str, batch_id: str) -> None:
+        """Names the batch a backup taken before the batch existed belongs to."""
+        await self.collection.update_one({"_id": backup_id}, {"$set": {"batch_id": batch_id}})
