@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
 
 import httpx
 import pytest
-from jobs_support import store, wait_for_status
+from jobs_support import import_library, metric_totals, store, wait_for_status
 from library_data import make_library
 from readmodels import settled_job_views
 from stack_support import Stack
@@ -18,28 +17,6 @@ from stack_support import Stack
 from servicekit.backups import batch_range
 
 pytestmark = pytest.mark.e2e
-
-
-async def import_library(api: httpx.AsyncClient, templates: list[dict[str, Any]]) -> list[str]:
-    response = await api.post("/v1/library/templates/import", json={"templates": templates})
-    assert response.status_code == 201, response.text
-    assert response.json()["imported"] == len(templates)
-    ids: list[str] = response.json()["ids"]
-    return ids
-
-
-async def metric_totals(stack: Stack, batch_id: str, jobs: int) -> dict[str, float]:
-    views = await settled_job_views(
-        stack.mongodb_url,
-        stack.database,
-        batch_id,
-        lambda vs: len(vs) == jobs and all(v["status"] == "completed" for v in vs),
-    )
-    totals: dict[str, float] = {}
-    for view in views:
-        for name, value in (view.get("metrics") or {}).items():
-            totals[name] = totals.get(name, 0) + value
-    return totals
 
 
 async def test_templates_crud_and_errors(api: httpx.AsyncClient) -> None:

@@ -88,7 +88,7 @@ class ConsolidationRequest(BaseModel):
     conflict_resolution: Literal["automatic", "interactive", "skip"] = "automatic"
     similarity_threshold: float = Field(default=0.9, ge=0.5, le=1.0)
     templates_per_job: int = Field(default=50, ge=1, le=1000)
-    max_concurrent_jobs: int = Field(default=8, ge=1, le=1000)
+    max_concurrent_jobs: int = Field(default=2, ge=1, le=1000)
     rollback_on_failure: bool = False
 
     @model_validator(mode="after")

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import PyMongoError
 
-from jobkit import JobContext, JobType, PermanentError, Resources
-from jobtypes.templates.consolidation import consolidate
+from jobkit import JobContext, JobType, PermanentError, Resources, RetryableError
+from jobtypes.templates.consolidation import Outcome, consolidate
 from jobtypes.templates.library import TemplateLibrary
 from servicekit.backups import MongoBackups, decode_snapshot
 
@@ -72,40 +73,55 @@ class TemplatesConsolidate(JobType):
         return self._library
 
     async def backup(self, item: ConsolidateInput, ctx: JobContext) -> dict[str, Any] | None:
-        found = await self.library.get_many(item.template_ids)
-        return {"templates": {i: found.get(i) for i in item.template_ids}}
+        """The templates this job will write (and those of conflicts a decision may change),
+        as they are now: the job's outcome is known before it runs."""
+        params = ConsolidateParams.model_validate(ctx.params)
+        current = await self.library.get_many(item.template_ids)
+        outcome = self._outcome(list(current.values()), params, {})
+        touched = set(outcome.writes) | {i for p in outcome.awaiting for i in p["template_ids"]}
+        return {"templates": {i: current.get(i) for i in sorted(touched)}}
 
     async def compensate(
         self, item: ConsolidateInput, backup: dict[str, Any], ctx: JobContext
     ) -> None:
-        for template_id, doc in backup["templates"].items():
-            await self.library.write(template_id, doc)
+        try:
+            for template_id, doc in backup["templates"].items():
+                await self.library.write(template_id, doc)
+        except PyMongoError as exc:
+            raise RetryableError(f"the store failed: {exc}", error_class="StoreError") from exc
 
-    async def run(self, item: ConsolidateInput, ctx: JobContext) -> dict[str, Any]:
-        params = ConsolidateParams.model_validate(ctx.params)
-        before = await self._state_before(item, ctx, params)
-        decisions: dict[str, dict[str, Any]] = {}
-        outcome = consolidate(
-            list(before.values()),
+    @staticmethod
+    def _outcome(
+        templates: list[dict[str, Any]],
+        params: ConsolidateParams,
+        decisions: dict[str, dict[str, Any]],
+    ) -> Outcome:
+        return consolidate(
+            templates,
             operation=params.operation,
             resolution=params.conflict_resolution,
             threshold=params.similarity_threshold,
             now=datetime.now(UTC),
+            decisions=decisions,
         )
-        if outcome.awaiting:
-            for parked in outcome.awaiting:
-                doc = await self.library.conflict(parked["_id"])
-                if doc is not None and doc.get("decision"):
-                    decisions[parked["_id"]] = doc["decision"]
-            if decisions:
-                outcome = consolidate(
-                    list(before.values()),
-                    operation=params.operation,
-                    resolution=params.conflict_resolution,
-                    threshold=params.similarity_threshold,
-                    now=datetime.now(UTC),
-                    decisions=decisions,
-                )
+
+    async def run(self, item: ConsolidateInput, ctx: JobContext) -> dict[str, Any]:
+        try:
+            return await self._run(item, ctx)
+        except PyMongoError as exc:  # a busy or unreachable store: worth another attempt
+            raise RetryableError(f"the store failed: {exc}", error_class="StoreError") from exc
+
+    async def _run(self, item: ConsolidateInput, ctx: JobContext) -> dict[str, Any]:
+        params = ConsolidateParams.model_validate(ctx.params)
+        before = list((await self._state_before(item, ctx, params)).values())
+        outcome = self._outcome(before, params, {})
+        decisions: dict[str, dict[str, Any]] = {}
+        for parked in outcome.awaiting:
+            doc = await self.library.conflict(parked["_id"])
+            if doc is not None and doc.get("decision"):
+                decisions[parked["_id"]] = doc["decision"]
+        if decisions:
+            outcome = self._outcome(before, params, decisions)
         for n, (template_id, doc) in enumerate(sorted(outcome.writes.items())):
             await self.library.write(template_id, doc)
             if n % 100 == 99:
@@ -150,7 +166,10 @@ class TemplatesConsolidate(JobType):
                     )
             elif params.backup_strategy == "automatic":
                 backup = await self._backups.get(ctx.job_id)
-        if backup is not None:
-            snapshot = decode_snapshot(backup["data"])["templates"]
-            return {i: snapshot[i] for i in item.template_ids if snapshot.get(i) is not None}
-        return await self.library.get_many(item.template_ids)
+        current = await self.library.get_many(item.template_ids)
+        if backup is None:
+            return current
+        # the backup holds every template the job changes, as it was; the rest are unchanged
+        snapshot = decode_snapshot(backup["data"])["templates"]
+        state = {**current, **{i: d for i, d in snapshot.items() if i in item.template_ids}}
+        return {i: d for i, d in state.items() if d is not None}
