@@ -11,10 +11,10 @@ EXECUTORS ?= 2
 PROMETHEUS ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-PACKAGES := libs/contracts libs/jobkit libs/servicekit libs/devstack libs/cli \
-	services/scheduler services/executor services/reporter services/rollback services/batch-api
+PACKAGES := libs/contracts libs/jobkit libs/servicekit libs/jobtypes libs/devstack libs/cli \
+	examples/hello-jobtype services/scheduler services/executor services/reporter services/rollback services/batch-api
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
-MYPY_PACKAGES := -p contracts -p jobkit -p servicekit -p devstack -p batchyard_cli \
+MYPY_PACKAGES := -p contracts -p jobkit -p jobtypes -p hello_jobtype -p servicekit -p devstack -p batchyard_cli \
 	-p scheduler -p executor -p reporter -p rollback -p batch_api
 
 .PHONY: help install up down status logs restart test test-unit lint format events clean-data

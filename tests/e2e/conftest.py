@@ -41,7 +41,11 @@ def stack(kafka_bootstrap: str, mongodb_server: str) -> Iterator[Stack]:
             admin_key=admin_key,
             executors=2,
             ports=ports,
-            extra_env={"BATCHYARD_TOPIC_PREFIX": prefix},
+            extra_env={
+                "BATCHYARD_TOPIC_PREFIX": prefix,
+                # http.request may call the tests' local servers, and nothing else private
+                "BATCHYARD_JOBTYPE_HTTP_ALLOW_HOSTS": "127.0.0.1",
+            },
             timeout=120,
         )
         yield Stack(

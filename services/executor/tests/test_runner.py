@@ -13,8 +13,8 @@ from contracts.codec import envelope_for
 from contracts.events import CancelBroadcast, Event, JobDispatched
 from contracts.topics import Topics
 from executor.handlers.runner import Executor
-from executor.jobtypes.demo import DemoSleep
 from jobkit import JobContext, JobType, PermanentError
+from jobtypes.demo import DemoSleep
 from servicekit.publisher import RecordingPublisher
 
 pytestmark = pytest.mark.unit

@@ -1,30 +1,170 @@
-"""A rollback of a batch without backups is refused with a clear reason, once."""
+"""Rollbacks with in-memory ports: refusals with reasons, validation by checksum, reverse
+completion order, dry runs, partial rollbacks, and continuing after a crash mid-way."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pytest
+from pydantic import BaseModel
 
 from contracts.codec import envelope_for
 from contracts.events import RollbackRequested
 from contracts.topics import Topics
+from jobkit import JobContext, JobType
+from rollback.domain.plan import BatchFacts
 from rollback.handlers.rollbacks import Rollbacks
+from servicekit.backups import encode_snapshot
 from servicekit.publisher import RecordingPublisher
 
 pytestmark = pytest.mark.unit
 
-
-class NoBackups:
-    async def count(self, batch_id: str) -> int:
-        return 0
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-async def test_no_backups_means_a_refusal_with_the_reason() -> None:
-    out = RecordingPublisher()
-    rollbacks = Rollbacks(NoBackups(), out, Topics())
-    request = RollbackRequested(batch_id="b1", requested_by="u")
-    env = envelope_for(request, producer="api")
-    await rollbacks.handle([(env, request)])
-    await rollbacks.handle([(env, request)])  # redelivered
-    assert [m.envelope.type for m in out.sent] == ["RollbackStarted", "RollbackFailed"] * 2
-    assert "no backups" in out.sent[1].envelope.data["reason"]
-    assert out.sent[1].envelope.event_id == out.sent[3].envelope.event_id, "not idempotent"
+class Item(BaseModel):
+    key: str
+
+
+class Store(JobType):
+    """Sets keys of a dict; compensation puts the old value back."""
+
+    name = "test.store"
+    Input = Item
+
+    def __init__(self) -> None:
+        self.data: dict[str, int] = {}
+        self.order: list[str] = []
+        self.crash_on: str | None = None
+
+    async def backup(self, item: Any, ctx: JobContext) -> dict[str, Any] | None:
+        return {"value": self.data.get(item.key)}
+
+    async def compensate(self, item: Any, backup: dict[str, Any], ctx: JobContext) -> None:
+        if item.key == self.crash_on:
+            raise ConnectionRefusedError("the store went away")
+        self.order.append(ctx.job_id)
+        self.data[item.key] = backup["value"]
+
+
+class Fakes:
+    def __init__(self, strategy: str = "automatic", jobs: int = 3) -> None:
+        self.backups: dict[str, dict[str, Any]] = {}
+        self.plans: dict[str, dict[str, Any]] = {}
+        self.job_type = Store()
+        self.completed: dict[str, datetime | None] = {}
+        self.params = {"backup_strategy": strategy}
+        for i in range(jobs):
+            job_id = f"b1.{i}"
+            text, checksum = encode_snapshot({"value": i})
+            self.backups[job_id] = {
+                "_id": job_id,
+                "job_id": job_id,
+                "item": {"key": f"k{i}"},
+                "data": text,
+                "checksum": checksum,
+                "completed_at": None,
+            }
+            self.job_type.data[f"k{i}"] = 100 + i
+            # completion order: b1.1, b1.0, b1.2
+            self.completed[job_id] = T0 + timedelta(seconds=[2, 1, 3][i])
+
+    async def get(self, backup_id: str) -> dict[str, Any] | None:
+        return self.backups.get(backup_id)
+
+    async def of_batch(self, batch_id: str) -> list[dict[str, Any]]:
+        return list(self.backups.values())
+
+    async def facts(self, batch_id: str) -> BatchFacts | None:
+        return BatchFacts(batch_id, "test.store", self.params, self.completed)
+
+    def rollbacks(self, out: RecordingPublisher) -> Rollbacks:
+        fakes = self
+
+        class Plans:
+            async def get(self, rollback_id: str) -> dict[str, Any] | None:
+                return fakes.plans.get(rollback_id)
+
+            async def create(self, doc: dict[str, Any]) -> dict[str, Any]:
+                return fakes.plans.setdefault(doc["_id"], doc)
+
+            async def set(self, rollback_id: str, fields: dict[str, Any]) -> None:
+                fakes.plans[rollback_id] |= fields
+
+        return Rollbacks(self, out, Topics(), self, Plans(), {"test.store": self.job_type})
+
+
+async def request(rb: Rollbacks, **kw: Any) -> RollbackRequested:
+    e = RollbackRequested(batch_id="b1", requested_by="u", **kw)
+    env = envelope_for(e, producer="api", event_id="req-1")
+    await rb.handle([(env, e)])
+    return e
+
+
+def types(out: RecordingPublisher) -> list[str]:
+    return [m.envelope.type for m in out.sent]
+
+
+async def test_compensates_in_reverse_completion_order_and_restores() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    await request(fakes.rollbacks(out))
+    assert fakes.job_type.order == ["b1.2", "b1.0", "b1.1"]
+    assert fakes.job_type.data == {"k0": 0, "k1": 1, "k2": 2}
+    assert types(out)[-1] == "RollbackCompleted"
+    assert out.of_type("RollbackCompleted")[0].envelope.data["compensated_jobs"] == 3
+    assert len(out.of_type("RollbackProgress")) == 3
+
+
+async def test_a_corrupt_backup_refuses_the_rollback_naming_the_job() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    fakes.backups["b1.1"]["data"] = fakes.backups["b1.1"]["data"].replace("1", "7")
+    await request(fakes.rollbacks(out))
+    failed = out.of_type("RollbackFailed")[0].envelope.data
+    assert "b1.1" in failed["reason"]
+    assert "checksum" in failed["failed_jobs"]["b1.1"]
+    assert fakes.job_type.order == [], "something was changed"
+    assert fakes.job_type.data["k1"] == 101
+
+
+async def test_a_missing_backup_and_strategy_none_are_refused_with_reasons() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    del fakes.backups["b1.0"]
+    await request(fakes.rollbacks(out))
+    assert "no backup" in out.of_type("RollbackFailed")[0].envelope.data["failed_jobs"]["b1.0"]
+    fakes, out = Fakes(strategy="none"), RecordingPublisher()
+    await request(fakes.rollbacks(out))
+    assert "backup_strategy none" in out.of_type("RollbackFailed")[0].envelope.data["reason"]
+
+
+async def test_dry_run_plans_and_changes_nothing() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    await request(fakes.rollbacks(out), dry_run=True)
+    planned = out.of_type("RollbackPlanned")[0].envelope.data
+    assert [s["job_id"] for s in planned["steps"]] == ["b1.2", "b1.0", "b1.1"]
+    assert out.of_type("RollbackCompleted")[0].envelope.data["dry_run"] is True
+    assert fakes.job_type.order == []
+
+
+async def test_partial_rollback_compensates_only_the_chosen_jobs() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    await request(fakes.rollbacks(out), job_ids=["b1.1", "b1.2"])
+    assert fakes.job_type.order == ["b1.2", "b1.1"]
+    assert fakes.job_type.data["k0"] == 100
+
+
+async def test_a_rollback_interrupted_mid_way_continues_and_repeats_nothing() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    fakes.job_type.crash_on = "k0"  # the second step: the process "dies" there
+    with pytest.raises(ConnectionRefusedError):
+        await request(fakes.rollbacks(out))
+    assert fakes.job_type.order == ["b1.2"]
+    fakes.job_type.crash_on = None
+    again = RecordingPublisher()
+    await request(fakes.rollbacks(again))  # the request is redelivered to a new process
+    assert fakes.job_type.order == ["b1.2", "b1.0", "b1.1"]
+    assert types(again)[-1] == "RollbackCompleted"
+    finished = RecordingPublisher()
+    await request(fakes.rollbacks(finished))  # and once more: only the outcome is repeated
+    assert fakes.job_type.order == ["b1.2", "b1.0", "b1.1"]
+    assert again.sent[-1].envelope.event_id == finished.sent[-1].envelope.event_id

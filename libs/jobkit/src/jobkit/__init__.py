@@ -14,19 +14,34 @@ executor that has the package installed discovers it at start and announces it.
             ...
             return {"bytes": n}
 
+An async function works too, with `@job_type("images.resize", input=ResizeInput)`.
+
 Raise `RetryableError` for failures worth another attempt (timeouts, 5xx) and
 `PermanentError` for the rest; any other exception counts as permanent. Cancellation arrives as
-`asyncio.CancelledError` at an await point: let it propagate.
+`asyncio.CancelledError` at an await point: let it propagate. `backup`/`compensate` make a job
+type's changes undoable by the rollback service. docs/job-types.md has the whole guide.
 """
 
+from jobkit.discovery import discover_job_types
 from jobkit.errors import JobError, PermanentError, RetryableError
-from jobkit.jobtype import ENTRY_POINT_GROUP, JobContext, JobType
+from jobkit.jobtype import (
+    BACKUP_STRATEGIES,
+    ENTRY_POINT_GROUP,
+    JobContext,
+    JobType,
+    Resources,
+    job_type,
+)
 
 __all__ = [
+    "BACKUP_STRATEGIES",
     "ENTRY_POINT_GROUP",
     "JobContext",
     "JobError",
     "JobType",
     "PermanentError",
+    "Resources",
     "RetryableError",
+    "discover_job_types",
+    "job_type",
 ]

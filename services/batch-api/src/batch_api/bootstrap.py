@@ -12,6 +12,7 @@ from batch_api.adapters.registry import BatchRegistry
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import install_problem_handlers
 from batch_api.api.routes import batches, job_types
+from batch_api.api.routes.library import mount_library
 from batch_api.handlers.batches import BatchService
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
@@ -66,6 +67,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     install_problem_handlers(app)
     app.include_router(batches.router)
     app.include_router(job_types.router)
+    mount_library(app, db, service)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -13,9 +13,9 @@ from pydantic_settings import SettingsConfigDict
 
 from executor.adapters import metrics
 from executor.adapters.announce import announce_job_types
-from executor.domain.registry import discover_job_types
+from executor.adapters.backups import BackupStore, MongoBackups
 from executor.handlers.runner import Executor
-from jobkit import JobType
+from jobkit import JobType, Resources, discover_job_types
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
 from servicekit.kafka import make_broker
@@ -40,6 +40,7 @@ def bootstrap(
     *,
     job_types: dict[str, JobType] | None = None,
     publisher: EventPublisher | None = None,
+    backups: BackupStore | None = None,
 ) -> tuple[FastAPI, Executor]:
     executor_id = settings.instance_id or f"executor-{socket.gethostname()}-{os.getpid()}"
     broker = make_broker(settings.kafka_bootstrap_servers, client_id=executor_id)
@@ -55,6 +56,7 @@ def bootstrap(
             metrics.observer(lambda job_id: _job_type(executor, job_id)),
         ),
         topics=topics,
+        backups=backups or MongoBackups(db),
     )
     metrics.track(lambda: executor.slots, lambda: executor.slots_free)
     dead_letters = DeadLetters(broker, topics.dead_letter, executor_id, service=NAME)
@@ -88,8 +90,16 @@ def bootstrap(
             await executor.publisher.publish([executor.heartbeat()])
             await asyncio.sleep(settings.heartbeat_s)
 
+    async def setup_job_types() -> None:
+        """Before the first dispatch is consumed: job types get the store and their settings."""
+        resources = Resources.from_environ(db, os.environ)
+        for job_type in executor.job_types.values():
+            await job_type.setup(resources)
+
     async def announce() -> None:
         await announce_job_types(db, executor_id, executor.job_types)
+
+    runtime.before_start(setup_job_types)
 
     runtime.on_connected(announce)
     runtime.on_shutdown(executor.shutdown)

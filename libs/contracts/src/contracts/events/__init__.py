@@ -27,7 +27,10 @@ from contracts.events.rollback import (
     BackupValidated,
     RollbackCompleted,
     RollbackFailed,
+    RollbackPlanned,
+    RollbackProgress,
     RollbackStarted,
+    RollbackStep,
 )
 from contracts.events.scheduling import (
     BatchCancelled,
@@ -83,6 +86,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ExecutorHeartbeat,
     RollbackStarted,
     BackupValidated,
+    RollbackPlanned,
+    RollbackProgress,
     RollbackCompleted,
     RollbackFailed,
     BatchReportReady,
@@ -128,8 +133,11 @@ __all__ = [
     "JobStarted",
     "RollbackCompleted",
     "RollbackFailed",
+    "RollbackPlanned",
+    "RollbackProgress",
     "RollbackRequested",
     "RollbackStarted",
+    "RollbackStep",
     "ScheduleChanged",
     "ScheduleTriggered",
 ]

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.events.base import Event
+
+
+class RollbackStep(BaseModel):
+    """One compensation of a rollback plan: restore `backup_id` for `job_id` (a job of the
+    batch, or `manual` for the batch's scope backup). Steps run in the plan's order: the
+    reverse of the jobs' completion order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    backup_id: str
+    job_type: str
+    completed_at: datetime | None = None
 
 
 class RollbackStarted(Event):
@@ -21,6 +36,30 @@ class BackupValidated(Event):
     rollback_id: str
     valid: int
     invalid: list[str] = Field(default_factory=list)
+
+
+class RollbackPlanned(Event):
+    """The validated plan of a rollback; for a `dry_run` it is the whole answer (nothing is
+    changed). `refusals` names every job whose backup is missing or corrupt (then the
+    rollback fails without changing anything)."""
+
+    TYPE = "RollbackPlanned"
+    batch_id: str
+    rollback_id: str
+    dry_run: bool = False
+    steps: list[RollbackStep] = Field(default_factory=list)
+    refusals: dict[str, str] = Field(default_factory=dict)
+
+
+class RollbackProgress(Event):
+    """One more job compensated (`done` of `total`)."""
+
+    TYPE = "RollbackProgress"
+    batch_id: str
+    rollback_id: str
+    job_id: str
+    done: int
+    total: int
 
 
 class RollbackCompleted(Event):

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from contracts.codec import envelope_for
 from contracts.envelope import Envelope
 from contracts.events import (
+    BackupCreated,
     CancelBroadcast,
     Event,
     ExecutorHeartbeat,
@@ -30,7 +31,8 @@ from contracts.events import (
     JobStarted,
 )
 from contracts.topics import Topics
-from jobkit import JobError, JobType
+from executor.adapters.backups import BackupStore
+from jobkit import JobContext, JobError, JobType
 from servicekit import tracing
 from servicekit.logging import log_context
 from servicekit.publisher import EventPublisher, Outgoing
@@ -57,6 +59,11 @@ class Context:
     attempt: int
     params: dict[str, Any]
     _report: Callable[[float | None, str], Any]
+    _cancelled: Callable[[], bool] = lambda: False
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancelled()
 
     async def report_progress(self, percent: float | None = None, message: str = "") -> None:
         await self._report(percent, message)
@@ -71,6 +78,7 @@ class Executor:
     topics: Topics
     running: dict[str, RunningJob] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
+    backups: BackupStore | None = None
     _free: asyncio.Semaphore = field(init=False)
     _done: int = 0
 
@@ -183,7 +191,7 @@ class Executor:
         job_type = self.job_types.get(d.job_type)
         if job_type is None:
             raise _Unknown(f"no executor here has job type {d.job_type!r}")
-        item = job_type.Input.model_validate({**d.params.get("defaults", {}), **d.item})
+        item = job_type.parse_input({**d.params.get("defaults", {}), **d.item})
 
         async def report(percent: float | None, message: str) -> None:
             await self._publish(
@@ -198,9 +206,52 @@ class Executor:
                 ),
             )
 
-        ctx = Context(d.job_id, d.batch_id, d.attempt, d.params, report)
+        ctx = Context(
+            d.job_id, d.batch_id, d.attempt, d.params, report, lambda: job.cancel_requested
+        )
         async with asyncio.timeout(d.timeout_s):
-            return await job_type.run(item, ctx)
+            backed_up = await self._backup(job, job_type, item, ctx)
+            output = job_type.shape_output(await job_type.run(item, ctx))
+            if backed_up and self.backups is not None:
+                await self.backups.mark_completed(d.job_id, datetime.now(UTC))
+            return output
+
+    async def _backup(self, job: RunningJob, job_type: JobType, item: Any, ctx: JobContext) -> bool:
+        """With the batch's `backup_strategy: automatic` (the default for job types that can be
+        rolled back), stores the job's backup before it runs and announces it. Returns whether
+        the job has a backup."""
+        d = job.dispatch
+        strategy = d.params.get("backup_strategy", "automatic")
+        if strategy != "automatic" or not job_type.supports_rollback() or self.backups is None:
+            return False
+        existing = await self.backups.get(d.job_id)
+        if existing is not None:
+            return True  # an earlier attempt's backup is the state before the job
+        snapshot = await job_type.backup(item, ctx)
+        if snapshot is None:
+            return False
+        record, created = await self.backups.put(
+            d.job_id,
+            batch_id=d.batch_id,
+            job_type=d.job_type,
+            snapshot=snapshot,
+            job_id=d.job_id,
+            item=d.item,
+            attempt=d.attempt,
+            created_at=datetime.now(UTC),
+        )
+        if created:
+            await self._publish(
+                job,
+                BackupCreated(
+                    job_id=d.job_id,
+                    batch_id=d.batch_id,
+                    backup_id=record["_id"],
+                    checksum=record["checksum"],
+                    size_bytes=record["size_bytes"],
+                ),
+            )
+        return True
 
     def _failure(
         self,

@@ -1,22 +1,88 @@
-"""Where backups are recorded (the executors write them with job types that change data)."""
+"""What the rollback service reads and keeps in the store.
+
+- `backups` (written by executors and the API): `servicekit.backups.MongoBackups`.
+- `batch_views` and `job_views` (the reporter's read models): the batch's job type and
+  parameters, and which jobs completed when. Job views are read by bucket `_id`.
+- `rollbacks` (owned here): one document per rollback, its plan and each step's state, so a
+  redelivered or interrupted rollback continues where it stopped."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import contextlib
+import math
+from datetime import datetime
+from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from rollback.domain.plan import BatchFacts
+from servicekit.backups import MongoBackups
+from servicekit.buckets import BUCKET_SIZE, bucket_id
 from servicekit.store import Document
 
 
 class Backups(Protocol):
-    async def count(self, batch_id: str) -> int:
-        """How many backups the batch's jobs recorded."""
+    async def get(self, backup_id: str) -> Document | None:
+        """The backup record, or None."""
+
+    async def of_batch(self, batch_id: str) -> list[Document]:
+        """Every job backup of the batch (ids `{batch_id}.…`)."""
 
 
-class MongoBackups:
+class Batches(Protocol):
+    async def facts(self, batch_id: str) -> BatchFacts | None:
+        """The batch's job type, params and completed jobs; None for an unknown batch."""
+
+
+class Plans(Protocol):
+    async def get(self, rollback_id: str) -> Document | None: ...
+
+    async def create(self, doc: Document) -> Document:
+        """Stores the rollback unless it exists; returns the stored one."""
+
+    async def set(self, rollback_id: str, fields: dict[str, Any]) -> None: ...
+
+
+class ReadModelBatches:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.backups = db["backups"]
+        self.views = db["batch_views"]
+        self.job_views = db["job_views"]
 
-    async def count(self, batch_id: str) -> int:
-        return await self.backups.count_documents({"batch_id": batch_id})
+    async def facts(self, batch_id: str) -> BatchFacts | None:
+        view = await self.views.find_one({"_id": batch_id})
+        if view is None:
+            return None
+        total = int((view.get("counts") or {}).get("total") or 0)
+        completed: dict[str, datetime | None] = {}
+        for bucket in range(max(1, math.ceil(total / BUCKET_SIZE))):
+            doc = await self.job_views.find_one({"_id": bucket_id(batch_id, bucket)})
+            for job in ((doc or {}).get("jobs") or {}).values():
+                if job.get("status") == "completed":
+                    completed[job["job_id"]] = job.get("finished_at")
+        return BatchFacts(
+            batch_id=batch_id,
+            job_type=view.get("job_type", ""),
+            params=(view.get("config") or {}).get("params") or {},
+            completed=completed,
+        )
+
+
+class MongoPlans:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db["rollbacks"]
+
+    async def get(self, rollback_id: str) -> Document | None:
+        return await self.collection.find_one({"_id": rollback_id})
+
+    async def create(self, doc: Document) -> Document:
+        with contextlib.suppress(DuplicateKeyError):
+            await self.collection.insert_one(doc)
+        stored = await self.get(doc["_id"])
+        return stored if stored is not None else doc
+
+    async def set(self, rollback_id: str, fields: dict[str, Any]) -> None:
+        await self.collection.update_one({"_id": rollback_id}, {"$set": fields})
+
+
+__all__ = ["Backups", "Batches", "MongoBackups", "MongoPlans", "Plans", "ReadModelBatches"]

@@ -1,20 +1,61 @@
-"""The rollback service's service layer.
+"""The rollback service's service layer: a `RollbackRequested` becomes a validated plan, then
+compensations run one job at a time in the plan's order (the reverse of completion order).
 
-For now it validates that the batch has backups (the `backups` collection the executors write)
-and refuses clearly when it has none; compensation of job types with `compensate` hooks is
-built on this (see issue "Job types that do real work, backups, and the rollback service")."""
+Idempotent and restart-safe: the rollback's id is derived from the request's event id; its
+plan and the state of every step are stored (`rollbacks`) before anything is changed and each
+step is marked done after its compensation, so a redelivered request (after a crash, the
+consumer's offset was not committed) continues with the first step not done, and a finished
+one only publishes its outcome again. Every event id is derived from the rollback id, so
+consumers recognise repeats. Compensations themselves are idempotent (they restore absolute
+state), so a step interrupted between its effect and its mark is safely run again."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from contracts.codec import envelope_for
 from contracts.envelope import Envelope, deterministic_event_id
-from contracts.events import Event, RollbackFailed, RollbackRequested, RollbackStarted
+from contracts.events import (
+    BackupValidated,
+    Event,
+    RollbackCompleted,
+    RollbackFailed,
+    RollbackPlanned,
+    RollbackProgress,
+    RollbackRequested,
+    RollbackStarted,
+    RollbackStep,
+)
 from contracts.topics import Topics
-from rollback.adapters.backups import Backups
+from jobkit import JobType, RetryableError
+from rollback.adapters.backups import Backups, Batches, Plans
+from rollback.domain.plan import Plan, plan_rollback
+from servicekit.backups import decode_snapshot
+from servicekit.consume import TRANSIENT
 from servicekit.publisher import EventPublisher, Outgoing
+
+log = logging.getLogger(__name__)
+PRODUCER = "rollback"
+COMPENSATE_ATTEMPTS = 5
+
+
+@dataclass
+class CompensationContext:
+    """The `jobkit.JobContext` a compensation sees."""
+
+    job_id: str
+    batch_id: str
+    attempt: int
+    params: dict[str, Any]
+    cancel_requested: bool = False
+
+    async def report_progress(self, percent: float | None = None, message: str = "") -> None:
+        return None
 
 
 @dataclass
@@ -22,6 +63,9 @@ class Rollbacks:
     backups: Backups
     publisher: EventPublisher
     topics: Topics
+    batches: Batches
+    plans: Plans
+    job_types: dict[str, JobType]
 
     async def handle(self, items: Sequence[tuple[Envelope, Event]]) -> None:
         for env, event in items:
@@ -30,35 +74,187 @@ class Rollbacks:
 
     async def _on_requested(self, env: Envelope, e: RollbackRequested) -> None:
         rollback_id = deterministic_event_id(e.batch_id, "rollback", env.event_id)
-        backups = await self.backups.count(e.batch_id)
-        out: list[Event] = [
-            RollbackStarted(
-                batch_id=e.batch_id,
-                rollback_id=rollback_id,
-                dry_run=e.dry_run,
-                planned_jobs=backups,
-            )
-        ]
-        if backups == 0:
+        state = await self.plans.get(rollback_id)
+        if state is None:
+            state = await self.plans.create(await self._new_state(rollback_id, env, e))
+        steps = [RollbackStep.model_validate(s) for s in state["steps"]]
+        out = self._announcements(state, steps)
+        if state["reason"] is not None:
             out.append(
                 RollbackFailed(
                     batch_id=e.batch_id,
                     rollback_id=rollback_id,
-                    reason="the batch has no backups: nothing was recorded that could be restored",
+                    reason=state["reason"],
+                    failed_jobs=_as_map(state["refusals"]),
                 )
             )
+            await self._publish(env, rollback_id, out)
+            await self.plans.set(rollback_id, {"status": "rollback_failed"})
+            return
+        if state["dry_run"]:
+            out.append(
+                RollbackCompleted(batch_id=e.batch_id, rollback_id=rollback_id, dry_run=True)
+            )
+            await self._publish(env, rollback_id, out)
+            await self.plans.set(rollback_id, {"status": "planned"})
+            return
+        await self._publish(env, rollback_id, out)
+        await self._execute(env, state, steps)
+
+    async def _new_state(
+        self, rollback_id: str, env: Envelope, e: RollbackRequested
+    ) -> dict[str, Any]:
+        plan = await self._plan(e)
+        return {
+            "_id": rollback_id,
+            "batch_id": e.batch_id,
+            "tenant": env.tenant,
+            "requested_by": e.requested_by,
+            "requested_at": env.occurred_at,
+            "dry_run": e.dry_run,
+            "job_ids": e.job_ids,
+            "status": "rollback_failed" if plan.refused else "planned",
+            "reason": plan.reason,
+            # job ids contain dots, which are not allowed in field names: a list, not a map
+            "refusals": _as_list(plan.refusals),
+            "steps": [s.model_dump(mode="json") for s in plan.steps],
+            "done": [],
+            "failed": [],
+        }
+
+    async def _plan(self, e: RollbackRequested) -> Plan:
+        facts = await self.batches.facts(e.batch_id)
+        if facts is None:
+            return Plan(reason=f"no batch {e.batch_id} is known")
+        job_type = self.job_types.get(facts.job_type)
+        backups = {b["_id"]: b for b in await self.backups.of_batch(e.batch_id)}
+        manual = facts.params.get("manual_backup_id")
+        if isinstance(manual, str):
+            found = await self.backups.get(manual)
+            if found is not None:
+                backups[manual] = found
+        return plan_rollback(
+            facts,
+            backups,
+            job_ids=e.job_ids,
+            can_compensate=job_type is not None and job_type.supports_rollback(),
+        )
+
+    def _announcements(self, state: dict[str, Any], steps: list[RollbackStep]) -> list[Event]:
+        batch_id, rollback_id = state["batch_id"], state["_id"]
+        return [
+            RollbackStarted(
+                batch_id=batch_id,
+                rollback_id=rollback_id,
+                dry_run=state["dry_run"],
+                planned_jobs=len(steps),
+            ),
+            BackupValidated(
+                batch_id=batch_id,
+                rollback_id=rollback_id,
+                valid=len(steps),
+                invalid=sorted(_as_map(state["refusals"])),
+            ),
+            RollbackPlanned(
+                batch_id=batch_id,
+                rollback_id=rollback_id,
+                dry_run=state["dry_run"],
+                steps=steps,
+                refusals=_as_map(state["refusals"]),
+            ),
+        ]
+
+    async def _execute(
+        self, env: Envelope, state: dict[str, Any], steps: list[RollbackStep]
+    ) -> None:
+        rollback_id, batch_id = state["_id"], state["batch_id"]
+        done: list[str] = list(state.get("done") or [])
+        await self.plans.set(rollback_id, {"status": "rolling_back"})
+        for step in steps:
+            if step.job_id in done:
+                continue
+            problem = await self._compensate(batch_id, step)
+            if problem is not None:
+                failed = {step.job_id: problem}
+                left = [s.job_id for s in steps if s.job_id not in done and s != step]
+                reason = (
+                    f"compensating {step.job_id} failed ({problem}); {len(done)} job(s) were "
+                    f"restored, {len(left)} not attempted"
+                )
+                await self.plans.set(
+                    rollback_id,
+                    {"status": "rollback_failed", "failed": _as_list(failed), "reason": reason},
+                )
+                failure = RollbackFailed(
+                    batch_id=batch_id, rollback_id=rollback_id, reason=reason, failed_jobs=failed
+                )
+                await self._publish(env, rollback_id, [failure])
+                return
+            done.append(step.job_id)
+            await self.plans.set(rollback_id, {"done": done})
+            progress = RollbackProgress(
+                batch_id=batch_id,
+                rollback_id=rollback_id,
+                job_id=step.job_id,
+                done=len(done),
+                total=len(steps),
+            )
+            await self._publish(env, rollback_id, [progress], suffix=step.job_id)
+        await self.plans.set(
+            rollback_id, {"status": "rolled_back", "finished_at": datetime.now(UTC)}
+        )
+        completed = RollbackCompleted(
+            batch_id=batch_id, rollback_id=rollback_id, compensated_jobs=len(done)
+        )
+        await self._publish(env, rollback_id, [completed])
+
+    async def _compensate(self, batch_id: str, step: RollbackStep) -> str | None:
+        """Runs one compensation; returns why it failed, or None."""
+        job_type = self.job_types[step.job_type]
+        backup = await self.backups.get(step.backup_id)
+        if backup is None:
+            return f"backup {step.backup_id} disappeared"
+        for attempt in range(1, COMPENSATE_ATTEMPTS + 1):
+            try:
+                snapshot = decode_snapshot(backup["data"])
+                item = job_type.parse_input(backup.get("item") or {})
+                ctx = CompensationContext(step.job_id, batch_id, attempt, {})
+                await job_type.compensate(item, snapshot, ctx)
+                return None
+            except TRANSIENT:
+                raise  # transient: the request is redelivered and the rollback continues
+            except RetryableError as exc:
+                if attempt == COMPENSATE_ATTEMPTS:
+                    return f"{exc.error_class}: {exc}"
+                await asyncio.sleep(0.5 * attempt)
+            except Exception as exc:
+                log.exception("compensation failed", extra={"job_id": step.job_id})
+                return f"{type(exc).__name__}: {exc}"
+        return None
+
+    async def _publish(
+        self, env: Envelope, rollback_id: str, events: list[Event], suffix: str = ""
+    ) -> None:
         await self.publisher.publish(
             [
                 Outgoing(
                     self.topics.rollback_events,
-                    e.batch_id,
+                    ev.batch_id,  # type: ignore[attr-defined]
                     envelope_for(
                         ev,
-                        producer="rollback",
+                        producer=PRODUCER,
                         tenant=env.tenant,
-                        event_id=deterministic_event_id(rollback_id, ev.TYPE),
+                        event_id=deterministic_event_id(rollback_id, ev.TYPE, suffix),
                     ),
                 )
-                for ev in out
+                for ev in events
             ]
         )
+
+
+def _as_list(reasons: dict[str, str]) -> list[dict[str, str]]:
+    return [{"job_id": job_id, "reason": why} for job_id, why in sorted(reasons.items())]
+
+
+def _as_map(reasons: list[dict[str, str]]) -> dict[str, str]:
+    return {r["job_id"]: r["reason"] for r in reasons}

@@ -1,0 +1,286 @@
+"""The template library's use cases: CRUD and bulk import of templates, planning and starting
+a consolidation (a `templates.consolidate` batch), and people's decisions on parked conflicts.
+
+A consolidation is planned here so that related templates (duplicates, same names) share one
+job; the batch is then created through the batch service like any other. With
+`backup_strategy: manual` the whole scope is backed up (`backups`, `mb_…`) before the batch
+exists, and the batch names that backup in `config.params.manual_backup_id`."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from batch_api.api.problems import Problem
+from batch_api.domain.principal import Principal
+from batch_api.handlers.batches import PRODUCER, BatchService
+from batch_api.library_schemas import (
+    ConflictPublic,
+    ConsolidationCreated,
+    ConsolidationPlan,
+    ConsolidationRequest,
+    TemplateCreate,
+    TemplatePage,
+    TemplatePublic,
+    TemplateUpdate,
+)
+from batch_api.schemas import BatchCreate
+from contracts.codec import envelope_for
+from contracts.envelope import deterministic_event_id
+from contracts.events import JobRetryRequested
+from contracts.vocabulary import BatchConfig
+from jobtypes.templates.consolidation import plan
+from jobtypes.templates.library import TemplateLibrary, new_template_id
+from servicekit.backups import MongoBackups
+from servicekit.publisher import Outgoing
+
+JOB_TYPE = "templates.consolidate"
+
+
+@dataclass
+class LibraryService:
+    library: TemplateLibrary
+    backups: MongoBackups
+    batches: BatchService
+
+    # ------------------------------------------------------------------ templates
+    async def create(self, body: TemplateCreate, who: Principal) -> TemplatePublic:
+        _may_write(who)
+        doc = _new_doc(body, who, datetime.now(UTC))
+        await self.library.insert_many([doc])
+        return public(doc)
+
+    async def import_many(self, bodies: list[TemplateCreate], who: Principal) -> list[str]:
+        _may_write(who)
+        now = datetime.now(UTC)
+        docs = [_new_doc(b, who, now) for b in bodies]
+        await self.library.insert_many(docs)
+        return [d["_id"] for d in docs]
+
+    async def get(self, template_id: str, who: Principal) -> TemplatePublic:
+        return public(await self._own(template_id, who))
+
+    async def update(
+        self, template_id: str, body: TemplateUpdate, who: Principal
+    ) -> TemplatePublic:
+        _may_write(who)
+        current = await self._own(template_id, who)
+        fields = body.model_dump(exclude_unset=True, exclude_none=True)
+        if not fields:
+            return public(current)
+        fields |= {"updated_at": datetime.now(UTC), "version": int(current["version"]) + 1}
+        updated = await self.library.update(template_id, fields)
+        if updated is None:
+            raise Problem(404, "Not found", f"no template {template_id}")
+        return public(updated)
+
+    async def delete(self, template_id: str, who: Principal) -> None:
+        _may_write(who)
+        await self._own(template_id, who)
+        await self.library.write(template_id, None)
+
+    async def page(
+        self,
+        who: Principal,
+        *,
+        limit: int,
+        cursor: str | None,
+        category: str | None,
+        tag: str | None,
+        status: str | None,
+        q: str | None,
+    ) -> TemplatePage:
+        docs = await self.library.of_tenant(who.tenant, after=cursor)
+        matching = [d for d in docs if _matches(d, category, tag, status, q)]
+        page = matching[:limit]
+        more = len(matching) > limit
+        return TemplatePage(
+            items=[public(d) for d in page], next_cursor=page[-1]["_id"] if more else None
+        )
+
+    async def _own(self, template_id: str, who: Principal) -> dict[str, Any]:
+        doc = await self.library.get(template_id)
+        if doc is None or doc.get("tenant") != who.tenant:
+            raise Problem(404, "Not found", f"no template {template_id}")
+        return doc
+
+    # ------------------------------------------------------------------ consolidation
+    async def plan(
+        self, body: ConsolidationRequest, who: Principal
+    ) -> tuple[list[list[str]], ConsolidationPlan, list[dict[str, Any]]]:
+        docs = await self.library.of_tenant(who.tenant)
+        active = [d for d in docs if d.get("status", "active") == "active"]
+        missing: list[str] = []
+        if body.template_ids is not None:
+            wanted = set(body.template_ids)
+            scope = [d for d in active if d["_id"] in wanted]
+            missing = sorted(wanted - {d["_id"] for d in scope})
+        elif body.filter is not None:
+            f = body.filter
+            scope = [
+                d
+                for d in active
+                if (f.category is None or d.get("category") == f.category)
+                and (not f.tags or set(f.tags) & set(d.get("tags") or []))
+                and (f.name_contains is None or f.name_contains.lower() in d["name"].lower())
+            ]
+        else:
+            scope = active
+        jobs, expected = plan(scope, body.similarity_threshold, body.templates_per_job)
+        return jobs, ConsolidationPlan(**expected, missing_ids=missing), scope
+
+    async def start(
+        self, body: ConsolidationRequest, who: Principal, idempotency_key: str | None
+    ) -> ConsolidationCreated:
+        _may_write(who)
+        jobs, summary, scope = await self.plan(body, who)
+        if summary.missing_ids:
+            raise Problem(
+                422,
+                "Unknown templates",
+                f"{len(summary.missing_ids)} template id(s) are not active templates of this "
+                f"library: {', '.join(summary.missing_ids[:10])}",
+                missing_ids=summary.missing_ids[:100],
+            )
+        if not jobs:
+            raise Problem(422, "Nothing to consolidate", "the scope holds no active templates")
+        params: dict[str, Any] = {
+            "operation": body.operation,
+            "conflict_resolution": body.conflict_resolution,
+            "similarity_threshold": body.similarity_threshold,
+            "backup_strategy": body.backup_strategy,
+        }
+        manual_id = None
+        if body.backup_strategy == "manual":
+            manual_id = "mb_" + os.urandom(10).hex()
+            await self.backups.put(
+                manual_id,
+                batch_id="",
+                job_type=JOB_TYPE,
+                snapshot={"templates": {d["_id"]: d for d in scope}},
+                job_id=None,
+                item={"template_ids": [d["_id"] for d in scope]},
+                attempt=0,
+                created_at=datetime.now(UTC),
+            )
+            params["manual_backup_id"] = manual_id
+        batch, _ = await self.batches.create(
+            BatchCreate(
+                name=body.name,
+                description=body.description,
+                job_type=JOB_TYPE,
+                priority=body.priority,
+                tags=body.tags,
+                items=[{"template_ids": job} for job in jobs],
+                config=BatchConfig(
+                    max_concurrent_jobs=body.max_concurrent_jobs,
+                    rollback_on_failure=body.rollback_on_failure,
+                    params=params,
+                ),
+            ),
+            who,
+            idempotency_key,
+        )
+        if manual_id is not None:
+            await self.backups.assign(manual_id, batch.id)
+        return ConsolidationCreated(
+            batch_id=batch.id, status=batch.status, plan=summary, manual_backup_id=manual_id
+        )
+
+    # ------------------------------------------------------------------ conflicts
+    async def conflict(self, conflict_id: str, who: Principal) -> ConflictPublic:
+        doc = await self.library.conflict(conflict_id)
+        if doc is None:
+            raise Problem(404, "Not found", f"no conflict {conflict_id}")
+        await self.batches.get(doc["batch_id"], who)  # 404 for another tenant's batch
+        return _conflict_public(doc)
+
+    async def decide(self, conflict_id: str, keep: str, who: Principal) -> ConflictPublic:
+        """Records the decision and retries the parked job, which applies it."""
+        _may_write(who)
+        current = await self.conflict(conflict_id, who)
+        if keep not in current.template_ids:
+            raise Problem(
+                422,
+                "Not in the conflict",
+                f"{keep} is not one of the conflicting templates {current.template_ids}",
+            )
+        doc = await self.library.decide(conflict_id, keep, who.user, datetime.now(UTC))
+        assert doc is not None
+        retry = JobRetryRequested(
+            batch_id=current.batch_id, job_id=current.job_id, requested_by=who.user
+        )
+        env = envelope_for(
+            retry,
+            producer=PRODUCER,
+            tenant=who.tenant,
+            event_id=deterministic_event_id(current.job_id, "decision", conflict_id, keep),
+        )
+        await self.batches.publisher.publish(
+            [Outgoing(self.batches.topics.batch_commands, current.batch_id, env)]
+        )
+        return _conflict_public(doc)
+
+
+def public(doc: dict[str, Any]) -> TemplatePublic:
+    return TemplatePublic(
+        id=doc["_id"],
+        name=doc["name"],
+        category=doc.get("category", "general"),
+        body=doc["body"],
+        variables=doc.get("variables") or [],
+        tags=doc.get("tags") or [],
+        status=doc.get("status", "active"),
+        canonical_id=doc.get("canonical_id"),
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+        version=int(doc.get("version") or 1),
+    )
+
+
+def _new_doc(body: TemplateCreate, who: Principal, now: datetime) -> dict[str, Any]:
+    return {
+        "_id": new_template_id(),
+        "tenant": who.tenant,
+        "name": body.name,
+        "category": body.category,
+        "body": body.body,
+        "variables": body.variables,
+        "tags": body.tags,
+        "status": "active",
+        "canonical_id": None,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+
+
+def _matches(
+    doc: dict[str, Any], category: str | None, tag: str | None, status: str | None, q: str | None
+) -> bool:
+    return (
+        (category is None or doc.get("category") == category)
+        and (tag is None or tag in (doc.get("tags") or []))
+        and (status is None or doc.get("status", "active") == status)
+        and (q is None or bool(re.search(re.escape(q), doc["name"] + " " + doc["body"], re.I)))
+    )
+
+
+def _may_write(who: Principal) -> None:
+    if not who.may("operator"):
+        raise Problem(403, "Forbidden", "a viewer key cannot change the template library")
+
+
+def _conflict_public(doc: dict[str, Any]) -> ConflictPublic:
+    return ConflictPublic(
+        id=doc["_id"],
+        name=doc["name"],
+        template_ids=doc["template_ids"],
+        batch_id=doc["batch_id"],
+        job_id=doc["job_id"],
+        status=doc["status"],
+        decision=doc.get("decision"),
+    )

@@ -1,0 +1,114 @@
+"""Planning a rollback, as a pure function of what is known about the batch.
+
+Rules: a batch that ran with `backup_strategy: none` cannot be rolled back; with `manual`, the
+one scope backup is restored (whole batch only); with `automatic`, every completed job (or the
+chosen ones) is compensated from its own backup, the last completed first. Every backup must
+be present and match its checksum, or the rollback is refused naming each job at fault and
+nothing is changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts.events import RollbackStep
+from servicekit.backups import checksum_of
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class BatchFacts:
+    """What the rollback needs to know about a batch."""
+
+    batch_id: str
+    job_type: str
+    params: dict[str, Any]
+    completed: dict[str, datetime | None]  # job id → when it completed
+
+
+@dataclass
+class Plan:
+    steps: list[RollbackStep] = field(default_factory=list)
+    refusals: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # why the whole rollback is refused
+
+    @property
+    def refused(self) -> bool:
+        return self.reason is not None
+
+
+def validate(backup: dict[str, Any] | None) -> str | None:
+    """Why a backup cannot be restored, or None if it can."""
+    if backup is None:
+        return "no backup was recorded for it"
+    data = backup.get("data")
+    if not isinstance(data, str) or checksum_of(data) != backup.get("checksum"):
+        return f"backup {backup['_id']} is corrupt: its content does not match its checksum"
+    return None
+
+
+def plan_rollback(
+    facts: BatchFacts,
+    backups: dict[str, dict[str, Any]],
+    *,
+    job_ids: list[str] | None,
+    can_compensate: bool,
+) -> Plan:
+    strategy = facts.params.get("backup_strategy", "automatic")
+    if not can_compensate:
+        return Plan(reason=f"job type {facts.job_type} cannot be rolled back")
+    if strategy == "none":
+        return Plan(
+            reason="the batch ran with backup_strategy none: nothing was recorded that could "
+            "be restored"
+        )
+    if strategy == "manual":
+        return _manual(facts, backups, job_ids)
+    completed = dict(facts.completed)
+    for backup in backups.values():  # a job whose completion the read model has not seen yet
+        if backup.get("job_id") and backup.get("completed_at") is not None:
+            completed.setdefault(backup["job_id"], backup["completed_at"])
+    out = Plan()
+    chosen = list(completed) if job_ids is None else list(dict.fromkeys(job_ids))
+    for job_id in chosen:
+        if job_id not in completed:
+            out.refusals[job_id] = "the job did not complete: it has nothing to undo"
+            continue
+        problem = validate(backups.get(job_id))
+        if problem is not None:
+            out.refusals[job_id] = problem
+            continue
+        out.steps.append(
+            RollbackStep(
+                job_id=job_id,
+                backup_id=backups[job_id]["_id"],
+                job_type=facts.job_type,
+                completed_at=completed[job_id],
+            )
+        )
+    out.steps.sort(key=lambda s: (s.completed_at or EPOCH, s.job_id), reverse=True)
+    if out.refusals:
+        named = "; ".join(f"{j}: {why}" for j, why in sorted(out.refusals.items())[:10])
+        out.reason = f"{len(out.refusals)} job(s) cannot be restored, nothing was changed: {named}"
+    elif not out.steps:
+        out.reason = "the batch has no completed jobs to roll back"
+    return out
+
+
+def _manual(
+    facts: BatchFacts, backups: dict[str, dict[str, Any]], job_ids: list[str] | None
+) -> Plan:
+    if job_ids is not None:
+        return Plan(
+            reason="a manual backup restores the batch's whole scope; partial rollback needs "
+            "backup_strategy automatic"
+        )
+    backup_id = facts.params.get("manual_backup_id")
+    backup = backups.get(backup_id) if isinstance(backup_id, str) else None
+    problem = validate(backup)
+    if problem is not None or backup is None:
+        return Plan(refusals={"manual": problem or ""}, reason=f"the manual backup: {problem}")
+    step = RollbackStep(job_id="manual", backup_id=backup["_id"], job_type=facts.job_type)
+    return Plan(steps=[step])

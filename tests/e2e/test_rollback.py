@@ -1,0 +1,183 @@
+"""Rollback on the real stack: a consolidated library of 2,000 templates is restored byte for
+byte; a corrupt backup makes the rollback refuse, naming the job, and change nothing; a dry
+run returns the plan and changes nothing; a batch without backups is refused with the reason."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from bson.raw_bson import RawBSONDocument
+from jobs_support import (
+    import_library,
+    metric_totals,
+    request_rollback,
+    store,
+    wait_for_rollback,
+    wait_for_status,
+)
+from library_data import make_library
+from pymongo import AsyncMongoClient
+from stack_support import Stack
+
+from contracts.codec import decode
+from contracts.topics import Topics
+from servicekit.backups import batch_range
+
+pytestmark = pytest.mark.e2e
+
+
+async def raw_library(stack: Stack, ids: list[str]) -> dict[str, bytes]:
+    """Every template's stored BSON bytes, by id."""
+    client: AsyncMongoClient[RawBSONDocument] = AsyncMongoClient(
+        stack.mongodb_url, document_class=RawBSONDocument
+    )
+    try:
+        cursor = client[stack.database]["library_templates"].find({"_id": {"$in": ids}})
+        return {doc["_id"]: doc.raw async for doc in cursor}
+    finally:
+        await client.close()
+
+
+async def consolidate(api: httpx.AsyncClient, ids: list[str], **extra: Any) -> tuple[str, int]:
+    response = await api.post("/v1/library/consolidations", json={"template_ids": ids, **extra})
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["batch_id"]
+    await wait_for_status(api, batch_id, {"completed"}, 500)
+    return batch_id, response.json()["plan"]["jobs"]
+
+
+async def rollback_events(kafka: str, stack: Stack, rollback_id: str) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(
+        Topics(stack.prefix).rollback_events,
+        bootstrap_servers=kafka,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        found: list[dict[str, Any]] = []
+        batches = await consumer.getmany(timeout_ms=3000)
+        for records in batches.values():
+            for record in records:
+                envelope, _ = decode(record.value or b"")
+                if envelope.data.get("rollback_id") == rollback_id:
+                    found.append({"type": envelope.type, **envelope.data})
+        return found
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.timeout(900)
+async def test_two_thousand_templates_consolidated_then_restored_byte_for_byte(
+    api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str
+) -> None:
+    templates, expected = make_library(random.Random(2000), 2000)
+    ids = await import_library(api, templates)
+    before = await raw_library(stack, ids)
+    assert len(before) == 2000
+    batch_id, jobs = await consolidate(api, ids)
+    totals = await metric_totals(stack, batch_id, jobs)
+    assert {k: totals[k] for k in expected} == {
+        "templates_processed": 2000,
+        "duplicates_removed": 250,
+        "conflicts_resolved": 50,
+    }
+    changed = await raw_library(stack, ids)
+    # 250 duplicates repointed, 50 renamed, and the canonical templates that took their tags
+    assert sum(changed[i] != before[i] for i in ids) >= 300
+    rollback_id = await request_rollback(kafka_bootstrap, stack.prefix, batch_id)
+    async with store(stack.mongodb_url, stack.database) as db:
+        done = await wait_for_rollback(db, rollback_id, {"rolled_back", "rollback_failed"}, 300)
+    assert done["status"] == "rolled_back", done.get("reason")
+    assert len(done["done"]) == jobs
+    after = await raw_library(stack, ids)
+    assert after.keys() == before.keys()
+    assert [i for i in ids if after[i] != before[i]] == []
+    events = await rollback_events(kafka_bootstrap, stack, rollback_id)
+    kinds = [e["type"] for e in events]
+    assert kinds[:3] == ["RollbackStarted", "BackupValidated", "RollbackPlanned"]
+    assert kinds.count("RollbackProgress") == jobs
+    assert kinds[-1] == "RollbackCompleted"
+    plan = next(e for e in events if e["type"] == "RollbackPlanned")["steps"]
+    completions = [s["completed_at"] for s in plan]
+    assert completions == sorted(completions, reverse=True), "not in reverse completion order"
+
+
+async def test_a_corrupt_backup_is_refused_naming_the_job_and_nothing_changes(
+    api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str
+) -> None:
+    templates, _ = make_library(random.Random(5), 120, exact=10, near=5, conflicts=5)
+    ids = await import_library(api, templates)
+    batch_id, jobs = await consolidate(api, ids, templates_per_job=30)
+    assert jobs >= 3
+    async with store(stack.mongodb_url, stack.database) as db:
+        backups = [b async for b in db["backups"].find(batch_range(batch_id))]
+        victim = sorted(b["_id"] for b in backups)[1]
+        doc = await db["backups"].find_one({"_id": victim})
+        assert doc is not None
+        tampered = doc["data"].replace('"status": "active"', '"status": "archived"', 1)
+        assert tampered != doc["data"]
+        await db["backups"].update_one({"_id": victim}, {"$set": {"data": tampered}})
+        consolidated = await raw_library(stack, ids)
+
+        dry_id = await request_rollback(kafka_bootstrap, stack.prefix, batch_id, dry_run=True)
+        dry = await wait_for_rollback(db, dry_id, {"planned", "rollback_failed"}, 60)
+        assert dry["status"] == "rollback_failed"
+        assert [r["job_id"] for r in dry["refusals"]] == [victim]
+
+        rollback_id = await request_rollback(kafka_bootstrap, stack.prefix, batch_id)
+        refused = await wait_for_rollback(db, rollback_id, {"rolled_back", "rollback_failed"}, 60)
+    assert refused["status"] == "rollback_failed"
+    assert victim in refused["reason"]
+    assert [r["job_id"] for r in refused["refusals"]] == [victim]
+    assert "checksum" in refused["refusals"][0]["reason"]
+    assert await raw_library(stack, ids) == consolidated, "a refused rollback changed data"
+    events = await rollback_events(kafka_bootstrap, stack, rollback_id)
+    failed = next(e for e in events if e["type"] == "RollbackFailed")
+    assert victim in failed["failed_jobs"]
+
+
+async def test_dry_run_and_partial_rollback(
+    api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str
+) -> None:
+    templates, _ = make_library(random.Random(6), 90, exact=9, near=3, conflicts=3)
+    ids = await import_library(api, templates)
+    before = await raw_library(stack, ids)
+    batch_id, jobs = await consolidate(api, ids, templates_per_job=30)
+    consolidated = await raw_library(stack, ids)
+    async with store(stack.mongodb_url, stack.database) as db:
+        dry_id = await request_rollback(kafka_bootstrap, stack.prefix, batch_id, dry_run=True)
+        dry = await wait_for_rollback(db, dry_id, {"planned", "rollback_failed"}, 60)
+        assert dry["status"] == "planned"
+        assert len(dry["steps"]) == jobs
+        assert await raw_library(stack, ids) == consolidated
+        chosen = dry["steps"][-1]["job_id"]
+        partial_id = await request_rollback(
+            kafka_bootstrap, stack.prefix, batch_id, job_ids=[chosen]
+        )
+        partial = await wait_for_rollback(db, partial_id, {"rolled_back", "rollback_failed"}, 60)
+        assert partial["status"] == "rolled_back", partial.get("reason")
+        assert partial["done"] == [chosen]
+        backup = await db["backups"].find_one({"_id": chosen})
+    assert backup is not None
+    restored = set(backup["item"]["template_ids"])
+    after = await raw_library(stack, ids)
+    assert all(after[i] == before[i] for i in restored)
+    assert all(after[i] == consolidated[i] for i in ids if i not in restored)
+
+
+async def test_a_batch_without_backups_is_refused_with_the_reason(
+    api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str
+) -> None:
+    templates, _ = make_library(random.Random(8), 20, exact=2, near=0, conflicts=1)
+    ids = await import_library(api, templates)
+    batch_id, _ = await consolidate(api, ids, backup_strategy="none")
+    async with store(stack.mongodb_url, stack.database) as db:
+        rollback_id = await request_rollback(kafka_bootstrap, stack.prefix, batch_id)
+        refused = await wait_for_rollback(db, rollback_id, {"rolled_back", "rollback_failed"}, 60)
+    assert refused["status"] == "rollback_failed"
+    assert "backup_strategy none" in refused["reason"]

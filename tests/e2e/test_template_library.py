@@ -1,0 +1,112 @@
+"""The template library over HTTP and `templates.consolidate` on the real stack: CRUD and bulk
+import, a consolidation with planted duplicates and conflicts reporting exact counts, backups
+per strategy, and an interactive conflict decided by a person."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import pytest
+from jobs_support import import_library, metric_totals, store, wait_for_status
+from library_data import make_library
+from readmodels import settled_job_views
+from stack_support import Stack
+
+from servicekit.backups import batch_range
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_templates_crud_and_errors(api: httpx.AsyncClient) -> None:
+    created = await api.post(
+        "/v1/library/templates",
+        json={"name": "Welcome", "category": "mail", "body": "Hi {{name}}", "variables": ["name"]},
+    )
+    assert created.status_code == 201, created.text
+    tid = created.json()["id"]
+    assert created.headers["location"] == f"/v1/library/templates/{tid}"
+    patched = await api.patch(f"/v1/library/templates/{tid}", json={"tags": ["x"]})
+    assert patched.json()["tags"] == ["x"]
+    assert patched.json()["version"] == 2
+    assert (await api.get(f"/v1/library/templates/{tid}")).json()["body"] == "Hi {{name}}"
+    listed = (await api.get("/v1/library/templates", params={"tag": "x"})).json()
+    assert tid in [t["id"] for t in listed["items"]]
+    bad = await api.post("/v1/library/templates", json={"name": "x", "body": "y", "colour": 1})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    too_many = await api.post(
+        "/v1/library/templates/import", json={"templates": [{"name": "n", "body": "b"}] * 10_001}
+    )
+    assert too_many.status_code == 422
+    assert (await api.delete(f"/v1/library/templates/{tid}")).status_code == 204
+    assert (await api.get(f"/v1/library/templates/{tid}")).status_code == 404
+    unknown = await api.post("/v1/library/consolidations", json={"template_ids": ["t_nope"]})
+    assert unknown.status_code == 422
+    assert "t_nope" in unknown.json()["detail"]
+
+
+@pytest.mark.parametrize("strategy", ["automatic", "none", "manual"])
+async def test_consolidation_counts_and_backups_per_strategy(
+    api: httpx.AsyncClient, stack: Stack, strategy: str
+) -> None:
+    templates, expected = make_library(random.Random(11), 300, exact=30, near=10, conflicts=10)
+    ids = await import_library(api, templates)
+    body = {"template_ids": ids, "backup_strategy": strategy, "templates_per_job": 40}
+    planned = (await api.post("/v1/library/consolidations/plan", json=body)).json()
+    assert (planned["templates"], planned["duplicates"], planned["conflicts"]) == (300, 40, 10)
+    response = await api.post("/v1/library/consolidations", json=body)
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["batch_id"]
+    await wait_for_status(api, batch_id, {"completed"}, 120)
+    totals = await metric_totals(stack, batch_id, planned["jobs"])
+    assert {k: totals[k] for k in expected} == expected
+    async with store(stack.mongodb_url, stack.database) as db:
+        backups = [d async for d in db["backups"].find(batch_range(batch_id))]
+        manual = await db["backups"].find_one({"_id": response.json()["manual_backup_id"]})
+        after = {d["_id"]: d async for d in db["library_templates"].find({"_id": {"$in": ids}})}
+    assert len(backups) == (planned["jobs"] if strategy == "automatic" else 0)
+    assert all(b["completed_at"] is not None for b in backups)
+    assert (manual is not None) == (strategy == "manual")
+    statuses = [d["status"] for d in after.values()]
+    assert statuses.count("merged") == 40
+    assert sum(1 for d in after.values() if d["name"].endswith(" (2)")) == 10
+    merged = [d for d in after.values() if d["status"] == "merged"]
+    assert all(after[d["canonical_id"]]["status"] == "active" for d in merged)
+
+
+async def test_an_interactive_conflict_waits_for_a_decision(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    first = {"name": "Refund", "category": "billing", "body": "We refund you within 14 days."}
+    second = {"name": "refund", "category": "billing", "body": "Refunds take a month, sorry."}
+    ids = await import_library(api, [first, second])
+    response = await api.post(
+        "/v1/library/consolidations",
+        json={"template_ids": ids, "conflict_resolution": "interactive"},
+    )
+    batch_id = response.json()["batch_id"]
+    await wait_for_status(api, batch_id, {"completed_with_errors"}, 60)
+    views = await settled_job_views(
+        stack.mongodb_url, stack.database, batch_id, lambda vs: len(vs) == 1
+    )
+    assert views[0]["error_class"] == "AwaitingDecision"
+    conflict_id = views[0]["error_message"].rsplit(": ", 1)[1]
+    conflict = (await api.get(f"/v1/library/conflicts/{conflict_id}")).json()
+    assert conflict["status"] == "awaiting_decision"
+    assert sorted(conflict["template_ids"]) == sorted(ids)
+    wrong = await api.post(
+        f"/v1/library/conflicts/{conflict_id}/decision", json={"keep": "t_other"}
+    )
+    assert wrong.status_code == 422
+    decided = await api.post(f"/v1/library/conflicts/{conflict_id}/decision", json={"keep": ids[1]})
+    assert decided.status_code == 202, decided.text
+    await wait_for_status(api, batch_id, {"completed"}, 60)
+    for _ in range(20):
+        kept = (await api.get(f"/v1/library/templates/{ids[1]}")).json()
+        other = (await api.get(f"/v1/library/templates/{ids[0]}")).json()
+        if other["status"] == "archived":
+            break
+        await asyncio.sleep(0.5)
+    assert (kept["status"], other["status"]) == ("active", "archived")
