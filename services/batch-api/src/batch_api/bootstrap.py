@@ -13,6 +13,7 @@ from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import install_problem_handlers
 from batch_api.api.routes import batches, job_types
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.lifecycle import BatchLifecycle
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
 from servicekit.runtime import ServiceRuntime
@@ -39,8 +40,9 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     registry = BatchRegistry(db)
     read_models = ReadModels(db)
     keys = ApiKeyStore(db)
-    publisher = ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe)
-    service = BatchService(registry, read_models, publisher, settings.topics)
+    events = ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe)
+    service = BatchService(registry, read_models, events, settings.topics)
+    lifecycle = BatchLifecycle(service, registry, read_models, events, settings.topics)
 
     async def on_connected() -> None:
         await registry.setup()
@@ -62,6 +64,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     )
     app.state.keys = keys
     app.state.batches = service
+    app.state.lifecycle = lifecycle
     app.state.read_models = read_models
     install_problem_handlers(app)
     app.include_router(batches.router)

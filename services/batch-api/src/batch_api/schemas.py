@@ -4,25 +4,87 @@ separate from events and from stored documents; write models reject unknown fiel
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.vocabulary import BatchConfig, PriorityName
 
 MAX_INLINE_ITEMS = 10_000
 
 
+Tag = Annotated[str, Field(min_length=1, max_length=100)]
+Priority = PriorityName | Annotated[int, Field(ge=1, le=10)]
+
+
 class BatchCreate(BaseModel):
+    """A new batch. With `items` (up to 10,000) it is submitted at once; with `draft: true`
+    it waits in status `draft` for chunked uploads and a submit."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
     job_type: str = Field(min_length=1, max_length=100)
-    priority: PriorityName | int = "medium"
-    tags: list[str] = Field(default_factory=list, max_length=50)
-    items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_INLINE_ITEMS)
+    priority: Priority = "medium"
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    deadline: datetime | None = None
+    items: list[dict[str, Any]] | None = Field(
+        default=None, min_length=1, max_length=MAX_INLINE_ITEMS
+    )
+    draft: bool = False
     config: BatchConfig = BatchConfig()
+
+    @model_validator(mode="after")
+    def _items_unless_draft(self) -> BatchCreate:
+        if not self.draft and not self.items:
+            raise ValueError("items are required unless the batch is a draft (`draft: true`)")
+        return self
+
+
+class BatchUpdate(BaseModel):
+    """Changes to a batch; absent fields stay. `config` only before the batch is submitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+    priority: Priority | None = None
+    deadline: datetime | None = None
+    config: BatchConfig | None = None
+
+
+class RollbackBody(BaseModel):
+    """`dry_run` only plans; `job_ids` limits the rollback to some completed jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = False
+    job_ids: list[str] | None = Field(default=None, max_length=MAX_INLINE_ITEMS)
+    reason: str = Field(default="", max_length=1000)
+
+
+class PlannedCompensation(BaseModel):
+    job_id: str
+    index: int
+    finished_at: datetime | None = None
+    output: dict[str, Any] | None = None
+
+
+class RollbackPlan(BaseModel):
+    """The completed jobs a rollback would compensate, most recently completed first."""
+
+    jobs: list[PlannedCompensation]
+    count: int
+    truncated: bool = False
+
+
+class ActionAccepted(BaseModel):
+    batch_id: str
+    action: str
+    status: str
+    plan: RollbackPlan | None = None
 
 
 class Progress(BaseModel):
@@ -51,6 +113,7 @@ class BatchPublic(BaseModel):
     owner: str
     status: str
     created_at: datetime
+    deadline: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     config: dict[str, Any]

@@ -11,6 +11,7 @@ from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.lifecycle import BatchLifecycle
 
 
 def _state(request: Request) -> object:
@@ -41,6 +42,11 @@ def batch_service(request: Request) -> BatchService:
     return service
 
 
+def lifecycle(request: Request) -> BatchLifecycle:
+    handler: BatchLifecycle = request.app.state.lifecycle
+    return handler
+
+
 def read_models(request: Request) -> ReadModels:
     models: ReadModels = request.app.state.read_models
     return models
@@ -49,3 +55,4 @@ def read_models(request: Request) -> ReadModels:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 Batches = Annotated[BatchService, Depends(batch_service)]
 Reads = Annotated[ReadModels, Depends(read_models)]
+Lifecycle = Annotated[BatchLifecycle, Depends(lifecycle)]
