@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.vocabulary import BatchConfig, PriorityName
+from contracts.vocabulary import PRIORITY_LEVELS, BatchConfig, BatchStatus, PriorityName
+
+BATCH_STATUSES: tuple[str, ...] = BatchStatus.__args__  # type: ignore[attr-defined]
 
 MAX_INLINE_ITEMS = 10_000
 
@@ -119,6 +121,56 @@ class BatchPublic(BaseModel):
     config: dict[str, Any]
     progress: Progress
     reason: str | None = None
+
+
+MAX_PAGE = 500
+
+
+class BatchFilters(BaseModel):
+    """Filters of a batch listing; every given filter must hold."""
+
+    status: list[str] | None = None
+    priority: PriorityName | int | None = None
+    job_type: str | None = None
+    tag: str | None = None
+    owner: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    q: str | None = Field(default=None, description="text in the batch's name")
+
+    @classmethod
+    def from_query(cls, *, status: str | None, priority: str | None, **rest: Any) -> BatchFilters:
+        """From query parameters: `status` comma-separated, `priority` a name or 1–10.
+        Raises `ValueError` naming a bad value."""
+        level: PriorityName | int | None = None
+        if priority:
+            if priority.isdigit() and 1 <= int(priority) <= 10:
+                level = int(priority)
+            elif priority in PRIORITY_LEVELS:
+                level = priority  # type: ignore[assignment]
+            else:
+                raise ValueError(
+                    f"priority {priority!r} is not low, medium, high, critical or 1-10"
+                )
+        statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
+        for s in statuses or []:
+            if s not in BATCH_STATUSES:
+                raise ValueError(f"status {s!r} is not one of {', '.join(BATCH_STATUSES)}")
+        return cls(status=statuses, priority=level, **rest)
+
+
+class ItemsUpload(BaseModel):
+    """A chunk of items as JSON (the alternative to `application/x-ndjson`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_INLINE_ITEMS)
+
+
+class ItemsAdded(BaseModel):
+    batch_id: str
+    added: int
+    total: int
 
 
 class BatchPage(BaseModel):

@@ -151,3 +151,10 @@ class BatchRegistry:
         except DuplicateKeyError:
             return await self.idempotency.find_one({"_id": doc["_id"]})
         return None
+
+    async def release_idempotency_key(self, tenant: str, key: str) -> None:
+        """Forgets a claimed key whose request failed, so a retry can use it."""
+        await self.idempotency.delete_one({"_id": f"{tenant}:{key}"})
+
+    async def record_idempotent_result(self, tenant: str, key: str, result: Document) -> None:
+        await self.idempotency.update_one({"_id": f"{tenant}:{key}"}, {"$set": {"result": result}})

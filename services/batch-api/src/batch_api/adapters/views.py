@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.buckets import BUCKET_SIZE, bucket_id, index_of
@@ -26,20 +24,16 @@ class ReadModels:
     async def batch_view(self, batch_id: str) -> Document | None:
         return await self.views.find_one({"_id": batch_id})
 
-    async def batch_views(
-        self, tenant: str, limit: int, before: tuple[Any, str] | None, status: str | None
-    ) -> list[Document]:
-        query: dict[str, Any] = {"tenant": tenant}
-        if status:
-            query["status"] = status
-        if before is not None:
-            created_at, batch_id = before
-            query["$or"] = [
-                {"created_at": {"$lt": created_at}},
-                {"created_at": created_at, "_id": {"$lt": batch_id}},
-            ]
-        cursor = self.views.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-        return [d async for d in cursor.limit(limit)]
+    async def batch_views_by_id(self, ids: list[str]) -> dict[str, Document]:
+        """The views of these batches (a page of a listing), by id."""
+        if not ids:
+            return {}
+        return {d["_id"]: d async for d in self.views.find({"_id": {"$in": ids}})}
+
+    async def batch_ids_with_status(self, tenant: str, statuses: list[str]) -> list[str]:
+        """Ids of the tenant's batches whose view is in one of `statuses`."""
+        query = {"tenant": tenant, "status": {"$in": statuses}}
+        return [d["_id"] async for d in self.views.find(query, {"_id": 1})]
 
     async def job_bucket(self, batch_id: str, bucket: int) -> dict[str, Document]:
         """The job views of one bucket (`j<k>` → view); empty if none was projected yet."""

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,14 @@ from batch_api.api.problems import Problem
 from batch_api.domain.lifecycle import UNSUBMITTED, status_of
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
-from batch_api.schemas import BatchCreate, BatchPage, BatchPublic, Progress
+from batch_api.schemas import (
+    BatchCreate,
+    BatchFilters,
+    BatchPage,
+    BatchPublic,
+    ItemsAdded,
+    Progress,
+)
 from contracts.codec import envelope_for
 from contracts.envelope import deterministic_event_id
 from contracts.events import BatchCreated, BatchItemsAdded, BatchSubmitted, Event
@@ -37,6 +45,7 @@ from servicekit.publisher import EventPublisher, Outgoing
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1000
+OWN_PHASES = frozenset({"draft", "uploading", "cancelled"})
 PRODUCER = "batch-api"
 
 
@@ -182,6 +191,41 @@ class BatchService:
             await self.registry.put_chunk(batch_id, c, start, items[offset : offset + sizes[n]])
         return len(items), int(doc["total"])
 
+    async def upload(
+        self, batch_id: str, items: list[dict[str, Any]], who: Principal, key: str | None
+    ) -> ItemsAdded:
+        """`add_items` honouring an Idempotency-Key: a repeated upload with the same key and
+        body returns the first one's result and stores nothing again."""
+        if not key:
+            added, total = await self.add_items(batch_id, items, who)
+            return ItemsAdded(batch_id=batch_id, added=added, total=total)
+        await self.load(batch_id, who)
+        body_hash = hashlib.sha256(orjson.dumps(items)).hexdigest()
+        scope = f"items:{batch_id}:{key}"
+        earlier = await self.registry.claim_idempotency_key(
+            who.tenant, scope, body_hash, batch_id, datetime.now(UTC)
+        )
+        if earlier is not None:
+            if earlier["body_hash"] != body_hash:
+                raise Problem(
+                    409,
+                    "Idempotency key reused",
+                    "this Idempotency-Key was used with a different request body",
+                )
+            if earlier.get("result") is None:
+                raise Problem(
+                    409, "Conflict", "an upload with this Idempotency-Key is still in progress"
+                )
+            return ItemsAdded.model_validate(earlier["result"])
+        try:
+            added, total = await self.add_items(batch_id, items, who)
+        except Exception:
+            await self.registry.release_idempotency_key(who.tenant, scope)
+            raise
+        result = ItemsAdded(batch_id=batch_id, added=added, total=total)
+        await self.registry.record_idempotent_result(who.tenant, scope, result.model_dump())
+        return result
+
     async def submit(self, batch_id: str, who: Principal) -> BatchPublic:
         """Submits a draft or uploading batch: it becomes `queued` and is published with all
         its items. 409 once submitted; 422 if it holds no items."""
@@ -278,16 +322,59 @@ class BatchService:
         return public_batch(found.doc, found.view)
 
     async def list(
-        self, who: Principal, limit: int, cursor: str | None, status: str | None
+        self, who: Principal, filters: BatchFilters, limit: int, cursor: str | None
     ) -> BatchPage:
+        """The caller's tenant's batches matching `filters`, newest first; `next_cursor`
+        continues after the last one returned (None on the last page)."""
         before = _decode_cursor(cursor) if cursor else None
-        views = await self.read_models.batch_views(who.tenant, limit + 1, before, status)
-        items = [public_batch(_registry_from_view(v), v) for v in views[:limit]]
-        next_cursor = None
-        if len(views) > limit:
-            last = views[limit - 1]
-            next_cursor = _encode_cursor(last["created_at"], last["_id"])
+        query = await self._list_query(who.tenant, filters)
+        docs = await self.registry.find(query, limit + 1, before)
+        page = docs[:limit]
+        views = await self.read_models.batch_views_by_id([d["_id"] for d in page])
+        items = [public_batch(d, views.get(d["_id"])) for d in page]
+        next_cursor = _encode_cursor(page[-1]["_id"]) if len(docs) > limit else None
         return BatchPage(items=items, next_cursor=next_cursor)
+
+    async def _list_query(self, tenant: str, f: BatchFilters) -> dict[str, Any]:
+        query: dict[str, Any] = {"tenant": tenant}
+        if f.priority is not None:
+            query["priority"] = f.priority
+        if f.job_type:
+            query["job_type"] = f.job_type
+        if f.tag:
+            query["tags"] = f.tag
+        if f.owner:
+            query["owner"] = f.owner
+        created: dict[str, Any] = {}
+        if f.created_after:
+            created["$gte"] = f.created_after
+        if f.created_before:
+            created["$lt"] = f.created_before
+        if created:
+            query["created_at"] = created
+        if f.q:
+            query["name"] = {"$regex": re.escape(f.q), "$options": "i"}
+        if f.status:
+            query |= await self._status_query(tenant, set(f.status))
+        return query
+
+    async def _status_query(self, tenant: str, statuses: set[str]) -> dict[str, Any]:
+        """The API's own phases are in the registry; the others come from the batch views."""
+        alternatives: list[dict[str, Any]] = []
+        if "archived" in statuses:
+            alternatives.append({"archived_at": {"$ne": None}})
+        own = sorted(statuses & OWN_PHASES)
+        if own:
+            alternatives.append({"phase": {"$in": own}, "archived_at": None})
+        viewed = sorted(statuses - OWN_PHASES - {"archived"})
+        if viewed:
+            ids = await self.read_models.batch_ids_with_status(tenant, viewed)
+            alternatives.append(
+                {"_id": {"$in": ids}, "phase": {"$nin": sorted(OWN_PHASES)}, "archived_at": None}
+            )
+        if len(alternatives) == 1:
+            return alternatives[0]
+        return {"$or": alternatives}
 
 
 def _conflict(detail: str, status: str) -> Problem:
@@ -329,19 +416,15 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
     )
 
 
-def _registry_from_view(view: dict[str, Any]) -> dict[str, Any]:
-    return {**view, "total": (view.get("counts") or {}).get("total", 0)}
-
-
-def _encode_cursor(created_at: datetime, batch_id: str) -> str:
-    raw = orjson.dumps([created_at.isoformat(), batch_id])
+def _encode_cursor(batch_id: str) -> str:
+    """Batch ids are time-ordered, so the last id returned is the position."""
+    raw = orjson.dumps({"before": batch_id})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _decode_cursor(cursor: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, batch_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), str(batch_id)
+        return str(orjson.loads(base64.urlsafe_b64decode(padded))["before"])
     except Exception as exc:
         raise Problem(400, "Invalid cursor", "the cursor is not one this API returned") from exc

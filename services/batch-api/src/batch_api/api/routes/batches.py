@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from batch_api.api.deps import Batches, CurrentPrincipal, Lifecycle
+from batch_api.api.problems import Problem
+from batch_api.api.uploads import parse_items
 from batch_api.domain.lifecycle import Action
 from batch_api.schemas import (
+    MAX_PAGE,
     ActionAccepted,
     BatchCreate,
+    BatchFilters,
     BatchPage,
     BatchPublic,
     BatchUpdate,
+    ItemsAdded,
     RollbackBody,
 )
 
@@ -40,12 +46,57 @@ async def create_batch(
 async def list_batches(
     who: CurrentPrincipal,
     batches: Batches,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    status: Annotated[str | None, Query(max_length=40)] = None,
+    status: Annotated[
+        str | None, Query(max_length=400, description="one status or several, comma-separated")
+    ] = None,
+    priority: Annotated[str | None, Query(max_length=20)] = None,
+    job_type: Annotated[str | None, Query(max_length=100)] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="text in the name")] = None,
 ) -> BatchPage:
-    """Batches of the caller's tenant, newest first, with cursor pagination."""
-    return await batches.list(who, limit, cursor, status)
+    """Batches of the caller's tenant, newest first, filtered, with cursor pagination
+    (`limit` up to 500)."""
+    try:
+        filters = BatchFilters.from_query(
+            status=status,
+            priority=priority,
+            job_type=job_type,
+            tag=tag,
+            owner=owner,
+            created_after=created_after,
+            created_before=created_before,
+            q=q,
+        )
+    except ValueError as exc:
+        raise Problem(422, "Invalid request", str(exc), kind="invalid-request") from exc
+    return await batches.list(who, filters, limit, cursor)
+
+
+@router.post("/{batch_id}/items", status_code=202, response_model=ItemsAdded)
+async def add_items(
+    batch_id: str,
+    request: Request,
+    who: CurrentPrincipal,
+    batches: Batches,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> ItemsAdded:
+    """Add items to a draft (or uploading) batch: `application/x-ndjson`, one JSON object per
+    line, or JSON `{"items": [...]}`; up to 10,000 items per request, any number of
+    requests. The batch becomes `uploading`; 409 once it was submitted."""
+    items = parse_items(request.headers.get("content-type", ""), await request.body())
+    return await batches.upload(batch_id, items, who, idempotency_key)
+
+
+@router.post("/{batch_id}/submit", status_code=202, response_model=BatchPublic)
+async def submit_batch(batch_id: str, who: CurrentPrincipal, batches: Batches) -> BatchPublic:
+    """Submit a draft or uploading batch: it becomes `queued`. 409 if it was submitted
+    already, 422 if it holds no items."""
+    return await batches.submit(batch_id, who)
 
 
 @router.get("/{batch_id}", response_model=BatchPublic)
