@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 from pydantic import AliasChoices, Field
 
@@ -11,8 +11,9 @@ from batch_api.adapters.keys import ApiKeyStore
 from batch_api.adapters.registry import BatchRegistry
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import install_problem_handlers
-from batch_api.api.routes import batches, job_types
+from batch_api.api.routes import batches, job_types, jobs
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
@@ -21,6 +22,12 @@ from servicekit.settings import ServiceSettings
 from servicekit.store import connect_store
 
 NAME = "batch-api"
+# Every HTTP surface of the API, one line each.
+ROUTERS: tuple[APIRouter, ...] = (
+    batches.router,
+    jobs.router,
+    job_types.router,
+)
 
 
 class ApiSettings(ServiceSettings):
@@ -43,6 +50,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     events = ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe)
     service = BatchService(registry, read_models, events, settings.topics)
     lifecycle = BatchLifecycle(service, registry, read_models, events, settings.topics)
+    job_service = JobService(service, registry, read_models, events, settings.topics)
 
     async def on_connected() -> None:
         await registry.setup()
@@ -65,10 +73,11 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.keys = keys
     app.state.batches = service
     app.state.lifecycle = lifecycle
+    app.state.jobs = job_service
     app.state.read_models = read_models
     install_problem_handlers(app)
-    app.include_router(batches.router)
-    app.include_router(job_types.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -178,6 +178,54 @@ class BatchPage(BaseModel):
     next_cursor: str | None = None
 
 
+class JobError(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    class_: str = Field(alias="class", serialization_alias="class")
+    message: str
+    retryable: bool | None = None
+
+
+class JobAttempt(BaseModel):
+    attempt: int
+    executor: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    status: str
+    error: JobError | None = None
+
+
+class JobPublic(BaseModel):
+    """One job: its item, status, latest result or error and every attempt."""
+
+    id: str
+    batch_id: str
+    index: int
+    status: str
+    attempt: int
+    item: dict[str, Any] | None = None
+    output: dict[str, Any] | None = None
+    metrics: dict[str, float] | None = None
+    error: JobError | None = None
+    attempts: list[JobAttempt] = Field(default_factory=list)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+
+
+class JobPage(BaseModel):
+    items: list[JobPublic]
+    next_cursor: str | None = None
+
+
+class JobActionAccepted(BaseModel):
+    batch_id: str
+    job_id: str
+    action: str
+    status: str
+
+
 class JobTypePublic(BaseModel):
     name: str
     description: str

@@ -11,6 +11,7 @@ from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
 
 
@@ -47,6 +48,11 @@ def lifecycle(request: Request) -> BatchLifecycle:
     return handler
 
 
+def job_service(request: Request) -> JobService:
+    handler: JobService = request.app.state.jobs
+    return handler
+
+
 def read_models(request: Request) -> ReadModels:
     models: ReadModels = request.app.state.read_models
     return models
@@ -56,3 +62,4 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 Batches = Annotated[BatchService, Depends(batch_service)]
 Reads = Annotated[ReadModels, Depends(read_models)]
 Lifecycle = Annotated[BatchLifecycle, Depends(lifecycle)]
+Jobs = Annotated[JobService, Depends(job_service)]
