@@ -8,13 +8,15 @@ from pydantic import AliasChoices, Field
 
 from batch_api.adapters import metrics
 from batch_api.adapters.keys import ApiKeyStore
+from batch_api.adapters.live import LiveFeed
 from batch_api.adapters.registry import BatchRegistry
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import install_problem_handlers
-from batch_api.api.routes import batches, job_types, jobs
+from batch_api.api.routes import batches, events, job_types, jobs
 from batch_api.handlers.batches import BatchService
 from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
+from batch_api.handlers.live import LiveEvents
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
 from servicekit.runtime import ServiceRuntime
@@ -26,6 +28,7 @@ NAME = "batch-api"
 ROUTERS: tuple[APIRouter, ...] = (
     batches.router,
     jobs.router,
+    events.router,
     job_types.router,
 )
 
@@ -51,6 +54,8 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     service = BatchService(registry, read_models, events, settings.topics)
     lifecycle = BatchLifecycle(service, registry, read_models, events, settings.topics)
     job_service = JobService(service, registry, read_models, events, settings.topics)
+    feed = LiveFeed(settings.kafka_bootstrap_servers, settings.topics)
+    runtime.background(feed.run)
 
     async def on_connected() -> None:
         await registry.setup()
@@ -74,6 +79,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.batches = service
     app.state.lifecycle = lifecycle
     app.state.jobs = job_service
+    app.state.live = LiveEvents(service, feed)
     app.state.read_models = read_models
     install_problem_handlers(app)
     for router in ROUTERS:

@@ -13,6 +13,7 @@ from batch_api.domain.principal import Principal
 from batch_api.handlers.batches import BatchService
 from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
+from batch_api.handlers.live import LiveEvents
 
 
 def _state(request: Request) -> object:
@@ -53,6 +54,11 @@ def job_service(request: Request) -> JobService:
     return handler
 
 
+def live_events(request: Request) -> LiveEvents:
+    handler: LiveEvents = request.app.state.live
+    return handler
+
+
 def read_models(request: Request) -> ReadModels:
     models: ReadModels = request.app.state.read_models
     return models
@@ -63,3 +69,4 @@ Batches = Annotated[BatchService, Depends(batch_service)]
 Reads = Annotated[ReadModels, Depends(read_models)]
 Lifecycle = Annotated[BatchLifecycle, Depends(lifecycle)]
 Jobs = Annotated[JobService, Depends(job_service)]
+Live = Annotated[LiveEvents, Depends(live_events)]
