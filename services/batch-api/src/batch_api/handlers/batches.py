@@ -101,8 +101,8 @@ class BatchService:
             "job_type": body.job_type,
             "priority": body.priority,
             "tags": body.tags,
-            "deadline": body.deadline,
-            "config": body.config.model_dump(mode="json"),
+            "deadline": body.deadline or body.config.deadline,
+            "config": _config_with_deadline(body).model_dump(mode="json"),
             "total": len(items),
             "chunks": len(starts),
             "chunk_first": {str(c): first for c, first in enumerate(starts)},
@@ -375,6 +375,13 @@ class BatchService:
         if len(alternatives) == 1:
             return alternatives[0]
         return {"$or": alternatives}
+
+
+def _config_with_deadline(body: BatchCreate) -> BatchConfig:
+    """The top-level `deadline` is the scheduler's `config.deadline` when that is unset."""
+    if body.deadline is not None and body.config.deadline is None:
+        return body.config.model_copy(update={"deadline": body.deadline})
+    return body.config
 
 
 def _conflict(detail: str, status: str) -> Problem:
