@@ -101,3 +101,27 @@ def test_a_job_cancelled_while_waiting_for_its_retry_ends_cancelled_in_any_order
     assert views[0]["status"] == "cancelled"
     assert views[0]["error_message"] == "batch cancelled"
     assert views[0]["errors"]["1"]["error_class"] == "Flaky"  # type: ignore[index]
+
+
+def test_every_attempt_is_recorded_with_its_error() -> None:
+    attempts = fold(history())["attempts"]
+    assert attempts == {
+        "1": {
+            "attempt": 1,
+            "status": "failed",
+            "executor": "e",
+            "started_at": T0,
+            "finished_at": T0,
+            "error": {"class": "Flaky", "message": "x", "retryable": True},
+        },
+        "2": {
+            "attempt": 2,
+            "status": "completed",
+            "executor": "f",
+            "started_at": T0,
+            "finished_at": T0,
+            "error": None,
+        },
+    }
+    running = fold(history()[3:4])["attempts"]
+    assert running == {"2": {"attempt": 2, "status": "running", "executor": "f", "started_at": T0}}

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 from pydantic import AliasChoices, Field
 
 from batch_api.adapters import metrics
 from batch_api.adapters.keys import ApiKeyStore
+from batch_api.adapters.live import LiveFeed
 from batch_api.adapters.registry import BatchRegistry
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import install_problem_handlers
-from batch_api.api.routes import batches, job_types
+from batch_api.api.routes import batches, events, job_types, jobs
 from batch_api.api.routes.library import mount_library
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.jobs import JobService
+from batch_api.handlers.lifecycle import BatchLifecycle
+from batch_api.handlers.live import LiveEvents
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
 from servicekit.runtime import ServiceRuntime
@@ -21,6 +25,13 @@ from servicekit.settings import ServiceSettings
 from servicekit.store import connect_store
 
 NAME = "batch-api"
+# Every HTTP surface of the API, one line each.
+ROUTERS: tuple[APIRouter, ...] = (
+    batches.router,
+    jobs.router,
+    events.router,
+    job_types.router,
+)
 
 
 class ApiSettings(ServiceSettings):
@@ -40,8 +51,12 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     registry = BatchRegistry(db)
     read_models = ReadModels(db)
     keys = ApiKeyStore(db)
-    publisher = ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe)
-    service = BatchService(registry, read_models, publisher, settings.topics)
+    events = ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe)
+    service = BatchService(registry, read_models, events, settings.topics)
+    lifecycle = BatchLifecycle(service, registry, read_models, events, settings.topics)
+    job_service = JobService(service, registry, read_models, events, settings.topics)
+    feed = LiveFeed(settings.kafka_bootstrap_servers, settings.topics)
+    runtime.background(feed.run)
 
     async def on_connected() -> None:
         await registry.setup()
@@ -63,10 +78,13 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     )
     app.state.keys = keys
     app.state.batches = service
+    app.state.lifecycle = lifecycle
+    app.state.jobs = job_service
+    app.state.live = LiveEvents(service, feed)
     app.state.read_models = read_models
     install_problem_handlers(app)
-    app.include_router(batches.router)
-    app.include_router(job_types.router)
+    for router in ROUTERS:
+        app.include_router(router)
     mount_library(app, db, service)
 
     @app.get("/", include_in_schema=False)

@@ -4,25 +4,89 @@ separate from events and from stored documents; write models reject unknown fiel
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.vocabulary import BatchConfig, PriorityName
+from contracts.vocabulary import PRIORITY_LEVELS, BatchConfig, BatchStatus, PriorityName
+
+BATCH_STATUSES: tuple[str, ...] = BatchStatus.__args__  # type: ignore[attr-defined]
 
 MAX_INLINE_ITEMS = 10_000
 
 
+Tag = Annotated[str, Field(min_length=1, max_length=100)]
+Priority = PriorityName | Annotated[int, Field(ge=1, le=10)]
+
+
 class BatchCreate(BaseModel):
+    """A new batch. With `items` (up to 10,000) it is submitted at once; with `draft: true`
+    it waits in status `draft` for chunked uploads and a submit."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
     job_type: str = Field(min_length=1, max_length=100)
-    priority: PriorityName | int = "medium"
-    tags: list[str] = Field(default_factory=list, max_length=50)
-    items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_INLINE_ITEMS)
+    priority: Priority = "medium"
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    deadline: datetime | None = None
+    items: list[dict[str, Any]] | None = Field(
+        default=None, min_length=1, max_length=MAX_INLINE_ITEMS
+    )
+    draft: bool = False
     config: BatchConfig = BatchConfig()
+
+    @model_validator(mode="after")
+    def _items_unless_draft(self) -> BatchCreate:
+        if not self.draft and not self.items:
+            raise ValueError("items are required unless the batch is a draft (`draft: true`)")
+        return self
+
+
+class BatchUpdate(BaseModel):
+    """Changes to a batch; absent fields stay. `config` only before the batch is submitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+    priority: Priority | None = None
+    deadline: datetime | None = None
+    config: BatchConfig | None = None
+
+
+class RollbackBody(BaseModel):
+    """`dry_run` only plans; `job_ids` limits the rollback to some completed jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = False
+    job_ids: list[str] | None = Field(default=None, max_length=MAX_INLINE_ITEMS)
+    reason: str = Field(default="", max_length=1000)
+
+
+class PlannedCompensation(BaseModel):
+    job_id: str
+    index: int
+    finished_at: datetime | None = None
+    output: dict[str, Any] | None = None
+
+
+class RollbackPlan(BaseModel):
+    """The completed jobs a rollback would compensate, most recently completed first."""
+
+    jobs: list[PlannedCompensation]
+    count: int
+    truncated: bool = False
+
+
+class ActionAccepted(BaseModel):
+    batch_id: str
+    action: str
+    status: str
+    plan: RollbackPlan | None = None
 
 
 class Progress(BaseModel):
@@ -51,6 +115,7 @@ class BatchPublic(BaseModel):
     owner: str
     status: str
     created_at: datetime
+    deadline: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     config: dict[str, Any]
@@ -58,9 +123,107 @@ class BatchPublic(BaseModel):
     reason: str | None = None
 
 
+MAX_PAGE = 500
+
+
+class BatchFilters(BaseModel):
+    """Filters of a batch listing; every given filter must hold."""
+
+    status: list[str] | None = None
+    priority: PriorityName | int | None = None
+    job_type: str | None = None
+    tag: str | None = None
+    owner: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    q: str | None = Field(default=None, description="text in the batch's name")
+
+    @classmethod
+    def from_query(cls, *, status: str | None, priority: str | None, **rest: Any) -> BatchFilters:
+        """From query parameters: `status` comma-separated, `priority` a name or 1–10.
+        Raises `ValueError` naming a bad value."""
+        level: PriorityName | int | None = None
+        if priority:
+            if priority.isdigit() and 1 <= int(priority) <= 10:
+                level = int(priority)
+            elif priority in PRIORITY_LEVELS:
+                level = priority  # type: ignore[assignment]
+            else:
+                raise ValueError(
+                    f"priority {priority!r} is not low, medium, high, critical or 1-10"
+                )
+        statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
+        for s in statuses or []:
+            if s not in BATCH_STATUSES:
+                raise ValueError(f"status {s!r} is not one of {', '.join(BATCH_STATUSES)}")
+        return cls(status=statuses, priority=level, **rest)
+
+
+class ItemsUpload(BaseModel):
+    """A chunk of items as JSON (the alternative to `application/x-ndjson`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_INLINE_ITEMS)
+
+
+class ItemsAdded(BaseModel):
+    batch_id: str
+    added: int
+    total: int
+
+
 class BatchPage(BaseModel):
     items: list[BatchPublic]
     next_cursor: str | None = None
+
+
+class JobError(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    class_: str = Field(alias="class", serialization_alias="class")
+    message: str
+    retryable: bool | None = None
+
+
+class JobAttempt(BaseModel):
+    attempt: int
+    executor: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    status: str
+    error: JobError | None = None
+
+
+class JobPublic(BaseModel):
+    """One job: its item, status, latest result or error and every attempt."""
+
+    id: str
+    batch_id: str
+    index: int
+    status: str
+    attempt: int
+    item: dict[str, Any] | None = None
+    output: dict[str, Any] | None = None
+    metrics: dict[str, float] | None = None
+    error: JobError | None = None
+    attempts: list[JobAttempt] = Field(default_factory=list)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+
+
+class JobPage(BaseModel):
+    items: list[JobPublic]
+    next_cursor: str | None = None
+
+
+class JobActionAccepted(BaseModel):
+    batch_id: str
+    job_id: str
+    action: str
+    status: str
 
 
 class JobTypePublic(BaseModel):

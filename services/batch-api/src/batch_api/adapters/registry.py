@@ -1,9 +1,14 @@
-"""What the API owns about batches: the registry (tenant, owner, submission state), the
-uploaded item chunks (the outbox for submission) and idempotency keys.
+"""What the API owns about batches: the registry (tenant, owner, descriptive fields, the
+phase before submission, archiving), the uploaded item chunks (the outbox for submission) and
+idempotency keys.
 
-Collections: `batches`, `batch_uploads`, `idempotency_keys`. A batch whose submission did not
-finish publishing (status `submitting`) is published again from its stored chunks; events
-have deterministic ids, so consumers recognise the repeats."""
+Collections: `batches`, `batch_uploads`, `idempotency_keys`. A registry document holds
+`phase` (`draft`, `uploading`, `submitted` or `cancelled` for a draft cancelled before
+submission), `total`, `chunks` and `chunk_starts` (the first job index of every chunk, in
+chunk order). A batch whose submission did not finish publishing (`submission: publishing`)
+is published again from its stored chunks; events have deterministic ids, so consumers
+recognise the repeats. Chunk documents are keyed `<batch id>:<chunk>` and read by `_id`
+(the local store scans on any other filter)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -43,6 +48,51 @@ class BatchRegistry:
     async def set(self, batch_id: str, fields: dict[str, Any]) -> None:
         await self.batches.update_one({"_id": batch_id}, {"$set": fields})
 
+    async def set_if(self, batch_id: str, expected: dict[str, Any], fields: dict[str, Any]) -> bool:
+        """Sets `fields` only if the document still matches `expected`; False otherwise
+        (someone changed it in between)."""
+        result = await self.batches.update_one({"_id": batch_id, **expected}, {"$set": fields})
+        return result.matched_count == 1
+
+    async def allocate_chunks(
+        self, batch_id: str, phases: list[str], sizes: list[int]
+    ) -> Document | None:
+        """Reserves chunk numbers and job indexes for an upload of chunks of `sizes` items, if
+        the batch is in one of `phases`; moves it to `uploading`. Returns the document after
+        the change (None if the batch is not in those phases). Concurrent uploads get
+        disjoint ranges: the counters change in one document update."""
+        doc: Document | None = await self.batches.find_one_and_update(
+            {"_id": batch_id, "phase": {"$in": phases}},
+            {
+                "$inc": {"total": sum(sizes), "chunks": len(sizes)},
+                "$set": {"phase": "uploading"},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return doc
+
+    async def record_chunk_starts(self, batch_id: str, starts: dict[int, int]) -> None:
+        """Records the first index of allocated chunks (`chunk → first index`)."""
+        await self.batches.update_one(
+            {"_id": batch_id},
+            {"$set": {f"chunk_first.{chunk}": first for chunk, first in starts.items()}},
+        )
+
+    async def delete(self, batch_id: str, chunks: int) -> None:
+        """Removes a batch and its item chunks, one `_id`-keyed delete each."""
+        for chunk in range(chunks):
+            await self.uploads.delete_one({"_id": f"{batch_id}:{chunk}"})
+        await self.batches.delete_one({"_id": batch_id})
+
+    async def find(
+        self, query: dict[str, Any], limit: int, before_id: str | None
+    ) -> list[Document]:
+        """Registry documents matching `query`, newest first (ids are time-ordered)."""
+        if before_id is not None:
+            query = {**query, "_id": {**query.get("_id", {}), "$lt": before_id}}
+        cursor = self.batches.find(query).sort("_id", DESCENDING).limit(limit)
+        return [d async for d in cursor]
+
     async def put_chunk(
         self, batch_id: str, chunk: int, first_index: int, items: list[dict[str, Any]]
     ) -> None:
@@ -56,10 +106,29 @@ class BatchRegistry:
         with contextlib.suppress(DuplicateKeyError):
             await self.uploads.insert_one(doc)
 
-    async def chunks(self, batch_id: str) -> AsyncIterator[Document]:
-        cursor = self.uploads.find({"batch_id": batch_id}).sort("chunk", ASCENDING)
-        async for doc in cursor:
-            yield doc
+    async def chunk(self, batch_id: str, chunk: int) -> Document | None:
+        return await self.uploads.find_one({"_id": f"{batch_id}:{chunk}"})
+
+    async def chunks(self, batch_id: str, count: int | None = None) -> AsyncIterator[Document]:
+        """The batch's chunks in order; by `_id` when their `count` is known."""
+        if count is None:
+            cursor = self.uploads.find({"batch_id": batch_id}).sort("chunk", ASCENDING)
+            async for doc in cursor:
+                yield doc
+            return
+        for number in range(count):
+            found = await self.chunk(batch_id, number)
+            if found is not None:
+                yield found
+
+    async def missing_chunks(self, batch_id: str, count: int) -> int:
+        """How many of chunks 0..count-1 are not stored (yet)."""
+        ids = [f"{batch_id}:{c}" for c in range(count)]
+        found = 0
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            found += len([d async for d in self.uploads.find({"_id": {"$in": part}}, {"_id": 1})])
+        return count - found
 
     async def unfinished_submissions(self, older_than: datetime) -> list[str]:
         cursor = self.batches.find(
@@ -82,3 +151,10 @@ class BatchRegistry:
         except DuplicateKeyError:
             return await self.idempotency.find_one({"_id": doc["_id"]})
         return None
+
+    async def release_idempotency_key(self, tenant: str, key: str) -> None:
+        """Forgets a claimed key whose request failed, so a retry can use it."""
+        await self.idempotency.delete_one({"_id": f"{tenant}:{key}"})
+
+    async def record_idempotent_result(self, tenant: str, key: str, result: Document) -> None:
+        await self.idempotency.update_one({"_id": f"{tenant}:{key}"}, {"$set": {"result": result}})

@@ -1,41 +1,57 @@
-"""Read access to what other services project or announce: `batch_views` (the reporter's
-read model) and `job_types` (announced by executors). The API never writes these."""
+"""Read access to what other services project or announce: `batch_views` and `job_views`
+(the reporter's read models; job views in buckets of 1,000 read by `_id`) and `job_types`
+(announced by executors). The API never writes these."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import AsyncIterator
 
-from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from servicekit.buckets import BUCKET_SIZE, bucket_id, index_of
 from servicekit.store import Document
 
 
 class ReadModels:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.views = db["batch_views"]
+        self.jobs = db["job_views"]
         self.job_types_col = db["job_types"]
         self._job_types: tuple[float, dict[str, Document]] = (0.0, {})
 
     async def batch_view(self, batch_id: str) -> Document | None:
         return await self.views.find_one({"_id": batch_id})
 
-    async def batch_views(
-        self, tenant: str, limit: int, before: tuple[Any, str] | None, status: str | None
-    ) -> list[Document]:
-        query: dict[str, Any] = {"tenant": tenant}
-        if status:
-            query["status"] = status
-        if before is not None:
-            created_at, batch_id = before
-            query["$or"] = [
-                {"created_at": {"$lt": created_at}},
-                {"created_at": created_at, "_id": {"$lt": batch_id}},
-            ]
-        cursor = self.views.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-        return [d async for d in cursor.limit(limit)]
+    async def batch_views_by_id(self, ids: list[str]) -> dict[str, Document]:
+        """The views of these batches (a page of a listing), by id."""
+        if not ids:
+            return {}
+        return {d["_id"]: d async for d in self.views.find({"_id": {"$in": ids}})}
+
+    async def batch_ids_with_status(self, tenant: str, statuses: list[str]) -> list[str]:
+        """Ids of the tenant's batches whose view is in one of `statuses`."""
+        query = {"tenant": tenant, "status": {"$in": statuses}}
+        return [d["_id"] async for d in self.views.find(query, {"_id": 1})]
+
+    async def job_bucket(self, batch_id: str, bucket: int) -> dict[str, Document]:
+        """The job views of one bucket (`j<k>` → view); empty if none was projected yet."""
+        doc = await self.jobs.find_one({"_id": bucket_id(batch_id, bucket)}, {"jobs": 1})
+        jobs: dict[str, Document] = (doc or {}).get("jobs") or {}
+        return jobs
+
+    async def job_views(
+        self, batch_id: str, total: int, first_index: int = 0
+    ) -> AsyncIterator[tuple[int, Document]]:
+        """(index, view) of every projected job from `first_index` on, in index order, read
+        bucket by bucket by `_id`."""
+        for bucket in range(first_index // BUCKET_SIZE, (total + BUCKET_SIZE - 1) // BUCKET_SIZE):
+            views = await self.job_bucket(batch_id, bucket)
+            for key in sorted(views, key=lambda k: int(k[1:])):
+                index = index_of(bucket, key)
+                if index >= first_index:
+                    yield index, views[key]
 
     async def job_types(self, max_age_s: float = 2.0) -> dict[str, Document]:
         """Announced job types by name, with `input_schema` parsed. Cached briefly."""

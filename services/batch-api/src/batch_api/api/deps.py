@@ -11,6 +11,9 @@ from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.jobs import JobService
+from batch_api.handlers.lifecycle import BatchLifecycle
+from batch_api.handlers.live import LiveEvents
 
 
 def _state(request: Request) -> object:
@@ -41,6 +44,21 @@ def batch_service(request: Request) -> BatchService:
     return service
 
 
+def lifecycle(request: Request) -> BatchLifecycle:
+    handler: BatchLifecycle = request.app.state.lifecycle
+    return handler
+
+
+def job_service(request: Request) -> JobService:
+    handler: JobService = request.app.state.jobs
+    return handler
+
+
+def live_events(request: Request) -> LiveEvents:
+    handler: LiveEvents = request.app.state.live
+    return handler
+
+
 def read_models(request: Request) -> ReadModels:
     models: ReadModels = request.app.state.read_models
     return models
@@ -49,3 +67,6 @@ def read_models(request: Request) -> ReadModels:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 Batches = Annotated[BatchService, Depends(batch_service)]
 Reads = Annotated[ReadModels, Depends(read_models)]
+Lifecycle = Annotated[BatchLifecycle, Depends(lifecycle)]
+Jobs = Annotated[JobService, Depends(job_service)]
+Live = Annotated[LiveEvents, Depends(live_events)]

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,9 +24,17 @@ from jsonschema.exceptions import SchemaError
 from batch_api.adapters.registry import BatchRegistry
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import Problem
+from batch_api.domain.lifecycle import UNSUBMITTED, status_of
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
-from batch_api.schemas import BatchCreate, BatchPage, BatchPublic, Progress
+from batch_api.schemas import (
+    BatchCreate,
+    BatchFilters,
+    BatchPage,
+    BatchPublic,
+    ItemsAdded,
+    Progress,
+)
 from contracts.codec import envelope_for
 from contracts.envelope import deterministic_event_id
 from contracts.events import BatchCreated, BatchItemsAdded, BatchSubmitted, Event
@@ -36,6 +45,7 @@ from servicekit.publisher import EventPublisher, Outgoing
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1000
+OWN_PHASES = frozenset({"draft", "uploading", "cancelled"})
 PRODUCER = "batch-api"
 
 
@@ -80,48 +90,57 @@ class BatchService:
                     return await self.get(batch_id, who), False
                 # The key was claimed but the batch was never stored (the store failed in
                 # between): create it now, under the id the key already names.
-        inserted = await self.registry.insert(
-            {
-                "_id": batch_id,
-                "tenant": who.tenant,
-                "owner": who.user,
-                "name": body.name,
-                "description": body.description,
-                "job_type": body.job_type,
-                "priority": body.priority,
-                "tags": body.tags,
-                "config": body.config.model_dump(mode="json"),
-                "total": len(body.items),
-                "created_at": now,
-                "submitted_at": now,
-                "submission": "publishing",
-            }
-        )
-        if not inserted:
+        items = body.items or []
+        starts = list(range(0, len(items), CHUNK_SIZE))
+        doc: dict[str, Any] = {
+            "_id": batch_id,
+            "tenant": who.tenant,
+            "owner": who.user,
+            "name": body.name,
+            "description": body.description,
+            "job_type": body.job_type,
+            "priority": body.priority,
+            "tags": body.tags,
+            "deadline": body.deadline or body.config.deadline,
+            "config": _config_with_deadline(body).model_dump(mode="json"),
+            "total": len(items),
+            "chunks": len(starts),
+            "chunk_first": {str(c): first for c, first in enumerate(starts)},
+            "created_at": now,
+            "phase": "draft" if body.draft else "submitted",
+        }
+        if not body.draft:
+            doc |= {"submitted_at": now, "submission": "publishing"}
+        if not await self.registry.insert(doc):
             return await self.get(batch_id, who), False
-        for chunk, start in enumerate(range(0, len(body.items), CHUNK_SIZE)):
-            await self.registry.put_chunk(
-                batch_id, chunk, start, body.items[start : start + CHUNK_SIZE]
-            )
-        await self.publish_submission(batch_id)
+        for chunk, start in enumerate(starts):
+            await self.registry.put_chunk(batch_id, chunk, start, items[start : start + CHUNK_SIZE])
+        if not body.draft:
+            await self.publish_submission(batch_id)
         return await self.get(batch_id, who), True
 
     async def _validate_items(self, body: BatchCreate) -> None:
+        await self.validate_items(body.job_type, body.items or [])
+
+    async def validate_items(
+        self, job_type_name: str, items: list[dict[str, Any]], first_index: int = 0
+    ) -> None:
+        """Raises a 422 problem if the job type is unknown or items do not match its schema."""
         job_types = await self.read_models.job_types()
-        job_type = job_types.get(body.job_type)
+        job_type = job_types.get(job_type_name)
         if job_type is None:
             known = ", ".join(sorted(job_types)) or "none announced yet"
             raise Problem(
                 422,
                 "Unknown job type",
-                f"job type {body.job_type!r} is not served by any executor (known: {known})",
+                f"job type {job_type_name!r} is not served by any executor (known: {known})",
             )
         try:
             validator = Draft202012Validator(job_type["input_schema"])
         except SchemaError:
             return
         problems = []
-        for i, item in enumerate(body.items):
+        for i, item in enumerate(items, start=first_index):
             error = next(iter(validator.iter_errors(item)), None)
             if error is not None:
                 where = "/".join(str(p) for p in error.absolute_path)
@@ -133,10 +152,106 @@ class BatchService:
             raise Problem(
                 422,
                 "Invalid items",
-                f"{len(problems)} item(s) do not match the input schema of {body.job_type}; "
+                f"{len(problems)} item(s) do not match the input schema of {job_type_name}; "
                 f"item {first['item']}: {first['msg']}",
                 errors=problems,
             )
+
+    async def add_items(
+        self, batch_id: str, items: list[dict[str, Any]], who: Principal, *, validate: bool = True
+    ) -> tuple[int, int]:
+        """Stores items for a draft or uploading batch (which becomes `uploading`) in chunks
+        of up to 1,000; returns (items added, items in the batch now). Nothing is published
+        until the batch is submitted. A 409 problem once the batch was submitted."""
+        if not who.may("operator"):
+            raise Problem(403, "Forbidden", "a viewer key cannot add items", kind="forbidden")
+        found = await self.load(batch_id, who)
+        if found.status not in UNSUBMITTED:
+            raise _conflict(
+                f"items can only be added before submission; the batch is {found.status}",
+                found.status,
+            )
+        if not items:
+            raise Problem(422, "Invalid items", "the upload holds no items", kind="invalid-items")
+        if validate:
+            await self.validate_items(found.doc["job_type"], items)
+        sizes = [len(items[s : s + CHUNK_SIZE]) for s in range(0, len(items), CHUNK_SIZE)]
+        doc = await self.registry.allocate_chunks(batch_id, sorted(UNSUBMITTED), sizes)
+        if doc is None:
+            now = await self.load(batch_id, who)
+            raise _conflict(
+                f"items can only be added before submission; the batch is {now.status}", now.status
+            )
+        chunk = int(doc["chunks"]) - len(sizes)
+        first = int(doc["total"]) - len(items)
+        starts = {chunk + n: first + n * CHUNK_SIZE for n in range(len(sizes))}
+        await self.registry.record_chunk_starts(batch_id, starts)
+        for n, (c, start) in enumerate(starts.items()):
+            offset = n * CHUNK_SIZE
+            await self.registry.put_chunk(batch_id, c, start, items[offset : offset + sizes[n]])
+        return len(items), int(doc["total"])
+
+    async def upload(
+        self, batch_id: str, items: list[dict[str, Any]], who: Principal, key: str | None
+    ) -> ItemsAdded:
+        """`add_items` honouring an Idempotency-Key: a repeated upload with the same key and
+        body returns the first one's result and stores nothing again."""
+        if not key:
+            added, total = await self.add_items(batch_id, items, who)
+            return ItemsAdded(batch_id=batch_id, added=added, total=total)
+        await self.load(batch_id, who)
+        body_hash = hashlib.sha256(orjson.dumps(items)).hexdigest()
+        scope = f"items:{batch_id}:{key}"
+        earlier = await self.registry.claim_idempotency_key(
+            who.tenant, scope, body_hash, batch_id, datetime.now(UTC)
+        )
+        if earlier is not None:
+            if earlier["body_hash"] != body_hash:
+                raise Problem(
+                    409,
+                    "Idempotency key reused",
+                    "this Idempotency-Key was used with a different request body",
+                )
+            if earlier.get("result") is None:
+                raise Problem(
+                    409, "Conflict", "an upload with this Idempotency-Key is still in progress"
+                )
+            return ItemsAdded.model_validate(earlier["result"])
+        try:
+            added, total = await self.add_items(batch_id, items, who)
+        except Exception:
+            await self.registry.release_idempotency_key(who.tenant, scope)
+            raise
+        result = ItemsAdded(batch_id=batch_id, added=added, total=total)
+        await self.registry.record_idempotent_result(who.tenant, scope, result.model_dump())
+        return result
+
+    async def submit(self, batch_id: str, who: Principal) -> BatchPublic:
+        """Submits a draft or uploading batch: it becomes `queued` and is published with all
+        its items. 409 once submitted; 422 if it holds no items."""
+        if not who.may("operator"):
+            raise Problem(403, "Forbidden", "a viewer key cannot submit", kind="forbidden")
+        found = await self.load(batch_id, who)
+        if found.status not in UNSUBMITTED:
+            raise _conflict(
+                f"only a draft can be submitted; the batch is {found.status}", found.status
+            )
+        total, chunks = int(found.doc.get("total") or 0), int(found.doc.get("chunks") or 0)
+        if total == 0:
+            raise Problem(422, "No items", "add items before submitting the batch", kind="no-items")
+        if await self.registry.missing_chunks(batch_id, chunks):
+            raise _conflict(
+                "an upload to this batch is still being stored; try again", found.status
+            )
+        now = datetime.now(UTC)
+        if not await self.registry.set_if(
+            batch_id,
+            {"phase": found.status, "chunks": chunks},
+            {"phase": "submitted", "submission": "publishing", "submitted_at": now},
+        ):
+            raise _conflict("the batch changed while it was submitted; try again", found.status)
+        await self.publish_submission(batch_id)
+        return await self.get(batch_id, who)
 
     async def publish_submission(self, batch_id: str) -> None:
         """Publishes a stored batch and its chunks; safe to repeat."""
@@ -156,7 +271,7 @@ class BatchService:
         )
         messages = [self._out(doc, created, "created")]
         chunks = 0
-        async for chunk in self.registry.chunks(batch_id):
+        async for chunk in self.registry.chunks(batch_id, doc.get("chunks")):
             added = BatchItemsAdded(
                 batch_id=batch_id,
                 chunk=chunk["chunk"],
@@ -191,27 +306,98 @@ class BatchService:
             await self.publish_submission(batch_id)
         return len(ids)
 
-    async def get(self, batch_id: str, who: Principal) -> BatchPublic:
+    async def load(self, batch_id: str, who: Principal) -> Loaded:
+        """The batch's registry document, view and status; a 404 problem if the caller's
+        tenant has no such batch (another tenant's batch is not found, not forbidden)."""
         doc = await self.registry.get(batch_id)
         if doc is None or doc["tenant"] != who.tenant:
             raise Problem(404, "Not found", f"no batch {batch_id}")
-        view = await self.read_models.batch_view(batch_id)
-        return _public(doc, view)
+        view = None
+        if doc.get("phase", "submitted") == "submitted":
+            view = await self.read_models.batch_view(batch_id)
+        return Loaded(doc, view, status_of(doc, view))
+
+    async def get(self, batch_id: str, who: Principal) -> BatchPublic:
+        found = await self.load(batch_id, who)
+        return public_batch(found.doc, found.view)
 
     async def list(
-        self, who: Principal, limit: int, cursor: str | None, status: str | None
+        self, who: Principal, filters: BatchFilters, limit: int, cursor: str | None
     ) -> BatchPage:
+        """The caller's tenant's batches matching `filters`, newest first; `next_cursor`
+        continues after the last one returned (None on the last page)."""
         before = _decode_cursor(cursor) if cursor else None
-        views = await self.read_models.batch_views(who.tenant, limit + 1, before, status)
-        items = [_public(_registry_from_view(v), v) for v in views[:limit]]
-        next_cursor = None
-        if len(views) > limit:
-            last = views[limit - 1]
-            next_cursor = _encode_cursor(last["created_at"], last["_id"])
+        query = await self._list_query(who.tenant, filters)
+        docs = await self.registry.find(query, limit + 1, before)
+        page = docs[:limit]
+        views = await self.read_models.batch_views_by_id([d["_id"] for d in page])
+        items = [public_batch(d, views.get(d["_id"])) for d in page]
+        next_cursor = _encode_cursor(page[-1]["_id"]) if len(docs) > limit else None
         return BatchPage(items=items, next_cursor=next_cursor)
 
+    async def _list_query(self, tenant: str, f: BatchFilters) -> dict[str, Any]:
+        query: dict[str, Any] = {"tenant": tenant}
+        if f.priority is not None:
+            query["priority"] = f.priority
+        if f.job_type:
+            query["job_type"] = f.job_type
+        if f.tag:
+            query["tags"] = f.tag
+        if f.owner:
+            query["owner"] = f.owner
+        created: dict[str, Any] = {}
+        if f.created_after:
+            created["$gte"] = f.created_after
+        if f.created_before:
+            created["$lt"] = f.created_before
+        if created:
+            query["created_at"] = created
+        if f.q:
+            query["name"] = {"$regex": re.escape(f.q), "$options": "i"}
+        if f.status:
+            query |= await self._status_query(tenant, set(f.status))
+        return query
 
-def _public(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPublic:
+    async def _status_query(self, tenant: str, statuses: set[str]) -> dict[str, Any]:
+        """The API's own phases are in the registry; the others come from the batch views."""
+        alternatives: list[dict[str, Any]] = []
+        if "archived" in statuses:
+            alternatives.append({"archived_at": {"$ne": None}})
+        own = sorted(statuses & OWN_PHASES)
+        if own:
+            alternatives.append({"phase": {"$in": own}, "archived_at": None})
+        viewed = sorted(statuses - OWN_PHASES - {"archived"})
+        if viewed:
+            ids = await self.read_models.batch_ids_with_status(tenant, viewed)
+            alternatives.append(
+                {"_id": {"$in": ids}, "phase": {"$nin": sorted(OWN_PHASES)}, "archived_at": None}
+            )
+        if len(alternatives) == 1:
+            return alternatives[0]
+        return {"$or": alternatives}
+
+
+def _config_with_deadline(body: BatchCreate) -> BatchConfig:
+    """The top-level `deadline` is the scheduler's `config.deadline` when that is unset."""
+    if body.deadline is not None and body.config.deadline is None:
+        return body.config.model_copy(update={"deadline": body.deadline})
+    return body.config
+
+
+def _conflict(detail: str, status: str) -> Problem:
+    return Problem(409, "Conflict", detail, kind="conflict", batch_status=status)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    doc: dict[str, Any]
+    view: dict[str, Any] | None
+    status: str
+
+
+def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPublic:
+    """The HTTP shape of a batch: the registry's fields, the view's status and progress."""
+    status = status_of(doc, view)
     view = view or {}
     counts = view.get("counts") or {"total": doc.get("total", 0), "pending": doc.get("total", 0)}
     if not counts.get("total"):
@@ -226,8 +412,9 @@ def _public(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPublic:
         priority=doc.get("priority", "medium"),
         tags=doc.get("tags", []),
         owner=doc.get("owner", ""),
-        status=view.get("status", "queued"),
+        status=status,
         created_at=doc["created_at"],
+        deadline=doc.get("deadline"),
         started_at=started_at,
         finished_at=finished_at,
         config=doc.get("config", {}),
@@ -236,19 +423,15 @@ def _public(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPublic:
     )
 
 
-def _registry_from_view(view: dict[str, Any]) -> dict[str, Any]:
-    return {**view, "total": (view.get("counts") or {}).get("total", 0)}
-
-
-def _encode_cursor(created_at: datetime, batch_id: str) -> str:
-    raw = orjson.dumps([created_at.isoformat(), batch_id])
+def _encode_cursor(batch_id: str) -> str:
+    """Batch ids are time-ordered, so the last id returned is the position."""
+    raw = orjson.dumps({"before": batch_id})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _decode_cursor(cursor: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, batch_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), str(batch_id)
+        return str(orjson.loads(base64.urlsafe_b64decode(padded))["before"])
     except Exception as exc:
         raise Problem(400, "Invalid cursor", "the cursor is not one this API returned") from exc

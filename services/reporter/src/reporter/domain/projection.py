@@ -85,6 +85,30 @@ def job_version(e: JobEvent) -> int:
     return e.attempt * 10 + _RANK[e.TYPE]
 
 
+def fold_attempt(attempts: dict[str, Any], e: JobEvent) -> dict[str, Any]:
+    """Per-attempt records (`"<n>"` → executor, started_at, finished_at, status, error),
+    merged field by field so they come out the same in any order: a finished attempt stays
+    finished when its `JobStarted` arrives late. Scheduler events (`JobRetryScheduled`,
+    `JobCancelled`) are no executor's attempt and add none."""
+    if isinstance(e, JobRetryScheduled | JobCancelled):
+        return attempts
+    record = dict(attempts.get(str(e.attempt)) or {"attempt": e.attempt, "status": "running"})
+    record |= {"executor": e.executor_id, "started_at": e.started_at}
+    if isinstance(e, JobCompleted):
+        record |= {"status": "completed", "finished_at": e.finished_at, "error": None}
+    elif isinstance(e, JobFailed):
+        record |= {
+            "status": "cancelled" if e.cancelled else "failed",
+            "finished_at": e.finished_at,
+            "error": {
+                "class": e.error_class,
+                "message": e.error_message,
+                "retryable": e.retryable,
+            },
+        }
+    return {**attempts, str(e.attempt): record}
+
+
 def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[str, Any]:
     """The job view after `e`. An older event only adds its failure to `errors`."""
     current = view or {"version": 0, "errors": {}}
@@ -98,9 +122,10 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
             "at": e.finished_at,
             "executor": e.executor_id,
         }
+    attempts = fold_attempt(current.get("attempts") or {}, e)
     version = job_version(e)
     if version <= current.get("version", 0):
-        return {**current, "errors": errors}
+        return {**current, "errors": errors, "attempts": attempts}
     fields: dict[str, Any] = {
         "job_id": e.job_id,
         "index": int(e.job_id.rsplit(".", 1)[1]),
@@ -108,6 +133,7 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
         "version": version,
         "updated_at": env.occurred_at,
         "errors": errors,
+        "attempts": attempts,
     }
     if isinstance(e, JobStarted):
         fields |= {"status": "running", "executor": e.executor_id, "started_at": e.started_at}

@@ -66,6 +66,7 @@ class BatchRuntime:
     deadline_boost: float = 1.0
     deadline_at_risk_sent: bool = False
     deadline_missed_sent: bool = False
+    reported: ProgressCounts | None = None  # the counts of the last snapshot sent
 
     # --- items -----------------------------------------------------------------------------
     def add_chunk(self, chunk: int, first_index: int, count: int) -> bool:

@@ -447,7 +447,9 @@ class Scheduler:
                 self._last_progress = now
                 self._watch_deadlines(now)
                 for b in self.batches.values():
-                    if b.dirty:
+                    # By counts, not by `dirty`: a flush clears `dirty` when it saves, so a
+                    # paused batch whose in-flight jobs finish would never report them.
+                    if b.dirty or b.counts() != b.reported:
                         self._emit_snapshot(b, BatchProgress)
             await self._flush()
 
@@ -658,10 +660,11 @@ class Scheduler:
     def _emit_snapshot(self, b: BatchRuntime, cls: type[BatchSnapshot], **extra: Any) -> None:
         b.seq += 1
         b.dirty = True
+        b.reported = b.counts()
         event = cls(
             batch_id=b.batch_id,
             status=b.status,
-            counts=b.counts(),
+            counts=b.reported,
             priority_level=b.priority_level,
             started_at=b.started_at,
             finished_at=b.finished_at,

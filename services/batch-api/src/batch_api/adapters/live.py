@@ -1,0 +1,90 @@
+"""A live tail of `batch.events` and `job.events` for server-sent events.
+
+Each API process reads both topics from their newest offsets without a consumer group (every
+process sees every event; nothing is committed) and hands each decoded event to the
+subscribers whose tenant (and batch, if given) it concerns. A subscriber that does not keep
+up loses its oldest events rather than slowing the tail; it re-reads the batch's state on the
+next snapshot anyway, since every snapshot carries absolute counts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+
+from contracts.codec import PoisonMessage, decode
+from contracts.envelope import Envelope
+from contracts.events import BatchSnapshot, Event, JobFailed
+from contracts.topics import Topics
+
+log = logging.getLogger(__name__)
+QUEUE_SIZE = 1000
+
+
+@dataclass(eq=False)
+class Subscription:
+    tenant: str
+    batch_id: str | None
+    queue: asyncio.Queue[tuple[Envelope, Event]] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_SIZE)
+    )
+
+    def offer(self, env: Envelope, event: Event) -> None:
+        if self.queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+        self.queue.put_nowait((env, event))
+
+
+class LiveFeed:
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.subscribers: set[Subscription] = set()
+        self.started = asyncio.Event()
+
+    def subscribe(self, tenant: str, batch_id: str | None) -> Subscription:
+        sub = Subscription(tenant, batch_id)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscribers.discard(sub)
+
+    async def run(self) -> None:
+        """Tails the topics until cancelled (a background task of the service)."""
+        consumer = AIOKafkaConsumer(
+            self.topics.batch_events,
+            self.topics.job_events,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+        )
+        await consumer.start()
+        self.started.set()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+                for records in batches.values():
+                    for record in records:
+                        self._dispatch(record.value)
+        finally:
+            self.started.clear()
+            await consumer.stop()
+
+    def _dispatch(self, raw: bytes | None) -> None:
+        if raw is None or not self.subscribers:
+            return
+        try:
+            env, event = decode(raw)
+        except PoisonMessage:
+            return  # the consumers that own these topics dead-letter it
+        if not isinstance(event, BatchSnapshot | JobFailed):
+            return
+        for sub in list(self.subscribers):
+            if sub.tenant == env.tenant and sub.batch_id in (None, event.batch_id):
+                sub.offer(env, event)

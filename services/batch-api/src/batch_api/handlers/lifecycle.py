@@ -1,0 +1,265 @@
+"""Lifecycle use cases: actions on a batch (start, pause, resume, cancel, retry, rollback,
+duplicate, archive), changes to its descriptive fields, deletion.
+
+The API refuses at once (409) what the batch's visible status does not allow, then publishes
+the command on `batch.commands`; the scheduler applies it and stays the authority (a command
+that arrives too late is ignored there). What the API owns itself (a draft's cancel, archive,
+patch, delete) it writes to its registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from batch_api.adapters.registry import BatchRegistry
+from batch_api.adapters.views import ReadModels
+from batch_api.api.problems import Problem
+from batch_api.domain.lifecycle import (
+    ActionNotAllowed,
+    check_action,
+    may_change_config,
+    may_delete,
+)
+from batch_api.domain.principal import Principal, Role
+from batch_api.handlers.batches import CHUNK_SIZE, BatchService, Loaded, public_batch
+from batch_api.schemas import (
+    ActionAccepted,
+    BatchCreate,
+    BatchPublic,
+    BatchUpdate,
+    PlannedCompensation,
+    RollbackBody,
+    RollbackPlan,
+)
+from contracts.codec import envelope_for
+from contracts.events import (
+    BatchCancelRequested,
+    BatchPauseRequested,
+    BatchResumeRequested,
+    BatchRetryRequested,
+    Event,
+    RollbackRequested,
+)
+from contracts.topics import Topics
+from contracts.vocabulary import BatchConfig
+from servicekit.publisher import EventPublisher, Outgoing
+
+PRODUCER = "batch-api"
+MAX_PLAN_LISTED = 10_000
+
+
+def conflict(exc: ActionNotAllowed) -> Problem:
+    return Problem(
+        409,
+        "Conflict",
+        f"{exc}; the batch is {exc.status}",
+        kind="conflict",
+        batch_status=exc.status,
+    )
+
+
+def require(who: Principal, role: Role = "operator") -> None:
+    """A 403 problem unless the caller's key has at least `role`."""
+    if not who.may(role):
+        raise Problem(403, "Forbidden", f"this needs a key with the {role} role", kind="forbidden")
+
+
+@dataclass
+class BatchLifecycle:
+    batches: BatchService
+    registry: BatchRegistry
+    read_models: ReadModels
+    publisher: EventPublisher
+    topics: Topics
+
+    async def act(
+        self, batch_id: str, action: str, who: Principal, rollback: RollbackBody | None = None
+    ) -> ActionAccepted | BatchPublic:
+        """Takes `action` on the batch. Returns what was accepted (202) or, for `duplicate`,
+        the new batch (201). Raises a 409 problem naming the current status if the action is
+        not allowed now."""
+        require(who)
+        found = await self.batches.load(batch_id, who)
+        try:
+            check_action(action, found.status)
+        except ActionNotAllowed as exc:
+            raise conflict(exc) from exc
+        accepted = ActionAccepted(batch_id=batch_id, action=action, status=found.status)
+        if action == "start":
+            await self.batches.submit(batch_id, who)
+        elif action == "pause":
+            await self._send(found, BatchPauseRequested(batch_id=batch_id, requested_by=who.user))
+        elif action == "resume":
+            await self._send(found, BatchResumeRequested(batch_id=batch_id, requested_by=who.user))
+        elif action == "cancel":
+            await self._cancel(found, who)
+        elif action == "retry":
+            await self._retry(found, who)
+        elif action == "rollback":
+            return await self._rollback(found, who, rollback or RollbackBody(), accepted)
+        elif action == "duplicate":
+            return await self._duplicate(found, who)
+        elif action == "archive":
+            await self._archive(found)
+        return accepted
+
+    async def _archive(self, found: Loaded) -> None:
+        at = datetime.now(UTC)
+        if not await self.registry.set_if(
+            found.doc["_id"], {"archived_at": None}, {"archived_at": at}
+        ):
+            raise conflict(ActionNotAllowed("batch", "archive", "archived"))
+
+    async def _send(self, found: Loaded, event: Event) -> None:
+        env = envelope_for(event, producer=PRODUCER, tenant=found.doc["tenant"])
+        await self.publisher.publish([Outgoing(self.topics.batch_commands, found.doc["_id"], env)])
+
+    async def _cancel(self, found: Loaded, who: Principal) -> None:
+        batch_id = found.doc["_id"]
+        if found.status in ("draft", "uploading"):
+            # Nothing was published: the cancel is the API's alone.
+            if not await self.registry.set_if(
+                batch_id,
+                {"phase": found.status},
+                {"phase": "cancelled", "finished_at": datetime.now(UTC)},
+            ):
+                raise Problem(409, "Conflict", "the batch changed meanwhile; try again")
+            return
+        await self._send(found, BatchCancelRequested(batch_id=batch_id, requested_by=who.user))
+
+    async def _retry(self, found: Loaded, who: Principal) -> None:
+        failed = int(((found.view or {}).get("counts") or {}).get("failed", 0))
+        if failed == 0:
+            raise Problem(
+                409,
+                "Conflict",
+                f"the batch has no failed jobs to retry; the batch is {found.status}",
+                kind="conflict",
+                batch_status=found.status,
+            )
+        await self._send(
+            found, BatchRetryRequested(batch_id=found.doc["_id"], requested_by=who.user)
+        )
+
+    async def _rollback(
+        self, found: Loaded, who: Principal, body: RollbackBody, accepted: ActionAccepted
+    ) -> ActionAccepted:
+        batch_id = found.doc["_id"]
+        if body.dry_run:
+            plan = await self.plan_rollback(found, body.job_ids)
+            return accepted.model_copy(update={"plan": plan})
+        await self._send(
+            found,
+            RollbackRequested(
+                batch_id=batch_id,
+                requested_by=who.user,
+                job_ids=body.job_ids,
+                reason=body.reason,
+            ),
+        )
+        return accepted
+
+    async def plan_rollback(self, found: Loaded, job_ids: list[str] | None) -> RollbackPlan:
+        """The completed jobs (of `job_ids`, if given) in reverse completion order: the order
+        in which their effects would be compensated."""
+        batch_id = found.doc["_id"]
+        wanted = set(job_ids) if job_ids is not None else None
+        done: list[PlannedCompensation] = []
+        async for index, view in self.read_models.job_views(batch_id, int(found.doc["total"])):
+            if view.get("status") != "completed":
+                continue
+            job_id = f"{batch_id}.{index}"
+            if wanted is not None and job_id not in wanted:
+                continue
+            done.append(
+                PlannedCompensation(
+                    job_id=job_id,
+                    index=index,
+                    finished_at=view.get("finished_at"),
+                    output=view.get("output"),
+                )
+            )
+        never = datetime.min.replace(tzinfo=UTC)
+        done.sort(key=lambda j: (_aware(j.finished_at) or never, j.index), reverse=True)
+        return RollbackPlan(
+            jobs=done[:MAX_PLAN_LISTED], count=len(done), truncated=len(done) > MAX_PLAN_LISTED
+        )
+
+    async def _duplicate(self, found: Loaded, who: Principal) -> BatchPublic:
+        """A new batch with the same job type, configuration and items; a draft stays a
+        draft, any other batch is submitted at once."""
+        doc = found.doc
+        draft = (
+            found.status in ("draft", "uploading", "cancelled")
+            and doc.get("phase", "submitted") != "submitted"
+        )
+        body = BatchCreate(
+            name=f"{doc['name']} (copy)"[:200],
+            description=doc.get("description", ""),
+            job_type=doc["job_type"],
+            priority=doc.get("priority", "medium"),
+            tags=doc.get("tags", []),
+            deadline=doc.get("deadline"),
+            config=BatchConfig.model_validate(doc["config"]),
+            draft=True,
+        )
+        copy, _ = await self.batches.create(body, who, None)
+        items: list[dict[str, Any]] = []
+        async for chunk in self.registry.chunks(doc["_id"], doc.get("chunks")):
+            items.extend(chunk["items"])
+            while len(items) >= CHUNK_SIZE:
+                await self.batches.add_items(copy.id, items[:CHUNK_SIZE], who, validate=False)
+                items = items[CHUNK_SIZE:]
+        if items:
+            await self.batches.add_items(copy.id, items, who, validate=False)
+        if not draft and int(doc.get("total", 0)) > 0:
+            await self.batches.submit(copy.id, who)
+        return await self.batches.get(copy.id, who)
+
+    async def update(self, batch_id: str, body: BatchUpdate, who: Principal) -> BatchPublic:
+        """Changes descriptive fields; `config` only before submission (409 after)."""
+        require(who)
+        found = await self.batches.load(batch_id, who)
+        changes: dict[str, Any] = body.model_dump(exclude_unset=True, mode="python")
+        if "config" in changes:
+            if not may_change_config(found.status):
+                raise Problem(
+                    409,
+                    "Conflict",
+                    f"the configuration is fixed once a batch is submitted; "
+                    f"the batch is {found.status}",
+                    kind="conflict",
+                    batch_status=found.status,
+                )
+            if body.config is None:
+                raise Problem(422, "Invalid request", "config: may not be null")
+            changes["config"] = body.config.model_dump(mode="json")
+        for required in ("name", "tags", "priority", "description"):
+            if required in changes and changes[required] is None:
+                raise Problem(422, "Invalid request", f"{required}: may not be null")
+        if changes:
+            changes["updated_at"] = datetime.now(UTC)
+            await self.registry.set(batch_id, changes)
+        doc = {**found.doc, **changes}
+        return public_batch(doc, found.view)
+
+    async def delete(self, batch_id: str, who: Principal) -> None:
+        """Deletes a batch in a terminal state (409 otherwise) with its stored items."""
+        require(who)
+        found = await self.batches.load(batch_id, who)
+        if not may_delete(found.status):
+            raise Problem(
+                409,
+                "Conflict",
+                f"only a finished batch can be deleted; the batch is {found.status}",
+                kind="conflict",
+                batch_status=found.status,
+            )
+        await self.registry.delete(batch_id, int(found.doc.get("chunks") or 0))
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    if at is not None and at.tzinfo is None:
+        return at.replace(tzinfo=UTC)
+    return at

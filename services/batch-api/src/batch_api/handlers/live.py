@@ -1,0 +1,147 @@
+"""Live progress as server-sent events.
+
+A stream opens with the batch's current `progress` and `status` (so a client needs no other
+call), then follows the batch's events in order: `progress` (the progress fields with
+`batch_id`, `status` and `seq`) on every snapshot newer than the last one sent, `status`
+(`batch_id`, `status`, `reason`) when the status changes, `job_failed` (`batch_id`, `job_id`,
+`attempt`, `error`) when an attempt fails. A per-batch stream sends `end` once the batch is
+terminal and closes; the tenant-wide stream never ends. A comment line every 15 s keeps
+proxies from closing an idle stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from batch_api.adapters.live import LiveFeed, Subscription
+from batch_api.domain.lifecycle import TERMINAL
+from batch_api.domain.principal import Principal
+from batch_api.domain.progress import progress_of
+from batch_api.handlers.batches import BatchService
+from contracts.envelope import Envelope
+from contracts.events import BatchSnapshot, Event, JobFailed
+
+HEARTBEAT_S = 15.0
+
+
+def sse(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id else "")
+    return head.encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+@dataclass
+class StreamState:
+    """What one stream already sent, per batch: the newest seq and the status."""
+
+    seq: dict[str, int] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)
+
+    def frames(self, env: Envelope, event: Event) -> list[bytes]:
+        if isinstance(event, JobFailed):
+            error = {
+                "class": event.error_class,
+                "message": event.error_message,
+                "retryable": event.retryable,
+            }
+            data = {
+                "batch_id": event.batch_id,
+                "job_id": event.job_id,
+                "attempt": event.attempt,
+                "error": error,
+            }
+            return [sse("job_failed", data)]
+        if not isinstance(event, BatchSnapshot):
+            return []
+        if env.seq <= self.seq.get(event.batch_id, -1):
+            return []
+        self.seq[event.batch_id] = env.seq
+        progress = progress_of(
+            event.counts.model_dump(), event.started_at, event.finished_at, datetime.now(UTC)
+        )
+        return self.progress(
+            event.batch_id, event.status, env.seq, progress, getattr(event, "reason", None)
+        )
+
+    def progress(
+        self, batch_id: str, status: str, seq: int, progress: dict[str, Any], reason: str | None
+    ) -> list[bytes]:
+        out = [
+            sse(
+                "progress",
+                {"batch_id": batch_id, "status": status, "seq": seq, **progress},
+                str(seq),
+            )
+        ]
+        if self.status.get(batch_id) != status:
+            self.status[batch_id] = status
+            out.append(sse("status", {"batch_id": batch_id, "status": status, "reason": reason}))
+        return out
+
+
+def _final_status(state: StreamState, env: Envelope, event: Event) -> str | None:
+    """The terminal status if this is the batch's newest snapshot and says so."""
+    if not isinstance(event, BatchSnapshot) or event.status not in TERMINAL:
+        return None
+    return event.status if state.seq.get(event.batch_id) == env.seq else None
+
+
+@dataclass
+class LiveEvents:
+    batches: BatchService
+    feed: LiveFeed
+
+    async def batch_stream(self, batch_id: str, who: Principal) -> AsyncIterator[bytes]:
+        """Checks access first (a 404 problem before any byte is sent), then returns the
+        stream of one batch."""
+        sub = self.feed.subscribe(who.tenant, batch_id)
+        try:
+            found = await self.batches.load(batch_id, who)
+        except Exception:
+            self.feed.unsubscribe(sub)
+            raise
+        public = await self.batches.get(batch_id, who)
+        state = StreamState()
+        seq = int((found.view or {}).get("seq") or 0)
+        state.seq[batch_id] = seq
+        first = state.progress(
+            batch_id, public.status, seq, public.progress.model_dump(), public.reason
+        )
+        return self._follow(sub, state, first, end_when_terminal=public.status)
+
+    async def tenant_stream(self, who: Principal) -> AsyncIterator[bytes]:
+        sub = self.feed.subscribe(who.tenant, None)
+        return self._follow(sub, StreamState(), [], end_when_terminal=None)
+
+    async def _follow(
+        self,
+        sub: Subscription,
+        state: StreamState,
+        first: list[bytes],
+        end_when_terminal: str | None,
+    ) -> AsyncIterator[bytes]:
+        per_batch = end_when_terminal is not None
+        try:
+            for frame in first:
+                yield frame
+            if per_batch and end_when_terminal in TERMINAL:
+                yield sse("end", {"batch_id": sub.batch_id, "status": end_when_terminal})
+                return
+            while True:
+                try:
+                    env, event = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                for frame in state.frames(env, event):
+                    yield frame
+                final = _final_status(state, env, event) if per_batch else None
+                if final is not None:
+                    yield sse("end", {"batch_id": sub.batch_id, "status": final})
+                    return
+        finally:
+            self.feed.unsubscribe(sub)

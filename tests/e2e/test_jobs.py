@@ -1,0 +1,142 @@
+"""Jobs of a batch over HTTP: list by status with pages, one job with its attempts, errors,
+output, item and timings; retry of a failed job; cancel of a running and a waiting job."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+async def until(
+    api: httpx.AsyncClient, url: str, check: Callable[[dict[str, Any]], bool], within_s: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within_s
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await api.get(url)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if check(body):
+            return body
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{url} never matched: {body}")
+
+
+async def test_list_get_and_retry_jobs(api: httpx.AsyncClient) -> None:
+    items = [
+        {"seconds": 0},
+        {"seconds": 0},
+        {"seconds": 0},
+        {"seconds": 0},
+        {"fail_first_attempts": 1},
+        {"fail_first_attempts": 1, "fail_with": "permanent"},
+    ]
+    config = {"retry": {"max_attempts": 2, "backoff_initial_s": 0}, "max_concurrent_jobs": 2}
+    response = await api.post(
+        "/v1/batches",
+        json={"name": "jobs", "job_type": "demo.sleep", "items": items, "config": config},
+    )
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["id"]
+    url = f"/v1/batches/{batch_id}"
+    await until(api, url, lambda b: b["status"] == "completed_with_errors")
+    jobs_url = f"{url}/jobs"
+    await until(
+        api,
+        f"{jobs_url}/{batch_id}.4",
+        lambda j: j["status"] == "completed" and len(j["attempts"]) == 2,
+    )
+
+    first = (await api.get(jobs_url, params={"limit": 4})).json()
+    assert [j["index"] for j in first["items"]] == [0, 1, 2, 3]
+    assert first["next_cursor"]
+    rest = (await api.get(jobs_url, params={"limit": 4, "cursor": first["next_cursor"]})).json()
+    assert [j["index"] for j in rest["items"]] == [4, 5]
+    assert rest["next_cursor"] is None
+
+    failed = (await api.get(jobs_url, params={"status": "failed"})).json()["items"]
+    assert [j["id"] for j in failed] == [f"{batch_id}.5"]
+    job = failed[0]
+    assert job["error"] == {
+        "class": "DemoFailure",
+        "message": "demo failure on attempt 1",
+        "retryable": False,
+    }
+    assert job["item"] == items[5]
+    assert [a["status"] for a in job["attempts"]] == ["failed"]
+
+    retried = (await api.get(f"{jobs_url}/{batch_id}.4")).json()
+    assert retried["status"] == "completed"
+    assert retried["attempt"] == 2
+    assert retried["output"] == {"slept_s": 0.0, "attempt": 2}
+    assert retried["item"] == items[4]
+    assert retried["error"] is None
+    assert [a["status"] for a in retried["attempts"]] == ["failed", "completed"]
+    assert retried["attempts"][0]["error"]["class"] == "DemoFailure"
+    assert retried["attempts"][0]["error"]["retryable"] is True
+    assert retried["started_at"]
+    assert retried["finished_at"]
+    assert retried["duration_s"] is not None
+
+    for bad in (f"{batch_id}.6", f"{batch_id}.x", "other.1"):
+        assert (await api.get(f"{jobs_url}/{bad}")).status_code == 404
+    assert (await api.get(jobs_url, params={"status": "sleepy"})).status_code == 422
+    assert (await api.get(jobs_url, params={"limit": 501})).status_code == 422
+    conflict = await api.post(f"{jobs_url}/{batch_id}.0/retry")
+    assert conflict.status_code == 409
+    assert conflict.json()["job_status"] == "completed"
+    assert (await api.post(f"{jobs_url}/{batch_id}.0/cancel")).status_code == 409
+
+    accepted = await api.post(f"{jobs_url}/{batch_id}.5/retry")
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json() == {
+        "batch_id": batch_id,
+        "job_id": f"{batch_id}.5",
+        "action": "retry",
+        "status": "failed",
+    }
+    done = await until(api, url, lambda b: b["status"] == "completed")
+    assert done["progress"]["completed"] == 6
+    job = await until(api, f"{jobs_url}/{batch_id}.5", lambda j: j["status"] == "completed")
+    assert [a["status"] for a in job["attempts"]] == ["failed", "completed"]
+
+
+async def test_cancel_a_running_and_a_waiting_job(api: httpx.AsyncClient) -> None:
+    items = [{"seconds": 4}, {"seconds": 0}, {"seconds": 0}]
+    response = await api.post(
+        "/v1/batches",
+        json={
+            "name": "cancel jobs",
+            "job_type": "demo.sleep",
+            "items": items,
+            "config": {"max_concurrent_jobs": 1},
+        },
+    )
+    batch_id = response.json()["id"]
+    jobs_url = f"/v1/batches/{batch_id}/jobs"
+    await until(api, f"{jobs_url}/{batch_id}.0", lambda j: j["status"] == "running")
+    waiting = await api.post(f"{jobs_url}/{batch_id}.2/cancel")
+    assert waiting.status_code == 202, waiting.text
+    assert waiting.json()["status"] == "pending"
+    running = await api.post(f"{jobs_url}/{batch_id}.0/cancel")
+    assert running.status_code == 202, running.text
+    assert running.json()["status"] == "running"
+    await until(
+        api,
+        f"/v1/batches/{batch_id}",
+        lambda b: b["status"] in ("completed", "completed_with_errors"),
+    )
+    statuses = {
+        j["index"]: j["status"]
+        for j in (await until(api, jobs_url, lambda p: p["items"][0]["status"] == "cancelled"))[
+            "items"
+        ]
+    }
+    assert statuses == {0: "cancelled", 1: "completed", 2: "cancelled"}

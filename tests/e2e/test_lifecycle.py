@@ -1,0 +1,197 @@
+"""Lifecycle over HTTP against the real stack: pause holds progress and resume finishes the
+batch; cancel ends it `cancelled` with every job terminal; retry re-runs failed jobs; an action
+the current status does not allow is a 409 problem naming that status; patch, archive, delete,
+duplicate and a rollback plan."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from readmodels import settled_job_views
+from stack_support import Stack
+
+pytestmark = pytest.mark.e2e
+
+TERMINAL_JOB = {"completed", "failed", "cancelled", "skipped"}
+
+
+async def create(api: httpx.AsyncClient, items: list[dict[str, Any]], **extra: Any) -> str:
+    body = {"name": "lifecycle", "job_type": "demo.sleep", "items": items, **extra}
+    response = await api.post("/v1/batches", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def wait_for(
+    api: httpx.AsyncClient,
+    batch_id: str,
+    check: Callable[[dict[str, Any]], bool],
+    within_s: float = 60,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within_s
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await api.get(f"/v1/batches/{batch_id}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if check(body):
+            return body
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"batch {batch_id} never matched: {body.get('status')} {body}")
+
+
+def status_is(*statuses: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda b: b["status"] in statuses
+
+
+async def act(
+    api: httpx.AsyncClient, batch_id: str, action: str, body: Any = None
+) -> httpx.Response:
+    return await api.post(f"/v1/batches/{batch_id}/actions/{action}", json=body)
+
+
+def assert_conflict(response: httpx.Response, status: str) -> None:
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["type"] == "/problems/conflict"
+    assert status in problem["detail"]
+    assert problem["batch_status"] == status
+
+
+async def test_pause_holds_progress_and_resume_finishes(api: httpx.AsyncClient) -> None:
+    batch_id = await create(api, [{"seconds": 0.4}] * 16, config={"max_concurrent_jobs": 2})
+    await wait_for(api, batch_id, lambda b: b["progress"]["completed"] >= 2)
+    response = await act(api, batch_id, "pause")
+    assert response.status_code == 202, response.text
+    assert response.json() == {
+        "batch_id": batch_id,
+        "action": "pause",
+        "status": "running",
+        "plan": None,
+    }
+    paused = await wait_for(
+        api,
+        batch_id,
+        lambda b: (
+            b["status"] == "paused"
+            and b["progress"]["running"] == 0
+            and b["progress"]["dispatched"] == 0
+        ),
+        within_s=20,
+    )
+    held = paused["progress"]["completed"]
+    assert held < 16
+    assert_conflict(await act(api, batch_id, "pause"), "paused")
+    await asyncio.sleep(2.0)
+    still = (await api.get(f"/v1/batches/{batch_id}")).json()
+    assert still["status"] == "paused"
+    assert still["progress"]["completed"] == held
+
+    response = await act(api, batch_id, "resume")
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "paused"
+    done = await wait_for(api, batch_id, status_is("completed"))
+    assert done["progress"]["completed"] == 16
+
+
+async def test_cancel_ends_cancelled_with_every_job_terminal(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    batch_id = await create(api, [{"seconds": 0.5}] * 30, config={"max_concurrent_jobs": 3})
+    await wait_for(api, batch_id, lambda b: b["progress"]["completed"] >= 1)
+    response = await act(api, batch_id, "cancel")
+    assert response.status_code == 202, response.text
+    done = await wait_for(api, batch_id, status_is("cancelled"), within_s=30)
+    progress = done["progress"]
+    assert progress["cancelled"] > 0
+    assert progress["completed"] + progress["failed"] + progress["cancelled"] == 30
+    assert progress["pending"] == progress["running"] == progress["dispatched"] == 0
+    views = await settled_job_views(
+        stack.mongodb_url,
+        stack.database,
+        batch_id,
+        lambda vs: all(v["status"] in TERMINAL_JOB for v in vs),
+        within_s=20,
+    )
+    assert all(v["status"] in TERMINAL_JOB for v in views), [v["status"] for v in views]
+    assert_conflict(await act(api, batch_id, "cancel"), "cancelled")
+    assert_conflict(await act(api, batch_id, "resume"), "cancelled")
+
+
+async def test_retry_reruns_failed_jobs(api: httpx.AsyncClient) -> None:
+    items = [{"seconds": 0}, {"fail_first_attempts": 1}, {"seconds": 0}, {"fail_first_attempts": 1}]
+    batch_id = await create(
+        api, items, config={"retry": {"max_attempts": 1, "backoff_initial_s": 0}}
+    )
+    first = await wait_for(api, batch_id, status_is("completed_with_errors"))
+    assert first["progress"]["failed"] == 2
+    assert first["progress"]["completed"] == 2
+    response = await act(api, batch_id, "retry")
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "completed_with_errors"
+    done = await wait_for(api, batch_id, status_is("completed"))
+    assert done["progress"]["completed"] == 4
+    assert done["progress"]["failed"] == 0
+    assert_conflict(await act(api, batch_id, "retry"), "completed")
+
+
+async def test_patch_archive_delete_duplicate_and_rollback_plan(api: httpx.AsyncClient) -> None:
+    batch_id = await create(api, [{"seconds": 0.05}] * 5, config={"max_concurrent_jobs": 1})
+    patched = await api.patch(
+        f"/v1/batches/{batch_id}",
+        json={"name": "renamed", "tags": ["a", "b"], "priority": "high"},
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["name"] == "renamed"
+    assert patched.json()["tags"] == ["a", "b"]
+    unknown = await api.patch(f"/v1/batches/{batch_id}", json={"surprise": 1})
+    assert unknown.status_code == 422
+    late = await api.patch(f"/v1/batches/{batch_id}", json={"config": {"max_concurrent_jobs": 3}})
+    assert late.status_code == 409, late.text
+    started = await act(api, batch_id, "start")
+    assert started.status_code == 409, started.text
+    assert started.json()["type"] == "/problems/conflict"
+    early_delete = await api.delete(f"/v1/batches/{batch_id}")
+    if early_delete.status_code != 204:  # finished already on a fast machine
+        assert early_delete.status_code == 409
+    done = await wait_for(api, batch_id, status_is("completed"))
+    assert done["name"] == "renamed"
+    assert done["priority"] == "high"
+
+    plan_response = await act(api, batch_id, "rollback", {"dry_run": True})
+    assert plan_response.status_code == 202, plan_response.text
+    plan = plan_response.json()["plan"]
+    assert plan["count"] == 5
+    finished = [j["finished_at"] for j in plan["jobs"]]
+    assert finished == sorted(finished, reverse=True)
+    some = [plan["jobs"][0]["job_id"]]
+    partial = await act(api, batch_id, "rollback", {"dry_run": True, "job_ids": some})
+    assert [j["job_id"] for j in partial.json()["plan"]["jobs"]] == some
+    bad = await act(api, batch_id, "rollback", {"dry_run": True, "what": 1})
+    assert bad.status_code == 422
+
+    copy = await act(api, batch_id, "duplicate")
+    assert copy.status_code == 201, copy.text
+    copy_id = copy.json()["id"]
+    assert copy_id != batch_id
+    assert copy.json()["progress"]["total"] == 5
+    copied = await wait_for(api, copy_id, status_is("completed"))
+    assert copied["config"]["max_concurrent_jobs"] == 1
+
+    archived = await act(api, batch_id, "archive")
+    assert archived.status_code == 202, archived.text
+    assert (await api.get(f"/v1/batches/{batch_id}")).json()["status"] == "archived"
+    assert_conflict(await act(api, batch_id, "archive"), "archived")
+    assert_conflict(await act(api, batch_id, "retry"), "archived")
+    gone = await api.delete(f"/v1/batches/{batch_id}")
+    assert gone.status_code == 204, gone.text
+    missing = await api.get(f"/v1/batches/{batch_id}")
+    assert missing.status_code == 404
+    assert (await act(api, batch_id, "pause")).status_code == 404
+    assert (await act(api, copy_id, "explode")).status_code == 422
