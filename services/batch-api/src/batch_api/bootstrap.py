@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 from pydantic import AliasChoices, Field
 
 from batch_api.adapters.keys import ApiKeyStore
@@ -12,6 +11,7 @@ from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import install_problem_handlers
 from batch_api.api.routes import batches, job_types
 from batch_api.handlers.batches import BatchService
+from batch_api.web import install_dashboard
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher
 from servicekit.runtime import ServiceRuntime
@@ -67,9 +67,5 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.include_router(batches.router)
     app.include_router(job_types.router)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        """Until the dashboard is served here, the root shows the API's documentation."""
-        return RedirectResponse("/docs")
-
+    install_dashboard(app)
     return app
