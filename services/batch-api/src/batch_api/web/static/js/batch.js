@@ -68,12 +68,14 @@ function renderBatch() {
   $("#b-counts").replaceChildren(
     ...COUNT_KEYS.map((k) => h("div", {}, h("dt", {}, k), h("dd", {}, fmtNumber(p[k])))),
   );
+  // Actions the batch's state does not allow are not offered at all.
   for (const button of $$("#actions [data-action]")) {
     const allowed = ALLOWED[button.dataset.action];
-    button.disabled = allowed !== undefined && allowed !== null && !allowed.includes(b.status);
+    button.hidden = allowed !== undefined && allowed !== null && !allowed.includes(b.status);
+    button.disabled = false;
   }
   const retry = $('[data-action="retry"]');
-  if (retry && !p.failed && !p.cancelled) retry.disabled = true;
+  if (retry && !p.failed && !p.cancelled) retry.hidden = true;
   addTimeline(b.created_at, "Created", "created");
   addTimeline(b.started_at, "Started", "started");
   if (b.finished_at) addTimeline(b.finished_at, `Finished: ${statusLabel(b.status)}${b.reason ? ` (${b.reason})` : ""}`, `finished-${b.status}`);
@@ -270,7 +272,9 @@ function onEvent(name, data) {
     renderBatch();
   } else if (name === "status") {
     batch.status = data.status;
-    addTimeline(new Date().toISOString(), `${statusLabel(data.status)}${data.reason ? ` (${data.reason})` : ""}`, null);
+    if (!TERMINAL.has(data.status)) {
+      addTimeline(new Date().toISOString(), `${statusLabel(data.status)}${data.reason ? ` (${data.reason})` : ""}`, null);
+    }
     renderBatch();
     refreshJobsSoon();
     if (TERMINAL.has(data.status)) loadBatch().then(loadMetrics).catch(() => {});
@@ -291,7 +295,7 @@ function poll() {
       const before = batch.status;
       await loadBatch();
       if (before !== batch.status) {
-        addTimeline(new Date().toISOString(), statusLabel(batch.status), null);
+        if (!TERMINAL.has(batch.status)) addTimeline(new Date().toISOString(), statusLabel(batch.status), null);
         refreshJobsSoon();
         if (TERMINAL.has(batch.status)) loadMetrics();
       }

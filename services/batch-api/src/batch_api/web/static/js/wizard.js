@@ -314,6 +314,7 @@ async function init() {
 }
 
 if (startPage()) {
+  form.name.focus();
   wireItems();
   form.job_type.addEventListener("change", chooseJobType);
   $("#next").addEventListener("click", () => validate(step) && showStep(step + 1));
