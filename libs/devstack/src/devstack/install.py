@@ -13,6 +13,9 @@ Contract:
   version makes the next run a no-op. Afterwards the Go module and build
   caches (~1 GB) are deleted unless ``BATCHYARD_KEEP_GO_CACHE`` is set, so a
   CI cache of ``.cache/`` stays ~150 MB.
+- Chromium (for the browser tests): Debian's ``chromium`` package at ``/usr/bin/chromium``,
+  installed with ``apt-get`` when it is missing and this runs as root; otherwise a hint is
+  printed (``make up`` does not need it). Playwright's own browser download is never used.
 - Tools are checked only when a step has work to do; a missing one raises
   :class:`MissingToolError` with a one-line reason.
 """
@@ -246,9 +249,46 @@ def prune_go_caches(paths: Paths, say: Printer = print) -> None:
     say(f"ferretdb: pruned Go caches under {paths.go_path} (set {KEEP_GO_CACHE_ENV}=1 to keep)")
 
 
+# --------------------------------------------------------------------------
+# Chromium (browser tests)
+# --------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+Runner = Callable[[Sequence[str]], object]
+
+
+def _apt(argv: Sequence[str]) -> object:
+    return _run(argv, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def install_chromium(
+    say: Printer = print,
+    *,
+    binary: Path = CHROMIUM,
+    is_root: bool | None = None,
+    run: Runner = _apt,
+) -> bool:
+    """Installs Debian's chromium when missing and running as root; True if it installed it."""
+    if binary.exists():
+        return False
+    if is_root is None:
+        is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if not is_root or shutil.which("apt-get") is None:
+        say(f"chromium: {binary} is missing; the browser tests need `apt-get install chromium`")
+        return False
+    say("chromium: installing Debian's chromium for the browser tests (apt-get)")
+    try:
+        run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"])
+    except InstallError:
+        run(["apt-get", "update"])
+        run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"])
+    return True
+
+
 def install(paths: Paths, say: Printer = print) -> bool:
     """Install everything; True if anything changed. Raises MissingToolError/InstallError."""
     paths.ensure()
     changed = install_kafka(paths, say)
     changed = install_ferretdb(paths, say) or changed
+    changed = install_chromium(say) or changed
     return changed
