@@ -36,6 +36,14 @@ def screenshots(page: Page, name: str) -> None:
     page.set_viewport_size({"width": width, "height": height})
 
 
+def clipped_screenshot(page: Page, name: str, height: int = 540) -> Path:
+    """The top of the page at the desktop width (the README's picture is one of these)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1280, "height": height})
+    return path
+
+
 def create_batch(stack: Stack, **body: Any) -> dict[str, Any]:
     response = httpx.post(f"{stack.url}/v1/batches", json=body, headers=stack.headers, timeout=30)
     assert response.status_code == 201, response.text

@@ -8,6 +8,7 @@ import time
 import pytest
 from browser_support import (
     assert_not_reloaded,
+    clipped_screenshot,
     create_batch,
     get_batch,
     mark_document,
@@ -49,6 +50,7 @@ def test_overview_follows_batches_live(page: Page, stack: Stack) -> None:
     expect(card.locator(".pct")).not_to_have_text(f"{first:.1f}%", timeout=10_000)
     expect(page.locator("#c-rate")).not_to_have_text("0")
     screenshots(page, "overview-live")
+    clipped_screenshot(page, "overview-readme")
 
     wait_status(stack, slow["id"], "completed", timeout=60)
     expect(page.locator(f"#active #batch-{slow['id']}")).to_have_count(0, timeout=15_000)
