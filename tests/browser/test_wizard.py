@@ -41,7 +41,17 @@ def test_wizard_creates_a_batch_that_reaches_100_percent_live(page: Page, stack:
     page.get_by_role("tab", name="Paste JSON lines").click()
     page.get_by_label("One JSON object per line").fill('{"seconds": 0.1}\n{"seconds": 0.3}')
     page.get_by_role("button", name="Add lines").click()
-    expect(page.locator("#item-count")).to_have_text("26 items")
+    page.get_by_role("tab", name="Upload a file").click()
+    page.get_by_label("A .jsonl file").set_input_files(
+        files=[
+            {
+                "name": "items.jsonl",
+                "mimeType": "application/x-ndjson",
+                "buffer": b'{"seconds": 0.1}\n{"seconds": 0.2}\n',
+            }
+        ]
+    )
+    expect(page.locator("#item-count")).to_have_text("28 items")
     screenshots(page, "wizard-2-items")
     page.get_by_role("button", name="Next").click()
 
@@ -53,7 +63,7 @@ def test_wizard_creates_a_batch_that_reaches_100_percent_live(page: Page, stack:
 
     review = page.locator("#review")
     expect(review).to_contain_text("wizard batch")
-    expect(review).to_contain_text("26")
+    expect(review).to_contain_text("28")
     expect(review).to_contain_text("4 at a time")
     expect(review).to_contain_text("stop at first failure")
     screenshots(page, "wizard-4-review")
@@ -77,7 +87,7 @@ def test_wizard_creates_a_batch_that_reaches_100_percent_live(page: Page, stack:
     assert stored["config"]["max_concurrent_jobs"] == 4
     assert stored["config"]["retry"]["max_attempts"] == 2
     assert stored["config"]["stop_on_error"] is True
-    assert stored["progress"]["completed"] == 26
+    assert stored["progress"]["completed"] == 28
 
 
 def test_wizard_shows_errors_next_to_the_field(page: Page, stack: Stack, console: Console) -> None:

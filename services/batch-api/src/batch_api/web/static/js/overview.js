@@ -69,6 +69,7 @@ function render() {
   $("#active").replaceChildren(...active.map(activeCard));
   $("#active-empty").hidden = active.length > 0;
   $("#recent").replaceChildren(...finished.map(recentRow));
+  $("#recent-empty").hidden = finished.length > 0;
 }
 
 async function load() {
