@@ -17,7 +17,7 @@ const ALLOWED = {
   resume: ["paused"],
   cancel: ["draft", "uploading", "queued", "running", "paused", "retrying"],
   retry: ["completed_with_errors", "failed", "cancelled"],
-  rollback: ["completed", "completed_with_errors", "failed", "cancelled"],
+  rollback: ["completed", "completed_with_errors", "failed", "cancelled", "rollback_failed"],
   duplicate: null,
   archive: [...TERMINAL],
 };
@@ -201,12 +201,16 @@ async function onAction(button) {
 }
 
 function planView(plan) {
-  if (!plan || typeof plan !== "object") return h("pre", {}, JSON.stringify(plan, null, 2));
-  const facts = Object.entries(plan).filter(([, v]) => v === null || typeof v !== "object");
-  const rest = Object.fromEntries(Object.entries(plan).filter(([, v]) => v !== null && typeof v === "object"));
+  if (!plan || !Array.isArray(plan.jobs)) return [h("pre", {}, JSON.stringify(plan, null, 2))];
+  const shown = plan.jobs.slice(0, 20);
   return [
-    h("dl", { class: "review" }, facts.flatMap(([k, v]) => [h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, String(v))])),
-    Object.keys(rest).length ? h("pre", {}, JSON.stringify(rest, null, 2)) : null,
+    h("p", { id: "rb-count" }, plan.count
+      ? `${fmtNumber(plan.count)} completed job${plan.count === 1 ? "" : "s"} would be compensated, most recent first.`
+      : "No completed job would be compensated."),
+    shown.length
+      ? h("ul", { class: "plan" }, shown.map((j) => h("li", {}, h("code", {}, j.job_id), j.finished_at ? ` finished ${fmtTime(j.finished_at)}` : "")))
+      : null,
+    plan.truncated || plan.jobs.length > shown.length ? h("p", { class: "muted" }, "…and more.") : null,
   ];
 }
 
