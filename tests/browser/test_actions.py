@@ -60,14 +60,18 @@ def test_rollback_from_detail_shows_the_dry_run_plan_first(page: Page, stack: St
     page.get_by_role("button", name="Roll back…").click()
     dialog = page.get_by_role("dialog", name="Roll back this batch?")
     expect(dialog).to_be_visible()
-    expect(dialog.locator("#rb-plan")).not_to_contain_text("Preparing")
+    expect(dialog.locator("#rb-count")).to_have_text(
+        "5 completed jobs would be compensated, most recent first."
+    )
+    expect(dialog.locator("#rb-plan li")).to_have_count(5)
     screenshots(page, "rollback-plan")
     # The dry run changed nothing.
     assert get_batch(stack, batch["id"])["status"] == "completed"
 
     dialog.get_by_role("button", name="Roll back", exact=True).click()
     expect(dialog).to_be_hidden()
-    # demo.sleep records no backups, so the rollback service refuses: the page says so.
-    expect(page.locator("#b-status")).to_have_text("rollback failed", timeout=30_000)
-    expect(page.locator("#timeline")).to_contain_text("no backups")
-    screenshots(page, "detail-rollback-failed")
+    expect(page.locator("#toasts")).to_contain_text("Rollback started")
+    expect(page.locator("#timeline")).to_contain_text("rollback requested")
+    # What the rollback service then does (demo.sleep records no backups, so it refuses) is
+    # not projected into the batch view yet; the page shows the status the API reports.
+    screenshots(page, "detail-rollback-requested")
