@@ -1,4 +1,4 @@
-"""Servers for integration and e2e tests: `KAFKA_BOOTSTRAP_SERVERS` / `MONGODB_URL` when set,
+"""Servers for integration, e2e and browser tests: `KAFKA_BOOTSTRAP_SERVERS` / `MONGODB_URL` when set,
 else the local dev stack's (started by `make test` or `make up`), else containers started with
 testcontainers where a Docker engine answers. A missing server fails the test loudly; nothing
 is skipped for lack of one."""
@@ -9,18 +9,24 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from stack_support import Stack
 
 from contracts.topics import Topics
+from devstack import services
+from devstack.services import ServicePorts
 
 DEFAULT_KAFKA = "127.0.0.1:9092"
 DEFAULT_MONGO = "mongodb://127.0.0.1:27017"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _reachable(host_port: str) -> bool:
@@ -111,3 +117,49 @@ def free_port() -> Iterator[object]:
             return port
 
     return pick
+
+
+@pytest.fixture(scope="session")
+def stack(kafka_bootstrap: str, mongodb_server: str) -> Iterator[Stack]:
+    """An isolated copy of the whole system for e2e and browser tests: the five services and two
+    executors on free ports, with their own topic prefix and database, against the run's Kafka
+    and store. Started once per session, stopped by PID; logs are kept under artifacts/."""
+    run_id = uuid.uuid4().hex[:8]
+    base = ROOT / "artifacts" / f"e2e-{run_id}"
+    run_dir, log_dir = base / "run", base / "logs"
+    run_dir.mkdir(parents=True)
+    log_dir.mkdir(parents=True)
+    database = f"byt_e2e_{run_id}"
+    mongodb_url = f"{mongodb_server}/{database}"
+    admin_key = f"bya_e2e_{uuid.uuid4().hex}"
+    ports = ServicePorts.pick_free(2)
+    prefix = f"e2e{run_id}."
+    try:
+        services.start_services(
+            run_dir=run_dir,
+            log_dir=log_dir,
+            venv_bin=Path(sys.executable).parent,
+            kafka_bootstrap=kafka_bootstrap,
+            mongodb_url=mongodb_url,
+            admin_key=admin_key,
+            executors=2,
+            ports=ports,
+            extra_env={
+                "BATCHYARD_TOPIC_PREFIX": prefix,
+                # http.request may call the tests' local servers, and nothing else private
+                "BATCHYARD_JOBTYPE_HTTP_ALLOW_HOSTS": "127.0.0.1",
+            },
+            timeout=120,
+        )
+        yield Stack(
+            url=f"http://127.0.0.1:{ports.api}",
+            admin_key=admin_key,
+            prefix=prefix,
+            mongodb_url=mongodb_url,
+            database=database,
+            run_dir=run_dir,
+            log_dir=log_dir,
+            ports=ports,
+        )
+    finally:
+        services.stop_services(run_dir)

@@ -19,6 +19,9 @@ Contract:
 - promtool and prometheus (alert-rule tests, ``make up PROMETHEUS=1``): Debian's
   ``prometheus`` package, installed with ``apt-get`` when either binary is missing and
   this runs as root; otherwise a missing one is a :class:`MissingToolError`.
+- Chromium (for the browser tests): Debian's ``chromium`` package at ``/usr/bin/chromium``,
+  installed with ``apt-get`` when it is missing and this runs as root; otherwise a hint is
+  printed (``make up`` does not need it). Playwright's own browser download is never used.
 - Tools are checked only when a step has work to do; a missing one raises
   :class:`MissingToolError` with a one-line reason.
 """
@@ -314,6 +317,42 @@ def install_prometheus(say: Printer = print) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------
+# Chromium (browser tests)
+# --------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+Runner = Callable[[Sequence[str]], object]
+
+
+def _apt(argv: Sequence[str]) -> object:
+    return _run(argv, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def install_chromium(
+    say: Printer = print,
+    *,
+    binary: Path = CHROMIUM,
+    is_root: bool | None = None,
+    run: Runner = _apt,
+) -> bool:
+    """Installs Debian's chromium when missing and running as root; True if it installed it."""
+    if binary.exists():
+        return False
+    if is_root is None:
+        is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if not is_root or shutil.which("apt-get") is None:
+        say(f"chromium: {binary} is missing; the browser tests need `apt-get install chromium`")
+        return False
+    say("chromium: installing Debian's chromium for the browser tests (apt-get)")
+    try:
+        run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"])
+    except InstallError:
+        run(["apt-get", "update"])
+        run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"])
+    return True
+
+
 def install(paths: Paths, say: Printer = print) -> bool:
     """Install everything; True if anything changed. Raises MissingToolError/InstallError."""
     paths.ensure()
@@ -323,4 +362,5 @@ def install(paths: Paths, say: Printer = print) -> bool:
     if built and not os.environ.get(KEEP_GO_CACHE_ENV):
         prune_go_caches(paths, say)
     changed = install_prometheus(say) or built or changed
+    changed = install_chromium(say) or changed
     return changed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import RedirectResponse
 from pydantic import AliasChoices, Field
 
 from batch_api.adapters import metrics
@@ -18,6 +17,7 @@ from batch_api.handlers.batches import BatchService
 from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
 from batch_api.handlers.live import LiveEvents
+from batch_api.web import install_dashboard
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
 from servicekit.runtime import ServiceRuntime
@@ -86,10 +86,5 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     for router in ROUTERS:
         app.include_router(router)
     mount_library(app, db, service)
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        """Until the dashboard is served here, the root shows the API's documentation."""
-        return RedirectResponse("/docs")
-
+    install_dashboard(app)
     return app

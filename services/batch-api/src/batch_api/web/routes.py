@@ -1,0 +1,87 @@
+"""Dashboard pages (HTML frames filled by the page's ES module), its static files and the one
+JSON endpoint it needs beyond `/v1`: who the signed-in key belongs to."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+
+from batch_api.api.deps import CurrentPrincipal
+from batch_api.api.problems import Problem
+from batch_api.domain.principal import Role
+from contracts.vocabulary import BatchStatus, JobStatus, PriorityName
+
+HERE = Path(__file__).parent
+STATIC_PREFIX = "/ui/static"
+BATCH_ID = re.compile(r"^b_[0-9a-zA-Z_-]{1,80}$")
+
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+class SessionPublic(BaseModel):
+    tenant: str
+    user: str
+    role: Role
+    key_id: str
+
+
+def _page(request: Request, template: str, title: str, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "title": title,
+            "static": STATIC_PREFIX,
+            "batch_statuses": list(get_args(BatchStatus)),
+            "job_statuses": list(get_args(JobStatus)),
+            "priorities": list(get_args(PriorityName)),
+            **context,
+        },
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview(request: Request) -> HTMLResponse:
+    return _page(request, "overview.html", "Overview", nav="overview")
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def signin(request: Request) -> HTMLResponse:
+    return _page(request, "signin.html", "Sign in", nav="signin")
+
+
+@router.get("/new", response_class=HTMLResponse)
+async def new_batch(request: Request) -> HTMLResponse:
+    return _page(request, "wizard.html", "New batch", nav="new")
+
+
+@router.get("/history", response_class=HTMLResponse)
+async def history(request: Request) -> HTMLResponse:
+    return _page(request, "history.html", "History", nav="history")
+
+
+@router.get("/batches/{batch_id}", response_class=HTMLResponse)
+async def batch_detail(request: Request, batch_id: str) -> HTMLResponse:
+    if not BATCH_ID.match(batch_id):
+        raise Problem(404, "Not found", f"no batch {batch_id}")
+    return _page(request, "batch.html", "Batch", nav="history", batch_id=batch_id)
+
+
+@router.get("/ui/session", response_model=SessionPublic)
+async def session(who: CurrentPrincipal) -> SessionPublic:
+    """The signed-in key's tenant, user and role; 401 for an unknown key."""
+    return SessionPublic(tenant=who.tenant, user=who.user, role=who.role, key_id=who.key_id)
+
+
+def install_dashboard(app: FastAPI) -> None:
+    """Serves the dashboard at `/` and its static files under `/ui/static`."""
+    app.include_router(router)
+    app.mount(STATIC_PREFIX, StaticFiles(directory=HERE / "static"), name="ui-static")

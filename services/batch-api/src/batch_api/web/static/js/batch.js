@@ -1,0 +1,356 @@
+// Batch detail: progress and metrics, the timeline, the jobs table and the actions. Live from
+// /v1/batches/{id}/events (polling GET /v1/batches/{id} where the server has no stream).
+
+import { ApiError, api, download, follow, mayOperate } from "./api.js";
+import {
+  $, $$, TERMINAL, badge, errorText, fmtDuration, fmtNumber, fmtTime, h, progressBar,
+  startPage, statusLabel, toast,
+} from "./ui.js";
+
+const id = $("#batch").dataset.batchId;
+const JOBS_PAGE = 25;
+const COUNT_KEYS = ["total", "pending", "dispatched", "running", "completed", "failed", "retrying", "skipped", "cancelled"];
+// Which actions make sense in which state (the server decides; this only avoids offering
+// buttons that would be refused).
+const ALLOWED = {
+  pause: ["queued", "running", "retrying"],
+  resume: ["paused"],
+  cancel: ["draft", "uploading", "queued", "running", "paused", "retrying"],
+  retry: ["completed_with_errors", "failed", "cancelled"],
+  rollback: ["completed", "completed_with_errors", "failed", "cancelled", "rollback_failed"],
+  duplicate: null,
+  archive: [...TERMINAL],
+};
+
+let batch = null;
+const timeline = [];
+let jobCursors = [null];
+let jobPage = 0;
+let stream = null;
+
+function addTimeline(at, text, key) {
+  if (!at || (key && timeline.some((t) => t.key === key))) return;
+  timeline.push({ at, text, key });
+  timeline.sort((a, b) => (a.at < b.at ? -1 : 1));
+  $("#timeline").replaceChildren(
+    ...timeline.map((t) => h("li", {}, h("time", { datetime: t.at }, fmtTime(t.at)), t.text)),
+  );
+}
+
+function renderBatch() {
+  const b = batch;
+  const p = b.progress;
+  document.title = `${b.name} · Batchyard`;
+  $("#b-name").textContent = b.name;
+  $("#b-meta").replaceChildren(...[
+    h("code", {}, b.id),
+    h("span", {}, b.job_type),
+    h("span", {}, `priority ${b.priority}`),
+    h("span", {}, `owner ${b.owner}`),
+    b.tags.length ? h("span", {}, `tags ${b.tags.join(", ")}`) : null,
+    b.description ? h("span", {}, b.description) : null,
+  ].filter(Boolean));
+  $("#b-status").replaceChildren(badge(b.status));
+  const bar = progressBar(p, "batch progress");
+  bar.classList.add("big");
+  $("#b-bar").replaceChildren(bar);
+  const done = (p.completed || 0) + (p.failed || 0) + (p.skipped || 0) + (p.cancelled || 0);
+  $("#b-facts").replaceChildren(
+    ...[
+      ["Done", `${(p.percent ?? 0).toFixed(1)}%`, "pct"],
+      ["Jobs", `${fmtNumber(done)} / ${fmtNumber(p.total)}`],
+      ["Errors", fmtNumber(p.failed), p.failed ? "bad" : ""],
+      ["Jobs/s", p.throughput_per_s ?? "–"],
+      ["Elapsed", fmtDuration(p.elapsed_s)],
+      ["ETA", TERMINAL.has(b.status) ? "done" : fmtDuration(p.eta_s)],
+    ].map(([k, v, cls]) => h("div", {}, h("dt", {}, k), h("dd", { class: cls || null, id: `f-${k.toLowerCase().replace(/\W/g, "")}` }, v))),
+  );
+  $("#b-counts").replaceChildren(
+    ...COUNT_KEYS.map((k) => h("div", {}, h("dt", {}, k), h("dd", {}, fmtNumber(p[k])))),
+  );
+  // Actions the batch's state does not allow are not offered at all.
+  for (const button of $$("#actions [data-action]")) {
+    const allowed = ALLOWED[button.dataset.action];
+    button.hidden = allowed !== undefined && allowed !== null && !allowed.includes(b.status);
+    button.disabled = false;
+  }
+  const retry = $('[data-action="retry"]');
+  if (retry && !p.failed && !p.cancelled) retry.hidden = true;
+  addTimeline(b.created_at, "Created", "created");
+  addTimeline(b.started_at, "Started", "started");
+  if (b.finished_at) addTimeline(b.finished_at, `Finished: ${statusLabel(b.status)}${b.reason ? ` (${b.reason})` : ""}`, `finished-${b.status}`);
+}
+
+async function loadBatch() {
+  batch = await api(`/v1/batches/${id}`);
+  renderBatch();
+}
+
+function jobDetail(job) {
+  const attempts = (job.attempts || []).map(
+    (a) => `#${a.attempt} ${a.status || ""} on ${a.executor || "?"} ${a.started_at ? fmtTime(a.started_at) : ""}${a.error ? ` — ${a.error.class || ""}: ${a.error.message || ""}` : ""}`,
+  );
+  const text = [
+    job.error ? `Error: ${job.error.class}: ${job.error.message} (${job.error.retryable ? "retryable" : "permanent"})` : "No error.",
+    attempts.length ? `Attempts:\n  ${attempts.join("\n  ")}` : null,
+    `Item: ${JSON.stringify(job.item)}`,
+    job.output ? `Output: ${JSON.stringify(job.output)}` : null,
+  ].filter(Boolean).join("\n");
+  return h("tr", { class: "detail", id: `job-detail-${job.index}` }, h("td", { colspan: 6 }, h("pre", {}, text)));
+}
+
+function jobRow(job) {
+  const toggle = h("button", { type: "button", class: "link", "aria-expanded": "false", "aria-controls": `job-detail-${job.index}` }, "Details");
+  const row = h(
+    "tr",
+    { id: `job-${job.index}`, dataset: { status: job.status } },
+    h("td", {}, job.index),
+    h("td", {}, badge(job.status)),
+    h("td", { class: "num" }, job.attempt ?? "–"),
+    h("td", { class: "num" }, job.duration_s === null || job.duration_s === undefined ? "–" : `${job.duration_s.toFixed(2)}s`),
+    h("td", { class: job.error ? "bad" : "" }, job.error ? `${job.error.class}: ${job.error.message}` : ""),
+    h("td", {}, toggle),
+  );
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") === "true";
+    toggle.setAttribute("aria-expanded", String(!open));
+    if (open) $(`#job-detail-${job.index}`)?.remove();
+    else row.after(jobDetail(job));
+  });
+  return row;
+}
+
+async function loadJobs() {
+  const status = $("#job-status").value;
+  const cursor = jobCursors[jobPage];
+  const query = new URLSearchParams({ limit: String(JOBS_PAGE) });
+  if (status) query.set("status", status);
+  if (cursor) query.set("cursor", cursor);
+  let page;
+  try {
+    page = await api(`/v1/batches/${id}/jobs?${query}`);
+  } catch (error) {
+    $("#jobs").replaceChildren();
+    $("#jobs-empty").hidden = false;
+    $("#jobs-empty").textContent = error.status === 404 ? "This server does not list jobs yet." : errorText(error);
+    return;
+  }
+  $("#jobs").replaceChildren(...page.items.map(jobRow));
+  $("#jobs-empty").hidden = page.items.length > 0;
+  $("#jobs-empty").textContent = "No jobs to show.";
+  jobCursors[jobPage + 1] = page.next_cursor;
+  $("#jobs-prev").disabled = jobPage === 0;
+  $("#jobs-next").disabled = !page.next_cursor;
+  $("#jobs-page").textContent = `page ${jobPage + 1}`;
+}
+
+let jobsTimer = null;
+function refreshJobsSoon() {
+  clearTimeout(jobsTimer);
+  jobsTimer = setTimeout(loadJobs, 800);
+}
+
+async function loadMetrics() {
+  let report;
+  try {
+    report = await api(`/v1/batches/${id}/report`);
+  } catch {
+    $("#metrics-section").hidden = true;
+    return;
+  }
+  const metricTotals = report.metrics || {};
+  const rows = [
+    ["Success rate", report.success_rate === undefined ? "–" : `${(100 * report.success_rate).toFixed(1)}%`],
+    ["Avg duration", report.avg_duration_s === undefined ? "–" : fmtDuration(report.avg_duration_s)],
+    ["p50", report.p50_duration_s === undefined ? "–" : `${Number(report.p50_duration_s).toFixed(2)}s`],
+    ["p95", report.p95_duration_s === undefined ? "–" : `${Number(report.p95_duration_s).toFixed(2)}s`],
+    ...Object.entries(metricTotals).map(([k, v]) => [k.replaceAll("_", " "), fmtNumber(v)]),
+  ];
+  $("#metrics").replaceChildren(...rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v))));
+  $("#metrics-section").hidden = false;
+}
+
+async function act(action, body) {
+  return api(`/v1/batches/${id}/actions/${action}`, { method: "POST", body: body || {} });
+}
+
+async function onAction(button) {
+  const action = button.dataset.action;
+  if (action === "rollback") return openRollback();
+  if (action === "report") return openReport();
+  if (action === "export") {
+    return download(`/v1/batches/${id}/export`, `${id}.zip`).catch((e) => toast(errorText(e), "error"));
+  }
+  if (action === "cancel" && !confirm("Cancel this batch? Jobs not yet finished will not run.")) return;
+  button.disabled = true;
+  try {
+    const result = await act(action);
+    if (action === "duplicate") {
+      toast("Duplicated.", "ok");
+      location.assign(`/batches/${result.id}`);
+      return;
+    }
+    toast(`${statusLabel(action)} accepted (${statusLabel(result.status)}).`, "ok");
+    addTimeline(new Date().toISOString(), `${action} requested`, null);
+    await loadBatch();
+    listen();
+  } catch (error) {
+    toast(errorText(error), "error");
+    renderBatch();
+  }
+}
+
+function planView(plan) {
+  if (!plan || !Array.isArray(plan.jobs)) return [h("pre", {}, JSON.stringify(plan, null, 2))];
+  const shown = plan.jobs.slice(0, 20);
+  return [
+    h("p", { id: "rb-count" }, plan.count
+      ? `${fmtNumber(plan.count)} completed job${plan.count === 1 ? "" : "s"} would be compensated, most recent first.`
+      : "No completed job would be compensated."),
+    shown.length
+      ? h("ul", { class: "plan" }, shown.map((j) => h("li", {}, h("code", {}, j.job_id), j.finished_at ? ` finished ${fmtTime(j.finished_at)}` : "")))
+      : null,
+    plan.truncated || plan.jobs.length > shown.length ? h("p", { class: "muted" }, "…and more.") : null,
+  ];
+}
+
+async function openRollback() {
+  const dialog = $("#rollback-dialog");
+  const confirmButton = $("#rb-confirm");
+  confirmButton.disabled = true;
+  $("#rb-plan").replaceChildren(h("p", { class: "muted" }, "Preparing the plan…"));
+  dialog.showModal();
+  try {
+    const result = await act("rollback", { dry_run: true, job_ids: null });
+    $("#rb-plan").replaceChildren(...[planView(result.plan)].flat().filter(Boolean));
+    confirmButton.disabled = false;
+    confirmButton.focus();
+  } catch (error) {
+    $("#rb-plan").replaceChildren(h("p", { class: "error", role: "alert" }, errorText(error)));
+  }
+}
+
+async function confirmRollback() {
+  const confirmButton = $("#rb-confirm");
+  confirmButton.disabled = true;
+  try {
+    const result = await act("rollback", { dry_run: false, job_ids: null });
+    $("#rollback-dialog").close();
+    toast(`Rollback started (${statusLabel(result.status)}).`, "ok");
+    addTimeline(new Date().toISOString(), "rollback requested", null);
+    await loadBatch();
+    listen();
+  } catch (error) {
+    $("#rb-plan").append(h("p", { class: "error", role: "alert" }, errorText(error)));
+  }
+}
+
+async function openReport() {
+  const dialog = $("#report-dialog");
+  $("#report-body").replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  dialog.showModal();
+  try {
+    const report = await api(`/v1/batches/${id}/report`);
+    const failed = report.failed_jobs || [];
+    const scalars = Object.entries(report).filter(([, v]) => v === null || typeof v !== "object");
+    $("#report-body").replaceChildren(
+      h("dl", { class: "review" }, scalars.flatMap(([k, v]) => [h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, String(v))])),
+      ...[
+        report.metrics ? h("pre", {}, JSON.stringify(report.metrics, null, 2)) : null,
+        failed.length
+          ? h("div", {}, h("h3", {}, `Failed jobs (${failed.length})`), h("pre", {}, failed.slice(0, 50).map((f) => JSON.stringify(f)).join("\n")))
+          : null,
+      ].filter(Boolean),
+    );
+  } catch (error) {
+    $("#report-body").replaceChildren(h("p", { class: "error", role: "alert" }, errorText(error)));
+  }
+}
+
+function onEvent(name, data) {
+  if (!batch) return;
+  if (name === "progress") {
+    const { batch_id, status, ...progress } = data;
+    batch.progress = { ...batch.progress, ...progress };
+    if (status) batch.status = status;
+    renderBatch();
+  } else if (name === "status") {
+    batch.status = data.status;
+    if (!TERMINAL.has(data.status)) {
+      addTimeline(new Date().toISOString(), `${statusLabel(data.status)}${data.reason ? ` (${data.reason})` : ""}`, null);
+    }
+    renderBatch();
+    refreshJobsSoon();
+    if (TERMINAL.has(data.status)) loadBatch().then(loadMetrics).catch(() => {});
+  } else if (name === "job_failed") {
+    refreshJobsSoon();
+  } else if (name === "end") {
+    loadBatch().then(loadMetrics).catch(() => {});
+    refreshJobsSoon();
+  }
+}
+
+let pollTimer = null;
+function poll() {
+  $("#live").textContent = "polling";
+  clearInterval(pollTimer);
+  pollTimer = setInterval(async () => {
+    try {
+      const before = batch.status;
+      await loadBatch();
+      if (before !== batch.status) {
+        if (!TERMINAL.has(batch.status)) addTimeline(new Date().toISOString(), statusLabel(batch.status), null);
+        refreshJobsSoon();
+        if (TERMINAL.has(batch.status)) loadMetrics();
+      }
+    } catch (error) {
+      if (!(error instanceof ApiError)) $("#live").textContent = "offline, retrying";
+    }
+  }, 1500);
+}
+
+function listen() {
+  stream?.close();
+  stream = follow(`/v1/batches/${id}/events`, onEvent, (state) => {
+    const live = $("#live");
+    live.classList.toggle("on", state === "live");
+    if (state === "unavailable") poll();
+    else live.textContent = state === "ended" ? "finished" : state;
+    if (state === "live") loadBatch().catch(() => {});
+    if (state === "ended") setTimeout(() => TERMINAL.has(batch.status) || listen(), 2000);
+  });
+}
+
+if (startPage()) {
+  for (const button of $$("#actions [data-action]")) button.addEventListener("click", () => onAction(button));
+  $("#rb-cancel").addEventListener("click", () => $("#rollback-dialog").close());
+  $("#rb-confirm").addEventListener("click", confirmRollback);
+  $("#report-close").addEventListener("click", () => $("#report-dialog").close());
+  $("#report-csv").addEventListener("click", () =>
+    download(`/v1/batches/${id}/report?format=csv`, `${id}-report.csv`).catch((e) => toast(errorText(e), "error")),
+  );
+  $("#job-status").addEventListener("change", () => {
+    jobCursors = [null];
+    jobPage = 0;
+    loadJobs();
+  });
+  $("#jobs-next").addEventListener("click", () => {
+    jobPage += 1;
+    loadJobs();
+  });
+  $("#jobs-prev").addEventListener("click", () => {
+    jobPage = Math.max(0, jobPage - 1);
+    loadJobs();
+  });
+  if (!mayOperate()) $("#actions").setAttribute("aria-label", "Batch reports");
+  loadBatch()
+    .then(() => {
+      listen();
+      loadJobs();
+      if (TERMINAL.has(batch.status)) loadMetrics();
+    })
+    .catch((error) => {
+      $("#b-name").textContent = error.status === 404 ? "No such batch" : "Could not load the batch";
+      toast(errorText(error), "error");
+    });
+}

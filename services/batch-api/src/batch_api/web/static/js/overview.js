@@ -1,0 +1,124 @@
+// Overview: summary cards and the active batches, live from the /v1/events stream (or by
+// polling GET /v1/batches where the server has no stream).
+
+import { api, follow } from "./api.js";
+import {
+  $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtDuration, fmtNumber, fmtTime, h,
+  progressBar, startPage, toast,
+} from "./ui.js";
+
+const POLL_MS = 2000;
+const batches = new Map();
+
+function isToday(iso) {
+  return !!iso && new Date(iso).toDateString() === new Date().toDateString();
+}
+
+function activeCard(b) {
+  const p = b.progress;
+  const done = (p.completed || 0) + (p.failed || 0) + (p.skipped || 0) + (p.cancelled || 0);
+  return h(
+    "article",
+    { class: "batch", id: `batch-${b.id}`, dataset: { status: b.status } },
+    h(
+      "header",
+      {},
+      h("a", { href: `/batches/${b.id}`, class: "name" }, b.name),
+      badge(b.status),
+    ),
+    progressBar(p, `${b.name} progress`),
+    h(
+      "dl",
+      { class: "facts" },
+      h("div", {}, h("dt", {}, "Progress"), h("dd", { class: "pct" }, `${(p.percent ?? 0).toFixed(1)}%`)),
+      h("div", {}, h("dt", {}, "Jobs"), h("dd", {}, `${fmtNumber(done)} / ${fmtNumber(p.total)}`)),
+      h("div", {}, h("dt", {}, "ETA"), h("dd", {}, b.status === "running" ? fmtDuration(p.eta_s) : "–")),
+      h("div", {}, h("dt", {}, "Errors"), h("dd", { class: p.failed ? "bad" : "" }, fmtNumber(p.failed))),
+      h("div", {}, h("dt", {}, "Jobs/s"), h("dd", {}, p.throughput_per_s ?? "–")),
+      h("div", {}, h("dt", {}, "Job type"), h("dd", {}, b.job_type)),
+    ),
+  );
+}
+
+function recentRow(b) {
+  return h(
+    "article",
+    { class: "batch small", id: `batch-${b.id}` },
+    h("a", { href: `/batches/${b.id}`, class: "name" }, b.name),
+    badge(b.status),
+    h("span", { class: "muted" }, `${fmtNumber(b.progress.completed)} ok · ${fmtNumber(b.progress.failed)} failed · ${fmtTime(b.finished_at)}`),
+  );
+}
+
+function render() {
+  const all = [...batches.values()].sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+  const active = all.filter((b) => ACTIVE.has(b.status) || WAITING.has(b.status));
+  const finished = all.filter((b) => TERMINAL.has(b.status)).slice(0, 5);
+  $("#c-active").textContent = fmtNumber(all.filter((b) => ACTIVE.has(b.status)).length);
+  $("#c-queued").textContent = fmtNumber(all.filter((b) => WAITING.has(b.status)).length);
+  $("#c-completed").textContent = fmtNumber(
+    all.filter((b) => ["completed", "completed_with_errors"].includes(b.status) && isToday(b.finished_at)).length,
+  );
+  $("#c-failed").textContent = fmtNumber(
+    all.filter((b) => b.status === "failed" && isToday(b.finished_at)).length,
+  );
+  const rate = all
+    .filter((b) => b.status === "running")
+    .reduce((sum, b) => sum + (b.progress.throughput_per_s || 0), 0);
+  $("#c-rate").textContent = rate ? rate.toFixed(1) : "0";
+  $("#active").replaceChildren(...active.map(activeCard));
+  $("#active-empty").hidden = active.length > 0;
+  $("#recent").replaceChildren(...finished.map(recentRow));
+  $("#recent-empty").hidden = finished.length > 0;
+}
+
+async function load() {
+  const page = await api("/v1/batches?limit=200");
+  batches.clear();
+  for (const b of page.items) batches.set(b.id, b);
+  render();
+}
+
+let refetch = null;
+function refetchSoon() {
+  clearTimeout(refetch);
+  refetch = setTimeout(() => load().catch((e) => toast(errorText(e), "error")), 300);
+}
+
+function onEvent(name, data) {
+  const id = data && data.batch_id;
+  if (!id) return;
+  const known = batches.get(id);
+  if (!known) {
+    refetchSoon();
+    return;
+  }
+  if (name === "progress") {
+    const { batch_id, status, ...progress } = data;
+    known.progress = { ...known.progress, ...progress };
+    if (status) known.status = status;
+  } else if (name === "status") {
+    known.status = data.status;
+    if (TERMINAL.has(data.status)) refetchSoon();
+  }
+  render();
+}
+
+function poll() {
+  const live = $("#live");
+  live.textContent = "polling";
+  setInterval(() => load().catch(() => (live.textContent = "offline, retrying")), POLL_MS);
+}
+
+if (startPage()) {
+  load()
+    .catch((error) => toast(errorText(error), "error"))
+    .finally(() => {
+      const live = $("#live");
+      follow("/v1/events", onEvent, (state) => {
+        if (state === "unavailable") poll();
+        else live.textContent = state === "live" ? "live" : state;
+        if (state === "live") refetchSoon();
+      });
+    });
+}

@@ -1,0 +1,155 @@
+// Small DOM and formatting helpers shared by the pages, and the page start-up: a page that
+// needs a key sends an anonymous visitor to the sign-in page and hides what the role may not do.
+
+import { apiKey, mayOperate, session, signOut } from "./api.js";
+
+export const TERMINAL = new Set([
+  "completed",
+  "completed_with_errors",
+  "failed",
+  "cancelled",
+  "rolled_back",
+  "rollback_failed",
+]);
+export const ACTIVE = new Set(["running", "paused", "retrying", "rolling_back"]);
+export const WAITING = new Set(["draft", "uploading", "queued"]);
+
+// h("a", {href: "/x", class: "y"}, "text", child) → an element. Attribute values of false or
+// null are left out; "on…" keys add listeners. Children may be strings, nodes or arrays.
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on") && typeof value === "function") {
+      el.addEventListener(name.slice(2), value);
+    } else if (name === "dataset") {
+      Object.assign(el.dataset, value);
+    } else {
+      el.setAttribute(name, value === true ? "" : String(value));
+    }
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+export const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
+
+export function fmtNumber(n) {
+  return n === null || n === undefined ? "–" : Number(n).toLocaleString("en");
+}
+
+export function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) return "–";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+  const hours = Math.floor(s / 3600);
+  return `${hours}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+export function fmtTime(iso) {
+  if (!iso) return "–";
+  const date = new Date(iso);
+  const today = new Date().toDateString() === date.toDateString();
+  return today
+    ? date.toLocaleTimeString("en-GB")
+    : date.toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short" });
+}
+
+export function statusLabel(status) {
+  return String(status || "unknown").replaceAll("_", " ");
+}
+
+export function badge(status) {
+  return h("span", { class: `badge s-${status}` }, statusLabel(status));
+}
+
+// A progress bar with completed/failed segments; `progress` is the API's progress object.
+export function progressBar(progress, label) {
+  const total = progress.total || 0;
+  const pct = (n) => (total ? (100 * n) / total : 0);
+  const done = Math.round(progress.percent ?? 0);
+  return h(
+    "div",
+    {
+      class: "bar",
+      role: "progressbar",
+      "aria-valuemin": 0,
+      "aria-valuemax": 100,
+      "aria-valuenow": done,
+      "aria-label": label || "progress",
+    },
+    h("span", { class: "seg ok", style: `width:${pct(progress.completed || 0)}%` }),
+    h("span", {
+      class: "seg bad",
+      style: `width:${pct((progress.failed || 0) + (progress.cancelled || 0) + (progress.skipped || 0))}%`,
+    }),
+  );
+}
+
+let toastRegion;
+export function toast(message, kind = "info") {
+  toastRegion ||= $("#toasts");
+  const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" }, message);
+  toastRegion.append(item);
+  setTimeout(() => item.remove(), kind === "error" ? 9000 : 4000);
+}
+
+export function errorText(error) {
+  const p = error.problem || {};
+  if (p.title && p.detail && p.title !== p.detail) return `${p.title}: ${p.detail}`;
+  return error.message || String(error);
+}
+
+// Shows an error under the field named `name` (its `data-error-for` slot).
+export function fieldError(form, name, message) {
+  const slot = form.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
+  const field = form.querySelector(`[name="${CSS.escape(name)}"]`);
+  if (slot) slot.textContent = message;
+  if (field) {
+    field.setAttribute("aria-invalid", "true");
+    if (slot) field.setAttribute("aria-describedby", slot.id);
+  }
+  return !!slot;
+}
+
+export function clearErrors(form) {
+  for (const slot of $$("[data-error-for]", form)) slot.textContent = "";
+  for (const field of $$("[aria-invalid]", form)) field.removeAttribute("aria-invalid");
+}
+
+// Start-up of every signed-in page: sign-in redirect, who is signed in, role gating.
+export function startPage() {
+  if (!apiKey()) {
+    const next = location.pathname + location.search;
+    location.replace(`/signin?next=${encodeURIComponent(next)}`);
+    return null;
+  }
+  const who = session() || {};
+  const slot = $("#who");
+  if (slot) {
+    slot.replaceChildren(
+      h("span", { class: "who-name" }, who.user || "?"),
+      " ",
+      h("span", { class: "role" }, who.role || "?"),
+    );
+    slot.hidden = false;
+  }
+  const out = $("#signout");
+  if (out) {
+    out.hidden = false;
+    out.addEventListener("click", () => {
+      signOut();
+      location.assign("/signin");
+    });
+  }
+  if (!mayOperate()) {
+    for (const el of $$("[data-operator]")) el.remove();
+  }
+  document.body.classList.add(mayOperate() ? "can-operate" : "read-only");
+  return who;
+}

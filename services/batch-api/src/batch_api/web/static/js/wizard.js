@@ -1,0 +1,338 @@
+// New batch wizard: basics → job type and items → safety → review and start. Each step is
+// checked before the next; the server's 422 answers are shown next to the field they name.
+
+import { api } from "./api.js";
+import { renderSchemaForm } from "./schemaform.js";
+import { $, $$, clearErrors, errorText, fieldError, h, startPage, toast } from "./ui.js";
+
+const MAX_INLINE = 10_000;
+const UPLOAD_CHUNK = 5_000;
+// Input properties about safety (e.g. of a consolidation job type) are asked in step 3.
+const SAFETY_PROPS = ["backup_strategy", "backup", "conflict_resolution"];
+
+const form = $("#wizard");
+let step = 1;
+let jobTypes = [];
+let items = [];
+let readItem = () => ({ item: {}, errors: [] });
+let readSafety = () => ({ item: {}, errors: [] });
+
+function showStep(n) {
+  step = n;
+  for (const section of $$(".step", form)) section.hidden = Number(section.dataset.step) !== n;
+  for (const li of $$("#steps li")) {
+    const s = Number(li.dataset.step);
+    li.classList.toggle("done", s < n);
+    if (s === n) li.setAttribute("aria-current", "step");
+    else li.removeAttribute("aria-current");
+  }
+  $("#back").disabled = n === 1;
+  $("#next").hidden = n === 4;
+  $("#start").hidden = n !== 4;
+  if (n === 4) renderReview();
+  const first = $(`.step[data-step="${n}"] input, .step[data-step="${n}"] select, .step[data-step="${n}"] textarea`, form);
+  if (first && n !== 4) first.focus();
+  else $("#start").focus();
+}
+
+function stepOf(fieldName) {
+  const el = form.querySelector(`[data-error-for="${CSS.escape(fieldName)}"]`);
+  const section = el && el.closest(".step");
+  return section ? Number(section.dataset.step) : 4;
+}
+
+function checkNative(n) {
+  let ok = true;
+  for (const input of $$(`.step[data-step="${n}"] [name]`, form)) {
+    if (input.type === "file" || input.name === "lines" || input.name.startsWith("item.")) continue;
+    if (!input.checkValidity()) {
+      fieldError(form, input.name, input.validationMessage);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+function validate(n) {
+  clearErrors(form);
+  let ok = checkNative(n);
+  if (n === 1 && !form.name.value.trim()) {
+    ok = fieldError(form, "name", "Give the batch a name.") && false;
+  }
+  if (n === 2) {
+    if (!form.job_type.value) ok = fieldError(form, "job_type", "Choose a job type.") && false;
+    if (!items.length) ok = fieldError(form, "items", "Add at least one item.") && false;
+  }
+  if (n === 3) {
+    const { errors } = readSafety();
+    for (const e of errors) ok = fieldError(form, e.name, e.message) && false;
+  }
+  if (!ok) $("[aria-invalid='true']", form)?.focus();
+  return ok;
+}
+
+function renderItems() {
+  $("#item-count").textContent = `${items.length.toLocaleString("en")} item${items.length === 1 ? "" : "s"}`;
+  const preview = $("#item-preview");
+  preview.hidden = !items.length;
+  const head = items.slice(0, 5).map((i) => JSON.stringify(i));
+  if (items.length > 5) head.push(`… and ${(items.length - 5).toLocaleString("en")} more`);
+  preview.textContent = head.join("\n");
+}
+
+// Parses JSON lines (or a JSON array); returns {parsed, error}.
+function parseLines(text) {
+  const trimmed = text.trim();
+  if (!trimmed) return { parsed: [], error: "Nothing to add." };
+  if (trimmed.startsWith("[")) {
+    try {
+      const array = JSON.parse(trimmed);
+      if (array.every((x) => x && typeof x === "object" && !Array.isArray(x))) return { parsed: array };
+      return { parsed: [], error: "The array must hold JSON objects." };
+    } catch (e) {
+      return { parsed: [], error: `Not valid JSON: ${e.message}` };
+    }
+  }
+  const parsed = [];
+  const lines = trimmed.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (!line) continue;
+    try {
+      const value = JSON.parse(line);
+      if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error("not an object");
+      parsed.push(value);
+    } catch (e) {
+      return { parsed: [], error: `Line ${i + 1} is not a JSON object (${e.message}).` };
+    }
+  }
+  return { parsed };
+}
+
+function chooseJobType() {
+  const type = jobTypes.find((t) => t.name === form.job_type.value);
+  $("#job-type-desc").textContent = type ? type.description : "";
+  const schema = type ? type.input_schema : { properties: {} };
+  const names = Object.keys(schema.properties || {});
+  readItem = renderSchemaForm($("#schema-form"), schema, { names: names.filter((n) => !SAFETY_PROPS.includes(n)) });
+  readSafety = renderSchemaForm($("#safety-schema"), schema, {
+    prefix: "safety.",
+    names: names.filter((n) => SAFETY_PROPS.includes(n)),
+  });
+  if (items.length) {
+    items = [];
+    renderItems();
+    toast("The job type changed: the items were cleared.");
+  }
+}
+
+function selectTab(tab) {
+  for (const t of $$("[role=tab]", form)) {
+    const on = t === tab;
+    t.setAttribute("aria-selected", String(on));
+    t.tabIndex = on ? 0 : -1;
+    $(`#${t.getAttribute("aria-controls")}`).hidden = !on;
+  }
+  tab.focus();
+}
+
+function wireItems() {
+  const tabs = $$("[role=tab]", form);
+  for (const tab of tabs) {
+    tab.addEventListener("click", () => selectTab(tab));
+    tab.addEventListener("keydown", (event) => {
+      const i = tabs.indexOf(tab);
+      if (event.key === "ArrowRight") selectTab(tabs[(i + 1) % tabs.length]);
+      if (event.key === "ArrowLeft") selectTab(tabs[(i + tabs.length - 1) % tabs.length]);
+    });
+  }
+  $("#add-form").addEventListener("click", () => {
+    clearErrors(form);
+    const { item, errors } = readItem();
+    for (const e of errors) fieldError(form, e.name, e.message);
+    const copies = Number(form.copies.value);
+    if (!Number.isInteger(copies) || copies < 1 || copies > 100_000) {
+      fieldError(form, "copies", "Enter a whole number from 1 to 100,000.");
+      return;
+    }
+    if (errors.length) return;
+    for (let i = 0; i < copies; i++) items.push({ ...item });
+    renderItems();
+  });
+  $("#add-lines").addEventListener("click", () => {
+    clearErrors(form);
+    const { parsed, error } = parseLines(form.lines.value);
+    if (error) {
+      fieldError(form, "lines", error);
+      return;
+    }
+    items.push(...parsed);
+    form.lines.value = "";
+    renderItems();
+  });
+  form.file.addEventListener("change", async () => {
+    clearErrors(form);
+    const file = form.file.files[0];
+    if (!file) return;
+    const { parsed, error } = parseLines(await file.text());
+    if (error) fieldError(form, "file", `${file.name}: ${error}`);
+    else {
+      items.push(...parsed);
+      renderItems();
+      toast(`${parsed.length.toLocaleString("en")} items read from ${file.name}.`, "ok");
+    }
+    form.file.value = "";
+  });
+  $("#clear-items").addEventListener("click", () => {
+    items = [];
+    renderItems();
+  });
+}
+
+function num(name) {
+  return Number(form.elements[name].value);
+}
+
+function requestBody() {
+  const { item: safety } = readSafety();
+  return {
+    name: form.name.value.trim(),
+    description: form.description.value.trim(),
+    priority: form.priority.value,
+    tags: form.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+    job_type: form.job_type.value,
+    config: {
+      max_concurrent_jobs: num("config.max_concurrent_jobs"),
+      timeout_s: num("config.timeout_s"),
+      failure_threshold: num("config.failure_threshold"),
+      stop_on_error: form.elements["config.stop_on_error"].checked,
+      rollback_on_failure: form.elements["config.rollback_on_failure"].checked,
+      retry: {
+        max_attempts: num("config.retry.max_attempts"),
+        backoff_initial_s: num("config.retry.backoff_initial_s"),
+        backoff_max_s: num("config.retry.backoff_max_s"),
+      },
+    },
+    items: Object.keys(safety).length ? items.map((i) => ({ ...safety, ...i })) : items,
+  };
+}
+
+function renderReview() {
+  const b = requestBody();
+  const c = b.config;
+  const rows = [
+    ["Name", b.name],
+    ["Description", b.description || "–"],
+    ["Priority", b.priority],
+    ["Tags", b.tags.join(", ") || "–"],
+    ["Job type", b.job_type],
+    ["Items", b.items.length.toLocaleString("en")],
+    ["Retries", `${c.retry.max_attempts} attempts, backoff ${c.retry.backoff_initial_s}s up to ${c.retry.backoff_max_s}s`],
+    ["Limits", `${c.max_concurrent_jobs} at a time, ${c.timeout_s}s per job, failure threshold ${c.failure_threshold}`],
+    ["On errors", [c.stop_on_error && "stop at first failure", c.rollback_on_failure && "roll back on failure"].filter(Boolean).join(", ") || "keep going"],
+  ];
+  const { item: safety } = readSafety();
+  for (const [k, v] of Object.entries(safety)) rows.push([k.replaceAll("_", " "), String(v)]);
+  $("#review").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+function showServerErrors(error) {
+  const p = error.problem || {};
+  let placed = false;
+  let firstStep = 4;
+  for (const e of p.errors || []) {
+    let name;
+    let message = e.msg;
+    if (Array.isArray(e.loc)) {
+      const loc = e.loc[0] === "body" ? e.loc.slice(1) : e.loc;
+      name = loc[0] === "items" ? "items" : loc.join(".");
+      if (loc[0] === "items" && loc.length > 1) message = `item ${loc[1]}: ${e.msg}`;
+    } else if (e.item !== undefined) {
+      name = "items";
+      message = `item ${e.item}${e.path ? ` (${e.path})` : ""}: ${e.msg}`;
+    }
+    if (name && fieldError(form, name, message)) {
+      placed = true;
+      firstStep = Math.min(firstStep, stepOf(name));
+    }
+  }
+  if (!placed && /job type/i.test(p.title || "")) {
+    placed = fieldError(form, "job_type", p.detail);
+    firstStep = 2;
+  }
+  if (!placed) fieldError(form, "submit", errorText(error));
+  if (firstStep !== 4) {
+    const keep = $$("[data-error-for]", form).map((el) => [el, el.textContent]);
+    showStep(firstStep);
+    for (const [el, text] of keep) el.textContent = text;
+  }
+}
+
+async function submit() {
+  const body = requestBody();
+  const start = $("#start");
+  start.disabled = true;
+  start.textContent = "Starting…";
+  try {
+    let batch;
+    if (body.items.length <= MAX_INLINE) {
+      batch = await api("/v1/batches", { method: "POST", body });
+    } else {
+      const { items: all, ...rest } = body;
+      batch = await api("/v1/batches", { method: "POST", body: { ...rest, draft: true } });
+      for (let i = 0; i < all.length; i += UPLOAD_CHUNK) {
+        start.textContent = `Uploading ${Math.min(i + UPLOAD_CHUNK, all.length).toLocaleString("en")} / ${all.length.toLocaleString("en")}…`;
+        const lines = all.slice(i, i + UPLOAD_CHUNK).map((x) => JSON.stringify(x)).join("\n");
+        await api(`/v1/batches/${batch.id}/items`, { method: "POST", body: lines, contentType: "application/x-ndjson" });
+      }
+      batch = await api(`/v1/batches/${batch.id}/submit`, { method: "POST" });
+    }
+    location.assign(`/batches/${batch.id}`);
+  } catch (error) {
+    clearErrors(form);
+    showServerErrors(error);
+    start.disabled = false;
+    start.textContent = "Start now";
+  }
+}
+
+async function init() {
+  try {
+    jobTypes = await api("/v1/job-types");
+  } catch (error) {
+    toast(errorText(error), "error");
+    return;
+  }
+  const select = form.job_type;
+  select.replaceChildren(
+    h("option", { value: "" }, jobTypes.length ? "Choose a job type…" : "No executor announced a job type yet"),
+    ...jobTypes.map((t) => h("option", { value: t.name }, t.name)),
+  );
+  const preset = new URLSearchParams(location.search).get("job_type");
+  if (preset && jobTypes.some((t) => t.name === preset)) select.value = preset;
+  chooseJobType();
+}
+
+if (startPage()) {
+  form.name.focus();
+  wireItems();
+  form.job_type.addEventListener("change", chooseJobType);
+  $("#next").addEventListener("click", () => validate(step) && showStep(step + 1));
+  $("#back").addEventListener("click", () => showStep(step - 1));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (step !== 4) {
+      if (validate(step)) showStep(step + 1);
+      return;
+    }
+    for (const n of [1, 2, 3]) {
+      if (!validate(n)) {
+        showStep(n);
+        validate(n);
+        return;
+      }
+    }
+    submit();
+  });
+  init();
+}

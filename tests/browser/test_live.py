@@ -1,0 +1,90 @@
+"""Live updates without reloading: the overview follows running batches, and pause/resume on
+the detail page take effect and show."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from browser_support import (
+    assert_not_reloaded,
+    clipped_screenshot,
+    create_batch,
+    get_batch,
+    mark_document,
+    screenshots,
+    sign_in,
+    wait_status,
+)
+from playwright.sync_api import Page, expect
+from stack_support import Stack
+
+pytestmark = pytest.mark.browser
+
+
+def test_overview_follows_batches_live(page: Page, stack: Stack) -> None:
+    sign_in(page, stack.admin_key)
+    completed_before = int(page.locator("#c-completed").inner_text() or 0)
+    mark_document(page)
+    slow = create_batch(
+        stack,
+        name="nightly template sync",
+        job_type="demo.sleep",
+        priority="high",
+        items=[{"seconds": 0.25}] * 40,
+        config={"max_concurrent_jobs": 2},
+    )
+    flaky = create_batch(
+        stack,
+        name="import with some bad rows",
+        job_type="demo.sleep",
+        items=[{"seconds": 0.2}] * 30 + [{"fail_with": "permanent", "fail_first_attempts": 1}] * 3,
+        config={"max_concurrent_jobs": 1},
+    )
+    card = page.locator(f"#batch-{slow['id']}")
+    expect(card).to_be_visible()
+    expect(card.locator(".badge")).to_have_text("running", timeout=20_000)
+    expect(page.locator(f"#batch-{flaky['id']}")).to_be_visible()
+    # The percentage moves while the page stays the same document.
+    first = float(card.locator(".pct").inner_text().rstrip("%"))
+    expect(card.locator(".pct")).not_to_have_text(f"{first:.1f}%", timeout=10_000)
+    expect(page.locator("#c-rate")).not_to_have_text("0")
+    screenshots(page, "overview-live")
+    clipped_screenshot(page, "overview-readme")
+
+    wait_status(stack, slow["id"], "completed", timeout=60)
+    expect(page.locator(f"#active #batch-{slow['id']}")).to_have_count(0, timeout=15_000)
+    expect(page.locator(f"#recent #batch-{slow['id']}")).to_contain_text("completed")
+    expect(page.locator("#c-completed")).not_to_have_text(str(completed_before))
+    assert_not_reloaded(page)
+
+
+def test_pause_and_resume_from_the_detail_page(page: Page, stack: Stack) -> None:
+    batch = create_batch(
+        stack,
+        name="pausable",
+        job_type="demo.sleep",
+        items=[{"seconds": 0.3}] * 30,
+        config={"max_concurrent_jobs": 1},
+    )
+    sign_in(page, stack.admin_key)
+    page.goto(f"/batches/{batch['id']}")
+    mark_document(page)
+    expect(page.locator("#b-status")).to_have_text("running", timeout=20_000)
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#b-status")).to_have_text("paused", timeout=15_000)
+    expect(page.get_by_role("button", name="Pause")).to_be_hidden()
+    paused = wait_status(stack, batch["id"], "paused")
+    time.sleep(2)  # nothing is dispatched while paused: at most the job in flight finishes
+    still = get_batch(stack, batch["id"])
+    assert still["status"] == "paused"
+    assert still["progress"]["completed"] <= paused["progress"]["completed"] + 1
+    assert still["progress"]["completed"] < 30
+    expect(page.locator("#timeline")).to_contain_text("paused")
+    screenshots(page, "detail-paused")
+
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#b-status")).to_have_text("running", timeout=15_000)
+    expect(page.locator("#f-done")).to_have_text("100.0%", timeout=60_000)
+    expect(page.locator("#b-status")).to_have_text("completed", timeout=15_000)
+    assert_not_reloaded(page)

@@ -1,0 +1,95 @@
+"""What the browser tests do again and again: sign in, call the API directly for setup,
+wait for a batch state, and save screenshots at a laptop and a phone width."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import ConsoleMessage, Page, expect
+from stack_support import Stack
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "artifacts" / "screenshots"
+WIDTHS = {"desktop": (1280, 860), "phone": (390, 844)}
+
+
+def sign_in(page: Page, key: str) -> None:
+    page.goto("/signin")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+
+def screenshots(page: Page, name: str) -> None:
+    """Full-page screenshots of the current page at both widths, then back to the desktop."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for label, (width, height) in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(150)
+        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+    width, height = WIDTHS["desktop"]
+    page.set_viewport_size({"width": width, "height": height})
+
+
+def clipped_screenshot(page: Page, name: str, height: int = 540) -> Path:
+    """The top of the page at the desktop width (the README's picture is one of these)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1280, "height": height})
+    return path
+
+
+def create_batch(stack: Stack, **body: Any) -> dict[str, Any]:
+    response = httpx.post(f"{stack.url}/v1/batches", json=body, headers=stack.headers, timeout=30)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def get_batch(stack: Stack, batch_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{stack.url}/v1/batches/{batch_id}", headers=stack.headers, timeout=30)
+    response.raise_for_status()
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def wait_status(stack: Stack, batch_id: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = get_batch(stack, batch_id)
+        if batch["status"] in statuses:
+            return batch
+        assert time.monotonic() < deadline, f"{batch_id} stayed {batch['status']}, not {statuses}"
+        time.sleep(0.3)
+
+
+def mark_document(page: Page) -> None:
+    """Marks the loaded document; `assert_not_reloaded` fails if a navigation replaced it."""
+    page.evaluate("window.__notReloaded = true")
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+
+
+@dataclass
+class Console:
+    """Console errors and uncaught exceptions of one page, with the ones a test expects."""
+
+    errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+
+    def on_message(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"{message.text} ({message.location.get('url', '')})")
+
+    def allow(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
