@@ -1,5 +1,7 @@
-// Batch detail: progress and metrics, the timeline, the jobs table and the actions. Live from
+// Batch detail: progress, the timeline, the jobs table and the actions. Live from
 // /v1/batches/{id}/events (polling GET /v1/batches/{id} where the server has no stream).
+// The report and the export are fetched only when asked for: a server without them answers
+// 404, which the page says in words instead of logging an error on every load.
 
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
@@ -150,21 +152,23 @@ function refreshJobsSoon() {
   jobsTimer = setTimeout(loadJobs, 800);
 }
 
-async function loadMetrics() {
-  let report;
-  try {
-    report = await api(`/v1/batches/${id}/report`);
-  } catch {
-    $("#metrics-section").hidden = true;
-    return;
-  }
+const NOT_BUILT = "This server does not produce reports and exports yet (it answered 404).";
+
+function unavailable(error) {
+  return error instanceof ApiError && error.status === 404 ? NOT_BUILT : errorText(error);
+}
+
+// The report's headline figures, shown under the progress once a report has been fetched.
+function renderMetrics(report) {
   const metricTotals = report.metrics || {};
   const rows = [
     ["Success rate", report.success_rate === undefined ? "–" : `${(100 * report.success_rate).toFixed(1)}%`],
     ["Avg duration", report.avg_duration_s === undefined ? "–" : fmtDuration(report.avg_duration_s)],
     ["p50", report.p50_duration_s === undefined ? "–" : `${Number(report.p50_duration_s).toFixed(2)}s`],
     ["p95", report.p95_duration_s === undefined ? "–" : `${Number(report.p95_duration_s).toFixed(2)}s`],
-    ...Object.entries(metricTotals).map(([k, v]) => [k.replaceAll("_", " "), fmtNumber(v)]),
+    ...Object.entries(metricTotals)
+      .filter(([, v]) => v === null || typeof v !== "object")
+      .map(([k, v]) => [k.replaceAll("_", " "), typeof v === "number" ? fmtNumber(v) : String(v)]),
   ];
   $("#metrics").replaceChildren(...rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v))));
   $("#metrics-section").hidden = false;
@@ -179,7 +183,7 @@ async function onAction(button) {
   if (action === "rollback") return openRollback();
   if (action === "report") return openReport();
   if (action === "export") {
-    return download(`/v1/batches/${id}/export`, `${id}.zip`).catch((e) => toast(errorText(e), "error"));
+    return download(`/v1/batches/${id}/export`, `${id}.zip`).catch((e) => toast(unavailable(e), "error"));
   }
   if (action === "cancel" && !confirm("Cancel this batch? Jobs not yet finished will not run.")) return;
   button.disabled = true;
@@ -248,9 +252,11 @@ async function confirmRollback() {
 async function openReport() {
   const dialog = $("#report-dialog");
   $("#report-body").replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  $("#report-csv").hidden = false;
   dialog.showModal();
   try {
     const report = await api(`/v1/batches/${id}/report`);
+    renderMetrics(report);
     const failed = report.failed_jobs || [];
     const scalars = Object.entries(report).filter(([, v]) => v === null || typeof v !== "object");
     $("#report-body").replaceChildren(
@@ -263,7 +269,8 @@ async function openReport() {
       ].filter(Boolean),
     );
   } catch (error) {
-    $("#report-body").replaceChildren(h("p", { class: "error", role: "alert" }, errorText(error)));
+    $("#report-csv").hidden = error instanceof ApiError && error.status === 404;
+    $("#report-body").replaceChildren(h("p", { class: "error", role: "alert" }, unavailable(error)));
   }
 }
 
@@ -281,11 +288,11 @@ function onEvent(name, data) {
     }
     renderBatch();
     refreshJobsSoon();
-    if (TERMINAL.has(data.status)) loadBatch().then(loadMetrics).catch(() => {});
+    if (TERMINAL.has(data.status)) loadBatch().catch(() => {});
   } else if (name === "job_failed") {
     refreshJobsSoon();
   } else if (name === "end") {
-    loadBatch().then(loadMetrics).catch(() => {});
+    loadBatch().catch(() => {});
     refreshJobsSoon();
   }
 }
@@ -301,7 +308,6 @@ function poll() {
       if (before !== batch.status) {
         if (!TERMINAL.has(batch.status)) addTimeline(new Date().toISOString(), statusLabel(batch.status), null);
         refreshJobsSoon();
-        if (TERMINAL.has(batch.status)) loadMetrics();
       }
     } catch (error) {
       if (!(error instanceof ApiError)) $("#live").textContent = "offline, retrying";
@@ -327,7 +333,7 @@ if (startPage()) {
   $("#rb-confirm").addEventListener("click", confirmRollback);
   $("#report-close").addEventListener("click", () => $("#report-dialog").close());
   $("#report-csv").addEventListener("click", () =>
-    download(`/v1/batches/${id}/report?format=csv`, `${id}-report.csv`).catch((e) => toast(errorText(e), "error")),
+    download(`/v1/batches/${id}/report?format=csv`, `${id}-report.csv`).catch((e) => toast(unavailable(e), "error")),
   );
   $("#job-status").addEventListener("change", () => {
     jobCursors = [null];
@@ -347,7 +353,6 @@ if (startPage()) {
     .then(() => {
       listen();
       loadJobs();
-      if (TERMINAL.has(batch.status)) loadMetrics();
     })
     .catch((error) => {
       $("#b-name").textContent = error.status === 404 ? "No such batch" : "Could not load the batch";
