@@ -24,7 +24,10 @@ const ALLOWED = {
   archive: [...TERMINAL],
 };
 
+const ACTION_LABEL = { pause: "Pause", resume: "Resume", cancel: "Cancel", retry: "Retry of the failed jobs", archive: "Archive" };
+
 let batch = null;
+let shownStatus = null; // the status the timeline last showed
 const timeline = [];
 let jobCursors = [null];
 let jobPage = 0;
@@ -85,6 +88,7 @@ function renderBatch() {
 
 async function loadBatch() {
   batch = await api(`/v1/batches/${id}`);
+  shownStatus ??= batch.status;
   renderBatch();
 }
 
@@ -194,7 +198,8 @@ async function onAction(button) {
       location.assign(`/batches/${result.id}`);
       return;
     }
-    toast(`${statusLabel(action)} accepted (${statusLabel(result.status)}).`, "ok");
+    const now = statusLabel(result.status);
+    toast(`${ACTION_LABEL[action] || statusLabel(action)} requested; the batch is ${now} for now.`, "ok");
     addTimeline(new Date().toISOString(), `${action} requested`, null);
     await loadBatch();
     listen();
@@ -240,7 +245,7 @@ async function confirmRollback() {
   try {
     const result = await act("rollback", { dry_run: false, job_ids: null });
     $("#rollback-dialog").close();
-    toast(`Rollback started (${statusLabel(result.status)}).`, "ok");
+    toast("Rollback started: the rollback service compensates the jobs one by one.", "ok");
     addTimeline(new Date().toISOString(), "rollback requested", null);
     await loadBatch();
     listen();
@@ -282,8 +287,11 @@ function onEvent(name, data) {
     if (status) batch.status = status;
     renderBatch();
   } else if (name === "status") {
+    // Every (re)connection opens with the current status: only a change goes on the timeline.
+    const changed = data.status !== shownStatus;
+    shownStatus = data.status;
     batch.status = data.status;
-    if (!TERMINAL.has(data.status)) {
+    if (changed && !TERMINAL.has(data.status)) {
       addTimeline(new Date().toISOString(), `${statusLabel(data.status)}${data.reason ? ` (${data.reason})` : ""}`, null);
     }
     renderBatch();
