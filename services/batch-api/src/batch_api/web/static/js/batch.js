@@ -31,6 +31,7 @@ let shownStatus = null; // the status the timeline last showed
 const timeline = [];
 let jobCursors = [null];
 let jobPage = 0;
+const openDetails = new Set(); // indexes of the jobs whose details are shown
 let stream = null;
 
 function addTimeline(at, text, key) {
@@ -117,12 +118,18 @@ function jobRow(job) {
     h("td", { class: job.error ? "bad" : "" }, job.error ? `${job.error.class}: ${job.error.message}` : ""),
     h("td", {}, toggle),
   );
+  const show = (open) => {
+    toggle.setAttribute("aria-expanded", String(open));
+    $(`#job-detail-${job.index}`)?.remove();
+    if (open) row.after(jobDetail(job));
+  };
   toggle.addEventListener("click", () => {
-    const open = toggle.getAttribute("aria-expanded") === "true";
-    toggle.setAttribute("aria-expanded", String(!open));
-    if (open) $(`#job-detail-${job.index}`)?.remove();
-    else row.after(jobDetail(job));
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    if (open) openDetails.add(job.index);
+    else openDetails.delete(job.index);
+    show(open);
   });
+  row.reopen = () => openDetails.has(job.index) && show(true);
   return row;
 }
 
@@ -141,7 +148,9 @@ async function loadJobs() {
     $("#jobs-empty").textContent = error.status === 404 ? "This server does not list jobs yet." : errorText(error);
     return;
   }
-  $("#jobs").replaceChildren(...page.items.map(jobRow));
+  const rows = page.items.map(jobRow);
+  $("#jobs").replaceChildren(...rows);
+  for (const row of rows) row.reopen(); // a refresh keeps the details that were open
   $("#jobs-empty").hidden = page.items.length > 0;
   $("#jobs-empty").textContent = "No jobs to show.";
   jobCursors[jobPage + 1] = page.next_cursor;
@@ -153,7 +162,19 @@ async function loadJobs() {
 let jobsTimer = null;
 function refreshJobsSoon() {
   clearTimeout(jobsTimer);
-  jobsTimer = setTimeout(loadJobs, 800);
+  jobsTimer = setTimeout(() => {
+    jobsTimer = null;
+    loadJobs();
+  }, 800);
+}
+
+// While jobs finish, the table follows at most every few seconds (one page of 25 jobs).
+function refreshJobsLater() {
+  if (jobsTimer) return;
+  jobsTimer = setTimeout(() => {
+    jobsTimer = null;
+    loadJobs();
+  }, 3000);
 }
 
 const NOT_BUILT = "This server does not produce reports and exports yet (it answered 404).";
@@ -286,6 +307,7 @@ function onEvent(name, data) {
     batch.progress = { ...batch.progress, ...progress };
     if (status) batch.status = status;
     renderBatch();
+    refreshJobsLater();
   } else if (name === "status") {
     // Every (re)connection opens with the current status: only a change goes on the timeline.
     const changed = data.status !== shownStatus;
