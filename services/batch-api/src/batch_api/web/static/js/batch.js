@@ -266,7 +266,7 @@ async function confirmRollback() {
   try {
     const result = await act("rollback", { dry_run: false, job_ids: null });
     $("#rollback-dialog").close();
-    toast("Rollback started: the rollback service compensates the jobs one by one.", "ok");
+    toast("Rollback started.", "ok");
     addTimeline(new Date().toISOString(), "rollback requested", null);
     await loadBatch();
     listen();
