@@ -88,3 +88,25 @@ def test_pause_and_resume_from_the_detail_page(page: Page, stack: Stack) -> None
     expect(page.locator("#f-done")).to_have_text("100.0%", timeout=60_000)
     expect(page.locator("#b-status")).to_have_text("completed", timeout=15_000)
     assert_not_reloaded(page)
+
+
+def test_the_jobs_table_follows_running_jobs_and_keeps_open_details(
+    page: Page, stack: Stack
+) -> None:
+    batch = create_batch(
+        stack,
+        name="watched jobs",
+        job_type="demo.sleep",
+        items=[{"seconds": 0.3}] * 20,
+        config={"max_concurrent_jobs": 1},
+    )
+    sign_in(page, stack.admin_key)
+    page.goto(f"/batches/{batch['id']}")
+    mark_document(page)
+    expect(page.locator("#job-0")).to_contain_text("completed", timeout=20_000)
+    page.locator("#job-0").get_by_role("button", name="Details").click()
+    expect(page.locator("#job-detail-0")).to_contain_text("#1 completed")
+    # Later jobs finish and show without a reload; the open detail stays open.
+    expect(page.locator("#job-8")).to_contain_text("completed", timeout=30_000)
+    expect(page.locator("#job-detail-0")).to_be_visible()
+    assert_not_reloaded(page)

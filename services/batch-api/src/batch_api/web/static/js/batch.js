@@ -1,5 +1,7 @@
-// Batch detail: progress and metrics, the timeline, the jobs table and the actions. Live from
+// Batch detail: progress, the timeline, the jobs table and the actions. Live from
 // /v1/batches/{id}/events (polling GET /v1/batches/{id} where the server has no stream).
+// The report and the export are fetched only when asked for: a server without them answers
+// 404, which the page says in words instead of logging an error on every load.
 
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
@@ -22,10 +24,14 @@ const ALLOWED = {
   archive: [...TERMINAL],
 };
 
+const ACTION_LABEL = { pause: "Pause", resume: "Resume", cancel: "Cancel", retry: "Retry of the failed jobs", archive: "Archive" };
+
 let batch = null;
+let shownStatus = null; // the status the timeline last showed
 const timeline = [];
 let jobCursors = [null];
 let jobPage = 0;
+const openDetails = new Set(); // indexes of the jobs whose details are shown
 let stream = null;
 
 function addTimeline(at, text, key) {
@@ -83,6 +89,7 @@ function renderBatch() {
 
 async function loadBatch() {
   batch = await api(`/v1/batches/${id}`);
+  shownStatus ??= batch.status;
   renderBatch();
 }
 
@@ -111,12 +118,18 @@ function jobRow(job) {
     h("td", { class: job.error ? "bad" : "" }, job.error ? `${job.error.class}: ${job.error.message}` : ""),
     h("td", {}, toggle),
   );
+  const show = (open) => {
+    toggle.setAttribute("aria-expanded", String(open));
+    $(`#job-detail-${job.index}`)?.remove();
+    if (open) row.after(jobDetail(job));
+  };
   toggle.addEventListener("click", () => {
-    const open = toggle.getAttribute("aria-expanded") === "true";
-    toggle.setAttribute("aria-expanded", String(!open));
-    if (open) $(`#job-detail-${job.index}`)?.remove();
-    else row.after(jobDetail(job));
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    if (open) openDetails.add(job.index);
+    else openDetails.delete(job.index);
+    show(open);
   });
+  row.reopen = () => openDetails.has(job.index) && show(true);
   return row;
 }
 
@@ -135,7 +148,9 @@ async function loadJobs() {
     $("#jobs-empty").textContent = error.status === 404 ? "This server does not list jobs yet." : errorText(error);
     return;
   }
-  $("#jobs").replaceChildren(...page.items.map(jobRow));
+  const rows = page.items.map(jobRow);
+  $("#jobs").replaceChildren(...rows);
+  for (const row of rows) row.reopen(); // a refresh keeps the details that were open
   $("#jobs-empty").hidden = page.items.length > 0;
   $("#jobs-empty").textContent = "No jobs to show.";
   jobCursors[jobPage + 1] = page.next_cursor;
@@ -147,24 +162,38 @@ async function loadJobs() {
 let jobsTimer = null;
 function refreshJobsSoon() {
   clearTimeout(jobsTimer);
-  jobsTimer = setTimeout(loadJobs, 800);
+  jobsTimer = setTimeout(() => {
+    jobsTimer = null;
+    loadJobs();
+  }, 800);
 }
 
-async function loadMetrics() {
-  let report;
-  try {
-    report = await api(`/v1/batches/${id}/report`);
-  } catch {
-    $("#metrics-section").hidden = true;
-    return;
-  }
+// While jobs finish, the table follows at most every few seconds (one page of 25 jobs).
+function refreshJobsLater() {
+  if (jobsTimer) return;
+  jobsTimer = setTimeout(() => {
+    jobsTimer = null;
+    loadJobs();
+  }, 3000);
+}
+
+const NOT_BUILT = "This server does not produce reports and exports yet (it answered 404).";
+
+function unavailable(error) {
+  return error instanceof ApiError && error.status === 404 ? NOT_BUILT : errorText(error);
+}
+
+// The report's headline figures, shown under the progress once a report has been fetched.
+function renderMetrics(report) {
   const metricTotals = report.metrics || {};
   const rows = [
     ["Success rate", report.success_rate === undefined ? "–" : `${(100 * report.success_rate).toFixed(1)}%`],
     ["Avg duration", report.avg_duration_s === undefined ? "–" : fmtDuration(report.avg_duration_s)],
     ["p50", report.p50_duration_s === undefined ? "–" : `${Number(report.p50_duration_s).toFixed(2)}s`],
     ["p95", report.p95_duration_s === undefined ? "–" : `${Number(report.p95_duration_s).toFixed(2)}s`],
-    ...Object.entries(metricTotals).map(([k, v]) => [k.replaceAll("_", " "), fmtNumber(v)]),
+    ...Object.entries(metricTotals)
+      .filter(([, v]) => v === null || typeof v !== "object")
+      .map(([k, v]) => [k.replaceAll("_", " "), typeof v === "number" ? fmtNumber(v) : String(v)]),
   ];
   $("#metrics").replaceChildren(...rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v))));
   $("#metrics-section").hidden = false;
@@ -179,7 +208,7 @@ async function onAction(button) {
   if (action === "rollback") return openRollback();
   if (action === "report") return openReport();
   if (action === "export") {
-    return download(`/v1/batches/${id}/export`, `${id}.zip`).catch((e) => toast(errorText(e), "error"));
+    return download(`/v1/batches/${id}/export`, `${id}.zip`).catch((e) => toast(unavailable(e), "error"));
   }
   if (action === "cancel" && !confirm("Cancel this batch? Jobs not yet finished will not run.")) return;
   button.disabled = true;
@@ -190,7 +219,8 @@ async function onAction(button) {
       location.assign(`/batches/${result.id}`);
       return;
     }
-    toast(`${statusLabel(action)} accepted (${statusLabel(result.status)}).`, "ok");
+    const now = statusLabel(result.status);
+    toast(`${ACTION_LABEL[action] || statusLabel(action)} requested; the batch is ${now} for now.`, "ok");
     addTimeline(new Date().toISOString(), `${action} requested`, null);
     await loadBatch();
     listen();
@@ -236,7 +266,7 @@ async function confirmRollback() {
   try {
     const result = await act("rollback", { dry_run: false, job_ids: null });
     $("#rollback-dialog").close();
-    toast(`Rollback started (${statusLabel(result.status)}).`, "ok");
+    toast("Rollback started.", "ok");
     addTimeline(new Date().toISOString(), "rollback requested", null);
     await loadBatch();
     listen();
@@ -248,9 +278,11 @@ async function confirmRollback() {
 async function openReport() {
   const dialog = $("#report-dialog");
   $("#report-body").replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  $("#report-csv").hidden = false;
   dialog.showModal();
   try {
     const report = await api(`/v1/batches/${id}/report`);
+    renderMetrics(report);
     const failed = report.failed_jobs || [];
     const scalars = Object.entries(report).filter(([, v]) => v === null || typeof v !== "object");
     $("#report-body").replaceChildren(
@@ -263,7 +295,8 @@ async function openReport() {
       ].filter(Boolean),
     );
   } catch (error) {
-    $("#report-body").replaceChildren(h("p", { class: "error", role: "alert" }, errorText(error)));
+    $("#report-csv").hidden = error instanceof ApiError && error.status === 404;
+    $("#report-body").replaceChildren(h("p", { class: "error", role: "alert" }, unavailable(error)));
   }
 }
 
@@ -274,18 +307,22 @@ function onEvent(name, data) {
     batch.progress = { ...batch.progress, ...progress };
     if (status) batch.status = status;
     renderBatch();
+    refreshJobsLater();
   } else if (name === "status") {
+    // Every (re)connection opens with the current status: only a change goes on the timeline.
+    const changed = data.status !== shownStatus;
+    shownStatus = data.status;
     batch.status = data.status;
-    if (!TERMINAL.has(data.status)) {
+    if (changed && !TERMINAL.has(data.status)) {
       addTimeline(new Date().toISOString(), `${statusLabel(data.status)}${data.reason ? ` (${data.reason})` : ""}`, null);
     }
     renderBatch();
     refreshJobsSoon();
-    if (TERMINAL.has(data.status)) loadBatch().then(loadMetrics).catch(() => {});
+    if (TERMINAL.has(data.status)) loadBatch().catch(() => {});
   } else if (name === "job_failed") {
     refreshJobsSoon();
   } else if (name === "end") {
-    loadBatch().then(loadMetrics).catch(() => {});
+    loadBatch().catch(() => {});
     refreshJobsSoon();
   }
 }
@@ -301,7 +338,6 @@ function poll() {
       if (before !== batch.status) {
         if (!TERMINAL.has(batch.status)) addTimeline(new Date().toISOString(), statusLabel(batch.status), null);
         refreshJobsSoon();
-        if (TERMINAL.has(batch.status)) loadMetrics();
       }
     } catch (error) {
       if (!(error instanceof ApiError)) $("#live").textContent = "offline, retrying";
@@ -327,7 +363,7 @@ if (startPage()) {
   $("#rb-confirm").addEventListener("click", confirmRollback);
   $("#report-close").addEventListener("click", () => $("#report-dialog").close());
   $("#report-csv").addEventListener("click", () =>
-    download(`/v1/batches/${id}/report?format=csv`, `${id}-report.csv`).catch((e) => toast(errorText(e), "error")),
+    download(`/v1/batches/${id}/report?format=csv`, `${id}-report.csv`).catch((e) => toast(unavailable(e), "error")),
   );
   $("#job-status").addEventListener("change", () => {
     jobCursors = [null];
@@ -347,7 +383,6 @@ if (startPage()) {
     .then(() => {
       listen();
       loadJobs();
-      if (TERMINAL.has(batch.status)) loadMetrics();
     })
     .catch((error) => {
       $("#b-name").textContent = error.status === 404 ? "No such batch" : "Could not load the batch";

@@ -117,7 +117,8 @@ if (startPage()) {
       const live = $("#live");
       follow("/v1/events", onEvent, (state) => {
         if (state === "unavailable") poll();
-        else live.textContent = state === "live" ? "live" : state;
+        else live.textContent = state;
+        live.classList.toggle("on", state === "live");
         if (state === "live") refetchSoon();
       });
     });
