@@ -109,7 +109,7 @@ async def test_list_get_and_retry_jobs(api: httpx.AsyncClient) -> None:
 
 
 async def test_cancel_a_running_and_a_waiting_job(api: httpx.AsyncClient) -> None:
-    items = [{"seconds": 4}, {"seconds": 0}, {"seconds": 0}]
+    items = [{"seconds": 15}, {"seconds": 0}, {"seconds": 0}]  # still running when cancelled
     response = await api.post(
         "/v1/batches",
         json={

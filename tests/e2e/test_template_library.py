@@ -88,8 +88,11 @@ async def test_an_interactive_conflict_waits_for_a_decision(
     )
     batch_id = response.json()["batch_id"]
     await wait_for_status(api, batch_id, {"completed_with_errors"}, 60)
-    views = await settled_job_views(
-        stack.mongodb_url, stack.database, batch_id, lambda vs: len(vs) == 1
+    views = await settled_job_views(  # a view shows `running` before its failure lands
+        stack.mongodb_url,
+        stack.database,
+        batch_id,
+        lambda vs: len(vs) == 1 and vs[0]["status"] == "failed",
     )
     assert views[0]["error_class"] == "AwaitingDecision"
     conflict_id = views[0]["error_message"].rsplit(": ", 1)[1]

@@ -67,12 +67,13 @@ def test_status_and_job_failures() -> None:
 
 def test_end_finishes_a_batch_even_before_the_read_model_catches_up() -> None:
     board = Board.of([batch("b1"), batch("b2")])
+    board.apply_event(event("progress", batch_id="b1", status="completed", completed=12), "b1")
     board.apply_event(event("end", status="completed"), "b1")
     assert board.unfinished == ["b2"]
-    # A GET that still says "running" does not undo the stream's end.
+    # A GET that still says "running" undoes neither the stream's end nor its final counts.
     board.apply_batch(batch("b1", "running", completed=10))
     assert board.tracked["b1"].status == "completed"
-    assert board.tracked["b1"].progress["completed"] == 10
+    assert board.tracked["b1"].progress["completed"] == 12
     board.apply_batch(batch("b2", "completed", completed=10))
     assert board.all_finished()
     assert board.exit_code() == ExitCode.OK

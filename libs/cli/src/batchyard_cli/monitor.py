@@ -101,11 +101,12 @@ class Board:
             )
         # Once a stream said the batch ended, a read model still catching up does not
         # bring it back to life.
+        # Nor do its counts go back to what the lagging read model still shows.
         if not (known.ended and batch["status"] not in FINAL_STATUSES):
             known.status = batch["status"]
             known.reason = batch.get("reason")
-        known.progress = dict(batch["progress"])
-        known.finished_at = batch.get("finished_at")
+            known.progress = dict(batch["progress"])
+            known.finished_at = batch.get("finished_at")
         if known.restart_from not in (None, (known.status, known.finished_at)):
             known.restart_from = None
         return Change(batch["id"], "snapshot", status_changed=before != known.status)

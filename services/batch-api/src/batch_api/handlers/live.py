@@ -11,7 +11,7 @@ proxies from closing an idle stream."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,10 @@ from contracts.envelope import Envelope
 from contracts.events import BatchSnapshot, Event, JobFailed
 
 HEARTBEAT_S = 15.0
+# The read model can lag the topics: a batch may have ended on Kafka before this stream
+# subscribed while its view still said running. A quiet per-batch stream re-reads the view
+# this often, so it still ends.
+REFRESH_S = 2.0
 
 
 def sse(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
@@ -111,7 +115,25 @@ class LiveEvents:
         first = state.progress(
             batch_id, public.status, seq, public.progress.model_dump(), public.reason
         )
-        return self._follow(sub, state, first, end_when_terminal=public.status)
+
+        async def refresh() -> list[bytes]:
+            now = await self.batches.get(batch_id, who)
+            if now.status not in TERMINAL:
+                return []
+            view = (await self.batches.load(batch_id, who)).view or {}
+            seq = int(view.get("seq") or 0)
+            frames: list[bytes] = []
+            if seq > state.seq.get(batch_id, -1):  # progress frames keep strictly rising seqs
+                state.seq[batch_id] = seq
+                progress = now.progress.model_dump()
+                frames = state.progress(batch_id, now.status, seq, progress, now.reason)
+            elif state.status.get(batch_id) != now.status:
+                state.status[batch_id] = now.status
+                status = {"batch_id": batch_id, "status": now.status, "reason": now.reason}
+                frames = [sse("status", status)]
+            return [*frames, sse("end", {"batch_id": batch_id, "status": now.status})]
+
+        return self._follow(sub, state, first, end_when_terminal=public.status, refresh=refresh)
 
     async def tenant_stream(self, who: Principal) -> AsyncIterator[bytes]:
         sub = self.feed.subscribe(who.tenant, None)
@@ -123,8 +145,10 @@ class LiveEvents:
         state: StreamState,
         first: list[bytes],
         end_when_terminal: str | None,
+        refresh: Callable[[], Awaitable[list[bytes]]] | None = None,
     ) -> AsyncIterator[bytes]:
         per_batch = end_when_terminal is not None
+        quiet_s = 0.0
         try:
             for frame in first:
                 yield frame
@@ -133,10 +157,20 @@ class LiveEvents:
                 return
             while True:
                 try:
-                    env, event = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
+                    env, event = await asyncio.wait_for(sub.queue.get(), REFRESH_S)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    quiet_s += REFRESH_S
+                    if refresh is not None:
+                        last = await refresh()
+                        if last:
+                            for frame in last:
+                                yield frame
+                            return
+                    if quiet_s >= HEARTBEAT_S:
+                        quiet_s = 0.0
+                        yield b": keep-alive\n\n"
                     continue
+                quiet_s = 0.0
                 for frame in state.frames(env, event):
                     yield frame
                 final = _final_status(state, env, event) if per_batch else None
