@@ -9,6 +9,11 @@ test reads `max` to check that concurrency limits were never exceeded. A process
 later readings; `max` before the kill is exact. It is off by default: it costs four store
 writes per job.
 
+Each recorded run is also written to `demo_runs` as one document per attempt and process,
+`{_id, batch_id, job_id, attempt, pid, start, end}` (epoch seconds; `end` missing if the
+process died): inserts and `_id` updates only, so no two runs touch one document, and a test
+can compute the exact overlap, including runs cut short by a kill.
+
 FerretDB v1 does not apply concurrent `$inc` updates of one document atomically (measured:
 50 concurrent `$inc` by one left 15 to 24), so a process sends its counter updates one at a
 time (a lock); updates from several executors can still race there. On MongoDB they are
@@ -18,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -31,6 +38,7 @@ from jobkit import JobContext, JobType, PermanentError, Resources, RetryableErro
 
 GLOBAL = "global"
 COLLECTION = "demo_concurrency"
+RUNS = "demo_runs"
 
 
 class SleepInput(BaseModel):
@@ -57,15 +65,17 @@ class DemoSleep(JobType):
 
     def __init__(self) -> None:
         self._counters: AsyncCollection[dict[str, Any]] | None = None
+        self._runs: AsyncCollection[dict[str, Any]] | None = None
         self._one_at_a_time = asyncio.Lock()
 
     async def setup(self, resources: Resources) -> None:
         if resources.store is not None:
             self._counters = resources.store[COLLECTION]
+            self._runs = resources.store[RUNS]
 
     async def run(self, item: SleepInput, ctx: JobContext) -> dict[str, Any]:
         record = item.record_concurrency or bool(ctx.params.get("record_concurrency"))
-        async with self._counted(ctx.batch_id if record else None):
+        async with self._counted(ctx.batch_id if record else None), self._timed(ctx, record):
             if item.seconds:
                 await asyncio.sleep(item.seconds)
         failing = ctx.attempt <= item.fail_first_attempts or (
@@ -75,6 +85,32 @@ class DemoSleep(JobType):
             error = RetryableError if item.fail_with == "retryable" else PermanentError
             raise error(f"demo failure on attempt {ctx.attempt}", error_class=item.error_class)
         return {"slept_s": item.seconds, "attempt": ctx.attempt}
+
+    @contextlib.asynccontextmanager
+    async def _timed(self, ctx: JobContext, record: bool) -> AsyncIterator[None]:
+        runs = self._runs
+        if not record or runs is None:
+            yield
+            return
+        run_id = f"{ctx.job_id}#{ctx.attempt}#{os.getpid()}"
+        await runs.update_one(
+            {"_id": run_id},
+            {
+                "$set": {
+                    "batch_id": ctx.batch_id,
+                    "job_id": ctx.job_id,
+                    "attempt": ctx.attempt,
+                    "pid": os.getpid(),
+                    "start": time.time(),
+                }
+            },
+            upsert=True,
+        )
+        try:
+            yield
+        finally:
+            end = {"$set": {"end": time.time()}}
+            await asyncio.shield(runs.update_one({"_id": run_id}, end))
 
     @contextlib.asynccontextmanager
     async def _counted(self, batch_id: str | None) -> AsyncIterator[None]:
