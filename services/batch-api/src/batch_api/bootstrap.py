@@ -12,6 +12,7 @@ from batch_api.adapters.registry import BatchRegistry
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import install_problem_handlers
 from batch_api.api.routes import batches, events, job_types, jobs, reports
+from batch_api.api.routes import keys as key_routes
 from batch_api.api.routes.library import mount_library
 from batch_api.handlers.batches import BatchService
 from batch_api.handlers.jobs import JobService
@@ -33,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     events.router,
     job_types.router,
     reports.router,
+    key_routes.router,
 )
 
 
