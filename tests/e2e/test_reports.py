@@ -23,7 +23,15 @@ from batch_api.adapters.keys import ApiKeyStore
 pytestmark = pytest.mark.e2e
 
 FAIL = {"seconds": 0, "fail_first_attempts": 5, "fail_with": "permanent"}
-ITEMS = [{"seconds": 0}, FAIL, {"seconds": 0}, {"seconds": 0}, FAIL, {"seconds": 0}, {"seconds": 0}]
+ITEMS = [
+    {"seconds": 0},
+    FAIL,
+    {"seconds": 0.1},
+    {"seconds": 0},
+    FAIL,
+    {"seconds": 0.2},
+    {"seconds": 0},
+]
 FAILED = {1, 4}
 
 
@@ -79,6 +87,8 @@ async def test_report_json_and_csv(api: httpx.AsyncClient) -> None:
         assert report[key] is not None
         assert report[key] >= 0
     assert report["p50_duration_s"] <= report["p95_duration_s"]
+    # demo.sleep's numeric outputs are its metrics: completed jobs only
+    assert report["metrics"] == {"attempt": 5, "slept_s": pytest.approx(0.3)}
 
     for response in (
         await api.get(url, params={"format": "csv"}),
