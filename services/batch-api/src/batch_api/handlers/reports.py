@@ -22,6 +22,7 @@ from batch_api.domain.principal import Principal
 from batch_api.domain.report import JobRow, ReportTally, job_row
 from batch_api.handlers.batches import BatchService, Loaded, public_batch
 from batch_api.handlers.jobs import job_status, underlying_status
+from batch_api.report_schemas import BatchReport
 from servicekit.buckets import BUCKET_SIZE
 
 CSV_COLUMNS = ("job_id", "index", "status", "attempt", "duration_s", "error_class", "error_message")
@@ -49,22 +50,24 @@ class ReportService:
                 status = job_status(found, index, view, underlying)
                 yield job_row(batch_id, index, status, view), view
 
-    async def report(self, found: Loaded) -> dict[str, Any]:
+    async def report(self, found: Loaded) -> BatchReport:
         tally = ReportTally()
         async for row, view in self.jobs(found):
             tally.add(row, view)
         return self._report(found, tally)
 
-    def _report(self, found: Loaded, tally: ReportTally) -> dict[str, Any]:
+    def _report(self, found: Loaded, tally: ReportTally) -> BatchReport:
         doc = found.doc
-        return {
-            "batch_id": doc["_id"],
-            "name": doc["name"],
-            "status": found.status,
-            "job_type": doc["job_type"],
-            "generated_at": datetime.now(UTC).isoformat(),
-            **tally.summary(),
-        }
+        return BatchReport.model_validate(
+            {
+                "batch_id": doc["_id"],
+                "name": doc["name"],
+                "status": found.status,
+                "job_type": doc["job_type"],
+                "generated_at": datetime.now(UTC),
+                **tally.summary(),
+            }
+        )
 
     async def csv_lines(self, found: Loaded) -> AsyncIterator[str]:
         """The header line, then one line per job; yields about one bucket at a time."""
@@ -101,7 +104,7 @@ class ReportService:
                         yield sink.drain()
                 entry.write(_drain(out).encode())
             yield sink.drain()
-            report = self._report(found, tally)
+            report = self._report(found, tally).model_dump(mode="json")
             archive.writestr("report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2))
             yield sink.drain()
             with archive.open("events.jsonl", "w") as entry:

@@ -3,13 +3,14 @@ of everything about it, both streamed."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from batch_api.api.deps import CurrentPrincipal
 from batch_api.handlers.reports import ReportService
+from batch_api.report_schemas import BatchReport
 
 router = APIRouter(prefix="/v1/batches/{batch_id}", tags=["reports"])
 
@@ -24,7 +25,7 @@ Reports = Annotated[ReportService, Depends(report_service)]
 
 @router.get(
     "/report",
-    response_model=None,
+    response_model=BatchReport,
     responses={200: {"content": {"text/csv": {}}, "description": "JSON summary, or CSV rows"}},
 )
 async def get_report(
@@ -33,7 +34,7 @@ async def get_report(
     who: CurrentPrincipal,
     reports: Reports,
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
-) -> dict[str, Any] | StreamingResponse:
+) -> BatchReport | StreamingResponse:
     """JSON: totals per job state, success_rate, avg/p50/p95 duration_s, metric totals and
     the first 1,000 failed jobs (`failed_count` counts all). CSV (`?format=csv` or `Accept:
     text/csv`): a header line, then one line per job."""
