@@ -62,6 +62,9 @@ async def test_consolidation_counts_and_backups_per_strategy(
     await wait_for_status(api, batch_id, {"completed"}, 120)
     totals = await metric_totals(stack, batch_id, planned["jobs"])
     assert {k: totals[k] for k in expected} == expected
+    report = (await api.get(f"/v1/batches/{batch_id}/report")).json()
+    assert report["metrics"] == totals
+    assert report["totals"] == {"total": planned["jobs"], "completed": planned["jobs"]}
     async with store(stack.mongodb_url, stack.database) as db:
         backups = [d async for d in db["backups"].find(batch_range(batch_id))]
         manual = await db["backups"].find_one({"_id": response.json()["manual_backup_id"]})

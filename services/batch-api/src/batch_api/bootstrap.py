@@ -11,12 +11,14 @@ from batch_api.adapters.live import LiveFeed
 from batch_api.adapters.registry import BatchRegistry
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import install_problem_handlers
-from batch_api.api.routes import batches, events, job_types, jobs
+from batch_api.api.routes import batches, events, job_types, jobs, reports
+from batch_api.api.routes import keys as key_routes
 from batch_api.api.routes.library import mount_library
 from batch_api.handlers.batches import BatchService
 from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
 from batch_api.handlers.live import LiveEvents
+from batch_api.handlers.reports import ReportService
 from batch_api.web import install_dashboard
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
@@ -31,6 +33,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     jobs.router,
     events.router,
     job_types.router,
+    reports.router,
+    key_routes.router,
 )
 
 
@@ -82,6 +86,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.jobs = job_service
     app.state.live = LiveEvents(service, feed)
     app.state.read_models = read_models
+    app.state.reports = ReportService(service, read_models)
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

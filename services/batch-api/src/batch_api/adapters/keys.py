@@ -49,6 +49,47 @@ class ApiKeyStore:
             upsert=True,
         )
 
+    async def create(
+        self, *, tenant: str, user: str, role: Role, name: str
+    ) -> tuple[str, Document]:
+        """A new key of `tenant`: (the key itself, to be shown once; its stored record)."""
+        key = new_key()
+        now = datetime.now(UTC)
+        # the store keeps milliseconds: show at creation what a listing will show
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        doc: Document = {
+            "_id": digest(key),
+            "key_id": f"key_{digest(key)[:12]}",
+            "tenant": tenant,
+            "user": user,
+            "role": role,
+            "name": name,
+            "created_at": now,
+            "revoked": False,
+        }
+        await self.keys.insert_one(doc)
+        return key, doc
+
+    async def list(self, tenant: str) -> list[Document]:
+        """The tenant's keys (revoked ones too), oldest first. Keys are few, so the scan
+        this filter costs on the store stays small."""
+        docs = [d async for d in self.keys.find({"tenant": tenant})]
+        return sorted(docs, key=lambda d: (d["created_at"], d["key_id"]))
+
+    async def revoke(self, tenant: str, key_id: str) -> Document | None:
+        """Revokes the tenant's key `key_id`; None if the tenant has no such key. Takes
+        effect at once in this process; another API process may accept the key for up to
+        `cache_s` seconds more."""
+        doc = await self.keys.find_one({"key_id": key_id, "tenant": tenant})
+        if doc is None:
+            return None
+        revoked_at = doc.get("revoked_at") or datetime.now(UTC)
+        await self.keys.update_one(
+            {"_id": doc["_id"]}, {"$set": {"revoked": True, "revoked_at": revoked_at}}
+        )
+        self._cache.pop(doc["_id"], None)
+        return {**doc, "revoked": True, "revoked_at": revoked_at}
+
     async def resolve(self, key: str) -> Principal | None:
         """The principal of a valid, unrevoked key; None otherwise. Cached briefly."""
         h = digest(key)

@@ -135,7 +135,7 @@ class JobService:
         found = await self.batches.load(batch_id, who)
         total = int(found.doc.get("total") or 0)
         start = _decode_cursor(cursor) if cursor else 0
-        underlying = _underlying(found)
+        underlying = underlying_status(found)
         items = ItemReader(self.registry, found.doc)
         page: list[JobPublic] = []
         index = start
@@ -147,7 +147,7 @@ class JobService:
             end = min(total, (bucket + 1) * BUCKET_SIZE)
             while index < end and len(page) < limit:
                 view = views.get(bucket_of(index)[1])
-                status = _job_status(found, index, view, underlying)
+                status = job_status(found, index, view, underlying)
                 if statuses is None or status in statuses:
                     page.append(public_job(batch_id, index, view, status, await items.item(index)))
                 index += 1
@@ -194,22 +194,22 @@ class JobService:
         index = int(number)
         bucket, key = bucket_of(index)
         view = (await self.read_models.job_bucket(batch_id, bucket)).get(key)
-        return found, index, view, _job_status(found, index, view)
+        return found, index, view, job_status(found, index, view)
 
     async def _send(self, found: Loaded, event: Event) -> None:
         env = envelope_for(event, producer="batch-api", tenant=found.doc["tenant"])
         await self.publisher.publish([Outgoing(self.topics.batch_commands, found.doc["_id"], env)])
 
 
-def _job_status(
+def job_status(
     found: Loaded, index: int, view: dict[str, Any] | None, underlying: str | None = None
 ) -> str:
     if view is None and str(index) in (found.doc.get("cancelled_jobs") or {}):
         return "cancelled"
-    return job_status_of(view, underlying or _underlying(found))
+    return job_status_of(view, underlying or underlying_status(found))
 
 
-def _underlying(found: Loaded) -> str:
+def underlying_status(found: Loaded) -> str:
     """The batch's run status, also for an archived batch."""
     return str((found.view or {}).get("status") or found.status)
 

@@ -1,0 +1,103 @@
+"""A batch report folded from its jobs, one job at a time: counts per state, success rate,
+duration statistics, metric totals and the first failures. Pure: no I/O."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_FAILED_LISTED = 1000
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One job as a report and the CSV see it."""
+
+    job_id: str
+    index: int
+    status: str
+    attempt: int
+    duration_s: float | None
+    error_class: str | None
+    error_message: str | None
+
+
+def job_row(batch_id: str, index: int, status: str, view: dict[str, Any] | None) -> JobRow:
+    """The row of a job from its view (None: never started). Errors show only for jobs that
+    did not complete."""
+    view = view or {}
+    duration_ms = view.get("duration_ms")
+    failed = status in ("failed", "cancelled", "retrying")
+    return JobRow(
+        job_id=f"{batch_id}.{index}",
+        index=index,
+        status=status,
+        attempt=int(view.get("attempt") or 0),
+        duration_s=round(duration_ms / 1000, 6) if duration_ms is not None else None,
+        error_class=view.get("error_class") if failed else None,
+        error_message=(view.get("error_message") or "")
+        if failed and view.get("error_class")
+        else None,
+    )
+
+
+def percentile(ordered: list[float], p: float) -> float | None:
+    """The nearest-rank percentile of sorted values; None for no values."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class ReportTally:
+    """Accumulates jobs (`add`) and then summarises them (`summary`)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    durations: array[float] = field(default_factory=lambda: array("d"))
+    metrics: dict[str, float] = field(default_factory=dict)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    failed_count: int = 0
+
+    def add(self, row: JobRow, view: dict[str, Any] | None) -> None:
+        self.counts[row.status] = self.counts.get(row.status, 0) + 1
+        if row.duration_s is not None and row.status in ("completed", "failed"):
+            self.durations.append(row.duration_s)
+        if row.status == "completed":
+            for key, value in ((view or {}).get("metrics") or {}).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self.metrics[key] = self.metrics.get(key, 0) + value
+        if row.status == "failed":
+            self.failed_count += 1
+            if len(self.failed) < MAX_FAILED_LISTED:
+                self.failed.append(
+                    {
+                        "job_id": row.job_id,
+                        "index": row.index,
+                        "attempt": row.attempt,
+                        "error_class": row.error_class,
+                        "error_message": row.error_message,
+                    }
+                )
+
+    def summary(self) -> dict[str, Any]:
+        """Totals per state, success rate (completed / (completed + failed); None before
+        any job finished), duration statistics over finished jobs, metric totals over
+        completed jobs and the first `MAX_FAILED_LISTED` failed jobs."""
+        completed = self.counts.get("completed", 0)
+        failed = self.counts.get("failed", 0)
+        ordered = sorted(self.durations)
+        avg = sum(ordered) / len(ordered) if ordered else None
+        return {
+            "totals": {"total": sum(self.counts.values()), **dict(sorted(self.counts.items()))},
+            "success_rate": completed / (completed + failed) if completed + failed else None,
+            "avg_duration_s": round(avg, 6) if avg is not None else None,
+            "p50_duration_s": percentile(ordered, 50),
+            "p95_duration_s": percentile(ordered, 95),
+            "metrics": dict(sorted(self.metrics.items())),
+            "failed_jobs": self.failed,
+            "failed_count": self.failed_count,
+            "failed_truncated": self.failed_count > len(self.failed),
+        }

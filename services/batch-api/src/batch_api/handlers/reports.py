@@ -1,0 +1,183 @@
+"""Reports and exports of one batch, streamed: every job is read once per pass, bucket by
+bucket by `_id` (the store scans on any other filter), and nothing holds the whole batch.
+
+- `report`: the summary (`domain.report.ReportTally`) as JSON.
+- `csv_rows`: one CSV line per job, after a header line.
+- `export_zip`: a ZIP written incrementally (batch.json, jobs.csv, report.json, events.jsonl)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from batch_api.adapters.views import ReadModels
+from batch_api.domain.principal import Principal
+from batch_api.domain.report import JobRow, ReportTally, job_row
+from batch_api.handlers.batches import BatchService, Loaded, public_batch
+from batch_api.handlers.jobs import job_status, underlying_status
+from batch_api.report_schemas import BatchReport
+from servicekit.buckets import BUCKET_SIZE
+
+CSV_COLUMNS = ("job_id", "index", "status", "attempt", "duration_s", "error_class", "error_message")
+
+
+@dataclass
+class ReportService:
+    batches: BatchService
+    read_models: ReadModels
+
+    async def load(self, batch_id: str, who: Principal) -> Loaded:
+        """The batch if the caller may see it; a 404 problem otherwise."""
+        return await self.batches.load(batch_id, who)
+
+    async def jobs(self, found: Loaded) -> AsyncIterator[tuple[JobRow, dict[str, Any] | None]]:
+        """(row, view) of every job of the batch in index order; jobs never started have no
+        view (None)."""
+        batch_id = found.doc["_id"]
+        total = int(found.doc.get("total") or 0)
+        underlying = underlying_status(found)
+        for bucket in range((total + BUCKET_SIZE - 1) // BUCKET_SIZE):
+            views = await self.read_models.job_bucket(batch_id, bucket)
+            for index in range(bucket * BUCKET_SIZE, min(total, (bucket + 1) * BUCKET_SIZE)):
+                view = views.get(f"j{index - bucket * BUCKET_SIZE}")
+                status = job_status(found, index, view, underlying)
+                yield job_row(batch_id, index, status, view), view
+
+    async def report(self, found: Loaded) -> BatchReport:
+        tally = ReportTally()
+        async for row, view in self.jobs(found):
+            tally.add(row, view)
+        return self._report(found, tally)
+
+    def _report(self, found: Loaded, tally: ReportTally) -> BatchReport:
+        doc = found.doc
+        return BatchReport.model_validate(
+            {
+                "batch_id": doc["_id"],
+                "name": doc["name"],
+                "status": found.status,
+                "job_type": doc["job_type"],
+                "generated_at": datetime.now(UTC),
+                **tally.summary(),
+            }
+        )
+
+    async def csv_lines(self, found: Loaded) -> AsyncIterator[str]:
+        """The header line, then one line per job; yields about one bucket at a time."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        count = 0
+        async for row, _ in self.jobs(found):
+            writer.writerow(_csv_row(row))
+            count += 1
+            if count % BUCKET_SIZE == 0:
+                yield _drain(out)
+        yield _drain(out)
+
+    async def export_zip(self, found: Loaded) -> AsyncIterator[bytes]:
+        """The ZIP archive, chunk by chunk, as its entries are written."""
+        sink = _Sink()
+        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            batch = public_batch(found.doc, found.view).model_dump(mode="json")
+            archive.writestr("batch.json", orjson.dumps(batch, option=orjson.OPT_INDENT_2))
+            yield sink.drain()
+            tally = ReportTally()
+            with archive.open("jobs.csv", "w") as entry:
+                out = io.StringIO()
+                writer = csv.writer(out, lineterminator="\n")
+                writer.writerow(CSV_COLUMNS)
+                count = 0
+                async for row, view in self.jobs(found):
+                    tally.add(row, view)
+                    writer.writerow(_csv_row(row))
+                    count += 1
+                    if count % BUCKET_SIZE == 0:
+                        entry.write(_drain(out).encode())
+                        yield sink.drain()
+                entry.write(_drain(out).encode())
+            yield sink.drain()
+            report = self._report(found, tally).model_dump(mode="json")
+            archive.writestr("report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2))
+            yield sink.drain()
+            with archive.open("events.jsonl", "w") as entry:
+                async for line in self.event_lines(found):
+                    entry.write(line)
+                    if sink.size() >= 64 * 1024:
+                        yield sink.drain()
+        yield sink.drain()
+
+    async def event_lines(self, found: Loaded) -> AsyncIterator[bytes]:
+        """The batch's history as far as the store keeps it: one line per job attempt, in job
+        then attempt order (no per-batch event log is stored yet)."""
+        batch_id = found.doc["_id"]
+        async for row, view in self.jobs(found):
+            attempts = (view or {}).get("attempts") or {}
+            for number, attempt in sorted(attempts.items(), key=lambda kv: int(kv[0])):
+                record = {
+                    "type": "job_attempt",
+                    "batch_id": batch_id,
+                    "job_id": row.job_id,
+                    "index": row.index,
+                    "attempt": int(number),
+                    "executor": attempt.get("executor"),
+                    "status": attempt.get("status", "running"),
+                    "started_at": attempt.get("started_at"),
+                    "finished_at": attempt.get("finished_at"),
+                    "error": attempt.get("error"),
+                }
+                yield orjson.dumps(record, default=str) + b"\n"
+
+
+def _csv_row(row: JobRow) -> tuple[object, ...]:
+    return (
+        row.job_id,
+        row.index,
+        row.status,
+        row.attempt,
+        "" if row.duration_s is None else row.duration_s,
+        row.error_class or "",
+        row.error_message or "",
+    )
+
+
+def _drain(out: io.StringIO) -> str:
+    text = out.getvalue()
+    out.seek(0)
+    out.truncate()
+    return text
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable stream that `zipfile` writes into and the response drains:
+    zipfile then writes data descriptors instead of seeking back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        return len(chunk)
+
+    def size(self) -> int:
+        return self._size
+
+    def drain(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._size = 0
+        return data
