@@ -74,6 +74,8 @@ def test_end_finishes_a_batch_even_before_the_read_model_catches_up() -> None:
     board.apply_batch(batch("b1", "running", completed=10))
     assert board.tracked["b1"].status == "completed"
     assert board.tracked["b1"].progress["completed"] == 12
+    board.apply_batch(batch("b1", "completed", completed=11))  # final, but an older count
+    assert board.tracked["b1"].progress["completed"] == 12
     board.apply_batch(batch("b2", "completed", completed=10))
     assert board.all_finished()
     assert board.exit_code() == ExitCode.OK

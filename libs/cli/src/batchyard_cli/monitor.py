@@ -105,7 +105,8 @@ class Board:
         if not (known.ended and batch["status"] not in FINAL_STATUSES):
             known.status = batch["status"]
             known.reason = batch.get("reason")
-            known.progress = dict(batch["progress"])
+            if not known.ended or _done(dict(batch["progress"])) >= _done(known.progress):
+                known.progress = dict(batch["progress"])
             known.finished_at = batch.get("finished_at")
         if known.restart_from not in (None, (known.status, known.finished_at)):
             known.restart_from = None
@@ -153,6 +154,12 @@ class Board:
                 known.restart_from = None
         if "reason" in data:
             known.reason = data.get("reason")
+
+
+def _done(progress: dict[str, Any]) -> int:
+    """How many jobs a progress shows as finished."""
+    keys = ("completed", "failed", "skipped", "cancelled")
+    return sum(int(progress.get(k) or 0) for k in keys)
 
 
 def _decode(data: str) -> dict[str, Any]:
