@@ -32,8 +32,13 @@ async def test_the_example_plugin_runs_a_batch(api: httpx.AsyncClient, stack: St
     batch_id = response.json()["id"]
     done = await wait_for_status(api, batch_id, {"completed_with_errors"}, 60)
     assert done["progress"]["completed"] == 2
+    # The batch's view and its job views are projected from different topics: wait until
+    # every job view shows its final state too.
     views = await settled_job_views(
-        stack.mongodb_url, stack.database, batch_id, lambda vs: len(vs) == 3
+        stack.mongodb_url,
+        stack.database,
+        batch_id,
+        lambda vs: len(vs) == 3 and all(v["status"] in ("completed", "failed") for v in vs),
     )
     by_index = {v["index"]: v for v in views}
     assert by_index[0]["output"] == {"greeting": "Hello, Ada! Hello, Ada!", "count": 2}

@@ -81,6 +81,18 @@ def test_end_finishes_a_batch_even_before_the_read_model_catches_up() -> None:
     assert board.exit_code() == ExitCode.OK
 
 
+def test_a_final_progress_frame_is_not_undone_by_a_lagging_read_before_the_end() -> None:
+    # The CLI re-reads a batch as soon as a frame says it finished; the read model may still
+    # show it running with one job fewer (seen in CI: "29/30 completed").
+    board = Board.of([batch("b1", total=30)])
+    board.apply_event(event("progress", status="completed", completed=30), "b1")
+    board.apply_batch(batch("b1", "running", total=30, completed=29))
+    assert board.tracked["b1"].status == "completed"
+    assert board.tracked["b1"].progress["completed"] == 30
+    board.apply_event(event("end", status="completed"), "b1")
+    assert board.all_finished()
+
+
 @pytest.mark.parametrize(
     ("finals", "code"),
     [

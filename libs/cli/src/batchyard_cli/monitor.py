@@ -99,13 +99,13 @@ class Board:
             known = self.tracked[batch["id"]] = Tracked(
                 batch["id"], batch["name"], batch["status"], dict(batch["progress"])
             )
-        # Once a stream said the batch ended, a read model still catching up does not
-        # bring it back to life.
-        # Nor do its counts go back to what the lagging read model still shows.
-        if not (known.ended and batch["status"] not in FINAL_STATUSES):
+        # Once the stream said the batch finished, a read model still catching up does not
+        # bring it back to life, nor take its counts back to fewer finished jobs.
+        finished = known.finished
+        if not (finished and batch["status"] not in FINAL_STATUSES):
             known.status = batch["status"]
             known.reason = batch.get("reason")
-            if not known.ended or _done(dict(batch["progress"])) >= _done(known.progress):
+            if not finished or _done(dict(batch["progress"])) >= _done(known.progress):
                 known.progress = dict(batch["progress"])
             known.finished_at = batch.get("finished_at")
         if known.restart_from not in (None, (known.status, known.finished_at)):

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack import digest, kafka, probes, processes, prometheus, services, store
 from devstack import install as installer
-from devstack import kafka, probes, processes, prometheus, services, store
 from devstack.paths import Paths, RepoRootNotFoundError
 
 INFRA = (kafka.NAME, store.NAME)
@@ -442,8 +442,13 @@ def cmd_test(stack: Stack, args: argparse.Namespace) -> int:
         env["MONGODB_URL"] = stack.mongodb_url
     argv = [sys.executable, "-m", "pytest", *pytest_args]
     say(f"test: {' '.join(argv)}")
+    began = time.time()
     try:
-        return subprocess.run(argv, cwd=stack.paths.root, env=env, check=False).returncode
+        code = subprocess.run(argv, cwd=stack.paths.root, env=env, check=False).returncode
+        if code not in (0, 5) and (found := digest.digest(stack.paths.root / "artifacts", began)):
+            say("test: failed; warnings and errors in the logs of the stacks the tests started:")
+            print(found, flush=True)
+        return code
     finally:
         if started and not args.keep_infra:
             with stack_lock(stack.paths):

@@ -22,14 +22,14 @@ from batch_api.adapters.live import LiveFeed, Subscription
 from batch_api.domain.lifecycle import TERMINAL
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
-from batch_api.handlers.batches import BatchService
+from batch_api.handlers.batches import BatchService, public_batch
 from contracts.envelope import Envelope
 from contracts.events import BatchSnapshot, Event, JobFailed
 
 HEARTBEAT_S = 15.0
-# The read model can lag the topics: a batch may have ended on Kafka before this stream
-# subscribed while its view still said running. A quiet per-batch stream re-reads the view
-# this often, so it still ends.
+# The read model can lag the topics: a batch may have paused or ended on Kafka before this
+# stream subscribed while its view still said running, and a paused batch then stays quiet.
+# A quiet per-batch stream re-reads the view this often and sends what it missed (and `end`).
 REFRESH_S = 2.0
 
 
@@ -108,7 +108,7 @@ class LiveEvents:
         except Exception:
             self.feed.unsubscribe(sub)
             raise
-        public = await self.batches.get(batch_id, who)
+        public = public_batch(found.doc, found.view)
         state = StreamState()
         seq = int((found.view or {}).get("seq") or 0)
         state.seq[batch_id] = seq
@@ -116,22 +116,23 @@ class LiveEvents:
             batch_id, public.status, seq, public.progress.model_dump(), public.reason
         )
 
-        async def refresh() -> list[bytes]:
-            now = await self.batches.get(batch_id, who)
-            if now.status not in TERMINAL:
-                return []
-            view = (await self.batches.load(batch_id, who)).view or {}
-            seq = int(view.get("seq") or 0)
+        async def refresh() -> tuple[list[bytes], bool]:
+            """What the view shows that this stream has not sent yet, and whether it ended."""
+            found = await self.batches.load(batch_id, who)
+            now = public_batch(found.doc, found.view)
+            seq = int((found.view or {}).get("seq") or 0)
             frames: list[bytes] = []
             if seq > state.seq.get(batch_id, -1):  # progress frames keep strictly rising seqs
                 state.seq[batch_id] = seq
                 progress = now.progress.model_dump()
                 frames = state.progress(batch_id, now.status, seq, progress, now.reason)
-            elif state.status.get(batch_id) != now.status:
+            elif now.status in TERMINAL and state.status.get(batch_id) != now.status:
                 state.status[batch_id] = now.status
                 status = {"batch_id": batch_id, "status": now.status, "reason": now.reason}
                 frames = [sse("status", status)]
-            return [*frames, sse("end", {"batch_id": batch_id, "status": now.status})]
+            if now.status not in TERMINAL:
+                return frames, False
+            return [*frames, sse("end", {"batch_id": batch_id, "status": now.status})], True
 
         return self._follow(sub, state, first, end_when_terminal=public.status, refresh=refresh)
 
@@ -145,7 +146,7 @@ class LiveEvents:
         state: StreamState,
         first: list[bytes],
         end_when_terminal: str | None,
-        refresh: Callable[[], Awaitable[list[bytes]]] | None = None,
+        refresh: Callable[[], Awaitable[tuple[list[bytes], bool]]] | None = None,
     ) -> AsyncIterator[bytes]:
         per_batch = end_when_terminal is not None
         quiet_s = 0.0
@@ -161,11 +162,14 @@ class LiveEvents:
                 except TimeoutError:
                     quiet_s += REFRESH_S
                     if refresh is not None:
-                        last = await refresh()
-                        if last:
-                            for frame in last:
-                                yield frame
+                        missed, ended = await refresh()
+                        for frame in missed:
+                            yield frame
+                        if ended:
                             return
+                        if missed:
+                            quiet_s = 0.0
+                            continue
                     if quiet_s >= HEARTBEAT_S:
                         quiet_s = 0.0
                         yield b": keep-alive\n\n"

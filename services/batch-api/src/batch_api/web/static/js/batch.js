@@ -159,22 +159,29 @@ async function loadJobs() {
   $("#jobs-page").textContent = `page ${jobPage + 1}`;
 }
 
+// The jobs table re-reads at most once per delay: a pending refresh is never pushed back, so
+// a steady stream of events (failures, progress) cannot postpone it forever.
 let jobsTimer = null;
-function refreshJobsSoon() {
+let jobsDue = 0;
+function refreshJobsIn(delay) {
+  const due = Date.now() + delay;
+  if (jobsTimer && jobsDue <= due) return;
   clearTimeout(jobsTimer);
+  jobsDue = due;
   jobsTimer = setTimeout(() => {
     jobsTimer = null;
     loadJobs();
-  }, 800);
+  }, delay);
+}
+
+// After a status change or a failure: soon.
+function refreshJobsSoon() {
+  refreshJobsIn(800);
 }
 
 // While jobs finish, the table follows at most every few seconds (one page of 25 jobs).
 function refreshJobsLater() {
-  if (jobsTimer) return;
-  jobsTimer = setTimeout(() => {
-    jobsTimer = null;
-    loadJobs();
-  }, 3000);
+  refreshJobsIn(3000);
 }
 
 const NOT_BUILT = "This server does not produce reports and exports yet (it answered 404).";

@@ -79,10 +79,15 @@ async function load() {
   render();
 }
 
+// Re-reads the list 300 ms after an event about a batch not shown yet. A pending re-read is
+// never pushed back: while events keep arriving faster than that, it must still happen.
 let refetch = null;
 function refetchSoon() {
-  clearTimeout(refetch);
-  refetch = setTimeout(() => load().catch((e) => toast(errorText(e), "error")), 300);
+  if (refetch) return;
+  refetch = setTimeout(() => {
+    refetch = null;
+    load().catch((e) => toast(errorText(e), "error"));
+  }, 300);
 }
 
 function onEvent(name, data) {

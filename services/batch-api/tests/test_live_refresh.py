@@ -1,0 +1,83 @@
+"""A per-batch event stream that missed events (they passed before it subscribed, or while a
+client reconnected) still shows what the read model says once the stream is quiet: a pause
+nobody will announce again, then the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import orjson
+import pytest
+
+from batch_api.adapters.live import LiveFeed
+from batch_api.domain.principal import Principal
+from batch_api.handlers import live
+from batch_api.handlers.batches import BatchService, Loaded
+from batch_api.handlers.live import LiveEvents
+from contracts.topics import Topics
+
+pytestmark = pytest.mark.unit
+
+WHO = Principal(key_id="k", tenant="t", user="ops", role="admin")
+DOC = {
+    "_id": "b_1",
+    "name": "nightly",
+    "job_type": "demo.sleep",
+    "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    "total": 10,
+}
+
+
+@dataclass
+class ChangingViews:
+    """The batch's read model as successive reads see it (the last one repeats)."""
+
+    views: list[dict[str, Any]]
+
+    async def load(self, batch_id: str, who: Principal) -> Loaded:
+        view = self.views.pop(0) if len(self.views) > 1 else self.views[0]
+        return Loaded(DOC, view, view["status"])
+
+
+def view(status: str, seq: int, completed: int) -> dict[str, Any]:
+    counts = {"total": 10, "completed": completed, "pending": 10 - completed}
+    return {"status": status, "seq": seq, "counts": counts}
+
+
+def frames(raw: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for frame in raw:
+        lines = frame.decode().strip().splitlines()
+        name = lines[0].removeprefix("event: ")
+        out.append((name, orjson.loads(lines[-1].removeprefix("data: "))))
+    return out
+
+
+async def test_a_quiet_stream_sends_the_missed_pause_then_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live, "REFRESH_S", 0.01)
+    reads = ChangingViews(
+        [
+            view("running", 3, 4),  # the stream opens
+            view("running", 3, 4),  # quiet: nothing new
+            view("paused", 4, 5),  # paused meanwhile; its event never reached this stream
+            view("paused", 4, 5),
+            view("completed", 7, 10),
+        ]
+    )
+    service = LiveEvents(cast(BatchService, reads), LiveFeed("127.0.0.1:1", Topics("t.")))
+    stream = await service.batch_stream("b_1", WHO)
+    sent = frames([frame async for frame in stream])
+
+    names = [name for name, _ in sent]
+    assert names == ["progress", "status", "progress", "status", "progress", "status", "end"]
+    assert [d["status"] for name, d in sent if name == "status"] == [
+        "running",
+        "paused",
+        "completed",
+    ]
+    assert [d["seq"] for name, d in sent if name == "progress"] == [3, 4, 7]
+    assert sent[-1][1] == {"batch_id": "b_1", "status": "completed"}
