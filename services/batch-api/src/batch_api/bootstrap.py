@@ -6,14 +6,19 @@ from fastapi import APIRouter, FastAPI
 from pydantic import AliasChoices, Field
 
 from batch_api.adapters import metrics
+from batch_api.adapters.audit import AuditLog
 from batch_api.adapters.keys import ApiKeyStore
 from batch_api.adapters.live import LiveFeed
 from batch_api.adapters.registry import BatchRegistry
 from batch_api.adapters.views import ReadModels
+from batch_api.api.audit import AuditTrail
+from batch_api.api.guards import BodyLimit
 from batch_api.api.problems import install_problem_handlers
+from batch_api.api.routes import audit as audit_routes
 from batch_api.api.routes import batches, events, job_types, jobs, reports
 from batch_api.api.routes import keys as key_routes
 from batch_api.api.routes.library import mount_library
+from batch_api.domain.ratelimit import KeyLimiter, Limit
 from batch_api.handlers.batches import BatchService
 from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
@@ -34,7 +39,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     events.router,
     job_types.router,
     reports.router,
+    reports.stats_router,
     key_routes.router,
+    audit_routes.router,
 )
 
 
@@ -45,6 +52,20 @@ class ApiSettings(ServiceSettings):
     )
     admin_tenant: str = Field(
         default="default", validation_alias=AliasChoices("BATCHYARD_ADMIN_TENANT")
+    )
+    rate_limit_per_s: float = Field(
+        default=100.0,
+        validation_alias=AliasChoices("BATCHYARD_API_RATE_LIMIT_PER_S"),
+        description="requests a second per key by default (0: no limit)",
+    )
+    rate_limit_burst: int = Field(
+        default=200, ge=1, validation_alias=AliasChoices("BATCHYARD_API_RATE_LIMIT_BURST")
+    )
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("BATCHYARD_API_MAX_BODY_BYTES"),
+        description="larger request bodies are refused with 413",
     )
 
 
@@ -81,6 +102,9 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
         description="Submit, watch and control batches of jobs.",
     )
     app.state.keys = keys
+    app.state.audit = audit = AuditLog(db)
+    app.state.limiter = KeyLimiter()
+    app.state.default_limit = Limit(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.state.batches = service
     app.state.lifecycle = lifecycle
     app.state.jobs = job_service
@@ -92,4 +116,8 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
         app.include_router(router)
     mount_library(app, db, service)
     install_dashboard(app)
+    # Outermost last: the body cap refuses before anything reads; the audit trail sees the
+    # final status of every call that reached the routes.
+    app.add_middleware(AuditTrail, log=audit)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

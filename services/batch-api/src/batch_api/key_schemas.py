@@ -10,6 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from batch_api.domain.principal import Role
 
 
+class RateLimit(BaseModel):
+    """A key's own request rate limit (a token bucket in each API process)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_s: float = Field(gt=0, le=100_000, description="requests a second, on average")
+    burst: int = Field(ge=1, le=1_000_000, description="requests at once")
+
+
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -20,6 +29,9 @@ class KeyCreate(BaseModel):
         min_length=1,
         max_length=200,
         description="who the key acts as; the name if unset",
+    )
+    rate_limit: RateLimit | None = Field(
+        default=None, description="this key's request rate limit; the API's default if unset"
     )
 
 
@@ -33,6 +45,7 @@ class KeyPublic(BaseModel):
     created_at: datetime
     revoked: bool
     revoked_at: datetime | None = None
+    rate_limit: RateLimit | None = None
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> KeyPublic:
@@ -44,6 +57,7 @@ class KeyPublic(BaseModel):
             created_at=doc["created_at"],
             revoked=bool(doc.get("revoked")),
             revoked_at=doc.get("revoked_at"),
+            rate_limit=doc.get("rate_limit"),
         )
 
 

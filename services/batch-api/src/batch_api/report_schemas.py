@@ -34,3 +34,71 @@ class BatchReport(BaseModel):
     failed_jobs: list[FailedJob] = Field(description="the first 1,000 failed jobs")
     failed_count: int
     failed_truncated: bool
+
+
+class DurationStats(BaseModel):
+    """Durations of finished (completed or failed) jobs' last attempts, in seconds."""
+
+    count: int
+    min_s: float | None
+    avg_s: float | None
+    p50_s: float | None
+    p90_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    max_s: float | None
+
+
+class ThroughputPoint(BaseModel):
+    at: datetime = Field(description="start of the bucket")
+    completed: int
+    failed: int
+    jobs_per_s: float
+
+
+class Throughput(BaseModel):
+    bucket_s: int | None = Field(description="width of each bucket; null before any finish")
+    points: list[ThroughputPoint]
+
+
+class ErrorCount(BaseModel):
+    error_class: str
+    count: int = Field(description="failed attempts with this class (retried ones included)")
+    retryable: int = Field(description="how many of them were retryable")
+
+
+class Retries(BaseModel):
+    attempts: int = Field(description="attempts made, all jobs together")
+    retried_jobs: int = Field(description="jobs that needed more than one attempt")
+    extra_attempts: int = Field(description="attempts beyond each job's first")
+
+
+class BatchAnalytics(BaseModel):
+    """How a batch ran: durations, throughput over time, errors by class, retries."""
+
+    batch_id: str
+    status: str
+    generated_at: datetime
+    durations: DurationStats
+    throughput: Throughput
+    errors: list[ErrorCount] = Field(description="most frequent first")
+    retries: Retries
+
+
+class TypeStats(BaseModel):
+    batches: int
+    jobs_completed: int
+    jobs_failed: int
+    jobs_cancelled: int
+    jobs_skipped: int
+    success_rate: float | None = Field(description="completed / (completed + failed)")
+    jobs_per_s: float | None = Field(description="finished jobs / the window's length")
+
+
+class Stats(TypeStats):
+    """The caller's tenant's batches created in [since, until), with their jobs."""
+
+    since: datetime
+    until: datetime
+    batches_by_status: dict[str, int]
+    job_types: dict[str, TypeStats]

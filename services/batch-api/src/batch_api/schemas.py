@@ -4,7 +4,7 @@ separate from events and from stored documents; write models reject unknown fiel
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -157,6 +157,67 @@ class BatchFilters(BaseModel):
             if s not in BATCH_STATUSES:
                 raise ValueError(f"status {s!r} is not one of {', '.join(BATCH_STATUSES)}")
         return cls(status=statuses, priority=level, **rest)
+
+
+MAX_BULK = 1000
+BulkAction = Literal["cancel", "retry", "archive", "delete", "pause", "resume"]
+
+
+class BulkFilter(BaseModel):
+    """Which batches a bulk operation acts on, as in a listing (every given filter holds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: list[str] | None = Field(default=None, max_length=20)
+    priority: str | None = Field(default=None, max_length=20)
+    job_type: str | None = Field(default=None, max_length=100)
+    tag: str | None = Field(default=None, max_length=100)
+    owner: str | None = Field(default=None, max_length=200)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    q: str | None = Field(default=None, max_length=200, description="text in the name")
+
+    def filters(self) -> BatchFilters:
+        """As listing filters; raises `ValueError` naming a bad value."""
+        rest = self.model_dump(exclude={"status", "priority"})
+        status = ",".join(self.status) if self.status else None
+        return BatchFilters.from_query(status=status, priority=self.priority, **rest)
+
+
+class BulkRequest(BaseModel):
+    """One action on many batches: by `ids`, or on every batch matching `filter` (at most
+    1,000 either way)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: BulkAction
+    ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_BULK)
+    filter: BulkFilter | None = None
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> BulkRequest:
+        if (self.ids is None) == (self.filter is None):
+            raise ValueError("give either `ids` or `filter`")
+        return self
+
+
+class BulkResult(BaseModel):
+    """What the action did to one batch: `status` is the HTTP status the single call would
+    have answered (202, 204, 404, 409...), `detail` why it was refused."""
+
+    id: str
+    ok: bool
+    status: int
+    batch_status: str | None = None
+    detail: str | None = None
+
+
+class BulkOutcome(BaseModel):
+    action: BulkAction
+    matched: int
+    succeeded: int
+    failed: int
+    results: list[BulkResult]
 
 
 class ItemsUpload(BaseModel):

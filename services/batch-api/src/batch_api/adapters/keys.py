@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pymongo.asynchronous.database import AsyncDatabase
 
 from batch_api.domain.principal import Principal, Role
+from batch_api.domain.ratelimit import Limit
 from servicekit.store import Document
 
 KEY_PREFIX = "bya_"
@@ -23,6 +24,14 @@ def new_key() -> str:
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def limit_of(doc: Document) -> Limit | None:
+    """The key's own rate limit, if an admin gave it one."""
+    raw = doc.get("rate_limit")
+    if not isinstance(raw, dict):
+        return None
+    return Limit(per_s=float(raw["per_s"]), burst=int(raw["burst"]))
 
 
 class ApiKeyStore:
@@ -50,7 +59,7 @@ class ApiKeyStore:
         )
 
     async def create(
-        self, *, tenant: str, user: str, role: Role, name: str
+        self, *, tenant: str, user: str, role: Role, name: str, limit: Limit | None = None
     ) -> tuple[str, Document]:
         """A new key of `tenant`: (the key itself, to be shown once; its stored record)."""
         key = new_key()
@@ -67,6 +76,8 @@ class ApiKeyStore:
             "created_at": now,
             "revoked": False,
         }
+        if limit is not None:
+            doc["rate_limit"] = {"per_s": limit.per_s, "burst": limit.burst}
         await self.keys.insert_one(doc)
         return key, doc
 
@@ -100,7 +111,9 @@ class ApiKeyStore:
         doc = await self.keys.find_one({"_id": h})
         principal = None
         if doc is not None and not doc.get("revoked"):
-            principal = Principal(doc["key_id"], doc["tenant"], doc["user"], doc["role"])
+            principal = Principal(
+                doc["key_id"], doc["tenant"], doc["user"], doc["role"], limit_of(doc)
+            )
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[h] = (now, principal)

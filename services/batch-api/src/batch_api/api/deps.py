@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +11,7 @@ from batch_api.adapters.keys import ApiKeyStore
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
+from batch_api.domain.ratelimit import KeyLimiter, Limit, retry_after
 from batch_api.handlers.batches import BatchService
 from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
@@ -36,6 +38,20 @@ async def current_principal(request: Request) -> Principal:
     principal = await keys.resolve(token.strip())
     if principal is None:
         raise Problem(401, "Unauthorized", "the API key is unknown or revoked", kind="unauthorized")
+    request.state.principal = principal  # for the audit log
+    limit: Limit = principal.limit or request.app.state.default_limit
+    limiter: KeyLimiter = request.app.state.limiter
+    wait_s = limiter.take(principal.key_id, limit, time.monotonic())
+    if wait_s > 0:
+        raise Problem(
+            429,
+            "Too many requests",
+            f"this key may make {limit.per_s:g} requests a second in bursts of {limit.burst}; "
+            f"retry in {wait_s:.1f} s",
+            kind="rate-limited",
+            headers={"Retry-After": retry_after(wait_s)},
+            retry_after_s=round(wait_s, 3),
+        )
     return principal
 
 

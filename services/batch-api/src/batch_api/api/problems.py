@@ -14,13 +14,21 @@ PROBLEM_JSON = "application/problem+json"
 
 class Problem(Exception):
     def __init__(
-        self, status: int, title: str, detail: str, *, kind: str | None = None, **extra: Any
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        kind: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
         self.kind = kind or title.lower().replace(" ", "-")
+        self.headers = headers
         self.extra = extra
 
 
@@ -45,7 +53,9 @@ def problem_response(
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def on_problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, exc.kind, **exc.extra)
+        return problem_response(
+            exc.status, exc.title, exc.detail, exc.kind, headers=exc.headers, **exc.extra
+        )
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -66,9 +76,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized"}.get(
-            exc.status_code, "HTTP error"
-        )
+        title = {
+            401: "Unauthorized",
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Payload too large",
+        }.get(exc.status_code, "HTTP error")
         return problem_response(
             exc.status_code,
             title,

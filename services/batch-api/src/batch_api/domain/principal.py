@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from batch_api.domain.ratelimit import Limit
+
 Role = Literal["viewer", "operator", "admin"]
 _RANK = {"viewer": 0, "operator": 1, "admin": 2}
 
@@ -15,6 +17,8 @@ class Principal:
     tenant: str
     user: str
     role: Role
+    limit: Limit | None = None
+    """The key's own request rate limit; the API's default when None."""
 
     def may(self, role: Role) -> bool:
         return _RANK[self.role] >= _RANK[role]

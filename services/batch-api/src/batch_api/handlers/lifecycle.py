@@ -24,10 +24,16 @@ from batch_api.domain.lifecycle import (
 from batch_api.domain.principal import Principal, Role
 from batch_api.handlers.batches import CHUNK_SIZE, BatchService, Loaded, public_batch
 from batch_api.schemas import (
+    MAX_BULK,
+    MAX_PAGE,
     ActionAccepted,
     BatchCreate,
     BatchPublic,
     BatchUpdate,
+    BulkFilter,
+    BulkOutcome,
+    BulkRequest,
+    BulkResult,
     PlannedCompensation,
     RollbackBody,
     RollbackPlan,
@@ -243,6 +249,70 @@ class BatchLifecycle:
             await self.registry.set(batch_id, changes)
         doc = {**found.doc, **changes}
         return public_batch(doc, found.view)
+
+    async def bulk(self, request: BulkRequest, who: Principal) -> BulkOutcome:
+        """`request.action` on each selected batch, one after another, exactly as the single
+        call would do it; a batch the action does not fit is reported, not fatal."""
+        require(who)
+        if request.ids is not None:
+            ids = list(dict.fromkeys(request.ids))
+        else:
+            assert request.filter is not None
+            ids = await self._matching(request.filter, who)
+        results: list[BulkResult] = []
+        for batch_id in ids:
+            try:
+                if request.action == "delete":
+                    await self.delete(batch_id, who)
+                    results.append(BulkResult(id=batch_id, ok=True, status=204))
+                else:
+                    accepted = await self.act(batch_id, request.action, who)
+                    status = accepted.status if isinstance(accepted, ActionAccepted) else None
+                    results.append(
+                        BulkResult(id=batch_id, ok=True, status=202, batch_status=status)
+                    )
+            except Problem as problem:
+                found = problem.extra.get("batch_status")
+                results.append(
+                    BulkResult(
+                        id=batch_id,
+                        ok=False,
+                        status=problem.status,
+                        batch_status=found if isinstance(found, str) else None,
+                        detail=problem.detail,
+                    )
+                )
+        succeeded = sum(1 for r in results if r.ok)
+        return BulkOutcome(
+            action=request.action,
+            matched=len(ids),
+            succeeded=succeeded,
+            failed=len(results) - succeeded,
+            results=results,
+        )
+
+    async def _matching(self, selection: BulkFilter, who: Principal) -> list[str]:
+        """Ids of the caller's batches matching `selection`; a 422 if more than a bulk
+        operation may take."""
+        try:
+            filters = selection.filters()
+        except ValueError as exc:
+            raise Problem(422, "Invalid request", str(exc), kind="invalid-request") from exc
+        ids: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = await self.batches.list(who, filters, MAX_PAGE, cursor)
+            ids.extend(b.id for b in page.items)
+            if len(ids) > MAX_BULK:
+                raise Problem(
+                    422,
+                    "Too many batches",
+                    f"more than {MAX_BULK} batches match; narrow the filter",
+                    kind="too-many-batches",
+                )
+            if page.next_cursor is None:
+                return ids
+            cursor = page.next_cursor
 
     async def delete(self, batch_id: str, who: Principal) -> None:
         """Deletes a batch in a terminal state (409 otherwise) with its stored items."""

@@ -18,13 +18,16 @@ from typing import Any
 import orjson
 
 from batch_api.adapters.views import ReadModels
+from batch_api.domain.analytics import BatchAnalyticsTally, StatsTally
+from batch_api.domain.lifecycle import status_of
 from batch_api.domain.principal import Principal
 from batch_api.domain.report import JobRow, ReportTally, job_row
 from batch_api.handlers.batches import BatchService, Loaded, public_batch
 from batch_api.handlers.jobs import job_status, underlying_status
-from batch_api.report_schemas import BatchReport
+from batch_api.report_schemas import BatchAnalytics, BatchReport, Stats
 from servicekit.buckets import BUCKET_SIZE
 
+STATS_PAGE = 500
 CSV_COLUMNS = ("job_id", "index", "status", "attempt", "duration_s", "error_class", "error_message")
 
 
@@ -55,6 +58,41 @@ class ReportService:
         async for row, view in self.jobs(found):
             tally.add(row, view)
         return self._report(found, tally)
+
+    async def analytics(self, found: Loaded) -> BatchAnalytics:
+        tally = BatchAnalyticsTally()
+        async for row, view in self.jobs(found):
+            tally.add(row.status, view)
+        view = found.view or {}
+        now = datetime.now(UTC)
+        until = view.get("finished_at") or now
+        return BatchAnalytics.model_validate(
+            {
+                "batch_id": found.doc["_id"],
+                "status": found.status,
+                "generated_at": now,
+                **tally.summary(view.get("started_at"), until),
+            }
+        )
+
+    async def stats(self, who: Principal, since: datetime, until: datetime) -> Stats:
+        """The tenant's batches created in [since, until), page by page (newest first)."""
+        tally = StatsTally()
+        query = {"tenant": who.tenant, "created_at": {"$gte": since, "$lt": until}}
+        before: str | None = None
+        while True:
+            docs = await self.batches.registry.find(query, STATS_PAGE, before)
+            if not docs:
+                break
+            views = await self.read_models.batch_views_by_id([d["_id"] for d in docs])
+            for doc in docs:
+                view = views.get(doc["_id"])
+                counts = (view or {}).get("counts") or {}
+                tally.add(status_of(doc, view), doc["job_type"], counts)
+            if len(docs) < STATS_PAGE:
+                break
+            before = docs[-1]["_id"]
+        return Stats.model_validate(tally.summary(since, until))
 
     def _report(self, found: Loaded, tally: ReportTally) -> BatchReport:
         doc = found.doc

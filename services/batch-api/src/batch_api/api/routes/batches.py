@@ -19,6 +19,8 @@ from batch_api.schemas import (
     BatchPage,
     BatchPublic,
     BatchUpdate,
+    BulkOutcome,
+    BulkRequest,
     ItemsAdded,
     RollbackBody,
 )
@@ -75,6 +77,18 @@ async def list_batches(
     except ValueError as exc:
         raise Problem(422, "Invalid request", str(exc), kind="invalid-request") from exc
     return await batches.list(who, filters, limit, cursor)
+
+
+@router.post("/bulk", response_model=BulkOutcome)
+async def bulk_action(
+    body: BulkRequest, who: CurrentPrincipal, lifecycle: Lifecycle
+) -> BulkOutcome:
+    """cancel, retry, archive, delete, pause or resume many batches: by `ids` or by `filter`
+    (as in a listing; at most 1,000 batches, 422 if more match). Each batch is treated as
+    the single call would treat it; `results` says per batch what happened (its `status` is
+    the single call's HTTP status, e.g. 409 with the batch's status when the action does
+    not fit). Always 200 once the request itself is valid."""
+    return await lifecycle.bulk(body, who)
 
 
 @router.post("/{batch_id}/items", status_code=202, response_model=ItemsAdded)

@@ -8,6 +8,7 @@ from batch_api.adapters.keys import ApiKeyStore
 from batch_api.api.deps import CurrentPrincipal
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
+from batch_api.domain.ratelimit import Limit
 from batch_api.key_schemas import KeyCreate, KeyCreated, KeyList, KeyPublic
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
@@ -32,8 +33,10 @@ async def create_key(
     keys: ApiKeyStore = Depends(key_store),
 ) -> KeyCreated:
     """A new key of the caller's tenant with `role`; the key is in this response only."""
+    asked = body.rate_limit
+    limit = None if asked is None else Limit(per_s=asked.per_s, burst=asked.burst)
     key, doc = await keys.create(
-        tenant=who.tenant, user=body.user or body.name, role=body.role, name=body.name
+        tenant=who.tenant, user=body.user or body.name, role=body.role, name=body.name, limit=limit
     )
     response.headers["Location"] = f"/v1/keys/{doc['key_id']}"
     return KeyCreated(key=key, **KeyPublic.of(doc).model_dump())

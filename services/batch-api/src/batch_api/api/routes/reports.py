@@ -1,18 +1,22 @@
-"""`/v1/batches/{batch_id}/report` and `/export`: a batch's summary (JSON or CSV) and a ZIP
-of everything about it, both streamed."""
+"""`/v1/batches/{batch_id}/report`, `/analytics` and `/export`: a batch's summary (JSON or
+CSV), how it ran, and a ZIP of everything about it; and `/v1/stats` across batches."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from batch_api.api.deps import CurrentPrincipal
+from batch_api.api.problems import Problem
 from batch_api.handlers.reports import ReportService
-from batch_api.report_schemas import BatchReport
+from batch_api.report_schemas import BatchAnalytics, BatchReport, Stats
 
 router = APIRouter(prefix="/v1/batches/{batch_id}", tags=["reports"])
+stats_router = APIRouter(prefix="/v1/stats", tags=["reports"])
+MAX_WINDOW = timedelta(days=366)
 
 
 def report_service(request: Request) -> ReportService:
@@ -64,3 +68,33 @@ async def export_batch(batch_id: str, who: CurrentPrincipal, reports: Reports) -
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{batch_id}.zip"'},
     )
+
+
+@router.get("/analytics", response_model=BatchAnalytics)
+async def get_analytics(batch_id: str, who: CurrentPrincipal, reports: Reports) -> BatchAnalytics:
+    """Duration percentiles of finished jobs, a throughput timeline (at most 60 buckets from
+    the start to the end, or now), failed attempts by error class, and retries."""
+    return await reports.analytics(await reports.load(batch_id, who))
+
+
+@stats_router.get("", response_model=Stats)
+async def get_stats(
+    who: CurrentPrincipal,
+    reports: Reports,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Stats:
+    """The caller's tenant's batches created in [since, until) (default: the last 24 hours):
+    counts by status, jobs completed/failed/cancelled/skipped, success rate and throughput
+    (finished jobs over the window's length), overall and per job type."""
+    end = _aware(until) or datetime.now(UTC)
+    start = _aware(since) or end - timedelta(days=1)
+    if start >= end:
+        raise Problem(422, "Invalid request", "`since` must be before `until`")
+    if end - start > MAX_WINDOW:
+        raise Problem(422, "Invalid request", "the window may be at most 366 days")
+    return await reports.stats(who, start, end)
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
