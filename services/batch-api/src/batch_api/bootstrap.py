@@ -17,6 +17,7 @@ from batch_api.api.problems import install_problem_handlers
 from batch_api.api.routes import audit as audit_routes
 from batch_api.api.routes import batches, events, job_types, jobs, reports
 from batch_api.api.routes import keys as key_routes
+from batch_api.api.routes import templates as template_routes
 from batch_api.api.routes.library import mount_library
 from batch_api.domain.ratelimit import KeyLimiter, Limit
 from batch_api.handlers.batches import BatchService
@@ -24,6 +25,7 @@ from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
 from batch_api.handlers.live import LiveEvents
 from batch_api.handlers.reports import ReportService
+from batch_api.handlers.templates import TemplateService
 from batch_api.web import install_dashboard
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
@@ -42,6 +44,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     reports.stats_router,
     key_routes.router,
     audit_routes.router,
+    template_routes.router,
 )
 
 
@@ -111,6 +114,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.live = LiveEvents(service, feed)
     app.state.read_models = read_models
     app.state.reports = ReportService(service, read_models)
+    app.state.templates = TemplateService(db, service)
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -1,0 +1,221 @@
+"""Batch templates: reusable batch specifications, shared by their owner, instantiated into
+batches.
+
+Who sees a template: its owner, the users it is shared with, every admin of the tenant, and
+everyone in the tenant when its visibility is `tenant`. Who changes or deletes it: its owner
+or an admin. Any other caller, and every other tenant, gets a 404 (its existence is not
+revealed). Instantiating needs the operator role, like creating a batch."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from batch_api.api.problems import Problem
+from batch_api.domain.principal import Principal
+from batch_api.handlers.batches import BatchService
+from batch_api.schemas import BatchCreate, BatchPublic
+from batch_api.template_schemas import (
+    CategoryCount,
+    Instantiate,
+    TemplateCreate,
+    TemplatePage,
+    TemplatePublic,
+    TemplateUpdate,
+)
+from contracts.vocabulary import BatchConfig
+from servicekit.store import Document
+
+MAX_SCAN = 5000  # templates per tenant a listing looks through
+
+
+def new_template_id() -> str:
+    """Time-ordered, unique: 12 hex digits of milliseconds and 8 random ones."""
+    return f"t_{int(time.time() * 1000):012x}{os.urandom(4).hex()}"
+
+
+def may_see(doc: Document, who: Principal) -> bool:
+    if doc.get("tenant") != who.tenant:
+        return False
+    return (
+        who.may("admin")
+        or doc.get("owner") == who.user
+        or doc.get("visibility") == "tenant"
+        or who.user in (doc.get("shared_with") or [])
+    )
+
+
+def may_change(doc: Document, who: Principal) -> bool:
+    return may_see(doc, who) and (who.may("admin") or doc.get("owner") == who.user)
+
+
+def instantiation(doc: Document, body: Instantiate) -> BatchCreate:
+    """The batch a template makes with these overrides; a 422 problem if it has no items."""
+    spec = doc["spec"]
+    items = body.items if body.items is not None else spec.get("items")
+    if not items:
+        raise Problem(
+            422,
+            "Items required",
+            "this template has no items of its own: give `items` to instantiate it",
+            kind="items-required",
+        )
+    config: dict[str, Any] = {**(spec.get("config") or {}), **(body.config or {})}
+    return BatchCreate(
+        name=body.name or doc["name"],
+        description=body.description if body.description is not None else doc["description"],
+        job_type=spec["job_type"],
+        priority=body.priority if body.priority is not None else spec.get("priority", "medium"),
+        tags=body.tags if body.tags is not None else spec.get("tags", []),
+        deadline=body.deadline,
+        items=items,
+        config=BatchConfig.model_validate(config),
+    )
+
+
+@dataclass
+class TemplateService:
+    db: AsyncDatabase[Document]
+    batches: BatchService
+
+    @property
+    def templates(self) -> Any:
+        return self.db["batch_templates"]
+
+    async def create(self, body: TemplateCreate, who: Principal) -> TemplatePublic:
+        _require_operator(who)
+        await self.batches.validate_items(body.spec.job_type, body.spec.items or [])
+        now = _now()
+        doc: Document = {
+            "_id": new_template_id(),
+            "tenant": who.tenant,
+            "owner": who.user,
+            **body.model_dump(mode="json", exclude={"spec"}),
+            "spec": body.spec.model_dump(mode="json"),
+            "usage_count": 0,
+            "last_used_at": None,
+            "created_at": now,
+            "updated_at": None,
+        }
+        try:
+            await self.templates.insert_one(doc)
+        except DuplicateKeyError as exc:  # an id collision: vanishingly rare; let them retry
+            raise Problem(409, "Conflict", "please retry") from exc
+        return TemplatePublic.of(doc)
+
+    async def load(self, template_id: str, who: Principal) -> Document:
+        doc: Document | None = await self.templates.find_one({"_id": template_id})
+        if doc is None or not may_see(doc, who):
+            raise Problem(404, "Not found", f"no template {template_id}")
+        return doc
+
+    async def page(
+        self,
+        who: Principal,
+        *,
+        category: str | None,
+        q: str | None,
+        owner: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> TemplatePage:
+        """Templates the caller may see, newest first. The tenant's templates are read in one
+        bounded pass (FerretDB scans on any filter other than `_id`, so filtering by tenant
+        in the query costs the same as here)."""
+        query: dict[str, Any] = {"tenant": who.tenant}
+        if cursor is not None:
+            query["_id"] = {"$lt": cursor}
+        found = self.templates.find(query).sort("_id", DESCENDING).limit(MAX_SCAN)
+        page: list[Document] = []
+        more = False
+        async for doc in found:
+            if not may_see(doc, who):
+                continue
+            if category is not None and doc.get("category") != category:
+                continue
+            if owner is not None and doc.get("owner") != owner:
+                continue
+            if q is not None and q.lower() not in doc["name"].lower():
+                continue
+            if len(page) == limit:
+                more = True
+                break
+            page.append(doc)
+        return TemplatePage(
+            items=[TemplatePublic.of(d) for d in page],
+            next_cursor=page[-1]["_id"] if more and page else None,
+        )
+
+    async def categories(self, who: Principal) -> list[CategoryCount]:
+        counts: dict[str, int] = {}
+        async for doc in self.templates.find({"tenant": who.tenant}).limit(MAX_SCAN):
+            if may_see(doc, who):
+                category = str(doc.get("category", "general"))
+                counts[category] = counts.get(category, 0) + 1
+        return [CategoryCount(category=c, templates=n) for c, n in sorted(counts.items())]
+
+    async def update(
+        self, template_id: str, body: TemplateUpdate, who: Principal
+    ) -> TemplatePublic:
+        doc = await self._changeable(template_id, who)
+        changes = body.model_dump(mode="json", exclude_unset=True)
+        for required in ("name", "category", "visibility", "shared_with", "spec"):
+            if required in changes and changes[required] is None:
+                raise Problem(422, "Invalid request", f"{required}: may not be null")
+        if body.spec is not None:
+            await self.batches.validate_items(body.spec.job_type, body.spec.items or [])
+        if not changes:
+            return TemplatePublic.of(doc)
+        changes["updated_at"] = _now()
+        updated: Document | None = await self.templates.find_one_and_update(
+            {"_id": template_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
+        )
+        if updated is None:
+            raise Problem(404, "Not found", f"no template {template_id}")
+        return TemplatePublic.of(updated)
+
+    async def delete(self, template_id: str, who: Principal) -> None:
+        await self._changeable(template_id, who)
+        await self.templates.delete_one({"_id": template_id})
+
+    async def instantiate(
+        self, template_id: str, body: Instantiate, who: Principal, idempotency_key: str | None
+    ) -> tuple[BatchPublic, bool]:
+        """A batch from the template (201), or the earlier one for a repeated
+        `Idempotency-Key` with the same body (200). Counts the use."""
+        _require_operator(who)
+        doc = await self.load(template_id, who)
+        try:
+            create = instantiation(doc, body)
+        except ValueError as exc:  # a config override the batch config does not accept
+            raise Problem(422, "Invalid request", str(exc), kind="invalid-request") from exc
+        batch, created = await self.batches.create(create, who, idempotency_key)
+        if created:
+            await self.templates.update_one(
+                {"_id": template_id},
+                {"$inc": {"usage_count": 1}, "$set": {"last_used_at": _now()}},
+            )
+        return batch, created
+
+    async def _changeable(self, template_id: str, who: Principal) -> Document:
+        doc = await self.load(template_id, who)
+        if not may_change(doc, who):
+            raise Problem(403, "Forbidden", "only the template's owner or an admin may change it")
+        return doc
+
+
+def _require_operator(who: Principal) -> None:
+    if not who.may("operator"):
+        raise Problem(403, "Forbidden", "this needs a key with the operator role", kind="forbidden")
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)  # what the store keeps
