@@ -8,7 +8,8 @@ import pytest
 
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
-from batch_api.handlers.templates import instantiation, may_change, may_see
+from batch_api.domain.sharing import may_change, may_see
+from batch_api.handlers.templates import instantiation
 from batch_api.template_schemas import Instantiate
 
 pytestmark = pytest.mark.unit

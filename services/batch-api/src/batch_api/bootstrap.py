@@ -17,6 +17,7 @@ from batch_api.api.problems import install_problem_handlers
 from batch_api.api.routes import audit as audit_routes
 from batch_api.api.routes import batches, events, job_types, jobs, reports
 from batch_api.api.routes import keys as key_routes
+from batch_api.api.routes import schedules as schedule_routes
 from batch_api.api.routes import templates as template_routes
 from batch_api.api.routes.library import mount_library
 from batch_api.domain.ratelimit import KeyLimiter, Limit
@@ -25,8 +26,11 @@ from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
 from batch_api.handlers.live import LiveEvents
 from batch_api.handlers.reports import ReportService
+from batch_api.handlers.schedules import ScheduleService
 from batch_api.handlers.templates import TemplateService
 from batch_api.web import install_dashboard
+from servicekit.consume import subscribe_batches
+from servicekit.deadletter import DeadLetters
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
 from servicekit.runtime import ServiceRuntime
@@ -45,6 +49,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     key_routes.router,
     audit_routes.router,
     template_routes.router,
+    schedule_routes.router,
 )
 
 
@@ -85,6 +90,17 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     job_service = JobService(service, registry, read_models, events, settings.topics)
     feed = LiveFeed(settings.kafka_bootstrap_servers, settings.topics)
     runtime.background(feed.run)
+    templates = TemplateService(db, service)
+    schedules = ScheduleService(db, service, lifecycle, templates, events, settings.topics)
+    subscribe_batches(
+        broker,
+        [settings.topics.schedules],
+        group_id=f"{settings.topics.prefix}batch-api-schedules",
+        handler=schedules.handle,
+        dead_letters=DeadLetters(broker, settings.topics.dead_letter, NAME),
+        max_records=100,
+        batch_timeout_ms=100,
+    )
 
     async def on_connected() -> None:
         await registry.setup()
@@ -97,6 +113,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
                 name="bootstrap admin key",
             )
         await service.republish_unfinished()
+        await schedules.announce_all()
 
     runtime.on_connected(on_connected)
     app = runtime.app(
@@ -114,7 +131,8 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.live = LiveEvents(service, feed)
     app.state.read_models = read_models
     app.state.reports = ReportService(service, read_models)
-    app.state.templates = TemplateService(db, service)
+    app.state.templates = templates
+    app.state.schedules = schedules
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -16,9 +16,10 @@ from pydantic_settings import SettingsConfigDict
 
 from scheduler.adapters import metrics
 from scheduler.adapters.leader import MongoLeaderLease
-from scheduler.adapters.store import MongoSchedulerStore, SchedulerStore
+from scheduler.adapters.store import MongoSchedulerStore, MongoScheduleStore, SchedulerStore
 from scheduler.domain.ratelimit import parse_rate_limits
 from scheduler.handlers.engine import Scheduler, SchedulerConfig
+from scheduler.handlers.schedules import ScheduleClock
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
 from servicekit.kafka import make_broker
@@ -40,6 +41,7 @@ class SchedulerSettings(ServiceSettings):
     global_max_in_flight: int = Field(default=100_000, ge=1)
     tick_s: float = Field(default=0.05, gt=0)
     leader_ttl_s: float = Field(default=10.0, gt=1)
+    cron_tick_s: float = Field(default=1.0, gt=0, description="how often due schedules fire")
     rate_limits: str = Field(
         default="",
         description="jobs started per second by job type: `http.request=50,demo.sleep=2.5`",
@@ -100,9 +102,41 @@ def bootstrap(
         batch_timeout_ms=100,
     )
 
+    clock = ScheduleClock(
+        MongoScheduleStore(db),
+        ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe_schedules),
+        topics,
+        fence=lease.still_valid,
+    )
+    metrics.track_schedules(clock)
+
+    async def handle_schedules(items: Sequence[Decoded]) -> None:
+        await recovered.wait()
+        await clock.handle(items)
+
+    subscribe_batches(
+        broker,
+        [topics.schedules],
+        group_id=f"{topics.prefix}scheduler-schedules",
+        handler=handle_schedules,
+        dead_letters=dead_letters,
+        max_records=500,
+        batch_timeout_ms=100,
+    )
+
     async def recover() -> None:
         await scheduler.recover()
+        await clock.recover()
         recovered.set()
+
+    async def cron() -> None:
+        await recovered.wait()
+        while True:
+            try:
+                await clock.tick()
+            except Exception:  # the store or broker is away: the next tick tries again
+                log.exception("firing due schedules failed; retrying")
+            await asyncio.sleep(settings.cron_tick_s)
 
     async def ticking() -> None:
         while True:
@@ -143,6 +177,7 @@ def bootstrap(
     runtime.on_connected(recover)
     runtime.on_shutdown(stop_renewing)
     runtime.background(ticking)
+    runtime.background(cron)
     return runtime.app(title="Batchyard scheduler"), scheduler
 
 

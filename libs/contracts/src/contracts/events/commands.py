@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -100,7 +100,8 @@ class RollbackRequested(Event):
 
 
 class ScheduleChanged(Event):
-    """A schedule was created, changed, enabled, disabled or deleted (`deleted=True`)."""
+    """A schedule was created, changed, enabled, disabled or deleted (`deleted=True`), on
+    `Topics.schedules` keyed by schedule id. The scheduler keeps the highest `revision`."""
 
     TYPE = "ScheduleChanged"
     schedule_id: str
@@ -108,3 +109,7 @@ class ScheduleChanged(Event):
     timezone: str = "UTC"
     enabled: bool = True
     deleted: bool = False
+    catch_up: Literal["none", "latest", "all"] = Field(
+        default="none", description="runs missed while no scheduler ran: see contracts.cron"
+    )
+    revision: int = Field(default=0, ge=0)

@@ -137,7 +137,13 @@ class CancelBroadcast(Event):
 
 
 class ScheduleTriggered(Event):
+    """The scheduler's leader fired a schedule's run (on `Topics.schedules`, keyed by schedule
+    id); batch-api makes its batch. `run_id` names the run by its scheduled time, so a run
+    fired again after a crash is recognised."""
+
     TYPE = "ScheduleTriggered"
     schedule_id: str
     run_at: datetime
     batch_id: str | None = None
+    run_id: str = ""
+    missed: bool = Field(default=False, description="fired late by the catch-up policy")

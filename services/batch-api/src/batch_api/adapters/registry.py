@@ -152,6 +152,13 @@ class BatchRegistry:
             return await self.idempotency.find_one({"_id": doc["_id"]})
         return None
 
+    async def batch_for_idempotency_key(self, tenant: str, key: str) -> str | None:
+        """The batch an earlier request with this key made, if it was stored."""
+        claimed = await self.idempotency.find_one({"_id": f"{tenant}:{key}"})
+        if claimed is None or await self.get(claimed["batch_id"]) is None:
+            return None
+        return str(claimed["batch_id"])
+
     async def release_idempotency_key(self, tenant: str, key: str) -> None:
         """Forgets a claimed key whose request failed, so a retry can use it."""
         await self.idempotency.delete_one({"_id": f"{tenant}:{key}"})

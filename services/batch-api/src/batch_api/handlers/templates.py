@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
+from batch_api.domain.sharing import may_change, may_see
 from batch_api.handlers.batches import BatchService
 from batch_api.schemas import BatchCreate, BatchPublic
 from batch_api.template_schemas import (
@@ -39,21 +40,6 @@ MAX_SCAN = 5000  # templates per tenant a listing looks through
 def new_template_id() -> str:
     """Time-ordered, unique: 12 hex digits of milliseconds and 8 random ones."""
     return f"t_{int(time.time() * 1000):012x}{os.urandom(4).hex()}"
-
-
-def may_see(doc: Document, who: Principal) -> bool:
-    if doc.get("tenant") != who.tenant:
-        return False
-    return (
-        who.may("admin")
-        or doc.get("owner") == who.user
-        or doc.get("visibility") == "tenant"
-        or who.user in (doc.get("shared_with") or [])
-    )
-
-
-def may_change(doc: Document, who: Principal) -> bool:
-    return may_see(doc, who) and (who.may("admin") or doc.get("owner") == who.user)
 
 
 def instantiation(doc: Document, body: Instantiate) -> BatchCreate:

@@ -20,9 +20,11 @@ from contracts.events import (
     BatchFailed,
     JobDispatched,
     JobRetryScheduled,
+    ScheduleTriggered,
 )
 from contracts.topics import batch_id_of
 from scheduler.handlers.engine import EXECUTOR_TTL_S, Scheduler
+from scheduler.handlers.schedules import ScheduleClock
 from servicekit.publisher import Outgoing
 
 ACTIVE_STATUSES = ("uploading", "queued", "running", "paused", "retrying")
@@ -187,3 +189,46 @@ REGISTRY.register(COLLECTOR)
 def track(scheduler: Scheduler, is_leader: Callable[[], bool]) -> None:
     """Exports `scheduler`'s state in this process's /metrics."""
     COLLECTOR.track(scheduler, is_leader)
+
+
+SCHEDULE_RUNS = Counter(
+    "batchyard_schedule_runs_total",
+    "Schedule runs fired by the cron clock; `missed` ones were fired late by the catch-up policy",
+    ["missed"],
+)
+
+
+def observe_schedules(messages: Sequence[Outgoing]) -> None:
+    """Counts the schedule runs fired."""
+    for message in messages:
+        if message.envelope.type == ScheduleTriggered.TYPE:
+            SCHEDULE_RUNS.labels(str(bool(message.envelope.data.get("missed"))).lower()).inc()
+
+
+class _ScheduleCollector(Collector):
+    def __init__(self) -> None:
+        self.clock: ScheduleClock | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        if self.clock is None:
+            return
+        enabled = sum(1 for s in self.clock.schedules.values() if s.get("enabled"))
+        gauge = GaugeMetricFamily(
+            "batchyard_schedules_enabled", "Enabled schedules the cron clock tracks"
+        )
+        gauge.add_metric([], enabled)
+        yield gauge
+        skipped = GaugeMetricFamily(
+            "batchyard_schedule_runs_skipped",
+            "Missed schedule runs not fired (catch-up policy) since this scheduler started",
+        )
+        skipped.add_metric([], self.clock.skipped)
+        yield skipped
+
+
+_SCHEDULES = _ScheduleCollector()
+REGISTRY.register(_SCHEDULES)
+
+
+def track_schedules(clock: ScheduleClock) -> None:
+    _SCHEDULES.clock = clock

@@ -122,3 +122,17 @@ class MongoSchedulerStore:
             for key, state in (doc.get("jobs") or {}).items():
                 states[index_of(doc["bucket"], key)] = state
         return states
+
+
+class MongoScheduleStore:
+    """`sched_schedules`: the scheduler's copy of every schedule and when it is next due.
+    Few documents; read whole at start, written one by one by `_id`."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.schedules = db["sched_schedules"]
+
+    async def all_schedules(self) -> list[Document]:
+        return [d async for d in self.schedules.find({"deleted": {"$ne": True}})]
+
+    async def save_schedule(self, doc: Document) -> None:
+        await self.schedules.replace_one({"_id": doc["_id"]}, doc, upsert=True)
