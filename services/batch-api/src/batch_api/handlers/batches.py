@@ -366,7 +366,9 @@ class BatchService:
         own = sorted(statuses & OWN_PHASES)
         if own:
             alternatives.append({"phase": {"$in": own}, "archived_at": None})
-        viewed = sorted(statuses - OWN_PHASES - {"archived"})
+        # `cancelled` is both: a draft cancelled by the API, or a submitted batch whose view
+        # says so.
+        viewed = sorted(statuses - (OWN_PHASES - {"cancelled"}) - {"archived"})
         if viewed:
             ids = await self.read_models.batch_ids_with_status(tenant, viewed)
             alternatives.append(
