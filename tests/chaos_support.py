@@ -12,13 +12,12 @@ from stack_support import Stack
 
 from devstack import processes, services
 
+# Short job leases and scheduler lease, so that failures heal within seconds.
+CHAOS_ENV = {"BATCHYARD_SCHEDULER_LEASE_S": "3", "BATCHYARD_SCHEDULER_LEADER_TTL_S": "4"}
+
 
 def env_of(stack: Stack) -> dict[str, str]:
-    return {
-        "BATCHYARD_TOPIC_PREFIX": stack.prefix,
-        "BATCHYARD_SCHEDULER_LEASE_S": "3",
-        "BATCHYARD_SCHEDULER_LEADER_TTL_S": "4",
-    }
+    return {"BATCHYARD_TOPIC_PREFIX": stack.prefix, **CHAOS_ENV}
 
 
 def kill_9(stack: Stack, name: str) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack import services
 from devstack.services import ServicePorts
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -47,3 +51,48 @@ def service_process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def isolated_stack(
+    kind: str,
+    kafka_bootstrap: str,
+    mongodb_server: str,
+    *,
+    executors: int,
+    extra_env: Mapping[str, str] = {},
+) -> Iterator[Stack]:
+    """A copy of the whole system of its own (topic prefix, database, ports), for tests that
+    would disturb the shared e2e stack: started here, stopped by PID on exit; logs under
+    artifacts/<kind>-<id>/."""
+    run_id = uuid.uuid4().hex[:8]
+    base = ROOT / "artifacts" / f"{kind}-{run_id}"
+    database = f"byt_{kind}_{run_id}"
+    stack = Stack(
+        url="",
+        admin_key=f"bya_{kind}_{uuid.uuid4().hex}",
+        prefix=f"{kind}{run_id}.",
+        mongodb_url=f"{mongodb_server}/{database}",
+        database=database,
+        run_dir=base / "run",
+        log_dir=base / "logs",
+        ports=ServicePorts.pick_free(executors),
+    )
+    stack.run_dir.mkdir(parents=True)
+    stack.log_dir.mkdir(parents=True)
+    try:
+        services.start_services(
+            run_dir=stack.run_dir,
+            log_dir=stack.log_dir,
+            venv_bin=Path(sys.executable).parent,
+            kafka_bootstrap=kafka_bootstrap,
+            mongodb_url=stack.mongodb_url,
+            admin_key=stack.admin_key,
+            executors=executors,
+            ports=stack.ports,
+            extra_env={"BATCHYARD_TOPIC_PREFIX": stack.prefix, **extra_env},
+            timeout=120,
+        )
+        yield Stack(**{**stack.__dict__, "url": f"http://127.0.0.1:{stack.ports.api}"})
+    finally:
+        services.stop_services(stack.run_dir)

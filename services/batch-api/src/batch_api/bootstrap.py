@@ -13,7 +13,7 @@ from batch_api.adapters.registry import BatchRegistry
 from batch_api.adapters.views import ReadModels
 from batch_api.api.audit import AuditTrail
 from batch_api.api.guards import BodyLimit
-from batch_api.api.problems import install_problem_handlers
+from batch_api.api.problems import document_problems, install_problem_handlers
 from batch_api.api.routes import audit as audit_routes
 from batch_api.api.routes import batches, events, job_types, jobs, reports
 from batch_api.api.routes import keys as key_routes
@@ -134,6 +134,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.templates = templates
     app.state.schedules = schedules
     install_problem_handlers(app)
+    document_problems(app)
     for router in ROUTERS:
         app.include_router(router)
     mount_library(app, db, service)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,16 @@ class TemplateLibrary:
             query["_id"] = {"$gt": after}
         cursor = self.templates.find(query).sort("_id", ASCENDING).limit(limit)
         return [d async for d in cursor]
+
+    def iter_tenant(self, tenant: str, *, after: str | None = None) -> AsyncIterator[Document]:
+        """The tenant's templates in `_id` order, read lazily (stop reading when done)."""
+        query: dict[str, Any] = {"tenant": tenant}
+        if after:
+            query["_id"] = {"$gt": after}
+        cursor: AsyncIterator[Document] = (
+            self.templates.find(query).sort("_id", ASCENDING).limit(MAX_SCOPE).batch_size(200)
+        )
+        return cursor
 
     async def park_conflict(self, doc: Document) -> None:
         with contextlib.suppress(DuplicateKeyError):

@@ -89,3 +89,65 @@ def install_problem_handlers(app: FastAPI) -> None:
             title.lower().replace(" ", "-"),
             headers=getattr(exc, "headers", None),
         )
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An error as RFC 9457 problem details; some problems carry more fields "
+    "(`errors`, `batch_status`, `max_bytes`, `retry_after_s`...).",
+    "type": "object",
+    "properties": {
+        "type": {"type": "string", "examples": ["/problems/invalid-request"]},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["type", "title", "status", "detail"],
+    "additionalProperties": True,
+}
+# What any /v1 operation may answer besides its documented success.
+PROBLEM_STATUSES = {
+    "400": "Malformed request (e.g. a body that is not JSON)",
+    "401": "No API key, or an unknown or revoked one",
+    "403": "The key's role may not do this",
+    "404": "No such resource in the caller's tenant",
+    "409": "The resource's state does not allow this now",
+    "413": "The request body is over the size cap",
+    "415": "The body's content type is not accepted",
+    "422": "The request does not validate",
+    "429": "The key is over its rate limit (see Retry-After)",
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Makes the OpenAPI document say what the API does on errors: every `/v1` operation may
+    answer the statuses above with `application/problem+json` (FastAPI documents its own
+    422 shape as `application/json`, which this API never sends)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = PROBLEM_SCHEMA
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/v1/"):
+                continue
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in PROBLEM_STATUSES.items():
+                    responses[status] = {"description": description, "content": problem}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -93,8 +93,13 @@ class LibraryService:
         status: str | None,
         q: str | None,
     ) -> TemplatePage:
-        docs = await self.library.of_tenant(who.tenant, after=cursor)
-        matching = [d for d in docs if _matches(d, category, tag, status, q)]
+        # Reads only as far as the page needs (a library can hold 100,000 templates).
+        matching: list[dict[str, Any]] = []
+        async for doc in self.library.iter_tenant(who.tenant, after=cursor):
+            if _matches(doc, category, tag, status, q):
+                matching.append(doc)
+                if len(matching) > limit:
+                    break
         page = matching[:limit]
         more = len(matching) > limit
         return TemplatePage(
