@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
 from pydantic import AliasChoices, Field
 
@@ -29,6 +31,7 @@ from batch_api.handlers.reports import ReportService
 from batch_api.handlers.schedules import ScheduleService
 from batch_api.handlers.templates import TemplateService
 from batch_api.web import install_dashboard
+from servicekit.asyncapi import asyncapi_document
 from servicekit.consume import subscribe_batches
 from servicekit.deadletter import DeadLetters
 from servicekit.kafka import make_broker
@@ -135,6 +138,12 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.schedules = schedules
     install_problem_handlers(app)
     document_problems(app)
+
+    @app.get("/asyncapi", tags=["docs"], include_in_schema=False)
+    async def asyncapi() -> dict[str, Any]:
+        """The AsyncAPI 3 document of every event on this deployment's topics."""
+        return asyncapi_document(settings.topics.prefix, app.version)
+
     for router in ROUTERS:
         app.include_router(router)
     mount_library(app, db, service)

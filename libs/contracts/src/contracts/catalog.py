@@ -1,0 +1,118 @@
+"""Which service sends which event on which topic: the source of the AsyncAPI document.
+
+Every message on a topic is an `Envelope` whose `type` names the event and whose `data` is the
+event's body. A test checks that every event has a route and that every route's topic exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts.events import (
+    BackupCreated,
+    BackupValidated,
+    BatchCancelled,
+    BatchCancelRequested,
+    BatchCompleted,
+    BatchCreated,
+    BatchDeadlineAtRisk,
+    BatchDeadlineMissed,
+    BatchFailed,
+    BatchItemsAdded,
+    BatchPaused,
+    BatchPauseRequested,
+    BatchProgress,
+    BatchReportReady,
+    BatchResumed,
+    BatchResumeRequested,
+    BatchRetrying,
+    BatchRetryRequested,
+    BatchSnapshot,
+    BatchStarted,
+    BatchSubmitted,
+    CancelBroadcast,
+    Event,
+    ExecutorHeartbeat,
+    JobCancelled,
+    JobCancelRequested,
+    JobCompleted,
+    JobDispatched,
+    JobFailed,
+    JobProgress,
+    JobRetryRequested,
+    JobRetryScheduled,
+    JobStarted,
+    RollbackCompleted,
+    RollbackFailed,
+    RollbackPlanned,
+    RollbackProgress,
+    RollbackRequested,
+    RollbackStarted,
+    ScheduleChanged,
+    ScheduleTriggered,
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    event: type[Event]
+    topic: str  # an attribute of `contracts.topics.Topics`
+    producers: tuple[str, ...]
+
+
+def _routes(topic: str, producers: tuple[str, ...], *events: type[Event]) -> list[Route]:
+    return [Route(event, topic, producers) for event in events]
+
+
+ROUTES: tuple[Route, ...] = (
+    *_routes(
+        "batch_commands",
+        ("batch-api",),
+        BatchCreated,
+        BatchItemsAdded,
+        BatchSubmitted,
+        BatchPauseRequested,
+        BatchResumeRequested,
+        BatchCancelRequested,
+        BatchRetryRequested,
+        JobRetryRequested,
+        JobCancelRequested,
+    ),
+    *_routes("batch_commands", ("batch-api", "scheduler"), RollbackRequested),
+    *_routes("schedules", ("batch-api",), ScheduleChanged),
+    *_routes("schedules", ("scheduler",), ScheduleTriggered),
+    *_routes(
+        "batch_events",
+        ("scheduler",),
+        BatchStarted,
+        BatchProgress,
+        BatchPaused,
+        BatchResumed,
+        BatchCompleted,
+        BatchFailed,
+        BatchCancelled,
+        BatchRetrying,
+        BatchDeadlineAtRisk,
+        BatchDeadlineMissed,
+    ),
+    *_routes("job_dispatch", ("scheduler",), JobDispatched),
+    *_routes("control", ("scheduler",), CancelBroadcast),
+    *_routes("job_events", ("scheduler",), JobRetryScheduled, JobCancelled),
+    *_routes(
+        "job_events", ("executor",), JobStarted, JobProgress, JobCompleted, JobFailed, BackupCreated
+    ),
+    *_routes("executor_heartbeats", ("executor",), ExecutorHeartbeat),
+    *_routes(
+        "rollback_events",
+        ("rollback",),
+        RollbackStarted,
+        BackupValidated,
+        RollbackPlanned,
+        RollbackProgress,
+        RollbackCompleted,
+        RollbackFailed,
+    ),
+    *_routes("reports", ("reporter",), BatchReportReady),
+)
+
+# Base classes that are never sent themselves.
+ABSTRACT: tuple[type[Event], ...] = (BatchSnapshot,)
