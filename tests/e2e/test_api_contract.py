@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 from stack_support import Stack, isolated_stack
-
-from batch_api.adapters.keys import ApiKeyStore
-from contracts.catalog import ABSTRACT
-from contracts.events import ALL_EVENTS
+from tenancy import other_tenant_admin
 
 pytestmark = pytest.mark.e2e
 STREAMS = ("/v1/events", "/v1/batches/{batch_id}/events")
@@ -174,30 +169,3 @@ async def resources(api: httpx.AsyncClient) -> dict[str, str]:
     for name, response in made.items():
         assert response.status_code == 201, (name, response.text)
     return {name: str(response.json()["id"]) for name, response in made.items()}
-
-
-async def other_tenant_admin(stack: Stack) -> str:
-    key = f"bya_other_{uuid.uuid4().hex}"
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url)
-    try:
-        await ApiKeyStore(client[stack.database]).ensure(
-            key, tenant=f"other-{uuid.uuid4().hex[:8]}", user="olga", role="admin", name="b"
-        )
-    finally:
-        await client.close()
-    return key
-
-
-async def test_the_events_are_documented_in_asyncapi(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
-        response = await client.get("/asyncapi")
-    assert response.status_code == 200
-    document = response.json()
-    assert document["asyncapi"].startswith("3.")
-    messages = {m.split(":")[0] for m in document["components"]["messages"]}
-    assert messages == {e.TYPE for e in ALL_EVENTS if e not in ABSTRACT}
-    addresses = {c["address"] for c in document["channels"].values()}
-    assert f"{stack.prefix}batchyard.batch.events" in addresses
-    assert all(a.startswith(stack.prefix) for a in addresses)
-    completed = document["components"]["schemas"]["BatchCompletedMessage"]
-    assert {"type", "event_id", "data"} <= set(completed["properties"])

@@ -6,16 +6,12 @@ only and by no other tenant."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 from stack_support import Stack
-
-from batch_api.adapters.keys import ApiKeyStore
+from tenancy import other_tenant_admin
 
 pytestmark = pytest.mark.e2e
 
@@ -128,15 +124,3 @@ async def test_state_changing_calls_are_in_the_audit_log(
     theirs = await api.get("/v1/audit", params={"user": "otto"}, headers=auth(foreign))
     assert theirs.status_code == 200
     assert theirs.json()["items"] == []
-
-
-async def other_tenant_admin(stack: Stack) -> str:
-    key = f"bya_other_{uuid.uuid4().hex}"
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url)
-    try:
-        await ApiKeyStore(client[stack.database]).ensure(
-            key, tenant=f"other-{uuid.uuid4().hex[:8]}", user="olga", role="admin", name="t2"
-        )
-    finally:
-        await client.close()
-    return key

@@ -9,16 +9,13 @@ import csv
 import io
 import json
 import time
-import uuid
 import zipfile
 from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 from stack_support import Stack
-
-from batch_api.adapters.keys import ApiKeyStore
+from tenancy import other_tenant_admin
 
 pytestmark = pytest.mark.e2e
 
@@ -138,14 +135,7 @@ async def test_another_tenants_batch_is_not_found(api: httpx.AsyncClient, stack:
     assert response.status_code == 201, response.text
     batch_id = response.json()["id"]
     assert (await api.get(f"/v1/batches/{batch_id}/report")).status_code == 200
-    key = f"bya_other_{uuid.uuid4().hex}"
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url)
-    try:
-        await ApiKeyStore(client[stack.database]).ensure(
-            key, tenant=f"other-{uuid.uuid4().hex[:8]}", user="olga", role="admin", name="t2"
-        )
-    finally:
-        await client.close()
+    key = await other_tenant_admin(stack)
     other = {"Authorization": f"Bearer {key}"}
     for path in ("report", "report?format=csv", "export"):
         response = await api.get(f"/v1/batches/{batch_id}/{path}", headers=other)

@@ -33,7 +33,7 @@ from batch_api.domain.lifecycle import TERMINAL
 from batch_api.domain.principal import Principal
 from batch_api.domain.sharing import may_change, may_see
 from batch_api.handlers.batches import BatchService
-from batch_api.handlers.lifecycle import BatchLifecycle
+from batch_api.handlers.lifecycle import BatchLifecycle, require
 from batch_api.handlers.templates import TemplateService, instantiation
 from batch_api.schedule_schemas import (
     ScheduleCreate,
@@ -84,7 +84,7 @@ class ScheduleService:
 
     # ------------------------------------------------------------------ definitions
     async def create(self, body: ScheduleCreate, who: Principal) -> SchedulePublic:
-        _require_operator(who)
+        require(who)
         await self._check_source(body.template_id, body.spec, who)
         now = _now()
         doc: Document = {
@@ -186,7 +186,7 @@ class ScheduleService:
     # ------------------------------------------------------------------ runs
     async def trigger(self, schedule_id: str, who: Principal) -> ScheduleRun:
         """A run now, by a person: the same as a due run, under its own run id."""
-        _require_operator(who)
+        require(who)
         doc = await self.load(schedule_id, who)
         run = f"{schedule_id}@manual-{uuid.uuid4().hex[:12]}"
         return await self.run(doc, run, _now(), trigger="manual")
@@ -340,8 +340,3 @@ class ScheduleService:
         )
         env = envelope_for(event, producer=PRODUCER, tenant=doc["tenant"])
         await self.publisher.publish([Outgoing(self.topics.schedules, doc["_id"], env)])
-
-
-def _require_operator(who: Principal) -> None:
-    if not who.may("operator"):
-        raise Problem(403, "Forbidden", "this needs a key with the operator role", kind="forbidden")

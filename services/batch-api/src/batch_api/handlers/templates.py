@@ -22,6 +22,7 @@ from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
 from batch_api.domain.sharing import may_change, may_see
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.lifecycle import require
 from batch_api.schemas import BatchCreate, BatchPublic
 from batch_api.template_schemas import (
     CategoryCount,
@@ -76,7 +77,7 @@ class TemplateService:
         return self.db["batch_templates"]
 
     async def create(self, body: TemplateCreate, who: Principal) -> TemplatePublic:
-        _require_operator(who)
+        require(who)
         await self.batches.validate_items(body.spec.job_type, body.spec.items or [])
         now = _now()
         doc: Document = {
@@ -176,7 +177,7 @@ class TemplateService:
     ) -> tuple[BatchPublic, bool]:
         """A batch from the template (201), or the earlier one for a repeated
         `Idempotency-Key` with the same body (200). Counts the use."""
-        _require_operator(who)
+        require(who)
         doc = await self.load(template_id, who)
         try:
             create = instantiation(doc, body)
@@ -195,11 +196,6 @@ class TemplateService:
         if not may_change(doc, who):
             raise Problem(403, "Forbidden", "only the template's owner or an admin may change it")
         return doc
-
-
-def _require_operator(who: Principal) -> None:
-    if not who.may("operator"):
-        raise Problem(403, "Forbidden", "this needs a key with the operator role", kind="forbidden")
 
 
 def _now() -> datetime:

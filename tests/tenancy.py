@@ -1,0 +1,32 @@
+"""Keys of other tenants and roles, registered in a stack's store the way the API keeps them
+(the API lets an admin make keys of their own tenant only)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from stack_support import Stack
+
+from batch_api.adapters.keys import ApiKeyStore
+from batch_api.domain.principal import Role
+
+
+async def registered_key(stack: Stack, *, tenant: str, user: str, role: Role) -> str:
+    key = f"bya_{role}_{uuid.uuid4().hex}"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url)
+    try:
+        await ApiKeyStore(client[stack.database]).ensure(
+            key, tenant=tenant, user=user, role=role, name=f"test key of {user}"
+        )
+    finally:
+        await client.close()
+    return key
+
+
+async def other_tenant_admin(stack: Stack) -> str:
+    """The admin key of a new tenant of its own."""
+    return await registered_key(
+        stack, tenant=f"other-{uuid.uuid4().hex[:8]}", user="olga", role="admin"
+    )
