@@ -21,9 +21,16 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from batch_api.adapters.registry import BatchRegistry
+from batch_api.adapters.registry import BatchRegistry, live_items
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import Problem
+from batch_api.domain.dependencies import (
+    DependencyProblem,
+    Node,
+    check_dependencies,
+    check_submittable,
+    node_of,
+)
 from batch_api.domain.lifecycle import UNSUBMITTED, status_of
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
@@ -68,6 +75,7 @@ class BatchService:
         if not who.may("operator"):
             raise Problem(403, "Forbidden", "a viewer key cannot create batches")
         await self._validate_items(body)
+        await self.validate_dependencies(None, who.tenant, body.config, submitting=not body.draft)
         batch_id = new_batch_id()
         now = datetime.now(UTC)
         if idempotency_key:
@@ -118,6 +126,27 @@ class BatchService:
         if not body.draft:
             await self.publish_submission(batch_id)
         return await self.get(batch_id, who), True
+
+    async def validate_dependencies(
+        self, batch_id: str | None, tenant: str, config: BatchConfig, *, submitting: bool
+    ) -> None:
+        """Raises a 422 problem if `config.depends_on` names an unknown batch, another
+        tenant's, the batch itself, or closes a cycle; with `submitting`, a 409 problem if a
+        dependency was not submitted yet."""
+        deps = list(config.depends_on.batches) if config.depends_on is not None else []
+        if not deps:
+            return
+        try:
+            await check_dependencies(batch_id, tenant, deps, self._node)
+            if submitting:
+                await check_submittable(deps, self._node)
+        except DependencyProblem as exc:
+            kind = "conflict" if exc.status == 409 else exc.title.lower().replace(" ", "-")
+            raise Problem(exc.status, exc.title, exc.detail, kind=kind, **exc.extra) from exc
+
+    async def _node(self, batch_id: str) -> Node | None:
+        doc = await self.registry.get(batch_id)
+        return None if doc is None else node_of(doc)
 
     async def _validate_items(self, body: BatchCreate) -> None:
         await self.validate_items(body.job_type, body.items or [])
@@ -239,6 +268,8 @@ class BatchService:
         total, chunks = int(found.doc.get("total") or 0), int(found.doc.get("chunks") or 0)
         if total == 0:
             raise Problem(422, "No items", "add items before submitting the batch", kind="no-items")
+        config = BatchConfig.model_validate(found.doc.get("config") or {})
+        await self.validate_dependencies(batch_id, who.tenant, config, submitting=True)
         if await self.registry.missing_chunks(batch_id, chunks):
             raise _conflict(
                 "an upload to this batch is still being stored; try again", found.status
@@ -258,6 +289,8 @@ class BatchService:
         doc = await self.registry.get(batch_id)
         if doc is None:
             return
+        if doc.get("edited") and not doc.get("compacted"):
+            doc = await self._compact(doc)
         created = BatchCreated(
             batch_id=batch_id,
             name=doc["name"],
@@ -272,6 +305,8 @@ class BatchService:
         messages = [self._out(doc, created, "created")]
         chunks = 0
         async for chunk in self.registry.chunks(batch_id, doc.get("chunks")):
+            if not chunk["items"]:
+                continue  # every item of it was removed from the draft
             added = BatchItemsAdded(
                 batch_id=batch_id,
                 chunk=chunk["chunk"],
@@ -287,6 +322,27 @@ class BatchService:
         messages.append(self._out(doc, submitted, "submitted"))
         await self.publisher.publish(messages)
         await self.registry.set(batch_id, {"submission": "published"})
+
+    async def _compact(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Seals every chunk of a submitted, edited batch and drops its removed items, so the
+        jobs are the remaining items, dense and in upload order. Safe to repeat: a repeat
+        finds nothing removed and the same layout."""
+        batch_id = doc["_id"]
+        first = 0
+        layout: dict[str, int] = {}
+        for number in range(int(doc.get("chunks") or 0)):
+            chunk = await self.registry.seal_chunk(batch_id, number)
+            if chunk is None:
+                continue
+            items = [item for _, item in live_items(chunk)]
+            if chunk.get("removed") or chunk.get("first_index") != first:
+                await self.registry.rewrite_chunk(batch_id, number, items, first)
+            if items:
+                layout[str(number)] = first
+            first += len(items)
+        fields = {"total": first, "chunk_first": layout, "compacted": True}
+        await self.registry.set(batch_id, fields)
+        return {**doc, **fields}
 
     def _out(self, doc: dict[str, Any], event: Event, what: str) -> Outgoing:
         env = envelope_for(
@@ -405,6 +461,7 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
     if not counts.get("total"):
         counts = {**counts, "total": doc.get("total", 0), "pending": doc.get("total", 0)}
     started_at, finished_at = view.get("started_at"), view.get("finished_at")
+    waiting_for = [str(b) for b in view.get("waiting_for") or []] if status == "queued" else []
     progress = progress_of(counts, started_at, finished_at, datetime.now(UTC))
     return BatchPublic(
         id=doc["_id"],
@@ -421,8 +478,19 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
         finished_at=finished_at,
         config=doc.get("config", {}),
         progress=Progress.model_validate(progress),
-        reason=view.get("reason"),
+        reason=view.get("reason") or _waiting_reason(status, doc, waiting_for),
+        waiting_for=waiting_for,
+        deadline_at_risk=bool(view.get("deadline_at_risk")),
     )
+
+
+def _waiting_reason(status: str, doc: dict[str, Any], waiting_for: list[str]) -> str | None:
+    """Why a queued batch does not start: the dependencies it still waits for."""
+    if status != "queued" or not waiting_for:
+        return None
+    on = ((doc.get("config") or {}).get("depends_on") or {}).get("on", "completed")
+    verb = "complete" if on == "completed" else "finish"
+    return f"waiting for {', '.join(waiting_for)} to {verb}"
 
 
 def _encode_cursor(batch_id: str) -> str:
