@@ -114,7 +114,7 @@ async def test_a_draft_is_edited_then_runs_exactly_the_remaining_items(
             break
         await asyncio.sleep(0.3)
     assert body["status"] == "completed", body
-    assert body["progress"]["total"] == 14 and body["progress"]["completed"] == 14
+    assert (body["progress"]["total"], body["progress"]["completed"]) == (14, 14)
     jobs = (await api.get(f"/v1/batches/{batch_id}/jobs", params={"limit": 100})).json()["items"]
     assert [j["index"] for j in jobs] == list(range(14))
     assert [j["item"]["error_class"] for j in jobs] == remaining

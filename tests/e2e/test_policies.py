@@ -10,15 +10,18 @@ Timing: assertions are orderings and lower bounds, never tight upper bounds."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from cli_support import Cli, cli_env
 from pymongo import AsyncMongoClient
 from stack_support import Stack
 
@@ -88,13 +91,18 @@ def soon(seconds: float) -> str:
 
 
 # ------------------------------------------------------------------------------ deadlines
+@pytest.fixture
+def cli(stack: Stack, tmp_path: Path) -> Cli:
+    return Cli(cli_env(stack, tmp_path, COLUMNS="160"))
+
+
 async def test_a_deadline_that_cannot_be_met_is_at_risk_once(
-    api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str
+    api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str, cli: Cli
 ) -> None:
-    # Eight half-second jobs one at a time need four seconds; the deadline is in two.
+    # Twelve half-second jobs one at a time need six seconds; the deadline is in two.
     batch_id = await create(
         api,
-        [{"seconds": 0.5}] * 8,
+        [{"seconds": 0.5}] * 12,
         config={
             "max_concurrent_jobs": 1,
             "deadline": soon(2.0),
@@ -105,9 +113,12 @@ async def test_a_deadline_that_cannot_be_met_is_at_risk_once(
     assert at_risk["deadline_at_risk"] is True, at_risk
     listed = (await api.get("/v1/batches", params={"limit": 20})).json()["items"]
     assert [b["deadline_at_risk"] for b in listed if b["id"] == batch_id] == [True]
+    shown = await asyncio.to_thread(cli, "status", batch_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "at risk" in shown.stdout, shown.stdout
     final = await wait_for(api, batch_id, ended)
     # `continue`: the batch still runs every job.
-    assert (final["status"], final["progress"]["completed"]) == ("completed", 8)
+    assert (final["status"], final["progress"]["completed"]) == ("completed", 12)
     events = await batch_events(kafka_bootstrap, stack, batch_id)
     kinds = [e["type"] for e in events]
     assert kinds.count("BatchDeadlineAtRisk") == 1, kinds
@@ -149,15 +160,13 @@ async def test_a_stagger_spaces_the_starts_of_the_ramp(api: httpx.AsyncClient) -
     jobs: list[dict[str, Any]] = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # job views converge a moment after the batch view
-        jobs = (await api.get(f"/v1/batches/{batch_id}/jobs", params={"limit": 50})).json()[
-            "items"
-        ]
+        jobs = (await api.get(f"/v1/batches/{batch_id}/jobs", params={"limit": 50})).json()["items"]
         if len(jobs) == 8 and all(j["started_at"] for j in jobs):
             break
         await asyncio.sleep(0.3)
     starts = sorted(datetime.fromisoformat(j["started_at"]).timestamp() for j in jobs)
     assert len(starts) == 8
-    ramp_gaps = [b - a for a, b in zip(starts[:ramp], starts[1:ramp], strict=False)]
+    ramp_gaps = [b - a for a, b in itertools.pairwise(starts[:ramp])]
     # The scheduler spaces dispatches by the interval; starts carry each executor's pickup
     # latency, so a quarter of the interval is left for its jitter.
     assert all(gap >= 0.75 * interval_s for gap in ramp_gaps), ramp_gaps
@@ -169,12 +178,10 @@ async def test_a_stagger_spaces_the_starts_of_the_ramp(api: httpx.AsyncClient) -
 
 # --------------------------------------------------------------------------- dependencies
 async def test_a_dependent_batch_waits_queued_then_runs_after_its_dependency(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, cli: Cli
 ) -> None:
     first = await create(api, [{"seconds": 0.75}] * 4, config={"max_concurrent_jobs": 1})
-    second = await create(
-        api, [{"seconds": 0.05}] * 2, config={"depends_on": {"batches": [first]}}
-    )
+    second = await create(api, [{"seconds": 0.05}] * 2, config={"depends_on": {"batches": [first]}})
     waiting = await wait_for(api, second, lambda b: b["waiting_for"] or ended(b))
     assert waiting["status"] == "queued", waiting
     assert waiting["waiting_for"] == [first]
@@ -182,9 +189,13 @@ async def test_a_dependent_batch_waits_queued_then_runs_after_its_dependency(
     assert waiting["progress"]["completed"] == 0
     listed = (await api.get("/v1/batches", params={"status": "queued"})).json()["items"]
     assert [b["waiting_for"] for b in listed if b["id"] == second] == [[first]]
+    shown = await asyncio.to_thread(cli, "status", second)
+    assert shown.returncode == 0, shown.stderr
+    assert f"Waiting for  {first}" in shown.stdout, shown.stdout
     done = await wait_for(api, second, ended)
     assert done["status"] == "completed", done
-    assert done["waiting_for"] == [] and done["reason"] is None
+    assert done["waiting_for"] == []
+    assert done["reason"] is None
     dependency = (await api.get(f"/v1/batches/{first}")).json()
     assert dependency["status"] == "completed"
     # Both times come from the scheduler's clock: the dependent started after the end.
