@@ -7,13 +7,15 @@ published. A crash in between is repaired by `republish_unfinished` at start."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,6 +69,21 @@ class BatchService:
     read_models: ReadModels
     publisher: EventPublisher
     topics: Topics
+    _edit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary
+    )
+
+    def edit_lock(self, batch_id: str) -> asyncio.Lock:
+        """Serialises the changes of one unsubmitted batch in this process (uploads, item
+        removals, submission). FerretDB v1 does not apply concurrent conditional updates of
+        one document atomically (measured: concurrent removals guarded by the chunk's `rev`
+        both matched), so the guards in the store alone do not order them there; on MongoDB
+        they do, across API replicas too."""
+        lock = self._edit_locks.get(batch_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._edit_locks[batch_id] = lock
+        return lock
 
     async def create(
         self, body: BatchCreate, who: Principal, idempotency_key: str | None
@@ -205,7 +222,8 @@ class BatchService:
         if validate:
             await self.validate_items(found.doc["job_type"], items)
         sizes = [len(items[s : s + CHUNK_SIZE]) for s in range(0, len(items), CHUNK_SIZE)]
-        doc = await self.registry.allocate_chunks(batch_id, sorted(UNSUBMITTED), sizes)
+        async with self.edit_lock(batch_id):
+            doc = await self.registry.allocate_chunks(batch_id, sorted(UNSUBMITTED), sizes)
         if doc is None:
             now = await self.load(batch_id, who)
             raise _conflict(
@@ -274,14 +292,15 @@ class BatchService:
             raise _conflict(
                 "an upload to this batch is still being stored; try again", found.status
             )
-        now = datetime.now(UTC)
-        if not await self.registry.set_if(
-            batch_id,
-            {"phase": found.status, "chunks": chunks},
-            {"phase": "submitted", "submission": "publishing", "submitted_at": now},
-        ):
-            raise _conflict("the batch changed while it was submitted; try again", found.status)
-        await self.publish_submission(batch_id)
+        async with self.edit_lock(batch_id):
+            now = datetime.now(UTC)
+            if not await self.registry.set_if(
+                batch_id,
+                {"phase": found.status, "chunks": chunks},
+                {"phase": "submitted", "submission": "publishing", "submitted_at": now},
+            ):
+                raise _conflict("the batch changed while it was submitted; try again", found.status)
+            await self.publish_submission(batch_id)
         return await self.get(batch_id, who)
 
     async def publish_submission(self, batch_id: str) -> None:

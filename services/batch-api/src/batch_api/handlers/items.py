@@ -135,6 +135,13 @@ class DraftItems:
         """Tombstones the items after marking the batch edited (both refused once it was
         submitted); the count follows while it is still a draft."""
         batch_id = found.doc["_id"]
+        async with self.batches.edit_lock(batch_id):
+            removed = await self._tombstone(found, wanted, who)
+        doc = await self.registry.get(batch_id) or found.doc
+        return ItemsRemoved(batch_id=batch_id, removed=removed, total=int(doc.get("total") or 0))
+
+    async def _tombstone(self, found: Loaded, wanted: dict[int, set[int]], who: Principal) -> int:
+        batch_id = found.doc["_id"]
         removed = 0
         if wanted:
             if not await self.registry.mark_edited(batch_id, EDITABLE):
@@ -151,8 +158,7 @@ class DraftItems:
                 removed += done
             if removed:
                 await self.registry.add_to_total(batch_id, EDITABLE, -removed)
-        doc = await self.registry.get(batch_id) or found.doc
-        return ItemsRemoved(batch_id=batch_id, removed=removed, total=int(doc.get("total") or 0))
+        return removed
 
     async def _size(self, batch_id: str, number: int) -> int:
         chunk = await self.registry.chunk(batch_id, number)
