@@ -99,13 +99,14 @@ def cli(stack: Stack, tmp_path: Path) -> Cli:
 async def test_a_deadline_that_cannot_be_met_is_at_risk_once(
     api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str, cli: Cli
 ) -> None:
-    # Twelve half-second jobs one at a time need six seconds; the deadline is in two.
+    # Forty half-second jobs one at a time need twenty seconds; the deadline is in two.
+    deadline = datetime.now(UTC) + timedelta(seconds=2)
     batch_id = await create(
         api,
-        [{"seconds": 0.5}] * 12,
+        [{"seconds": 0.5}] * 40,
         config={
             "max_concurrent_jobs": 1,
-            "deadline": soon(2.0),
+            "deadline": deadline.isoformat(),
             "on_deadline_missed": "continue",
         },
     )
@@ -116,9 +117,13 @@ async def test_a_deadline_that_cannot_be_met_is_at_risk_once(
     shown = await asyncio.to_thread(cli, "status", batch_id)
     assert shown.returncode == 0, shown.stderr
     assert "at risk" in shown.stdout, shown.stdout
-    final = await wait_for(api, batch_id, ended)
-    # `continue`: the batch still runs every job.
-    assert (final["status"], final["progress"]["completed"]) == ("completed", 12)
+    # `continue`: past its deadline the batch keeps running.
+    await asyncio.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 1.5)
+    late = (await api.get(f"/v1/batches/{batch_id}")).json()
+    assert (late["status"], late["deadline_at_risk"]) == ("running", True), late
+    response = await api.post(f"/v1/batches/{batch_id}/actions/cancel")
+    assert response.status_code == 202, response.text
+    assert (await wait_for(api, batch_id, ended))["status"] == "cancelled"
     events = await batch_events(kafka_bootstrap, stack, batch_id)
     kinds = [e["type"] for e in events]
     assert kinds.count("BatchDeadlineAtRisk") == 1, kinds
@@ -147,7 +152,7 @@ async def test_a_missed_deadline_with_cancel_ends_the_batch_cancelled(
 
 # ------------------------------------------------------------------------------- stagger
 async def test_a_stagger_spaces_the_starts_of_the_ramp(api: httpx.AsyncClient) -> None:
-    interval_s, ramp = 0.7, 4
+    interval_s, ramp = 1.0, 4
     batch_id = await create(
         api,
         [{"seconds": 0.05}] * 8,
@@ -168,9 +173,9 @@ async def test_a_stagger_spaces_the_starts_of_the_ramp(api: httpx.AsyncClient) -
     assert len(starts) == 8
     ramp_gaps = [b - a for a, b in itertools.pairwise(starts[:ramp])]
     # The scheduler spaces dispatches by the interval; starts carry each executor's pickup
-    # latency, so a quarter of the interval is left for its jitter.
-    assert all(gap >= 0.75 * interval_s for gap in ramp_gaps), ramp_gaps
-    assert starts[ramp - 1] - starts[0] >= (ramp - 1) * interval_s - 0.25 * interval_s
+    # latency, so part of the interval is left for its jitter on a loaded machine.
+    assert all(gap >= 0.6 * interval_s for gap in ramp_gaps), ramp_gaps
+    assert starts[ramp - 1] - starts[0] >= (ramp - 1) * interval_s - 0.4 * interval_s
     # After the ramp nothing holds starts back: the other four start together, not spaced
     # (a loose bound: spaced, they would need three intervals).
     assert starts[-1] - starts[ramp] < (8 - ramp - 1) * interval_s, starts
@@ -180,7 +185,7 @@ async def test_a_stagger_spaces_the_starts_of_the_ramp(api: httpx.AsyncClient) -
 async def test_a_dependent_batch_waits_queued_then_runs_after_its_dependency(
     api: httpx.AsyncClient, cli: Cli
 ) -> None:
-    first = await create(api, [{"seconds": 0.75}] * 4, config={"max_concurrent_jobs": 1})
+    first = await create(api, [{"seconds": 0.75}] * 8, config={"max_concurrent_jobs": 1})
     second = await create(api, [{"seconds": 0.05}] * 2, config={"depends_on": {"batches": [first]}})
     waiting = await wait_for(api, second, lambda b: b["waiting_for"] or ended(b))
     assert waiting["status"] == "queued", waiting
