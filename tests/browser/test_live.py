@@ -24,6 +24,8 @@ pytestmark = pytest.mark.browser
 
 def test_overview_follows_batches_live(page: Page, stack: Stack) -> None:
     sign_in(page, stack.admin_key)
+    # The cards read "–" until the first listing arrived (slower with many batches).
+    expect(page.locator("#c-completed")).not_to_have_text("–")
     completed_before = int(page.locator("#c-completed").inner_text() or 0)
     mark_document(page)
     slow = create_batch(

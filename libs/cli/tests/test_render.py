@@ -113,6 +113,22 @@ def test_batch_view_shows_progress_counts_timing_and_config() -> None:
     assert "ETA" not in finished
 
 
+def test_batch_view_and_table_show_the_policies() -> None:
+    waiting = a_batch(status="queued", waiting_for=["b_up1", "b_up2"], reason="waiting")
+    text = text_of(batch_view(waiting))
+    assert "Waiting for  b_up1, b_up2" in text
+    assert "waiting for 2" in text_of(batches_table([waiting]))
+    late = a_batch(deadline="2026-01-02T03:05:00+00:00", deadline_at_risk=True)
+    text = text_of(batch_view(late))
+    assert "Deadline" in text
+    assert "at risk" in text
+    assert "at risk" in text_of(batches_table([late]))
+    # Once finished, a batch is no longer "at risk"; a started one waits for nothing.
+    done = a_batch(status="completed", deadline="2026-01-02T03:05:00+00:00", deadline_at_risk=True)
+    assert "at risk" not in text_of(batch_view(done))
+    assert "Waiting" not in text_of(batch_view(a_batch(waiting_for=["b_up1"])))
+
+
 def test_jobs_table_shows_errors() -> None:
     job: Job = {  # type: ignore[typeddict-item]
         "id": "b_0001.3",

@@ -399,12 +399,34 @@ async def test_a_failed_dependency_cancels_the_batch_with_the_reason() -> None:
     assert [d.batch_id for d in h.dispatched()].count("third") == 1
 
 
-async def test_an_unknown_dependency_cancels_the_batch() -> None:
+async def test_an_unknown_dependency_cancels_the_batch_after_a_grace_period() -> None:
     h = Harness()
     await h.submit("lonely", 1, depends_on={"batches": ["nope"]})
     await h.s.tick()
+    waiting = h.last_snapshot()
+    assert (waiting["status"], waiting["waiting_for"]) == ("queued", ["nope"])
+    h.clock.t += h.s.config.unknown_dependency_grace_s + 1
+    await h.s.tick()
     final = h.last_snapshot()
     assert (final["type"], final["reason"]) == ("BatchCancelled", "dependency nope does not exist")
+
+
+async def test_a_dependency_created_after_the_dependent_batch_is_waited_for() -> None:
+    # BatchCreated of the dependency may sit in another partition, behind the dependent
+    # batch's BatchSubmitted: the dependent batch waits instead of being cancelled.
+    h = Harness()
+    await h.submit("second", 1, depends_on={"batches": ["first"]})
+    await h.capacity(10)
+    await h.s.tick()
+    h.clock.t += 1.0
+    await h.submit("first", 1)
+    await h.s.tick()
+    assert [d.batch_id for d in h.dispatched()] == ["first"]
+    await h.complete(h.dispatched()[0])
+    for _ in range(3):
+        h.clock.t += 1.0
+        await h.s.tick()
+    assert [d.batch_id for d in h.dispatched()] == ["first", "second"]
 
 
 async def test_a_deadline_at_risk_raises_the_weight_and_a_missed_one_cancels_once() -> None:

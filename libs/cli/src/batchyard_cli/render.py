@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from batchyard_cli.errors import ApiError, BatchyardError, Unauthorized
+from batchyard_cli.exit_codes import FINAL_STATUSES
 from batchyard_cli.resources import ApiKey, Batch, Job, JobType, Progress
 
 STATUS_STYLES: dict[str, str] = {
@@ -123,7 +124,7 @@ def batches_table(
         if wide:
             row.append(batch["job_type"])
         row += [
-            status_text(batch["status"]),
+            status_text(batch["status"]) + policy_marks(batch),
             f"{progress['percent']:.1f}% {finished_count(progress)}/{progress['total']}",
             str(progress.get("failed") or 0),
         ]
@@ -150,6 +151,15 @@ def batch_view(batch: Batch) -> RenderableType:
     if batch.get("description"):
         head.add_row("Description", batch["description"])
     head.add_row("Status", _status_with_reason(batch))
+    waiting = batch.get("waiting_for") or []
+    if waiting and batch["status"] == "queued":
+        head.add_row("Waiting for", Text(", ".join(waiting), style="yellow"))
+    deadline = batch.get("deadline") or (batch.get("config") or {}).get("deadline")
+    if deadline:
+        when = Text(format_time(deadline))
+        if _at_risk(batch):
+            when.append("  at risk: at this pace it finishes after the deadline", style="bold red")
+        head.add_row("Deadline", when)
     head.add_row("Job type", batch["job_type"])
     head.add_row("Priority", str(batch.get("priority", "")))
     if batch.get("tags"):
@@ -203,6 +213,20 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _at_risk(batch: Batch) -> bool:
+    return bool(batch.get("deadline_at_risk")) and batch["status"] not in FINAL_STATUSES
+
+
+def policy_marks(batch: Batch) -> Text:
+    """Short marks of the scheduling policies for a table cell: at risk, waiting."""
+    marks = Text()
+    if _at_risk(batch):
+        marks.append(" at risk", style="bold red")
+    if batch.get("waiting_for") and batch["status"] == "queued":
+        marks.append(f" waiting for {len(batch.get('waiting_for') or [])}", style="yellow")
+    return marks
 
 
 def _status_with_reason(batch: Batch) -> Text:

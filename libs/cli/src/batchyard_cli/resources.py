@@ -44,6 +44,9 @@ class Batch(TypedDict):
     config: dict[str, Any]
     progress: Progress
     reason: NotRequired[str | None]
+    deadline: NotRequired[str | None]
+    waiting_for: NotRequired[list[str]]
+    deadline_at_risk: NotRequired[bool]
 
 
 class Page(TypedDict, Generic[T]):

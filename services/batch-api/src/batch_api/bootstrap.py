@@ -17,13 +17,14 @@ from batch_api.api.audit import AuditTrail
 from batch_api.api.guards import BodyLimit
 from batch_api.api.problems import document_problems, install_problem_handlers
 from batch_api.api.routes import audit as audit_routes
-from batch_api.api.routes import batches, events, job_types, jobs, reports
+from batch_api.api.routes import batches, events, items, job_types, jobs, reports
 from batch_api.api.routes import keys as key_routes
 from batch_api.api.routes import schedules as schedule_routes
 from batch_api.api.routes import templates as template_routes
 from batch_api.api.routes.library import mount_library
 from batch_api.domain.ratelimit import KeyLimiter, Limit
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.items import DraftItems
 from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
 from batch_api.handlers.live import LiveEvents
@@ -44,6 +45,7 @@ NAME = "batch-api"
 # Every HTTP surface of the API, one line each.
 ROUTERS: tuple[APIRouter, ...] = (
     batches.router,
+    items.router,
     jobs.router,
     events.router,
     job_types.router,
@@ -130,6 +132,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.default_limit = Limit(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.state.batches = service
     app.state.lifecycle = lifecycle
+    app.state.items = DraftItems(service, registry)
     app.state.jobs = job_service
     app.state.live = LiveEvents(service, feed)
     app.state.read_models = read_models

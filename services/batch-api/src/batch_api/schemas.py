@@ -120,7 +120,18 @@ class BatchPublic(BaseModel):
     finished_at: datetime | None = None
     config: dict[str, Any]
     progress: Progress
-    reason: str | None = None
+    reason: str | None = Field(
+        default=None,
+        description="Why the batch ended as it did, or what a queued batch waits for.",
+    )
+    waiting_for: list[str] = Field(
+        default_factory=list,
+        description="Batches (`config.depends_on`) this queued batch still waits for.",
+    )
+    deadline_at_risk: bool = Field(
+        default=False,
+        description="At its current throughput the batch would finish after its deadline.",
+    )
 
 
 MAX_PAGE = 500

@@ -8,12 +8,19 @@ submission), `total`, `chunks` and `chunk_starts` (the first job index of every 
 chunk order). A batch whose submission did not finish publishing (`submission: publishing`)
 is published again from its stored chunks; events have deterministic ids, so consumers
 recognise the repeats. Chunk documents are keyed `<batch id>:<chunk>` and read by `_id`
-(the local store scans on any other filter)."""
+(the local store scans on any other filter).
+
+Draft editing: removing an item records its offset in its chunk's `removed` list (a
+tombstone; optimistic concurrency on the chunk's `rev`) after setting `edited` on the batch
+(guarded by its phase). Submission seals every chunk of an edited batch (`sealed`: no
+tombstone is accepted any more) and compacts it: removed items are dropped, `first_index`
+is recomputed, so the submitted items are dense and in upload order."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
@@ -106,6 +113,65 @@ class BatchRegistry:
         with contextlib.suppress(DuplicateKeyError):
             await self.uploads.insert_one(doc)
 
+    async def mark_edited(self, batch_id: str, phases: list[str]) -> bool:
+        """Records that items of the batch are being removed, if it is in one of `phases`
+        (False otherwise). Submission compacts the chunks of an edited batch."""
+        result = await self.batches.update_one(
+            {"_id": batch_id, "phase": {"$in": phases}}, {"$set": {"edited": True}}
+        )
+        return result.matched_count == 1
+
+    async def remove_items(
+        self, batch_id: str, chunk: int, offsets: AbstractSet[int]
+    ) -> int | None:
+        """Tombstones the items at `offsets` of a chunk; returns how many were not removed
+        before, or None if the chunk is sealed (the batch was submitted). Concurrent removals
+        from one chunk retry on its `rev`."""
+        chunk_id = f"{batch_id}:{chunk}"
+        while True:
+            doc = await self.uploads.find_one({"_id": chunk_id}, {"items": 0})
+            if doc is None:
+                return 0
+            if doc.get("sealed"):
+                return None
+            before = {int(o) for o in doc.get("removed") or []}
+            new = offsets - before
+            if not new:
+                return 0
+            rev = doc.get("rev")
+            guard: dict[str, Any] = {"$exists": False} if rev is None else rev
+            result = await self.uploads.update_one(
+                {"_id": chunk_id, "rev": guard, "sealed": {"$ne": True}},
+                {"$set": {"removed": sorted(before | new), "rev": int(rev or 0) + 1}},
+            )
+            if result.matched_count == 1:
+                return len(new)
+
+    async def add_to_total(self, batch_id: str, phases: list[str], delta: int) -> None:
+        """Changes the item count of a batch still in one of `phases` (once submitted, the
+        compaction sets it)."""
+        await self.batches.update_one(
+            {"_id": batch_id, "phase": {"$in": phases}}, {"$inc": {"total": delta}}
+        )
+
+    async def seal_chunk(self, batch_id: str, chunk: int) -> Document | None:
+        """Seals a chunk against further removals; returns it as sealed."""
+        doc: Document | None = await self.uploads.find_one_and_update(
+            {"_id": f"{batch_id}:{chunk}"},
+            {"$set": {"sealed": True}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return doc
+
+    async def rewrite_chunk(
+        self, batch_id: str, chunk: int, items: list[dict[str, Any]], first_index: int
+    ) -> None:
+        """Replaces a sealed chunk's items by its live ones, at `first_index`."""
+        await self.uploads.update_one(
+            {"_id": f"{batch_id}:{chunk}"},
+            {"$set": {"items": items, "removed": [], "first_index": first_index}},
+        )
+
     async def chunk(self, batch_id: str, chunk: int) -> Document | None:
         return await self.uploads.find_one({"_id": f"{batch_id}:{chunk}"})
 
@@ -165,3 +231,9 @@ class BatchRegistry:
 
     async def record_idempotent_result(self, tenant: str, key: str, result: Document) -> None:
         await self.idempotency.update_one({"_id": f"{tenant}:{key}"}, {"$set": {"result": result}})
+
+
+def live_items(chunk: Document) -> list[tuple[int, dict[str, Any]]]:
+    """(offset, item) of the items of a chunk document that were not removed."""
+    removed = {int(o) for o in chunk.get("removed") or []}
+    return [(i, item) for i, item in enumerate(chunk.get("items") or []) if i not in removed]

@@ -7,13 +7,15 @@ published. A crash in between is repaired by `republish_unfinished` at start."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,9 +23,16 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from batch_api.adapters.registry import BatchRegistry
+from batch_api.adapters.registry import BatchRegistry, live_items
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import Problem
+from batch_api.domain.dependencies import (
+    DependencyProblem,
+    Node,
+    check_dependencies,
+    check_submittable,
+    node_of,
+)
 from batch_api.domain.lifecycle import UNSUBMITTED, status_of
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
@@ -60,6 +69,21 @@ class BatchService:
     read_models: ReadModels
     publisher: EventPublisher
     topics: Topics
+    _edit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary
+    )
+
+    def edit_lock(self, batch_id: str) -> asyncio.Lock:
+        """Serialises the changes of one unsubmitted batch in this process (uploads, item
+        removals, submission). FerretDB v1 does not apply concurrent conditional updates of
+        one document atomically (measured: concurrent removals guarded by the chunk's `rev`
+        both matched), so the guards in the store alone do not order them there; on MongoDB
+        they do, across API replicas too."""
+        lock = self._edit_locks.get(batch_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._edit_locks[batch_id] = lock
+        return lock
 
     async def create(
         self, body: BatchCreate, who: Principal, idempotency_key: str | None
@@ -68,6 +92,7 @@ class BatchService:
         if not who.may("operator"):
             raise Problem(403, "Forbidden", "a viewer key cannot create batches")
         await self._validate_items(body)
+        await self.validate_dependencies(None, who.tenant, body.config, submitting=not body.draft)
         batch_id = new_batch_id()
         now = datetime.now(UTC)
         if idempotency_key:
@@ -118,6 +143,27 @@ class BatchService:
         if not body.draft:
             await self.publish_submission(batch_id)
         return await self.get(batch_id, who), True
+
+    async def validate_dependencies(
+        self, batch_id: str | None, tenant: str, config: BatchConfig, *, submitting: bool
+    ) -> None:
+        """Raises a 422 problem if `config.depends_on` names an unknown batch, another
+        tenant's, the batch itself, or closes a cycle; with `submitting`, a 409 problem if a
+        dependency was not submitted yet."""
+        deps = list(config.depends_on.batches) if config.depends_on is not None else []
+        if not deps:
+            return
+        try:
+            await check_dependencies(batch_id, tenant, deps, self._node)
+            if submitting:
+                await check_submittable(deps, self._node)
+        except DependencyProblem as exc:
+            kind = "conflict" if exc.status == 409 else exc.title.lower().replace(" ", "-")
+            raise Problem(exc.status, exc.title, exc.detail, kind=kind, **exc.extra) from exc
+
+    async def _node(self, batch_id: str) -> Node | None:
+        doc = await self.registry.get(batch_id)
+        return None if doc is None else node_of(doc)
 
     async def _validate_items(self, body: BatchCreate) -> None:
         await self.validate_items(body.job_type, body.items or [])
@@ -176,7 +222,8 @@ class BatchService:
         if validate:
             await self.validate_items(found.doc["job_type"], items)
         sizes = [len(items[s : s + CHUNK_SIZE]) for s in range(0, len(items), CHUNK_SIZE)]
-        doc = await self.registry.allocate_chunks(batch_id, sorted(UNSUBMITTED), sizes)
+        async with self.edit_lock(batch_id):
+            doc = await self.registry.allocate_chunks(batch_id, sorted(UNSUBMITTED), sizes)
         if doc is None:
             now = await self.load(batch_id, who)
             raise _conflict(
@@ -239,18 +286,21 @@ class BatchService:
         total, chunks = int(found.doc.get("total") or 0), int(found.doc.get("chunks") or 0)
         if total == 0:
             raise Problem(422, "No items", "add items before submitting the batch", kind="no-items")
+        config = BatchConfig.model_validate(found.doc.get("config") or {})
+        await self.validate_dependencies(batch_id, who.tenant, config, submitting=True)
         if await self.registry.missing_chunks(batch_id, chunks):
             raise _conflict(
                 "an upload to this batch is still being stored; try again", found.status
             )
-        now = datetime.now(UTC)
-        if not await self.registry.set_if(
-            batch_id,
-            {"phase": found.status, "chunks": chunks},
-            {"phase": "submitted", "submission": "publishing", "submitted_at": now},
-        ):
-            raise _conflict("the batch changed while it was submitted; try again", found.status)
-        await self.publish_submission(batch_id)
+        async with self.edit_lock(batch_id):
+            now = datetime.now(UTC)
+            if not await self.registry.set_if(
+                batch_id,
+                {"phase": found.status, "chunks": chunks},
+                {"phase": "submitted", "submission": "publishing", "submitted_at": now},
+            ):
+                raise _conflict("the batch changed while it was submitted; try again", found.status)
+            await self.publish_submission(batch_id)
         return await self.get(batch_id, who)
 
     async def publish_submission(self, batch_id: str) -> None:
@@ -258,6 +308,8 @@ class BatchService:
         doc = await self.registry.get(batch_id)
         if doc is None:
             return
+        if doc.get("edited") and not doc.get("compacted"):
+            doc = await self._compact(doc)
         created = BatchCreated(
             batch_id=batch_id,
             name=doc["name"],
@@ -272,6 +324,8 @@ class BatchService:
         messages = [self._out(doc, created, "created")]
         chunks = 0
         async for chunk in self.registry.chunks(batch_id, doc.get("chunks")):
+            if not chunk["items"]:
+                continue  # every item of it was removed from the draft
             added = BatchItemsAdded(
                 batch_id=batch_id,
                 chunk=chunk["chunk"],
@@ -287,6 +341,27 @@ class BatchService:
         messages.append(self._out(doc, submitted, "submitted"))
         await self.publisher.publish(messages)
         await self.registry.set(batch_id, {"submission": "published"})
+
+    async def _compact(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Seals every chunk of a submitted, edited batch and drops its removed items, so the
+        jobs are the remaining items, dense and in upload order. Safe to repeat: a repeat
+        finds nothing removed and the same layout."""
+        batch_id = doc["_id"]
+        first = 0
+        layout: dict[str, int] = {}
+        for number in range(int(doc.get("chunks") or 0)):
+            chunk = await self.registry.seal_chunk(batch_id, number)
+            if chunk is None:
+                continue
+            items = [item for _, item in live_items(chunk)]
+            if chunk.get("removed") or chunk.get("first_index") != first:
+                await self.registry.rewrite_chunk(batch_id, number, items, first)
+            if items:
+                layout[str(number)] = first
+            first += len(items)
+        fields = {"total": first, "chunk_first": layout, "compacted": True}
+        await self.registry.set(batch_id, fields)
+        return {**doc, **fields}
 
     def _out(self, doc: dict[str, Any], event: Event, what: str) -> Outgoing:
         env = envelope_for(
@@ -405,6 +480,7 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
     if not counts.get("total"):
         counts = {**counts, "total": doc.get("total", 0), "pending": doc.get("total", 0)}
     started_at, finished_at = view.get("started_at"), view.get("finished_at")
+    waiting_for = [str(b) for b in view.get("waiting_for") or []] if status == "queued" else []
     progress = progress_of(counts, started_at, finished_at, datetime.now(UTC))
     return BatchPublic(
         id=doc["_id"],
@@ -421,8 +497,19 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
         finished_at=finished_at,
         config=doc.get("config", {}),
         progress=Progress.model_validate(progress),
-        reason=view.get("reason"),
+        reason=view.get("reason") or _waiting_reason(status, doc, waiting_for),
+        waiting_for=waiting_for,
+        deadline_at_risk=bool(view.get("deadline_at_risk")),
     )
+
+
+def _waiting_reason(status: str, doc: dict[str, Any], waiting_for: list[str]) -> str | None:
+    """Why a queued batch does not start: the dependencies it still waits for."""
+    if status != "queued" or not waiting_for:
+        return None
+    on = ((doc.get("config") or {}).get("depends_on") or {}).get("on", "completed")
+    verb = "complete" if on == "completed" else "finish"
+    return f"waiting for {', '.join(waiting_for)} to {verb}"
 
 
 def _encode_cursor(batch_id: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from batch_api.adapters.registry import BatchRegistry
+from batch_api.adapters.registry import BatchRegistry, live_items
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import Problem
 from batch_api.domain.lifecycle import (
@@ -213,7 +213,7 @@ class BatchLifecycle:
         copy, _ = await self.batches.create(body, who, None)
         items: list[dict[str, Any]] = []
         async for chunk in self.registry.chunks(doc["_id"], doc.get("chunks")):
-            items.extend(chunk["items"])
+            items.extend(item for _, item in live_items(chunk))
             while len(items) >= CHUNK_SIZE:
                 await self.batches.add_items(copy.id, items[:CHUNK_SIZE], who, validate=False)
                 items = items[CHUNK_SIZE:]
@@ -240,6 +240,9 @@ class BatchLifecycle:
                 )
             if body.config is None:
                 raise Problem(422, "Invalid request", "config: may not be null")
+            await self.batches.validate_dependencies(
+                batch_id, who.tenant, body.config, submitting=False
+            )
             changes["config"] = body.config.model_dump(mode="json")
         for required in ("name", "tags", "priority", "description"):
             if required in changes and changes[required] is None:

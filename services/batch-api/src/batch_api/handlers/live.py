@@ -2,11 +2,11 @@
 
 A stream opens with the batch's current `progress` and `status` (so a client needs no other
 call), then follows the batch's events in order: `progress` (the progress fields with
-`batch_id`, `status` and `seq`) on every snapshot newer than the last one sent, `status`
-(`batch_id`, `status`, `reason`) when the status changes, `job_failed` (`batch_id`, `job_id`,
-`attempt`, `error`) when an attempt fails. A per-batch stream sends `end` once the batch is
-terminal and closes; the tenant-wide stream never ends. A comment line every 15 s keeps
-proxies from closing an idle stream."""
+`batch_id`, `status`, `seq`, `waiting_for` and `deadline_at_risk`) on every snapshot newer
+than the last one sent, `status` (`batch_id`, `status`, `reason`) when the status changes,
+`job_failed` (`batch_id`, `job_id`, `attempt`, `error`) when an attempt fails. A per-batch
+stream sends `end` once the batch is terminal and closes; the tenant-wide stream never ends.
+A comment line every 15 s keeps proxies from closing an idle stream."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from batch_api.domain.lifecycle import TERMINAL
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
 from batch_api.handlers.batches import BatchService, public_batch
+from batch_api.schemas import BatchPublic
 from contracts.envelope import Envelope
 from contracts.events import BatchSnapshot, Event, JobFailed
 
@@ -67,13 +68,19 @@ class StreamState:
         progress = progress_of(
             event.counts.model_dump(), event.started_at, event.finished_at, datetime.now(UTC)
         )
+        policy = {"waiting_for": event.waiting_for, "deadline_at_risk": event.deadline_at_risk}
         return self.progress(
-            event.batch_id, event.status, env.seq, progress, getattr(event, "reason", None)
+            event.batch_id,
+            event.status,
+            env.seq,
+            {**progress, **policy},
+            getattr(event, "reason", None),
         )
 
     def progress(
         self, batch_id: str, status: str, seq: int, progress: dict[str, Any], reason: str | None
     ) -> list[bytes]:
+        """`progress` holds the progress fields, `waiting_for` and `deadline_at_risk`."""
         out = [
             sse(
                 "progress",
@@ -85,6 +92,14 @@ class StreamState:
             self.status[batch_id] = status
             out.append(sse("status", {"batch_id": batch_id, "status": status, "reason": reason}))
         return out
+
+
+def _progress(batch: BatchPublic) -> dict[str, Any]:
+    return {
+        **batch.progress.model_dump(),
+        "waiting_for": batch.waiting_for,
+        "deadline_at_risk": batch.deadline_at_risk,
+    }
 
 
 def _final_status(state: StreamState, env: Envelope, event: Event) -> str | None:
@@ -112,9 +127,7 @@ class LiveEvents:
         state = StreamState()
         seq = int((found.view or {}).get("seq") or 0)
         state.seq[batch_id] = seq
-        first = state.progress(
-            batch_id, public.status, seq, public.progress.model_dump(), public.reason
-        )
+        first = state.progress(batch_id, public.status, seq, _progress(public), public.reason)
 
         async def refresh() -> tuple[list[bytes], bool]:
             """What the view shows that this stream has not sent yet, and whether it ended."""
@@ -124,8 +137,7 @@ class LiveEvents:
             frames: list[bytes] = []
             if seq > state.seq.get(batch_id, -1):  # progress frames keep strictly rising seqs
                 state.seq[batch_id] = seq
-                progress = now.progress.model_dump()
-                frames = state.progress(batch_id, now.status, seq, progress, now.reason)
+                frames = state.progress(batch_id, now.status, seq, _progress(now), now.reason)
             elif now.status in TERMINAL and state.status.get(batch_id) != now.status:
                 state.status[batch_id] = now.status
                 status = {"batch_id": batch_id, "status": now.status, "reason": now.reason}

@@ -90,6 +90,10 @@ class SchedulerConfig:
     progress_interval_s: float = 0.25
     rate_limits: dict[str, float] = field(default_factory=dict)
     dependency_check_s: float = 1.0
+    # A dependency not known yet may be one whose `BatchCreated` sits in another partition
+    # of `batch.commands`, behind this batch's `BatchSubmitted`: wait this long before
+    # deciding that it does not exist.
+    unknown_dependency_grace_s: float = 30.0
 
 
 @dataclass
@@ -113,6 +117,7 @@ class Scheduler:
     _last_progress: float = 0.0
     _last_dependency_check: float = 0.0
     _finished_status: dict[str, str] = field(default_factory=dict)
+    _unknown_since: dict[str, float] = field(default_factory=dict)
     _handler_table: dict[type[Event], Callable[[Envelope, Any], Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -562,9 +567,16 @@ class Scheduler:
         if deps is None or b.status != "queued" or b.cancelling:
             return
         waiting: list[str] = []
+        unknown = False
         for dep in deps.batches:
             status = await self._status_of(dep)
             if status is None:
+                unknown = True
+                since = self._unknown_since.setdefault(b.batch_id, self.clock())
+                if self.clock() - since < self.config.unknown_dependency_grace_s:
+                    waiting.append(dep)
+                    continue
+                self._unknown_since.pop(b.batch_id, None)
                 self._stop(b, reason=f"dependency {dep} does not exist", cancel=True)
                 return
             if status == "completed" or (deps.on == "finished" and status in FINISHED):
@@ -573,6 +585,8 @@ class Scheduler:
                 self._stop(b, reason=f"dependency {dep} ended {status}", cancel=True)
                 return
             waiting.append(dep)
+        if not unknown:
+            self._unknown_since.pop(b.batch_id, None)
         if waiting != b.waiting_for:
             b.waiting_for = waiting
             self._emit_snapshot(b, BatchProgress)

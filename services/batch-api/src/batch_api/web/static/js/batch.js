@@ -5,8 +5,8 @@
 
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
-  $, $$, TERMINAL, badge, errorText, fmtDuration, fmtNumber, fmtTime, h, progressBar,
-  startPage, statusLabel, toast,
+  $, $$, TERMINAL, badge, errorText, fmtDuration, fmtNumber, fmtTime, h, policyBadges,
+  progressBar, startPage, statusLabel, takePolicy, toast,
 } from "./ui.js";
 
 const id = $("#batch").dataset.batchId;
@@ -56,7 +56,7 @@ function renderBatch() {
     b.tags.length ? h("span", {}, `tags ${b.tags.join(", ")}`) : null,
     b.description ? h("span", {}, b.description) : null,
   ].filter(Boolean));
-  $("#b-status").replaceChildren(badge(b.status));
+  $("#b-status").replaceChildren(badge(b.status), ...policyBadges(b));
   const bar = progressBar(p, "batch progress");
   bar.classList.add("big");
   $("#b-bar").replaceChildren(bar);
@@ -69,6 +69,9 @@ function renderBatch() {
       ["Jobs/s", p.throughput_per_s ?? "–"],
       ["Elapsed", fmtDuration(p.elapsed_s)],
       ["ETA", TERMINAL.has(b.status) ? "done" : fmtDuration(p.eta_s)],
+      ...(b.deadline || b.config.deadline
+        ? [["Deadline", fmtTime(b.deadline || b.config.deadline), b.deadline_at_risk && !TERMINAL.has(b.status) ? "bad" : ""]]
+        : []),
     ].map(([k, v, cls]) => h("div", {}, h("dt", {}, k), h("dd", { class: cls || null, id: `f-${k.toLowerCase().replace(/\W/g, "")}` }, v))),
   );
   $("#b-counts").replaceChildren(
@@ -310,9 +313,8 @@ async function openReport() {
 function onEvent(name, data) {
   if (!batch) return;
   if (name === "progress") {
-    const { batch_id, status, ...progress } = data;
+    const progress = takePolicy(batch, data);
     batch.progress = { ...batch.progress, ...progress };
-    if (status) batch.status = status;
     renderBatch();
     refreshJobsLater();
   } else if (name === "status") {

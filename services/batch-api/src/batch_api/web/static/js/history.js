@@ -2,7 +2,7 @@
 // and archive of the selected batches.
 
 import { api, mayOperate } from "./api.js";
-import { $, $$, TERMINAL, badge, errorText, fmtNumber, fmtTime, h, startPage, statusLabel, toast } from "./ui.js";
+import { $, $$, TERMINAL, badge, errorText, fmtNumber, fmtTime, h, policyBadges, startPage, statusLabel, toast } from "./ui.js";
 
 const PAGE = 25;
 const form = $("#filters");
@@ -38,7 +38,7 @@ function row(b) {
     { id: `row-${b.id}`, dataset: { status: b.status } },
     check,
     h("td", {}, h("a", { href: `/batches/${b.id}` }, b.name)),
-    h("td", {}, badge(b.status)),
+    h("td", {}, badge(b.status), ...policyBadges(b).map((x) => [" ", x])),
     h("td", {}, b.job_type),
     h("td", { class: "num" }, `${(b.progress.percent ?? 0).toFixed(0)}%`),
     h("td", { class: `num ${b.progress.failed ? "bad" : ""}` }, fmtNumber(b.progress.failed)),

@@ -4,7 +4,7 @@
 import { api, follow } from "./api.js";
 import {
   $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtDuration, fmtNumber, fmtTime, h,
-  progressBar, startPage, toast,
+  policyBadges, progressBar, startPage, takePolicy, toast,
 } from "./ui.js";
 
 const POLL_MS = 2000;
@@ -24,7 +24,7 @@ function activeCard(b) {
       "header",
       {},
       h("a", { href: `/batches/${b.id}`, class: "name" }, b.name),
-      badge(b.status),
+      h("span", { class: "badges" }, badge(b.status), ...policyBadges(b)),
     ),
     progressBar(p, `${b.name} progress`),
     h(
@@ -99,9 +99,8 @@ function onEvent(name, data) {
     return;
   }
   if (name === "progress") {
-    const { batch_id, status, ...progress } = data;
+    const progress = takePolicy(known, data);
     known.progress = { ...known.progress, ...progress };
-    if (status) known.status = status;
   } else if (name === "status") {
     known.status = data.status;
     if (TERMINAL.has(data.status)) refetchSoon();

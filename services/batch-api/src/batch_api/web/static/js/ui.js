@@ -68,6 +68,38 @@ export function badge(status) {
   return h("span", { class: `badge s-${status}` }, statusLabel(status));
 }
 
+// Badges of the scheduling policies: "at risk" while the deadline is threatened (at its pace
+// the batch would finish late), "waiting for <links>" while a queued batch waits for the
+// batches it depends on.
+export function policyBadges(b) {
+  const out = [];
+  if (b.deadline_at_risk && !TERMINAL.has(b.status)) {
+    out.push(h("span", {
+      class: "badge policy risk",
+      title: "At its current pace this batch would finish after its deadline",
+    }, "at risk"));
+  }
+  const waiting = b.status === "queued" ? b.waiting_for || [] : [];
+  if (waiting.length) {
+    out.push(h(
+      "span",
+      { class: "badge policy waiting", title: "It starts once these batches have ended" },
+      "waiting for ",
+      waiting.map((dep, i) => [i ? ", " : "", h("a", { href: `/batches/${dep}` }, dep)]),
+    ));
+  }
+  return out;
+}
+
+// Applies the policy fields of an SSE `progress` event to a batch; returns the rest.
+export function takePolicy(batch, data) {
+  const { batch_id, status, waiting_for, deadline_at_risk, ...progress } = data;
+  if (waiting_for !== undefined) batch.waiting_for = waiting_for;
+  if (deadline_at_risk !== undefined) batch.deadline_at_risk = deadline_at_risk;
+  if (status) batch.status = status;
+  return progress;
+}
+
 // A progress bar with completed/failed segments; `progress` is the API's progress object.
 export function progressBar(progress, label) {
   const total = progress.total || 0;
