@@ -141,7 +141,9 @@ async def test_retry_reruns_failed_jobs(api: httpx.AsyncClient) -> None:
     assert_conflict(await act(api, batch_id, "retry"), "completed")
 
 
-async def test_patch_archive_delete_duplicate_and_rollback_plan(api: httpx.AsyncClient) -> None:
+async def test_patch_archive_delete_duplicate_and_rollback_plan(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
     batch_id = await create(api, [{"seconds": 0.05}] * 5, config={"max_concurrent_jobs": 1})
     patched = await api.patch(
         f"/v1/batches/{batch_id}",
@@ -164,6 +166,13 @@ async def test_patch_archive_delete_duplicate_and_rollback_plan(api: httpx.Async
     assert done["name"] == "renamed"
     assert done["priority"] == "high"
 
+    # The plan reads the job views, which may trail the batch's own view by a moment.
+    await settled_job_views(
+        stack.mongodb_url,
+        stack.database,
+        batch_id,
+        lambda vs: len(vs) == 5 and all(v["status"] == "completed" for v in vs),
+    )
     plan_response = await act(api, batch_id, "rollback", {"dry_run": True})
     assert plan_response.status_code == 202, plan_response.text
     plan = plan_response.json()["plan"]
