@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 from readmodels import settled_job_views
 from stack_support import Stack
 
@@ -204,3 +205,36 @@ async def test_patch_archive_delete_duplicate_and_rollback_plan(
     assert missing.status_code == 404
     assert (await act(api, batch_id, "pause")).status_code == 404
     assert (await act(api, copy_id, "explode")).status_code == 422
+
+
+async def test_a_new_priority_and_deadline_reach_the_scheduler(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    created = await api.post(
+        "/v1/batches",
+        json={
+            "name": "reprioritised",
+            "job_type": "demo.sleep",
+            "priority": "low",
+            "items": [{"seconds": 0.5}] * 20,
+            "config": {"max_concurrent_jobs": 1},
+        },
+    )
+    assert created.status_code == 201, created.text
+    batch_id = created.json()["id"]
+    await wait_for(api, batch_id, status_is("running"))
+    patched = await api.patch(
+        f"/v1/batches/{batch_id}", json={"priority": "critical", "deadline": "2030-01-01T00:00:00Z"}
+    )
+    assert patched.status_code == 200, patched.text
+    # The scheduler's next snapshot of the batch carries the new weight.
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url)
+    try:
+        views = client[stack.database]["batch_views"]
+        deadline = time.monotonic() + 30
+        while (await views.find_one({"_id": batch_id}) or {}).get("priority_level") != 10:
+            assert time.monotonic() < deadline, await views.find_one({"_id": batch_id})
+            await asyncio.sleep(0.3)
+    finally:
+        await client.close()
+    await api.post(f"/v1/batches/{batch_id}/actions/cancel")

@@ -16,6 +16,7 @@ from contracts.events import (
     BatchPauseRequested,
     BatchResumeRequested,
     BatchSubmitted,
+    BatchUpdated,
     Event,
     ExecutorHeartbeat,
     JobCompleted,
@@ -481,3 +482,19 @@ async def test_a_restarted_scheduler_resumes_from_the_store() -> None:
     assert b.completed == 1
     assert len(b.in_flight) == 2
     assert b.next_index == 3
+
+
+async def test_a_patched_priority_and_deadline_reach_the_running_batch() -> None:
+    h = Harness()
+    await h.submit("b1", 4, max_concurrent_jobs=1)
+    await h.capacity(10)
+    await h.s.tick()
+    deadline = datetime(2030, 1, 1, tzinfo=UTC)
+    await h.send(BatchUpdated(batch_id="b1", priority="critical", deadline=deadline))
+    assert h.s.batches["b1"].priority_level == 10
+    assert h.s.batches["b1"].config.deadline == deadline
+    assert h.last_snapshot()["priority_level"] == 10  # the views learn it too
+    await h.send(BatchUpdated(batch_id="b1", deadline_cleared=True))
+    assert h.s.batches["b1"].config.deadline is None
+    assert h.s.batches["b1"].priority_level == 10  # absent fields stay
+    await h.send(BatchUpdated(batch_id="nobody", priority="low"))  # unknown: ignored

@@ -99,6 +99,18 @@ class RollbackRequested(Event):
     reason: str = ""
 
 
+class BatchUpdated(Event):
+    """A submitted batch's priority or deadline changed (`PATCH`); absent fields stay. A
+    `deadline` of null with `deadline_cleared` removes it."""
+
+    TYPE = "BatchUpdated"
+    batch_id: str
+    priority: PriorityName | int | None = None
+    deadline: datetime | None = None
+    deadline_cleared: bool = False
+    updated_by: str = ""
+
+
 class ScheduleChanged(Event):
     """A schedule was created, changed, enabled, disabled or deleted (`deleted=True`), on
     `Topics.schedules` keyed by schedule id. The scheduler keeps the highest `revision`."""

@@ -44,6 +44,7 @@ from contracts.events import (
     BatchPauseRequested,
     BatchResumeRequested,
     BatchRetryRequested,
+    BatchUpdated,
     Event,
     RollbackRequested,
 )
@@ -250,6 +251,20 @@ class BatchLifecycle:
         if changes:
             changes["updated_at"] = datetime.now(UTC)
             await self.registry.set(batch_id, changes)
+        if found.doc.get("phase", "submitted") == "submitted" and (
+            "priority" in changes or "deadline" in changes
+        ):
+            # The scheduler runs it: tell it (a draft's values travel in BatchCreated).
+            await self._send(
+                found,
+                BatchUpdated(
+                    batch_id=batch_id,
+                    priority=changes.get("priority"),
+                    deadline=changes.get("deadline"),
+                    deadline_cleared="deadline" in changes and changes["deadline"] is None,
+                    updated_by=who.user,
+                ),
+            )
         doc = {**found.doc, **changes}
         return public_batch(doc, found.view)
 

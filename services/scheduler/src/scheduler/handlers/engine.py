@@ -36,6 +36,7 @@ from contracts.events import (
     BatchSnapshot,
     BatchStarted,
     BatchSubmitted,
+    BatchUpdated,
     CancelBroadcast,
     Event,
     ExecutorHeartbeat,
@@ -168,6 +169,7 @@ class Scheduler:
             BatchCreated: self._on_batch_created,
             BatchItemsAdded: self._on_items_added,
             BatchSubmitted: self._on_submitted,
+            BatchUpdated: self._on_updated,
             BatchPauseRequested: self._on_pause,
             BatchResumeRequested: self._on_resume,
             BatchCancelRequested: self._on_cancel,
@@ -214,6 +216,19 @@ class Scheduler:
         await self.store.save_batches([{"_id": b.batch_id, "total": b.total, "status": b.status}])
         if b.config.depends_on is not None:
             await self._resolve_dependencies(b)
+
+    async def _on_updated(self, env: Envelope, e: BatchUpdated) -> None:
+        """A new priority or deadline for a batch not finished yet (applied again on a
+        redelivery: the values are absolute)."""
+        b = self.batches.get(e.batch_id)
+        if b is None:
+            return
+        if e.priority is not None:
+            b.priority_level = priority_level(e.priority)
+        if e.deadline is not None or e.deadline_cleared:
+            b.config = b.config.model_copy(update={"deadline": e.deadline})
+            b.deadline_boost = 1.0  # judged again against the new deadline at the next tick
+        self._emit_snapshot(b, BatchProgress)
 
     async def _on_pause(self, env: Envelope, e: BatchPauseRequested) -> None:
         b = self.batches.get(e.batch_id)
