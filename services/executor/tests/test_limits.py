@@ -55,7 +55,8 @@ def test_only_the_hard_deadline_is_a_permanent_limit() -> None:
     assert Deadline(300, hard=False).exceeded() is None
     error = Deadline(2.5, hard=True).exceeded()
     assert isinstance(error, ResourceLimitExceeded)
-    assert error.limit == "time" and not error.retryable
+    assert error.limit == "time"
+    assert not error.retryable
     assert error.error_class == "ResourceLimitExceeded"
     assert "timeout_s=2.5s" in str(error)
     assert "timeout_s=10s" in str(Deadline(10, hard=True).exceeded())
@@ -66,9 +67,9 @@ def test_rlimits_add_the_job_allowance_to_the_worker_baseline() -> None:
     assert cpu_rlimit(3) == (3, 4)
     assert alarm_after(Deadline(10, hard=True)) == 15
     assert alarm_after(Deadline(0.2, hard=False)) == 6
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_memory_mb"):
         address_space_limit(0, 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_cpu_s"):
         cpu_rlimit(0)
 
 
@@ -109,7 +110,8 @@ def test_any_other_end_is_a_permanent_crash(
 ) -> None:
     error = judge_exit(exitcode, limits)
     assert not isinstance(error, ResourceLimitExceeded)
-    assert error.error_class == "WorkerCrashed" and not error.retryable
+    assert error.error_class == "WorkerCrashed"
+    assert not error.retryable
     assert said in str(error)
     assert describe_exit(-99) == "signal 99"
 
@@ -132,7 +134,8 @@ def test_the_request_crosses_as_json_and_back() -> None:
 )
 def test_messages_cross_as_one_json_line(message: Progress | Result | Failure) -> None:
     line = encode(message)
-    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
     assert decode(line) == message
 
 
@@ -158,7 +161,8 @@ def test_job_exceptions_are_reported_by_the_executor_rules() -> None:
     assert failure_of(invalid.value).error_class == "InvalidInput"
     assert failure_of(KeyError("k")) == Failure("KeyError", "'k'", False)
     error = Failure("Busy", "later", True).to_error()
-    assert isinstance(error, RetryableError) and error.error_class == "Busy"
+    assert isinstance(error, RetryableError)
+    assert error.error_class == "Busy"
 
 
 def test_resource_limits_are_an_optional_part_of_the_batch_config() -> None:
@@ -176,5 +180,5 @@ def test_a_function_job_type_can_ask_for_process_isolation() -> None:
         return {"n": item.n}
 
     assert isolated.isolation == "process"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="isolation"):
         job_type("test.bad", input=_Strict, isolation="thread")  # type: ignore[arg-type]

@@ -18,9 +18,10 @@ An async function works too, with `@job_type("images.resize", input=ResizeInput)
 
 Raise `RetryableError` for failures worth another attempt (timeouts, 5xx) and
 `PermanentError` for the rest; any other exception counts as permanent. A job type that sets
-`isolation = "process"` runs each job in a worker process under the batch's resource limits. Cancellation arrives as
-`asyncio.CancelledError` at an await point: let it propagate. `backup`/`compensate` make a job
-type's changes undoable by the rollback service. docs/job-types.md has the whole guide.
+`isolation = "process"` runs each job in a worker process under the batch's resource limits.
+Cancellation arrives as `asyncio.CancelledError` at an await point: let it propagate.
+`backup`/`compensate` make a job type's changes undoable by the rollback service.
+docs/job-types.md has the whole guide.
 """
 
 from jobkit.discovery import discover_job_types

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,7 +43,7 @@ class DemoAllocate(JobType):
     description = "Takes `mb` of memory, burns `cpu_burn_s` CPU seconds, holds for `seconds`."
     isolation = "process"
 
-    async def run(self, item: AllocateInput, ctx: JobContext) -> AllocateOutput:
+    async def run(self, item: AllocateInput, ctx: JobContext) -> dict[str, Any]:
         await ctx.report_progress(0, f"worker pid {os.getpid()}")
         cpu_s = await _burn(item.cpu_burn_s, ctx)
         held: list[bytearray] = []
@@ -53,12 +54,13 @@ class DemoAllocate(JobType):
         await ctx.report_progress(50, f"holding {len(held)} MB")
         if item.seconds:
             await asyncio.sleep(item.seconds)
-        return AllocateOutput(
+        output = AllocateOutput(
             allocated_mb=len(held),
             cpu_s=round(cpu_s, 3),
             slept_s=item.seconds,
             worker_pid=str(os.getpid()),
         )
+        return self.shape_output(output)
 
 
 async def _burn(seconds: float, ctx: JobContext) -> float:

@@ -14,6 +14,7 @@ block (a start waits for the fork server), and a worker's exit status can be rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -70,7 +71,7 @@ class ProcessIsolation:
         began = time.perf_counter()
         process = self._context.Process(target=worker.ping, daemon=True)
         await self._call(process.start)
-        await self._exit_code(process, timeout=None)
+        await self._exit_code(process, within_s=None)
         await self._call(process.close)
         self.startup_ms = round((time.perf_counter() - began) * 1000, 1)
         log.info("worker processes ready", extra={"startup_ms": self.startup_ms})
@@ -102,7 +103,7 @@ class ProcessIsolation:
         self.pids[request.job_id] = pid
         try:
             answer = await self._converse(ours, on_progress)
-            exitcode = await self._exit_code(process, timeout=EXIT_AFTER_ANSWER_S)
+            exitcode = await self._exit_code(process, within_s=EXIT_AFTER_ANSWER_S)
             if exitcode is None:  # answered, then hung: it has nothing more to give
                 await self._stop(process, grace_s=0)
                 exitcode = process.exitcode
@@ -153,9 +154,9 @@ class ProcessIsolation:
         gone = False
         try:
             if grace_s > 0 and await self._signal(process, signal.SIGTERM):
-                gone = await self._exit_code(process, timeout=grace_s) is not None
+                gone = await self._exit_code(process, within_s=grace_s) is not None
             if not gone and await self._signal(process, signal.SIGKILL):
-                await self._exit_code(process, timeout=None)
+                await self._exit_code(process, within_s=None)
             gone = True
         finally:
             if not gone:
@@ -167,14 +168,19 @@ class ProcessIsolation:
             return False
         return _kill(process.pid, signum)
 
-    async def _exit_code(self, process: ForkServerProcess, timeout: float | None) -> int | None:
-        """The worker's exit code once it ended; None if it still runs after `timeout`."""
+    async def _exit_code(self, process: ForkServerProcess, within_s: float | None) -> int | None:
+        """The worker's exit code once it ended; None if it still runs after `within_s`."""
         loop = asyncio.get_running_loop()
         ended = loop.create_future()
         sentinel = process.sentinel
-        loop.add_reader(sentinel, lambda: ended.done() or ended.set_result(None))
+
+        def readable() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        loop.add_reader(sentinel, readable)
         try:
-            await asyncio.wait_for(ended, timeout)
+            await asyncio.wait_for(ended, within_s)
         except TimeoutError:
             return None
         finally:
@@ -187,10 +193,8 @@ class ProcessIsolation:
 
 
 def _close(process: ForkServerProcess) -> None:
-    try:
+    with contextlib.suppress(ValueError):  # still running: after an interrupted stop (killed)
         process.close()
-    except ValueError:  # still running: only after an interrupted stop, which killed it
-        pass
 
 
 def _kill(pid: int, signum: int = signal.SIGKILL) -> bool:
