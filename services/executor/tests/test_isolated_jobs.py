@@ -45,7 +45,7 @@ async def executor() -> AsyncIterator[tuple[Executor, RecordingPublisher]]:
     )
     yield ex, out
     await ex.shutdown()
-    isolation.close()
+    await isolation.close()
 
 
 def dispatch(index: int, item: dict[str, Any], **kw: Any) -> JobDispatched:
@@ -200,14 +200,15 @@ async def test_cancel_ends_the_worker_and_the_job_is_cancelled(
 async def test_per_job_overhead_of_a_worker_process(
     executor: tuple[Executor, RecordingPublisher],
 ) -> None:
-    """The figure in docs/job-types.md: the cost of a worker per job, sequentially."""
+    """The figure in docs/job-types.md: what a no-op job costs in a worker process (fork,
+    limits, request and answer), as the job's own duration, one job at a time."""
     ex, out = executor
     n = 20
-    began = time.perf_counter()
     for i in range(n):
         await run(ex, dispatch(i, {}))
         await drain(ex)
-    per_job_ms = (time.perf_counter() - began) / n * 1000
-    print(f"process-isolated no-op job: {per_job_ms:.1f} ms per job")
-    assert len(out.of_type("JobCompleted")) == n
-    assert per_job_ms < 250
+    durations = sorted(m.envelope.data["duration_ms"] for m in out.of_type("JobCompleted"))
+    assert len(durations) == n
+    median = durations[n // 2]
+    print(f"process-isolated no-op job: median {median:.1f} ms, max {durations[-1]:.1f} ms")
+    assert median < 100

@@ -113,11 +113,7 @@ def bootstrap(
     runtime.on_connected(announce)
     runtime.on_shutdown(executor.shutdown)
     if isolation is not None:
-
-        async def close_isolation() -> None:
-            isolation.close()
-
-        runtime.on_shutdown(close_isolation)
+        runtime.on_shutdown(isolation.close)
     runtime.background(heartbeats)
     app = runtime.app(title=f"Batchyard executor {executor_id}")
 

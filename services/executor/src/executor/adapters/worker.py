@@ -1,11 +1,12 @@
-"""The inside of a job's worker process (forked by `adapters/isolation.py`'s fork server).
+"""The inside of a job's worker process (forked by the fork server, `adapters/zygote.py`).
 
-It limits itself first (RLIMIT_AS, RLIMIT_CPU, an alarm as a wall-clock backstop; hard limits,
-so the job cannot raise them), then loads the job type, runs the one job in its own event loop
-and answers on the socket (`domain.worker_protocol`). SIGTERM is a cancel: the job gets
-`asyncio.CancelledError` at its next await and may clean up; the executor kills the process if
-it has not ended after a grace period. Imports stay light: the fork server preloads this module
-and the job types, so a fork starts with everything loaded."""
+It reads its request (one JSON line) from its socket, limits itself (RLIMIT_AS, RLIMIT_CPU,
+an alarm as a wall-clock backstop; hard limits, so the job cannot raise them), then loads the
+job type, runs the one job in its own event loop and answers on the socket
+(`domain.worker_protocol`). SIGTERM is a cancel: the job gets `asyncio.CancelledError` at its
+next await and may clean up; the executor kills the process if it has not ended after a grace
+period. The fork server has imported this module and the job types, so a fork starts with
+everything loaded."""
 
 from __future__ import annotations
 
@@ -31,9 +32,14 @@ from executor.domain.worker_protocol import (
 from jobkit import JobType, Resources
 
 
-def main(channel: socket.socket, request_json: str) -> None:
-    """The worker's entry point (a multiprocessing target)."""
-    request = WorkerRequest.from_json(request_json)
+def main(channel: socket.socket) -> None:
+    """Runs the job requested on `channel`; an empty request (a ping) does nothing."""
+    with channel.makefile("rb") as lines:
+        line = lines.readline()
+    if not line.strip():
+        channel.close()
+        return
+    request = WorkerRequest.from_json(line.decode())
     limit_self(request)
     try:
         asyncio.run(_serve(channel, request))
@@ -41,10 +47,6 @@ def main(channel: socket.socket, request_json: str) -> None:
         os._exit(EXIT_OUT_OF_MEMORY)
     finally:
         channel.close()
-
-
-def ping() -> None:
-    """Does nothing: starting it measures (and warms up) the fork server."""
 
 
 def limit_self(request: WorkerRequest) -> None:
