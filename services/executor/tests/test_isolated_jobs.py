@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -212,3 +213,41 @@ async def test_per_job_overhead_of_a_worker_process(
     median = durations[n // 2]
     print(f"process-isolated no-op job: median {median:.1f} ms, max {durations[-1]:.1f} ms")
     assert median < 100
+
+
+HOST = """
+import asyncio, sys
+from executor.adapters.isolation import ProcessIsolation
+from executor.domain.worker_protocol import WorkerRequest
+
+async def main() -> None:
+    isolation = ProcessIsolation(["jobtypes.allocate"])
+    request = WorkerRequest("jobtypes.allocate:DemoAllocate", "b.0", "b", 1, {"seconds": 60})
+
+    async def progress(percent: float | None, message: str) -> None:
+        print(isolation._server.pid, isolation.pids["b.0"], flush=True)
+
+    await isolation.run(request, None, progress)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_executor_leaves_no_workers_behind() -> None:
+    host = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOST, stdout=asyncio.subprocess.PIPE
+    )
+    assert host.stdout is not None
+    line = await asyncio.wait_for(host.stdout.readline(), 30)
+    server, worker = (int(pid) for pid in line.split())
+    assert alive(server)
+    assert alive(worker)
+    host.kill()
+    await host.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not alive(server) and not alive(worker):
+            break
+        await asyncio.sleep(0.05)
+    assert not alive(server), "the fork server outlived its executor"
+    assert not alive(worker), "a worker outlived its executor"

@@ -9,13 +9,16 @@ to the executor over a SOCK_SEQPACKET socket (inherited as `<fd>`), one JSON mes
     zygote -> executor: {"exited": 1234, "code": -24}   (negative: killed by that signal)
 
 It reaps its workers (it is their parent) and reports how each ended. It exits when the
-executor's end of the socket closes. (multiprocessing's forkserver does the same job, but on
+executor's end of the socket closes; on Linux the kernel also kills it when the executor dies
+and kills a worker when the fork server dies (PR_SET_PDEATHSIG), so an executor killed with -9
+leaves no workers behind. (multiprocessing's forkserver does the same job, but on
 Python 3.11 it runs the parent's main script again in every child, which for the executor's
 console script means importing the whole service per job; and it pickles.)"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import json
 import os
@@ -27,8 +30,11 @@ import traceback
 
 from executor.adapters import worker
 
+PR_SET_PDEATHSIG = 1
+
 
 def main(argv: list[str]) -> None:
+    die_with_parent(os.getppid())
     control = socket.socket(fileno=int(argv[1]))
     for module in argv[2:]:
         importlib.import_module(module)
@@ -63,8 +69,10 @@ def _serve_request(
         for fd in fds:
             os.close(fd)
         return True
+    server = os.getpid()
     pid = os.fork()
     if pid == 0:
+        die_with_parent(server)
         _be_worker(control, selector, wake, fds[0])
     os.close(fds[0])
     control.send(json.dumps({"started": job_id, "pid": pid}).encode())
@@ -94,6 +102,16 @@ def _be_worker(
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def die_with_parent(parent: int) -> None:
+    """Asks the kernel (Linux) to kill this process when its parent dies; exits at once if
+    `parent` is already gone. Elsewhere a no-op: the worker's alarm is the backstop there."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _reap(control: socket.socket) -> None:
