@@ -174,3 +174,24 @@ async def test_cancel_ends_running_workers_by_their_pid(
         alive = {pid for pid in alive if processes.pid_alive(pid)}
     assert not alive, "a cancelled job's worker is still alive"
     assert await workers(stack) == {}
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{"max_memory_mb": 0}, {"max_cpu_s": 0.5}, {"timeout_s": -1}, {"max_rss": 64}],
+)
+async def test_invalid_limits_are_refused_with_a_problem(
+    api: httpx.AsyncClient, limits: dict[str, Any]
+) -> None:
+    response = await api.post(
+        "/v1/batches",
+        json={
+            "name": "bad limits",
+            "job_type": "demo.allocate",
+            "items": [{"mb": 1}],
+            "config": {"resource_limits": limits},
+        },
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "resource_limits" in response.text
