@@ -21,7 +21,9 @@ from contracts.events import CancelBroadcast, Event, JobDispatched
 from contracts.topics import Topics
 from contracts.vocabulary import ResourceLimits
 from executor.adapters.isolation import ProcessIsolation
+from executor.domain.worker_protocol import WorkerRequest
 from executor.handlers.runner import Executor
+from jobkit import JobError
 from jobtypes.allocate import DemoAllocate
 from jobtypes.demo import DemoSleep
 from servicekit.publisher import RecordingPublisher
@@ -251,3 +253,22 @@ async def test_a_killed_executor_leaves_no_workers_behind() -> None:
         await asyncio.sleep(0.05)
     assert not alive(server), "the fork server outlived its executor"
     assert not alive(worker), "a worker outlived its executor"
+
+
+async def test_a_job_type_that_cannot_load_fails_its_jobs_not_the_fork_server() -> None:
+    isolation = ProcessIsolation(["no_such_jobtype_module"])
+    try:
+        await isolation.start()
+        broken = WorkerRequest("no_such_jobtype_module:Nothing", "b.0", "b", 1, {})
+        with pytest.raises(JobError) as failed:
+            await isolation.run(broken, None, _ignore)
+        assert failed.value.error_class == "ModuleNotFoundError"
+        assert failed.value.retryable is False
+        working = WorkerRequest("jobtypes.allocate:DemoAllocate", "b.1", "b", 1, {"mb": 1})
+        assert (await isolation.run(working, None, _ignore))["allocated_mb"] == 1
+    finally:
+        await isolation.close()
+
+
+async def _ignore(percent: float | None, message: str) -> None:
+    return None

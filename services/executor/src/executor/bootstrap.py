@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from servicekit.settings import ServiceSettings
 from servicekit.store import connect_store
 
 NAME = "executor"
+
+log = logging.getLogger(__name__)
 
 
 class ExecutorSettings(ServiceSettings):
@@ -108,7 +111,16 @@ def bootstrap(
 
     runtime.before_start(setup_job_types)
     if isolation is not None:
-        runtime.before_start(isolation.start)  # the fork server, before the first dispatch
+
+        async def start_isolation() -> None:
+            """The fork server, before the first dispatch. If it cannot start, the executor
+            still serves its inline job types; process-isolated jobs try again to start it."""
+            try:
+                await isolation.start()
+            except Exception:
+                log.exception("the worker fork server did not start")
+
+        runtime.before_start(start_isolation)
 
     runtime.on_connected(announce)
     runtime.on_shutdown(executor.shutdown)

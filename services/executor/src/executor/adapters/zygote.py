@@ -37,7 +37,10 @@ def main(argv: list[str]) -> None:
     die_with_parent(os.getppid())
     control = socket.socket(fileno=int(argv[1]))
     for module in argv[2:]:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except Exception:  # its jobs fail with the error in the worker; the others run
+            traceback.print_exc()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
