@@ -77,6 +77,24 @@ class Dependencies(BaseModel):
     on: Literal["completed", "finished"] = "completed"
 
 
+class ResourceLimits(BaseModel):
+    """Limits on each job attempt of a batch; each one unset means no limit.
+
+    - `timeout_s`: a hard wall-clock limit per attempt, for every job type. Exceeding it fails
+      the job with the permanent `ResourceLimitExceeded` (limit `time`); it is not retried.
+      The batch's `timeout_s` is the softer attempt timeout (the retryable `JobTimeout`); the
+      smaller of the two applies, and when they are equal the hard limit wins.
+    - `max_memory_mb`: address space the job may add to its worker process, and `max_cpu_s`:
+      CPU seconds the worker may use. The OS enforces both (rlimits), so they apply only to
+      job types that declare `isolation = "process"`; other job types ignore them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_s: float | None = Field(default=None, gt=0, le=86400)
+    max_memory_mb: int | None = Field(default=None, ge=1, le=1_048_576)
+    max_cpu_s: int | None = Field(default=None, ge=1, le=86400)
+
+
 class BatchConfig(BaseModel):
     """How a batch runs. Carried in `BatchCreated`; fixed once the batch starts."""
 
@@ -96,6 +114,11 @@ class BatchConfig(BaseModel):
         description="When the batch should be finished; its priority rises as this nears.",
     )
     on_deadline_missed: Literal["continue", "cancel", "notify"] = "notify"
+    resource_limits: ResourceLimits | None = Field(
+        default=None,
+        description="Per-attempt limits: wall clock for every job type; memory and CPU for "
+        "job types isolated in a worker process.",
+    )
 
 
 class ProgressCounts(BaseModel):

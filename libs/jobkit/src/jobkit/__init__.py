@@ -17,16 +17,20 @@ executor that has the package installed discovers it at start and announces it.
 An async function works too, with `@job_type("images.resize", input=ResizeInput)`.
 
 Raise `RetryableError` for failures worth another attempt (timeouts, 5xx) and
-`PermanentError` for the rest; any other exception counts as permanent. Cancellation arrives as
-`asyncio.CancelledError` at an await point: let it propagate. `backup`/`compensate` make a job
-type's changes undoable by the rollback service. docs/job-types.md has the whole guide.
+`PermanentError` for the rest; any other exception counts as permanent. A job type that sets
+`isolation = "process"` runs each job in a worker process under the batch's resource limits.
+Cancellation arrives as `asyncio.CancelledError` at an await point: let it propagate.
+`backup`/`compensate` make a job type's changes undoable by the rollback service.
+docs/job-types.md has the whole guide.
 """
 
 from jobkit.discovery import discover_job_types
-from jobkit.errors import JobError, PermanentError, RetryableError
+from jobkit.errors import JobError, Limit, PermanentError, ResourceLimitExceeded, RetryableError
 from jobkit.jobtype import (
     BACKUP_STRATEGIES,
     ENTRY_POINT_GROUP,
+    ISOLATIONS,
+    Isolation,
     JobContext,
     JobType,
     Resources,
@@ -36,10 +40,14 @@ from jobkit.jobtype import (
 __all__ = [
     "BACKUP_STRATEGIES",
     "ENTRY_POINT_GROUP",
+    "ISOLATIONS",
+    "Isolation",
     "JobContext",
     "JobError",
     "JobType",
+    "Limit",
     "PermanentError",
+    "ResourceLimitExceeded",
     "Resources",
     "RetryableError",
     "discover_job_types",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+Limit = Literal["memory", "cpu", "time"]
+
 
 class JobError(Exception):
     """Base of the typed job failures. `error_class` names the failure in reports."""
@@ -23,3 +27,13 @@ class PermanentError(JobError):
     """Another attempt would fail the same way: bad input, a 4xx, a missing resource."""
 
     retryable = False
+
+
+class ResourceLimitExceeded(PermanentError):
+    """The job went past one of its batch's `resource_limits`: `memory` (`max_memory_mb`),
+    `cpu` (`max_cpu_s`) or `time` (`timeout_s`). Permanent: the same job would exceed the same
+    limit again. The host raises it; a job type does not."""
+
+    def __init__(self, limit: Limit, message: str) -> None:
+        super().__init__(f"{limit} limit exceeded: {message}", error_class="ResourceLimitExceeded")
+        self.limit: Limit = limit

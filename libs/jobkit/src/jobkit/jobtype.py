@@ -5,13 +5,16 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 ENTRY_POINT_GROUP = "batchyard.job_types"
 
 BACKUP_STRATEGIES = ("automatic", "manual", "none")
+
+Isolation = Literal["inline", "process"]
+ISOLATIONS: tuple[Isolation, ...] = ("inline", "process")
 
 
 class JobContext(Protocol):
@@ -55,7 +58,14 @@ class JobType:
     """Base class of job types. Subclasses set `name` and `Input` and implement `run`.
 
     Optional: `Output` (a model the result is validated against), `setup` (once per process,
-    before the first job), and the rollback pair `backup` / `compensate`:
+    before the first job), `isolation`, and the rollback pair `backup` / `compensate`:
+
+    - `isolation = "inline"` (the default) runs jobs as tasks in the host's event loop.
+      `isolation = "process"` runs each job in a worker process of its own, where the batch's
+      `resource_limits` (memory, CPU seconds) are enforced by the OS and a job that goes past
+      them, or crashes, fails alone. Such a job type gets no store in `setup` (`store` is None;
+      settings are given), and its input, output and progress cross the process boundary as
+      JSON. `backup` / `compensate` are not called for it.
 
     - `backup(item, ctx)` returns a JSON-able snapshot of what `run` is about to change, or
       None when there is nothing to keep. With the batch's `backup_strategy: automatic` the
@@ -67,6 +77,7 @@ class JobType:
     Input: ClassVar[type[BaseModel]]
     Output: ClassVar[type[BaseModel] | None] = None
     description: ClassVar[str] = ""
+    isolation: ClassVar[Isolation] = "inline"
 
     async def setup(self, resources: Resources) -> None:
         """Called once in each process that hosts this job type, before it is used."""
@@ -119,6 +130,7 @@ def job_type(
     input: type[BaseModel],
     output: type[BaseModel] | None = None,
     description: str = "",
+    isolation: Isolation = "inline",
 ) -> Callable[[RunFunction], type[JobType]]:
     """Turns an async function `(item, ctx) -> dict | Output` into a job type class, which is
     what the entry point names:
@@ -127,6 +139,9 @@ def job_type(
         async def upper(item: UpperInput, ctx: JobContext) -> UpperOutput:
             return UpperOutput(text=item.text.upper())
     """
+
+    if isolation not in ISOLATIONS:
+        raise ValueError(f"job type {name!r}: isolation must be one of {ISOLATIONS}")
 
     def wrap(fn: RunFunction) -> type[JobType]:
         if not inspect.iscoroutinefunction(fn):
@@ -141,6 +156,7 @@ def job_type(
             "Output": output,
             "description": description or (inspect.getdoc(fn) or "").split("\n\n")[0],
             "run": run,
+            "isolation": isolation,
             "__module__": fn.__module__,
             "__doc__": fn.__doc__,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from pydantic_settings import SettingsConfigDict
 from executor.adapters import metrics
 from executor.adapters.announce import announce_job_types
 from executor.adapters.backups import BackupStore, MongoBackups
+from executor.adapters.isolation import ProcessIsolation
 from executor.handlers.runner import Executor
 from jobkit import JobType, Resources, discover_job_types
 from servicekit.consume import Decoded, subscribe_batches
@@ -26,6 +28,8 @@ from servicekit.store import connect_store
 
 NAME = "executor"
 
+log = logging.getLogger(__name__)
+
 
 class ExecutorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BATCHYARD_EXECUTOR_", extra="ignore")
@@ -33,6 +37,8 @@ class ExecutorSettings(ServiceSettings):
     http_port: int = Field(default=8010, validation_alias=AliasChoices("BATCHYARD_HTTP_PORT"))
     slots: int = Field(default=64, ge=1, le=10_000)
     heartbeat_s: float = Field(default=1.0, gt=0)
+    # How long a process-isolated job has to end after a cancel before its worker is killed.
+    worker_grace_s: float = Field(default=5.0, ge=0, le=300)
 
 
 def bootstrap(
@@ -47,16 +53,20 @@ def bootstrap(
     db = connect_store(settings.mongodb_url, settings.database_name, executor_id)
     runtime = ServiceRuntime(NAME, settings, broker, db)
     topics = settings.topics
+    hosted = job_types if job_types is not None else discover_job_types()
+    isolated = sorted({type(t).__module__ for t in hosted.values() if t.isolation == "process"})
+    isolation = ProcessIsolation(isolated, grace_s=settings.worker_grace_s) if isolated else None
     executor = Executor(
         executor_id=executor_id,
         slots=settings.slots,
-        job_types=job_types if job_types is not None else discover_job_types(),
+        job_types=hosted,
         publisher=ObservedPublisher(
             publisher or KafkaEventPublisher(broker),
             metrics.observer(lambda job_id: _job_type(executor, job_id)),
         ),
         topics=topics,
         backups=backups or MongoBackups(db),
+        isolation=isolation,
     )
     metrics.track(lambda: executor.slots, lambda: executor.slots_free)
     dead_letters = DeadLetters(broker, topics.dead_letter, executor_id, service=NAME)
@@ -100,9 +110,22 @@ def bootstrap(
         await announce_job_types(db, executor_id, executor.job_types)
 
     runtime.before_start(setup_job_types)
+    if isolation is not None:
+
+        async def start_isolation() -> None:
+            """The fork server, before the first dispatch. If it cannot start, the executor
+            still serves its inline job types; process-isolated jobs try again to start it."""
+            try:
+                await isolation.start()
+            except Exception:
+                log.exception("the worker fork server did not start")
+
+        runtime.before_start(start_isolation)
 
     runtime.on_connected(announce)
     runtime.on_shutdown(executor.shutdown)
+    if isolation is not None:
+        runtime.on_shutdown(isolation.close)
     runtime.background(heartbeats)
     app = runtime.app(title=f"Batchyard executor {executor_id}")
 
@@ -113,6 +136,7 @@ def bootstrap(
             "slots_total": executor.slots,
             "slots_free": executor.slots_free,
             "job_types": sorted(executor.job_types),
+            "workers": dict(executor.isolation.pids) if executor.isolation else {},
         }
 
     return app, executor

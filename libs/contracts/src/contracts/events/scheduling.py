@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from contracts.events.base import Event
-from contracts.vocabulary import ProgressCounts
+from contracts.vocabulary import ProgressCounts, ResourceLimits
 
 
 class BatchSnapshot(Event):
@@ -105,6 +105,7 @@ class JobDispatched(Event):
     timeout_s: float
     lease_s: float
     dispatched_at: datetime
+    resource_limits: ResourceLimits | None = None
 
 
 class JobRetryScheduled(Event):

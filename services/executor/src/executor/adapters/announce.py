@@ -27,6 +27,7 @@ async def announce_job_types(
                     "input_schema_json": json.dumps(job_type.input_schema(), sort_keys=True),
                     "output_schema_json": json.dumps(output, sort_keys=True) if output else None,
                     "supports_rollback": job_type.supports_rollback(),
+                    "isolation": job_type.isolation,
                     "announced_at": now,
                     f"executors.{executor_id.replace('.', '_')}": now,
                 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,9 @@ from contracts.events import (
 )
 from contracts.topics import Topics
 from executor.adapters.backups import BackupStore
+from executor.adapters.isolation import ProcessIsolation
+from executor.domain.limits import Deadline, alarm_after, attempt_deadline
+from executor.domain.worker_protocol import WorkerRequest
 from jobkit import JobContext, JobError, JobType
 from servicekit import tracing
 from servicekit.logging import log_context
@@ -79,6 +82,7 @@ class Executor:
     running: dict[str, RunningJob] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     backups: BackupStore | None = None
+    isolation: ProcessIsolation | None = None  # made on first use if not given
     _free: asyncio.Semaphore = field(init=False)
     _done: int = 0
 
@@ -206,15 +210,49 @@ class Executor:
                 ),
             )
 
-        ctx = Context(
-            d.job_id, d.batch_id, d.attempt, d.params, report, lambda: job.cancel_requested
+        deadline = attempt_deadline(d.timeout_s, d.resource_limits)
+        try:
+            async with asyncio.timeout(deadline.seconds) as scope:
+                if job_type.isolation == "process":
+                    return await self._isolated(job, job_type, report, deadline)
+                ctx = Context(
+                    d.job_id, d.batch_id, d.attempt, d.params, report, lambda: job.cancel_requested
+                )
+                backed_up = await self._backup(job, job_type, item, ctx)
+                output = job_type.shape_output(await job_type.run(item, ctx))
+                if backed_up and self.backups is not None:
+                    await self.backups.mark_completed(d.job_id, datetime.now(UTC))
+                return output
+        except TimeoutError:
+            exceeded = deadline.exceeded() if scope.expired() else None
+            if exceeded is None:
+                raise  # the batch's timeout_s, or the job's own TimeoutError: JobTimeout
+            raise exceeded from None
+
+    async def _isolated(
+        self,
+        job: RunningJob,
+        job_type: JobType,
+        report: Callable[[float | None, str], Awaitable[None]],
+        deadline: Deadline,
+    ) -> dict[str, Any]:
+        """Runs the job in a worker process under the batch's resource limits."""
+        d = job.dispatch
+        if self.isolation is None:
+            self.isolation = ProcessIsolation([type(job_type).__module__])
+        limits = d.resource_limits
+        request = WorkerRequest(
+            job_type=f"{type(job_type).__module__}:{type(job_type).__qualname__}",
+            job_id=d.job_id,
+            batch_id=d.batch_id,
+            attempt=d.attempt,
+            item={**d.params.get("defaults", {}), **d.item},
+            params=d.params,
+            max_memory_mb=limits.max_memory_mb if limits is not None else None,
+            max_cpu_s=limits.max_cpu_s if limits is not None else None,
+            alarm_s=alarm_after(deadline),
         )
-        async with asyncio.timeout(d.timeout_s):
-            backed_up = await self._backup(job, job_type, item, ctx)
-            output = job_type.shape_output(await job_type.run(item, ctx))
-            if backed_up and self.backups is not None:
-                await self.backups.mark_completed(d.job_id, datetime.now(UTC))
-            return output
+        return await self.isolation.run(request, limits, report)
 
     async def _backup(self, job: RunningJob, job_type: JobType, item: Any, ctx: JobContext) -> bool:
         """With the batch's `backup_strategy: automatic` (the default for job types that can be

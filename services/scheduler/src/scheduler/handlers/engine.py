@@ -556,6 +556,7 @@ class Scheduler:
                 timeout_s=b.config.timeout_s,
                 lease_s=self.config.lease_s,
                 dispatched_at=dispatched_at,
+                resource_limits=b.config.resource_limits,
             )
             self._send(self.topics.job_dispatch, job_id, event, b)
             if b.status == "queued":
