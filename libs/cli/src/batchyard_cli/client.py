@@ -302,6 +302,130 @@ class BatchyardClient:
         """`DELETE /v1/keys/{id}` (admin): revokes the key."""
         self._request("DELETE", f"/v1/keys/{key_id}")
 
+    def create_key_with(self, body: Mapping[str, Any]) -> CreatedKey:
+        """`POST /v1/keys` (admin) with every field (user, rate_limit...)."""
+        return cast(CreatedKey, self._json("POST", "/v1/keys", json=body))
+
+    # -- templates -------------------------------------------------------------------------
+
+    def list_templates(
+        self,
+        *,
+        category: str | None = None,
+        q: str | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[dict[str, Any]]:
+        """`GET /v1/templates`: the templates the key may see, newest first."""
+        params = _params(category=category, q=q, owner=owner, limit=limit, cursor=cursor)
+        return cast(Page[dict[str, Any]], self._json("GET", "/v1/templates", params=params))
+
+    def template_categories(self) -> list[dict[str, Any]]:
+        """`GET /v1/templates/categories`: `[{category, templates}]`."""
+        return cast(list[dict[str, Any]], _items(self._json_any("GET", "/v1/templates/categories")))
+
+    def get_template(self, template_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/templates/{_segment(template_id)}")
+
+    def create_template(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/v1/templates", json=body)
+
+    def update_template(self, template_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        return self._json("PATCH", f"/v1/templates/{_segment(template_id)}", json=changes)
+
+    def delete_template(self, template_id: str) -> None:
+        self._request("DELETE", f"/v1/templates/{_segment(template_id)}")
+
+    def instantiate_template(
+        self,
+        template_id: str,
+        overrides: Mapping[str, Any],
+        idempotency_key: str | None = None,
+    ) -> Batch:
+        """`POST /v1/templates/{id}/instantiate`: the new (submitted) batch."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        path = f"/v1/templates/{_segment(template_id)}/instantiate"
+        return cast(Batch, self._json("POST", path, json=overrides, headers=headers))
+
+    # -- schedules -------------------------------------------------------------------------
+
+    def list_schedules(
+        self,
+        *,
+        enabled: bool | None = None,
+        q: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[dict[str, Any]]:
+        """`GET /v1/schedules`: the schedules the key may see, newest first."""
+        flag = None if enabled is None else ("true" if enabled else "false")
+        params = _params(enabled=flag, q=q, limit=limit, cursor=cursor)
+        return cast(Page[dict[str, Any]], self._json("GET", "/v1/schedules", params=params))
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/schedules/{_segment(schedule_id)}")
+
+    def create_schedule(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/v1/schedules", json=body)
+
+    def update_schedule(self, schedule_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        return self._json("PATCH", f"/v1/schedules/{_segment(schedule_id)}", json=changes)
+
+    def set_schedule_enabled(self, schedule_id: str, enabled: bool) -> dict[str, Any]:
+        """`POST /v1/schedules/{id}/enable` or `/disable`."""
+        verb = "enable" if enabled else "disable"
+        return self._json("POST", f"/v1/schedules/{_segment(schedule_id)}/{verb}")
+
+    def trigger_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """`POST /v1/schedules/{id}/trigger`: the run (outcome created, skipped or failed)."""
+        return self._json("POST", f"/v1/schedules/{_segment(schedule_id)}/trigger")
+
+    def schedule_runs(self, schedule_id: str) -> list[dict[str, Any]]:
+        """`GET /v1/schedules/{id}/runs`: the last 50 runs, newest first."""
+        path = f"/v1/schedules/{_segment(schedule_id)}/runs"
+        return cast(list[dict[str, Any]], _items(self._json_any("GET", path)))
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._request("DELETE", f"/v1/schedules/{_segment(schedule_id)}")
+
+    # -- many batches, analytics, audit ----------------------------------------------------
+
+    def bulk(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`POST /v1/batches/bulk`: one action on many batches, a result per batch."""
+        return self._json("POST", "/v1/batches/bulk", json=body)
+
+    def analytics(self, batch_id: str) -> dict[str, Any]:
+        """`GET /v1/batches/{id}/analytics`: durations, throughput, errors, retries."""
+        return self._json("GET", f"/v1/batches/{_segment(batch_id)}/analytics")
+
+    def stats(self, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        """`GET /v1/stats`: the tenant's batches created in [since, until)."""
+        return self._json("GET", "/v1/stats", params=_params(since=since, until=until))
+
+    def audit(
+        self,
+        *,
+        user: str | None = None,
+        resource: str | None = None,
+        method: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[dict[str, Any]]:
+        """`GET /v1/audit` (admin): state-changing calls, newest first."""
+        params = _params(
+            user=user,
+            resource=resource,
+            method=method,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+        return cast(Page[dict[str, Any]], self._json("GET", "/v1/audit", params=params))
+
     def job_types(self) -> list[JobType]:
         """`GET /v1/job-types`: the job types executors serve, with their input schemas."""
         return cast(list[JobType], _items(self._json_any("GET", "/v1/job-types")))
@@ -367,6 +491,18 @@ def _job_path(job_id: str) -> str:
     if not dot or not batch_id or not index.isdigit():
         raise InputError(f"{job_id!r} is not a job id (<batch id>.<index>, e.g. b_0123.7)")
     return f"/v1/batches/{batch_id}/jobs/{job_id}"
+
+
+def _params(**values: str | int | None) -> dict[str, str | int]:
+    """Query parameters without the unset ones."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _segment(identifier: str) -> str:
+    """An id as one path segment: ids never hold a slash, and one would reach another route."""
+    if not identifier or "/" in identifier or identifier in (".", ".."):
+        raise InputError(f"{identifier!r} is not an id")
+    return identifier
 
 
 def _items(body: Any) -> list[Any]:

@@ -20,9 +20,11 @@ STDIN = "-"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def load_spec(path: Path) -> dict[str, Any]:
-    """A batch spec: the fields of `POST /v1/batches` (name, job_type, items, config, ...)
-    as a JSON or YAML object."""
+def load_spec(
+    path: Path, kind: str = "a batch spec", fields: str = "name, job_type"
+) -> dict[str, Any]:
+    """A spec as a JSON or YAML object: by default a batch spec (the fields of
+    `POST /v1/batches`); `kind` and `fields` name what else it is for error messages."""
     text = _read(path)
     try:
         data = yaml.safe_load(text) if path.suffix in YAML_SUFFIXES else json.loads(text)
@@ -31,7 +33,7 @@ def load_spec(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}: a batch spec must be an object with name, job_type, ...")
+        raise InputError(f"{path}: {kind} must be an object with {fields}, ...")
     return data
 
 

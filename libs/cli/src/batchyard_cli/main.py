@@ -15,12 +15,16 @@ from batchyard_cli.app_state import AppState
 from batchyard_cli.commands import (
     actions,
     batches,
+    bulk,
     config_cmd,
+    insights,
     job_types,
     jobs,
     keys,
     monitor,
     reports,
+    schedules,
+    templates,
 )
 from batchyard_cli.config import Overrides
 from batchyard_cli.errors import BatchyardError, InputError, Unreachable
@@ -86,7 +90,20 @@ def root(
     ctx.call_on_close(ctx.obj.close)
 
 
-for module in (batches, actions, monitor, jobs, reports, job_types, keys, config_cmd):
+for module in (
+    batches,
+    actions,
+    bulk,
+    monitor,
+    jobs,
+    reports,
+    insights,
+    templates,
+    schedules,
+    job_types,
+    keys,
+    config_cmd,
+):
     module.register(app)
 
 

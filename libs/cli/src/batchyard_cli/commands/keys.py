@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from batchyard_cli.app_state import JsonFlag, state
+from batchyard_cli.errors import InputError
 from batchyard_cli.render import keys_table
 
 keys_app = typer.Typer(help="API keys (admin): create, list, revoke.", no_args_is_help=True)
@@ -24,11 +25,28 @@ def create_key(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Who or what the key is for.")],
     role: Annotated[RoleChoice, typer.Option(help="What the key may do.")] = RoleChoice.viewer,
+    user: Annotated[
+        str | None, typer.Option(help="Who the key acts as [default: its name].")
+    ] = None,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Its own limit in requests a second [default: the API's]."),
+    ] = None,
+    burst: Annotated[
+        int | None, typer.Option(min=1, help="Requests at once with --rate-limit [default 2×].")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a key. The key itself is shown once, now."""
     app = state(ctx)
-    created = app.client().create_key(name, role.value)
+    if burst is not None and rate_limit is None:
+        raise InputError("--burst goes with --rate-limit")
+    body: dict[str, Any] = {"name": name, "role": role.value}
+    if user:
+        body["user"] = user
+    if rate_limit is not None:
+        body["rate_limit"] = {"per_s": rate_limit, "burst": burst or max(1, round(rate_limit * 2))}
+    created = app.client().create_key_with(body)
     if as_json:
         app.output.json(created)
         return
