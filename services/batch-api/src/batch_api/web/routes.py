@@ -68,6 +68,27 @@ async def history(request: Request) -> HTMLResponse:
     return _page(request, "history.html", "History", nav="history")
 
 
+@router.get("/templates", response_class=HTMLResponse)
+async def templates_page(request: Request) -> HTMLResponse:
+    return _page(request, "templates.html", "Templates", nav="templates")
+
+
+@router.get("/schedules", response_class=HTMLResponse)
+async def schedules_page(request: Request) -> HTMLResponse:
+    return _page(request, "schedules.html", "Schedules", nav="schedules")
+
+
+@router.get("/keys", response_class=HTMLResponse)
+async def keys_page(request: Request) -> HTMLResponse:
+    """Admins only: the page says so to others (the API refuses them anyway)."""
+    return _page(request, "keys.html", "API keys", nav="keys")
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit_page(request: Request) -> HTMLResponse:
+    return _page(request, "audit.html", "Audit log", nav="audit")
+
+
 @router.get("/batches/{batch_id}", response_class=HTMLResponse)
 async def batch_detail(request: Request, batch_id: str) -> HTMLResponse:
     if not BATCH_ID.match(batch_id):

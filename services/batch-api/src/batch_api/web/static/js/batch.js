@@ -3,6 +3,7 @@
 // The report and the export are fetched only when asked for: a server without them answers
 // 404, which the page says in words instead of logging an error on every load.
 
+import { followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
   $, $$, TERMINAL, badge, errorText, fmtDuration, fmtNumber, fmtTime, h, policyBadges,
@@ -90,10 +91,13 @@ function renderBatch() {
   if (b.finished_at) addTimeline(b.finished_at, `Finished: ${statusLabel(b.status)}${b.reason ? ` (${b.reason})` : ""}`, `finished-${b.status}`);
 }
 
+const analytics = followAnalytics(id, $("#analytics"), (status) => TERMINAL.has(status) || status === "archived");
+
 async function loadBatch() {
   batch = await api(`/v1/batches/${id}`);
   shownStatus ??= batch.status;
   renderBatch();
+  analytics(batch.status);
 }
 
 function jobDetail(job) {
@@ -316,6 +320,7 @@ function onEvent(name, data) {
     const progress = takePolicy(batch, data);
     batch.progress = { ...batch.progress, ...progress };
     renderBatch();
+    analytics(batch.status);
     refreshJobsLater();
   } else if (name === "status") {
     // Every (re)connection opens with the current status: only a change goes on the timeline.

@@ -1,8 +1,9 @@
-// History: every batch with filters (sent to GET /v1/batches), cursor pages, and bulk retry
-// and archive of the selected batches.
+// History: every batch with filters (sent to GET /v1/batches), cursor pages, and bulk retry,
+// cancel, archive and delete of the selected batches (POST /v1/batches/bulk) with the result
+// for each batch shown.
 
 import { api, mayOperate } from "./api.js";
-import { $, $$, TERMINAL, badge, errorText, fmtNumber, fmtTime, h, policyBadges, startPage, statusLabel, toast } from "./ui.js";
+import { $, $$, TERMINAL, ask, badge, errorText, fmtNumber, fmtTime, h, policyBadges, startPage, statusLabel, toast } from "./ui.js";
 
 const PAGE = 25;
 const form = $("#filters");
@@ -11,13 +12,21 @@ let page = 0;
 const selected = new Set();
 const shown = new Map();
 
+// Which selected batches an action can apply to (the server decides; this only keeps buttons
+// that could do nothing disabled).
+const APPLIES = {
+  retry: (b) => TERMINAL.has(b.status) && (b.progress.failed || b.progress.cancelled),
+  cancel: (b) => !TERMINAL.has(b.status) && b.status !== "archived",
+  archive: (b) => TERMINAL.has(b.status),
+  delete: (b) => TERMINAL.has(b.status) || b.status === "archived",
+};
+
 function updateSelection() {
   $("#selected-count") && ($("#selected-count").textContent = `${selected.size} selected`);
   const picked = [...selected].map((id) => shown.get(id)).filter(Boolean);
-  const retry = $("#bulk-retry");
-  const archive = $("#bulk-archive");
-  if (retry) retry.disabled = !picked.some((b) => TERMINAL.has(b.status) && (b.progress.failed || b.progress.cancelled));
-  if (archive) archive.disabled = !picked.some((b) => TERMINAL.has(b.status));
+  for (const button of $$("[data-bulk]")) {
+    button.disabled = !picked.some(APPLIES[button.dataset.bulk]);
+  }
 }
 
 function row(b) {
@@ -78,27 +87,53 @@ async function load() {
   updateSelection();
 }
 
+const CONFIRM = {
+  cancel: (n) => `Cancel ${n} batch(es)? Pending jobs are cancelled and running ones asked to stop.`,
+  delete: (n) => `Delete ${n} batch(es) and everything recorded about them? This cannot be undone.`,
+};
+
+function showResults(outcome) {
+  const label = (id) => (shown.get(id) || names.get(id) || { name: id }).name;
+  $("#br-title").textContent = `${statusLabel(outcome.action)}: results`;
+  $("#br-summary").textContent = `${outcome.succeeded} of ${outcome.matched} accepted${outcome.failed ? `, ${outcome.failed} refused` : ""}.`;
+  $("#br-rows").replaceChildren(
+    ...outcome.results.map((r) =>
+      h(
+        "tr",
+        { class: r.ok ? "" : "refused", dataset: { id: r.id, ok: String(r.ok) } },
+        h("td", {}, r.status === 404 || outcome.action === "delete" ? label(r.id) : h("a", { href: `/batches/${r.id}` }, label(r.id))),
+        h("td", {}, h("span", { class: `badge ${r.ok ? "s-completed" : "s-failed"}` }, r.ok ? "done" : "refused")),
+        h("td", {}, r.batch_status ? badge(r.batch_status) : "–"),
+        h("td", {}, r.detail || (r.ok ? "" : `HTTP ${r.status}`)),
+      ),
+    ),
+  );
+  $("#bulk-results").hidden = false;
+}
+
+const names = new Map(); // names of batches acted on, kept after they leave the page
+
 async function bulk(action) {
   const picked = [...selected].map((id) => shown.get(id)).filter(Boolean);
-  const targets = picked.filter((b) =>
-    action === "retry" ? TERMINAL.has(b.status) && (b.progress.failed || b.progress.cancelled) : TERMINAL.has(b.status),
-  );
-  let ok = 0;
-  const failures = [];
-  for (const b of targets) {
-    try {
-      await api(`/v1/batches/${b.id}/actions/${action}`, { method: "POST", body: {} });
-      ok += 1;
-    } catch (error) {
-      failures.push(`${b.name}: ${errorText(error)}`);
-    }
+  if (!picked.length) return;
+  if (CONFIRM[action]) {
+    $("#bc-text").textContent = CONFIRM[action](picked.length);
+    $("#bc-yes").textContent = statusLabel(action).replace(/^./, (c) => c.toUpperCase());
+    if ((await ask($("#bulk-confirm"))) !== "yes") return;
   }
-  const skipped = picked.length - targets.length;
+  for (const b of picked) names.set(b.id, b);
+  let outcome;
+  try {
+    outcome = await api("/v1/batches/bulk", { method: "POST", body: { action, ids: picked.map((b) => b.id) } });
+  } catch (error) {
+    toast(errorText(error), "error");
+    return;
+  }
   toast(
-    `${statusLabel(action)}: ${ok} accepted${skipped ? `, ${skipped} not applicable` : ""}${failures.length ? `, ${failures.length} refused` : ""}.`,
-    failures.length ? "error" : "ok",
+    `${statusLabel(action)}: ${outcome.succeeded} accepted${outcome.failed ? `, ${outcome.failed} refused` : ""}.`,
+    outcome.failed ? "error" : "ok",
   );
-  for (const f of failures.slice(0, 3)) toast(f, "error");
+  showResults(outcome);
   selected.clear();
   await load();
 }
@@ -141,8 +176,8 @@ if (startPage()) {
     for (const box of $$("#rows input[type=checkbox]")) box.checked = e.target.checked;
     updateSelection();
   });
-  $("#bulk-retry")?.addEventListener("click", () => bulk("retry"));
-  $("#bulk-archive")?.addEventListener("click", () => bulk("archive"));
+  for (const button of $$("[data-bulk]")) button.addEventListener("click", () => bulk(button.dataset.bulk));
+  $("#br-close")?.addEventListener("click", () => ($("#bulk-results").hidden = true));
   loadJobTypes().then(() => {
     if (params.get("job_type")) form.job_type.value = params.get("job_type");
   });

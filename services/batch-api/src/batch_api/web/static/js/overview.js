@@ -114,7 +114,28 @@ function poll() {
   setInterval(() => load().catch(() => (live.textContent = "offline, retrying")), POLL_MS);
 }
 
+const STATS_MS = 30_000;
+
+// The strip under the cards: the tenant's batches created in the last 24 hours (GET /v1/stats).
+async function loadStats() {
+  let stats;
+  try {
+    stats = await api("/v1/stats");
+  } catch {
+    return; // the cards above still work; the strip keeps its dashes
+  }
+  $("#st-batches").textContent = fmtNumber(stats.batches);
+  $("#st-completed").textContent = fmtNumber(stats.jobs_completed);
+  $("#st-failed").textContent = fmtNumber(stats.jobs_failed);
+  $("#st-failed").classList.toggle("bad", stats.jobs_failed > 0);
+  $("#st-success").textContent = stats.success_rate === null ? "–" : `${(100 * stats.success_rate).toFixed(1)}%`;
+  const types = Object.entries(stats.job_types).sort((a, b) => b[1].batches - a[1].batches);
+  $("#st-types").textContent = types.slice(0, 3).map(([name, t]) => `${name} ${t.batches}`).join(" · ");
+}
+
 if (startPage()) {
+  loadStats();
+  setInterval(loadStats, STATS_MS);
   load()
     .catch((error) => toast(errorText(error), "error"))
     .finally(() => {

@@ -131,6 +131,19 @@ export function toast(message, kind = "info") {
   setTimeout(() => item.remove(), kind === "error" ? 9000 : 4000);
 }
 
+// A <dialog> closed by its buttons with a value; resolves with that value ("" on Escape).
+export function ask(dialog) {
+  return new Promise((resolve) => {
+    dialog.returnValue = "";
+    dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true });
+    dialog.showModal();
+  });
+}
+
+export function isAdmin() {
+  return (session() || {}).role === "admin";
+}
+
 export function errorText(error) {
   const p = error.problem || {};
   if (p.title && p.detail && p.title !== p.detail) return `${p.title}: ${p.detail}`;
@@ -181,6 +194,9 @@ export function startPage() {
   }
   if (!mayOperate()) {
     for (const el of $$("[data-operator]")) el.remove();
+  }
+  if (who.role !== "admin") {
+    for (const el of $$("[data-admin]")) el.remove();
   }
   document.body.classList.add(mayOperate() ? "can-operate" : "read-only");
   return who;

@@ -29,6 +29,8 @@ function showStep(n) {
   $("#back").disabled = n === 1;
   $("#next").hidden = n === 4;
   $("#start").hidden = n !== 4;
+  const save = $("#save-template");
+  if (save) save.hidden = n !== 4;
   if (n === 4) renderReview();
   const first = $(`.step[data-step="${n}"] input, .step[data-step="${n}"] select, .step[data-step="${n}"] textarea`, form);
   if (first && n !== 4) first.focus();
@@ -313,8 +315,55 @@ async function init() {
   chooseJobType();
 }
 
+// The wizard's batch as a template (POST /v1/templates), from the review step.
+async function saveTemplate(event) {
+  event.preventDefault();
+  const dialogForm = $("#save-template-form");
+  clearErrors(dialogForm);
+  const { name, description, priority, tags, job_type: jobType, config, items: all } = requestBody();
+  const spec = { job_type: jobType, priority, tags, config };
+  if (dialogForm.with_items.checked && all.length) spec.items = all;
+  const body = {
+    name: dialogForm.name.value.trim() || name,
+    description,
+    category: dialogForm.category.value.trim() || "general",
+    visibility: dialogForm.visibility.value,
+    spec,
+  };
+  try {
+    const created = await api("/v1/templates", { method: "POST", body });
+    $("#save-template-dialog").close();
+    toast(`Saved template ${created.name}; find it under Templates.`, "ok");
+  } catch (error) {
+    const p = error.problem || {};
+    const first = (p.errors || [])[0];
+    const where = first && Array.isArray(first.loc) ? first.loc.filter((x) => x !== "body").join(".") : "";
+    fieldError(dialogForm, ["name", "category"].includes(where) ? where : "submit", first ? `${where}: ${first.msg}` : errorText(error));
+  }
+}
+
+function openSaveTemplate() {
+  const dialogForm = $("#save-template-form");
+  clearErrors(dialogForm);
+  dialogForm.name.value = form.name.value.trim();
+  $("#save-template-dialog").showModal();
+  dialogForm.name.focus();
+}
+
 if (startPage()) {
   form.name.focus();
+  $("#save-template")?.addEventListener("click", () => {
+    for (const n of [1, 2, 3]) {
+      if (!validate(n)) {
+        showStep(n);
+        validate(n);
+        return;
+      }
+    }
+    openSaveTemplate();
+  });
+  $("#save-template-form")?.addEventListener("submit", saveTemplate);
+  $("#st-cancel")?.addEventListener("click", () => $("#save-template-dialog").close());
   wireItems();
   form.job_type.addEventListener("change", chooseJobType);
   $("#next").addEventListener("click", () => validate(step) && showStep(step + 1));
