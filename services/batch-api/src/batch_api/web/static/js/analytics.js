@@ -23,9 +23,8 @@ export function fmtSeconds(s) {
 
 // Completed and failed jobs per bucket as stacked bars, jobs/s on the axis. Scales with its
 // container (viewBox); the numbers are in the figure's description for screen readers.
-export function throughputChart(throughput) {
+export function throughputChart(throughput, width = 600) {
   const points = throughput.points || [];
-  const width = 600;
   const height = 180;
   const pad = { left: 44, right: 8, top: 10, bottom: 26 };
   const plotW = width - pad.left - pad.right;
@@ -70,7 +69,23 @@ export function throughputChart(throughput) {
   return chart;
 }
 
+// The chart is drawn at its container's width in pixels, so its text keeps its size on a
+// phone and on a wide screen; it is redrawn when the width changes.
+function chartWidth(root) {
+  return Math.max(280, Math.floor(root.clientWidth || 600) - 34);
+}
+
+const drawn = new WeakMap();
+const resized = new ResizeObserver((entries) => {
+  for (const entry of entries) {
+    const last = drawn.get(entry.target);
+    if (last && Math.abs(last.width - chartWidth(entry.target)) > 8) renderAnalytics(entry.target, last.data);
+  }
+});
+
 export function renderAnalytics(root, data) {
+  drawn.set(root, { data, width: chartWidth(root) });
+  resized.observe(root);
   const d = data.durations;
   const facts = [
     ["Jobs timed", fmtNumber(d.count)],
@@ -97,7 +112,9 @@ export function renderAnalytics(root, data) {
     h(
       "figure",
       { class: "chart-wrap" },
-      data.throughput.points.length ? throughputChart(data.throughput) : h("p", { class: "muted" }, "No job has finished yet."),
+      data.throughput.points.length
+        ? throughputChart(data.throughput, chartWidth(root))
+        : h("p", { class: "muted" }, "No job has finished yet."),
       h("figcaption", { class: "muted small" }, "Jobs finished per second", h("span", { class: "key ok" }, "completed"), h("span", { class: "key bad" }, "failed")),
     ),
     h("div", { class: "analytics-cols" }, errors, h("p", { class: "retries" }, `${fmtNumber(r.attempts)} attempts · ${fmtNumber(r.retried_jobs)} jobs retried · ${fmtNumber(r.extra_attempts)} extra attempts`)),

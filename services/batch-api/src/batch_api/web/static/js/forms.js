@@ -46,6 +46,17 @@ export function showProblem(form, error, aliases = {}) {
   const p = error.problem || {};
   let placed = false;
   for (const e of p.errors || []) {
+    if (e.item !== undefined) {
+      // An item that does not match the job type's input schema.
+      const message = `item ${e.item + 1}${e.path ? ` (${e.path})` : ""}: ${e.msg}`;
+      for (const name of [aliases.items, "items", "spec.items"]) {
+        if (name && fieldError(form, name, message)) {
+          placed = true;
+          break;
+        }
+      }
+      continue;
+    }
     if (!Array.isArray(e.loc)) continue;
     const loc = e.loc[0] === "body" ? e.loc.slice(1) : e.loc;
     const full = loc.join(".");

@@ -30,6 +30,7 @@ async function load() {
   try {
     const { items } = await api("/v1/keys");
     $("#k-rows").replaceChildren(...items.map(row));
+    $("#k-rows").setAttribute("aria-busy", "false");
   } catch (error) {
     toast(errorText(error), "error");
   }

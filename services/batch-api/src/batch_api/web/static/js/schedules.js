@@ -93,6 +93,7 @@ async function load() {
   }
   $("#s-rows").replaceChildren(...page.items.map(row));
   $("#s-empty").hidden = page.items.length > 0;
+  $("#s-rows").setAttribute("aria-busy", "false");
   if (runsOf) {
     const again = page.items.find((s) => s.id === runsOf.id);
     if (again) await showRuns(again, false);

@@ -93,6 +93,7 @@ async function load() {
     ),
   );
   $("#t-empty").hidden = page.items.length > 0;
+  $("#t-groups").setAttribute("aria-busy", "false");
 }
 
 // ---- create and edit -------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""History's bulk actions with the result for each batch, the analytics panel of a batch,
+and the stats strip of the overview."""
+
+from __future__ import annotations
+
+import pytest
+from browser_support import create_batch, get_batch, screenshots, sign_in, wait_status
+from playwright.sync_api import Page, expect
+from stack_support import Stack
+
+pytestmark = pytest.mark.browser
+
+
+def test_bulk_archive_and_delete_from_history_show_each_batch_result(
+    page: Page, stack: Stack, unique: str
+) -> None:
+    tag = f"bulk-{unique[:8]}"
+    done = [
+        create_batch(stack, name=f"{tag} done {i}", job_type="demo.sleep", items=[{}], tags=[tag])
+        for i in range(2)
+    ]
+    busy = create_batch(
+        stack, name=f"{tag} busy", job_type="demo.sleep", items=[{"seconds": 30}], tags=[tag]
+    )
+    for batch in done:
+        wait_status(stack, batch["id"], "completed")
+    wait_status(stack, busy["id"], "running")
+    sign_in(page, stack.admin_key)
+    page.goto(f"/history?q={tag}")
+    expect(page.locator("#rows tr")).to_have_count(3)
+    page.get_by_label("Select all batches on this page").check()
+    expect(page.locator("#selected-count")).to_have_text("3 selected")
+    page.get_by_role("button", name="Archive").click()
+    results = page.get_by_role("region", name="archive: results")
+    expect(results.locator("#br-summary")).to_have_text("2 of 3 accepted, 1 refused.")
+    refused = results.locator("tr[data-ok=false]")
+    expect(refused).to_have_count(1)
+    expect(refused).to_contain_text(f"{tag} busy")
+    expect(refused).to_contain_text("running")
+    screenshots(page, "history-bulk-results")
+    assert get_batch(stack, done[0]["id"])["status"] == "archived"
+    assert get_batch(stack, busy["id"])["status"] == "running"
+
+    # Cancel the busy one through the same toolbar (asks first), then delete all three.
+    page.locator(f"#row-{busy['id']}").get_by_role("checkbox").check()
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    page.get_by_role("dialog", name="Are you sure?").get_by_role("button", name="Cancel").click()
+    results = page.get_by_role("region", name="cancel: results")
+    expect(results.locator("#br-summary")).to_have_text("1 of 1 accepted.")
+    wait_status(stack, busy["id"], "cancelled")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator(f"#row-{busy['id']}")).to_contain_text("cancelled")
+    page.get_by_label("Select all batches on this page").check()
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog", name="Are you sure?").get_by_role("button", name="Delete").click()
+    results = page.get_by_role("region", name="delete: results")
+    expect(results.locator("#br-summary")).to_have_text("3 of 3 accepted.")
+    expect(page.locator("#rows tr")).to_have_count(0)
+
+
+def test_the_analytics_panel_and_the_overview_stats(page: Page, stack: Stack) -> None:
+    items = [{"seconds": 0.05 * (i % 5)} for i in range(30)]
+    items += [{"fail_with": "permanent", "fail_first_attempts": 5}] * 3
+    batch = create_batch(
+        stack,
+        name="analysed",
+        job_type="demo.sleep",
+        items=items,
+        config={"max_concurrent_jobs": 4, "retry": {"max_attempts": 1}},
+    )
+    wait_status(stack, batch["id"], "completed_with_errors")
+    sign_in(page, stack.admin_key)
+    expect(page.locator("#st-batches")).not_to_have_text("–")
+    expect(page.locator("#st-completed")).not_to_have_text("–")
+    page.goto(f"/batches/{batch['id']}")
+    panel = page.get_by_role("region", name="Analytics")
+    expect(panel.locator("#a-durations")).to_contain_text("p95")
+    expect(panel.locator("#a-durations div", has_text="Jobs timed")).to_contain_text("33")
+    errors = panel.get_by_role("table", name="Failed attempts by error class")
+    expect(errors).to_contain_text("DemoFailure")
+    expect(errors.locator("tbody tr")).to_have_count(1)
+    chart = panel.get_by_role("img", name="Throughput over time")
+    expect(chart).to_be_visible()
+    assert chart.locator("rect.bar-ok").count() >= 1
+    assert chart.locator("rect.bar-bad").count() >= 1
+    screenshots(page, "detail-analytics")
