@@ -101,7 +101,15 @@ function showResults(outcome) {
       h(
         "tr",
         { class: r.ok ? "" : "refused", dataset: { id: r.id, ok: String(r.ok) } },
-        h("td", {}, r.status === 404 || outcome.action === "delete" ? label(r.id) : h("a", { href: `/batches/${r.id}` }, label(r.id))),
+        h(
+          "td",
+          {},
+          label(r.id),
+          " ",
+          r.status === 404 || outcome.action === "delete"
+            ? h("code", { class: "muted small" }, r.id)
+            : h("a", { href: `/batches/${r.id}`, class: "small" }, r.id),
+        ),
         h("td", {}, h("span", { class: `badge ${r.ok ? "s-completed" : "s-failed"}` }, r.ok ? "done" : "refused")),
         h("td", {}, r.batch_status ? badge(r.batch_status) : "–"),
         h("td", {}, r.detail || (r.ok ? "" : `HTTP ${r.status}`)),

@@ -134,11 +134,12 @@ async function loadStats() {
 }
 
 if (startPage()) {
-  loadStats();
-  setInterval(loadStats, STATS_MS);
   load()
     .catch((error) => toast(errorText(error), "error"))
     .finally(() => {
+      // After the cards: the stats read scans more, and the cards matter first.
+      loadStats();
+      setInterval(loadStats, STATS_MS);
       const live = $("#live");
       follow("/v1/events", onEvent, (state) => {
         if (state === "unavailable") poll();
