@@ -108,11 +108,10 @@ def schedules_table(
         return Text("No schedules match.", style="dim")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("ID", no_wrap=True, style="bold")
-    table.add_column("Name", min_width=12, max_width=30, overflow="fold")
-    table.add_column("Cron", no_wrap=True)
-    table.add_column("Timezone", no_wrap=True)
-    table.add_column("Enabled", no_wrap=True)
-    table.add_column("Next run (local)", no_wrap=True)
+    table.add_column("Name", min_width=20, max_width=30, overflow="fold")
+    table.add_column("When", no_wrap=True)
+    table.add_column("On", no_wrap=True)
+    table.add_column("Next (local)", no_wrap=True)
     table.add_column("Last run", no_wrap=True)
     table.add_column("Runs", justify="right")
     for schedule in schedules:
@@ -120,10 +119,9 @@ def schedules_table(
         table.add_row(
             str(schedule["id"]),
             str(schedule["name"]),
-            str(schedule["cron"]),
-            str(schedule["timezone"]),
+            Text.assemble(str(schedule["cron"]), "\n", (str(schedule["timezone"]), "dim")),
             Text("yes", style="green") if schedule.get("enabled") else Text("no", style="dim"),
-            format_time(next_runs[0]) if next_runs else DASH,
+            _short_time(next_runs[0]) if next_runs else DASH,
             _last_run(schedule.get("last_run")),
             str(schedule.get("run_count", 0)),
         )
@@ -137,8 +135,14 @@ def _last_run(run: Mapping[str, Any] | None) -> Text:
         return Text(DASH)
     outcome = str(run.get("outcome", ""))
     return Text(
-        f"{outcome} {format_time(run.get('run_at'))}", style=OUTCOME_STYLES.get(outcome, "")
+        f"{outcome} {_short_time(run.get('run_at'))}", style=OUTCOME_STYLES.get(outcome, "")
     )
+
+
+def _short_time(value: Any) -> str:
+    """`11-24 07:30` in local time: enough in a table row (the year is rarely in doubt)."""
+    full = format_time(str(value)) if value else DASH
+    return full[5:16] if len(full) >= 16 else full
 
 
 def in_zone(moment: str, zone: str) -> str:

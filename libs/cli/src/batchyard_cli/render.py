@@ -335,6 +335,8 @@ def keys_table(keys: Sequence[ApiKey]) -> RenderableType:
 def _cell(column: str, value: Any) -> str:
     if value is None:
         return ""
+    if column == "rate_limit" and isinstance(value, Mapping):
+        return f"{value.get('per_s')}/s, burst {value.get('burst')}"
     if column.endswith("_at"):
         return format_time(str(value))
     return _compact(value)

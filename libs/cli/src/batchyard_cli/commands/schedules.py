@@ -177,7 +177,7 @@ def _toggle(ctx: typer.Context, schedule_id: str, enabled: bool, as_json: bool) 
         return
     if enabled:
         runs = schedule.get("next_runs") or []
-        after = f"; next run {format_time(runs[0])}" if runs else ""
+        after = f"; next run {format_time(runs[0])} local time" if runs else ""
         app.output.say(f"Enabled schedule {schedule_id}{after}.")
     else:
         app.output.say(f"Disabled schedule {schedule_id}: no runs until it is enabled.")
