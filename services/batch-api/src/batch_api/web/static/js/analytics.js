@@ -2,7 +2,7 @@
 // failed attempts by error class, retries, and throughput over time as an inline SVG chart.
 
 import { api } from "./api.js";
-import { $, errorText, fmtNumber, fmtTime, h } from "./ui.js";
+import { errorText, fmtNumber, fmtTime, h } from "./ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const REFRESH_MS = 5000;
