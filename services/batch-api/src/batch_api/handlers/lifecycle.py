@@ -188,7 +188,7 @@ class BatchLifecycle:
                 )
             )
         never = datetime.min.replace(tzinfo=UTC)
-        done.sort(key=lambda j: (_aware(j.finished_at) or never, j.index), reverse=True)
+        done.sort(key=lambda j: (aware(j.finished_at) or never, j.index), reverse=True)
         return RollbackPlan(
             jobs=done[:MAX_PLAN_LISTED], count=len(done), truncated=len(done) > MAX_PLAN_LISTED
         )
@@ -347,7 +347,8 @@ class BatchLifecycle:
         await self.registry.delete(batch_id, int(found.doc.get("chunks") or 0))
 
 
-def _aware(at: datetime | None) -> datetime | None:
+def aware(at: datetime | None) -> datetime | None:
+    """`at` with UTC as its zone if it has none (the store returns naive UTC times)."""
     if at is not None and at.tzinfo is None:
         return at.replace(tzinfo=UTC)
     return at

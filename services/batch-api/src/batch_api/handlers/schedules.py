@@ -31,7 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from batch_api.api.problems import Problem
 from batch_api.domain.lifecycle import TERMINAL
 from batch_api.domain.principal import Principal
-from batch_api.domain.sharing import may_change, may_see
+from batch_api.domain.sharing import may_change, may_see, visible_page
 from batch_api.handlers.batches import BatchService
 from batch_api.handlers.lifecycle import BatchLifecycle, require
 from batch_api.handlers.templates import TemplateService, instantiation
@@ -116,23 +116,14 @@ class ScheduleService:
         if cursor is not None:
             query["_id"] = {"$lt": cursor}
         found = self.schedules.find(query).sort("_id", DESCENDING).limit(MAX_SCAN)
-        page: list[Document] = []
-        more = False
-        async for doc in found:
-            if not may_see(doc, who):
-                continue
-            if enabled is not None and bool(doc.get("enabled")) != enabled:
-                continue
-            if q is not None and q.lower() not in doc["name"].lower():
-                continue
-            if len(page) == limit:
-                more = True
-                break
-            page.append(doc)
-        return SchedulePage(
-            items=[self.public(d) for d in page],
-            next_cursor=page[-1]["_id"] if more and page else None,
-        )
+
+        def keep(doc: Document) -> bool:
+            return (enabled is None or bool(doc.get("enabled")) == enabled) and (
+                q is None or q.lower() in doc["name"].lower()
+            )
+
+        page, next_cursor = await visible_page(found, who, keep, limit)
+        return SchedulePage(items=[self.public(d) for d in page], next_cursor=next_cursor)
 
     async def update(
         self, schedule_id: str, body: ScheduleUpdate, who: Principal
@@ -173,9 +164,11 @@ class ScheduleService:
         return ScheduleRuns(items=list(reversed(doc.get("runs") or [])))
 
     async def announce_all(self) -> None:
-        """Announces every schedule's current revision (at start: heals a lost announcement)."""
-        async for doc in self.schedules.find({}).limit(MAX_SCAN):
-            await self._announce(doc)
+        """Announces every schedule's current revision (at start: heals a lost announcement),
+        in one round trip to the broker."""
+        docs = [d async for d in self.schedules.find({}).limit(MAX_SCAN)]
+        if docs:
+            await self.publisher.publish([self._announcement(d) for d in docs])
 
     def public(self, doc: Document) -> SchedulePublic:
         upcoming: list[datetime] = []
@@ -329,6 +322,9 @@ class ScheduleService:
         return doc
 
     async def _announce(self, doc: Document, deleted: bool = False) -> None:
+        await self.publisher.publish([self._announcement(doc, deleted)])
+
+    def _announcement(self, doc: Document, deleted: bool = False) -> Outgoing:
         event = ScheduleChanged(
             schedule_id=doc["_id"],
             cron=doc["cron"],
@@ -339,4 +335,4 @@ class ScheduleService:
             revision=int(doc["revision"]),
         )
         env = envelope_for(event, producer=PRODUCER, tenant=doc["tenant"])
-        await self.publisher.publish([Outgoing(self.topics.schedules, doc["_id"], env)])
+        return Outgoing(self.topics.schedules, doc["_id"], env)

@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
-from batch_api.domain.sharing import may_change, may_see
+from batch_api.domain.sharing import may_change, may_see, visible_page
 from batch_api.handlers.batches import BatchService
 from batch_api.handlers.lifecycle import require
 from batch_api.schemas import BatchCreate, BatchPublic
@@ -120,25 +120,16 @@ class TemplateService:
         if cursor is not None:
             query["_id"] = {"$lt": cursor}
         found = self.templates.find(query).sort("_id", DESCENDING).limit(MAX_SCAN)
-        page: list[Document] = []
-        more = False
-        async for doc in found:
-            if not may_see(doc, who):
-                continue
-            if category is not None and doc.get("category") != category:
-                continue
-            if owner is not None and doc.get("owner") != owner:
-                continue
-            if q is not None and q.lower() not in doc["name"].lower():
-                continue
-            if len(page) == limit:
-                more = True
-                break
-            page.append(doc)
-        return TemplatePage(
-            items=[TemplatePublic.of(d) for d in page],
-            next_cursor=page[-1]["_id"] if more and page else None,
-        )
+
+        def keep(doc: Document) -> bool:
+            return (
+                (category is None or doc.get("category") == category)
+                and (owner is None or doc.get("owner") == owner)
+                and (q is None or q.lower() in doc["name"].lower())
+            )
+
+        page, next_cursor = await visible_page(found, who, keep, limit)
+        return TemplatePage(items=[TemplatePublic.of(d) for d in page], next_cursor=next_cursor)
 
     async def categories(self, who: Principal) -> list[CategoryCount]:
         counts: dict[str, int] = {}

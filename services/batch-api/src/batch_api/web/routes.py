@@ -48,45 +48,31 @@ def _page(request: Request, template: str, title: str, **context: Any) -> HTMLRe
     )
 
 
-@router.get("/", response_class=HTMLResponse)
-async def overview(request: Request) -> HTMLResponse:
-    return _page(request, "overview.html", "Overview", nav="overview")
+# Pages that need nothing but their template: path → (template, title, nav entry). Keys and
+# Audit say "admins only" to others themselves (the API refuses them anyway).
+PAGES = {
+    "/": ("overview.html", "Overview", "overview"),
+    "/signin": ("signin.html", "Sign in", "signin"),
+    "/new": ("wizard.html", "New batch", "new"),
+    "/history": ("history.html", "History", "history"),
+    "/templates": ("templates.html", "Templates", "templates"),
+    "/schedules": ("schedules.html", "Schedules", "schedules"),
+    "/keys": ("keys.html", "API keys", "keys"),
+    "/audit": ("audit.html", "Audit log", "audit"),
+}
 
 
-@router.get("/signin", response_class=HTMLResponse)
-async def signin(request: Request) -> HTMLResponse:
-    return _page(request, "signin.html", "Sign in", nav="signin")
+def _static_page(template: str, title: str, nav: str) -> Any:
+    async def page(request: Request) -> HTMLResponse:
+        return _page(request, template, title, nav=nav)
+
+    return page
 
 
-@router.get("/new", response_class=HTMLResponse)
-async def new_batch(request: Request) -> HTMLResponse:
-    return _page(request, "wizard.html", "New batch", nav="new")
-
-
-@router.get("/history", response_class=HTMLResponse)
-async def history(request: Request) -> HTMLResponse:
-    return _page(request, "history.html", "History", nav="history")
-
-
-@router.get("/templates", response_class=HTMLResponse)
-async def templates_page(request: Request) -> HTMLResponse:
-    return _page(request, "templates.html", "Templates", nav="templates")
-
-
-@router.get("/schedules", response_class=HTMLResponse)
-async def schedules_page(request: Request) -> HTMLResponse:
-    return _page(request, "schedules.html", "Schedules", nav="schedules")
-
-
-@router.get("/keys", response_class=HTMLResponse)
-async def keys_page(request: Request) -> HTMLResponse:
-    """Admins only: the page says so to others (the API refuses them anyway)."""
-    return _page(request, "keys.html", "API keys", nav="keys")
-
-
-@router.get("/audit", response_class=HTMLResponse)
-async def audit_page(request: Request) -> HTMLResponse:
-    return _page(request, "audit.html", "Audit log", nav="audit")
+for _path, (_template, _title, _nav) in PAGES.items():
+    router.add_api_route(
+        _path, _static_page(_template, _title, _nav), response_class=HTMLResponse, methods=["GET"]
+    )
 
 
 @router.get("/batches/{batch_id}", response_class=HTMLResponse)

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from batch_api.api.deps import CurrentPrincipal
 from batch_api.api.problems import Problem
+from batch_api.handlers.lifecycle import aware
 from batch_api.handlers.reports import ReportService
 from batch_api.report_schemas import BatchAnalytics, BatchReport, Stats
 
@@ -87,14 +88,10 @@ async def get_stats(
     """The caller's tenant's batches created in [since, until) (default: the last 24 hours):
     counts by status, jobs completed/failed/cancelled/skipped, success rate and throughput
     (finished jobs over the window's length), overall and per job type."""
-    end = _aware(until) or datetime.now(UTC)
-    start = _aware(since) or end - timedelta(days=1)
+    end = aware(until) or datetime.now(UTC)
+    start = aware(since) or end - timedelta(days=1)
     if start >= end:
         raise Problem(422, "Invalid request", "`since` must be before `until`")
     if end - start > MAX_WINDOW:
         raise Problem(422, "Invalid request", "the window may be at most 366 days")
     return await reports.stats(who, start, end)
-
-
-def _aware(at: datetime | None) -> datetime | None:
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
