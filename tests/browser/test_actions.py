@@ -72,6 +72,8 @@ def test_rollback_from_detail_shows_the_dry_run_plan_first(page: Page, stack: St
     expect(dialog).to_be_hidden()
     expect(page.locator("#toasts")).to_contain_text("Rollback started")
     expect(page.locator("#timeline")).to_contain_text("rollback requested")
-    # What the rollback service then does (demo.sleep records no backups, so it refuses) is
-    # not projected into the batch view yet; the page shows the status the API reports.
-    screenshots(page, "detail-rollback-requested")
+    # demo.sleep records no backups, so the rollback service refuses: the page shows the
+    # batch's new status without a reload.
+    expect(page.locator("#b-status")).to_contain_text("rollback failed", timeout=30_000)
+    assert get_batch(stack, batch["id"])["status"] == "rollback_failed"
+    screenshots(page, "detail-rollback-failed")

@@ -94,6 +94,11 @@ async def test_two_thousand_templates_consolidated_then_restored_byte_for_byte(
         done = await wait_for_rollback(db, rollback_id, {"rolled_back", "rollback_failed"}, 300)
     assert done["status"] == "rolled_back", done.get("reason")
     assert len(done["done"]) == jobs
+    batch = await wait_for_status(api, batch_id, {"rolled_back"}, 60)
+    assert batch["progress"]["completed"] == jobs
+    again = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={})
+    assert again.status_code == 409, again.text
+    assert "rolled_back" in again.json()["detail"]
     after = await raw_library(stack, ids)
     assert after.keys() == before.keys()
     assert [i for i in ids if after[i] != before[i]] == []
@@ -139,6 +144,13 @@ async def test_a_corrupt_backup_is_refused_naming_the_job_and_nothing_changes(
     events = await rollback_events(kafka_bootstrap, stack, rollback_id)
     failed = next(e for e in events if e["type"] == "RollbackFailed")
     assert victim in failed["failed_jobs"]
+    # the batch shows the failed rollback; mending the backup lets a second one succeed
+    await wait_for_status(api, batch_id, {"rollback_failed"}, 60)
+    async with store(stack.mongodb_url, stack.database) as db:
+        await db["backups"].update_one({"_id": victim}, {"$set": {"data": doc["data"]}})
+    retried = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={"reason": "mended"})
+    assert retried.status_code == 202, retried.text
+    await wait_for_status(api, batch_id, {"rolled_back"}, 120)
 
 
 async def test_dry_run_and_partial_rollback(
@@ -176,8 +188,16 @@ async def test_a_batch_without_backups_is_refused_with_the_reason(
     templates, _ = make_library(random.Random(8), 20, exact=2, near=0, conflicts=1)
     ids = await import_library(api, templates)
     batch_id, _ = await consolidate(api, ids, backup_strategy="none")
+    # the API refuses it at once, and the batch keeps its status
+    answer = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={})
+    assert answer.status_code == 409, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert "backup_strategy none" in answer.json()["detail"]
+    assert (await api.get(f"/v1/batches/{batch_id}")).json()["status"] == "completed"
+    # a request that reaches the rollback service anyway fails with the same reason
     async with store(stack.mongodb_url, stack.database) as db:
         rollback_id = await request_rollback(kafka_bootstrap, stack.prefix, batch_id)
         refused = await wait_for_rollback(db, rollback_id, {"rolled_back", "rollback_failed"}, 60)
     assert refused["status"] == "rollback_failed"
     assert "backup_strategy none" in refused["reason"]
+    await wait_for_status(api, batch_id, {"rollback_failed"}, 60)

@@ -23,6 +23,9 @@ from contracts.events import (
     JobDispatched,
     JobFailed,
     JobStarted,
+    RollbackCompleted,
+    RollbackFailed,
+    RollbackStarted,
 )
 from contracts.topics import Topics
 from contracts.vocabulary import BatchConfig, RetryPolicy
@@ -498,3 +501,64 @@ async def test_a_patched_priority_and_deadline_reach_the_running_batch() -> None
     assert h.s.batches["b1"].config.deadline is None
     assert h.s.batches["b1"].priority_level == 10  # absent fields stay
     await h.send(BatchUpdated(batch_id="nobody", priority="low"))  # unknown: ignored
+
+
+async def _finished_batch(h: Harness) -> None:
+    await h.submit("b1", 3)
+    await h.capacity(4)
+    await run_to_end(h)
+    assert h.store.batches["b1"]["status"] == "completed"
+
+
+async def test_a_rollback_moves_a_finished_batch_through_rolling_back_to_rolled_back() -> None:
+    h = Harness()
+    await _finished_batch(h)
+    await h.send(RollbackStarted(batch_id="b1", rollback_id="r1", planned_jobs=3))
+    assert h.last_snapshot()["type"] == "BatchRollingBack"
+    assert h.last_snapshot()["status"] == "rolling_back"
+    assert h.store.batches["b1"]["status"] == "rolling_back"
+    await h.send(RollbackCompleted(batch_id="b1", rollback_id="r1", compensated_jobs=3))
+    final = h.last_snapshot()
+    assert (final["type"], final["status"], final["compensated_jobs"]) == (
+        "BatchRolledBack",
+        "rolled_back",
+        3,
+    )
+    assert final["counts"]["completed"] == 3
+    assert h.store.batches["b1"]["status"] == "rolled_back"
+    sent = len(h.out.sent)
+    # a replay of the same rollback's events changes nothing
+    await h.send(
+        RollbackStarted(batch_id="b1", rollback_id="r1", planned_jobs=3),
+        RollbackCompleted(batch_id="b1", rollback_id="r1", compensated_jobs=3),
+    )
+    assert len(h.out.sent) == sent
+
+
+async def test_a_failed_rollback_ends_rollback_failed_and_may_be_tried_again() -> None:
+    h = Harness()
+    await _finished_batch(h)
+    await h.send(
+        RollbackStarted(batch_id="b1", rollback_id="r1"),
+        RollbackFailed(batch_id="b1", rollback_id="r1", reason="b1.2: checksum mismatch"),
+    )
+    assert h.last_snapshot()["status"] == "rollback_failed"
+    assert h.last_snapshot()["reason"] == "b1.2: checksum mismatch"
+    await h.send(
+        RollbackStarted(batch_id="b1", rollback_id="r2"),
+        RollbackCompleted(batch_id="b1", rollback_id="r2", compensated_jobs=3),
+    )
+    assert h.store.batches["b1"]["status"] == "rolled_back"
+
+
+async def test_dry_runs_and_the_ends_of_other_rollbacks_leave_the_status_alone() -> None:
+    h = Harness()
+    await _finished_batch(h)
+    sent = len(h.out.sent)
+    await h.send(
+        RollbackStarted(batch_id="b1", rollback_id="dry", dry_run=True),
+        RollbackCompleted(batch_id="b1", rollback_id="dry", dry_run=True),
+        RollbackFailed(batch_id="b1", rollback_id="refused", reason="no backups"),
+    )
+    assert len(h.out.sent) == sent
+    assert h.store.batches["b1"]["status"] == "completed"

@@ -94,7 +94,12 @@ def bootstrap(
 
     subscribe_batches(
         broker,
-        [topics.batch_commands, topics.job_events, topics.executor_heartbeats],
+        [
+            topics.batch_commands,
+            topics.job_events,
+            topics.executor_heartbeats,
+            topics.rollback_events,
+        ],
         group_id=f"{topics.prefix}scheduler",
         handler=handle,
         dead_letters=dead_letters,

@@ -71,6 +71,31 @@ class BatchRetrying(BatchSnapshot):
     TYPE = "BatchRetrying"
 
 
+class BatchRollingBack(BatchSnapshot):
+    """A finished batch's completed jobs are being compensated (`rollback_id`, the rollback
+    service's id for the request)."""
+
+    TYPE = "BatchRollingBack"
+    rollback_id: str = ""
+
+
+class BatchRolledBack(BatchSnapshot):
+    """The rollback `rollback_id` compensated every job it planned."""
+
+    TYPE = "BatchRolledBack"
+    rollback_id: str = ""
+    compensated_jobs: int = 0
+
+
+class BatchRollbackFailed(BatchSnapshot):
+    """The rollback `rollback_id` failed; `reason` names the jobs. The batch may be rolled back
+    again."""
+
+    TYPE = "BatchRollbackFailed"
+    rollback_id: str = ""
+    reason: str = ""
+
+
 class BatchDeadlineAtRisk(Event):
     """Emitted once per batch: at its current throughput it would finish after `deadline`."""
 

@@ -153,6 +153,16 @@ class BatchLifecycle:
         self, found: Loaded, who: Principal, body: RollbackBody, accepted: ActionAccepted
     ) -> ActionAccepted:
         batch_id = found.doc["_id"]
+        params = (found.doc.get("config") or {}).get("params") or {}
+        if params.get("backup_strategy") == "none":
+            raise Problem(
+                409,
+                "Conflict",
+                "the batch ran with backup_strategy none: nothing was recorded that could be "
+                "restored",
+                kind="rollback-unavailable",
+                batch_status=found.status,
+            )
         if body.dry_run:
             plan = await self.plan_rollback(found, body.job_ids)
             return accepted.model_copy(update={"plan": plan})

@@ -67,6 +67,7 @@ class BatchRuntime:
     deadline_at_risk_sent: bool = False
     deadline_missed_sent: bool = False
     reported: ProgressCounts | None = None  # the counts of the last snapshot sent
+    rollback_id: str = ""  # the rollback that last moved the batch to rolling_back
 
     # --- items -----------------------------------------------------------------------------
     def add_chunk(self, chunk: int, first_index: int, count: int) -> bool:

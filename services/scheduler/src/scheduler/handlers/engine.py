@@ -33,6 +33,9 @@ from contracts.events import (
     BatchResumeRequested,
     BatchRetrying,
     BatchRetryRequested,
+    BatchRollbackFailed,
+    BatchRolledBack,
+    BatchRollingBack,
     BatchSnapshot,
     BatchStarted,
     BatchSubmitted,
@@ -49,7 +52,10 @@ from contracts.events import (
     JobRetryRequested,
     JobRetryScheduled,
     JobStarted,
+    RollbackCompleted,
+    RollbackFailed,
     RollbackRequested,
+    RollbackStarted,
 )
 from contracts.topics import Topics, batch_id_of, job_id_for
 from contracts.vocabulary import TERMINAL_BATCH_STATUSES, BatchConfig, priority_level
@@ -118,6 +124,7 @@ class Scheduler:
     _last_progress: float = 0.0
     _last_dependency_check: float = 0.0
     _finished_status: dict[str, str] = field(default_factory=dict)
+    _resting: dict[str, BatchRuntime] = field(default_factory=dict)  # finished, changed
     _unknown_since: dict[str, float] = field(default_factory=dict)
     _handler_table: dict[type[Event], Callable[[Envelope, Any], Any]] = field(default_factory=dict)
 
@@ -182,6 +189,9 @@ class Scheduler:
             JobFailed: self._on_job_failed,
             ExecutorHeartbeat: self._on_heartbeat,
             RollbackRequested: self._on_rollback_requested,
+            RollbackStarted: self._on_rollback_started,
+            RollbackCompleted: self._on_rollback_ended,
+            RollbackFailed: self._on_rollback_ended,
         }
 
     async def _on_batch_created(self, env: Envelope, e: BatchCreated) -> None:
@@ -345,6 +355,57 @@ class Scheduler:
         b = self.batches.get(e.batch_id)
         if b is not None and not e.dry_run and b.status in ("running", "paused", "queued"):
             self._stop(b, reason="rollback requested")
+
+    async def _on_rollback_started(self, env: Envelope, e: RollbackStarted) -> None:
+        """The rollback service began compensating a finished batch: it is `rolling_back`.
+        The batch's status follows the rollback service's own events (one partition per batch,
+        so they arrive in order), not the request: a dry run never changes it, a request the
+        rollback service refuses (a corrupt backup) ends `rollback_failed`, and a replayed
+        start of a rollback that already ended is ignored."""
+        if e.dry_run:
+            return
+        b = await self._finished(e.batch_id)
+        if b is None or not can_batch(b.status, "rollback") or b.rollback_id == e.rollback_id:
+            return
+        b.status = next_batch_state(b.status, "rollback")
+        b.rollback_id = e.rollback_id
+        self._emit_snapshot(b, BatchRollingBack, rollback_id=e.rollback_id)
+        self._keep_finished(b)
+
+    async def _on_rollback_ended(
+        self, env: Envelope, e: RollbackCompleted | RollbackFailed
+    ) -> None:
+        """The end of the rollback that made the batch `rolling_back`; the end of any other
+        rollback (a dry run) changes nothing."""
+        if isinstance(e, RollbackCompleted) and e.dry_run:
+            return
+        b = await self._finished(e.batch_id)
+        if b is None or b.status != "rolling_back" or b.rollback_id != e.rollback_id:
+            return
+        if isinstance(e, RollbackCompleted):
+            b.status = next_batch_state(b.status, "rollback_done")
+            self._emit_snapshot(
+                b, BatchRolledBack, rollback_id=e.rollback_id, compensated_jobs=e.compensated_jobs
+            )
+        else:
+            b.status = next_batch_state(b.status, "rollback_fail")
+            self._emit_snapshot(b, BatchRollbackFailed, rollback_id=e.rollback_id, reason=e.reason)
+        self._keep_finished(b)
+
+    async def _finished(self, batch_id: str) -> BatchRuntime | None:
+        """A batch that is not running (finished, or being rolled back): as changed since the
+        last flush, or from the store."""
+        if batch_id in self.batches:
+            return None
+        if batch_id in self._resting:
+            return self._resting[batch_id]
+        doc = await self.store.find_batch(batch_id)
+        return None if doc is None else _runtime_from_doc(doc)
+
+    def _keep_finished(self, b: BatchRuntime) -> None:
+        """Saves a finished batch's new status at the next flush."""
+        self._resting[b.batch_id] = b
+        self._finished_status[b.batch_id] = b.status
 
     async def _on_job_started(self, env: Envelope, e: JobStarted) -> None:
         b, job = self._current(e.batch_id, e.job_id, e.attempt)
@@ -730,8 +791,12 @@ class Scheduler:
             await self.store.write_jobs(batch_id, self._job_writes[batch_id])
             del self._job_writes[batch_id]
         dirty = [b for b in self.batches.values() if b.dirty]
-        await self.store.save_batches([_doc_from_runtime(b) for b in dirty] + self._final_docs)
+        resting = [_doc_from_runtime(b) for b in self._resting.values()]
+        await self.store.save_batches(
+            [_doc_from_runtime(b) for b in dirty] + self._final_docs + resting
+        )
         self._final_docs = []
+        self._resting = {}
         for b in dirty:
             b.dirty = False
         if self._outbox:
@@ -759,6 +824,7 @@ def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
         "waiting_for": b.waiting_for,
         "deadline_at_risk_sent": b.deadline_at_risk_sent,
         "deadline_missed_sent": b.deadline_missed_sent,
+        "rollback_id": b.rollback_id,
     }
 
 
@@ -781,6 +847,7 @@ def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
         waiting_for=list(doc.get("waiting_for") or []),
         deadline_at_risk_sent=doc.get("deadline_at_risk_sent", False),
         deadline_missed_sent=doc.get("deadline_missed_sent", False),
+        rollback_id=doc.get("rollback_id") or "",
     )
     if b.started_at is not None:
         b.started_clock = b.started_at.timestamp()

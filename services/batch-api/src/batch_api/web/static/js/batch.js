@@ -236,8 +236,10 @@ async function onAction(button) {
     const now = statusLabel(result.status);
     toast(`${ACTION_LABEL[action] || statusLabel(action)} requested; the batch is ${now} for now.`, "ok");
     addTimeline(new Date().toISOString(), `${action} requested`, null);
+    const before = batch.status;
     await loadBatch();
     listen();
+    if (TERMINAL.has(before)) watchAfter(before);
   } catch (error) {
     toast(errorText(error), "error");
     renderBatch();
@@ -278,12 +280,13 @@ async function confirmRollback() {
   const confirmButton = $("#rb-confirm");
   confirmButton.disabled = true;
   try {
-    const result = await act("rollback", { dry_run: false, job_ids: null });
+    const before = batch.status;
+    await act("rollback", { dry_run: false, job_ids: null });
     $("#rollback-dialog").close();
     toast("Rollback started.", "ok");
     addTimeline(new Date().toISOString(), "rollback requested", null);
     await loadBatch();
-    listen();
+    watchAfter(before);
   } catch (error) {
     $("#rb-plan").append(h("p", { class: "error", role: "alert" }, errorText(error)));
   }
@@ -339,6 +342,32 @@ function onEvent(name, data) {
     loadBatch().catch(() => {});
     refreshJobsSoon();
   }
+}
+
+// The stream of a finished batch ends at once, so after an action on one (retry, rollback) the
+// page re-reads the batch until its status moves on: then it follows the stream again while
+// the batch is active (retrying, rolling back), or shows the new final status. Bounded: two
+// minutes at most.
+let watchTimer = null;
+function watchAfter(fromStatus) {
+  clearInterval(watchTimer);
+  let tries = 0;
+  watchTimer = setInterval(async () => {
+    tries += 1;
+    try {
+      await loadBatch();
+    } catch {
+      // the next try reads again
+    }
+    if (batch.status !== fromStatus) {
+      clearInterval(watchTimer);
+      addTimeline(new Date().toISOString(), statusLabel(batch.status), null);
+      refreshJobsSoon();
+      if (!TERMINAL.has(batch.status)) listen();
+    } else if (tries >= 80) {
+      clearInterval(watchTimer);
+    }
+  }, 1500);
 }
 
 let pollTimer = null;
