@@ -148,6 +148,9 @@ def stack(kafka_bootstrap: str, mongodb_server: str) -> Iterator[Stack]:
                 "BATCHYARD_TOPIC_PREFIX": prefix,
                 # http.request may call the tests' local servers, and nothing else private
                 "BATCHYARD_JOBTYPE_HTTP_ALLOW_HOSTS": "127.0.0.1",
+                # webhooks likewise; their retries back off from 0.2 s so tests stay short
+                "BATCHYARD_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+                "BATCHYARD_WEBHOOK_BACKOFF_S": "0.2",
             },
             timeout=120,
         )

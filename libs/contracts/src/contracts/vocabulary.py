@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BatchStatus = Literal[
     "draft",
@@ -95,6 +96,36 @@ class ResourceLimits(BaseModel):
     max_cpu_s: int | None = Field(default=None, ge=1, le=86400)
 
 
+class Webhook(BaseModel):
+    """Where to tell another system about a batch: an HTTP POST of a JSON notice to `url`,
+    signed with the tenant's webhook secret (see `GET /v1/webhooks/secret`) and retried with
+    backoff. Private and loopback targets are refused unless the operator allow-lists them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(min_length=8, max_length=2000, description="An http:// or https:// URL.")
+    on_start: bool = Field(default=False, description="When the batch starts running.")
+    on_complete: bool = Field(
+        default=True,
+        description="When it finishes (completed, with errors, failed, cancelled) and when a "
+        "rollback of it ends.",
+    )
+    on_error: bool = Field(
+        default=True, description="At its first failed job, and when the batch fails."
+    )
+    progress_every_percent: int | None = Field(
+        default=None, ge=1, le=99, description="Every time progress crosses a multiple of this."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return url
+
+
 class BatchConfig(BaseModel):
     """How a batch runs. Carried in `BatchCreated`; fixed once the batch starts."""
 
@@ -118,6 +149,9 @@ class BatchConfig(BaseModel):
         default=None,
         description="Per-attempt limits: wall clock for every job type; memory and CPU for "
         "job types isolated in a worker process.",
+    )
+    notifications: list[Webhook] = Field(
+        default_factory=list, max_length=5, description="Webhooks told about this batch."
     )
 
 

@@ -36,6 +36,7 @@ from devstack import probes, processes
 
 ADMIN_KEY_ENV = "BATCHYARD_ADMIN_KEY"
 ADMIN_KEY_PREFIX = "bya_"
+SIGNING_KEY_ENV = "BATCHYARD_WEBHOOK_SIGNING_KEY"
 EXECUTOR_RE = re.compile(r"^executor-([1-9][0-9]*)$")
 DEFAULT_TIMEOUT = 90.0
 
@@ -194,8 +195,15 @@ def service_env(
 
 def resolve_admin_key(key_file: Path, environ: Mapping[str, str] | None = None) -> str:
     """``$BATCHYARD_ADMIN_KEY``, else the saved key, else a new ``bya_...`` key saved 0600."""
+    return resolve_secret(key_file, ADMIN_KEY_ENV, ADMIN_KEY_PREFIX, environ)
+
+
+def resolve_secret(
+    key_file: Path, env_name: str, prefix: str, environ: Mapping[str, str] | None = None
+) -> str:
+    """``$<env_name>``, else the secret saved in ``key_file``, else a new one saved 0600."""
     env = os.environ if environ is None else environ
-    from_env = env.get(ADMIN_KEY_ENV, "").strip()
+    from_env = env.get(env_name, "").strip()
     if from_env:
         return from_env
     try:
@@ -204,7 +212,7 @@ def resolve_admin_key(key_file: Path, environ: Mapping[str, str] | None = None) 
         saved = ""
     if saved:
         return saved
-    key = ADMIN_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = prefix + secrets.token_urlsafe(32)
     key_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -246,6 +254,11 @@ def start_service(
         admin_key=admin_key,
         extra_env=extra_env,
     )
+    if SIGNING_KEY_ENV not in env:
+        # batch-api and the reporter must share it: one per run directory unless given
+        env[SIGNING_KEY_ENV] = resolve_secret(
+            run_dir / "webhook-signing.key", SIGNING_KEY_ENV, "whk_"
+        )
     return processes.start_process(
         spec.name,
         [str(program)],

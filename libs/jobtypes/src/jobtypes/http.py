@@ -9,11 +9,7 @@ refused target, so a 3xx is returned as the result (or refused by `expected_stat
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 import time
-from collections.abc import Iterable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -21,10 +17,10 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jobkit import JobContext, JobType, PermanentError, Resources, RetryableError
+from servicekit import netguard
+from servicekit.netguard import Address, AllowList, refused_address
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class HttpRequestInput(BaseModel):
@@ -57,56 +53,23 @@ class HttpRequestOutput(BaseModel):
     content_type: str | None = None
 
 
-class AllowList:
-    """Which non-public targets an operator permits."""
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        self.hosts: set[str] = set()
-        self.networks: list[Network] = []
-        for raw in entries:
-            entry = raw.strip().lower()
-            if not entry:
-                continue
-            try:
-                self.networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                self.hosts.add(entry)
-
-    @classmethod
-    def parse(cls, setting: str) -> AllowList:
-        return cls(setting.split(","))
-
-    def permits(self, host: str, address: Address) -> bool:
-        return host.lower() in self.hosts or any(address in n for n in self.networks)
-
-
-def is_public(address: Address) -> bool:
-    return address.is_global and not address.is_multicast
-
-
 def check_target(host: str, addresses: list[Address], allow: AllowList) -> None:
     """Raises `PermanentError(TargetNotAllowed)` if any address is non-public and not
-    allow-listed (every address is checked: the connection may use any of them)."""
-    for address in addresses:
-        if not is_public(address) and not allow.permits(host, address):
-            raise PermanentError(
-                f"{host} resolves to {address}, a non-public address; allow-list it with "
-                "BATCHYARD_JOBTYPE_HTTP_ALLOW_HOSTS to call it",
-                error_class="TargetNotAllowed",
-            )
+    allow-listed."""
+    refused = refused_address(host, addresses, allow)
+    if refused is not None:
+        raise PermanentError(
+            f"{host} resolves to {refused}, a non-public address; allow-list it with "
+            "BATCHYARD_JOBTYPE_HTTP_ALLOW_HOSTS to call it",
+            error_class="TargetNotAllowed",
+        )
 
 
 async def resolve(host: str, port: int) -> list[Address]:
     try:
-        return [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise RetryableError(f"cannot resolve {host}: {exc}", error_class="DnsFailure") from exc
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+        return await netguard.resolve(host, port)
+    except netguard.ResolveError as exc:
+        raise RetryableError(str(exc), error_class="DnsFailure") from exc
 
 
 class HttpRequest(JobType):

@@ -21,6 +21,7 @@ from batch_api.api.routes import batches, events, items, job_types, jobs, report
 from batch_api.api.routes import keys as key_routes
 from batch_api.api.routes import schedules as schedule_routes
 from batch_api.api.routes import templates as template_routes
+from batch_api.api.routes import webhooks as webhook_routes
 from batch_api.api.routes.library import mount_library
 from batch_api.domain.ratelimit import KeyLimiter, Limit
 from batch_api.handlers.batches import BatchService
@@ -55,6 +56,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit_routes.router,
     template_routes.router,
     schedule_routes.router,
+    webhook_routes.router,
 )
 
 
@@ -65,6 +67,12 @@ class ApiSettings(ServiceSettings):
     )
     admin_tenant: str = Field(
         default="default", validation_alias=AliasChoices("BATCHYARD_ADMIN_TENANT")
+    )
+    webhook_signing_key: str = Field(
+        default="",
+        repr=False,
+        validation_alias=AliasChoices("BATCHYARD_WEBHOOK_SIGNING_KEY"),
+        description="derives each tenant's webhook secret; the same in batch-api and reporter",
     )
     rate_limit_per_s: float = Field(
         default=100.0,
@@ -139,6 +147,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.reports = ReportService(service, read_models)
     app.state.templates = templates
     app.state.schedules = schedules
+    app.state.webhook_signing_key = settings.webhook_signing_key
     install_problem_handlers(app)
     document_problems(app)
 

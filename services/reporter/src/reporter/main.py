@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from reporter.bootstrap import bootstrap
+from reporter.settings import ReporterSettings
 from servicekit.logging import configure_logging
 from servicekit.runtime import serve
-from servicekit.settings import settings_with_port
 from servicekit.tracing import configure_tracing
 
 
 def main() -> None:
-    settings = settings_with_port(8003)()
+    settings = ReporterSettings()
     configure_logging("reporter", settings.log_level)
     configure_tracing("reporter")
     app, _ = bootstrap(settings)

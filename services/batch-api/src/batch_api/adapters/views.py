@@ -1,6 +1,7 @@
 """Read access to what other services project or announce: `batch_views` and `job_views`
 (the reporter's read models; job views in buckets of 1,000 read by `_id`) and `job_types`
-(announced by executors). The API never writes these."""
+(announced by executors), and `webhook_deliveries` (the reporter's). The API never writes
+these."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class ReadModels:
         self.views = db["batch_views"]
         self.jobs = db["job_views"]
         self.job_types_col = db["job_types"]
+        self.deliveries = db["webhook_deliveries"]
         self._job_types: tuple[float, dict[str, Document]] = (0.0, {})
 
     async def batch_view(self, batch_id: str) -> Document | None:
@@ -34,6 +36,11 @@ class ReadModels:
         """Ids of the tenant's batches whose view is in one of `statuses`."""
         query = {"tenant": tenant, "status": {"$in": statuses}}
         return [d["_id"] async for d in self.views.find(query, {"_id": 1})]
+
+    async def webhook_deliveries(self, batch_id: str, limit: int = 1000) -> list[Document]:
+        """The webhook deliveries of a batch (their ids start with `<batch id>:`)."""
+        query = {"_id": {"$gte": f"{batch_id}:", "$lt": f"{batch_id};"}}
+        return [d async for d in self.deliveries.find(query).limit(limit)]
 
     async def job_bucket(self, batch_id: str, bucket: int) -> dict[str, Document]:
         """The job views of one bucket (`j<k>` → view); empty if none was projected yet."""

@@ -15,3 +15,11 @@ EVENTS_PROJECTED = Counter(
 REPORTS_READY = Counter(
     "batchyard_reports_ready_total", "Final batch reports announced, by batch status", ["status"]
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "batchyard_webhook_attempts_total", "Webhook delivery attempts, by result", ["result"]
+)
+WEBHOOKS_DONE = Counter(
+    "batchyard_webhook_deliveries_total",
+    "Webhook deliveries that ended, by outcome (delivered or failed)",
+    ["outcome"],
+)

@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.envelope import Envelope
 from contracts.events import BatchCreated, BatchSnapshot, Event
+from contracts.vocabulary import Webhook
 from reporter.domain.projection import (
     BATCH_INITIAL,
     JOB_EVENTS,
@@ -87,6 +88,15 @@ class MongoProjectionStore:
         self._seq[batch_id] = max(self._seq[batch_id], sets.get("seq", 0))
         if len(self._seq) > 100_000:
             self._seq.clear()
+
+    async def webhooks_of(self, batch_id: str) -> tuple[list[Webhook], str] | None:
+        """The batch's webhooks and name, from its view; None before its creation is
+        projected."""
+        doc = await self.views.find_one({"_id": batch_id}, {"config": 1, "name": 1})
+        if doc is None or "config" not in doc:
+            return None
+        hooks = (doc["config"] or {}).get("notifications") or []
+        return [Webhook.model_validate(h) for h in hooks], str(doc.get("name") or "")
 
     async def _bucket(self, doc_id: str) -> dict[str, Any]:
         cached = self._buckets.get(doc_id)
