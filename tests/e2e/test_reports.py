@@ -122,7 +122,19 @@ async def test_export_zip_holds_the_batch_its_jobs_report_and_attempts(
     check_rows(batch_id, rows)
     report = json.loads(archive.read("report.json"))
     assert report["totals"] == {"total": 7, "completed": 5, "failed": 2}
-    events = [json.loads(line) for line in archive.read("events.jsonl").splitlines()]
+    lines = [json.loads(line) for line in archive.read("events.jsonl").splitlines()]
+    log = [e for e in lines if e["type"] == "batch_event"]
+    # the batch's own history first, oldest first: creation, submission, start, the end
+    kinds = [e["event"] for e in log]
+    assert kinds[0] == "BatchCreated", kinds
+    assert (
+        kinds.index("BatchSubmitted") < kinds.index("BatchStarted") < kinds.index("BatchCompleted")
+    ), kinds
+    assert "BatchProgress" not in kinds
+    assert log[-1]["status"] == "completed_with_errors"
+    assert [e["at"] for e in log] == sorted(e["at"] for e in log)
+    events = [e for e in lines if e["type"] == "job_attempt"]
+    assert len(lines) == len(log) + len(events)
     assert sorted(e["job_id"] for e in events) == sorted(f"{batch_id}.{i}" for i in range(7))
     assert {e["status"] for e in events if e["index"] in FAILED} == {"failed"}
     assert {e["status"] for e in events if e["index"] not in FAILED} == {"completed"}

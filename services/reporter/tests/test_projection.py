@@ -11,13 +11,16 @@ import pytest
 from contracts.codec import envelope_for
 from contracts.envelope import Envelope
 from contracts.events import (
+    BatchPauseRequested,
+    BatchProgress,
     JobCancelled,
     JobCompleted,
     JobFailed,
     JobRetryScheduled,
     JobStarted,
 )
-from reporter.domain.projection import JobEvent, fold_job
+from contracts.vocabulary import ProgressCounts
+from reporter.domain.projection import JobEvent, fold_job, log_entry
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -125,3 +128,20 @@ def test_every_attempt_is_recorded_with_its_error() -> None:
     }
     running = fold(history()[3:4])["attempts"]
     assert running == {"2": {"attempt": 2, "status": "running", "executor": "f", "started_at": T0}}
+
+
+def test_the_batch_log_keeps_commands_and_state_changes_but_not_progress() -> None:
+    pause = BatchPauseRequested(batch_id="b", requested_by="ann")
+    entry = log_entry(envelope_for(pause, producer="batch-api"), pause)
+    assert entry is not None
+    assert (entry["type"], entry["requested_by"], entry["producer"]) == (
+        "BatchPauseRequested",
+        "ann",
+        "batch-api",
+    )
+    progress = BatchProgress(batch_id="b", status="running", counts=ProgressCounts(total=1))
+    assert log_entry(envelope_for(progress, producer="scheduler"), progress) is None
+    started = JobStarted(
+        job_id="b.0", batch_id="b", attempt=1, executor_id="e", started_at=datetime.now(UTC)
+    )
+    assert log_entry(envelope_for(started, producer="executor"), started) is None

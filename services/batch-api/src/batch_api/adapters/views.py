@@ -1,7 +1,6 @@
-"""Read access to what other services project or announce: `batch_views` and `job_views`
-(the reporter's read models; job views in buckets of 1,000 read by `_id`) and `job_types`
-(announced by executors), and `webhook_deliveries` (the reporter's). The API never writes
-these."""
+"""Read access to what other services project or announce: the reporter's read models
+(`batch_views`, `job_views` in buckets of 1,000 read by `_id`, `batch_logs` and
+`webhook_deliveries`) and `job_types` (announced by executors). The API never writes these."""
 
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ class ReadModels:
         self.jobs = db["job_views"]
         self.job_types_col = db["job_types"]
         self.deliveries = db["webhook_deliveries"]
+        self.logs = db["batch_logs"]
         self._job_types: tuple[float, dict[str, Document]] = (0.0, {})
 
     async def batch_view(self, batch_id: str) -> Document | None:
@@ -36,6 +36,13 @@ class ReadModels:
         """Ids of the tenant's batches whose view is in one of `statuses`."""
         query = {"tenant": tenant, "status": {"$in": statuses}}
         return [d["_id"] async for d in self.views.find(query, {"_id": 1})]
+
+    async def batch_log(self, batch_id: str) -> list[Document]:
+        """The batch's event log (commands, state changes, deadlines, rollbacks), oldest
+        first."""
+        doc = await self.logs.find_one({"_id": batch_id}, {"events": 1})
+        entries = list(((doc or {}).get("events") or {}).values())
+        return sorted(entries, key=lambda e: (e.get("at"), e.get("seq", 0)))
 
     async def webhook_deliveries(self, batch_id: str, limit: int = 1000) -> list[Document]:
         """The webhook deliveries of a batch (their ids start with `<batch id>:`)."""

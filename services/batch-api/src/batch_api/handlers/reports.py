@@ -3,7 +3,8 @@ bucket by `_id` (the store scans on any other filter), and nothing holds the who
 
 - `report`: the summary (`domain.report.ReportTally`) as JSON.
 - `csv_rows`: one CSV line per job, after a header line.
-- `export_zip`: a ZIP written incrementally (batch.json, jobs.csv, report.json, events.jsonl)."""
+- `export_zip`: a ZIP written incrementally (batch.json, jobs.csv, report.json, and
+  events.jsonl: the batch's event log, then every job attempt)."""
 
 from __future__ import annotations
 
@@ -153,9 +154,14 @@ class ReportService:
         yield sink.drain()
 
     async def event_lines(self, found: Loaded) -> AsyncIterator[bytes]:
-        """The batch's history as far as the store keeps it: one line per job attempt, in job
-        then attempt order (no per-batch event log is stored yet)."""
+        """The batch's history: its event log (`batch_event` lines: commands with who sent
+        them, state changes, deadlines, rollbacks; oldest first), then one `job_attempt` line
+        per job attempt, in job then attempt order."""
         batch_id = found.doc["_id"]
+        for entry in await self.read_models.batch_log(batch_id):
+            record = {"type": "batch_event", "batch_id": batch_id, "event": entry.get("type")}
+            record |= {k: v for k, v in entry.items() if k != "type"}
+            yield orjson.dumps(record, default=str) + b"\n"
         async for row, view in self.jobs(found):
             attempts = (view or {}).get("attempts") or {}
             for number, attempt in sorted(attempts.items(), key=lambda kv: int(kv[0])):

@@ -24,18 +24,21 @@ from reporter.domain.projection import (
     batch_dynamic,
     batch_static,
     fold_job,
+    log_entry,
 )
 from servicekit.buckets import bucket_id, bucket_of
 from servicekit.store import Document
 
 BATCH_VIEWS = "batch_views"
 JOB_VIEWS = "job_views"
+BATCH_LOGS = "batch_logs"
 
 
 class MongoProjectionStore:
     def __init__(self, db: AsyncDatabase[Document], cached_buckets: int = 64) -> None:
         self.views = db[BATCH_VIEWS]
         self.jobs = db[JOB_VIEWS]
+        self.logs = db[BATCH_LOGS]
         self._seq: dict[str, int] = {}
         self._buckets: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cached_buckets = cached_buckets
@@ -50,7 +53,13 @@ class MongoProjectionStore:
         dynamic: dict[str, dict[str, Any]] = {}
         jobs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         tenants: dict[str, str] = {}
+        logs: dict[str, dict[str, Any]] = defaultdict(dict)
         for env, event in items:
+            entry = log_entry(env, event)
+            if entry is not None:
+                batch_id = event.batch_id  # type: ignore[attr-defined]
+                logs[batch_id][f"events.{env.event_id}"] = entry
+                logs[batch_id]["tenant"] = env.tenant
             if isinstance(event, BatchCreated):
                 static[event.batch_id] |= batch_static(env, event)
             elif isinstance(event, BatchSnapshot):
@@ -68,6 +77,9 @@ class MongoProjectionStore:
             await self._write_batch(batch_id, static.get(batch_id, {}), dynamic.get(batch_id))
         for doc_id, views in jobs.items():
             await self._write_bucket(doc_id, tenants[doc_id], views)
+        for batch_id, sets in logs.items():
+            # keyed by event id: a replayed event sets the same entry again
+            await self.logs.update_one({"_id": batch_id}, {"$set": sets}, upsert=True)
 
     async def _write_batch(
         self, batch_id: str, static: dict[str, Any], dynamic: dict[str, Any] | None

@@ -12,17 +12,37 @@ from typing import Any
 
 from contracts.envelope import Envelope
 from contracts.events import (
+    BackupCreated,
+    BackupValidated,
     BatchCreated,
+    BatchItemsAdded,
+    BatchProgress,
+    BatchReportReady,
     BatchSnapshot,
+    Event,
+    ExecutorHeartbeat,
     JobCancelled,
     JobCompleted,
+    JobDispatched,
     JobFailed,
+    JobProgress,
     JobRetryScheduled,
     JobStarted,
 )
 
 JobEvent = JobStarted | JobCompleted | JobFailed | JobRetryScheduled | JobCancelled
 JOB_EVENTS = (JobStarted, JobCompleted, JobFailed, JobRetryScheduled, JobCancelled)
+NOT_LOGGED = (
+    BatchProgress,
+    BatchItemsAdded,
+    BackupCreated,
+    BackupValidated,
+    BatchReportReady,
+    ExecutorHeartbeat,
+    JobDispatched,
+    JobProgress,
+    *JOB_EVENTS,
+)
 BATCH_INITIAL: dict[str, Any] = {"status": "queued", "seq": 0, "counts": {"total": 0}}
 
 # JobCancelled ends an attempt that was waiting to be retried or whose executor vanished.
@@ -167,3 +187,37 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
     for name in _JOB_FIELDS:
         fields.setdefault(name, None)
     return fields
+
+
+# The per-batch event log: what happened to a batch as a whole (commands and who sent them,
+# state changes, deadlines, rollbacks). Progress updates and job events are left out: the
+# first are frequent and carry nothing new, the second have their own views (attempts).
+_LOGGED_FIELDS = (
+    "status",
+    "outcome",
+    "requested_by",
+    "reason",
+    "job_id",
+    "job_ids",
+    "rollback_id",
+    "dry_run",
+    "compensated_jobs",
+    "priority",
+    "deadline",
+    "action",
+)
+
+
+def log_entry(env: Envelope, event: Event) -> dict[str, Any] | None:
+    """The batch log's entry for `event`, or None if it is not logged."""
+    if isinstance(event, NOT_LOGGED) or not hasattr(event, "batch_id"):
+        return None
+    data = event.model_dump(mode="json", include=set(_LOGGED_FIELDS))
+    entry: dict[str, Any] = {
+        "type": event.TYPE,
+        "at": env.occurred_at,
+        "producer": env.producer,
+        "seq": env.seq,
+    }
+    entry |= {k: v for k, v in data.items() if v not in (None, [], "")}
+    return entry
