@@ -151,6 +151,8 @@ def stack(kafka_bootstrap: str, mongodb_server: str) -> Iterator[Stack]:
                 # webhooks likewise; their retries back off from 0.2 s so tests stay short
                 "BATCHYARD_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
                 "BATCHYARD_WEBHOOK_BACKOFF_S": "0.2",
+                # a cap a test can exceed with one inline batch
+                "BATCHYARD_API_MAX_EXPORT_JOBS": "5000",
             },
             timeout=120,
         )

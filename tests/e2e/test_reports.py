@@ -153,3 +153,27 @@ async def test_another_tenants_batch_is_not_found(api: httpx.AsyncClient, stack:
         response = await api.get(f"/v1/batches/{batch_id}/{path}", headers=other)
         assert response.status_code == 404, (path, response.text)
         assert response.json()["detail"] == f"no batch {batch_id}"
+
+
+async def test_an_export_over_the_cap_is_refused_with_the_way_out(api: httpx.AsyncClient) -> None:
+    # the e2e stack caps exports at 5,000 jobs (BATCHYARD_API_MAX_EXPORT_JOBS)
+    response = await api.post(
+        "/v1/batches",
+        json={
+            "name": "too big to export",
+            "job_type": "demo.sleep",
+            "items": [{}] * 5001,
+            "draft": True,
+        },
+    )
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["id"]
+    for path in (f"/v1/batches/{batch_id}/export", f"/v1/batches/{batch_id}/report?format=csv"):
+        refused = await api.get(path)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        problem = refused.json()
+        assert (problem["jobs"], problem["limit"]) == (5001, 5000)
+        assert f"/v1/batches/{batch_id}/jobs" in problem["detail"]
+    # the JSON report is a summary, not an export: still served
+    assert (await api.get(f"/v1/batches/{batch_id}/report")).status_code == 200

@@ -27,6 +27,9 @@ class BucketViews:
     def __init__(self) -> None:
         self.reads: list[int] = []
 
+    async def batch_log(self, batch_id: str) -> list[dict[str, Any]]:
+        return [{"type": "BatchCreated", "at": "2026-11-24T00:00:00Z", "seq": 0}]
+
     async def job_bucket(self, batch_id: str, bucket: int) -> dict[str, dict[str, Any]]:
         self.reads.append(bucket)
         views: dict[str, dict[str, Any]] = {}
@@ -80,5 +83,7 @@ async def test_export_streams_in_chunks_and_reads_back() -> None:
     assert report["totals"] == {"total": TOTAL, "completed": 4860, "failed": 540, "pending": 100}
     assert report["metrics"] == {"removed": 4860 * 2}
     assert report["failed_count"] == 540
-    assert len(archive.read("events.jsonl").splitlines()) == TOTAL - 100
+    lines = archive.read("events.jsonl").splitlines()
+    assert b"batch_event" in lines[0]
+    assert len(lines) == 1 + TOTAL - 100  # the log, then one line per attempt
     assert json.loads(archive.read("batch.json"))["id"] == "b_1"

@@ -88,6 +88,12 @@ class ApiSettings(ServiceSettings):
         validation_alias=AliasChoices("BATCHYARD_API_MAX_BODY_BYTES"),
         description="larger request bodies are refused with 413",
     )
+    max_export_jobs: int = Field(
+        default=1_000_000,
+        ge=1,
+        validation_alias=AliasChoices("BATCHYARD_API_MAX_EXPORT_JOBS"),
+        description="exports and CSV reports of larger batches are refused with 422",
+    )
 
 
 def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None) -> FastAPI:
@@ -144,7 +150,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.jobs = job_service
     app.state.live = LiveEvents(service, feed)
     app.state.read_models = read_models
-    app.state.reports = ReportService(service, read_models)
+    app.state.reports = ReportService(service, read_models, settings.max_export_jobs)
     app.state.templates = templates
     app.state.schedules = schedules
     app.state.webhook_signing_key = settings.webhook_signing_key

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from batch_api.adapters.views import ReadModels
+from batch_api.api.problems import Problem
 from batch_api.domain.analytics import BatchAnalyticsTally, StatsTally
 from batch_api.domain.lifecycle import status_of
 from batch_api.domain.principal import Principal
@@ -36,10 +37,26 @@ CSV_COLUMNS = ("job_id", "index", "status", "attempt", "duration_s", "error_clas
 class ReportService:
     batches: BatchService
     read_models: ReadModels
+    max_export_jobs: int = 1_000_000
 
     async def load(self, batch_id: str, who: Principal) -> Loaded:
         """The batch if the caller may see it; a 404 problem otherwise."""
         return await self.batches.load(batch_id, who)
+
+    def check_export_size(self, found: Loaded, what: str) -> None:
+        """A 422 problem if the batch has more jobs than an export may hold."""
+        total = int(found.doc.get("total") or 0)
+        if total > self.max_export_jobs:
+            raise Problem(
+                422,
+                "Export too large",
+                f"the batch has {total:,} jobs; a {what} holds at most "
+                f"{self.max_export_jobs:,}. Page through GET /v1/batches/{found.doc['_id']}/jobs "
+                "instead, or ask the operator to raise BATCHYARD_API_MAX_EXPORT_JOBS",
+                kind="export-too-large",
+                jobs=total,
+                limit=self.max_export_jobs,
+            )
 
     async def jobs(self, found: Loaded) -> AsyncIterator[tuple[JobRow, dict[str, Any] | None]]:
         """(row, view) of every job of the batch in index order; jobs never started have no

@@ -48,6 +48,7 @@ async def get_report(
         format is None and "text/csv" in request.headers.get("accept", "")
     )
     if wants_csv:
+        reports.check_export_size(found, "CSV report")
         return StreamingResponse(
             reports.csv_lines(found),
             media_type="text/csv; charset=utf-8",
@@ -62,8 +63,10 @@ async def get_report(
     responses={200: {"content": {"application/zip": {}}, "description": "a ZIP archive"}},
 )
 async def export_batch(batch_id: str, who: CurrentPrincipal, reports: Reports) -> StreamingResponse:
-    """A ZIP with batch.json, jobs.csv, report.json and events.jsonl, written as it streams."""
+    """A ZIP with batch.json, jobs.csv, report.json and events.jsonl, written as it streams.
+    A batch with more jobs than the deployment's export cap is a 422."""
     found = await reports.load(batch_id, who)
+    reports.check_export_size(found, "ZIP export")
     return StreamingResponse(
         reports.export_zip(found),
         media_type="application/zip",
