@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from batch_api.template_schemas import Instantiate, TemplateSpec, User, Visibility
+from batch_api.schemas import User, Visibility
+from batch_api.template_schemas import Instantiate, TemplateSpec
 from contracts.cron import valid_cron
 
 Overlap = Literal["skip", "queue", "cancel_previous"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.vocabulary import PRIORITY_LEVELS, BatchConfig, BatchStatus, PriorityName
 
@@ -16,6 +16,9 @@ MAX_INLINE_ITEMS = 10_000
 
 
 Tag = Annotated[str, Field(min_length=1, max_length=100)]
+# Who sees a shared resource (a batch, a template, a schedule): see `domain.sharing`.
+Visibility = Literal["private", "tenant"]
+User = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Priority = PriorityName | Annotated[int, Field(ge=1, le=10)]
 
 
@@ -36,6 +39,12 @@ class BatchCreate(BaseModel):
     )
     draft: bool = False
     config: BatchConfig = BatchConfig()
+    visibility: Visibility = Field(
+        default="tenant",
+        description="`tenant`: everyone in the tenant sees it; `private`: its owner, the "
+        "users in `shared_with` and the tenant's admins.",
+    )
+    shared_with: list[User] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")
     def _items_unless_draft(self) -> BatchCreate:
@@ -55,6 +64,10 @@ class BatchUpdate(BaseModel):
     priority: Priority | None = None
     deadline: datetime | None = None
     config: BatchConfig | None = None
+    visibility: Visibility | None = Field(
+        default=None, description="Only the owner or an admin may change who sees a batch."
+    )
+    shared_with: list[User] | None = Field(default=None, max_length=100)
 
 
 class RollbackBody(BaseModel):
@@ -132,6 +145,8 @@ class BatchPublic(BaseModel):
         default=False,
         description="At its current throughput the batch would finish after its deadline.",
     )
+    visibility: Visibility = "tenant"
+    shared_with: list[str] = Field(default_factory=list)
 
 
 MAX_PAGE = 500

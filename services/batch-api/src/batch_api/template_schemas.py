@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-from batch_api.schemas import MAX_INLINE_ITEMS, Priority, Tag
+from batch_api.schemas import MAX_INLINE_ITEMS, Priority, Tag, User, Visibility
 from contracts.vocabulary import BatchConfig
-
-Visibility = Literal["private", "tenant"]
-User = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class TemplateSpec(BaseModel):

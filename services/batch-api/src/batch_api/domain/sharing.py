@@ -1,6 +1,9 @@
-"""Who may see and change a shared resource (a template or a schedule): its owner, the users
-it is shared with (`shared_with`, see only), the tenant's admins, and everyone in the tenant
-when its `visibility` is `tenant` (see only). Never anyone of another tenant."""
+"""Who may see and change a shared resource (a batch, a template or a schedule): its owner,
+the users it is shared with (`shared_with`: they see it; operators among them may act on a
+batch), the tenant's admins, and everyone in the tenant when its `visibility` is `tenant`.
+Never anyone of another tenant. Only the owner and admins change a resource's sharing.
+Templates and schedules are private unless said otherwise; batches are visible to their
+tenant unless made private (and batches stored before visibility existed are too)."""
 
 from __future__ import annotations
 
@@ -10,15 +13,32 @@ from typing import Any
 from batch_api.domain.principal import Principal
 
 
-def may_see(doc: dict[str, Any], who: Principal) -> bool:
+def may_see(doc: dict[str, Any], who: Principal, default: str = "private") -> bool:
     if doc.get("tenant") != who.tenant:
         return False
     return (
         who.may("admin")
         or doc.get("owner") == who.user
-        or doc.get("visibility") == "tenant"
+        or doc.get("visibility", default) == "tenant"
         or who.user in (doc.get("shared_with") or [])
     )
+
+
+def may_see_batch(doc: dict[str, Any], who: Principal) -> bool:
+    return may_see(doc, who, default="tenant")
+
+
+def visible_batches_query(who: Principal) -> dict[str, Any] | None:
+    """The store filter that keeps the batches `who` may see (None: all of the tenant's)."""
+    if who.may("admin"):
+        return None
+    return {
+        "$or": [
+            {"visibility": {"$ne": "private"}},
+            {"owner": who.user},
+            {"shared_with": who.user},
+        ]
+    }
 
 
 def may_change(doc: dict[str, Any], who: Principal) -> bool:

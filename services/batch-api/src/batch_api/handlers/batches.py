@@ -36,6 +36,7 @@ from batch_api.domain.dependencies import (
 from batch_api.domain.lifecycle import UNSUBMITTED, status_of
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
+from batch_api.domain.sharing import may_see_batch, visible_batches_query
 from batch_api.schemas import (
     BatchCreate,
     BatchFilters,
@@ -133,6 +134,8 @@ class BatchService:
             "chunk_first": {str(c): first for c, first in enumerate(starts)},
             "created_at": now,
             "phase": "draft" if body.draft else "submitted",
+            "visibility": body.visibility,
+            "shared_with": body.shared_with,
         }
         if not body.draft:
             doc |= {"submitted_at": now, "submission": "publishing"}
@@ -385,7 +388,7 @@ class BatchService:
         """The batch's registry document, view and status; a 404 problem if the caller's
         tenant has no such batch (another tenant's batch is not found, not forbidden)."""
         doc = await self.registry.get(batch_id)
-        if doc is None or doc["tenant"] != who.tenant:
+        if doc is None or not may_see_batch(doc, who):
             raise Problem(404, "Not found", f"no batch {batch_id}")
         view = None
         if doc.get("phase", "submitted") == "submitted":
@@ -403,6 +406,9 @@ class BatchService:
         continues after the last one returned (None on the last page)."""
         before = _decode_cursor(cursor) if cursor else None
         query = await self._list_query(who.tenant, filters)
+        visible = visible_batches_query(who)
+        if visible is not None:
+            query = {"$and": [query, visible]}
         docs = await self.registry.find(query, limit + 1, before)
         page = docs[:limit]
         views = await self.read_models.batch_views_by_id([d["_id"] for d in page])
@@ -500,6 +506,8 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
         reason=view.get("reason") or _waiting_reason(status, doc, waiting_for),
         waiting_for=waiting_for,
         deadline_at_risk=bool(view.get("deadline_at_risk")),
+        visibility=doc.get("visibility", "tenant"),
+        shared_with=doc.get("shared_with") or [],
     )
 
 

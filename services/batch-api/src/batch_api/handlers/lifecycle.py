@@ -22,6 +22,7 @@ from batch_api.domain.lifecycle import (
     may_delete,
 )
 from batch_api.domain.principal import Principal, Role
+from batch_api.domain.sharing import may_change
 from batch_api.handlers.batches import CHUNK_SIZE, BatchService, Loaded, public_batch
 from batch_api.schemas import (
     MAX_BULK,
@@ -220,6 +221,8 @@ class BatchLifecycle:
             deadline=doc.get("deadline"),
             config=BatchConfig.model_validate(doc["config"]),
             draft=True,
+            visibility=doc.get("visibility", "tenant"),
+            shared_with=doc.get("shared_with") or [],
         )
         copy, _ = await self.batches.create(body, who, None)
         items: list[dict[str, Any]] = []
@@ -255,7 +258,15 @@ class BatchLifecycle:
                 batch_id, who.tenant, body.config, submitting=False
             )
             changes["config"] = body.config.model_dump(mode="json")
-        for required in ("name", "tags", "priority", "description"):
+        sharing = "visibility" in changes or "shared_with" in changes
+        if sharing and not may_change(found.doc, who):
+            raise Problem(
+                403,
+                "Forbidden",
+                "only the batch's owner or an admin may change who sees it",
+                kind="forbidden",
+            )
+        for required in ("name", "tags", "priority", "description", "visibility", "shared_with"):
             if required in changes and changes[required] is None:
                 raise Problem(422, "Invalid request", f"{required}: may not be null")
         if changes:

@@ -22,6 +22,7 @@ from batch_api.adapters.live import LiveFeed, Subscription
 from batch_api.domain.lifecycle import TERMINAL
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
+from batch_api.domain.sharing import may_see_batch
 from batch_api.handlers.batches import BatchService, public_batch
 from batch_api.schemas import BatchPublic
 from contracts.envelope import Envelope
@@ -150,7 +151,19 @@ class LiveEvents:
 
     async def tenant_stream(self, who: Principal) -> AsyncIterator[bytes]:
         sub = self.feed.subscribe(who.tenant, None)
-        return self._follow(sub, StreamState(), [], end_when_terminal=None)
+        seen: dict[str, bool] = {}
+
+        async def visible(batch_id: str) -> bool:
+            """Whether `who` may see the batch (remembered per stream: sharing changes
+            rarely, and a new stream asks again)."""
+            if batch_id not in seen:
+                doc = await self.batches.registry.get(batch_id)
+                seen[batch_id] = doc is not None and may_see_batch(doc, who)
+                if len(seen) > 10_000:
+                    seen.pop(next(iter(seen)))
+            return seen[batch_id]
+
+        return self._follow(sub, StreamState(), [], end_when_terminal=None, visible=visible)
 
     async def _follow(
         self,
@@ -159,6 +172,7 @@ class LiveEvents:
         first: list[bytes],
         end_when_terminal: str | None,
         refresh: Callable[[], Awaitable[tuple[list[bytes], bool]]] | None = None,
+        visible: Callable[[str], Awaitable[bool]] | None = None,
     ) -> AsyncIterator[bytes]:
         per_batch = end_when_terminal is not None
         quiet_s = 0.0
@@ -187,6 +201,9 @@ class LiveEvents:
                         yield b": keep-alive\n\n"
                     continue
                 quiet_s = 0.0
+                batch_id = getattr(event, "batch_id", None)
+                if visible is not None and batch_id is not None and not await visible(batch_id):
+                    continue
                 for frame in state.frames(env, event):
                     yield frame
                 final = _final_status(state, env, event) if per_batch else None
