@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from stack_support import Stack
@@ -27,7 +28,9 @@ def kill_9(stack: Stack, name: str) -> None:
     os.kill(record.pid, signal.SIGKILL)
 
 
-def restart(stack: Stack, name: str, kafka_bootstrap: str) -> None:
+def restart(
+    stack: Stack, name: str, kafka_bootstrap: str, extra_env: Mapping[str, str] | None = None
+) -> None:
     for _ in range(50):
         if not processes.is_running(name, stack.run_dir):
             break
@@ -41,5 +44,5 @@ def restart(stack: Stack, name: str, kafka_bootstrap: str) -> None:
         kafka_bootstrap=kafka_bootstrap,
         mongodb_url=stack.mongodb_url,
         admin_key=None,
-        extra_env=env_of(stack),
+        extra_env={**env_of(stack), **(extra_env or {})},
     )

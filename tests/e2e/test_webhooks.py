@@ -6,76 +6,25 @@ listed with its attempts."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
 import pytest
 from jobs_support import wait_for_status
+from webhook_support import Receiver, receiving
 
 from servicekit.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, verify
 
 pytestmark = pytest.mark.e2e
 
 
-class Receiver(ThreadingHTTPServer):
-    """`POST /hook/<name>?fail=N&status=S`: answers S to the first N requests to <name>, then
-    204. Every request is kept (headers and raw body)."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.hits: Counter[str] = Counter()
-        self.received: list[tuple[str, dict[str, str], bytes, int]] = []
-        self.lock = threading.Lock()
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def url(self, name: str, **query: Any) -> str:
-        tail = "&".join(f"{k}={v}" for k, v in query.items())
-        return f"http://127.0.0.1:{self.port}/hook/{name}" + (f"?{tail}" if tail else "")
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        parts = urlsplit(self.path)
-        name = parts.path.rsplit("/", 1)[-1]
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        with self.server.lock:
-            self.server.hits[name] += 1
-            failing = self.server.hits[name] <= int(query.get("fail", 0))
-            status = int(query.get("status", 503)) if failing else 204
-            self.server.received.append((name, dict(self.headers.items()), body, status))
-        self.send_response(status)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with receiving() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def settled_deliveries(
