@@ -3,6 +3,7 @@ and roll back from the detail page with the dry-run plan shown first."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from browser_support import create_batch, get_batch, screenshots, sign_in, wait_status
 from playwright.sync_api import Page, expect
@@ -77,3 +78,43 @@ def test_rollback_from_detail_shows_the_dry_run_plan_first(page: Page, stack: St
     expect(page.locator("#b-status")).to_contain_text("rollback failed", timeout=30_000)
     assert get_batch(stack, batch["id"])["status"] == "rollback_failed"
     screenshots(page, "detail-rollback-failed")
+
+
+def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) -> None:
+    templates = [
+        {"name": "Welcome", "category": "mail", "body": "Hello {{name}}, welcome aboard."},
+        {"name": "welcome", "category": "mail", "body": "Hi {{name}}! Glad you joined us."},
+    ]
+    imported = httpx.post(
+        f"{stack.url}/v1/library/templates/import",
+        json={"templates": templates},
+        headers=stack.headers,
+        timeout=30,
+    )
+    assert imported.status_code == 201, imported.text
+    ids = imported.json()["ids"]
+    started = httpx.post(
+        f"{stack.url}/v1/library/consolidations",
+        json={"template_ids": ids, "conflict_resolution": "interactive"},
+        headers=stack.headers,
+        timeout=30,
+    )
+    assert started.status_code == 201, started.text
+    batch_id = started.json()["batch_id"]
+    wait_status(stack, batch_id, "completed_with_errors")
+    sign_in(page, stack.admin_key)
+    page.goto(f"/batches/{batch_id}")
+    card = page.get_by_role("article", name="Conflict over the name Welcome")
+    expect(card).to_be_visible(timeout=15_000)
+    expect(card.locator(".body-preview")).to_have_count(2)
+    expect(card).to_contain_text("Glad you joined us.")
+    screenshots(page, "detail-conflict")
+    card.get_by_role("button", name=f"Keep {ids[1]}").click()
+    expect(page.locator("#toasts")).to_contain_text(f"{ids[1]} keeps the name")
+    expect(page.locator("#conflicts-section")).to_be_hidden()
+    # the parked job runs again with the decision and the batch completes, without a reload
+    expect(page.locator("#b-status")).to_contain_text("completed", timeout=60_000)
+    expect(page.locator("#b-status")).not_to_contain_text("errors")
+    kept = httpx.get(f"{stack.url}/v1/library/templates/{ids[1]}", headers=stack.headers)
+    assert kept.json()["status"] == "active"
+    screenshots(page, "detail-conflict-decided")

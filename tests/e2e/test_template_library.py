@@ -101,6 +101,12 @@ async def test_an_interactive_conflict_waits_for_a_decision(
     conflict_id = views[0]["error_message"].rsplit(": ", 1)[1]
     conflict = (await api.get(f"/v1/library/conflicts/{conflict_id}")).json()
     assert conflict["status"] == "awaiting_decision"
+    listed = await api.get("/v1/library/conflicts", params={"batch_id": batch_id})
+    assert [c["id"] for c in listed.json()] == [conflict_id]
+    waiting = {"batch_id": batch_id, "status": "awaiting_decision"}
+    assert len((await api.get("/v1/library/conflicts", params=waiting)).json()) == 1
+    unknown = await api.get("/v1/library/conflicts", params={"batch_id": "b_none"})
+    assert unknown.status_code == 404
     assert sorted(conflict["template_ids"]) == sorted(ids)
     wrong = await api.post(
         f"/v1/library/conflicts/{conflict_id}/decision", json={"keep": "t_other"}
@@ -109,6 +115,8 @@ async def test_an_interactive_conflict_waits_for_a_decision(
     decided = await api.post(f"/v1/library/conflicts/{conflict_id}/decision", json={"keep": ids[1]})
     assert decided.status_code == 202, decided.text
     await wait_for_status(api, batch_id, {"completed"}, 60)
+    waiting_now = await api.get("/v1/library/conflicts", params=waiting)
+    assert waiting_now.json() == []
     for _ in range(20):
         kept = (await api.get(f"/v1/library/templates/{ids[1]}")).json()
         other = (await api.get(f"/v1/library/templates/{ids[0]}")).json()

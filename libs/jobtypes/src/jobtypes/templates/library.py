@@ -82,6 +82,12 @@ class TemplateLibrary:
     async def conflict(self, conflict_id: str) -> Document | None:
         return await self.conflicts.find_one({"_id": conflict_id})
 
+    async def conflicts_of(self, batch_id: str, limit: int = 500) -> list[Document]:
+        """The conflicts a batch parked, oldest first (conflicts are few: the scan this
+        filter costs stays small)."""
+        docs = [d async for d in self.conflicts.find({"batch_id": batch_id}).limit(limit)]
+        return sorted(docs, key=lambda d: (d.get("created_at"), d["_id"]))
+
     async def decide(self, conflict_id: str, keep: str, by: str, at: datetime) -> Document | None:
         await self.conflicts.update_one(
             {"_id": conflict_id},

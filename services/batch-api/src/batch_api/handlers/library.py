@@ -203,6 +203,14 @@ class LibraryService:
         await self.batches.get(doc["batch_id"], who)  # 404 for another tenant's batch
         return _conflict_public(doc)
 
+    async def conflicts(
+        self, batch_id: str, who: Principal, status: str | None
+    ) -> list[ConflictPublic]:
+        """The conflicts the batch parked (404 for a batch the caller may not see)."""
+        await self.batches.get(batch_id, who)
+        docs = await self.library.conflicts_of(batch_id)
+        return [_conflict_public(d) for d in docs if status is None or d["status"] == status]
+
     async def decide(self, conflict_id: str, keep: str, who: Principal) -> ConflictPublic:
         """Records the decision and retries the parked job, which applies it."""
         _may_write(who)

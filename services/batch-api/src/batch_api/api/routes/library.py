@@ -121,6 +121,17 @@ async def start_consolidation(
     return created
 
 
+@router.get("/conflicts", response_model=list[ConflictPublic])
+async def list_conflicts(
+    who: CurrentPrincipal,
+    library: Library,
+    batch_id: Annotated[str, Query(min_length=1, max_length=100)],
+    status: Annotated[Literal["awaiting_decision", "decided"] | None, Query()] = None,
+) -> list[ConflictPublic]:
+    """The conflicts a consolidation batch parked for a person's decision, oldest first."""
+    return await library.conflicts(batch_id, who, status)
+
+
 @router.get("/conflicts/{conflict_id}", response_model=ConflictPublic)
 async def get_conflict(conflict_id: str, who: CurrentPrincipal, library: Library) -> ConflictPublic:
     return await library.conflict(conflict_id, who)

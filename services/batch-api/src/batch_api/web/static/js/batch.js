@@ -98,6 +98,60 @@ async function loadBatch() {
   shownStatus ??= batch.status;
   renderBatch();
   analytics(batch.status);
+  if (batch.job_type === "templates.consolidate") refreshConflicts();
+}
+
+// Conflicts a consolidation parked for a person: same name, different bodies. Read again
+// only when the batch's status or failure count changes (a parked job fails until decided).
+let conflictsKey = null;
+function refreshConflicts() {
+  const key = `${batch.status}:${batch.progress.failed}`;
+  if (key === conflictsKey) return;
+  conflictsKey = key;
+  loadConflicts().catch((error) => toast(errorText(error), "error"));
+}
+
+async function loadConflicts() {
+  const waiting = await api(`/v1/library/conflicts?batch_id=${encodeURIComponent(id)}&status=awaiting_decision`);
+  $("#conflicts-section").hidden = waiting.length === 0;
+  const cards = await Promise.all(waiting.map(conflictCard));
+  $("#conflicts").replaceChildren(...cards);
+}
+
+async function conflictCard(conflict) {
+  const templates = await Promise.all(
+    conflict.template_ids.map((tid) => api(`/v1/library/templates/${encodeURIComponent(tid)}`).catch(() => ({ id: tid }))),
+  );
+  const options = templates.map((t) =>
+    h("li", { class: "conflict-option" },
+      h("div", { class: "meta" }, h("code", {}, t.id), t.category ? h("span", {}, t.category) : null,
+        t.updated_at ? h("span", {}, `updated ${fmtTime(t.updated_at)}`) : null),
+      h("pre", { class: "body-preview" }, (t.body ?? "(not found)").slice(0, 600)),
+      mayOperate()
+        ? h("button", { type: "button", onclick: (ev) => decide(conflict, t.id, ev.currentTarget) }, `Keep ${t.id}`)
+        : null,
+    ),
+  );
+  return h("article", { class: "card conflict", "aria-label": `Conflict over the name ${conflict.name}` },
+    h("h3", {}, `“${conflict.name}”`, h("span", { class: "muted" }, ` · ${conflict.template_ids.length} templates · job ${conflict.job_id}`)),
+    h("ul", { class: "conflict-options" }, ...options),
+  );
+}
+
+async function decide(conflict, keep, button) {
+  button.disabled = true;
+  try {
+    const before = batch.status;
+    await api(`/v1/library/conflicts/${encodeURIComponent(conflict.id)}/decision`, { method: "POST", body: { keep } });
+    toast(`Decided: ${keep} keeps the name “${conflict.name}”; its job runs again.`, "ok");
+    addTimeline(new Date().toISOString(), `conflict “${conflict.name}” decided`, null);
+    conflictsKey = null;
+    await loadConflicts();
+    watchAfter(before);
+  } catch (error) {
+    toast(errorText(error), "error");
+    button.disabled = false;
+  }
 }
 
 function jobDetail(job) {
