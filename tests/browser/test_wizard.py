@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from browser_support import (
     Console,
@@ -130,3 +131,46 @@ def test_wizard_shows_errors_next_to_the_field(page: Page, stack: Stack, console
     expect(page.locator("#e-items")).to_contain_text("colour")
     expect(page.locator(".step[data-step='2']")).to_be_visible()
     screenshots(page, "wizard-server-error")
+
+
+def test_wizard_schedules_the_batch_with_its_next_runs_shown(
+    page: Page, stack: Stack, console: Console
+) -> None:
+    sign_in(page, stack.admin_key)
+    page.goto("/new")
+    page.get_by_label("Name").fill("nightly from the wizard")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Job type").select_option("demo.sleep")
+    page.get_by_label("How many items like this").fill("3")
+    page.get_by_role("button", name="Add items").click()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Next").click()
+
+    page.get_by_label("On a schedule").check()
+    page.get_by_label("Timezone").fill("Europe/Berlin")
+    page.get_by_label("Cron expression").fill("30 2 * * 1-5")
+    runs = page.locator("#next-runs li")
+    expect(runs).to_have_count(5)
+    expect(runs.first).to_contain_text("02:30")
+    expect(runs.first).to_contain_text(re.compile(r"Mon|Tue|Wed|Thu|Fri"))
+    # a bad expression is named next to the field, and nothing is listed
+    console.allow(r"status of 422")
+    page.get_by_label("Cron expression").fill("61 * * * *")
+    expect(page.locator("#e-cron")).to_contain_text("not a cron expression")
+    expect(runs).to_have_count(0)
+    page.get_by_label("Cron expression").fill("30 2 * * 1-5")
+    expect(runs).to_have_count(5)
+    screenshots(page, "wizard-4-schedule")
+    page.get_by_role("button", name="Create schedule").click()
+
+    page.wait_for_url(re.compile(r"/schedules"))
+    expect(page.get_by_text("nightly from the wizard")).to_be_visible()
+    found = httpx.get(
+        f"{stack.url}/v1/schedules", params={"q": "nightly from the wizard"}, headers=stack.headers
+    ).json()["items"]
+    assert len(found) == 1
+    schedule = found[0]
+    assert (schedule["cron"], schedule["timezone"]) == ("30 2 * * 1-5", "Europe/Berlin")
+    assert schedule["spec"]["job_type"] == "demo.sleep"
+    assert len(schedule["spec"]["items"]) == 3
+    assert console.unexpected() == []

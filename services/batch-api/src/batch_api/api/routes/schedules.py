@@ -3,11 +3,14 @@ run times), change, enable, disable, delete, trigger now, and the run history.""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field, ValidationError
 
 from batch_api.api.deps import CurrentPrincipal
+from batch_api.api.problems import Problem
 from batch_api.handlers.schedules import ScheduleService
 from batch_api.schedule_schemas import (
     ScheduleCreate,
@@ -17,6 +20,7 @@ from batch_api.schedule_schemas import (
     ScheduleRuns,
     ScheduleUpdate,
 )
+from contracts.cron import next_times
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 MAX_PAGE = 500
@@ -54,6 +58,38 @@ async def list_schedules(
 ) -> SchedulePage:
     """Schedules the caller may see, newest first."""
     return await schedules.page(who, enabled=enabled, q=q, limit=limit, cursor=cursor)
+
+
+class CronPreview(BaseModel):
+    cron: str
+    timezone: str
+    next_runs: list[datetime] = Field(description="The next run times, in UTC.")
+
+
+@router.get("/preview", response_model=CronPreview)
+async def preview_cron(
+    who: CurrentPrincipal,
+    cron: Annotated[str, Query(min_length=1, max_length=100, examples=["0 3 * * 1-5"])],
+    timezone: Annotated[str, Query(max_length=100)] = "UTC",
+    count: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> CronPreview:
+    """When a schedule with this cron expression and timezone would run next (a 422 problem
+    for an expression or timezone that is not valid): what a form shows while one types."""
+    try:
+        checked = ScheduleCreate.model_validate(
+            {"name": "preview", "cron": cron, "timezone": timezone, "template_id": "preview"}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Problem(
+            422,
+            "Invalid schedule",
+            str(first["msg"]).removeprefix("Value error, "),
+            kind="invalid-request",
+            errors=[{"loc": ["query", *first["loc"]], "msg": first["msg"]}],
+        ) from exc
+    runs = next_times(checked.cron, checked.timezone, datetime.now(UTC), count)
+    return CronPreview(cron=checked.cron, timezone=checked.timezone, next_runs=runs)
 
 
 @router.get("/{schedule_id}", response_model=SchedulePublic)

@@ -270,9 +270,85 @@ function showServerErrors(error) {
   }
 }
 
+// The review step's "When": start now, or create a schedule that makes this batch on a cron
+// expression (POST /v1/schedules with the batch as its spec), its next runs shown as one types.
+function scheduled() {
+  return form.elements.when?.value === "schedule";
+}
+
+function onWhen() {
+  $("#schedule-fields").hidden = !scheduled();
+  $("#start").textContent = scheduled() ? "Create schedule" : "Start now";
+  if (scheduled()) previewSoon();
+}
+
+let previewTimer = null;
+function previewSoon() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(preview, 300);
+}
+
+function inZoneText(iso, timeZone) {
+  try {
+    return new Intl.DateTimeFormat("en-GB", {
+      timeZone, weekday: "short", year: "numeric", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+    }).format(new Date(iso));
+  } catch {
+    return iso;
+  }
+}
+
+async function preview() {
+  const list = $("#next-runs");
+  for (const name of ["cron", "timezone"]) {
+    $(`[data-error-for="${name}"]`, form).textContent = "";
+    form.elements[name].removeAttribute("aria-invalid");
+  }
+  const cron = form.cron.value.trim();
+  const timeZone = form.timezone.value.trim() || "UTC";
+  try {
+    const q = new URLSearchParams({ cron, timezone: timeZone });
+    const found = await api(`/v1/schedules/preview?${q}`);
+    list.replaceChildren(...found.next_runs.map((at) => h("li", {}, h("time", { datetime: at }, inZoneText(at, timeZone)))));
+  } catch (error) {
+    list.replaceChildren();
+    const where = (error.problem?.errors?.[0]?.loc || []).includes("timezone") ? "timezone" : "cron";
+    fieldError(form, where, error.problem?.detail || errorText(error));
+  }
+}
+
+async function createSchedule(body) {
+  const { name, description, job_type, priority, tags, config, items: all } = body;
+  if (all.length > MAX_INLINE) {
+    fieldError(form, "submit", `a schedule holds at most ${MAX_INLINE.toLocaleString("en")} items; this batch has ${all.length.toLocaleString("en")}`);
+    return;
+  }
+  const created = await api("/v1/schedules", {
+    method: "POST",
+    body: {
+      name, description, cron: form.cron.value.trim(), timezone: form.timezone.value.trim() || "UTC",
+      overlap: form.overlap.value, spec: { job_type, priority, tags, config, items: all },
+    },
+  });
+  location.assign(`/schedules?created=${encodeURIComponent(created.id)}`);
+}
+
 async function submit() {
   const body = requestBody();
   const start = $("#start");
+  if (scheduled()) {
+    start.disabled = true;
+    try {
+      await createSchedule(body);
+    } catch (error) {
+      clearErrors(form);
+      showServerErrors(error);
+    } finally {
+      start.disabled = false;
+    }
+    return;
+  }
   start.disabled = true;
   start.textContent = "Starting…";
   try {
@@ -365,6 +441,12 @@ if (startPage()) {
   $("#save-template-form")?.addEventListener("submit", saveTemplate);
   $("#st-cancel")?.addEventListener("click", () => $("#save-template-dialog").close());
   wireItems();
+  for (const radio of $$('input[name="when"]', form)) radio.addEventListener("change", onWhen);
+  form.cron.addEventListener("input", previewSoon);
+  form.timezone.addEventListener("input", previewSoon);
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (zone) form.timezone.value = zone;
+  $("#zones").replaceChildren(...(Intl.supportedValuesOf?.("timeZone") || []).map((z) => h("option", { value: z })));
   form.job_type.addEventListener("change", chooseJobType);
   $("#next").addEventListener("click", () => validate(step) && showStep(step + 1));
   $("#back").addEventListener("click", () => showStep(step - 1));
