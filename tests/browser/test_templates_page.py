@@ -135,3 +135,45 @@ def test_the_wizard_saves_its_batch_as_a_template(page: Page, stack: Stack, uniq
     assert len(found) == 1
     assert found[0]["spec"]["items"] == [{"seconds": 0.1}, {"seconds": 0.2}]
     assert found[0]["category"] == "from-wizard"
+
+
+def test_a_batch_is_saved_as_a_template_from_its_detail_page(
+    page: Page, stack: Stack, console: Console, unique: str
+) -> None:
+    created = httpx.post(
+        f"{stack.url}/v1/batches",
+        json={
+            "name": f"source {unique}",
+            "job_type": "demo.sleep",
+            "priority": "high",
+            "tags": ["nightly"],
+            "items": [{"seconds": 0}, {"seconds": 0.01}],
+            "config": {"max_concurrent_jobs": 7},
+        },
+        headers=stack.headers,
+    )
+    assert created.status_code == 201, created.text
+    batch_id = created.json()["id"]
+    wait_status(stack, batch_id, "completed")
+    sign_in(page, stack.admin_key)
+    page.goto(f"/batches/{batch_id}")
+    page.get_by_role("button", name="Save as template…").click()
+    dialog = page.get_by_role("dialog", name="Save as a template")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Template name").fill(f"like {unique}")
+    dialog.get_by_label("Category").fill("nightly jobs")
+    screenshots(page, "detail-save-template")
+    dialog.get_by_role("button", name="Save template").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text(f"Saved as template like {unique}")
+
+    found = httpx.get(
+        f"{stack.url}/v1/templates", params={"q": f"like {unique}"}, headers=stack.headers
+    ).json()["items"]
+    assert len(found) == 1
+    spec = found[0]["spec"]
+    assert found[0]["category"] == "nightly jobs"
+    assert (spec["job_type"], spec["priority"], spec["tags"]) == ("demo.sleep", "high", ["nightly"])
+    assert spec["config"]["max_concurrent_jobs"] == 7
+    assert spec["items"] == [{"seconds": 0}, {"seconds": 0.01}]
+    assert console.unexpected() == []

@@ -148,3 +148,29 @@ async def test_templates_refuse_what_would_not_run(api: httpx.AsyncClient) -> No
     )
     assert denied.status_code in (403, 404)  # a viewer may not create batches
     assert (await api.get("/v1/templates/t_nothere")).status_code == 404
+
+
+async def test_a_template_is_made_from_a_batch(api: httpx.AsyncClient) -> None:
+    batch = await api.post(
+        "/v1/batches",
+        json={"name": "origin", "job_type": "demo.sleep", "items": [{"seconds": 0}] * 3},
+    )
+    assert batch.status_code == 201, batch.text
+    batch_id = batch.json()["id"]
+    made = await api.post(
+        "/v1/templates/from-batch",
+        json={"batch_id": batch_id, "name": "from origin", "with_items": False},
+    )
+    assert made.status_code == 201, made.text
+    assert made.headers["location"] == f"/v1/templates/{made.json()['id']}"
+    assert made.json()["spec"]["items"] is None
+    assert made.json()["spec"]["job_type"] == "demo.sleep"
+    with_items = await api.post(
+        "/v1/templates/from-batch", json={"batch_id": batch_id, "name": "from origin, items"}
+    )
+    assert with_items.json()["spec"]["items"] == [{"seconds": 0}] * 3
+    missing = await api.post(
+        "/v1/templates/from-batch", json={"batch_id": "b_missing", "name": "nothing"}
+    )
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")

@@ -43,6 +43,25 @@ class TemplateCreate(BaseModel):
     spec: TemplateSpec
 
 
+class TemplateFromBatch(BaseModel):
+    """A template that makes batches like an existing one: its job type, priority, tags,
+    configuration and (unless `with_items` is false) its items."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_id: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    category: str = Field(default="general", min_length=1, max_length=100)
+    visibility: Visibility = "private"
+    shared_with: list[User] = Field(default_factory=list, max_length=100)
+    with_items: bool = Field(
+        default=True,
+        description="keep the batch's items (at most 10,000) in the template; without them, "
+        "each instantiation brings its own",
+    )
+
+
 class TemplateUpdate(BaseModel):
     """Changes to a template; absent fields stay. Only its owner or an admin may change it."""
 

@@ -18,18 +18,21 @@ from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from batch_api.adapters.registry import live_items
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
 from batch_api.domain.sharing import may_change, may_see, visible_page
 from batch_api.handlers.batches import BatchService
 from batch_api.handlers.lifecycle import require
-from batch_api.schemas import BatchCreate, BatchPublic
+from batch_api.schemas import MAX_INLINE_ITEMS, BatchCreate, BatchPublic
 from batch_api.template_schemas import (
     CategoryCount,
     Instantiate,
     TemplateCreate,
+    TemplateFromBatch,
     TemplatePage,
     TemplatePublic,
+    TemplateSpec,
     TemplateUpdate,
 )
 from contracts.vocabulary import BatchConfig
@@ -96,6 +99,36 @@ class TemplateService:
         except DuplicateKeyError as exc:  # an id collision: vanishingly rare; let them retry
             raise Problem(409, "Conflict", "please retry") from exc
         return TemplatePublic.of(doc)
+
+    async def from_batch(self, body: TemplateFromBatch, who: Principal) -> TemplatePublic:
+        """A template made from a batch the caller may see (404 otherwise); a 422 problem if
+        its items do not fit in a template."""
+        require(who)
+        found = await self.batches.load(body.batch_id, who)
+        doc = found.doc
+        items: list[dict[str, Any]] | None = None
+        if body.with_items:
+            total = int(doc.get("total") or 0)
+            if total > MAX_INLINE_ITEMS:
+                raise Problem(
+                    422,
+                    "Too many items",
+                    f"the batch has {total:,} items; a template holds at most "
+                    f"{MAX_INLINE_ITEMS:,}. Save it without items (`with_items: false`)",
+                    kind="too-many-items",
+                )
+            items = []
+            async for chunk in self.batches.registry.chunks(doc["_id"], doc.get("chunks")):
+                items.extend(item for _, item in live_items(chunk))
+        spec = TemplateSpec(
+            job_type=doc["job_type"],
+            priority=doc.get("priority", "medium"),
+            tags=doc.get("tags", []),
+            config=BatchConfig.model_validate(doc["config"]),
+            items=items or None,
+        )
+        create = TemplateCreate(**body.model_dump(exclude={"batch_id", "with_items"}), spec=spec)
+        return await self.create(create, who)
 
     async def load(self, template_id: str, who: Principal) -> Document:
         doc: Document | None = await self.templates.find_one({"_id": template_id})

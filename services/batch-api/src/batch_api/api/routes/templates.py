@@ -14,6 +14,7 @@ from batch_api.template_schemas import (
     CategoryCount,
     Instantiate,
     TemplateCreate,
+    TemplateFromBatch,
     TemplatePage,
     TemplatePublic,
     TemplateUpdate,
@@ -39,6 +40,17 @@ async def create_template(
     and shared with the users in `shared_with`. Items, if given, are checked against the job
     type's input schema now."""
     created = await templates.create(body, who)
+    response.headers["Location"] = f"/v1/templates/{created.id}"
+    return created
+
+
+@router.post("/from-batch", status_code=201, response_model=TemplatePublic)
+async def create_template_from_batch(
+    body: TemplateFromBatch, who: CurrentPrincipal, templates: Templates, response: Response
+) -> TemplatePublic:
+    """A template that makes batches like an existing one (its job type, priority, tags,
+    configuration and, unless `with_items` is false, its items)."""
+    created = await templates.from_batch(body, who)
     response.headers["Location"] = f"/v1/templates/{created.id}"
     return created
 

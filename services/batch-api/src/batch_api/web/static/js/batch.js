@@ -6,7 +6,7 @@
 import { followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
-  $, $$, TERMINAL, badge, errorText, fmtDuration, fmtNumber, fmtTime, h, policyBadges,
+  $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtDuration, fmtNumber, fmtTime, h, policyBadges,
   progressBar, startPage, statusLabel, takePolicy, toast,
 } from "./ui.js";
 
@@ -23,6 +23,7 @@ const ALLOWED = {
   rollback: ["completed", "completed_with_errors", "failed", "cancelled", "rollback_failed"],
   duplicate: null,
   archive: [...TERMINAL],
+  template: null,
 };
 
 const ACTION_LABEL = { pause: "Pause", resume: "Resume", cancel: "Cancel", retry: "Retry of the failed jobs", archive: "Archive" };
@@ -275,6 +276,7 @@ async function onAction(button) {
   const action = button.dataset.action;
   if (action === "rollback") return openRollback();
   if (action === "report") return openReport();
+  if (action === "template") return openTemplate();
   if (action === "export") {
     return download(`/v1/batches/${id}/export`, `${id}.zip`).catch((e) => toast(unavailable(e), "error"));
   }
@@ -424,6 +426,39 @@ function watchAfter(fromStatus) {
   }, 1500);
 }
 
+// "Save as template…": POST /v1/templates/from-batch, then a link to the templates page.
+function openTemplate() {
+  const f = $("#template-form");
+  clearErrors(f);
+  f.name.value = `${batch.name} template`.slice(0, 200);
+  $("#template-dialog").showModal();
+  f.name.select();
+}
+
+async function saveTemplate(event) {
+  event.preventDefault();
+  const f = event.currentTarget;
+  clearErrors(f);
+  try {
+    const created = await api("/v1/templates/from-batch", {
+      method: "POST",
+      body: {
+        batch_id: id,
+        name: f.name.value.trim(),
+        category: f.category.value.trim(),
+        with_items: f.with_items.checked,
+        visibility: f.tenant.checked ? "tenant" : "private",
+      },
+    });
+    $("#template-dialog").close();
+    toast(h("span", {}, "Saved as template ", h("a", { href: `/templates#${created.id}` }, created.name), "."), "ok");
+  } catch (error) {
+    const first = error.problem?.errors?.[0];
+    const where = first?.loc?.at(-1);
+    if (!(where && fieldError(f, String(where), first.msg))) fieldError(f, "submit", errorText(error));
+  }
+}
+
 let pollTimer = null;
 function poll() {
   $("#live").textContent = "polling";
@@ -459,6 +494,8 @@ if (startPage()) {
   $("#rb-cancel").addEventListener("click", () => $("#rollback-dialog").close());
   $("#rb-confirm").addEventListener("click", confirmRollback);
   $("#report-close").addEventListener("click", () => $("#report-dialog").close());
+  $("#template-form").addEventListener("submit", saveTemplate);
+  $("#tpl-cancel").addEventListener("click", () => $("#template-dialog").close());
   $("#report-csv").addEventListener("click", () =>
     download(`/v1/batches/${id}/report?format=csv`, `${id}-report.csv`).catch((e) => toast(unavailable(e), "error")),
   );
