@@ -3,6 +3,9 @@ and roll back from the detail page with the dry-run plan shown first."""
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import httpx
 import pytest
 from browser_support import create_batch, get_batch, screenshots, sign_in, wait_status
@@ -118,3 +121,41 @@ def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) ->
     kept = httpx.get(f"{stack.url}/v1/library/templates/{ids[1]}", headers=stack.headers)
     assert kept.json()["status"] == "active"
     screenshots(page, "detail-conflict-decided")
+
+
+def test_the_report_dialog_shows_totals_and_failures_and_downloads_work(
+    page: Page, stack: Stack
+) -> None:
+    batch = create_batch(
+        stack,
+        name="report me",
+        job_type="demo.sleep",
+        items=[{"seconds": 0.01}] * 6
+        + [{"fail_probability": 1, "fail_with": "permanent", "error_class": "BadInput"}] * 2,
+    )
+    wait_status(stack, batch["id"], "completed_with_errors")
+    sign_in(page, stack.admin_key)
+    page.goto(f"/batches/{batch['id']}")
+    page.get_by_role("button", name="Report").click()
+    dialog = page.get_by_role("dialog", name="Report")
+    facts = dialog.locator("#report-facts")
+    expect(facts).to_contain_text("Success rate")
+    expect(facts).to_contain_text("75.0%")
+    expect(facts).to_contain_text("completed with errors")
+    failed = dialog.locator("#report-failed tbody tr")
+    expect(failed).to_have_count(2)
+    expect(failed.first).to_contain_text("BadInput")
+    screenshots(page, "detail-report")
+    with page.expect_download() as csv_download:
+        dialog.get_by_role("button", name="Download CSV").click()
+    csv_path = csv_download.value.path()
+    rows = Path(csv_path).read_text(encoding="utf-8").splitlines()
+    assert rows[0].startswith("job_id,index,status")
+    assert len(rows) == 9
+    assert csv_download.value.suggested_filename == f"{batch['id']}-jobs.csv"
+    dialog.get_by_role("button", name="Close").click()
+    with page.expect_download() as zip_download:
+        page.get_by_role("button", name="Export").click()
+    assert zip_download.value.suggested_filename == f"{batch['id']}.zip"
+    with zipfile.ZipFile(zip_download.value.path()) as archive:
+        assert archive.namelist() == ["batch.json", "jobs.csv", "report.json", "events.jsonl"]

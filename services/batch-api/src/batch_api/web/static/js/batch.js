@@ -348,6 +348,40 @@ async function confirmRollback() {
   }
 }
 
+// The report in words: totals per job state, rates and durations, the job type's metric
+// totals, and the failed jobs with their reasons (the first 50; the CSV has every job).
+function reportView(report) {
+  const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
+  const secs = (v) => (v === null || v === undefined ? "–" : `${Number(v).toFixed(2)} s`);
+  const facts = [
+    ["Status", statusLabel(report.status)],
+    ["Success rate", pct(report.success_rate)],
+    ["Average duration", secs(report.avg_duration_s)],
+    ["Median (p50)", secs(report.p50_duration_s)],
+    ["p95", secs(report.p95_duration_s)],
+    ...Object.entries(report.totals || {}).map(([k, v]) => [k === "total" ? "Jobs" : statusLabel(k), fmtNumber(v)]),
+    ...Object.entries(report.metrics || {}).map(([k, v]) => [k.replaceAll("_", " "), typeof v === "number" ? fmtNumber(v) : String(v)]),
+  ];
+  const view = [h("dl", { class: "review", id: "report-facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))];
+  const failed = report.failed_jobs || [];
+  if (failed.length) {
+    const more = (report.failed_count || failed.length) - Math.min(failed.length, 50);
+    view.push(
+      h("h3", {}, `Failed jobs (${fmtNumber(report.failed_count || failed.length)})`),
+      h("div", { class: "table-wrap" },
+        h("table", { id: "report-failed" },
+          h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", { class: "num" }, "Attempt"), h("th", {}, "Error"))),
+          h("tbody", {}, failed.slice(0, 50).map((f) =>
+            h("tr", {}, h("td", {}, h("code", {}, f.job_id)), h("td", { class: "num" }, String(f.attempt)),
+              h("td", {}, `${f.error_class || "error"}: ${f.error_message || ""}`)))),
+        ),
+      ),
+      more > 0 ? h("p", { class: "muted" }, `and ${fmtNumber(more)} more: download the CSV for every job.`) : null,
+    );
+  }
+  return view.filter(Boolean);
+}
+
 async function openReport() {
   const dialog = $("#report-dialog");
   $("#report-body").replaceChildren(h("p", { class: "muted" }, "Loading…"));
@@ -356,17 +390,7 @@ async function openReport() {
   try {
     const report = await api(`/v1/batches/${id}/report`);
     renderMetrics(report);
-    const failed = report.failed_jobs || [];
-    const scalars = Object.entries(report).filter(([, v]) => v === null || typeof v !== "object");
-    $("#report-body").replaceChildren(
-      h("dl", { class: "review" }, scalars.flatMap(([k, v]) => [h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, String(v))])),
-      ...[
-        report.metrics ? h("pre", {}, JSON.stringify(report.metrics, null, 2)) : null,
-        failed.length
-          ? h("div", {}, h("h3", {}, `Failed jobs (${failed.length})`), h("pre", {}, failed.slice(0, 50).map((f) => JSON.stringify(f)).join("\n")))
-          : null,
-      ].filter(Boolean),
-    );
+    $("#report-body").replaceChildren(...reportView(report));
   } catch (error) {
     $("#report-csv").hidden = error instanceof ApiError && error.status === 404;
     $("#report-body").replaceChildren(h("p", { class: "error", role: "alert" }, unavailable(error)));
