@@ -17,7 +17,8 @@ PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 MYPY_PACKAGES := -p contracts -p jobkit -p jobtypes -p hello_jobtype -p servicekit -p devstack -p batchyard_cli \
 	-p scheduler -p executor -p reporter -p rollback -p batch_api
 
-.PHONY: help install up down status logs restart test test-unit lint format events clean-data
+.PHONY: help install up down status logs restart test test-unit lint format events clean-data \
+	bench bench-smoke bench-install
 
 help:
 	@echo "make up [EXECUTORS=n] [PROMETHEUS=1]  install what is missing, start Kafka, the store and"
@@ -26,6 +27,8 @@ help:
 	@echo "make status            show each process and its health"
 	@echo "make test              lint, type-check and run every test layer on real servers"
 	@echo "make test-unit         unit tests only (no servers)"
+	@echo "make bench             every benchmark in bench/ (Celery on Redis as a baseline)"
+	@echo "make bench-smoke       the 2-minute throughput check CI runs"
 	@echo "make events            re-export the event JSON Schemas into docs/events"
 
 $(VENV)/.installed: constraints.txt requirements-dev.txt $(PYPROJECTS)
@@ -70,6 +73,20 @@ test-unit: $(VENV)/.installed
 
 test: install lint
 	$(PY) -m devstack test -- $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory bench-smoke
+
+bench-smoke: install
+	$(PY) -m devstack run -- $(PY) bench/smoke.py
+
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt constraints.txt
+	$(PY) -m pip install -q -c constraints.txt -r requirements-bench.txt
+	@command -v redis-server >/dev/null || apt-get install -y -q redis-server
+	@touch $@
+
+bench-install: $(VENV)/.bench-installed
+
+bench: install bench-install
+	$(PY) -m devstack run -- $(PY) bench/run_all.py
 
 clean-data: down
 	rm -rf .batchyard/data

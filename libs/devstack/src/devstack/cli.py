@@ -428,11 +428,33 @@ def cmd_test(stack: Stack, args: argparse.Namespace) -> int:
     pytest_args = list(args.pytest_args)
     if pytest_args[:1] == ["--"]:
         pytest_args = pytest_args[1:]
+    argv = [sys.executable, "-m", "pytest", *pytest_args]
+    began = time.time()
+    code = with_infra(stack, argv, keep_infra=args.keep_infra, label="test")
+    if code not in (0, 5) and (found := digest.digest(stack.paths.root / "artifacts", began)):
+        say("test: failed; warnings and errors in the logs of the stacks the tests started:")
+        print(found, flush=True)
+    return code
+
+
+def cmd_run(stack: Stack, args: argparse.Namespace) -> int:
+    """Run a command against the dev infra (e.g. a benchmark), like ``test`` runs pytest."""
+    argv = list(args.argv)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise CliError("run: give the command after --")
+    return with_infra(stack, argv, keep_infra=args.keep_infra, label="run")
+
+
+def with_infra(stack: Stack, argv: list[str], *, keep_infra: bool, label: str) -> int:
+    """Runs ``argv`` with Kafka + FerretDB (started here unless the caller's environment
+    names them); stops what it started; returns the command's exit status."""
     env = dict(os.environ)
     started: list[str] = []
     external = bool(env.get("KAFKA_BOOTSTRAP_SERVERS") and env.get("MONGODB_URL"))
     if external:
-        say("test: using KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL from the environment")
+        say(f"{label}: using KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL from the environment")
     else:
         with stack_lock(stack.paths):
             installer.install(stack.paths, say)
@@ -440,21 +462,15 @@ def cmd_test(stack: Stack, args: argparse.Namespace) -> int:
             start_infra(stack, wait=True)
         env["KAFKA_BOOTSTRAP_SERVERS"] = stack.kafka.bootstrap_servers
         env["MONGODB_URL"] = stack.mongodb_url
-    argv = [sys.executable, "-m", "pytest", *pytest_args]
-    say(f"test: {' '.join(argv)}")
-    began = time.time()
+    say(f"{label}: {' '.join(argv)}")
     try:
-        code = subprocess.run(argv, cwd=stack.paths.root, env=env, check=False).returncode
-        if code not in (0, 5) and (found := digest.digest(stack.paths.root / "artifacts", began)):
-            say("test: failed; warnings and errors in the logs of the stacks the tests started:")
-            print(found, flush=True)
-        return code
+        return subprocess.run(argv, cwd=stack.paths.root, env=env, check=False).returncode
     finally:
-        if started and not args.keep_infra:
+        if started and not keep_infra:
             with stack_lock(stack.paths):
                 for name in reversed(started):
                     timeout = KAFKA_STOP_TIMEOUT if name == kafka.NAME else STOP_TIMEOUT
-                    say(f"test: {name} {processes.stop(name, stack.paths.run, timeout).value}")
+                    say(f"{label}: {name} {processes.stop(name, stack.paths.run, timeout).value}")
 
 
 def cmd_infra_env(stack: Stack, args: argparse.Namespace) -> int:
@@ -492,6 +508,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test.add_argument("--keep-infra", action="store_true", help="leave infra it started running")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments")
+    run = sub.add_parser(
+        "run", help="start Kafka+FerretDB if needed, run a command, stop what it started"
+    )
+    run.add_argument("--keep-infra", action="store_true", help="leave infra it started running")
+    run.add_argument("argv", nargs=argparse.REMAINDER, help="-- then the command")
     env = sub.add_parser("infra-env", help="print KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL lines")
     env.add_argument("--export", action="store_true", help="prefix lines with `export `")
     return parser
@@ -505,6 +526,7 @@ COMMANDS: dict[str, Callable[[Stack, argparse.Namespace], int]] = {
     "logs": cmd_logs,
     "restart": cmd_restart,
     "test": cmd_test,
+    "run": cmd_run,
     "infra-env": cmd_infra_env,
 }
 
