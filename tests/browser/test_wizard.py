@@ -174,3 +174,54 @@ def test_wizard_schedules_the_batch_with_its_next_runs_shown(
     assert schedule["spec"]["job_type"] == "demo.sleep"
     assert len(schedule["spec"]["items"]) == 3
     assert console.unexpected() == []
+
+
+def test_wizard_consolidates_chosen_library_templates(
+    page: Page, stack: Stack, console: Console, unique: str
+) -> None:
+    body = "Dear {{name}}, your order {{order}} has shipped."
+    templates = [
+        {"name": f"shipped {unique}", "category": f"cat{unique}", "body": body},
+        {"name": f"shipped copy {unique}", "category": f"cat{unique}", "body": body.upper()},
+        {"name": f"refund {unique}", "category": f"cat{unique}", "body": "Refund on its way."},
+        {"name": f"other {unique}", "category": "elsewhere", "body": "Not chosen."},
+    ]
+    imported = httpx.post(
+        f"{stack.url}/v1/library/templates/import",
+        json={"templates": templates},
+        headers=stack.headers,
+        timeout=30,
+    )
+    assert imported.status_code == 201, imported.text
+    ids = imported.json()["ids"]
+
+    sign_in(page, stack.admin_key)
+    page.goto("/new")
+    page.get_by_label("Name").fill(f"tidy {unique}")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Job type").select_option("templates.consolidate")
+    page.get_by_label("Library category").fill(f"cat{unique}")
+    rows = page.locator("#lib-rows tr")
+    expect(rows).to_have_count(3)
+    page.get_by_label("Select every template shown").check()
+    expect(page.locator("#lib-count")).to_have_text("3 templates selected")
+    page.get_by_label("Merge: keep one").check()
+    screenshots(page, "wizard-2-consolidation")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Backups").select_option("automatic")
+    page.get_by_role("button", name="Next").click()
+
+    review = page.locator("#review")
+    expect(review).to_contain_text("Duplicates found")
+    expect(review.locator("dd").nth(3)).to_have_text("3")  # templates
+    expect(review.locator("dd").nth(4)).to_have_text("1")  # one exact duplicate
+    expect(page.locator("#when")).to_be_hidden()
+    screenshots(page, "wizard-4-consolidation-plan")
+    page.get_by_role("button", name="Start now").click()
+    page.wait_for_url(re.compile(r"/batches/b_[0-9a-z]+$"))
+    expect(page.locator("#b-status")).to_have_text("completed", timeout=60_000)
+    copy = httpx.get(f"{stack.url}/v1/library/templates/{ids[1]}", headers=stack.headers).json()
+    untouched = httpx.get(f"{stack.url}/v1/library/templates/{ids[3]}", headers=stack.headers)
+    assert copy["status"] == "merged"
+    assert untouched.json()["status"] == "active"
+    assert console.unexpected() == []

@@ -2,6 +2,9 @@
 // checked before the next; the server's 422 answers are shown next to the field they name.
 
 import { api } from "./api.js";
+import {
+  CONSOLIDATE, planRows, selectedCount, showConsolidation, startConsolidation, wireConsolidation,
+} from "./consolidation.js";
 import { renderSchemaForm } from "./schemaform.js";
 import { $, $$, clearErrors, errorText, fieldError, h, startPage, toast } from "./ui.js";
 
@@ -30,7 +33,7 @@ function showStep(n) {
   $("#next").hidden = n === 4;
   $("#start").hidden = n !== 4;
   const save = $("#save-template");
-  if (save) save.hidden = n !== 4;
+  if (save) save.hidden = n !== 4 || consolidating();
   if (n === 4) renderReview();
   const first = $(`.step[data-step="${n}"] input, .step[data-step="${n}"] select, .step[data-step="${n}"] textarea`, form);
   if (first && n !== 4) first.focus();
@@ -63,7 +66,9 @@ function validate(n) {
   }
   if (n === 2) {
     if (!form.job_type.value) ok = fieldError(form, "job_type", "Choose a job type.") && false;
-    if (!items.length) ok = fieldError(form, "items", "Add at least one item.") && false;
+    if (consolidating()) {
+      if (!selectedCount()) ok = fieldError(form, "template_ids", "Tick at least one template.") && false;
+    } else if (!items.length) ok = fieldError(form, "items", "Add at least one item.") && false;
   }
   if (n === 3) {
     const { errors } = readSafety();
@@ -111,7 +116,12 @@ function parseLines(text) {
   return { parsed };
 }
 
+function consolidating() {
+  return form.job_type.value === CONSOLIDATE;
+}
+
 function chooseJobType() {
+  showConsolidation(form, consolidating());
   const type = jobTypes.find((t) => t.name === form.job_type.value);
   $("#job-type-desc").textContent = type ? type.description : "";
   const schema = type ? type.input_schema : { properties: {} };
@@ -220,6 +230,16 @@ function requestBody() {
 }
 
 function renderReview() {
+  if (consolidating()) {
+    $("#review").replaceChildren(h("dt", {}, "Plan"), h("dd", {}, "Planning…"));
+    planRows(form)
+      .then((rows) => $("#review").replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])))
+      .catch((error) => {
+        $("#review").replaceChildren();
+        showServerErrors(error);
+      });
+    return;
+  }
   const b = requestBody();
   const c = b.config;
   const rows = [
@@ -335,8 +355,19 @@ async function createSchedule(body) {
 }
 
 async function submit() {
-  const body = requestBody();
   const start = $("#start");
+  if (consolidating()) {
+    start.disabled = true;
+    try {
+      await startConsolidation(form);
+    } catch (error) {
+      clearErrors(form);
+      showServerErrors(error);
+      start.disabled = false;
+    }
+    return;
+  }
+  const body = requestBody();
   if (scheduled()) {
     start.disabled = true;
     try {
@@ -441,6 +472,7 @@ if (startPage()) {
   $("#save-template-form")?.addEventListener("submit", saveTemplate);
   $("#st-cancel")?.addEventListener("click", () => $("#save-template-dialog").close());
   wireItems();
+  wireConsolidation(form, (error) => toast(errorText(error), "error"));
   for (const radio of $$('input[name="when"]', form)) radio.addEventListener("change", onWhen);
   form.cron.addEventListener("input", previewSoon);
   form.timezone.addEventListener("input", previewSoon);

@@ -1,0 +1,111 @@
+// The wizard's consolidation mode (job type templates.consolidate): pick library templates,
+// choose merge/replace/archive, backups and conflict handling; the review shows the plan
+// (POST /v1/library/consolidations/plan) and starting posts /v1/library/consolidations.
+
+import { api } from "./api.js";
+import { $, fmtNumber, h } from "./ui.js";
+
+export const CONSOLIDATE = "templates.consolidate";
+const selected = new Set();
+let shown = [];
+let searchTimer = null;
+
+function renderCount() {
+  $("#lib-count").textContent = `${fmtNumber(selected.size)} template${selected.size === 1 ? "" : "s"} selected`;
+  $("#lib-all").checked = shown.length > 0 && shown.every((t) => selected.has(t.id));
+}
+
+function row(t) {
+  const box = h("input", {
+    type: "checkbox",
+    "aria-label": `Consolidate ${t.name} (${t.id})`,
+    checked: selected.has(t.id),
+    onchange: (ev) => {
+      if (ev.currentTarget.checked) selected.add(t.id);
+      else selected.delete(t.id);
+      renderCount();
+    },
+  });
+  return h("tr", {}, h("td", {}, box), h("td", {}, t.name), h("td", {}, t.category),
+    h("td", { class: "muted" }, t.body.length > 80 ? `${t.body.slice(0, 80)}…` : t.body));
+}
+
+async function search(form) {
+  const q = new URLSearchParams({ status: "active", limit: "200" });
+  if (form.lib_q.value.trim()) q.set("q", form.lib_q.value.trim());
+  if (form.lib_category.value.trim()) q.set("category", form.lib_category.value.trim());
+  const page = await api(`/v1/library/templates?${q}`);
+  shown = page.items;
+  $("#lib-rows").replaceChildren(
+    ...(shown.length ? shown.map(row) : [h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No active template matches."))]),
+  );
+  renderCount();
+}
+
+export function wireConsolidation(form, onError) {
+  const again = () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => search(form).catch(onError), 250);
+  };
+  form.lib_q.addEventListener("input", again);
+  form.lib_category.addEventListener("input", again);
+  $("#lib-all").addEventListener("change", (ev) => {
+    for (const t of shown) {
+      if (ev.currentTarget.checked) selected.add(t.id);
+      else selected.delete(t.id);
+    }
+    $("#lib-rows").replaceChildren(...shown.map(row));
+    renderCount();
+  });
+}
+
+// Shows the consolidation fields instead of the generic ones (or back).
+export function showConsolidation(form, on) {
+  $("#consolidation").hidden = !on;
+  $("#items-fieldset").hidden = on;
+  $("#consolidation-safety").hidden = !on;
+  $("#generic-limits").hidden = on;
+  $("#when").hidden = on;
+  if (on && !shown.length) search(form).catch(() => {});
+}
+
+export function selectedCount() {
+  return selected.size;
+}
+
+export function consolidationBody(form) {
+  return {
+    name: form.name.value.trim(),
+    description: form.description.value.trim(),
+    priority: form.priority.value,
+    tags: form.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+    operation: form.operation.value,
+    template_ids: [...selected],
+    backup_strategy: form.backup_strategy.value,
+    conflict_resolution: form.conflict_resolution.value,
+    similarity_threshold: Number(form.similarity_threshold.value),
+    rollback_on_failure: form.elements["config.rollback_on_failure"].checked,
+  };
+}
+
+export async function planRows(form) {
+  const body = consolidationBody(form);
+  const plan = await api("/v1/library/consolidations/plan", { method: "POST", body });
+  return [
+    ["Name", body.name],
+    ["Job type", CONSOLIDATE],
+    ["Operation", body.operation],
+    ["Templates", fmtNumber(plan.templates)],
+    ["Duplicates found", fmtNumber(plan.duplicates)],
+    ["Name conflicts", fmtNumber(plan.conflicts)],
+    ["Jobs", fmtNumber(plan.jobs)],
+    ["Backups", body.backup_strategy],
+    ["Conflicts", body.conflict_resolution],
+    ["On failure", body.rollback_on_failure ? "roll back" : "keep going"],
+  ];
+}
+
+export async function startConsolidation(form) {
+  const created = await api("/v1/library/consolidations", { method: "POST", body: consolidationBody(form) });
+  location.assign(`/batches/${created.batch_id}`);
+}
