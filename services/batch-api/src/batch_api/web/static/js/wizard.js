@@ -35,7 +35,8 @@ function showStep(n) {
   const save = $("#save-template");
   if (save) save.hidden = n !== 4 || consolidating();
   if (n === 4) renderReview();
-  const first = $(`.step[data-step="${n}"] input, .step[data-step="${n}"] select, .step[data-step="${n}"] textarea`, form);
+  const fields = $$(`.step[data-step="${n}"] input, .step[data-step="${n}"] select, .step[data-step="${n}"] textarea`, form);
+  const first = fields.find((el) => !el.closest("[hidden]"));
   if (first && n !== 4) first.focus();
   else $("#start").focus();
 }
