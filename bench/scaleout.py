@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
 import psutil
-from benchstack import KAFKA, MONGO, bench_stack, wait_done
+from benchstack import KAFKA, MONGO, bench_stack
+from throughput import batchyard
 
 
 def listener(port: int) -> int | None:
@@ -52,30 +51,6 @@ def cpu_by_group(pids: dict[str, int]) -> dict[str, float]:
     return dict(groups)
 
 
-async def one_run(url: str, key: str, jobs: int) -> float:
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120
-    ) as api:
-        warm = await api.post(
-            "/v1/batches", json={"name": "warm", "job_type": "demo.sleep", "items": [{}]}
-        )
-        warm.raise_for_status()
-        await wait_done(api, warm.json()["id"], 1)
-        started = time.perf_counter()
-        r = await api.post(
-            "/v1/batches",
-            json={
-                "name": "scale-out",
-                "job_type": "demo.sleep",
-                "items": [{}] * jobs,
-                "config": {"max_concurrent_jobs": 10_000},
-            },
-        )
-        r.raise_for_status()
-        await wait_done(api, r.json()["id"], jobs)
-        return time.perf_counter() - started
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=5000)
@@ -86,7 +61,7 @@ def main() -> int:
     for count in [int(x) for x in args.executors.split(",")]:
         with bench_stack(count) as stack:
             before = cpu_by_group(stack.pids())
-            seconds = asyncio.run(one_run(stack.url, stack.key, args.jobs))
+            seconds = asyncio.run(batchyard(args.jobs, stack.url, stack.key))
             after = cpu_by_group(stack.pids())
         cpu = {k: round(after.get(k, 0) - before.get(k, 0), 1) for k in after}
         results.append({"executors": count, "jobs_per_s": args.jobs / seconds, "cpu_s": cpu})

@@ -51,6 +51,19 @@ def create_batch(stack: Stack, **body: Any) -> dict[str, Any]:
     return created
 
 
+def import_templates(stack: Stack, templates: list[dict[str, Any]]) -> list[str]:
+    """Ids of library templates imported for a test."""
+    response = httpx.post(
+        f"{stack.url}/v1/library/templates/import",
+        json={"templates": templates},
+        headers=stack.headers,
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    ids: list[str] = response.json()["ids"]
+    return ids
+
+
 def get_batch(stack: Stack, batch_id: str) -> dict[str, Any]:
     response = httpx.get(f"{stack.url}/v1/batches/{batch_id}", headers=stack.headers, timeout=30)
     response.raise_for_status()

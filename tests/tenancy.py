@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 from pymongo import AsyncMongoClient
 from stack_support import Stack
 
@@ -30,3 +31,14 @@ async def other_tenant_admin(stack: Stack) -> str:
     return await registered_key(
         stack, tenant=f"other-{uuid.uuid4().hex[:8]}", user="olga", role="admin"
     )
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def key_for(api: httpx.AsyncClient, user: str, role: str) -> dict[str, str]:
+    """Headers of a new key of the API's tenant, made by the admin behind `api`."""
+    made = await api.post("/v1/keys", json={"name": f"{user} key", "role": role, "user": user})
+    assert made.status_code == 201, made.text
+    return auth(made.json()["key"])

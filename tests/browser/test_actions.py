@@ -8,7 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_support import create_batch, get_batch, screenshots, sign_in, wait_status
+from browser_support import (
+    create_batch,
+    get_batch,
+    import_templates,
+    screenshots,
+    sign_in,
+    wait_status,
+)
 from playwright.sync_api import Page, expect
 from stack_support import Stack
 
@@ -88,14 +95,7 @@ def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) ->
         {"name": "Welcome", "category": "mail", "body": "Hello {{name}}, welcome aboard."},
         {"name": "welcome", "category": "mail", "body": "Hi {{name}}! Glad you joined us."},
     ]
-    imported = httpx.post(
-        f"{stack.url}/v1/library/templates/import",
-        json={"templates": templates},
-        headers=stack.headers,
-        timeout=30,
-    )
-    assert imported.status_code == 201, imported.text
-    ids = imported.json()["ids"]
+    ids = import_templates(stack, templates)
     started = httpx.post(
         f"{stack.url}/v1/library/consolidations",
         json={"template_ids": ids, "conflict_resolution": "interactive"},

@@ -12,6 +12,7 @@ from browser_support import (
     Console,
     assert_not_reloaded,
     get_batch,
+    import_templates,
     mark_document,
     screenshots,
     sign_in,
@@ -187,14 +188,7 @@ def test_wizard_consolidates_chosen_library_templates(
         {"name": f"refund {unique}", "category": f"cat{unique}", "body": "Refund on its way."},
         {"name": f"other {unique}", "category": "elsewhere", "body": "Not chosen."},
     ]
-    imported = httpx.post(
-        f"{stack.url}/v1/library/templates/import",
-        json={"templates": templates},
-        headers=stack.headers,
-        timeout=30,
-    )
-    assert imported.status_code == 201, imported.text
-    ids = imported.json()["ids"]
+    ids = import_templates(stack, templates)
 
     sign_in(page, stack.admin_key)
     page.goto("/new")

@@ -9,18 +9,9 @@ import httpx
 import pytest
 from jobs_support import wait_for_status
 from stack_support import Stack
+from tenancy import key_for
 
 pytestmark = pytest.mark.e2e
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-async def key_for(api: httpx.AsyncClient, user: str, role: str) -> dict[str, str]:
-    made = await api.post("/v1/keys", json={"name": f"{user} key", "role": role, "user": user})
-    assert made.status_code == 201, made.text
-    return auth(made.json()["key"])
 
 
 async def test_a_template_is_created_shared_instantiated_and_counted(

@@ -96,6 +96,14 @@ class ResourceLimits(BaseModel):
     max_cpu_s: int | None = Field(default=None, ge=1, le=86400)
 
 
+def http_url(url: str) -> str:
+    """`url` if it is an absolute http:// or https:// URL; ValueError otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return url
+
+
 class Webhook(BaseModel):
     """Where to tell another system about a batch: an HTTP POST of a JSON notice to `url`,
     signed with the tenant's webhook secret (see `GET /v1/webhooks/secret`) and retried with
@@ -120,10 +128,7 @@ class Webhook(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_only(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http:// or https:// URL")
-        return url
+        return http_url(url)
 
 
 class BatchConfig(BaseModel):

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contracts.vocabulary import http_url
 from jobkit import JobContext, JobType, PermanentError, Resources, RetryableError
 from servicekit import netguard
 from servicekit.netguard import Address, AllowList, refused_address
@@ -40,10 +41,7 @@ class HttpRequestInput(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_only(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http:// or https:// URL")
-        return url
+        return http_url(url)
 
 
 class HttpRequestOutput(BaseModel):

@@ -58,6 +58,24 @@ def matches(key: str, doc: Document) -> bool:
     return hmac.compare_digest(hash_key(key, bytes.fromhex(doc["salt"])), expected)
 
 
+async def record(key: str, *, tenant: str, user: str, role: Role, name: str) -> Document:
+    """The stored record of a new key (its hash computed in a worker thread)."""
+    now = datetime.now(UTC)
+    # the store keeps milliseconds: show at creation what a listing will show
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return {
+        "_id": lookup_id(key),
+        "key_id": f"key_{digest(key)[:12]}",
+        "tenant": tenant,
+        "user": user,
+        "role": role,
+        "name": name,
+        "created_at": now,
+        "revoked": False,
+        **await asyncio.to_thread(hashed, key),
+    }
+
+
 def limit_of(doc: Document) -> Limit | None:
     """The key's own rate limit, if an admin gave it one."""
     raw = doc.get("rate_limit")
@@ -79,17 +97,7 @@ class ApiKeyStore:
             return
         if await self._upgrade(key) is not None:
             return
-        doc: Document = {
-            "_id": lookup_id(key),
-            "key_id": f"key_{digest(key)[:12]}",
-            "tenant": tenant,
-            "user": user,
-            "role": role,
-            "name": name,
-            "created_at": datetime.now(UTC),
-            "revoked": False,
-            **await asyncio.to_thread(hashed, key),
-        }
+        doc = await record(key, tenant=tenant, user=user, role=role, name=name)
         await self.keys.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
 
     async def create(
@@ -97,20 +105,7 @@ class ApiKeyStore:
     ) -> tuple[str, Document]:
         """A new key of `tenant`: (the key itself, to be shown once; its stored record)."""
         key = new_key()
-        now = datetime.now(UTC)
-        # the store keeps milliseconds: show at creation what a listing will show
-        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        doc: Document = {
-            "_id": lookup_id(key),
-            "key_id": f"key_{digest(key)[:12]}",
-            "tenant": tenant,
-            "user": user,
-            "role": role,
-            "name": name,
-            "created_at": now,
-            "revoked": False,
-            **await asyncio.to_thread(hashed, key),
-        }
+        doc = await record(key, tenant=tenant, user=user, role=role, name=name)
         if limit is not None:
             doc["rate_limit"] = {"per_s": limit.per_s, "burst": limit.burst}
         await self.keys.insert_one(doc)
