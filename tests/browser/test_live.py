@@ -112,3 +112,27 @@ def test_the_jobs_table_follows_running_jobs_and_keeps_open_details(
     expect(page.locator("#job-8")).to_contain_text("completed", timeout=30_000)
     expect(page.locator("#job-detail-0")).to_be_visible()
     assert_not_reloaded(page)
+
+
+def test_a_private_batch_shows_who_sees_it_and_its_webhook_notices(
+    page: Page, stack: Stack
+) -> None:
+    batch = create_batch(
+        stack,
+        name="private with a hook",
+        job_type="demo.sleep",
+        items=[{"seconds": 0.01}] * 2,
+        visibility="private",
+        shared_with=["cy"],
+        # a loopback address that is not allow-listed: the notice fails without a call
+        config={"notifications": [{"url": "http://127.0.0.2:9/hook"}]},
+    )
+    wait_status(stack, batch["id"], "completed")
+    sign_in(page, stack.admin_key)
+    page.goto(f"/batches/{batch['id']}")
+    expect(page.locator("#b-meta")).to_contain_text("private, shared with cy")
+    hooks = page.locator("#hooks tr")
+    expect(hooks).to_have_count(1, timeout=15_000)
+    expect(hooks.first).to_contain_text("finished")
+    expect(hooks.first).to_contain_text("non-public", timeout=15_000)
+    screenshots(page, "detail-webhooks")

@@ -56,6 +56,9 @@ function renderBatch() {
     h("span", {}, `priority ${b.priority}`),
     h("span", {}, `owner ${b.owner}`),
     b.tags.length ? h("span", {}, `tags ${b.tags.join(", ")}`) : null,
+    b.visibility === "private"
+      ? h("span", {}, b.shared_with?.length ? `private, shared with ${b.shared_with.join(", ")}` : "private")
+      : null,
     b.description ? h("span", {}, b.description) : null,
   ].filter(Boolean));
   $("#b-status").replaceChildren(badge(b.status), ...policyBadges(b));
@@ -100,6 +103,35 @@ async function loadBatch() {
   renderBatch();
   analytics(batch.status);
   if (batch.job_type === "templates.consolidate") refreshConflicts();
+  if (batch.config?.notifications?.length) refreshHooks();
+}
+
+// The batch's webhook notices (GET /v1/batches/{id}/webhooks), read again at most every 2 s.
+let hooksAt = 0;
+function refreshHooks() {
+  if (Date.now() - hooksAt < 2000) return;
+  hooksAt = Date.now();
+  api(`/v1/batches/${id}/webhooks`)
+    .then((deliveries) => {
+      $("#hooks-section").hidden = false;
+      $("#hooks").replaceChildren(
+        ...(deliveries.length
+          ? deliveries.map((d) =>
+            h("tr", {},
+              h("td", {}, d.event.replace("batch.", "")),
+              h("td", {}, h("code", {}, d.url)),
+              h("td", {}, h("span", { class: `badge s-${{ delivered: "completed", failed: "failed" }[d.status] || "pending"}` }, d.status)),
+              h("td", { class: "num" }, String(d.attempts)),
+              h("td", {}, d.last_error || (d.last_status_code ? `HTTP ${d.last_status_code}` : "–")),
+            ))
+          : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No notice is due yet."))]),
+      );
+      // a notice still being delivered (or none yet for a finished batch): look again
+      if (deliveries.some((d) => d.status === "pending") || (!deliveries.length && TERMINAL.has(batch.status))) {
+        setTimeout(refreshHooks, 2100);
+      }
+    })
+    .catch(() => {});
 }
 
 // Conflicts a consolidation parked for a person: same name, different bodies. Read again
