@@ -150,7 +150,7 @@ async def test_metrics_show_a_batch_and_cover_every_dashboard_and_alert(
     }
     assert lag_topics == {
         f"{stack.prefix}batchyard.{t}"
-        for t in ("batch.commands", "job.events", "executor.heartbeats")
+        for t in ("batch.commands", "job.events", "executor.heartbeats", "rollback.events")
     }
     assert commands_lag(scheduler) == 0
     for service in ("scheduler", "reporter", "rollback"):
