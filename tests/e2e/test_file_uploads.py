@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import random
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +182,15 @@ async def test_refused_uploads_are_problems_and_keep_what_was_accepted(
 ) -> None:
     batch_id = await files_draft(api, "refusals")
     url = f"/v1/batches/{batch_id}/items"
-    first = await api.post(url, files=[("files", ("kept.txt", b"kept\n", "text/plain"))])
+    key = {"Idempotency-Key": f"files-{uuid.uuid4().hex}"}
+    kept = [("files", ("kept.txt", b"kept\n", "text/plain"))]
+    first = await api.post(url, files=kept, headers=key)
     assert first.status_code == 202, first.text
+    again = await api.post(url, files=kept, headers=key)  # a retry stores nothing again
+    assert again.status_code == 202, again.text
+    assert again.json() == first.json()
+    other_bytes = [("files", ("kept.txt", b"other\n", "text/plain"))]
+    problem(await api.post(url, files=other_bytes, headers=key), 409, "idempotency-key-reused")
 
     # one file over the per-file cap: nothing of the request is stored, not even the small one
     too_big = [
@@ -219,9 +227,11 @@ async def test_refused_uploads_are_problems_and_keep_what_was_accepted(
     done = await wait_for_status(api, batch_id, {"completed", "completed_with_errors"}, 60)
     assert done["status"] == "completed"
 
-    # once submitted: 409, and the one accepted file was processed
+    # once submitted: 409 (a retry of the accepted upload still gets its answer), and the
+    # one accepted file was processed
     body = problem(await api.post(url, files=files), 409, "conflict")
     assert body["batch_status"] in ("queued", "running", "completed")
+    assert (await api.post(url, files=kept, headers=key)).json() == first.json()
     assert [d["filename"] for d in await stored_files(stack, batch_id)] == ["kept.txt"]
     views = await settled_job_views(
         stack.mongodb_url, stack.database, batch_id, lambda vs: len(vs) == 1 and vs[0]["output"]

@@ -1,12 +1,13 @@
 """Files uploaded into batches, kept in the store (not on any service's disk).
 
-Layout (chosen by measurement on FerretDB v1 with its SQLite handler, 2 cores): every lookup
-there scans its collection, `_id` filters included (`explain` shows `SCAN`), and the scan cost
-grows with the bytes the collection holds. GridFS (one `fs.chunks` collection, chunks found by
-`files_id`) took 1.1–2.0 s to read one 100 KiB file once 300 were stored; 255 KiB chunks under
-`_id` keys in one shared collection took 15 ms for the first file and 1.0 s for the 1,000th.
-A collection per file keeps each read independent of how many files exist: 10–16 ms to read
-a two-chunk file whether 1 or 200 files are stored, 13–16 ms to create one and write it.
+Layout (chosen by measurement on FerretDB v1 with its SQLite handler, 2 cores;
+`bench/file_store_layouts.py` repeats it): every lookup there scans its collection, `_id`
+filters included (`explain` shows `SCAN`), and the scan cost grows with the bytes the
+collection holds. With 200 files of 100 KiB stored, GridFS (one `fs.chunks` collection,
+chunks found by `files_id`) took 0.9–1.1 s to read any one file; 255 KiB chunks under `_id`
+keys in one shared collection took 7 ms for the first file stored and 88 ms for the 200th
+(1.0 s for the 1,000th of 1,000 files of 255 KiB); a collection per file took 5–6 ms for
+either, and 13–16 ms to create one and write it.
 
 - `files`: one small document per file, `_id` = the file id: tenant, batch, name, media type,
   size, chunk count, `complete` (set once every chunk is written).
@@ -14,6 +15,10 @@ a two-chunk file whether 1 or 200 files are stored, 13–16 ms to create one and
   Chunks are written in order into a fresh collection, so the natural order is the chunk
   order; the reader checks that and falls back to `_id` lookups if a store returns them out
   of order (on MongoDB, where `_id` is indexed, that is cheap).
+
+On MongoDB, where `_id` is indexed, one shared chunk collection would read as fast and keep the
+number of collections down (each is files of its own there); the layout lives in this module
+only, so a deployment on MongoDB with very many files can switch it here.
 
 File ids are `<batch id>.f<16 random hex digits>`: the batch's files are one `_id` range, and
 an id cannot be guessed from another."""

@@ -11,9 +11,11 @@ request leaves the batch as it was."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, Protocol
 
 from batch_api.api.problems import Problem
@@ -21,7 +23,7 @@ from batch_api.domain.lifecycle import UNSUBMITTED
 from batch_api.domain.principal import Principal
 from batch_api.handlers.batches import BatchService, Loaded
 from batch_api.schemas import FileAdded, ItemsAdded
-from servicekit.files import FileStore, new_file_id
+from servicekit.files import CHUNK_BYTES, FileStore, new_file_id
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,13 @@ class FileUploads:
     max_file_bytes: int
     max_files: int
 
-    async def check(self, batch_id: str, who: Principal) -> Loaded:
-        """Refusals that need no body: a viewer, an unknown batch, a submitted one."""
+    async def check(self, batch_id: str, who: Principal, *, state: bool = True) -> Loaded:
+        """Refusals that need no body: a viewer, an unknown batch, (with `state`) a
+        submitted one."""
         if not who.may("operator"):
             raise Problem(403, "Forbidden", "a viewer key cannot upload files", kind="forbidden")
         found = await self.batches.load(batch_id, who)
-        if found.status not in UNSUBMITTED:
+        if state and found.status not in UNSUBMITTED:
             raise Problem(
                 409,
                 "Conflict",
@@ -102,11 +105,51 @@ class FileUploads:
                 )
 
     async def upload(
+        self,
+        batch_id: str,
+        incoming: Sequence[IncomingFile],
+        who: Principal,
+        key: str | None = None,
+    ) -> ItemsAdded:
+        """Stores the files and adds their items; see the module's docstring. With an
+        Idempotency-Key, a repeat of the same files (names, types and bytes) returns the
+        first request's result and stores nothing again; other files under the same key are
+        a 409."""
+        self.check_parts(incoming)
+        if not key:
+            return await self._store(batch_id, incoming, who)
+        # a repeat of an upload that succeeded is answered as it was, even once submitted
+        await self.check(batch_id, who, state=False)
+        registry = self.batches.registry
+        scope = f"files:{batch_id}:{key}"
+        body_hash = _fingerprint(incoming)
+        earlier = await registry.claim_idempotency_key(
+            who.tenant, scope, body_hash, batch_id, datetime.now(UTC)
+        )
+        if earlier is not None:
+            if earlier["body_hash"] != body_hash:
+                raise Problem(
+                    409,
+                    "Idempotency key reused",
+                    "this Idempotency-Key was used with different files",
+                )
+            if earlier.get("result") is None:
+                raise Problem(
+                    409, "Conflict", "an upload with this Idempotency-Key is still in progress"
+                )
+            return ItemsAdded.model_validate(earlier["result"])
+        try:
+            result = await self._store(batch_id, incoming, who)
+        except BaseException:
+            await registry.release_idempotency_key(who.tenant, scope)
+            raise
+        await registry.record_idempotent_result(who.tenant, scope, result.model_dump())
+        return result
+
+    async def _store(
         self, batch_id: str, incoming: Sequence[IncomingFile], who: Principal
     ) -> ItemsAdded:
-        """Stores the files and adds their items; see the module's docstring."""
         found = await self.check(batch_id, who)
-        self.check_parts(incoming)
         planned = [(new_file_id(batch_id), upload) for upload in incoming]
         items: list[dict[str, Any]] = [
             _item(file_id, upload.filename or "", _size_of(upload), upload.content_type)
@@ -145,6 +188,19 @@ class FileUploads:
             await self.files.delete(file_ids)
         except Exception:
             log.exception("files of a failed upload could not be deleted: %s", file_ids)
+
+
+def _fingerprint(incoming: Sequence[IncomingFile]) -> str:
+    """A hash of the files' names, declared types and bytes (read from the spooled parts)."""
+    digest = hashlib.sha256()
+    for upload in incoming:
+        digest.update(f"{upload.filename}\0{upload.content_type}\0".encode())
+        upload.file.seek(0)
+        content = hashlib.sha256()
+        while data := upload.file.read(CHUNK_BYTES):
+            content.update(data)
+        digest.update(content.digest())
+    return digest.hexdigest()
 
 
 def _size_of(upload: IncomingFile) -> int:

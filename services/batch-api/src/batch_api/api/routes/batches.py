@@ -113,10 +113,10 @@ async def add_items(
     becomes `uploading`; 409 once it was submitted."""
     content_type = request.headers.get("content-type", "")
     if is_multipart(content_type):
-        await uploads.check(batch_id, who)
+        await uploads.check(batch_id, who, state=not idempotency_key)  # before the body
         form, files = await read_files(request, uploads.max_files)
         try:
-            return await uploads.upload(batch_id, files, who)
+            return await uploads.upload(batch_id, files, who, idempotency_key)
         finally:
             await form.close()
     items = parse_items(content_type, await request.body())
