@@ -20,6 +20,7 @@ from jobs_support import wait_for_status
 from pymongo import AsyncMongoClient
 from readmodels import settled_job_views
 from stack_support import Stack
+from tenancy import other_tenant_admin
 
 pytestmark = pytest.mark.e2e
 
@@ -242,17 +243,28 @@ async def test_refused_uploads_are_problems_and_keep_what_was_accepted(
 async def test_a_file_that_is_gone_fails_permanently_naming_it(
     api: httpx.AsyncClient, stack: Stack
 ) -> None:
-    missing = f"b_000000000000deadbeef00.f{'0' * 16}"
-    created = await api.post(
-        "/v1/batches",
-        json={
-            "name": "missing file",
-            "job_type": FILES_TYPE,
-            "items": [{"file_id": missing, "filename": "gone.txt"}],
-        },
+    # batch A uploads a file; B names it in a JSON item (same tenant: allowed); another
+    # tenant may not name it; A is deleted with its files; B's job then finds no file
+    first = await files_draft(api, "original")
+    upload = await api.post(
+        f"/v1/batches/{first}/items", files=[("files", ("gone.txt", b"bye\n", "text/plain"))]
     )
-    assert created.status_code == 201, created.text
-    batch_id = created.json()["id"]
+    file_id = upload.json()["files"][0]["file_id"]
+    assert (await api.post(f"/v1/batches/{first}/submit")).status_code == 202
+    await wait_for_status(api, first, {"completed"}, 60)
+    reuse = {"name": "reuse", "job_type": FILES_TYPE, "draft": True}
+    reuse["items"] = [{"file_id": file_id, "filename": "gone.txt"}]
+    second = await api.post("/v1/batches", json=reuse)
+    assert second.status_code == 201, second.text
+    stranger = {"Authorization": f"Bearer {await other_tenant_admin(stack)}"}
+    body = problem(
+        await api.post("/v1/batches", json=reuse, headers=stranger), 422, "invalid-items"
+    )
+    assert file_id in body["detail"]
+
+    assert (await api.delete(f"/v1/batches/{first}")).status_code == 204
+    batch_id = second.json()["id"]
+    assert (await api.post(f"/v1/batches/{batch_id}/submit")).status_code == 202
     await wait_for_status(api, batch_id, {"completed_with_errors", "failed"}, 60)
     views = await settled_job_views(
         stack.mongodb_url,
@@ -262,7 +274,7 @@ async def test_a_file_that_is_gone_fails_permanently_naming_it(
     )
     assert views[0]["error_class"] == "FileNotFound"
     assert views[0]["retryable"] is False
-    assert missing in views[0]["error_message"]
+    assert file_id in views[0]["error_message"]
     assert "gone.txt" in views[0]["error_message"]
 
 
