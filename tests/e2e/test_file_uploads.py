@@ -10,6 +10,7 @@ import json
 import os
 import random
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,26 @@ def make_files(n: int) -> list[tuple[str, bytes, dict[str, Any]]]:
             want = {"text_file": 0, "media_type": "application/octet-stream"}
             made.append((f"blob-{i}.bin", bytes([0]) + os.urandom(size - 1), want))
     return made
+
+
+BOUNDARY = "batchyard-test-boundary"
+MULTIPART = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+async def streamed_parts() -> AsyncIterator[bytes]:
+    """A multipart body of small files, sent chunked (no Content-Length), past the 32 MiB
+    body cap."""
+    part = (
+        (
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=files; filename=p.bin\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + b"x" * 1_000_000
+        + b"\r\n"
+    )
+    for _ in range(34):
+        yield part
+    yield f"--{BOUNDARY}--\r\n".encode()
 
 
 def parts(files: list[tuple[str, bytes, dict[str, Any]]]) -> list[tuple[str, Any]]:
@@ -200,6 +221,10 @@ async def test_refused_uploads_are_problems_and_keep_what_was_accepted(
     ]
     body = problem(await api.post(url, files=too_big, timeout=120), 413, "payload-too-large")
     assert "huge.bin" in body["detail"]
+    body = problem(
+        await api.post(url, content=streamed_parts(), headers=MULTIPART), 413, "payload-too-large"
+    )
+    assert str(32 * 1024 * 1024) in body["detail"]  # the API's body cap, counted as it arrives
     with_field = await api.post(
         url, data={"note": "x"}, files=[("files", ("n.txt", b"n", "text/plain"))]
     )

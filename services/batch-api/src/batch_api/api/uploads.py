@@ -92,6 +92,8 @@ async def read_files(request: Request, max_files: int) -> tuple[FormData, list[U
     try:
         form = await request.form(max_files=max_files, max_fields=max_files)
     except HTTPException as exc:
+        if exc.status_code != 400:
+            raise  # the body cap's 413 as it is
         if "too many files" in str(exc.detail).lower():
             raise Problem(
                 413,
