@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cli_support import Cli, cli_env, no_traceback, wait_status
+from cli_support import ANSI, Cli, cli_env, no_traceback, run_under_pty, wait_status
 from jobs_support import wait_for_status
 from pymongo import AsyncMongoClient
 from readmodels import settled_job_views
@@ -345,6 +345,19 @@ def test_cli_uploads_a_directory_of_files_in_chunks(stack: Stack, tmp_path: Path
     assert by_name["page-0.md"]["media_type"] == "text/markdown"
     assert by_name["page-0.md"]["lines"] == 2
     assert by_name["logo.png"]["media_type"] == "image/png"
+
+    # under a terminal: a progress bar in bytes, then the batch is submitted
+    code, screen = run_under_pty(
+        ["upload", "--files", str(folder), "--files-per-request", "2", "--name", "pty"],
+        cli_env(stack, tmp_path),
+        90,
+    )
+    plain = ANSI.sub("", screen)
+    assert code == 0, plain
+    assert "uploading files" in plain
+    assert "100%" in plain
+    assert "Uploaded 8 files" in plain
+    assert "Submitted batch" in plain
 
     missing = run("upload", "--files", str(tmp_path / "nope"))
     assert missing.returncode == 2
