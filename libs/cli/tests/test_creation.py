@@ -1,10 +1,20 @@
-"""The create body: a spec overridden by flags, priorities, params."""
+"""The create body: a spec overridden by flags, priorities, params; the files of
+`upload --files` and their grouping into requests."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from batchyard_cli.creation import BatchOptions, batch_body, parse_param, parse_priority
+from batchyard_cli.creation import (
+    BatchOptions,
+    batch_body,
+    expand_files,
+    file_chunks,
+    parse_param,
+    parse_priority,
+)
 from batchyard_cli.errors import InputError
 
 pytestmark = pytest.mark.unit
@@ -73,3 +83,34 @@ def test_params() -> None:
     assert parse_param("b=x=y") == ("b", "x=y")
     with pytest.raises(InputError):
         parse_param("novalue")
+
+
+def test_files_are_grouped_by_count_and_bytes(tmp_path: Path) -> None:
+    sizes = [10, 10, 10, 50, 10, 200, 10]
+    paths = []
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(b"x" * size)
+        paths.append(path)
+    groups = [[p.name for p in g] for g in file_chunks(paths, per_request=3, max_bytes=70)]
+    # 3 files at most; at most 70 bytes unless one file alone is larger
+    assert groups == [["f0", "f1", "f2"], ["f3", "f4"], ["f5"], ["f6"]]
+
+
+def test_directories_expand_to_their_files_without_hidden_ones(tmp_path: Path) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / ".git").mkdir()
+    for name in ("d/b.txt", "d/a.txt", "d/sub/c.bin", "d/.hidden", "d/.git/config", "top.md"):
+        (tmp_path / name).write_text(name)
+    found = expand_files([str(tmp_path / "top.md"), str(tmp_path / "d")])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == [
+        "top.md",
+        "d/a.txt",
+        "d/b.txt",
+        "d/sub/c.bin",
+    ]
+    with pytest.raises(InputError, match="no such file"):
+        expand_files([str(tmp_path / "missing")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no files"):
+        expand_files([str(tmp_path / "empty")])

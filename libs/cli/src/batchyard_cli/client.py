@@ -6,11 +6,13 @@ answer at all (refused, timed out, dropped) becomes `Unreachable`. Nothing here 
 from __future__ import annotations
 
 import json
+import mimetypes
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, cast
+from typing import IO, Any, BinaryIO, Self, cast
 
 import httpx
 
@@ -133,6 +135,18 @@ class BatchyardClient:
                 headers={"Content-Type": "application/x-ndjson"},
             ),
         )
+
+    def add_files(self, batch_id: str, paths: Sequence[Path]) -> ItemsAdded:
+        """`POST /v1/batches/{id}/items` as `multipart/form-data`: stores the files and adds
+        one item per file (`files.extract_metadata` items) to a draft or uploading batch."""
+        with ExitStack() as stack:
+            parts = [
+                ("files", (path.name, stack.enter_context(path.open("rb")), media_type_of(path)))
+                for path in paths
+            ]
+            return cast(
+                ItemsAdded, self._json("POST", f"/v1/batches/{batch_id}/items", files=parts)
+            )
 
     def submit_batch(self, batch_id: str) -> Batch:
         """`POST /v1/batches/{id}/submit`: queues a draft or uploaded batch."""
@@ -441,10 +455,17 @@ class BatchyardClient:
         json: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        files: list[tuple[str, tuple[str, BinaryIO, str]]] | None = None,
     ) -> httpx.Response:
         try:
             response = self._http.request(
-                method, path, params=params, json=json, content=content, headers=headers
+                method,
+                path,
+                params=params,
+                json=json,
+                content=content,
+                headers=headers,
+                files=files,
             )
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
@@ -484,6 +505,12 @@ class BatchyardClient:
             return Unreachable(f"{self.base_url} did not answer in time ({type(exc).__name__})")
         reason = str(exc) or type(exc).__name__
         return Unreachable(f"cannot reach {self.base_url}: {reason}")
+
+
+def media_type_of(path: Path) -> str:
+    """The media type a file's name suggests (the server sniffs the content itself)."""
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed or "application/octet-stream"
 
 
 def _job_path(job_id: str) -> str:

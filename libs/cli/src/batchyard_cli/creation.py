@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 from batchyard_cli.client import BatchyardClient, chunks
@@ -163,3 +166,84 @@ class UploadInterrupted(BatchyardError):
         self.batch_id = batch_id
         self.added = added
         self.cause = cause
+
+
+# files per upload request by default, and the bytes one request may carry (below the API's
+# default body cap of 32 MiB)
+DEFAULT_FILES_PER_REQUEST = 50
+MAX_REQUEST_BYTES = 24 * 1024 * 1024
+
+
+def file_chunks(
+    paths: Sequence[Path], per_request: int, max_bytes: int = MAX_REQUEST_BYTES
+) -> Iterator[list[Path]]:
+    """The files in upload order, in groups of at most `per_request` files and `max_bytes`
+    bytes (a larger file goes alone; the API refuses it if it is over its per-file cap)."""
+    group: list[Path] = []
+    size = 0
+    for path in paths:
+        n = path.stat().st_size
+        if group and (len(group) >= per_request or size + n > max_bytes):
+            yield group
+            group, size = [], 0
+        group.append(path)
+        size += n
+    if group:
+        yield group
+
+
+def expand_files(arguments: Sequence[str]) -> list[Path]:
+    """The files named, with the regular files under each directory named (recursively, in
+    name order, hidden ones skipped). An argument that is neither is an `InputError`."""
+    found: list[Path] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))
+        else:
+            raise InputError(f"{argument}: no such file or directory")
+    if not found:
+        raise InputError("no files to upload")
+    return found
+
+
+def _hidden(path: Path, under: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(under).parts)
+
+
+def upload_files(
+    client: BatchyardClient,
+    batch_id: str,
+    paths: Sequence[Path],
+    *,
+    per_request: int = DEFAULT_FILES_PER_REQUEST,
+    console: Console | None = None,
+) -> int:
+    """Uploads the files into the batch, `per_request` at a time, with a progress bar (in
+    bytes); returns how many were added. A failing request raises `UploadInterrupted`
+    saying how many files the batch already holds from this upload."""
+    added = 0
+    total_bytes = sum(p.stat().st_size for p in paths)
+    bar = Progress(
+        TextColumn("uploading files"),
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=console is None or not console.is_terminal,
+        transient=False,
+    )
+    with bar:
+        task = bar.add_task("upload", total=total_bytes)
+        for group in file_chunks(paths, per_request):
+            try:
+                client.add_files(batch_id, group)
+            except BatchyardError as exc:
+                raise UploadInterrupted(batch_id, added, exc) from exc
+            added += len(group)
+            bar.advance(task, sum(p.stat().st_size for p in group))
+    return added

@@ -312,10 +312,18 @@ def job_types_table(job_types: Sequence[JobType]) -> RenderableType:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("Job type", style="bold", no_wrap=True)
     table.add_column("Item fields")
+    table.add_column("Output fields")
+    table.add_column("Runs", no_wrap=True)
     table.add_column("Description")
     for job_type in job_types:
         fields = ", ".join((job_type.get("input_schema") or {}).get("properties", {}))
-        table.add_row(job_type["name"], fields or DASH, job_type.get("description", ""))
+        outputs = ", ".join((job_type.get("output_schema") or {}).get("properties", {}))
+        runs = job_type.get("isolation") or "inline"
+        if job_type.get("supports_rollback"):
+            runs += ", undoable"
+        table.add_row(
+            job_type["name"], fields or DASH, outputs or DASH, runs, job_type.get("description", "")
+        )
     return table
 
 

@@ -102,6 +102,9 @@ class JobType(TypedDict):
     name: str
     description: str
     input_schema: dict[str, Any]
+    output_schema: NotRequired[dict[str, Any] | None]
+    supports_rollback: NotRequired[bool]
+    isolation: NotRequired[str]
 
 
 class ApiKey(TypedDict):

@@ -25,6 +25,7 @@ from batch_api.api.routes import webhooks as webhook_routes
 from batch_api.api.routes.library import mount_library
 from batch_api.domain.ratelimit import KeyLimiter, Limit
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.files import FileUploads
 from batch_api.handlers.items import DraftItems
 from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
@@ -36,6 +37,7 @@ from batch_api.web import install_dashboard
 from servicekit.asyncapi import asyncapi_document
 from servicekit.consume import subscribe_batches
 from servicekit.deadletter import DeadLetters
+from servicekit.files import FileStore
 from servicekit.kafka import make_broker
 from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
 from servicekit.runtime import ServiceRuntime
@@ -94,6 +96,19 @@ class ApiSettings(ServiceSettings):
         validation_alias=AliasChoices("BATCHYARD_API_MAX_EXPORT_JOBS"),
         description="exports and CSV reports of larger batches are refused with 422",
     )
+    max_file_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1,
+        validation_alias=AliasChoices("BATCHYARD_API_MAX_FILE_BYTES"),
+        description="larger uploaded files are refused with 413 (a request is also capped "
+        "by max_body_bytes)",
+    )
+    max_files_per_request: int = Field(
+        default=1000,
+        ge=1,
+        validation_alias=AliasChoices("BATCHYARD_API_MAX_FILES_PER_REQUEST"),
+        description="more files in one upload request are refused with 413",
+    )
 
 
 def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None) -> FastAPI:
@@ -105,7 +120,8 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     keys = ApiKeyStore(db)
     events = ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe)
     service = BatchService(registry, read_models, events, settings.topics)
-    lifecycle = BatchLifecycle(service, registry, read_models, events, settings.topics)
+    files = FileStore(db)
+    lifecycle = BatchLifecycle(service, registry, read_models, events, settings.topics, files)
     job_service = JobService(service, registry, read_models, events, settings.topics)
     feed = LiveFeed(settings.kafka_bootstrap_servers, settings.topics)
     runtime.background(feed.run)
@@ -147,6 +163,9 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.batches = service
     app.state.lifecycle = lifecycle
     app.state.items = DraftItems(service, registry)
+    app.state.files = FileUploads(
+        service, files, settings.max_file_bytes, settings.max_files_per_request
+    )
     app.state.jobs = job_service
     app.state.live = LiveEvents(service, feed)
     app.state.read_models = read_models

@@ -254,10 +254,22 @@ class ItemsUpload(BaseModel):
     items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_INLINE_ITEMS)
 
 
+class FileAdded(BaseModel):
+    """A file an upload stored, as the item it became."""
+
+    file_id: str
+    filename: str
+    size: int
+    content_type: str | None = None
+
+
 class ItemsAdded(BaseModel):
     batch_id: str
     added: int
     total: int
+    files: list[FileAdded] | None = Field(
+        default=None, description="multipart uploads: the stored files, in the order sent"
+    )
 
 
 class BatchPage(BaseModel):
@@ -317,3 +329,14 @@ class JobTypePublic(BaseModel):
     name: str
     description: str
     input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema of a job's output, when the type declares one"
+    )
+    supports_rollback: bool = Field(
+        default=False, description="whether it has backup/compensate hooks (rollback works)"
+    )
+    isolation: Literal["inline", "process"] = Field(
+        default="inline",
+        description="inline: jobs run as tasks in the executor's event loop; process: each "
+        "job in a worker process under the batch's resource limits",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from itertools import chain, islice
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,12 +15,15 @@ from batchyard_cli.client import BatchFilter
 from batchyard_cli.commands.monitor import run_monitor
 from batchyard_cli.creation import (
     DEFAULT_CHUNK,
+    DEFAULT_FILES_PER_REQUEST,
     MAX_INLINE_ITEMS,
     BatchOptions,
     UploadInterrupted,
     batch_body,
+    expand_files,
     parse_priority,
     upload,
+    upload_files,
 )
 from batchyard_cli.errors import InputError
 from batchyard_cli.inputs import count_items, load_spec, parse_item, read_items
@@ -27,6 +31,7 @@ from batchyard_cli.render import batch_view, batches_table
 from batchyard_cli.resources import Batch
 
 PANEL = "Batches"
+FILES_JOB_TYPE = "files.extract_metadata"
 
 SpecOpt = Annotated[
     Path | None,
@@ -144,8 +149,23 @@ def upload_cmd(
     ctx: typer.Context,
     files: Annotated[
         list[str],
-        typer.Argument(help="Items files: JSON lines, a JSON array or a YAML list; - for stdin."),
+        typer.Argument(
+            help="Items files: JSON lines, a JSON array or a YAML list; - for stdin. With "
+            "--files: files or directories whose files are uploaded as data."
+        ),
     ],
+    as_files: Annotated[
+        bool,
+        typer.Option(
+            "--files",
+            help="Upload the files themselves (directories: every file in them, recursively), "
+            "one item each; a new batch is files.extract_metadata.",
+        ),
+    ] = False,
+    files_per_request: Annotated[
+        int,
+        typer.Option(min=1, max=1000, help="With --files: files per upload request."),
+    ] = DEFAULT_FILES_PER_REQUEST,
     batch_id: Annotated[
         str | None,
         typer.Option("--batch", "-b", help="Add to this draft or uploading batch."),
@@ -167,8 +187,24 @@ def upload_cmd(
     watch: WatchOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Upload items in chunks, with a progress bar, into a new batch or an existing draft."""
+    """Upload items in chunks, with a progress bar, into a new batch or an existing draft;
+    with --files, upload files (stored by the API, one item each) in requests of
+    --files-per-request files."""
     app = state(ctx)
+    if as_files:
+        options = BatchOptions(name=name, job_type=job_type, priority=priority, tags=tag or ())
+        _upload_files(
+            app,
+            files,
+            batch_id,
+            spec,
+            options,
+            files_per_request,
+            submit,
+            watch=watch,
+            as_json=as_json,
+        )
+        return
     if batch_id is None:
         default_name = Path(files[0]).stem if files[0] != "-" else None
         options = BatchOptions(
@@ -189,6 +225,53 @@ def upload_cmd(
     if not as_json:
         app.output.say(f"Added {added} items to {batch_id}.")
     _created(app, batch, as_json, watch, verb="Submitted" if submit else None)
+
+
+def _upload_files(
+    app: AppState,
+    arguments: Sequence[str],
+    batch_id: str | None,
+    spec: Path | None,
+    options: BatchOptions,
+    per_request: int,
+    submit: bool | None,
+    *,
+    watch: bool,
+    as_json: bool,
+) -> None:
+    """`upload --files`: into a new draft (a `files.extract_metadata` batch unless a job type
+    is given; submitted unless --no-submit) or into `batch_id` (submitted with --submit)."""
+    paths = expand_files(arguments)
+    client = app.client()
+    new = batch_id is None
+    if batch_id is None:
+        options = replace(
+            options,
+            name=options.name or Path(arguments[0]).resolve().name or "files",
+            job_type=options.job_type or FILES_JOB_TYPE,
+        )
+        body = batch_body(load_spec(spec) if spec else {}, options)
+        if body.get("items"):
+            raise InputError("--files makes the items from the files: drop the spec's items")
+        batch_id = client.create_batch({**body, "draft": True})["id"]
+        app.output.note(f"created draft {batch_id}; uploading {len(paths)} files")
+    elif spec or options.name or options.job_type or options.priority or options.tags:
+        raise InputError("--batch adds files to an existing batch: drop the batch fields")
+    try:
+        added = upload_files(
+            client, batch_id, paths, per_request=per_request, console=app.output.stderr
+        )
+    except UploadInterrupted as stopped:
+        app.output.note(
+            f"upload stopped: the first {stopped.added} files reached {batch_id}, the rest did "
+            f"not; add them with `batchyard upload --files --batch {batch_id} FILE...`"
+        )
+        raise stopped.cause from None
+    submitting = submit if submit is not None else new
+    batch = client.submit_batch(batch_id) if submitting else client.get_batch(batch_id)
+    if not as_json:
+        app.output.say(f"Uploaded {added} files to {batch_id}.")
+    _created(app, batch, as_json, watch, verb="Submitted" if submitting else None)
 
 
 def _create_by_upload(

@@ -68,13 +68,16 @@ class ReadModels:
                     yield index, views[key]
 
     async def job_types(self, max_age_s: float = 2.0) -> dict[str, Document]:
-        """Announced job types by name, with `input_schema` parsed. Cached briefly."""
+        """Announced job types by name, with `input_schema` and `output_schema` (None when
+        the type declares none) parsed. Cached briefly."""
         at, cached = self._job_types
         if time.monotonic() - at < max_age_s and cached:
             return cached
         found: dict[str, Document] = {}
         async for doc in self.job_types_col.find({}):
             doc["input_schema"] = json.loads(doc.get("input_schema_json") or "{}")
+            output = doc.get("output_schema_json")
+            doc["output_schema"] = json.loads(output) if output else None
             found[doc["_id"]] = doc
         self._job_types = (time.monotonic(), found)
         return found

@@ -13,6 +13,7 @@ from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
 from batch_api.domain.ratelimit import KeyLimiter, Limit, retry_after
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.files import FileUploads
 from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
 from batch_api.handlers.live import LiveEvents
@@ -75,6 +76,11 @@ def live_events(request: Request) -> LiveEvents:
     return handler
 
 
+def file_uploads(request: Request) -> FileUploads:
+    handler: FileUploads = request.app.state.files
+    return handler
+
+
 def read_models(request: Request) -> ReadModels:
     models: ReadModels = request.app.state.read_models
     return models
@@ -86,3 +92,4 @@ Reads = Annotated[ReadModels, Depends(read_models)]
 Lifecycle = Annotated[BatchLifecycle, Depends(lifecycle)]
 Jobs = Annotated[JobService, Depends(job_service)]
 Live = Annotated[LiveEvents, Depends(live_events)]
+Files = Annotated[FileUploads, Depends(file_uploads)]

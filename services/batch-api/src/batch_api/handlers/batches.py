@@ -55,6 +55,7 @@ from servicekit.publisher import EventPublisher, Outgoing
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1000
+_UPLOADED_FILE = re.compile(r"^(b_[0-9a-f]+)\.f[0-9a-f]{16}$")
 OWN_PHASES = frozenset({"draft", "uploading", "cancelled"})
 PRODUCER = "batch-api"
 
@@ -93,6 +94,7 @@ class BatchService:
         if not who.may("operator"):
             raise Problem(403, "Forbidden", "a viewer key cannot create batches")
         await self._validate_items(body)
+        await self.check_file_refs(who.tenant, body.items or [])
         await self.validate_dependencies(None, who.tenant, body.config, submitting=not body.draft)
         batch_id = new_batch_id()
         now = datetime.now(UTC)
@@ -206,6 +208,27 @@ class BatchService:
                 errors=problems,
             )
 
+    async def check_file_refs(self, tenant: str, items: list[dict[str, Any]]) -> None:
+        """A 422 problem if an item names an uploaded file (`file_id`, `<batch id>.f<hex>`)
+        of a batch that is not the tenant's (or no longer exists): a batch reads only its
+        tenant's files. One registry read per distinct batch named, so cheap for any count."""
+        batches: dict[str, int] = {}
+        for i, item in enumerate(items):
+            file_id = item.get("file_id")
+            found = _UPLOADED_FILE.match(file_id) if isinstance(file_id, str) else None
+            if found is not None:  # another job type's own `file_id` is not ours to judge
+                batches.setdefault(found.group(1), i)
+        for batch_id, first in batches.items():
+            doc = await self.registry.get(batch_id)
+            if doc is None or doc.get("tenant") != tenant:
+                raise Problem(
+                    422,
+                    "Invalid items",
+                    f"item {first}: file {items[first]['file_id']!r} is not a file uploaded "
+                    "into one of your batches (upload files with multipart POST .../items)",
+                    kind="invalid-items",
+                )
+
     async def add_items(
         self, batch_id: str, items: list[dict[str, Any]], who: Principal, *, validate: bool = True
     ) -> tuple[int, int]:
@@ -224,6 +247,7 @@ class BatchService:
             raise Problem(422, "Invalid items", "the upload holds no items", kind="invalid-items")
         if validate:
             await self.validate_items(found.doc["job_type"], items)
+            await self.check_file_refs(who.tenant, items)
         sizes = [len(items[s : s + CHUNK_SIZE]) for s in range(0, len(items), CHUNK_SIZE)]
         async with self.edit_lock(batch_id):
             doc = await self.registry.allocate_chunks(batch_id, sorted(UNSUBMITTED), sizes)

@@ -51,6 +51,7 @@ from contracts.events import (
 )
 from contracts.topics import Topics
 from contracts.vocabulary import BatchConfig
+from servicekit.files import FileStore
 from servicekit.publisher import EventPublisher, Outgoing
 
 PRODUCER = "batch-api"
@@ -80,6 +81,7 @@ class BatchLifecycle:
     read_models: ReadModels
     publisher: EventPublisher
     topics: Topics
+    files: FileStore | None = None
 
     async def act(
         self, batch_id: str, action: str, who: Principal, rollback: RollbackBody | None = None
@@ -354,7 +356,8 @@ class BatchLifecycle:
             cursor = page.next_cursor
 
     async def delete(self, batch_id: str, who: Principal) -> None:
-        """Deletes a batch in a terminal state (409 otherwise) with its stored items."""
+        """Deletes a batch in a terminal state (409 otherwise) with its stored items and
+        uploaded files."""
         require(who)
         found = await self.batches.load(batch_id, who)
         if not may_delete(found.status):
@@ -365,6 +368,8 @@ class BatchLifecycle:
                 kind="conflict",
                 batch_status=found.status,
             )
+        if self.files is not None:  # its uploaded files first: a failure leaves the batch
+            await self.files.delete_batch(batch_id)
         await self.registry.delete(batch_id, int(found.doc.get("chunks") or 0))
 
 

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from batch_api.api.deps import Batches, CurrentPrincipal, Lifecycle
+from batch_api.api.deps import Batches, CurrentPrincipal, Files, Lifecycle
 from batch_api.api.problems import Problem
-from batch_api.api.uploads import parse_items
+from batch_api.api.uploads import is_multipart, parse_items, read_files
 from batch_api.domain.lifecycle import Action
 from batch_api.schemas import (
     MAX_PAGE,
@@ -91,18 +91,35 @@ async def bulk_action(
     return await lifecycle.bulk(body, who)
 
 
-@router.post("/{batch_id}/items", status_code=202, response_model=ItemsAdded)
+@router.post(
+    "/{batch_id}/items",
+    status_code=202,
+    response_model=ItemsAdded,
+    response_model_exclude_none=True,
+)
 async def add_items(
     batch_id: str,
     request: Request,
     who: CurrentPrincipal,
     batches: Batches,
+    uploads: Files,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ItemsAdded:
     """Add items to a draft (or uploading) batch: `application/x-ndjson`, one JSON object per
     line, or JSON `{"items": [...]}`; up to 10,000 items per request, any number of
-    requests. The batch becomes `uploading`; 409 once it was submitted."""
-    items = parse_items(request.headers.get("content-type", ""), await request.body())
+    requests. Or upload files (`multipart/form-data`, one or more file parts): each file is
+    stored and becomes one item `{file_id, filename, size, content_type}` (for
+    `files.extract_metadata`); 413 if a file or the request is over its cap. The batch
+    becomes `uploading`; 409 once it was submitted."""
+    content_type = request.headers.get("content-type", "")
+    if is_multipart(content_type):
+        await uploads.check(batch_id, who, state=not idempotency_key)  # before the body
+        form, files = await read_files(request, uploads.max_files)
+        try:
+            return await uploads.upload(batch_id, files, who, idempotency_key)
+        finally:
+            await form.close()
+    items = parse_items(content_type, await request.body())
     return await batches.upload(batch_id, items, who, idempotency_key)
 
 

@@ -1,4 +1,5 @@
-"""`/v1/job-types`: the job types executors announce, with their input schemas."""
+"""`/v1/job-types`: the job types executors announce, with their input and output schemas,
+whether they can be rolled back and how their jobs are isolated."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ async def list_job_types(who: CurrentPrincipal, reads: Reads) -> list[JobTypePub
     found = await reads.job_types()
     return [
         JobTypePublic(
-            name=name, description=doc.get("description", ""), input_schema=doc["input_schema"]
+            name=name,
+            description=doc.get("description", ""),
+            input_schema=doc["input_schema"],
+            output_schema=doc.get("output_schema"),
+            supports_rollback=bool(doc.get("supports_rollback")),
+            isolation="process" if doc.get("isolation") == "process" else "inline",
         )
         for name, doc in sorted(found.items())
     ]

@@ -1,0 +1,1 @@
+"""`files.extract_metadata`: facts about files uploaded into a batch."""
