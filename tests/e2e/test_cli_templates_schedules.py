@@ -4,11 +4,13 @@ the real stack: spec files, overrides, next run times, triggers, runs, and clear
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, cli_env, no_traceback, wait_status
+from cli_support import Cli, cli_env, created_id, no_traceback, wait_status
 from stack_support import Stack
+from webhook_support import receiving
 
 pytestmark = pytest.mark.e2e
 
@@ -189,3 +191,42 @@ def test_schedules_refuse_bad_input(run: Cli, tmp_path: Path) -> None:
     bad_overlap = run("schedules", "create", "-n", "x", "--cron", "* * * * *", "--overlap", "maybe")
     assert bad_overlap.returncode == 2
     assert run("schedules", "trigger", "s_nope").returncode == 3
+
+
+def test_sharing_notices_and_a_template_from_a_batch(run: Cli, unique: str) -> None:
+    with receiving() as receiver:
+        created = run(
+            "create", "-n", f"cli shared {unique}", "-t", "demo.sleep",
+            "--item", '{"seconds": 0}', "--item", '{"seconds": 0}',
+            "--visibility", "private", "--share", "cy",
+            "--notify", receiver.url("cli"), "--notify-start", "--json",
+        )  # fmt: skip
+        batch_id = created_id(created)
+        batch = json.loads(created.stdout)
+        assert (batch["visibility"], batch["shared_with"]) == ("private", ["cy"])
+        assert batch["config"]["notifications"][0]["on_start"] is True
+        wait_status(run, batch_id, {"completed"})
+        deadline = time.monotonic() + 30
+        while True:
+            listed = run("webhooks", batch_id, "--json")
+            assert listed.returncode == 0, listed.stderr
+            deliveries = json.loads(listed.stdout)
+            events = sorted(d["event"] for d in deliveries if d["status"] == "delivered")
+            if events == ["batch.finished", "batch.started"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert events == ["batch.finished", "batch.started"]
+        table = run("webhooks", batch_id)
+        assert "delivered" in table.stdout
+        assert "finished" in table.stdout
+        assert receiver.hits["cli"] == 2
+
+    opened = run("edit", batch_id, "--visibility", "tenant", "--json")
+    assert opened.returncode == 0, opened.stderr
+    assert json.loads(opened.stdout)["visibility"] == "tenant"
+    saved = run("templates", "from-batch", batch_id, "-n", f"cli copy {unique}", "--json")
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(saved.stdout)["spec"]["items"] == [{"seconds": 0}, {"seconds": 0}]
+    missing = run("templates", "from-batch", "b_missing", "-n", "x")
+    assert missing.returncode == 3, missing.stderr
+    no_traceback(missing)

@@ -342,6 +342,15 @@ class BatchyardClient:
     def get_template(self, template_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/templates/{_segment(template_id)}")
 
+    def template_from_batch(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`POST /v1/templates/from-batch`: a template like an existing batch."""
+        return self._json("POST", "/v1/templates/from-batch", json=body)
+
+    def webhook_deliveries(self, batch_id: str) -> list[dict[str, Any]]:
+        """`GET /v1/batches/{id}/webhooks`: the notices of the batch's webhooks."""
+        found = self._json_any("GET", f"/v1/batches/{_segment(batch_id)}/webhooks")
+        return cast(list[dict[str, Any]], found)
+
     def create_template(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._json("POST", "/v1/templates", json=body)
 

@@ -50,6 +50,11 @@ class BatchOptions:
     rollback_on_failure: bool | None = None
     params: Sequence[str] = ()
     items: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    visibility: str | None = None
+    shared_with: Sequence[str] = ()
+    notify: Sequence[str] = ()  # webhook URLs
+    notify_start: bool = False
+    notify_progress: int | None = None
 
 
 def parse_priority(value: str) -> str | int:
@@ -111,8 +116,20 @@ def batch_body(spec: Mapping[str, Any], options: BatchOptions) -> dict[str, Any]
             **dict(config.get("params") or {}),
             **dict(map(parse_param, options.params)),
         }
+    if options.notify:
+        hooks: list[dict[str, Any]] = list(config.get("notifications") or [])
+        for url in options.notify:
+            hook: dict[str, Any] = {"url": url, "on_start": options.notify_start}
+            if options.notify_progress is not None:
+                hook["progress_every_percent"] = options.notify_progress
+            hooks.append(hook)
+        config["notifications"] = hooks
     if config:
         body["config"] = config
+    if options.visibility is not None:
+        body["visibility"] = options.visibility
+    if options.shared_with:
+        body["shared_with"] = list(options.shared_with)
     items = list(body.get("items") or []) + [dict(item) for item in options.items]
     if "items" in body or items:
         body["items"] = items

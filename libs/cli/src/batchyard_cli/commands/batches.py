@@ -29,6 +29,7 @@ from batchyard_cli.errors import InputError
 from batchyard_cli.inputs import count_items, load_spec, parse_item, read_items
 from batchyard_cli.render import batch_view, batches_table
 from batchyard_cli.resources import Batch
+from batchyard_cli.sharing import ShareOpt, VisibilityOpt
 
 PANEL = "Batches"
 FILES_JOB_TYPE = "files.extract_metadata"
@@ -96,6 +97,22 @@ def create(
         list[str] | None,
         typer.Option("--param", help="KEY=VALUE into config.params (repeat for several)."),
     ] = None,
+    visibility: VisibilityOpt = None,
+    share: ShareOpt = None,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify",
+            help="A webhook URL told when the batch ends or a job fails (repeat for several).",
+        ),
+    ] = None,
+    notify_start: Annotated[
+        bool, typer.Option("--notify-start", help="Also tell the webhooks when it starts.")
+    ] = False,
+    notify_progress: Annotated[
+        int | None,
+        typer.Option(min=1, max=99, help="Also tell them every N percent of progress."),
+    ] = None,
     draft: Annotated[
         bool, typer.Option("--draft", help="Leave the batch in draft; submit it later.")
     ] = False,
@@ -127,6 +144,11 @@ def create(
         rollback_on_failure=rollback_on_failure,
         params=param or (),
         items=[parse_item(text, f"--item {n}") for n, text in enumerate(item or [], 1)],
+        visibility=visibility.value if visibility else None,
+        shared_with=share or (),
+        notify=notify or (),
+        notify_start=notify_start,
+        notify_progress=notify_progress,
     )
     body = batch_body(load_spec(spec) if spec else {}, options)
     files = items or []
@@ -408,13 +430,24 @@ def edit(
         list[str] | None, typer.Option("--tag", help="Replace the tags (repeat for several).")
     ] = None,
     deadline: Annotated[str | None, typer.Option(help="An ISO date-time.")] = None,
+    visibility: VisibilityOpt = None,
+    share: Annotated[
+        list[str] | None,
+        typer.Option("--share", help="Replace who it is shared with (repeat for several)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Change a batch's name, description, priority, tags or deadline."""
+    """Change a batch's name, description, priority, tags, deadline or who sees it."""
     app = state(ctx)
     changes: dict[str, Any] = {
         k: v
-        for k, v in {"name": name, "description": description, "deadline": deadline}.items()
+        for k, v in {
+            "name": name,
+            "description": description,
+            "deadline": deadline,
+            "visibility": visibility.value if visibility else None,
+            "shared_with": share,
+        }.items()
         if v is not None
     }
     if priority is not None:

@@ -10,7 +10,7 @@ from batchyard_cli.app_state import BatchIdArg, JsonFlag, state
 from batchyard_cli.client import MAX_PAGE
 from batchyard_cli.errors import BatchyardError
 from batchyard_cli.exit_codes import ExitCode, for_error, worst
-from batchyard_cli.render import job_view, jobs_table
+from batchyard_cli.render import job_view, jobs_table, records_table
 from batchyard_cli.resources import Job
 
 JobIdArg = Annotated[str, typer.Argument(help="The job id (<batch id>.<index>).")]
@@ -87,5 +87,30 @@ def cancel_jobs(ctx: typer.Context, job_ids: JobIdsArg, as_json: JsonFlag = Fals
     _each(ctx, job_ids, "cancel", as_json)
 
 
+def webhooks(ctx: typer.Context, batch_id: BatchIdArg, as_json: JsonFlag = False) -> None:
+    """The notices sent to the batch's webhooks: event, target, status, attempts, last answer."""
+    app = state(ctx)
+    deliveries = app.client().webhook_deliveries(batch_id)
+    if as_json:
+        app.output.json(deliveries)
+        return
+    if not deliveries:
+        app.output.say(f"No webhook notice for {batch_id} yet.")
+        return
+    rows = [
+        {
+            "notice": d["event"].removeprefix("batch."),
+            "to": d["url"],
+            "status": d["status"],
+            "attempts": d["attempts"],
+            "last answer": d.get("last_error")
+            or (f"HTTP {d['last_status_code']}" if d.get("last_status_code") else "-"),
+        }
+        for d in deliveries
+    ]
+    app.output.show(records_table(rows))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(jobs_app, name="jobs", rich_help_panel="Jobs")
+    app.command(rich_help_panel="Jobs")(webhooks)

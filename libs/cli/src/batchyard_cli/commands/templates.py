@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from batchyard_cli.creation import MAX_INLINE_ITEMS, parse_priority
 from batchyard_cli.errors import InputError
 from batchyard_cli.inputs import load_spec, parse_item, read_items
 from batchyard_cli.render import batch_view
+from batchyard_cli.sharing import ShareOpt, Visibility, VisibilityOpt
 
 templates_app = typer.Typer(
     help="Batch templates: reusable batch specs to instantiate (`templates instantiate ID`).",
@@ -22,11 +22,6 @@ templates_app = typer.Typer(
 
 TemplateIdArg = Annotated[str, typer.Argument(help="The template id (t_…).", show_default=False)]
 SPEC_FIELDS = "name, category, spec: {job_type, priority, tags, config, items}"
-
-
-class Visibility(enum.StrEnum):
-    private = "private"
-    tenant = "tenant"
 
 
 @templates_app.command("list")
@@ -81,13 +76,6 @@ SpecFileOpt = Annotated[
 NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="The template's name.")]
 DescriptionOpt = Annotated[str | None, typer.Option(help="A longer description.")]
 CategoryOpt = Annotated[str | None, typer.Option("--category", "-c", help="Its category.")]
-VisibilityOpt = Annotated[
-    Visibility | None,
-    typer.Option(help="private (you, who it is shared with, admins) or tenant (everyone)."),
-]
-ShareOpt = Annotated[
-    list[str] | None, typer.Option("--share", help="Share with this user (repeat for several).")
-]
 
 
 def _with_flags(
@@ -137,6 +125,35 @@ def create_template(
     else:
         app.output.say(
             f"Created template {created['id']} ({created['name']!r}, {created['category']})."
+        )
+
+
+@templates_app.command("from-batch")
+def template_from_batch(
+    ctx: typer.Context,
+    batch_id: Annotated[str, typer.Argument(help="The batch to copy (b_…).", show_default=False)],
+    name: Annotated[str, typer.Option("--name", "-n", help="The template's name.")],
+    category: CategoryOpt = None,
+    items: Annotated[
+        bool, typer.Option("--items/--no-items", help="Keep the batch's items (at most 10,000).")
+    ] = True,
+    visibility: VisibilityOpt = None,
+    share: ShareOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Save an existing batch as a template: its job type, priority, tags, configuration and
+    (unless --no-items) its items."""
+    app = state(ctx)
+    body = _with_flags(
+        {"batch_id": batch_id, "with_items": items}, name, None, category, visibility, share
+    )
+    created = app.client().template_from_batch(body)
+    if as_json:
+        app.output.json(created)
+    else:
+        app.output.say(
+            f"Created template {created['id']} ({created['name']!r}, {created['category']}) "
+            f"from {batch_id}."
         )
 
 
