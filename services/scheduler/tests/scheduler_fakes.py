@@ -67,3 +67,15 @@ class InMemorySchedulerStore:
 
     async def find_batch(self, batch_id: str) -> Document | None:
         return self.batches.get(batch_id)
+
+    async def tenant_batches(self, tenant: str) -> list[Document]:
+        return [dict(d) for d in self.batches.values() if d.get("tenant") == tenant]
+
+    async def drop_job_documents(self, batch_id: str) -> None:
+        for key in [k for k, c in self.chunks.items() if c["batch_id"] == batch_id]:
+            del self.chunks[key]
+        for key in [k for k, j in self.jobs.items() if j["batch_id"] == batch_id]:
+            del self.jobs[key]
+
+    async def delete_batch(self, batch_id: str) -> None:
+        self.batches.pop(batch_id, None)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from contracts.events import (
     BackupCreated,
     BackupValidated,
+    BatchArchived,
     BatchCancelled,
     BatchCancelRequested,
     BatchCompleted,
@@ -21,6 +22,7 @@ from contracts.events import (
     BatchPaused,
     BatchPauseRequested,
     BatchProgress,
+    BatchPurged,
     BatchReportReady,
     BatchResumed,
     BatchResumeRequested,
@@ -45,6 +47,9 @@ from contracts.events import (
     JobRetryRequested,
     JobRetryScheduled,
     JobStarted,
+    RetentionPolicyChanged,
+    RetentionRunCompleted,
+    RetentionRunRequested,
     RollbackCompleted,
     RollbackFailed,
     RollbackPlanned,
@@ -120,6 +125,8 @@ ROUTES: tuple[Route, ...] = (
         RollbackFailed,
     ),
     *_routes("reports", ("reporter",), BatchReportReady),
+    *_routes("retention", ("batch-api",), RetentionPolicyChanged, RetentionRunRequested),
+    *_routes("retention", ("scheduler",), BatchArchived, BatchPurged, RetentionRunCompleted),
 )
 
 # Base classes that are never sent themselves.

@@ -61,6 +61,12 @@ class Topics:
         return self._name("schedules")
 
     @property
+    def retention(self) -> str:
+        """batch-api → scheduler (policies, run requests; key: tenant); scheduler → batch-api,
+        reporter (archived and purged batches, key: batch id; run outcomes, key: tenant)."""
+        return self._name("retention")
+
+    @property
     def dead_letter(self) -> str:
         """Any consumer → operators. Poison messages with the reason and the original bytes."""
         return self._name("dead-letter")
@@ -76,6 +82,7 @@ class Topics:
             self.rollback_events,
             self.reports,
             self.schedules,
+            self.retention,
             self.dead_letter,
         ]
 

@@ -16,9 +16,15 @@ from pydantic_settings import SettingsConfigDict
 
 from scheduler.adapters import metrics
 from scheduler.adapters.leader import MongoLeaderLease
-from scheduler.adapters.store import MongoSchedulerStore, MongoScheduleStore, SchedulerStore
+from scheduler.adapters.store import (
+    MongoRetentionStore,
+    MongoSchedulerStore,
+    MongoScheduleStore,
+    SchedulerStore,
+)
 from scheduler.domain.ratelimit import parse_rate_limits
 from scheduler.handlers.engine import Scheduler, SchedulerConfig
+from scheduler.handlers.retention import RetentionKeeper
 from scheduler.handlers.schedules import ScheduleClock
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
@@ -42,6 +48,16 @@ class SchedulerSettings(ServiceSettings):
     tick_s: float = Field(default=0.05, gt=0)
     leader_ttl_s: float = Field(default=10.0, gt=1)
     cron_tick_s: float = Field(default=1.0, gt=0, description="how often due schedules fire")
+    retention_period_s: float = Field(
+        default=3600.0, gt=0, description="how often each tenant's retention policy runs"
+    )
+    retention_check_s: float = Field(
+        default=5.0, gt=0, description="how often the leader looks for tenants that are due"
+    )
+    retention_chunk: int = Field(default=100, ge=1, description="batches per retention step")
+    retention_max_per_run: int = Field(
+        default=10_000, ge=1, description="batches archived or deleted per run at most"
+    )
     rate_limits: str = Field(
         default="",
         description="jobs started per second by job type: `http.request=50,demo.sleep=2.5`",
@@ -129,10 +145,48 @@ def bootstrap(
         batch_timeout_ms=100,
     )
 
+    keeper = RetentionKeeper(
+        policies=MongoRetentionStore(db),
+        batches=scheduler.store,
+        publisher=publisher or KafkaEventPublisher(broker),
+        topics=topics,
+        engine_lock=scheduler.lock,
+        is_active=lambda batch_id: batch_id in scheduler.batches,
+        fence=lease.still_valid,
+        period_s=settings.retention_period_s,
+        chunk_size=settings.retention_chunk,
+        max_per_run=settings.retention_max_per_run,
+        on_run=metrics.observe_retention,
+    )
+
+    async def handle_retention(items: Sequence[Decoded]) -> None:
+        await recovered.wait()
+        await keeper.handle(items)
+
+    subscribe_batches(
+        broker,
+        [topics.retention, topics.rollback_events],
+        group_id=f"{topics.prefix}scheduler-retention",
+        handler=handle_retention,
+        dead_letters=dead_letters,
+        max_records=100,
+        batch_timeout_ms=100,
+    )
+
     async def recover() -> None:
         await scheduler.recover()
         await clock.recover()
+        await keeper.recover()
         recovered.set()
+
+    async def retention() -> None:
+        await recovered.wait()
+        while True:
+            try:
+                await keeper.tick()
+            except Exception:  # the store or broker is away: the next check tries again
+                log.exception("a periodic retention run failed; retrying")
+            await asyncio.sleep(settings.retention_check_s)
 
     async def cron() -> None:
         await recovered.wait()
@@ -183,6 +237,7 @@ def bootstrap(
     runtime.on_shutdown(stop_renewing)
     runtime.background(ticking)
     runtime.background(cron)
+    runtime.background(retention)
     return runtime.app(title="Batchyard scheduler"), scheduler
 
 

@@ -24,6 +24,13 @@ from contracts.events.execution import (
     JobStarted,
 )
 from contracts.events.reporting import BatchReportReady
+from contracts.events.retention import (
+    BatchArchived,
+    BatchPurged,
+    RetentionPolicyChanged,
+    RetentionRunCompleted,
+    RetentionRunRequested,
+)
 from contracts.events.rollback import (
     BackupValidated,
     RollbackCompleted,
@@ -99,6 +106,11 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     RollbackCompleted,
     RollbackFailed,
     BatchReportReady,
+    RetentionPolicyChanged,
+    RetentionRunRequested,
+    BatchArchived,
+    BatchPurged,
+    RetentionRunCompleted,
 )
 
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in ALL_EVENTS}
@@ -108,6 +120,7 @@ __all__ = [
     "EVENTS_BY_TYPE",
     "BackupCreated",
     "BackupValidated",
+    "BatchArchived",
     "BatchCancelRequested",
     "BatchCancelled",
     "BatchCompleted",
@@ -119,6 +132,7 @@ __all__ = [
     "BatchPauseRequested",
     "BatchPaused",
     "BatchProgress",
+    "BatchPurged",
     "BatchReportReady",
     "BatchResumeRequested",
     "BatchResumed",
@@ -143,6 +157,9 @@ __all__ = [
     "JobRetryRequested",
     "JobRetryScheduled",
     "JobStarted",
+    "RetentionPolicyChanged",
+    "RetentionRunCompleted",
+    "RetentionRunRequested",
     "RollbackCompleted",
     "RollbackFailed",
     "RollbackPlanned",

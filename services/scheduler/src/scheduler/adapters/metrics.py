@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -20,6 +20,7 @@ from contracts.events import (
     BatchFailed,
     JobDispatched,
     JobRetryScheduled,
+    RetentionRunCompleted,
     ScheduleTriggered,
 )
 from contracts.topics import batch_id_of
@@ -232,3 +233,34 @@ REGISTRY.register(_SCHEDULES)
 
 def track_schedules(clock: ScheduleClock) -> None:
     _SCHEDULES.clock = clock
+
+
+RETENTION_BATCHES = Counter(
+    "batchyard_retention_batches_total",
+    "Batches archived or deleted by retention runs (dry runs not counted), by action",
+    ["action"],
+)
+RETENTION_RUNS = Counter(
+    "batchyard_retention_runs_total",
+    "Retention runs, by trigger (schedule or manual) and whether they were dry runs",
+    ["trigger", "dry_run"],
+)
+RETENTION_LAST_RUN = Gauge(
+    "batchyard_retention_last_run_timestamp_seconds",
+    "When the last retention run (not a dry run) of any tenant finished, as a Unix time",
+)
+RETENTION_RUN_SECONDS = Histogram(
+    "batchyard_retention_run_seconds",
+    "Duration of one retention run of one tenant",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+)
+
+
+def observe_retention(run: RetentionRunCompleted, seconds: float) -> None:
+    """Counts a finished retention run and what it archived and deleted."""
+    RETENTION_RUNS.labels(run.trigger, str(run.dry_run).lower()).inc()
+    RETENTION_RUN_SECONDS.observe(seconds)
+    if not run.dry_run:
+        RETENTION_BATCHES.labels("archived").inc(run.archived)
+        RETENTION_BATCHES.labels("deleted").inc(run.deleted)
+        RETENTION_LAST_RUN.set(run.finished_at.timestamp())

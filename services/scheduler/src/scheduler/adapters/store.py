@@ -44,6 +44,15 @@ class SchedulerStore(Protocol):
     async def job_states(self, batch_id: str) -> dict[int, dict[str, Any]]:
         """Every recorded job state of a batch, by job index."""
 
+    async def tenant_batches(self, tenant: str) -> list[Document]:
+        """The tenant's batch documents, with the fields retention needs."""
+
+    async def drop_job_documents(self, batch_id: str) -> None:
+        """Removes the batch's item chunks and job states (idempotent)."""
+
+    async def delete_batch(self, batch_id: str) -> None:
+        """Removes the batch's document (idempotent)."""
+
 
 class MongoSchedulerStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
@@ -122,6 +131,41 @@ class MongoSchedulerStore:
             for key, state in (doc.get("jobs") or {}).items():
                 states[index_of(doc["bucket"], key)] = state
         return states
+
+    async def tenant_batches(self, tenant: str) -> list[Document]:
+        fields = (
+            "status",
+            "finished_at",
+            "archived_at",
+            "rollback_requested_at",
+            "rollback_finished_at",
+            "rollback_outcome",
+        )
+        cursor = self.batches.find({"tenant": tenant}, dict.fromkeys(fields, 1))
+        return [d async for d in cursor]
+
+    async def drop_job_documents(self, batch_id: str) -> None:
+        # One single-statement delete per collection (not a multi-statement bulk write).
+        await self.jobs.delete_many({"batch_id": batch_id})
+        await self.chunks.delete_many({"batch_id": batch_id})
+
+    async def delete_batch(self, batch_id: str) -> None:
+        await self.batches.delete_one({"_id": batch_id})
+
+
+class MongoRetentionStore:
+    """`sched_retention`: one document per tenant with its policy (`revision`), when the
+    periodic run last started (`last_run_at`, so a restart or a new leader keeps the period)
+    and the ids of recent manual runs (so a redelivered request runs once)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.policies = db["sched_retention"]
+
+    async def all_policies(self) -> list[Document]:
+        return [d async for d in self.policies.find({})]
+
+    async def save_policy(self, doc: Document) -> None:
+        await self.policies.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
 
 class MongoScheduleStore:

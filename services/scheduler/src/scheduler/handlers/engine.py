@@ -351,7 +351,10 @@ class Scheduler:
         b.dirty = True
 
     async def _on_rollback_requested(self, env: Envelope, e: RollbackRequested) -> None:
-        """Rollback is the rollback service's work; the scheduler only stops dispatching."""
+        """Rollback is the rollback service's work; the scheduler only stops dispatching, and
+        records when it was asked for (retention leaves a batch alone while it rolls back)."""
+        if not e.dry_run:
+            self._final_docs.append({"_id": e.batch_id, "rollback_requested_at": env.occurred_at})
         b = self.batches.get(e.batch_id)
         if b is not None and not e.dry_run and b.status in ("running", "paused", "queued"):
             self._stop(b, reason="rollback requested")
