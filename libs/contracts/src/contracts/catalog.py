@@ -11,6 +11,7 @@ from contracts.events import (
     BackupCreated,
     BackupValidated,
     BatchArchived,
+    BatchArchiveRecorded,
     BatchCancelled,
     BatchCancelRequested,
     BatchCompleted,
@@ -125,7 +126,13 @@ ROUTES: tuple[Route, ...] = (
         RollbackFailed,
     ),
     *_routes("reports", ("reporter",), BatchReportReady),
-    *_routes("retention", ("batch-api",), RetentionPolicyChanged, RetentionRunRequested),
+    *_routes(
+        "retention",
+        ("batch-api",),
+        RetentionPolicyChanged,
+        RetentionRunRequested,
+        BatchArchiveRecorded,
+    ),
     *_routes("retention", ("scheduler",), BatchArchived, BatchPurged, RetentionRunCompleted),
 )
 

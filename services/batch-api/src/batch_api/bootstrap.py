@@ -19,6 +19,7 @@ from batch_api.api.problems import document_problems, install_problem_handlers
 from batch_api.api.routes import audit as audit_routes
 from batch_api.api.routes import batches, events, items, job_types, jobs, reports
 from batch_api.api.routes import keys as key_routes
+from batch_api.api.routes import retention as retention_routes
 from batch_api.api.routes import schedules as schedule_routes
 from batch_api.api.routes import templates as template_routes
 from batch_api.api.routes import webhooks as webhook_routes
@@ -31,6 +32,7 @@ from batch_api.handlers.jobs import JobService
 from batch_api.handlers.lifecycle import BatchLifecycle
 from batch_api.handlers.live import LiveEvents
 from batch_api.handlers.reports import ReportService
+from batch_api.handlers.retention import RetentionService
 from batch_api.handlers.schedules import ScheduleService
 from batch_api.handlers.templates import TemplateService
 from batch_api.web import install_dashboard
@@ -59,6 +61,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     template_routes.router,
     schedule_routes.router,
     webhook_routes.router,
+    retention_routes.router,
 )
 
 
@@ -137,6 +140,19 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
         batch_timeout_ms=100,
     )
 
+    reports = ReportService(service, read_models, settings.max_export_jobs)
+    audit = AuditLog(db)
+    retention = RetentionService(db, registry, read_models, reports, audit, events, settings.topics)
+    subscribe_batches(
+        broker,
+        [settings.topics.retention],
+        group_id=f"{settings.topics.prefix}batch-api-retention",
+        handler=retention.handle,
+        dead_letters=DeadLetters(broker, settings.topics.dead_letter, NAME),
+        max_records=100,
+        batch_timeout_ms=100,
+    )
+
     async def on_connected() -> None:
         await registry.setup()
         if settings.admin_key:
@@ -149,6 +165,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
             )
         await service.republish_unfinished()
         await schedules.announce_all()
+        await retention.announce_all()
 
     runtime.on_connected(on_connected)
     app = runtime.app(
@@ -157,7 +174,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
         description="Submit, watch and control batches of jobs.",
     )
     app.state.keys = keys
-    app.state.audit = audit = AuditLog(db)
+    app.state.audit = audit
     app.state.limiter = KeyLimiter()
     app.state.default_limit = Limit(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.state.batches = service
@@ -169,7 +186,8 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     app.state.jobs = job_service
     app.state.live = LiveEvents(service, feed)
     app.state.read_models = read_models
-    app.state.reports = ReportService(service, read_models, settings.max_export_jobs)
+    app.state.reports = reports
+    app.state.retention = retention
     app.state.templates = templates
     app.state.schedules = schedules
     app.state.webhook_signing_key = settings.webhook_signing_key

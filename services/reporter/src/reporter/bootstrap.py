@@ -55,7 +55,13 @@ def bootstrap(
 
     subscribe_batches(
         broker,
-        [topics.batch_commands, topics.batch_events, topics.job_events, topics.rollback_events],
+        [
+            topics.batch_commands,
+            topics.batch_events,
+            topics.job_events,
+            topics.rollback_events,
+            topics.retention,
+        ],
         group_id=f"{topics.prefix}reporter",
         handler=handle,
         dead_letters=DeadLetters(broker, topics.dead_letter, NAME),

@@ -26,6 +26,7 @@ from contracts.events.execution import (
 from contracts.events.reporting import BatchReportReady
 from contracts.events.retention import (
     BatchArchived,
+    BatchArchiveRecorded,
     BatchPurged,
     RetentionPolicyChanged,
     RetentionRunCompleted,
@@ -109,6 +110,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     RetentionPolicyChanged,
     RetentionRunRequested,
     BatchArchived,
+    BatchArchiveRecorded,
     BatchPurged,
     RetentionRunCompleted,
 )
@@ -120,6 +122,7 @@ __all__ = [
     "EVENTS_BY_TYPE",
     "BackupCreated",
     "BackupValidated",
+    "BatchArchiveRecorded",
     "BatchArchived",
     "BatchCancelRequested",
     "BatchCancelled",

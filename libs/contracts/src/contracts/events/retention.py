@@ -52,6 +52,15 @@ class BatchArchived(Event):
     archived_at: datetime
 
 
+class BatchArchiveRecorded(Event):
+    """batch-api recorded a `BatchArchived` and kept the batch's report and analytics: the
+    per-job read models may go now. From batch-api, keyed by batch id."""
+
+    TYPE = "BatchArchiveRecorded"
+    batch_id: str
+    run_id: str = ""
+
+
 class BatchPurged(Event):
     """Retention deleted an archived batch: every document about it goes. Keyed by batch id."""
 

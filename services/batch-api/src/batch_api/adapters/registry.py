@@ -85,6 +85,11 @@ class BatchRegistry:
             {"$set": {f"chunk_first.{chunk}": first for chunk, first in starts.items()}},
         )
 
+    async def drop_items(self, batch_id: str, chunks: int) -> None:
+        """Removes a batch's item chunks (kept: its registry document)."""
+        for chunk in range(chunks):
+            await self.uploads.delete_one({"_id": f"{batch_id}:{chunk}"})
+
     async def delete(self, batch_id: str, chunks: int) -> None:
         """Removes a batch and its item chunks, one `_id`-keyed delete each."""
         for chunk in range(chunks):

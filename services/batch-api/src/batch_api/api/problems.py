@@ -113,6 +113,7 @@ PROBLEM_STATUSES = {
     "403": "The key's role may not do this",
     "404": "No such resource in the caller's tenant",
     "409": "The resource's state does not allow this now",
+    "410": "Gone: an archived batch's per-job records were removed by retention",
     "413": "The request body is over the size cap",
     "415": "The body's content type is not accepted",
     "422": "The request does not validate",

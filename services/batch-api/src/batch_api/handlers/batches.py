@@ -502,6 +502,20 @@ class Loaded:
     status: str
 
 
+def require_jobs(found: Loaded) -> None:
+    """A 410 problem if retention removed the batch's per-job records (its jobs, items, CSV
+    and export); its report and analytics are kept."""
+    dropped = found.doc.get("jobs_dropped_at")
+    if dropped is not None:
+        raise Problem(
+            410,
+            "Gone",
+            f"batch {found.doc['_id']} was archived by retention: its per-job records were "
+            "removed; its report and analytics are kept",
+            kind="archived-jobs-removed",
+        )
+
+
 def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPublic:
     """The HTTP shape of a batch: the registry's fields, the view's status and progress."""
     status = status_of(doc, view)

@@ -25,7 +25,7 @@ from batch_api.domain.lifecycle import (
     job_status_of,
 )
 from batch_api.domain.principal import Principal
-from batch_api.handlers.batches import CHUNK_SIZE, BatchService, Loaded
+from batch_api.handlers.batches import CHUNK_SIZE, BatchService, Loaded, require_jobs
 from batch_api.schemas import JobActionAccepted, JobAttempt, JobError, JobPage, JobPublic
 from contracts.codec import envelope_for
 from contracts.events import Event, JobCancelRequested, JobRetryRequested
@@ -133,6 +133,7 @@ class JobService:
     ) -> JobPage:
         """Jobs in index order from the cursor, those in `statuses` if given."""
         found = await self.batches.load(batch_id, who)
+        require_jobs(found)
         total = int(found.doc.get("total") or 0)
         start = _decode_cursor(cursor) if cursor else 0
         underlying = underlying_status(found)
@@ -187,6 +188,7 @@ class JobService:
         self, batch_id: str, job_id: str, who: Principal
     ) -> tuple[Loaded, int, dict[str, Any] | None, str]:
         found = await self.batches.load(batch_id, who)
+        require_jobs(found)
         prefix, _, number = job_id.rpartition(".")
         total = int(found.doc.get("total") or 0)
         if prefix != batch_id or not number.isdigit() or int(number) >= total:

@@ -23,7 +23,13 @@ from batch_api.domain.lifecycle import (
 )
 from batch_api.domain.principal import Principal, Role
 from batch_api.domain.sharing import may_change
-from batch_api.handlers.batches import CHUNK_SIZE, BatchService, Loaded, public_batch
+from batch_api.handlers.batches import (
+    CHUNK_SIZE,
+    BatchService,
+    Loaded,
+    public_batch,
+    require_jobs,
+)
 from batch_api.schemas import (
     MAX_BULK,
     MAX_PAGE,
@@ -209,6 +215,7 @@ class BatchLifecycle:
     async def _duplicate(self, found: Loaded, who: Principal) -> BatchPublic:
         """A new batch with the same job type, configuration and items; a draft stays a
         draft, any other batch is submitted at once."""
+        require_jobs(found)  # its items went with its per-job records
         doc = found.doc
         draft = (
             found.status in ("draft", "uploading", "cancelled")

@@ -24,7 +24,7 @@ from batch_api.domain.analytics import BatchAnalyticsTally, StatsTally
 from batch_api.domain.lifecycle import status_of
 from batch_api.domain.principal import Principal
 from batch_api.domain.report import JobRow, ReportTally, job_row
-from batch_api.handlers.batches import BatchService, Loaded, public_batch
+from batch_api.handlers.batches import BatchService, Loaded, public_batch, require_jobs
 from batch_api.handlers.jobs import job_status, underlying_status
 from batch_api.report_schemas import BatchAnalytics, BatchReport, Stats
 from servicekit.buckets import BUCKET_SIZE
@@ -72,12 +72,18 @@ class ReportService:
                 yield job_row(batch_id, index, status, view), view
 
     async def report(self, found: Loaded) -> BatchReport:
+        kept = found.doc.get("retained_report")
+        if kept is not None:  # archived by retention: the report kept then
+            return BatchReport.model_validate({**kept, "status": found.status})
         tally = ReportTally()
         async for row, view in self.jobs(found):
             tally.add(row, view)
         return self._report(found, tally)
 
     async def analytics(self, found: Loaded) -> BatchAnalytics:
+        kept = found.doc.get("retained_analytics")
+        if kept is not None:
+            return BatchAnalytics.model_validate({**kept, "status": found.status})
         tally = BatchAnalyticsTally()
         async for row, view in self.jobs(found):
             tally.add(row.status, view)
@@ -124,6 +130,10 @@ class ReportService:
                 **tally.summary(),
             }
         )
+
+    def require_jobs(self, found: Loaded) -> None:
+        """A 410 problem if the batch's per-job records were removed by retention."""
+        require_jobs(found)
 
     async def csv_lines(self, found: Loaded) -> AsyncIterator[str]:
         """The header line, then one line per job; yields about one bucket at a time."""

@@ -130,3 +130,15 @@ class MongoProjectionStore:
         cached = self._buckets.get(doc_id)
         if cached is not None:
             cached.update(views)
+
+    async def drop_job_views(self, batch_id: str) -> None:
+        """Removes the batch's job views (retention archived it); its batch view stays."""
+        await self.jobs.delete_many({"batch_id": batch_id})  # one statement, not a bulk write
+        for doc_id in [d for d in self._buckets if d.rsplit(":", 1)[0] == batch_id]:
+            del self._buckets[doc_id]
+
+    async def drop_batch(self, batch_id: str) -> None:
+        """Removes every read model of the batch (retention deleted it)."""
+        await self.drop_job_views(batch_id)
+        await self.views.delete_one({"_id": batch_id})
+        self._seq.pop(batch_id, None)

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 from contracts.codec import envelope_for
 from contracts.envelope import Envelope, deterministic_event_id, utcnow
-from contracts.events import BatchReportReady, BatchSnapshot, Event
+from contracts.events import (
+    BatchArchiveRecorded,
+    BatchPurged,
+    BatchReportReady,
+    BatchSnapshot,
+    Event,
+)
 from contracts.topics import Topics
 from reporter.adapters.metrics import EVENTS_PROJECTED, PROJECTION_LAG, REPORTS_READY
 from reporter.adapters.store import MongoProjectionStore
@@ -28,6 +34,13 @@ class Projector:
 
     async def handle(self, items: Sequence[tuple[Envelope, Event]]) -> None:
         await self.store.apply(items)
+        for _, event in items:
+            # Retention: batch-api kept the report, so the job views may go; or the batch
+            # was deleted. Both are idempotent deletes.
+            if isinstance(event, BatchArchiveRecorded):
+                await self.store.drop_job_views(event.batch_id)
+            elif isinstance(event, BatchPurged):
+                await self.store.drop_batch(event.batch_id)
         now = utcnow()
         for env, _ in items:
             PROJECTION_LAG.observe(max(0.0, (now - env.occurred_at).total_seconds()))

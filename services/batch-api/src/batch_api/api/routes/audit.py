@@ -28,6 +28,7 @@ class AuditEntry(BaseModel):
     resource: str | None
     status: int
     outcome: Literal["ok", "refused"]
+    detail: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> AuditEntry:

@@ -48,6 +48,7 @@ async def get_report(
         format is None and "text/csv" in request.headers.get("accept", "")
     )
     if wants_csv:
+        reports.require_jobs(found)
         reports.check_export_size(found, "CSV report")
         return StreamingResponse(
             reports.csv_lines(found),
@@ -66,6 +67,7 @@ async def export_batch(batch_id: str, who: CurrentPrincipal, reports: Reports) -
     """A ZIP with batch.json, jobs.csv, report.json and events.jsonl, written as it streams.
     A batch with more jobs than the deployment's export cap is a 422."""
     found = await reports.load(batch_id, who)
+    reports.require_jobs(found)
     reports.check_export_size(found, "ZIP export")
     return StreamingResponse(
         reports.export_zip(found),
