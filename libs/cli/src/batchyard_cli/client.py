@@ -453,6 +453,22 @@ class BatchyardClient:
         """`GET /v1/job-types`: the job types executors serve, with their input schemas."""
         return cast(list[JobType], _items(self._json_any("GET", "/v1/job-types")))
 
+    # -- retention -------------------------------------------------------------------------
+
+    def retention_policy(self) -> dict[str, Any]:
+        """`GET /v1/retention` (admin): the tenant's retention policy."""
+        return self._json("GET", "/v1/retention")
+
+    def set_retention_policy(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`PUT /v1/retention` (admin): replaces the policy."""
+        return self._json("PUT", "/v1/retention", json=body)
+
+    def run_retention(self, *, dry_run: bool, wait_s: int) -> dict[str, Any]:
+        """`POST /v1/retention/run` (admin): a run now, waiting up to `wait_s` for it."""
+        return self._json(
+            "POST", "/v1/retention/run", params={"wait_s": wait_s}, json={"dry_run": dry_run}
+        )
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _request(

@@ -23,6 +23,7 @@ from batchyard_cli.commands import (
     keys,
     monitor,
     reports,
+    retention,
     schedules,
     templates,
 )
@@ -102,6 +103,7 @@ for module in (
     schedules,
     job_types,
     keys,
+    retention,
     config_cmd,
 ):
     module.register(app)
