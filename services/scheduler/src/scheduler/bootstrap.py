@@ -151,7 +151,7 @@ def bootstrap(
         publisher=publisher or KafkaEventPublisher(broker),
         topics=topics,
         engine_lock=scheduler.lock,
-        is_active=lambda batch_id: batch_id in scheduler.batches,
+        is_active=scheduler.holds,
         fence=lease.still_valid,
         period_s=settings.retention_period_s,
         chunk_size=settings.retention_chunk,

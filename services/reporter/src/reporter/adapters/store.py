@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from contracts.envelope import Envelope
 from contracts.events import BatchCreated, BatchSnapshot, Event
 from contracts.vocabulary import Webhook
+from reporter.adapters.webhooks import DELIVERIES
 from reporter.domain.projection import (
     BATCH_INITIAL,
     JOB_EVENTS,
@@ -39,6 +40,7 @@ class MongoProjectionStore:
         self.views = db[BATCH_VIEWS]
         self.jobs = db[JOB_VIEWS]
         self.logs = db[BATCH_LOGS]
+        self.deliveries = db[DELIVERIES]  # the webhook adapter's; dropped with the batch
         self._seq: dict[str, int] = {}
         self._buckets: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cached_buckets = cached_buckets
@@ -138,7 +140,10 @@ class MongoProjectionStore:
             del self._buckets[doc_id]
 
     async def drop_batch(self, batch_id: str) -> None:
-        """Removes every read model of the batch (retention deleted it)."""
+        """Removes every read model of the batch (retention deleted it): views, event log and
+        webhook deliveries."""
         await self.drop_job_views(batch_id)
         await self.views.delete_one({"_id": batch_id})
+        await self.logs.delete_one({"_id": batch_id})
+        await self.deliveries.delete_many({"batch_id": batch_id})
         self._seq.pop(batch_id, None)

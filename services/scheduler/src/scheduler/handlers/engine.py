@@ -395,6 +395,11 @@ class Scheduler:
             self._emit_snapshot(b, BatchRollbackFailed, rollback_id=e.rollback_id, reason=e.reason)
         self._keep_finished(b)
 
+    def holds(self, batch_id: str) -> bool:
+        """Whether the engine has the batch in memory (running, or a finished batch's change
+        not yet written): retention leaves such a batch alone."""
+        return batch_id in self.batches or batch_id in self._resting
+
     async def _finished(self, batch_id: str) -> BatchRuntime | None:
         """A batch that is not running (finished, or being rolled back): as changed since the
         last flush, or from the store."""
