@@ -55,12 +55,12 @@ async def scrape(port: int) -> str:
         return (await client.get(f"http://127.0.0.1:{port}/metrics")).text
 
 
-async def finished_batch(api: httpx.AsyncClient) -> str:
+async def finished_batch(api: httpx.AsyncClient, within_s: float = 90) -> str:
     body = {"name": "old", "job_type": "demo.sleep", "items": [{"seconds": 0}] * 2}
     response = await api.post("/v1/batches", json=body)
     assert response.status_code == 201, response.text
     batch_id = str(response.json()["id"])
-    await wait_for_status(api, batch_id, {"completed"}, 90)
+    await wait_for_status(api, batch_id, {"completed"}, within_s)
     return batch_id
 
 
@@ -69,7 +69,7 @@ async def scheduled_runs(api: httpx.AsyncClient) -> list[dict[str, Any]]:
     return sorted((r for r in runs if r["trigger"] == "schedule"), key=lambda r: r["started_at"])
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 async def test_periodic_runs_happen_on_the_leader_only_once_per_period(
     retention_stack: Stack, kafka_bootstrap: str
 ) -> None:
@@ -83,6 +83,7 @@ async def test_periodic_runs_happen_on_the_leader_only_once_per_period(
         "MONGODB_URL": stack.mongodb_url,
         "BATCHYARD_HTTP_PORT": str(standby_port),
         "BATCHYARD_INSTANCE_ID": "scheduler-standby",
+        "PYTHONUNBUFFERED": "1",  # its log survives however it ends
     }
     with service_process("batchyard-scheduler", env, stack.log_dir / "scheduler-standby.log"):
         async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=60) as api:
@@ -101,7 +102,8 @@ async def test_periodic_runs_happen_on_the_leader_only_once_per_period(
 
             # the standby takes over; its runs keep the period recorded by the old leader
             kill_9(stack, "scheduler")
-            second = await finished_batch(api)
+            # (a takeover waits for the lease to expire and the consumer groups to rebalance)
+            second = await finished_batch(api, within_s=180)
             await wait_for_status(api, second, {"archived"}, 60)
             standby = await scrape(standby_port)
             assert metric(standby, "batchyard_scheduler_leader") == 1
