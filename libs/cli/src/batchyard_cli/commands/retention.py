@@ -97,7 +97,7 @@ def run_now(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only list what would go; change nothing.")
     ] = False,
-    wait: Annotated[int, typer.Option(min=0, max=60, help="Seconds to wait for the outcome.")] = 30,
+    wait: Annotated[int, typer.Option(min=0, max=25, help="Seconds to wait for the outcome.")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the policy now (also when it is not enabled)."""

@@ -51,7 +51,7 @@ async def run_now(
     retention: Retention,
     body: RetentionRunBody | None = None,
     wait_s: Annotated[
-        float, Query(ge=0, le=60, description="wait this long for the run's outcome")
+        float, Query(ge=0, le=25, description="wait this long for the run's outcome")
     ] = 0,
 ) -> RetentionRun:
     """Runs the policy now (also when not enabled). `dry_run` (the default) lists what would
