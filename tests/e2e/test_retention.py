@@ -92,7 +92,7 @@ async def set_policy(api: httpx.AsyncClient, **policy: Any) -> dict[str, Any]:
 
 
 async def run(api: httpx.AsyncClient, dry_run: bool) -> dict[str, Any]:
-    response = await api.post("/v1/retention/run", params={"wait_s": 30}, json={"dry_run": dry_run})
+    response = await api.post("/v1/retention/run", params={"wait_s": 25}, json={"dry_run": dry_run})
     assert response.status_code == 202, response.text
     body: dict[str, Any] = response.json()
     assert body["status"] == "completed", body
