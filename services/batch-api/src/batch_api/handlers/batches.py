@@ -15,6 +15,7 @@ import os
 import re
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -270,12 +271,31 @@ class BatchService:
     ) -> ItemsAdded:
         """`add_items` honouring an Idempotency-Key: a repeated upload with the same key and
         body returns the first one's result and stores nothing again."""
-        if not key:
+
+        async def add() -> ItemsAdded:
             added, total = await self.add_items(batch_id, items, who)
             return ItemsAdded(batch_id=batch_id, added=added, total=total)
+
+        if not key:
+            return await add()
         await self.load(batch_id, who)
         body_hash = hashlib.sha256(orjson.dumps(items)).hexdigest()
-        scope = f"items:{batch_id}:{key}"
+        return await self.once(
+            who, f"items:{batch_id}:{key}", body_hash, batch_id, add, "a different request body"
+        )
+
+    async def once(
+        self,
+        who: Principal,
+        scope: str,
+        body_hash: str,
+        batch_id: str,
+        upload: Callable[[], Awaitable[ItemsAdded]],
+        what_differs: str,
+    ) -> ItemsAdded:
+        """Runs `upload` once per Idempotency-Key `scope`: a repeat with the same `body_hash`
+        gets the first result, another body a 409, a repeat while the first runs a 409. A
+        failed upload frees the key."""
         earlier = await self.registry.claim_idempotency_key(
             who.tenant, scope, body_hash, batch_id, datetime.now(UTC)
         )
@@ -284,7 +304,7 @@ class BatchService:
                 raise Problem(
                     409,
                     "Idempotency key reused",
-                    "this Idempotency-Key was used with a different request body",
+                    f"this Idempotency-Key was used with {what_differs}",
                 )
             if earlier.get("result") is None:
                 raise Problem(
@@ -292,11 +312,10 @@ class BatchService:
                 )
             return ItemsAdded.model_validate(earlier["result"])
         try:
-            added, total = await self.add_items(batch_id, items, who)
-        except Exception:
+            result = await upload()
+        except BaseException:
             await self.registry.release_idempotency_key(who.tenant, scope)
             raise
-        result = ItemsAdded(batch_id=batch_id, added=added, total=total)
         await self.registry.record_idempotent_result(who.tenant, scope, result.model_dump())
         return result
 

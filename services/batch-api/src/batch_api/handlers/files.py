@@ -15,7 +15,6 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, BinaryIO, Protocol
 
 from batch_api.api.problems import Problem
@@ -120,31 +119,14 @@ class FileUploads:
             return await self._store(batch_id, incoming, who)
         # a repeat of an upload that succeeded is answered as it was, even once submitted
         await self.check(batch_id, who, state=False)
-        registry = self.batches.registry
-        scope = f"files:{batch_id}:{key}"
-        body_hash = _fingerprint(incoming)
-        earlier = await registry.claim_idempotency_key(
-            who.tenant, scope, body_hash, batch_id, datetime.now(UTC)
+        return await self.batches.once(
+            who,
+            f"files:{batch_id}:{key}",
+            _fingerprint(incoming),
+            batch_id,
+            lambda: self._store(batch_id, incoming, who),
+            "different files",
         )
-        if earlier is not None:
-            if earlier["body_hash"] != body_hash:
-                raise Problem(
-                    409,
-                    "Idempotency key reused",
-                    "this Idempotency-Key was used with different files",
-                )
-            if earlier.get("result") is None:
-                raise Problem(
-                    409, "Conflict", "an upload with this Idempotency-Key is still in progress"
-                )
-            return ItemsAdded.model_validate(earlier["result"])
-        try:
-            result = await self._store(batch_id, incoming, who)
-        except BaseException:
-            await registry.release_idempotency_key(who.tenant, scope)
-            raise
-        await registry.record_idempotent_result(who.tenant, scope, result.model_dump())
-        return result
 
     async def _store(
         self, batch_id: str, incoming: Sequence[IncomingFile], who: Principal
