@@ -130,12 +130,13 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     runtime.background(feed.run)
     templates = TemplateService(db, service)
     schedules = ScheduleService(db, service, lifecycle, templates, events, settings.topics)
+    dead_letters = DeadLetters(broker, settings.topics.dead_letter, NAME)
     subscribe_batches(
         broker,
         [settings.topics.schedules],
         group_id=f"{settings.topics.prefix}batch-api-schedules",
         handler=schedules.handle,
-        dead_letters=DeadLetters(broker, settings.topics.dead_letter, NAME),
+        dead_letters=dead_letters,
         max_records=100,
         batch_timeout_ms=100,
     )
@@ -148,7 +149,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
         [settings.topics.retention],
         group_id=f"{settings.topics.prefix}batch-api-retention",
         handler=retention.handle,
-        dead_letters=DeadLetters(broker, settings.topics.dead_letter, NAME),
+        dead_letters=dead_letters,
         max_records=100,
         batch_timeout_ms=100,
     )
