@@ -151,7 +151,9 @@ async def test_slots_bound_concurrency_and_heartbeat_reports_them() -> None:
     assert not accepting.done(), "a third job started without a free slot"
     beat = ex.heartbeat().envelope.data
     assert beat["slots_free"] == 0
-    assert set(beat["running_jobs"]) == {"b1.0", "b1.1"}
+    assert beat["running"] == 2
+    # The job waiting for a slot is held here: the heartbeat renews its lease too.
+    assert beat["running_jobs"] == {"b1.0": 1, "b1.1": 1, "b1.2": 1}
     await ex.shutdown()
     accepting.cancel()
 
@@ -165,3 +167,18 @@ async def test_duplicate_and_stale_dispatches_are_skipped() -> None:
     await run(ex, slow, slow)
     assert types(out).count("JobStarted") == 1
     await ex.shutdown()
+
+
+async def test_a_dispatch_near_its_lease_end_is_left_to_expire() -> None:
+    """A redelivered dispatch whose lease is almost over is not run: the scheduler is about
+    to give the job to another executor as its next attempt, and both would run at once."""
+    ex, out = make()
+    now = datetime.now(UTC).timestamp()
+    late = dispatch("demo.sleep", {"seconds": 0}, lease_s=15)
+    ex.clock = lambda: now + 13  # 2 s of the lease left: less than the margin
+    await run(ex, late)
+    assert out.sent == []
+    ex.clock = lambda: now + 11  # 4 s left: taken
+    await run(ex, late)
+    await drain(ex)
+    assert types(out) == ["JobStarted", "JobCompleted"]

@@ -84,5 +84,6 @@ class ExecutorHeartbeat(Event):
     job_types: list[str]
     sent_at: datetime
     running_jobs: dict[str, int] = Field(
-        default_factory=dict, description="job id → attempt of every job running here"
+        default_factory=dict,
+        description="job id → attempt of every job running here or holding for a free slot",
     )

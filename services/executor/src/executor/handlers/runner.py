@@ -42,6 +42,10 @@ from servicekit.publisher import EventPublisher, Outgoing
 
 log = logging.getLogger(__name__)
 
+# A dispatch is taken only with this much of its lease left: time for a heartbeat (every
+# second) to reach the scheduler and renew it.
+LEASE_MARGIN_S = 3.0
+
 
 @dataclass
 class RunningJob:
@@ -83,6 +87,7 @@ class Executor:
     clock: Callable[[], float] = time.time
     backups: BackupStore | None = None
     isolation: ProcessIsolation | None = None  # made on first use if not given
+    waiting: dict[str, int] = field(default_factory=dict)  # job id → attempt, slot awaited
     _free: asyncio.Semaphore = field(init=False)
     _done: int = 0
 
@@ -95,26 +100,45 @@ class Executor:
 
     async def accept(self, items: Sequence[tuple[Envelope, Event]]) -> None:
         """Takes each dispatched job: waits for a free slot, reports it started, runs it.
-        Jobs that find a slot together are reported started in one round trip."""
-        taken: list[RunningJob] = []
+        Jobs that find a slot together are reported started in one round trip.
+
+        A dispatch is taken only while its lease has `LEASE_MARGIN_S` to spare, so the
+        heartbeat that renews it reaches the scheduler before the lease runs out; a later one
+        (a redelivery after an executor died, say) is left to expire and be dispatched again,
+        never run beside its next attempt. Jobs waiting here for a slot are in the heartbeat
+        too: a job held behind long ones is not given to another executor meanwhile."""
+        held: list[tuple[Envelope, JobDispatched]] = []
         for envelope, event in items:
-            if not isinstance(event, JobDispatched) or event.job_id in self.running:
-                continue
-            age = self.clock() - event.dispatched_at.timestamp()
-            if age > event.lease_s:
-                log.info("skipping a dispatch older than its lease", extra={"job_id": event.job_id})
-                continue
-            if self._free.locked() and taken:
-                await self._start(taken)  # report what we hold before waiting for a slot
-                taken = []
-            await self._free.acquire()
-            job = RunningJob(
-                event, envelope.tenant, datetime.now(UTC), traceparent=envelope.traceparent
-            )
-            self.running[event.job_id] = job
-            taken.append(job)
-        if taken:
-            await self._start(taken)
+            if isinstance(event, JobDispatched) and self._takes(event):
+                self.waiting[event.job_id] = event.attempt
+                held.append((envelope, event))
+        taken: list[RunningJob] = []
+        try:
+            for envelope, event in held:
+                if self._free.locked() and taken:
+                    await self._start(taken)  # report what we hold before waiting for a slot
+                    taken = []
+                await self._free.acquire()
+                self.waiting.pop(event.job_id, None)
+                job = RunningJob(
+                    event, envelope.tenant, datetime.now(UTC), traceparent=envelope.traceparent
+                )
+                self.running[event.job_id] = job
+                taken.append(job)
+            if taken:
+                await self._start(taken)
+        finally:
+            for _, event in held:
+                self.waiting.pop(event.job_id, None)
+
+    def _takes(self, event: JobDispatched) -> bool:
+        if event.job_id in self.running or event.job_id in self.waiting:
+            return False
+        spare = event.lease_s - (self.clock() - event.dispatched_at.timestamp())
+        if spare < min(LEASE_MARGIN_S, event.lease_s / 2):
+            log.info("skipping a dispatch near its lease's end", extra={"job_id": event.job_id})
+            return False
+        return True
 
     async def _start(self, jobs: list[RunningJob]) -> None:
         started = [
@@ -346,7 +370,10 @@ class Executor:
             running=len(self.running),
             job_types=sorted(self.job_types),
             sent_at=datetime.now(UTC),
-            running_jobs={j.dispatch.job_id: j.dispatch.attempt for j in self.running.values()},
+            running_jobs={
+                **self.waiting,
+                **{j.dispatch.job_id: j.dispatch.attempt for j in self.running.values()},
+            },
         )
         env = envelope_for(event, producer=self.executor_id)
         return Outgoing(self.topics.executor_heartbeats, self.executor_id, env)
