@@ -106,6 +106,13 @@ class ApiSettings(ServiceSettings):
         description="larger uploaded files are refused with 413 (a request is also capped "
         "by max_body_bytes)",
     )
+    read_cache_s: float = Field(
+        default=0.25,
+        ge=0,
+        validation_alias=AliasChoices("BATCHYARD_API_READ_CACHE_S"),
+        description="`GET /v1/batches/{id}` answers repeated reads of a batch from memory for "
+        "this long (0: every read goes to the store); this process's own changes show at once",
+    )
     max_files_per_request: int = Field(
         default=1000,
         ge=1,
@@ -122,7 +129,9 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     read_models = ReadModels(db)
     keys = ApiKeyStore(db)
     events = ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe)
-    service = BatchService(registry, read_models, events, settings.topics)
+    service = BatchService(
+        registry, read_models, events, settings.topics, read_cache_s=settings.read_cache_s
+    )
     files = FileStore(db)
     lifecycle = BatchLifecycle(service, registry, read_models, events, settings.topics, files)
     job_service = JobService(service, registry, read_models, events, settings.topics)

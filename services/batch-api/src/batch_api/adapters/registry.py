@@ -19,10 +19,10 @@ is recomputed, so the submitted items are dense and in upload order."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -30,10 +30,30 @@ from pymongo.errors import DuplicateKeyError
 
 from servicekit.store import Document
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _writes(
+    method: Callable[Concatenate[BatchRegistry, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[BatchRegistry, P], Coroutine[Any, Any, R]]:
+    """Marks a method that changes batch documents: it moves the registry's `version` on."""
+
+    async def counted(self: BatchRegistry, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            self.version += 1
+
+    return counted
+
 
 class BatchRegistry:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.batches = db["batches"]
+        # Moves on after every change of a batch document by this process (read caches
+        # compare it: see adapters/readcache.py).
+        self.version = 0
         self.uploads = db["batch_uploads"]
         self.idempotency = db["idempotency_keys"]
 
@@ -41,6 +61,7 @@ class BatchRegistry:
         await self.uploads.create_index([("batch_id", ASCENDING), ("chunk", ASCENDING)])
         await self.batches.create_index([("submission", ASCENDING)])
 
+    @_writes
     async def insert(self, doc: Document) -> bool:
         """False if a batch with this id is already stored (a concurrent idempotent retry)."""
         try:
@@ -52,15 +73,18 @@ class BatchRegistry:
     async def get(self, batch_id: str) -> Document | None:
         return await self.batches.find_one({"_id": batch_id})
 
+    @_writes
     async def set(self, batch_id: str, fields: dict[str, Any]) -> None:
         await self.batches.update_one({"_id": batch_id}, {"$set": fields})
 
+    @_writes
     async def set_if(self, batch_id: str, expected: dict[str, Any], fields: dict[str, Any]) -> bool:
         """Sets `fields` only if the document still matches `expected`; False otherwise
         (someone changed it in between)."""
         result = await self.batches.update_one({"_id": batch_id, **expected}, {"$set": fields})
         return result.matched_count == 1
 
+    @_writes
     async def allocate_chunks(
         self, batch_id: str, phases: list[str], sizes: list[int]
     ) -> Document | None:
@@ -78,6 +102,7 @@ class BatchRegistry:
         )
         return doc
 
+    @_writes
     async def record_chunk_starts(self, batch_id: str, starts: dict[int, int]) -> None:
         """Records the first index of allocated chunks (`chunk → first index`)."""
         await self.batches.update_one(
@@ -90,6 +115,7 @@ class BatchRegistry:
         for chunk in range(chunks):
             await self.uploads.delete_one({"_id": f"{batch_id}:{chunk}"})
 
+    @_writes
     async def delete(self, batch_id: str, chunks: int) -> None:
         """Removes a batch and its item chunks, one `_id`-keyed delete each."""
         for chunk in range(chunks):
@@ -118,6 +144,7 @@ class BatchRegistry:
         with contextlib.suppress(DuplicateKeyError):
             await self.uploads.insert_one(doc)
 
+    @_writes
     async def mark_edited(self, batch_id: str, phases: list[str]) -> bool:
         """Records that items of the batch are being removed, if it is in one of `phases`
         (False otherwise). Submission compacts the chunks of an edited batch."""
@@ -152,6 +179,7 @@ class BatchRegistry:
             if result.matched_count == 1:
                 return len(new)
 
+    @_writes
     async def add_to_total(self, batch_id: str, phases: list[str], delta: int) -> None:
         """Changes the item count of a batch still in one of `phases` (once submitted, the
         compaction sets it)."""

@@ -24,6 +24,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from batch_api.adapters.readcache import ReadCache
 from batch_api.adapters.registry import BatchRegistry, live_items
 from batch_api.adapters.views import ReadModels
 from batch_api.api.problems import Problem
@@ -52,6 +53,7 @@ from contracts.events import BatchCreated, BatchItemsAdded, BatchSubmitted, Even
 from contracts.topics import Topics
 from contracts.vocabulary import BatchConfig
 from servicekit.publisher import EventPublisher, Outgoing
+from servicekit.store import Document
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +74,14 @@ class BatchService:
     read_models: ReadModels
     publisher: EventPublisher
     topics: Topics
+    read_cache_s: float = 0.0
     _edit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary
     )
+    reads: ReadCache[tuple[Document | None, Document | None]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reads = ReadCache(self.read_cache_s, lambda: self.registry.version)
 
     def edit_lock(self, batch_id: str) -> asyncio.Lock:
         """Serialises the changes of one unsubmitted batch in this process (uploads, item
@@ -439,8 +446,17 @@ class BatchService:
         return Loaded(doc, view, status_of(doc, view))
 
     async def get(self, batch_id: str, who: Principal) -> BatchPublic:
-        found = await self.load(batch_id, who)
-        return public_batch(found.doc, found.view)
+        """One batch as its readers poll it: from the read cache (see adapters/readcache.py)."""
+        doc, view = await self.reads.get(batch_id, lambda: self._read(batch_id))
+        if doc is None or not may_see_batch(doc, who):
+            raise Problem(404, "Not found", f"no batch {batch_id}")
+        return public_batch(doc, view)
+
+    async def _read(self, batch_id: str) -> tuple[Document | None, Document | None]:
+        doc = await self.registry.get(batch_id)
+        if doc is None or doc.get("phase", "submitted") != "submitted":
+            return doc, None
+        return doc, await self.read_models.batch_view(batch_id)
 
     async def list(
         self, who: Principal, filters: BatchFilters, limit: int, cursor: str | None
