@@ -3,8 +3,9 @@
 1. submit → first job running: one-job batches submitted one after another (`--batches`,
    200), from sending the POST to the job's recorded start; p50 and p99.
 2. API reads under load: `GET /v1/batches/{id}` at `--rate` requests/s (500) for
-   `--seconds` (30) from an open-loop asyncio generator on 127.0.0.1 (each request is sent
-   on its schedule, whether or not earlier ones answered; at most 2,000 in flight); p50/p99.
+   `--seconds` (30) from an open-loop generator on plain asyncio streams (loadgen.py: each
+   request is due on its schedule whether or not earlier ones answered, and its latency
+   counts from then; 64 keep-alive connections); p50/p99.
 3. projection lag under full load: the reporter's `batchyard_projection_lag_seconds`
    histogram over a `--jobs` (5,000) no-op batch; its p99 (from the bucket counts).
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import httpx
 from benchstack import BenchStack, bench_stack, wait_done
+from loadgen import open_loop_gets
 
 NO_RATE_LIMIT = {"BATCHYARD_API_RATE_LIMIT_PER_S": "0"}
 
@@ -56,38 +58,15 @@ async def submit_to_running(api: httpx.AsyncClient, batches: int) -> list[float]
 
 
 async def reads_under_load(
-    api: httpx.AsyncClient, batch_id: str, rate: float, seconds: float
+    stack: BenchStack, batch_id: str, rate: float, seconds: float
 ) -> tuple[list[float], int]:
-    """Latencies of reads sent at `rate`/s for `seconds`, and how many failed."""
-    latencies: list[float] = []
-    failures = 0
-    in_flight = asyncio.Semaphore(2000)
-
-    async def one() -> None:
-        nonlocal failures
-        async with in_flight:
-            began = time.perf_counter()
-            try:
-                r = await api.get(f"/v1/batches/{batch_id}")
-                if r.status_code != 200:
-                    failures += 1
-                    return
-            except httpx.HTTPError:
-                failures += 1
-                return
-            latencies.append(time.perf_counter() - began)
-
-    tasks = []
-    start = time.perf_counter()
-    total = int(rate * seconds)
-    for i in range(total):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one()))
-    await asyncio.gather(*tasks)
-    return latencies, failures
+    """Latencies of reads sent at `rate`/s for `seconds` (from each one's due time), and how
+    many failed; see loadgen.py for why not httpx."""
+    result = await open_loop_gets(
+        "127.0.0.1", stack.ports.api, f"/v1/batches/{batch_id}", stack.headers, rate, seconds
+    )
+    print(f"reads offered at {result.offered_per_s:.0f}/s")
+    return result.latencies, result.failures
 
 
 def lag_buckets(metrics_text: str) -> dict[float, float]:
@@ -138,7 +117,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> dict[str, float]:
         submit = await submit_to_running(api, args.batches)
         figures |= {"submit_p50_s": statistics.median(submit), "submit_p99_s": pct(submit, 99)}
         target = (await api.get("/v1/batches", params={"limit": 1})).json()["items"][0]["id"]
-        reads, failures = await reads_under_load(api, target, args.rate, args.seconds)
+        reads, failures = await reads_under_load(stack, target, args.rate, args.seconds)
         figures |= {
             "read_p50_s": statistics.median(reads),
             "read_p99_s": pct(reads, 99),

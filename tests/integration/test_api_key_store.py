@@ -4,6 +4,7 @@ records stored before scrypt still work and are rewritten in the new form on fir
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,3 +80,32 @@ async def test_ensure_registers_a_bootstrap_key_once(db: AsyncDatabase[dict[str,
         await ApiKeyStore(db).ensure(key, tenant="t", user="admin", role="admin", name="boot")
     assert [d["_id"] async for d in db["api_keys"].find({})] == [lookup_id(key)]
     assert (await ApiKeyStore(db).resolve(key)) is not None
+
+
+async def test_a_busy_key_is_hashed_once_and_a_revocation_still_shows(
+    db: AsyncDatabase[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many requests with one key arriving together, and again after the cache time, cost one
+    scrypt check: the re-read record's hash is unchanged. A revocation in the store (made by
+    another API process) is seen once the cache time has passed."""
+    from batch_api.adapters import keys as keys_module
+
+    checks = 0
+    real_matches = keys_module.matches
+
+    def counting(key: str, doc: dict[str, Any]) -> bool:
+        nonlocal checks
+        checks += 1
+        return real_matches(key, doc)
+
+    monkeypatch.setattr(keys_module, "matches", counting)
+    keys = ApiKeyStore(db, cache_s=0.2)
+    key, doc = await keys.create(tenant="t", user="bo", role="viewer", name="bo's")
+    principals = await asyncio.gather(*[keys.resolve(key) for _ in range(50)])
+    assert {p.user if p else None for p in principals} == {"bo"}
+    await asyncio.sleep(0.3)
+    assert await keys.resolve(key) is not None
+    assert checks == 1
+    await ApiKeyStore(db).revoke("t", doc["key_id"])  # another process
+    await asyncio.sleep(0.3)
+    assert await keys.resolve(key) is None

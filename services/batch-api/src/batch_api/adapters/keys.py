@@ -4,8 +4,10 @@ A key is a 256-bit random token shown once. Its record is found by a short finge
 (`k_` + the first 64 bits of its SHA-256) and confirmed by its scrypt hash (random salt,
 N=2^14, r=8: about 16 MiB and tens of milliseconds per check), so a copy of the database
 holds nothing that authenticates and no fast way to test a guess beyond 64 bits. Checks run
-in a worker thread, and a confirmed key is remembered for `cache_s` seconds so the hash is
-not on every request's path. Records stored before scrypt (found by the key's whole SHA-256)
+in a worker thread. A key's principal is remembered for `cache_s` seconds, and requests that
+arrive together with one key share one lookup; when the record is read again it is not hashed
+again unless its stored hash changed, so scrypt runs once per key and process, not on the
+request path of a busy client. Records stored before scrypt (found by the key's whole SHA-256)
 are still accepted and rewritten in the new form on first use."""
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from batch_api.adapters.readcache import ReadCache
 from batch_api.domain.principal import Principal, Role
 from batch_api.domain.ratelimit import Limit
 from servicekit.store import Document
@@ -87,9 +90,12 @@ def limit_of(doc: Document) -> Limit | None:
 class ApiKeyStore:
     def __init__(self, db: AsyncDatabase[Document], cache_s: float = 10.0) -> None:
         self.keys = db["api_keys"]
-        # lookup id → (when confirmed, the key's digest, its principal or None)
-        self._cache: dict[str, tuple[float, str, Principal | None]] = {}
-        self._cache_s = cache_s
+        self._version = 0  # moves on when this process revokes a key
+        # the key's digest → its principal (or None), re-read from the store every `cache_s`
+        self._principals: ReadCache[Principal | None] = ReadCache(cache_s, lambda: self._version)
+        # the key's digest → the stored hash it was confirmed against: a re-read record whose
+        # hash is unchanged needs no new scrypt check
+        self._confirmed: OrderedDict[str, str] = OrderedDict()
 
     async def ensure(self, key: str, *, tenant: str, user: str, role: Role, name: str) -> None:
         """Registers `key` (e.g. the bootstrap admin key) if it is not there yet."""
@@ -129,30 +135,29 @@ class ApiKeyStore:
             await self.keys.update_one(
                 {"_id": doc["_id"]}, {"$set": {"revoked": True, "revoked_at": revoked_at}}
             )
-            self._cache.pop(doc["_id"], None)
+        self._version += 1
         return {**found[0], "revoked": True, "revoked_at": revoked_at}
 
     async def resolve(self, key: str) -> Principal | None:
-        """The principal of a valid, unrevoked key; None otherwise. Cached briefly."""
-        lookup, full = lookup_id(key), digest(key)
-        now = time.monotonic()
-        cached = self._cache.get(lookup)
-        if cached is not None and now - cached[0] < self._cache_s and cached[1] == full:
-            return cached[2]
-        doc = await self.keys.find_one({"_id": lookup})
-        if doc is not None and not await asyncio.to_thread(matches, key, doc):
-            doc = None
+        """The principal of a valid, unrevoked key; None otherwise. Answered from memory for
+        `cache_s` seconds; concurrent requests with one key share one check."""
+        return await self._principals.get(digest(key), lambda: self._resolve(key))
+
+    async def _resolve(self, key: str) -> Principal | None:
+        full = digest(key)
+        doc = await self.keys.find_one({"_id": lookup_id(key)})
+        if doc is not None and self._confirmed.get(full) != doc.get("hash"):
+            if await asyncio.to_thread(matches, key, doc):
+                self._confirmed[full] = doc["hash"]
+                while len(self._confirmed) > 10_000:
+                    self._confirmed.popitem(last=False)
+            else:
+                doc = None
         if doc is None:
             doc = await self._upgrade(key)
-        principal = None
-        if doc is not None and not doc.get("revoked"):
-            principal = Principal(
-                doc["key_id"], doc["tenant"], doc["user"], doc["role"], limit_of(doc)
-            )
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[lookup] = (now, full, principal)
-        return principal
+        if doc is None or doc.get("revoked"):
+            return None
+        return Principal(doc["key_id"], doc["tenant"], doc["user"], doc["role"], limit_of(doc))
 
     async def _upgrade(self, key: str) -> Document | None:
         """A record stored before scrypt (its `_id` is the key's whole SHA-256), rewritten

@@ -56,32 +56,32 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
-def batch_service(request: Request) -> BatchService:
+async def batch_service(request: Request) -> BatchService:
     service: BatchService = request.app.state.batches
     return service
 
 
-def lifecycle(request: Request) -> BatchLifecycle:
+async def lifecycle(request: Request) -> BatchLifecycle:
     handler: BatchLifecycle = request.app.state.lifecycle
     return handler
 
 
-def job_service(request: Request) -> JobService:
+async def job_service(request: Request) -> JobService:
     handler: JobService = request.app.state.jobs
     return handler
 
 
-def live_events(request: Request) -> LiveEvents:
+async def live_events(request: Request) -> LiveEvents:
     handler: LiveEvents = request.app.state.live
     return handler
 
 
-def file_uploads(request: Request) -> FileUploads:
+async def file_uploads(request: Request) -> FileUploads:
     handler: FileUploads = request.app.state.files
     return handler
 
 
-def read_models(request: Request) -> ReadModels:
+async def read_models(request: Request) -> ReadModels:
     models: ReadModels = request.app.state.read_models
     return models
 

@@ -40,7 +40,7 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
-def audit_log(request: Request) -> AuditLog:
+async def audit_log(request: Request) -> AuditLog:
     log: AuditLog = request.app.state.audit
     return log
 

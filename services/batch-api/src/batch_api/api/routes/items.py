@@ -14,7 +14,7 @@ from batch_api.item_schemas import MAX_ITEM_PAGE, ItemPage, ItemsDelete, ItemsRe
 router = APIRouter(prefix="/v1/batches", tags=["items"])
 
 
-def draft_items(request: Request) -> DraftItems:
+async def draft_items(request: Request) -> DraftItems:
     handler: DraftItems = request.app.state.items
     return handler
 

@@ -14,13 +14,13 @@ from batch_api.key_schemas import KeyCreate, KeyCreated, KeyList, KeyPublic
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
-def admin(who: CurrentPrincipal) -> Principal:
+async def admin(who: CurrentPrincipal) -> Principal:
     if not who.may("admin"):
         raise Problem(403, "Forbidden", "this needs a key with the admin role", kind="forbidden")
     return who
 
 
-def key_store(request: Request) -> ApiKeyStore:
+async def key_store(request: Request) -> ApiKeyStore:
     keys: ApiKeyStore = request.app.state.keys
     return keys
 

@@ -37,7 +37,7 @@ def mount_library(app: FastAPI, db: AsyncDatabase[Document], batches: BatchServi
     app.include_router(router)
 
 
-def _library(request: Request) -> LibraryService:
+async def _library(request: Request) -> LibraryService:
     service: LibraryService = request.app.state.library
     return service
 

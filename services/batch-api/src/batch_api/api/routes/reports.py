@@ -20,7 +20,7 @@ stats_router = APIRouter(prefix="/v1/stats", tags=["reports"])
 MAX_WINDOW = timedelta(days=366)
 
 
-def report_service(request: Request) -> ReportService:
+async def report_service(request: Request) -> ReportService:
     service: ReportService = request.app.state.reports
     return service
 

@@ -18,7 +18,7 @@ from batch_api.retention_schemas import (
 router = APIRouter(prefix="/v1/retention", tags=["retention"])
 
 
-def retention_service(request: Request) -> RetentionService:
+async def retention_service(request: Request) -> RetentionService:
     service: RetentionService = request.app.state.retention
     return service
 

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 MAX_PAGE = 500
 
 
-def schedule_service(request: Request) -> ScheduleService:
+async def schedule_service(request: Request) -> ScheduleService:
     service: ScheduleService = request.app.state.schedules
     return service
 

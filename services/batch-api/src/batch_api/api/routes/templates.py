@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/templates", tags=["templates"])
 MAX_PAGE = 500
 
 
-def template_service(request: Request) -> TemplateService:
+async def template_service(request: Request) -> TemplateService:
     service: TemplateService = request.app.state.templates
     return service
 

@@ -51,7 +51,7 @@ class WebhookDelivery(BaseModel):
         return cls(id=doc["_id"], **fields)
 
 
-def signing_key(request: Request) -> str:
+async def signing_key(request: Request) -> str:
     key: str = request.app.state.webhook_signing_key
     return key
 
