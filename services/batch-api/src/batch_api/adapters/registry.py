@@ -24,6 +24,7 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import bson
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -69,6 +70,11 @@ class BatchRegistry:
         except DuplicateKeyError:
             return False
         return True
+
+    def as_stored(self, doc: Document) -> Document:
+        """`doc` as a read from the store would return it (datetimes in UTC, to the
+        millisecond), without the round trip."""
+        return bson.decode(bson.encode(doc), codec_options=self.batches.codec_options)
 
     async def get(self, batch_id: str) -> Document | None:
         return await self.batches.find_one({"_id": batch_id})

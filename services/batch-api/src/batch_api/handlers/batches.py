@@ -15,7 +15,7 @@ import os
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -151,11 +151,18 @@ class BatchService:
             doc |= {"submitted_at": now, "submission": "publishing"}
         if not await self.registry.insert(doc):
             return await self.get(batch_id, who), False
+        chunks = []
         for chunk, start in enumerate(starts):
-            await self.registry.put_chunk(batch_id, chunk, start, items[start : start + CHUNK_SIZE])
+            part = items[start : start + CHUNK_SIZE]
+            await self.registry.put_chunk(batch_id, chunk, start, part)
+            chunks.append({"chunk": chunk, "first_index": start, "items": part})
+        stored = self.registry.as_stored(doc)
         if not body.draft:
-            await self.publish_submission(batch_id)
-        return await self.get(batch_id, who), True
+            # What was just stored is in hand: no need to read it back on the request's path.
+            await self.publish_submission(batch_id, known=(stored, chunks))
+            stored["submission"] = "published"
+        # A new batch has no view yet: the reporter projects it once it sees the events.
+        return public_batch(stored, None), True
 
     async def validate_dependencies(
         self, batch_id: str | None, tenant: str, config: BatchConfig, *, submitting: bool
@@ -356,9 +363,12 @@ class BatchService:
             await self.publish_submission(batch_id)
         return await self.get(batch_id, who)
 
-    async def publish_submission(self, batch_id: str) -> None:
-        """Publishes a stored batch and its chunks; safe to repeat."""
-        doc = await self.registry.get(batch_id)
+    async def publish_submission(
+        self, batch_id: str, known: tuple[Document, list[Document]] | None = None
+    ) -> None:
+        """Publishes a stored batch and its chunks; safe to repeat. `known`: the batch's
+        document and chunks as just stored, when the caller has them (else they are read)."""
+        doc = known[0] if known is not None else await self.registry.get(batch_id)
         if doc is None:
             return
         if doc.get("edited") and not doc.get("compacted"):
@@ -376,7 +386,12 @@ class BatchService:
         )
         messages = [self._out(doc, created, "created")]
         chunks = 0
-        async for chunk in self.registry.chunks(batch_id, doc.get("chunks")):
+        stored_chunks = (
+            _each(known[1])
+            if known is not None
+            else self.registry.chunks(batch_id, doc.get("chunks"))
+        )
+        async for chunk in stored_chunks:
             if not chunk["items"]:
                 continue  # every item of it was removed from the draft
             added = BatchItemsAdded(
@@ -549,6 +564,11 @@ def require_jobs(found: Loaded) -> None:
             "removed; its report and analytics are kept",
             kind="archived-jobs-removed",
         )
+
+
+async def _each(docs: list[Document]) -> AsyncIterator[Document]:
+    for doc in docs:
+        yield doc
 
 
 def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPublic:
