@@ -1,0 +1,105 @@
+"""What single store operations cost, for the access patterns Batchyard uses: `_id`-keyed
+reads and updates as a collection grows, and a `$set` of a few jobs in a job bucket document
+as the bucket grows. Runs in a throwaway database of the store at `--url` (default: the dev
+stack's) and drops it; about a minute.
+
+    python bench/store_ops.py [--url mongodb://127.0.0.1:27017]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+
+ROUNDS = 30
+
+
+async def timed(op: Callable[[int], Awaitable[Any]]) -> float:
+    """Median milliseconds of `ROUNDS` sequential calls."""
+    took = []
+    for i in range(ROUNDS):
+        began = time.perf_counter()
+        await op(i)
+        took.append(time.perf_counter() - began)
+    return statistics.median(took) * 1000
+
+
+def job_view() -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "status": "completed",
+        "attempt": 1,
+        "executor": "executor-1",
+        "started_at": now,
+        "finished_at": now,
+        "duration_ms": 3.2,
+        "output": {"slept_s": 0.0, "attempt": 1},
+        "failures": 0,
+    }
+
+
+async def by_id(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[float, float]:
+    await coll.insert_many([{"_id": f"d{i}", "x": i, "pad": "p" * 200} for i in range(size)])
+    find = await timed(lambda i: coll.find_one({"_id": f"d{i * 7 % size}"}))
+    update = await timed(lambda i: coll.update_one({"_id": f"d{i * 7 % size}"}, {"$set": {"y": i}}))
+    return find, update
+
+
+async def bucket(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[float, float]:
+    await coll.insert_one({"_id": "b:0", "jobs": {f"j{i}": job_view() for i in range(size)}})
+
+    def set_eight(i: int) -> Awaitable[Any]:
+        sets = {f"jobs.j{(i * 8 + m) % size}.status": "running" for m in range(8)}
+        return coll.update_one({"_id": "b:0"}, {"$set": sets})
+
+    update = await timed(set_eight)
+    find = await timed(lambda i: coll.find_one({"_id": "b:0"}))
+    return find, update
+
+
+async def run(url: str) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+    name = f"storeops_{uuid.uuid4().hex[:8]}"
+    db = client[name]
+    try:
+        print("_id-keyed operations on a collection of small documents")
+        base = None
+        for size in (10, 1_000, 5_000):
+            find, update = await by_id(db[f"flat{size}"], size)
+            base = base or update
+            print(
+                f"  {size:6d} documents: find_one {find:7.2f} ms   update_one {update:7.2f} ms"
+                f"   ({update / base:5.1f}x the update on 10)"
+            )
+        print("a $set of 8 jobs in one job bucket document (each in its own collection)")
+        base = None
+        for size in (10, 100, 1_000):
+            find, update = await bucket(db[f"bucket{size}"], size)
+            base = base or update
+            print(
+                f"  bucket of {size:5d} jobs: find_one {find:7.2f} ms   $set {update:7.2f} ms"
+                f"   ({update / base:5.1f}x the bucket of 10)"
+            )
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default="mongodb://127.0.0.1:27017")
+    args = parser.parse_args()
+    asyncio.run(run(args.url))
+
+
+if __name__ == "__main__":
+    main()
