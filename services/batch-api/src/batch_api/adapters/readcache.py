@@ -41,8 +41,6 @@ class ReadCache(Generic[V]):
         self.clock = clock
         self._entries: OrderedDict[str, _Entry[V]] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future[V]] = {}
-        self.hits = 0
-        self.misses = 0
 
     async def get(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
         if self.ttl_s <= 0:
@@ -54,9 +52,7 @@ class ReadCache(Generic[V]):
             and entry.version == version
             and self.clock() - entry.read_at < self.ttl_s
         ):
-            self.hits += 1
             return entry.value
-        self.misses += 1
         pending = self._loading.get((key, version))
         if pending is not None:
             try:
