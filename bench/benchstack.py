@@ -34,6 +34,7 @@ class BenchStack:
     run_dir: Path
     log_dir: Path
     ports: ServicePorts
+    topic_prefix: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -68,7 +69,9 @@ def bench_stack(executors: int, extra_env: Mapping[str, str] | None = None) -> I
             extra_env={"BATCHYARD_TOPIC_PREFIX": f"bench{run}.", **(extra_env or {})},
             timeout=120,
         )
-        yield BenchStack(f"http://127.0.0.1:{ports.api}", key, base / "run", base / "logs", ports)
+        yield BenchStack(
+            f"http://127.0.0.1:{ports.api}", key, base / "run", base / "logs", ports, f"bench{run}."
+        )
     finally:
         services.stop_services(base / "run")
 
