@@ -124,3 +124,22 @@ async def test_no_time_means_no_cache_and_the_oldest_entries_go_first() -> None:
     await small.get("a", s.load)  # evicted: read again
     await small.get("c", s.load)  # kept
     assert s.reads == 1
+
+
+async def test_an_entry_older_than_what_the_live_feed_saw_is_not_used_or_kept() -> None:
+    """A batch read is refused once a newer snapshot went by live: a client reacting to an
+    event reads the store, and a read from before the projection caught up is not kept."""
+    s = Source()
+    newest = {"b": 1}
+    c = ReadCache[str](1.0, lambda: 0, fresh=lambda key, value: int(value[1:]) >= newest[key])
+    assert await c.get("b", s.load) == "v1"
+    assert await c.get("b", s.load) == "v1"
+    assert s.reads == 1
+    newest["b"] = 2  # a snapshot with seq 2 went by; the store still answers v1
+    assert await c.get("b", s.load) == "v1"
+    assert await c.get("b", s.load) == "v1"
+    assert s.reads == 3, "a read older than the live feed was kept"
+    s.value = "v2"  # the projection caught up
+    assert await c.get("b", s.load) == "v2"
+    assert await c.get("b", s.load) == "v2"
+    assert s.reads == 4

@@ -136,6 +136,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     lifecycle = BatchLifecycle(service, registry, read_models, events, settings.topics, files)
     job_service = JobService(service, registry, read_models, events, settings.topics)
     feed = LiveFeed(settings.kafka_bootstrap_servers, settings.topics)
+    service.latest_seq = feed.latest_seq  # batch reads are not cached behind the live feed
     runtime.background(feed.run)
     templates = TemplateService(db, service)
     schedules = ScheduleService(db, service, lifecycle, templates, events, settings.topics)

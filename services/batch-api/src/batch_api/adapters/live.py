@@ -45,6 +45,8 @@ class LiveFeed:
         self.topics = topics
         self.subscribers: set[Subscription] = set()
         self.started = asyncio.Event()
+        # batch id → the seq of the newest snapshot seen (read caches compare views to it)
+        self.latest_seq: dict[str, int] = {}
 
     def subscribe(self, tenant: str, batch_id: str | None) -> Subscription:
         sub = Subscription(tenant, batch_id)
@@ -71,13 +73,13 @@ class LiveFeed:
                 batches = await consumer.getmany(timeout_ms=500, max_records=2000)
                 for records in batches.values():
                     for record in records:
-                        self._dispatch(record.value)
+                        self._dispatch(record.value, record.topic == self.topics.batch_events)
         finally:
             self.started.clear()
             await consumer.stop()
 
-    def _dispatch(self, raw: bytes | None) -> None:
-        if raw is None or not self.subscribers:
+    def _dispatch(self, raw: bytes | None, batch_event: bool = False) -> None:
+        if raw is None or not (self.subscribers or batch_event):
             return
         try:
             env, event = decode(raw)
@@ -85,6 +87,11 @@ class LiveFeed:
             return  # the consumers that own these topics dead-letter it
         if not isinstance(event, BatchSnapshot | JobFailed):
             return
+        if isinstance(event, BatchSnapshot):
+            if len(self.latest_seq) > 100_000:
+                self.latest_seq.clear()  # entries come back with the next snapshot
+            seen = self.latest_seq.get(event.batch_id, -1)
+            self.latest_seq[event.batch_id] = max(seen, env.seq)
         for sub in list(self.subscribers):
             if sub.tenant == env.tenant and sub.batch_id in (None, event.batch_id):
                 sub.offer(env, event)

@@ -5,7 +5,10 @@ An entry is used only while it is younger than `ttl_s` and no write of this proc
 touched the registry since it was read (the registry's `version`): a client that changes a
 batch through this API reads its change back at once. Changes made elsewhere (the reporter's
 progress, another API replica) show after at most `ttl_s`, which is small beside the
-projection's own lag. Concurrent misses of one key share one load."""
+projection's own lag. A `fresh` check may refuse an entry sooner: batch reads refuse one older
+than the latest snapshot the live feed has seen, so a client that reacts to a server-sent
+event by reading the batch gets what the store holds, not what it held a moment before.
+Concurrent misses of one key share one load."""
 
 from __future__ import annotations
 
@@ -34,8 +37,10 @@ class ReadCache(Generic[V]):
         *,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        fresh: Callable[[str, V], bool] = lambda key, value: True,
     ) -> None:
         self.ttl_s = ttl_s
+        self.fresh = fresh
         self.version = version
         self.max_entries = max_entries
         self.clock = clock
@@ -51,6 +56,7 @@ class ReadCache(Generic[V]):
             entry is not None
             and entry.version == version
             and self.clock() - entry.read_at < self.ttl_s
+            and self.fresh(key, entry.value)
         ):
             return entry.value
         pending = self._loading.get((key, version))
@@ -76,7 +82,7 @@ class ReadCache(Generic[V]):
         finally:
             del self._loading[(key, version)]
         future.set_result(value)
-        if self.version() == version:  # nothing written while it was read
+        if self.version() == version and self.fresh(key, value):  # nothing newer meanwhile
             self._entries[key] = _Entry(value, read_at, version)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:

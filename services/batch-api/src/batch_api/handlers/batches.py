@@ -75,13 +75,27 @@ class BatchService:
     publisher: EventPublisher
     topics: Topics
     read_cache_s: float = 0.0
+    # batch id → seq of the newest snapshot seen live (the live feed's); cached batch reads
+    # with an older view are not used
+    latest_seq: dict[str, int] = field(default_factory=dict)
     _edit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary
     )
     reads: ReadCache[tuple[Document | None, Document | None]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reads = ReadCache(self.read_cache_s, lambda: self.registry.version)
+        self.reads = ReadCache(
+            self.read_cache_s, lambda: self.registry.version, fresh=self._view_is_current
+        )
+
+    def _view_is_current(
+        self, batch_id: str, read: tuple[Document | None, Document | None]
+    ) -> bool:
+        newest = self.latest_seq.get(batch_id)
+        if newest is None:
+            return True
+        view = read[1]
+        return view is not None and int(view.get("seq", -1)) >= newest
 
     def edit_lock(self, batch_id: str) -> asyncio.Lock:
         """Serialises the changes of one unsubmitted batch in this process (uploads, item
