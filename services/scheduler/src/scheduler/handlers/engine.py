@@ -168,9 +168,7 @@ class Scheduler:
                 handler = self._handler_table.get(type(event))
                 if handler is not None:
                     await handler(envelope, event)
-            # Dispatch what these events made possible in the same flush as their effects:
-            # one store round instead of two before a new batch's first job goes out.
-            await self._round()
+            await self._flush()
         self.wake.set()
 
     def _handlers(self) -> dict[type[Event], Callable[[Envelope, Any], Any]]:
@@ -224,7 +222,8 @@ class Scheduler:
         b.total = e.total_items
         if can_batch(b.status, "submit"):
             b.status = next_batch_state(b.status, "submit")
-        b.dirty = True  # saved by this round's flush
+        b.dirty = True
+        await self.store.save_batches([{"_id": b.batch_id, "total": b.total, "status": b.status}])
         if b.config.depends_on is not None:
             await self._resolve_dependencies(b)
 
@@ -525,27 +524,23 @@ class Scheduler:
     async def tick(self) -> None:
         """One round: expire leases, dispatch, finish batches, publish progress."""
         async with self.lock:
-            await self._round()
-
-    async def _round(self) -> None:
-        """The body of a tick, under the lock; ends with a flush."""
-        now = self.clock()
-        self._expire_leases(now)
-        if now - self._last_dependency_check >= self.config.dependency_check_s:
-            self._last_dependency_check = now
-            for b in [b for b in self.batches.values() if b.waiting_for]:
-                await self._resolve_dependencies(b)
-        await self._dispatch(now)
-        self._finish_done()
-        if now - self._last_progress >= self.config.progress_interval_s:
-            self._last_progress = now
-            self._watch_deadlines(now)
-            for b in self.batches.values():
-                # By counts, not by `dirty`: a flush clears `dirty` when it saves, so a
-                # paused batch whose in-flight jobs finish would never report them.
-                if b.dirty or b.counts() != b.reported:
-                    self._emit_snapshot(b, BatchProgress)
-        await self._flush()
+            now = self.clock()
+            self._expire_leases(now)
+            if now - self._last_dependency_check >= self.config.dependency_check_s:
+                self._last_dependency_check = now
+                for b in [b for b in self.batches.values() if b.waiting_for]:
+                    await self._resolve_dependencies(b)
+            await self._dispatch(now)
+            self._finish_done()
+            if now - self._last_progress >= self.config.progress_interval_s:
+                self._last_progress = now
+                self._watch_deadlines(now)
+                for b in self.batches.values():
+                    # By counts, not by `dirty`: a flush clears `dirty` when it saves, so a
+                    # paused batch whose in-flight jobs finish would never report them.
+                    if b.dirty or b.counts() != b.reported:
+                        self._emit_snapshot(b, BatchProgress)
+            await self._flush()
 
     def capacity(self, now: float) -> int:
         live = [e for e in self.executors.values() if now - e.seen_at <= EXECUTOR_TTL_S]
