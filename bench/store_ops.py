@@ -66,29 +66,45 @@ async def bucket(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[floa
     return find, update
 
 
+async def series(
+    title: str,
+    sizes: tuple[int, ...],
+    measure: Callable[[int], Awaitable[tuple[float, float]]],
+    label: Callable[[int], str],
+    names: tuple[str, str],
+) -> None:
+    """Prints (find, update) milliseconds for each size, the update also as a multiple of the
+    first size's. `names`: what the update is called, and what the multiple is of."""
+    print(title)
+    base = None
+    for size in sizes:
+        find, update = await measure(size)
+        base = base or update
+        print(
+            f"  {label(size)}: find_one {find:7.2f} ms   {names[0]} {update:7.2f} ms"
+            f"   ({update / base:5.1f}x {names[1]})"
+        )
+
+
 async def run(url: str) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
     name = f"storeops_{uuid.uuid4().hex[:8]}"
     db = client[name]
     try:
-        print("_id-keyed operations on a collection of small documents")
-        base = None
-        for size in (10, 1_000, 5_000):
-            find, update = await by_id(db[f"flat{size}"], size)
-            base = base or update
-            print(
-                f"  {size:6d} documents: find_one {find:7.2f} ms   update_one {update:7.2f} ms"
-                f"   ({update / base:5.1f}x the update on 10)"
-            )
-        print("a $set of 8 jobs in one job bucket document (each in its own collection)")
-        base = None
-        for size in (10, 100, 1_000):
-            find, update = await bucket(db[f"bucket{size}"], size)
-            base = base or update
-            print(
-                f"  bucket of {size:5d} jobs: find_one {find:7.2f} ms   $set {update:7.2f} ms"
-                f"   ({update / base:5.1f}x the bucket of 10)"
-            )
+        await series(
+            "_id-keyed operations on a collection of small documents",
+            (10, 1_000, 5_000),
+            lambda size: by_id(db[f"flat{size}"], size),
+            lambda size: f"{size:6d} documents",
+            ("update_one", "the update on 10"),
+        )
+        await series(
+            "a $set of 8 jobs in one job bucket document (each in its own collection)",
+            (10, 100, 1_000),
+            lambda size: bucket(db[f"bucket{size}"], size),
+            lambda size: f"bucket of {size:5d} jobs",
+            ("$set", "the bucket of 10"),
+        )
     finally:
         await client.drop_database(name)
         await client.close()

@@ -129,14 +129,18 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     read_models = ReadModels(db)
     keys = ApiKeyStore(db)
     events = ObservedPublisher(publisher or KafkaEventPublisher(broker), metrics.observe)
+    feed = LiveFeed(settings.kafka_bootstrap_servers, settings.topics)
     service = BatchService(
-        registry, read_models, events, settings.topics, read_cache_s=settings.read_cache_s
+        registry,
+        read_models,
+        events,
+        settings.topics,
+        read_cache_s=settings.read_cache_s,
+        latest_seq=feed.latest_seq,  # batch reads are not cached behind the live feed
     )
     files = FileStore(db)
     lifecycle = BatchLifecycle(service, registry, read_models, events, settings.topics, files)
     job_service = JobService(service, registry, read_models, events, settings.topics)
-    feed = LiveFeed(settings.kafka_bootstrap_servers, settings.topics)
-    service.latest_seq = feed.latest_seq  # batch reads are not cached behind the live feed
     runtime.background(feed.run)
     templates = TemplateService(db, service)
     schedules = ScheduleService(db, service, lifecycle, templates, events, settings.topics)
