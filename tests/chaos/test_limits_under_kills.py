@@ -21,7 +21,10 @@ pytestmark = pytest.mark.chaos
 
 PER_BATCH = 12
 GLOBAL = 20
-JOBS = 240
+JOBS = 150
+# Each job sleeps 1 s: long beside a dispatch's trip on a loaded machine, so whether the peak
+# reaches the global limit depends on the limits, not on how evenly the dispatches arrive
+# (with 0.3 s jobs a loaded CI machine once peaked at 15 of 20).
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -50,7 +53,7 @@ async def test_limits_are_never_exceeded_while_executors_die(
                 json={
                     "name": name,
                     "job_type": "demo.sleep",
-                    "items": [{"seconds": 0.3}] * JOBS,
+                    "items": [{"seconds": 1.0}] * JOBS,
                     "config": {
                         "max_concurrent_jobs": PER_BATCH,
                         "params": {"record_concurrency": True},

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 
-from batch_api.adapters.views import ReadModels
+from batch_api.adapters.views import ReadModels, log_order
 from batch_api.handlers.batches import BatchService, Loaded
 from batch_api.handlers.reports import ReportService
 
@@ -87,3 +87,23 @@ async def test_export_streams_in_chunks_and_reads_back() -> None:
     assert b"batch_event" in lines[0]
     assert len(lines) == 1 + TOTAL - 100  # the log, then one line per attempt
     assert json.loads(archive.read("batch.json"))["id"] == "b_1"
+
+
+def test_log_entries_stamped_in_one_millisecond_keep_their_order() -> None:
+    # as the store returns them: `at` cut to the millisecond, fields in no set order
+    at = datetime(2026, 11, 24, 10, 0, 0, 123000, tzinfo=UTC)
+    stored = [
+        {"type": "BatchSubmitted", "at": at, "at_us": 123_840, "seq": 0},
+        {"type": "BatchStarted", "at": at, "at_us": 123_020, "seq": 1},
+        {"type": "BatchCreated", "at": at, "at_us": 123_400, "seq": 0},
+        {"type": "BatchItemsAdded", "at": at, "at_us": 123_610, "seq": 0},
+        {"type": "BatchPauseRequested", "at": at.replace(microsecond=0), "seq": 0},
+    ]
+    ordered = [e["type"] for e in sorted(stored, key=log_order)]
+    assert ordered == [
+        "BatchPauseRequested",
+        "BatchStarted",
+        "BatchCreated",
+        "BatchItemsAdded",
+        "BatchSubmitted",
+    ]

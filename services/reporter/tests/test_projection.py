@@ -139,6 +139,10 @@ def test_the_batch_log_keeps_commands_and_state_changes_but_not_progress() -> No
         "ann",
         "batch-api",
     )
+    env = envelope_for(pause, producer="batch-api")
+    stamped = log_entry(env, pause)
+    assert stamped is not None
+    assert stamped["at_us"] == env.occurred_at.microsecond  # the store keeps milliseconds only
     progress = BatchProgress(batch_id="b", status="running", counts=ProgressCounts(total=1))
     assert log_entry(envelope_for(progress, producer="scheduler"), progress) is None
     started = JobStarted(

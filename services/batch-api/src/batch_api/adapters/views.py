@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -42,7 +43,7 @@ class ReadModels:
         first."""
         doc = await self.logs.find_one({"_id": batch_id}, {"events": 1})
         entries = list(((doc or {}).get("events") or {}).values())
-        return sorted(entries, key=lambda e: (e.get("at"), e.get("seq", 0)))
+        return sorted(entries, key=log_order)
 
     async def webhook_deliveries(self, batch_id: str, limit: int = 1000) -> list[Document]:
         """The webhook deliveries of a batch (their ids start with `<batch id>:`)."""
@@ -81,3 +82,11 @@ class ReadModels:
             found[doc["_id"]] = doc
         self._job_types = (time.monotonic(), found)
         return found
+
+
+def log_order(entry: Document) -> tuple[Any, int, int]:
+    """A log entry's place: its time to the microsecond (the store keeps milliseconds in
+    `at`, the reporter the microseconds of the second in `at_us`), then the scheduler's
+    sequence. Events one producer stamps in the same millisecond (a batch's creation, items
+    and submission) keep their order; the store returns their fields in no set order."""
+    return (entry.get("at"), int(entry.get("at_us", 0)), int(entry.get("seq", 0)))

@@ -187,7 +187,7 @@ class ReportService:
         batch_id = found.doc["_id"]
         for entry in await self.read_models.batch_log(batch_id):
             record = {"type": "batch_event", "batch_id": batch_id, "event": entry.get("type")}
-            record |= {k: v for k, v in entry.items() if k != "type"}
+            record |= {k: v for k, v in entry.items() if k not in ("type", "at_us")}
             yield orjson.dumps(record, default=str) + b"\n"
         async for row, view in self.jobs(found):
             attempts = (view or {}).get("attempts") or {}

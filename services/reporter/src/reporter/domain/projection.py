@@ -216,6 +216,8 @@ def log_entry(env: Envelope, event: Event) -> dict[str, Any] | None:
     entry: dict[str, Any] = {
         "type": event.TYPE,
         "at": env.occurred_at,
+        # the store keeps milliseconds: the rest orders events stamped in the same one
+        "at_us": env.occurred_at.microsecond,
         "producer": env.producer,
         "seq": env.seq,
     }
