@@ -562,3 +562,30 @@ async def test_dry_runs_and_the_ends_of_other_rollbacks_leave_the_status_alone()
     )
     assert len(h.out.sent) == sent
     assert h.store.batches["b1"]["status"] == "completed"
+
+
+async def test_a_submission_is_stored_queued_and_dispatched_without_reading_its_items_back() -> (
+    None
+):
+    h = Harness()
+    reads: list[tuple[str, int]] = []
+    read_back = h.store.chunk_items
+
+    async def counting(batch_id: str, chunk: int) -> list[dict[str, Any]]:
+        reads.append((batch_id, chunk))
+        return await read_back(batch_id, chunk)
+
+    h.store.chunk_items = counting  # type: ignore[method-assign]
+    await h.submit("b1", 5)
+    assert (h.store.batches["b1"]["status"], h.store.batches["b1"]["total"]) == ("queued", 5)
+    await h.capacity(2)
+    await h.s.tick()
+    assert [d.item["i"] for d in h.dispatched()] == [0, 1]
+    assert reads == []  # the items just stored are dispatched from memory
+    # a restarted scheduler has no such memory: it reads the chunk it dispatches from
+    h2 = Harness(store=h.store)
+    await h2.s.recover()
+    await h2.capacity(4)
+    await h2.s.tick()
+    assert sorted(d.item["i"] for d in h2.dispatched()) == [2, 3]  # 0 and 1 still hold slots
+    assert sorted(set(reads)) == [("b1", 0), ("b1", 1)]

@@ -212,7 +212,8 @@ class Scheduler:
         b = self.batches.get(e.batch_id)
         if b is None:
             return
-        await self.store.insert_chunk(e.batch_id, e.chunk, e.first_index, e.items)
+        if await self.store.insert_chunk(e.batch_id, e.chunk, e.first_index, e.items):
+            self._remember_chunk((e.batch_id, e.chunk), e.items)  # its dispatch reads no store
         b.add_chunk(e.chunk, e.first_index, len(e.items))  # a repeated chunk is ignored
 
     async def _on_submitted(self, env: Envelope, e: BatchSubmitted) -> None:
@@ -222,8 +223,7 @@ class Scheduler:
         b.total = e.total_items
         if can_batch(b.status, "submit"):
             b.status = next_batch_state(b.status, "submit")
-        b.dirty = True
-        await self.store.save_batches([{"_id": b.batch_id, "total": b.total, "status": b.status}])
+        b.dirty = True  # saved by this round's flush, before anything is published
         if b.config.depends_on is not None:
             await self._resolve_dependencies(b)
 
@@ -640,11 +640,14 @@ class Scheduler:
         key = (b.batch_id, chunk)
         items = self._chunk_cache.get(key)
         if items is None:
-            if len(self._chunk_cache) > 64:
-                self._chunk_cache.pop(next(iter(self._chunk_cache)))
             items = await self.store.chunk_items(b.batch_id, chunk)
-            self._chunk_cache[key] = items
+            self._remember_chunk(key, items)
         return items[offset]
+
+    def _remember_chunk(self, key: tuple[str, int], items: list[dict[str, Any]]) -> None:
+        if len(self._chunk_cache) > 64:
+            self._chunk_cache.pop(next(iter(self._chunk_cache)))
+        self._chunk_cache[key] = items
 
     async def _resolve_dependencies(self, b: BatchRuntime) -> None:
         """Sets what `b` still waits for; cancels it when a dependency can no longer hold."""
