@@ -3,7 +3,7 @@ after another, and the first record of each event type for the batch is timed by
 timestamp (the producer's clock; every process runs on this machine), from the moment the
 POST was sent. p50 and p99 per event type, in the order they happen.
 
-    python bench/hops.py [--batches 30]                  # an isolated stack, fresh database
+    python bench/hops.py [--batches 30] [--gap 0.5]      # an isolated stack, fresh database
     python bench/hops.py --url URL --key KEY [--prefix P] # a running stack (e.g. `make up`)
 """
 
@@ -22,8 +22,11 @@ from latency import NO_RATE_LIMIT, pct
 from contracts.topics import Topics
 
 
-async def timeline(url: str, key: str, prefix: str, batches: int) -> dict[str, list[float]]:
-    """Milliseconds from each POST to each event type's first record, by event type."""
+async def timeline(
+    url: str, key: str, prefix: str, batches: int, gap_s: float = 0.0
+) -> dict[str, list[float]]:
+    """Milliseconds from each POST to each event type's first record, by event type. With
+    `gap_s`, each POST waits that long after the previous batch completed (a quiet system)."""
     topics = Topics(prefix)
     consumer = AIOKafkaConsumer(
         topics.batch_commands,
@@ -43,6 +46,7 @@ async def timeline(url: str, key: str, prefix: str, batches: int) -> dict[str, l
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as api:
             for n in range(batches):
+                await asyncio.sleep(gap_s)
                 sent = time.time()
                 r = await api.post(
                     "/v1/batches",
@@ -82,12 +86,17 @@ def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--key")
     parser.add_argument("--prefix", default="")
+    parser.add_argument(
+        "--gap", type=float, default=0.0, help="seconds between one batch's end and the next POST"
+    )
     args = parser.parse_args()
     if args.url:
-        times = asyncio.run(timeline(args.url, args.key, args.prefix, args.batches))
+        times = asyncio.run(timeline(args.url, args.key, args.prefix, args.batches, args.gap))
     else:
         with bench_stack(2, NO_RATE_LIMIT) as stack:
-            times = asyncio.run(timeline(stack.url, stack.key, stack.topic_prefix, args.batches))
+            times = asyncio.run(
+                timeline(stack.url, stack.key, stack.topic_prefix, args.batches, args.gap)
+            )
     report(times)
 
 
