@@ -638,16 +638,20 @@ class Scheduler:
     async def _item(self, b: BatchRuntime, index: int) -> dict[str, Any]:
         chunk, offset = b.chunk_of(index)
         key = (b.batch_id, chunk)
-        items = self._chunk_cache.get(key)
+        items = self._chunk_cache.pop(key, None)
         if items is None:
             items = await self.store.chunk_items(b.batch_id, chunk)
-            self._remember_chunk(key, items)
+        self._remember_chunk(key, items)
         return items[offset]
 
     def _remember_chunk(self, key: tuple[str, int], items: list[dict[str, Any]]) -> None:
+        """Keeps `items` as the most recently used chunk; drops the least recently used one
+        beyond 64, so chunks arriving with a large upload do not push out the ones being
+        dispatched."""
+        self._chunk_cache.pop(key, None)
+        self._chunk_cache[key] = items
         if len(self._chunk_cache) > 64:
             self._chunk_cache.pop(next(iter(self._chunk_cache)))
-        self._chunk_cache[key] = items
 
     async def _resolve_dependencies(self, b: BatchRuntime) -> None:
         """Sets what `b` still waits for; cancels it when a dependency can no longer hold."""
