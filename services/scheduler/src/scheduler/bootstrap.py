@@ -80,8 +80,14 @@ def bootstrap(
     db = connect_store(settings.mongodb_url, settings.database_name, NAME)
     runtime = ServiceRuntime(NAME, settings, broker, db)
     topics = settings.topics
+    lease = MongoLeaderLease(
+        db,
+        settings.instance_id or f"scheduler-{socket.gethostname()}-{os.getpid()}",
+        settings.leader_ttl_s,
+    )
     scheduler = Scheduler(
-        store=store or MongoSchedulerStore(db),
+        # job changes written by a later leader order after those of an earlier one
+        store=store or MongoSchedulerStore(db, epoch=lambda: lease.token or 0),
         publisher=ObservedPublisher(
             publisher or KafkaEventPublisher(broker),
             metrics.observer(lambda batch_id: _job_type(scheduler, batch_id)),
@@ -93,11 +99,6 @@ def bootstrap(
             global_max_in_flight=settings.global_max_in_flight,
             rate_limits=parse_rate_limits(settings.rate_limits),
         ),
-    )
-    lease = MongoLeaderLease(
-        db,
-        settings.instance_id or f"scheduler-{socket.gethostname()}-{os.getpid()}",
-        settings.leader_ttl_s,
     )
     scheduler.fence = lease.still_valid
     metrics.track(scheduler, lease.still_valid)

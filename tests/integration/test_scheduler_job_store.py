@@ -1,0 +1,72 @@
+"""The scheduler's job states on the real store: changes are appended and read back merged in
+the order they were written, a later leader's changes win over an earlier one's whatever the
+clocks say, and job states kept in the older bucket layout are still read (a scheduler
+upgraded in the middle of a batch recovers it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from scheduler.adapters.store import MongoSchedulerStore
+
+pytestmark = pytest.mark.integration
+
+
+async def test_changes_merge_field_by_field_in_the_order_written(db: AsyncDatabase[Any]) -> None:
+    store = MongoSchedulerStore(db)
+    await store.setup()
+    await store.write_jobs(
+        "b1", {0: {"status": "dispatched", "attempt": 1}, 1: {"status": "dispatched", "attempt": 1}}
+    )
+    await store.write_jobs("b1", {0: {"status": "running"}})
+    await store.write_jobs(
+        "b1", {0: {"status": "failed", "failures": 1}, 2: {"status": "dispatched"}}
+    )
+    await store.write_jobs("b1", {0: {"status": "retrying", "attempt": 2}})
+    await store.write_jobs("b1", {})  # nothing to write, nothing written
+    await store.write_jobs("b2", {0: {"status": "completed"}})
+
+    assert await store.job_states("b1") == {
+        0: {"status": "retrying", "attempt": 2, "failures": 1},
+        1: {"status": "dispatched", "attempt": 1},
+        2: {"status": "dispatched"},
+    }
+    assert await store.job_states("b2") == {0: {"status": "completed"}}
+    assert await db["sched_jobs"].count_documents({"batch_id": "b1"}) == 4
+
+    await store.drop_job_documents("b1")
+    assert await store.job_states("b1") == {}
+    assert await store.job_states("b2") == {0: {"status": "completed"}}
+
+
+async def test_a_later_leaders_changes_win_over_an_earlier_ones(db: AsyncDatabase[Any]) -> None:
+    earlier = MongoSchedulerStore(db, epoch=lambda: 3)
+    later = MongoSchedulerStore(db, epoch=lambda: 4)
+    await later.write_jobs("b1", {5: {"status": "completed"}})
+    # the earlier leader's write lands after it (its clock is ahead, or it was slow)
+    await earlier.write_jobs("b1", {5: {"status": "running", "executor": "e1"}})
+
+    assert await later.job_states("b1") == {5: {"status": "completed", "executor": "e1"}}
+
+
+async def test_job_states_in_the_bucket_layout_are_read_and_changed(
+    db: AsyncDatabase[Any],
+) -> None:
+    await db["sched_jobs"].insert_one(
+        {
+            "_id": "b1:1",
+            "batch_id": "b1",
+            "bucket": 1,
+            "jobs": {"j0": {"status": "completed"}, "j7": {"status": "running", "attempt": 1}},
+        }
+    )
+    store = MongoSchedulerStore(db)
+    await store.write_jobs("b1", {1007: {"status": "completed"}})
+
+    assert await store.job_states("b1") == {
+        1000: {"status": "completed"},
+        1007: {"status": "completed", "attempt": 1},
+    }
