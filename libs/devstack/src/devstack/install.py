@@ -9,8 +9,9 @@ Contract:
   the Go module proxy into ``.cache/go/mod``, copied to
   ``.cache/go/build/ferretdb``, given ``build/version/version.txt`` (FerretDB
   panics at start-up without it when built from its own module) and built with
-  ``CGO_ENABLED=0 go build`` into ``.cache/bin/ferretdb``. A stamp holding the
-  version makes the next run a no-op. Afterwards the Go module and build
+  ``CGO_ENABLED=0 go build`` into ``.cache/bin/ferretdb``, with one line patched (see
+  ``FERRETDB_PATCH``: lookups by ``_id`` use the ``_id`` index). A stamp holding the
+  version and the patch's name makes the next run a no-op. Afterwards the Go module and build
   caches (~1 GB) are deleted unless ``BATCHYARD_KEEP_GO_CACHE`` is set, so a
   CI cache of ``.cache/`` stays ~150 MB.
 - kustomize (renders k8s/ in the tests): ``go install`` of its module at
@@ -41,6 +42,19 @@ from devstack.paths import Paths
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSIONS = ("v1.24.2", "v1.24.1", "v1.24.0")
+# FerretDB v1's SQLite backend finds a document by `_id` with the expression
+# `_ferretdb_sjson->'$._id'`, while the unique `_id` index it creates on every collection is on
+# `_ferretdb_sjson->"_id"`. SQLite uses an expression index only for the same expression, so
+# every update, delete and `_id` find scanned the whole table, parsing each row's JSON: an
+# update's cost grew with everything stored in the collection (docs/performance.md, "The
+# store's updates scan"; FerretDB issue #3235). `->'_id'` reads the same value and matches the
+# index, including on tables created before the patch.
+FERRETDB_PATCH = (
+    "internal/backends/sqlite/metadata/metadata.go",
+    """IDColumn = DefaultColumn + "->'$._id'\"""",
+    """IDColumn = DefaultColumn + "->'_id'\"""",
+)
+FERRETDB_PATCH_NAME = "id-index-1"
 FERRETDB_VERSION_ENV = "BATCHYARD_FERRETDB_VERSION"
 KEEP_GO_CACHE_ENV = "BATCHYARD_KEEP_GO_CACHE"
 KAFKA_STAMP = ".batchyard-installed"
@@ -176,11 +190,23 @@ def ferretdb_installed(paths: Paths) -> str | None:
     stamp = _ferretdb_stamp(paths)
     if not paths.ferretdb_bin.exists() or not stamp.exists():
         return None
-    version = stamp.read_text(encoding="utf-8").strip()
+    version, _, patch = stamp.read_text(encoding="utf-8").strip().partition(" ")
+    if patch != FERRETDB_PATCH_NAME:
+        return None  # built without the patch (or with an older one): build again
     wanted = os.environ.get(FERRETDB_VERSION_ENV)
     if wanted and wanted != version:
         return None
     return version
+
+
+def patch_ferretdb(src: Path) -> None:
+    """Applies `FERRETDB_PATCH` to FerretDB's source tree at `src`."""
+    relative, before, after = FERRETDB_PATCH
+    path = src / relative
+    text = path.read_text(encoding="utf-8")
+    if text.count(before) != 1:
+        raise InstallError(f"{relative}: the line to patch ({before}) is not there once")
+    path.write_text(text.replace(before, after), encoding="utf-8")
 
 
 def _download_module(go: str, env: dict[str, str], versions: Sequence[str]) -> tuple[str, Path]:
@@ -225,6 +251,7 @@ def install_ferretdb(paths: Paths, say: Printer = print, *, prune: bool = True) 
     for path in (src, *src.rglob("*")):
         path.chmod(path.stat().st_mode | 0o200)
     (src / "build" / "version" / "version.txt").write_text(version + "\n", encoding="utf-8")
+    patch_ferretdb(src)
     tmp_bin = paths.cache_bin / "ferretdb.tmp"
     say(f"ferretdb: building {version} with CGO_ENABLED=0 (first run takes a few minutes)")
     _run(
@@ -241,7 +268,7 @@ def install_ferretdb(paths: Paths, say: Printer = print, *, prune: bool = True) 
         cwd=src,
     )
     tmp_bin.replace(paths.ferretdb_bin)
-    _ferretdb_stamp(paths).write_text(version + "\n", encoding="utf-8")
+    _ferretdb_stamp(paths).write_text(f"{version} {FERRETDB_PATCH_NAME}\n", encoding="utf-8")
     say(f"ferretdb: {version} built in {time.monotonic() - started:.0f}s -> {paths.ferretdb_bin}")
     if prune and not os.environ.get(KEEP_GO_CACHE_ENV):
         prune_go_caches(paths, say)
