@@ -1,5 +1,5 @@
 """Read access to what other services project or announce: the reporter's read models
-(`batch_views`, `job_views` in buckets of 1,000 read by `_id`, `batch_logs` and
+(`batch_views`, `job_views` in buckets read by `_id` (`servicekit.buckets`), `batch_logs` and
 `webhook_deliveries`) and `job_types` (announced by executors). The API never writes these."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from servicekit.buckets import BUCKET_SIZE, bucket_id, index_of
+from servicekit.buckets import Buckets, bucket_id
 from servicekit.store import Document
 
 
@@ -57,14 +57,14 @@ class ReadModels:
         return jobs
 
     async def job_views(
-        self, batch_id: str, total: int, first_index: int = 0
+        self, batch_id: str, layout: Buckets, total: int, first_index: int = 0
     ) -> AsyncIterator[tuple[int, Document]]:
         """(index, view) of every projected job from `first_index` on, in index order, read
         bucket by bucket by `_id`."""
-        for bucket in range(first_index // BUCKET_SIZE, (total + BUCKET_SIZE - 1) // BUCKET_SIZE):
+        for bucket in range(layout.of(first_index)[0], layout.count(total)):
             views = await self.job_bucket(batch_id, bucket)
             for key in sorted(views, key=lambda k: int(k[1:])):
-                index = index_of(bucket, key)
+                index = layout.index_of(bucket, key)
                 if index >= first_index:
                     yield index, views[key]
 

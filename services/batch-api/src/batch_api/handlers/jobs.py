@@ -1,9 +1,10 @@
 """Jobs of a batch: list (by status, paginated by job index), get (attempts, errors, output,
 timings, item), retry and cancel.
 
-Job views live in the reporter's buckets of 1,000 jobs and are read by `_id`, bucket by
-bucket; a listing reads at most `MAX_BUCKETS_PER_PAGE` buckets per request and then returns a
-cursor to continue, so a filter that matches few jobs of a huge batch stays bounded per call.
+Job views live in the reporter's buckets (`servicekit.buckets`) and are read by `_id`, bucket
+by bucket; a listing reads the buckets of at most `MAX_JOBS_PER_PAGE` jobs per request and then
+returns a cursor to continue, so a filter that matches few jobs of a huge batch stays bounded
+per call.
 Items come from the API's own upload chunks."""
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from batch_api.schemas import JobActionAccepted, JobAttempt, JobError, JobPage, 
 from contracts.codec import envelope_for
 from contracts.events import Event, JobCancelRequested, JobRetryRequested
 from contracts.topics import Topics
-from servicekit.buckets import BUCKET_SIZE, bucket_of
+from servicekit.buckets import view_buckets
 from servicekit.publisher import EventPublisher, Outgoing
 
-MAX_BUCKETS_PER_PAGE = 20
+MAX_JOBS_PER_PAGE = 20_000
 
 
 @dataclass
@@ -140,14 +141,15 @@ class JobService:
         items = ItemReader(self.registry, found.doc)
         page: list[JobPublic] = []
         index = start
+        layout = view_buckets(found.view)
         buckets = 0
-        while index < total and len(page) < limit and buckets < MAX_BUCKETS_PER_PAGE:
-            bucket, _ = bucket_of(index)
+        while index < total and len(page) < limit and buckets * layout.size < MAX_JOBS_PER_PAGE:
+            bucket, _ = layout.of(index)
             views = await self.read_models.job_bucket(batch_id, bucket)
             buckets += 1
-            end = min(total, (bucket + 1) * BUCKET_SIZE)
+            end = layout.indexes(bucket, total).stop
             while index < end and len(page) < limit:
-                view = views.get(bucket_of(index)[1])
+                view = views.get(layout.of(index)[1])
                 status = job_status(found, index, view, underlying)
                 if statuses is None or status in statuses:
                     page.append(public_job(batch_id, index, view, status, await items.item(index)))
@@ -194,7 +196,7 @@ class JobService:
         if prefix != batch_id or not number.isdigit() or int(number) >= total:
             raise Problem(404, "Not found", f"no job {job_id} in batch {batch_id}")
         index = int(number)
-        bucket, key = bucket_of(index)
+        bucket, key = view_buckets(found.view).of(index)
         view = (await self.read_models.job_bucket(batch_id, bucket)).get(key)
         return found, index, view, job_status(found, index, view)
 

@@ -57,6 +57,7 @@ from contracts.events import (
 )
 from contracts.topics import Topics
 from contracts.vocabulary import BatchConfig
+from servicekit.buckets import view_buckets
 from servicekit.files import FileStore
 from servicekit.publisher import EventPublisher, Outgoing
 
@@ -192,7 +193,9 @@ class BatchLifecycle:
         batch_id = found.doc["_id"]
         wanted = set(job_ids) if job_ids is not None else None
         done: list[PlannedCompensation] = []
-        async for index, view in self.read_models.job_views(batch_id, int(found.doc["total"])):
+        layout = view_buckets(found.view)
+        total = int(found.doc["total"])
+        async for index, view in self.read_models.job_views(batch_id, layout, total):
             if view.get("status") != "completed":
                 continue
             job_id = f"{batch_id}.{index}"

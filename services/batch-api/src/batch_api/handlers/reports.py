@@ -27,9 +27,10 @@ from batch_api.domain.report import JobRow, ReportTally, job_row
 from batch_api.handlers.batches import BatchService, Loaded, public_batch, require_jobs
 from batch_api.handlers.jobs import job_status, underlying_status
 from batch_api.report_schemas import BatchAnalytics, BatchReport, Stats
-from servicekit.buckets import BUCKET_SIZE
+from servicekit.buckets import view_buckets
 
 STATS_PAGE = 500
+ROWS_PER_CHUNK = 1000  # CSV rows written out (streamed) at a time
 CSV_COLUMNS = ("job_id", "index", "status", "attempt", "duration_s", "error_class", "error_message")
 
 
@@ -64,10 +65,11 @@ class ReportService:
         batch_id = found.doc["_id"]
         total = int(found.doc.get("total") or 0)
         underlying = underlying_status(found)
-        for bucket in range((total + BUCKET_SIZE - 1) // BUCKET_SIZE):
+        layout = view_buckets(found.view)
+        for bucket in range(layout.count(total)):
             views = await self.read_models.job_bucket(batch_id, bucket)
-            for index in range(bucket * BUCKET_SIZE, min(total, (bucket + 1) * BUCKET_SIZE)):
-                view = views.get(f"j{index - bucket * BUCKET_SIZE}")
+            for index in layout.indexes(bucket, total):
+                view = views.get(layout.of(index)[1])
                 status = job_status(found, index, view, underlying)
                 yield job_row(batch_id, index, status, view), view
 
@@ -144,7 +146,7 @@ class ReportService:
         async for row, _ in self.jobs(found):
             writer.writerow(_csv_row(row))
             count += 1
-            if count % BUCKET_SIZE == 0:
+            if count % ROWS_PER_CHUNK == 0:
                 yield _drain(out)
         yield _drain(out)
 
@@ -165,7 +167,7 @@ class ReportService:
                     tally.add(row, view)
                     writer.writerow(_csv_row(row))
                     count += 1
-                    if count % BUCKET_SIZE == 0:
+                    if count % ROWS_PER_CHUNK == 0:
                         entry.write(_drain(out).encode())
                         yield sink.drain()
                 entry.write(_drain(out).encode())

@@ -1,7 +1,8 @@
 """The reporter's read models in the store.
 
-`batch_views`: one document per batch. `job_views`: job views in buckets of 1,000 jobs
-(`servicekit.buckets`), `{_id: "<batch>:<bucket>", batch_id, tenant, bucket, jobs: {j<k>: view}}`.
+`batch_views`: one document per batch. `job_views`: job views in buckets (of 100 jobs, or the
+size recorded in the batch view: `servicekit.buckets`),
+`{_id: "<batch>:<bucket>", batch_id, tenant, bucket, jobs: {j<k>: view}}`.
 Guards are applied here, in memory, against the stored documents: every write is one
 `_id`-keyed update (FerretDB v1 scans on other filters and stalls on multi-statement updates).
 One reporter instance owns the read models (see docs/architecture.md)."""
@@ -27,7 +28,7 @@ from reporter.domain.projection import (
     fold_job,
     log_entry,
 )
-from servicekit.buckets import bucket_id, bucket_of
+from servicekit.buckets import SIZE_FIELD, Buckets, bucket_id, view_buckets
 from servicekit.store import Document
 
 BATCH_VIEWS = "batch_views"
@@ -42,6 +43,7 @@ class MongoProjectionStore:
         self.logs = db[BATCH_LOGS]
         self.deliveries = db[DELIVERIES]  # the webhook adapter's; dropped with the batch
         self._seq: dict[str, int] = {}
+        self._layouts: dict[str, Buckets] = {}
         self._buckets: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cached_buckets = cached_buckets
 
@@ -69,7 +71,8 @@ class MongoProjectionStore:
                 if env.seq > known:
                     dynamic[event.batch_id] = batch_dynamic(env, event)
             elif isinstance(event, JOB_EVENTS):
-                bucket, key = bucket_of(int(event.job_id.rsplit(".", 1)[1]))
+                layout = await self._layout(event.batch_id)
+                bucket, key = layout.of(int(event.job_id.rsplit(".", 1)[1]))
                 doc_id = bucket_id(event.batch_id, bucket)
                 stored = await self._bucket(doc_id)
                 view = jobs[doc_id].get(key) or stored.get(key)
@@ -102,6 +105,23 @@ class MongoProjectionStore:
         self._seq[batch_id] = max(self._seq[batch_id], sets.get("seq", 0))
         if len(self._seq) > 100_000:
             self._seq.clear()
+
+    async def _layout(self, batch_id: str) -> Buckets:
+        """The batch's job view layout, recorded in its view; a batch whose job events come
+        before its view is created gets the view now, with today's layout."""
+        layout = self._layouts.get(batch_id)
+        if layout is not None:
+            return layout
+        doc = await self.views.find_one({"_id": batch_id}, {SIZE_FIELD: 1})
+        if doc is None:
+            await self.views.update_one(
+                {"_id": batch_id}, {"$setOnInsert": BATCH_INITIAL}, upsert=True
+            )
+        layout = view_buckets(doc)
+        if len(self._layouts) > 100_000:
+            self._layouts.clear()
+        self._layouts[batch_id] = layout
+        return layout
 
     async def webhooks_of(self, batch_id: str) -> tuple[list[Webhook], str] | None:
         """The batch's webhooks and name, from its view; None before its creation is
@@ -147,3 +167,4 @@ class MongoProjectionStore:
         await self.logs.delete_one({"_id": batch_id})
         await self.deliveries.delete_many({"batch_id": batch_id})
         self._seq.pop(batch_id, None)
+        self._layouts.pop(batch_id, None)

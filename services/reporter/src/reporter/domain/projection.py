@@ -29,6 +29,7 @@ from contracts.events import (
     JobRetryScheduled,
     JobStarted,
 )
+from servicekit.buckets import JOB_VIEW_SIZE, SIZE_FIELD
 
 JobEvent = JobStarted | JobCompleted | JobFailed | JobRetryScheduled | JobCancelled
 JOB_EVENTS = (JobStarted, JobCompleted, JobFailed, JobRetryScheduled, JobCancelled)
@@ -43,7 +44,13 @@ NOT_LOGGED = (
     JobProgress,
     *JOB_EVENTS,
 )
-BATCH_INITIAL: dict[str, Any] = {"status": "queued", "seq": 0, "counts": {"total": 0}}
+# A view's fields when it is created; `job_bucket_size` never changes afterwards.
+BATCH_INITIAL: dict[str, Any] = {
+    "status": "queued",
+    "seq": 0,
+    "counts": {"total": 0},
+    SIZE_FIELD: JOB_VIEW_SIZE,
+}
 
 # JobCancelled ends an attempt that was waiting to be retried or whose executor vanished.
 _RANK = {

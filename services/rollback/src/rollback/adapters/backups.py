@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 
 from rollback.domain.plan import BatchFacts
 from servicekit.backups import MongoBackups
-from servicekit.buckets import BUCKET_SIZE, bucket_id
+from servicekit.buckets import bucket_id, view_buckets
 from servicekit.store import Document
 
 
@@ -55,7 +54,7 @@ class ReadModelBatches:
             return None
         total = int((view.get("counts") or {}).get("total") or 0)
         completed: dict[str, datetime | None] = {}
-        for bucket in range(max(1, math.ceil(total / BUCKET_SIZE))):
+        for bucket in range(max(1, view_buckets(view).count(total))):
             doc = await self.job_views.find_one({"_id": bucket_id(batch_id, bucket)})
             for job in ((doc or {}).get("jobs") or {}).values():
                 if job.get("status") == "completed":

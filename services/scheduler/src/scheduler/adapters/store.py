@@ -23,9 +23,10 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from servicekit.buckets import index_of
+from servicekit.buckets import Buckets
 from servicekit.store import Document
 
+LEGACY_BUCKETS = Buckets()  # 1,000 jobs per bucket
 ACTIVE = ["draft", "uploading", "queued", "running", "paused", "retrying"]
 
 
@@ -148,7 +149,7 @@ class MongoSchedulerStore:
                 continue
             # a bucket of job states, the layout before changes were appended
             for key, state in (doc.get("jobs") or {}).items():
-                states[index_of(doc["bucket"], key)] = dict(state)
+                states[LEGACY_BUCKETS.index_of(doc["bucket"], key)] = dict(state)
         for doc in sorted(appended, key=lambda d: tuple(d["order"])):
             for index, fields in doc["changes"].items():
                 states.setdefault(int(index), {}).update(fields)

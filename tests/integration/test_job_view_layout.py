@@ -1,0 +1,112 @@
+"""Job view buckets on the real store, as the reporter writes them and the API reads them: a
+new batch records buckets of 100 jobs in its view; a batch whose view was stored before the
+size was recorded keeps buckets of 1,000, and its job views are read where they were
+written; job events projected before the batch's creation give it today's layout."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from batch_api.adapters.views import ReadModels
+from contracts.codec import envelope_for
+from contracts.envelope import Envelope
+from contracts.events import BatchCreated, Event, JobCompleted, JobStarted
+from contracts.vocabulary import BatchConfig
+from reporter.adapters.store import MongoProjectionStore
+from servicekit.buckets import view_buckets
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def env(event: Event) -> tuple[Envelope, Event]:
+    return envelope_for(event, producer="test"), event
+
+
+def created(batch_id: str) -> tuple[Envelope, Event]:
+    event = BatchCreated(
+        batch_id=batch_id,
+        name="n",
+        job_type="demo.sleep",
+        owner="u",
+        config=BatchConfig(),
+        created_at=T0,
+    )
+    return env(event)
+
+
+def completed(batch_id: str, index: int) -> tuple[Envelope, Event]:
+    event = JobCompleted(
+        job_id=f"{batch_id}.{index}",
+        batch_id=batch_id,
+        attempt=1,
+        executor_id="e",
+        started_at=T0,
+        finished_at=T0,
+        duration_ms=1,
+        output={"index": index},
+    )
+    return env(event)
+
+
+async def read_back(db: AsyncDatabase[Any], batch_id: str, total: int) -> dict[int, Any]:
+    view = await db["batch_views"].find_one({"_id": batch_id})
+    models = ReadModels(db)
+    return {
+        index: job["output"]["index"]
+        async for index, job in models.job_views(batch_id, view_buckets(view), total)
+    }
+
+
+async def test_a_new_batch_uses_buckets_of_one_hundred(db: AsyncDatabase[Any]) -> None:
+    store = MongoProjectionStore(db)
+    await store.setup()
+    await store.apply([created("b_new"), completed("b_new", 7), completed("b_new", 150)])
+
+    view = await db["batch_views"].find_one({"_id": "b_new"})
+    assert view is not None
+    assert view["job_bucket_size"] == 100
+    ids = sorted([d["_id"] async for d in db["job_views"].find({"batch_id": "b_new"})])
+    assert ids == ["b_new:0", "b_new:1"]
+    assert await read_back(db, "b_new", 200) == {7: 7, 150: 150}
+
+
+async def test_a_batch_stored_before_sizes_were_recorded_keeps_its_buckets(
+    db: AsyncDatabase[Any],
+) -> None:
+    await db["batch_views"].insert_one({"_id": "b_old", "status": "running", "seq": 3})
+    await db["job_views"].insert_one(
+        {"_id": "b_old:0", "batch_id": "b_old", "bucket": 0, "jobs": {}}
+    )
+    store = MongoProjectionStore(db)
+    await store.apply([completed("b_old", 150), completed("b_old", 1200)])
+
+    ids = sorted([d["_id"] async for d in db["job_views"].find({"batch_id": "b_old"})])
+    assert ids == ["b_old:0", "b_old:1"]
+    bucket = await db["job_views"].find_one({"_id": "b_old:0"})
+    assert bucket is not None
+    assert set(bucket["jobs"]) == {"j150"}
+    assert await read_back(db, "b_old", 2000) == {150: 150, 1200: 1200}
+
+
+async def test_job_events_before_the_creation_give_the_batch_todays_layout(
+    db: AsyncDatabase[Any],
+) -> None:
+    store = MongoProjectionStore(db)
+    started = JobStarted(
+        job_id="b_early.120", batch_id="b_early", attempt=1, executor_id="e", started_at=T0
+    )
+    await store.apply([env(started)])
+    await MongoProjectionStore(db).apply([created("b_early"), completed("b_early", 120)])
+
+    view = await db["batch_views"].find_one({"_id": "b_early"})
+    assert view is not None
+    assert view["job_bucket_size"] == 100
+    assert view["name"] == "n"
+    bucket = await db["job_views"].find_one({"_id": "b_early:1"})
+    assert bucket is not None
+    assert bucket["jobs"]["j20"]["status"] == "completed"
