@@ -4,9 +4,11 @@ service sampled once a second.
     python bench/scale.py [--jobs 1000000] [--chunk 10000]
 
 The batch is created as a draft, filled with `--chunk`-item NDJSON uploads, submitted and
-run; each service's resident memory is read from /proc (psutil) throughout. The target: every
-service under 300 MB. At the throughput of docs/performance.md a million no-op jobs take
-hours; `make bench` runs it with fewer jobs and says how many."""
+run; each service's resident memory is read from /proc (psutil) throughout, and a progress
+line (jobs completed, peak RSS so far) is printed every `--every` seconds, so a run stopped
+early still says what it measured. The target: every service under 300 MB. At the throughput
+of docs/performance.md a million no-op jobs take most of an hour; `make bench` runs it with
+fewer jobs and says how many."""
 
 from __future__ import annotations
 
@@ -28,9 +30,9 @@ LIMIT_MB = 300
 class RssSampler(threading.Thread):
     """Peak RSS per service name, sampled every `interval` seconds until stopped."""
 
-    def __init__(self, stack: BenchStack, interval: float = 1.0) -> None:
+    def __init__(self, stack: BenchStack, interval: float = 1.0, every: float = 60.0) -> None:
         super().__init__(daemon=True)
-        self.stack, self.interval = stack, interval
+        self.stack, self.interval, self.every = stack, interval, every
         self.peak_mb: dict[str, float] = {}
         self.done = threading.Event()
 
@@ -48,7 +50,26 @@ class RssSampler(threading.Thread):
             self.done.wait(self.interval)
 
 
-async def run(stack: BenchStack, jobs: int, chunk: int) -> dict[str, float]:
+def progress(
+    sampler: RssSampler, began: float, api: httpx.AsyncClient, batch_id: str
+) -> asyncio.Task[None]:
+    """Prints jobs completed and the peak RSS so far every `sampler.every` seconds."""
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(sampler.every)
+            body = (await api.get(f"/v1/batches/{batch_id}")).json()
+            peaks = ", ".join(f"{n} {mb:.0f}" for n, mb in sorted(sampler.peak_mb.items()))
+            print(
+                f"[{time.perf_counter() - began:6.0f} s] {body['status']}: "
+                f"{body['progress']['completed']:,} completed; peak RSS MB: {peaks}",
+                flush=True,
+            )
+
+    return asyncio.create_task(report())
+
+
+async def run(stack: BenchStack, sampler: RssSampler, jobs: int, chunk: int) -> dict[str, float]:
     async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=300) as api:
         r = await api.post(
             "/v1/batches",
@@ -63,6 +84,7 @@ async def run(stack: BenchStack, jobs: int, chunk: int) -> dict[str, float]:
         batch_id = r.json()["id"]
         line = orjson.dumps({}) + b"\n"
         began = time.perf_counter()
+        reporter = progress(sampler, began, api, batch_id)
         for start in range(0, jobs, chunk):
             size = min(chunk, jobs - start)
             up = await api.post(
@@ -75,6 +97,7 @@ async def run(stack: BenchStack, jobs: int, chunk: int) -> dict[str, float]:
         (await api.post(f"/v1/batches/{batch_id}/submit")).raise_for_status()
         await wait_done(api, batch_id, jobs, within_s=6 * 3600)
         finished = time.perf_counter()
+        reporter.cancel()
     return {"upload_s": uploaded - began, "run_s": finished - uploaded, "jobs": jobs}
 
 
@@ -82,13 +105,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=10_000)
+    parser.add_argument("--every", type=float, default=60.0, help="seconds between progress")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with bench_stack(2) as stack:
-        sampler = RssSampler(stack)
+        sampler = RssSampler(stack, every=args.every)
         sampler.start()
         try:
-            figures = asyncio.run(run(stack, args.jobs, args.chunk))
+            figures = asyncio.run(run(stack, sampler, args.jobs, args.chunk))
         finally:
             sampler.done.set()
             sampler.join()
