@@ -1,7 +1,8 @@
 """An isolated copy of the Batchyard services for a benchmark (own topic prefix, database and
 free ports) on the Kafka and store of `make up` (or KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL),
-stopped by PID on exit, its database dropped then (unless BENCH_KEEP_DB is set: a
-million-job run leaves about a gigabyte); and the waits the benchmarks share."""
+stopped by PID on exit, then its topics deleted and its database dropped (unless
+BENCH_KEEP_DB is set: a million-job run leaves about a gigabyte); and the waits the
+benchmarks share."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pymongo import MongoClient
 
 from devstack import processes, services
 from devstack.services import ServicePorts
+from servicekit.kafka import delete_topics_blocking
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 _MONGO_URL = urlparse(os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017"))
@@ -76,6 +78,7 @@ def bench_stack(executors: int, extra_env: Mapping[str, str] | None = None) -> I
         )
     finally:
         services.stop_services(base / "run")
+        delete_topics_blocking(KAFKA, lambda name: name.startswith(f"bench{run}."))
         if not os.environ.get("BENCH_KEEP_DB"):
             with MongoClient(MONGO, serverSelectionTimeoutMS=10_000) as client:
                 client.drop_database(f"bench_{run}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -49,6 +51,40 @@ async def ensure_topics(bootstrap: str, layout: Mapping[str, int]) -> None:
             log.info("created topics", extra={"topic": ",".join(t.name for t in missing)})
     finally:
         await admin.close()
+
+
+async def delete_topics(bootstrap: str, pick: Callable[[str], bool]) -> list[str]:
+    """Deletes the topics whose names `pick` accepts (a finished test's or benchmark's prefix:
+    thousands of leftover partitions make a broker slow to start). Returns their names."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        names = sorted(name for name in await admin.list_topics() if pick(name))
+        for start in range(0, len(names), 100):
+            await admin.delete_topics(names[start : start + 100])
+        return names
+    finally:
+        await admin.close()
+
+
+def delete_topics_blocking(bootstrap: str, pick: Callable[[str], bool]) -> list[str]:
+    """`delete_topics` from synchronous code, whether or not an event loop runs in this thread
+    (it runs in a thread of its own); raises what the deletion raised."""
+    deleted: list[str] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            deleted.extend(asyncio.run(delete_topics(bootstrap, pick)))
+        except Exception as exc:  # handed to the caller's thread below
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="delete-topics")
+    worker.start()
+    worker.join()
+    if failed:
+        raise failed[0]
+    return deleted
 
 
 def make_broker(bootstrap: str, client_id: str, **producer_options: Any) -> KafkaBroker:
