@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 from pymongo.errors import ConnectionFailure
 
 from contracts.codec import PoisonMessage, decode
@@ -54,6 +56,12 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+async def _left_to_the_handler(message: StreamMessage[Any]) -> None:
+    """FastStream's own decoder wraps and JSON-parses every record of a batch for the body
+    argument; the handler reads the raw records and decodes them once itself."""
+    return None
+
+
 def subscribe_batches(
     broker: KafkaBroker,
     topics: Sequence[str],
@@ -80,6 +88,7 @@ def subscribe_batches(
         auto_offset_reset="earliest" if from_beginning else "latest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=title or f"{group_id}:{','.join(topics)}",
+        decoder=_left_to_the_handler,
     )
     async def on_batch(message: KafkaMessage) -> None:  # raw records: we decode ourselves
         nonlocal failures
