@@ -6,7 +6,6 @@ is skipped for lack of one."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -19,7 +18,7 @@ from urllib.parse import urlparse
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from stack_support import Stack
+from stack_support import TOPIC_PREFIXES, Stack, topic_prefix
 
 from contracts.topics import Topics
 from devstack import services
@@ -50,20 +49,20 @@ def _docker_engine() -> bool:
     return probe.returncode == 0
 
 
-# The topic prefixes tests give their topics and stacks: a letter or word, then a hex run id.
-TEST_TOPIC = re.compile(r"^(t|e2e|chaos|contract|retention|tr|trace|ready)[0-9a-f]{6,}[.-]")
-
-
 def _delete_test_topics(servers: str) -> None:
     """A shared Kafka (the dev stack's) keeps every topic a test created; thousands of them
-    make it slow to start (over a minute at 13,000 partitions). Deleted when the session ends;
-    a failure to delete is reported, not fatal."""
+    make it slow to start (over a minute at 13,000 partitions). This session's are deleted
+    when it ends (by the prefixes it used, so a session running beside it keeps its own); a
+    failure to delete is reported, not fatal."""
+    prefixes = tuple(TOPIC_PREFIXES)
+    if not prefixes:
+        return
     try:
-        deleted = delete_topics_blocking(servers, lambda name: TEST_TOPIC.match(name) is not None)
+        deleted = delete_topics_blocking(servers, lambda name: name.startswith(prefixes))
     except Exception as exc:  # the broker went away: the topics stay, the results stand
         print(f"\nleft the tests' Kafka topics in place: {exc!r}", file=sys.stderr)
     else:
-        print(f"\ndeleted {len(deleted)} Kafka topics made by tests", file=sys.stderr)
+        print(f"\ndeleted {len(deleted)} Kafka topics made by this session", file=sys.stderr)
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +112,7 @@ def unique() -> str:
 
 @pytest.fixture
 def topics(unique: str) -> Topics:
-    return Topics(prefix=f"t{unique}.")
+    return Topics(prefix=topic_prefix("t", unique))
 
 
 @pytest.fixture
@@ -152,7 +151,7 @@ def stack(kafka_bootstrap: str, mongodb_server: str) -> Iterator[Stack]:
     mongodb_url = f"{mongodb_server}/{database}"
     admin_key = f"bya_e2e_{uuid.uuid4().hex}"
     ports = ServicePorts.pick_free(2)
-    prefix = f"e2e{run_id}."
+    prefix = topic_prefix("e2e", run_id)
     try:
         services.start_services(
             run_dir=run_dir,

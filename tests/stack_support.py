@@ -15,6 +15,17 @@ from devstack.services import ServicePorts
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Every topic prefix this test session used on the shared Kafka; their topics are deleted when
+# the session ends (tests/conftest.py), and no other session's.
+TOPIC_PREFIXES: set[str] = set()
+
+
+def topic_prefix(kind: str, run_id: str | None = None) -> str:
+    """A topic prefix of this session's own, `<kind><id>.`, remembered for deletion."""
+    prefix = f"{kind}{run_id or uuid.uuid4().hex[:8]}."
+    TOPIC_PREFIXES.add(prefix)
+    return prefix
+
 
 @dataclass(frozen=True)
 class Stack:
@@ -71,7 +82,7 @@ def isolated_stack(
     stack = Stack(
         url="",
         admin_key=f"bya_{kind}_{uuid.uuid4().hex}",
-        prefix=f"{kind}{run_id}.",
+        prefix=topic_prefix(kind, run_id),
         mongodb_url=f"{mongodb_server}/{database}",
         database=database,
         run_dir=base / "run",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from stack_support import service_process
+from stack_support import service_process, topic_prefix
 
 from devstack.probes import free_port
 
@@ -89,7 +89,7 @@ async def test_not_ready_without_servers_then_recovers(
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka.port}",
         "MONGODB_URL": f"mongodb://127.0.0.1:{store.port}/byt_ready_{uuid.uuid4().hex[:8]}",
-        "BATCHYARD_TOPIC_PREFIX": f"ready{uuid.uuid4().hex[:8]}.",
+        "BATCHYARD_TOPIC_PREFIX": topic_prefix("ready"),
         "BATCHYARD_HTTP_PORT": str(port),
     }
     url = f"http://127.0.0.1:{port}/readyz"

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from otlp_collector import Collector, ReceivedSpan, otlp_collector
+from stack_support import topic_prefix
 
 from devstack import services
 from devstack.services import ServicePorts
@@ -47,7 +48,7 @@ def traced(kafka_bootstrap: str, mongodb_server: str) -> Iterator[tuple[str, str
                 executors=1,
                 ports=ports,
                 extra_env={
-                    "BATCHYARD_TOPIC_PREFIX": f"trace{run_id}.",
+                    "BATCHYARD_TOPIC_PREFIX": topic_prefix("trace", run_id),
                     "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
                     "OTEL_BSP_SCHEDULE_DELAY": "200",
                 },
