@@ -26,6 +26,9 @@ from devstack.paths import Paths, RepoRootNotFoundError
 
 INFRA = (kafka.NAME, store.NAME)
 INFRA_TIMEOUT = 60.0
+# Kafka loads every partition's log before it answers: ~13,000 partitions (a dev broker that
+# kept every test run's topics) took over a minute here. A broker that dies is seen at once.
+KAFKA_READY_TIMEOUT = 180.0
 KAFKA_STOP_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 EXECUTORS_ENV = "EXECUTORS"
@@ -122,7 +125,7 @@ def managed(stack: Stack, name: str) -> Managed:
             lambda: kafka.start(paths, stack.kafka),
             lambda rec: kafka.is_ready(rec, stack.kafka),
             KAFKA_STOP_TIMEOUT,
-            INFRA_TIMEOUT,
+            KAFKA_READY_TIMEOUT,
         )
     if name == store.NAME:
         return Managed(
