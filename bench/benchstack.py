@@ -78,7 +78,10 @@ def bench_stack(executors: int, extra_env: Mapping[str, str] | None = None) -> I
         )
     finally:
         services.stop_services(base / "run")
-        delete_topics_blocking(KAFKA, lambda name: name.startswith(f"bench{run}."))
+        try:
+            delete_topics_blocking(KAFKA, lambda name: name.startswith(f"bench{run}."))
+        except Exception as exc:  # the broker went away: report it, still drop the database
+            print(f"left the topics bench{run}.* in place: {exc!r}", file=sys.stderr)
         if not os.environ.get("BENCH_KEEP_DB"):
             with MongoClient(MONGO, serverSelectionTimeoutMS=10_000) as client:
                 client.drop_database(f"bench_{run}")
