@@ -1,6 +1,6 @@
 """The `batchyard` script over the batch lifecycle endpoints, against the real stack: chunked
-uploads into drafts, submit, pause/resume/cancel, retry, rollback --dry-run, duplicate,
-edit, archive, delete, and the list filters."""
+uploads into drafts, submit, pause/resume/cancel, retry, rollback --dry-run (a plan, or the
+reason there is none), duplicate, edit, archive, delete, and the list filters."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from cli_support import Cli, cli_env, created_id, no_traceback, wait_status
 from stack_support import Stack
@@ -108,7 +109,7 @@ def test_pause_resume_cancel_and_the_409s(run: Cli) -> None:
     assert "no batch b_doesnotexist" in mixed.stderr
 
 
-def test_retry_rollback_plan_duplicate_edit_archive_delete(run: Cli) -> None:
+def test_retry_rollback_refused_duplicate_edit_archive_delete(run: Cli) -> None:
     created = run(
         "create", "-n", "cli-retry", "-t", "demo.sleep", "--max-attempts", "1",
         "--item", '{"seconds": 0}', "--item", '{"fail_first_attempts": 1}', "--json",
@@ -119,10 +120,10 @@ def test_retry_rollback_plan_duplicate_edit_archive_delete(run: Cli) -> None:
     assert retried.returncode == 0, retried.stderr + retried.stdout
     assert json.loads(retried.stdout.splitlines()[-1])["batches"] == {batch_id: "completed"}
 
-    plan = run("rollback", batch_id, "--dry-run")
-    assert plan.returncode == 0, plan.stderr
-    assert "rollback plan (dry run, nothing changed)" in plan.stdout
-    assert f"{batch_id}.0" in plan.stdout
+    refused = run("rollback", batch_id, "--dry-run")  # demo.sleep cannot be rolled back
+    assert refused.returncode == 5, refused.stderr + refused.stdout
+    assert "job type demo.sleep cannot be rolled back" in refused.stderr
+    no_traceback(refused)
 
     copy = run("duplicate", batch_id, "--json")
     copy_id = created_id(copy)
@@ -168,3 +169,35 @@ def test_list_filters(run: Cli) -> None:
     rest = run("list", "--tag", tag, "--cursor", paged["next_cursor"], "--json")
     assert [b["id"] for b in json.loads(rest.stdout)["items"]] == [ids[0]]
     assert run("list", "--priority", "urgent").returncode == 2
+
+
+def test_rollback_dry_run_prints_the_plan_of_a_job_type_that_can_roll_back(
+    run: Cli, stack: Stack
+) -> None:
+    imported = httpx.post(
+        f"{stack.url}/v1/library/templates/import",
+        json={"templates": [
+            {"name": "Welcome", "category": "mail", "body": "Hello {{name}}."},
+            {"name": "Receipt", "category": "mail", "body": "You paid {{amount}}."},
+        ]},
+        headers=stack.headers,
+        timeout=30,
+    )  # fmt: skip
+    assert imported.status_code == 201, imported.text
+    created = run(
+        "create", "-n", "cli-rollback", "-t", "templates.consolidate",
+        "--item", json.dumps({"template_ids": imported.json()["ids"]}), "--json",
+    )  # fmt: skip
+    batch_id = created_id(created)
+    wait_status(run, batch_id, {"completed"})
+    deadline = time.monotonic() + 30
+    while True:  # the plan reads the job views, which may trail the batch's view by a moment
+        plan = run("rollback", batch_id, "--dry-run")
+        assert plan.returncode == 0, plan.stderr
+        if f"{batch_id}.0" in plan.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert "rollback plan (dry run, nothing changed)" in plan.stdout
+    assert f"{batch_id}.0" in plan.stdout
+    shown = json.loads(run("status", batch_id, "--json").stdout)
+    assert shown["status"] == "completed"

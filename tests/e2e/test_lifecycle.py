@@ -1,7 +1,7 @@
 """Lifecycle over HTTP against the real stack: pause holds progress and resume finishes the
 batch; cancel ends it `cancelled` with every job terminal; retry re-runs failed jobs; an action
 the current status does not allow is a 409 problem naming that status; patch, archive, delete,
-duplicate and a rollback plan."""
+duplicate, and a rollback of a job type that cannot roll back refused."""
 
 from __future__ import annotations
 
@@ -142,9 +142,7 @@ async def test_retry_reruns_failed_jobs(api: httpx.AsyncClient) -> None:
     assert_conflict(await act(api, batch_id, "retry"), "completed")
 
 
-async def test_patch_archive_delete_duplicate_and_rollback_plan(
-    api: httpx.AsyncClient, stack: Stack
-) -> None:
+async def test_patch_archive_delete_duplicate_and_rollback_refused(api: httpx.AsyncClient) -> None:
     batch_id = await create(api, [{"seconds": 0.05}] * 5, config={"max_concurrent_jobs": 1})
     patched = await api.patch(
         f"/v1/batches/{batch_id}",
@@ -167,22 +165,15 @@ async def test_patch_archive_delete_duplicate_and_rollback_plan(
     assert done["name"] == "renamed"
     assert done["priority"] == "high"
 
-    # The plan reads the job views, which may trail the batch's own view by a moment.
-    await settled_job_views(
-        stack.mongodb_url,
-        stack.database,
-        batch_id,
-        lambda vs: len(vs) == 5 and all(v["status"] == "completed" for v in vs),
-    )
-    plan_response = await act(api, batch_id, "rollback", {"dry_run": True})
-    assert plan_response.status_code == 202, plan_response.text
-    plan = plan_response.json()["plan"]
-    assert plan["count"] == 5
-    finished = [j["finished_at"] for j in plan["jobs"]]
-    assert finished == sorted(finished, reverse=True)
-    some = [plan["jobs"][0]["job_id"]]
-    partial = await act(api, batch_id, "rollback", {"dry_run": True, "job_ids": some})
-    assert [j["job_id"] for j in partial.json()["plan"]["jobs"]] == some
+    # demo.sleep keeps no backups and cannot compensate: a rollback, planned or not, is refused
+    # at once with the reason, and the batch keeps its status
+    for body in ({"dry_run": True}, {}):
+        refused = await act(api, batch_id, "rollback", body)
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["type"] == "/problems/rollback-unavailable"
+        assert "job type demo.sleep cannot be rolled back" in refused.json()["detail"]
+    assert (await api.get(f"/v1/batches/{batch_id}")).json()["status"] == "completed"
     bad = await act(api, batch_id, "rollback", {"dry_run": True, "what": 1})
     assert bad.status_code == 422
 

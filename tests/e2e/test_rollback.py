@@ -1,6 +1,8 @@
 """Rollback on the real stack: a consolidated library of 2,000 templates is restored byte for
 byte; a corrupt backup makes the rollback refuse, naming the job, and change nothing; a dry
-run returns the plan and changes nothing; a batch without backups is refused with the reason."""
+run (over the API and on Kafka) returns the plan and changes nothing; a batch without backups
+is refused with the reason; a batch that fails with `rollback_on_failure` is rolled back by
+itself, and a job type that cannot roll back may not ask for it."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from jobs_support import (
 )
 from library_data import make_library
 from pymongo import AsyncMongoClient
+from readmodels import settled_job_views
 from stack_support import Stack
 
 from contracts.codec import decode
@@ -161,6 +164,25 @@ async def test_dry_run_and_partial_rollback(
     before = await raw_library(stack, ids)
     batch_id, jobs = await consolidate(api, ids, templates_per_job=30)
     consolidated = await raw_library(stack, ids)
+    # the API's plan reads the job views, which may trail the batch's own view by a moment
+    await settled_job_views(
+        stack.mongodb_url,
+        stack.database,
+        batch_id,
+        lambda vs: len(vs) == jobs and all(v["status"] == "completed" for v in vs),
+    )
+    action = f"/v1/batches/{batch_id}/actions/rollback"
+    planned = await api.post(action, json={"dry_run": True})
+    assert planned.status_code == 202, planned.text
+    plan = planned.json()["plan"]
+    assert plan["count"] == jobs
+    finished = [j["finished_at"] for j in plan["jobs"]]
+    assert finished == sorted(finished, reverse=True)
+    some = [plan["jobs"][0]["job_id"]]
+    partial_plan = await api.post(action, json={"dry_run": True, "job_ids": some})
+    assert [j["job_id"] for j in partial_plan.json()["plan"]["jobs"]] == some
+    assert (await api.post(action, json={"dry_run": True, "what": 1})).status_code == 422
+    assert (await api.get(f"/v1/batches/{batch_id}")).json()["status"] == "completed"
     async with store(stack.mongodb_url, stack.database) as db:
         dry_id = await request_rollback(kafka_bootstrap, stack.prefix, batch_id, dry_run=True)
         dry = await wait_for_rollback(db, dry_id, {"planned", "rollback_failed"}, 60)
@@ -201,3 +223,68 @@ async def test_a_batch_without_backups_is_refused_with_the_reason(
     assert refused["status"] == "rollback_failed"
     assert "backup_strategy none" in refused["reason"]
     await wait_for_status(api, batch_id, {"rollback_failed"}, 60)
+
+
+async def test_a_failed_batch_with_rollback_on_failure_is_rolled_back_by_itself(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    templates, _ = make_library(random.Random(11), 12, exact=4, near=0, conflicts=0)
+    merged_ids = await import_library(api, templates)
+    # a pair named alike with unrelated bodies: with interactive resolution its job fails
+    # (awaiting a decision), and with a failure threshold of 0 the batch fails
+    conflict_ids = await import_library(
+        api,
+        [
+            {"name": "Greeting", "category": "mail", "body": "Hello {{name}}, welcome aboard."},
+            {"name": "greeting", "category": "mail", "body": "Your order {{order}} shipped."},
+        ],
+    )
+    before = await raw_library(stack, merged_ids)
+    created = await api.post(
+        "/v1/batches",
+        json={
+            "name": "roll back on failure",
+            "job_type": "templates.consolidate",
+            "items": [{"template_ids": merged_ids}, {"template_ids": conflict_ids}],
+            "config": {
+                "max_concurrent_jobs": 1,
+                "failure_threshold": 0,
+                "rollback_on_failure": True,
+                "params": {"conflict_resolution": "interactive"},
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    batch_id = created.json()["id"]
+    done = await wait_for_status(api, batch_id, {"rolled_back", "rollback_failed"}, 120)
+    assert done["status"] == "rolled_back", done
+    assert done["progress"]["completed"] == 1
+    assert done["progress"]["failed"] == 1
+    jobs = (await api.get(f"/v1/batches/{batch_id}/jobs")).json()["items"]
+    assert jobs[0]["status"] == "completed"
+    assert jobs[0]["output"]["duplicates_removed"] == 4  # it changed the library
+    # and the rollback put every template back as it was
+    assert await raw_library(stack, merged_ids) == before
+
+
+async def test_rollback_on_failure_is_refused_for_a_job_type_that_cannot_roll_back(
+    api: httpx.AsyncClient,
+) -> None:
+    body = {"name": "no way back", "job_type": "demo.sleep", "items": [{}]}
+    refused = await api.post("/v1/batches", json=body | {"config": {"rollback_on_failure": True}})
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "job type demo.sleep cannot be rolled back" in refused.json()["detail"]
+    # nor may a batch template ask for it, nor a draft's configuration be changed to
+    spec = {"job_type": "demo.sleep", "config": {"rollback_on_failure": True}}
+    template = await api.post("/v1/templates", json={"name": "no way back", "spec": spec})
+    assert template.status_code == 422, template.text
+    draft = await api.post("/v1/batches", json=body | {"draft": True})
+    assert draft.status_code == 201, draft.text
+    changed = await api.patch(
+        f"/v1/batches/{draft.json()['id']}", json={"config": {"rollback_on_failure": True}}
+    )
+    assert changed.status_code == 422, changed.text
+    assert not (await api.get(f"/v1/batches/{draft.json()['id']}")).json()["config"][
+        "rollback_on_failure"
+    ]

@@ -201,6 +201,21 @@ class BatchService:
 
     async def _validate_items(self, body: BatchCreate) -> None:
         await self.validate_items(body.job_type, body.items or [])
+        await self.check_rollback_on_failure(body.job_type, body.config)
+
+    async def check_rollback_on_failure(self, job_type_name: str, config: BatchConfig) -> None:
+        """A 422 problem if `config` asks to roll back on failure a job type whose executors
+        announce it cannot be rolled back (the rollback would only end `rollback_failed`)."""
+        if not config.rollback_on_failure:
+            return
+        announced = (await self.read_models.job_types()).get(job_type_name)
+        if announced is not None and not announced.get("supports_rollback"):
+            raise Problem(
+                422,
+                "Invalid configuration",
+                f"config.rollback_on_failure: job type {job_type_name} cannot be rolled back "
+                "(it defines no backup and compensation)",
+            )
 
     async def validate_items(
         self, job_type_name: str, items: list[dict[str, Any]], first_index: int = 0

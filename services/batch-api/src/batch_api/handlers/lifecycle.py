@@ -173,6 +173,18 @@ class BatchLifecycle:
                 kind="rollback-unavailable",
                 batch_status=found.status,
             )
+        job_type = found.doc["job_type"]
+        announced = (await self.read_models.job_types()).get(job_type)
+        # a job type no executor announces now is left to the rollback service to judge
+        if announced is not None and not announced.get("supports_rollback"):
+            raise Problem(
+                409,
+                "Conflict",
+                f"job type {job_type} cannot be rolled back: it defines no backup and "
+                "compensation (GET /v1/job-types says which can)",
+                kind="rollback-unavailable",
+                batch_status=found.status,
+            )
         if body.dry_run:
             plan = await self.plan_rollback(found, body.job_ids)
             return accepted.model_copy(update={"plan": plan})
@@ -269,6 +281,7 @@ class BatchLifecycle:
             await self.batches.validate_dependencies(
                 batch_id, who.tenant, body.config, submitting=False
             )
+            await self.batches.check_rollback_on_failure(found.doc["job_type"], body.config)
             changes["config"] = body.config.model_dump(mode="json")
         sharing = "visibility" in changes or "shared_with" in changes
         if sharing and not may_change(found.doc, who):

@@ -314,6 +314,7 @@ class ScheduleService:
                 ) from exc
         if spec is not None:
             await self.batches.validate_items(spec.job_type, spec.items or [])
+            await self.batches.check_rollback_on_failure(spec.job_type, spec.config)
 
     async def _changeable(self, schedule_id: str, who: Principal) -> Document:
         doc = await self.load(schedule_id, who)

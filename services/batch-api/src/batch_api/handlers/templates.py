@@ -82,6 +82,7 @@ class TemplateService:
     async def create(self, body: TemplateCreate, who: Principal) -> TemplatePublic:
         require(who)
         await self.batches.validate_items(body.spec.job_type, body.spec.items or [])
+        await self.batches.check_rollback_on_failure(body.spec.job_type, body.spec.config)
         now = _now()
         doc: Document = {
             "_id": new_template_id(),
@@ -182,6 +183,7 @@ class TemplateService:
                 raise Problem(422, "Invalid request", f"{required}: may not be null")
         if body.spec is not None:
             await self.batches.validate_items(body.spec.job_type, body.spec.items or [])
+            await self.batches.check_rollback_on_failure(body.spec.job_type, body.spec.config)
         if not changes:
             return TemplatePublic.of(doc)
         changes["updated_at"] = _now()

@@ -26,6 +26,9 @@ const ALLOWED = {
   template: null,
 };
 
+// Statuses a finished batch moves on to: `finished_at` keeps the time its run ended.
+const AFTER_THE_RUN = new Set(["rolling_back", "rolled_back", "rollback_failed", "archived"]);
+
 const ACTION_LABEL = { pause: "Pause", resume: "Resume", cancel: "Cancel", retry: "Retry of the failed jobs", archive: "Archive" };
 
 let batch = null;
@@ -92,7 +95,13 @@ function renderBatch() {
   if (retry && !p.failed && !p.cancelled) retry.hidden = true;
   addTimeline(b.created_at, "Created", "created");
   addTimeline(b.started_at, "Started", "started");
-  if (b.finished_at) addTimeline(b.finished_at, `Finished: ${statusLabel(b.status)}${b.reason ? ` (${b.reason})` : ""}`, `finished-${b.status}`);
+  if (!b.finished_at) return;
+  if (!AFTER_THE_RUN.has(b.status)) {
+    addTimeline(b.finished_at, `Finished: ${statusLabel(b.status)}${b.reason ? ` (${b.reason})` : ""}`, `finished-${b.status}`);
+  } else if (!timeline.some((t) => t.key?.startsWith("finished-"))) {
+    // finished_at is still the run's end; how the run ended is no longer the status
+    addTimeline(b.finished_at, "Finished", "finished-run");
+  }
 }
 
 const analytics = followAnalytics(id, $("#analytics"), (status) => TERMINAL.has(status) || status === "archived");
