@@ -61,6 +61,11 @@ def test_wizard_creates_a_batch_that_reaches_100_percent_live(page: Page, stack:
     page.get_by_label("Max concurrent jobs").fill("4")
     page.get_by_label("Max attempts per job").fill("2")
     page.get_by_label("Stop the batch at the first failed job").check()
+    # demo.sleep keeps no backups: rolling it back on failure is not offered, and why is said
+    expect(page.get_by_label("Roll back what the batch changed if it fails")).to_be_disabled()
+    expect(page.locator("#rollback-note")).to_have_text(
+        "demo.sleep cannot be rolled back: it keeps no backups."
+    )
     screenshots(page, "wizard-3-safety")
     page.get_by_role("button", name="Next").click()
 
@@ -204,6 +209,8 @@ def test_wizard_consolidates_chosen_library_templates(
     screenshots(page, "wizard-2-consolidation")
     page.get_by_role("button", name="Next").click()
     page.get_by_label("Backups").select_option("automatic")
+    expect(page.get_by_label("Roll back what the batch changed if it fails")).to_be_enabled()
+    expect(page.locator("#rollback-note")).to_be_hidden()
     page.get_by_role("button", name="Next").click()
 
     review = page.locator("#review")

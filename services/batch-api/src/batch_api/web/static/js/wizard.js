@@ -125,6 +125,13 @@ function chooseJobType() {
   showConsolidation(form, consolidating());
   const type = jobTypes.find((t) => t.name === form.job_type.value);
   $("#job-type-desc").textContent = type ? type.description : "";
+  // a job type without backup and compensation cannot be rolled back: the API would refuse
+  const rollback = form.elements["config.rollback_on_failure"];
+  const cannot = Boolean(type) && !type.supports_rollback;
+  rollback.disabled = cannot;
+  if (cannot) rollback.checked = false;
+  $("#rollback-note").hidden = !cannot;
+  $("#rollback-note").textContent = cannot ? `${type.name} cannot be rolled back: it keeps no backups.` : "";
   const schema = type ? type.input_schema : { properties: {} };
   const names = Object.keys(schema.properties || {});
   readItem = renderSchemaForm($("#schema-form"), schema, { names: names.filter((n) => !SAFETY_PROPS.includes(n)) });
