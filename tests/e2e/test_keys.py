@@ -1,11 +1,13 @@
 """API keys over HTTP: an admin creates a key (shown once), lists the tenant's keys and
-revokes one; the new key's role is enforced, and a revoked key is a 401."""
+revokes one; the new key's role is enforced, and a revoked key is a 401; a tenant's last admin
+key cannot be revoked."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 from stack_support import Stack
+from tenancy import auth, other_tenant_admin
 
 pytestmark = pytest.mark.e2e
 
@@ -56,3 +58,25 @@ async def test_create_use_list_and_revoke_keys(api: httpx.AsyncClient, stack: St
     assert (await api.delete("/v1/keys/key_nothere")).status_code == 404
     assert (await api.post("/v1/keys", json={"name": "x", "role": "root"})).status_code == 422
     assert (await api.post("/v1/keys", json={"role": "viewer"})).status_code == 422
+
+
+async def test_the_last_admin_key_of_a_tenant_is_kept(stack: Stack) -> None:
+    first = await other_tenant_admin(stack)
+    async with httpx.AsyncClient(base_url=stack.url, headers=auth(first), timeout=30) as api:
+        (mine,) = (await api.get("/v1/keys")).json()["items"]
+        refused = await api.delete(f"/v1/keys/{mine['id']}")
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert "only admin key" in refused.json()["detail"]
+        assert (await api.get("/v1/keys")).status_code == 200  # still works
+
+        second = (await api.post("/v1/keys", json={"name": "deputy", "role": "admin"})).json()
+        assert (await api.delete(f"/v1/keys/{mine['id']}")).status_code == 204
+    async with httpx.AsyncClient(
+        base_url=stack.url, headers=auth(second["key"]), timeout=30
+    ) as api:
+        # the deputy is now the only admin key left
+        assert (await api.delete(f"/v1/keys/{second['id']}")).status_code == 409
+        assert (await api.delete(f"/v1/keys/{mine['id']}")).status_code == 204  # repeat: harmless
+        viewer = (await api.post("/v1/keys", json={"name": "v", "role": "viewer"})).json()
+        assert (await api.delete(f"/v1/keys/{viewer['id']}")).status_code == 204

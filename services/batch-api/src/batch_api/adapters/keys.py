@@ -79,6 +79,10 @@ async def record(key: str, *, tenant: str, user: str, role: Role, name: str) -> 
     }
 
 
+class LastAdminKey(Exception):
+    """Revoking this key would leave its tenant without an admin key."""
+
+
 def limit_of(doc: Document) -> Limit | None:
     """The key's own rate limit, if an admin gave it one."""
     raw = doc.get("rate_limit")
@@ -126,10 +130,19 @@ class ApiKeyStore:
     async def revoke(self, tenant: str, key_id: str) -> Document | None:
         """Revokes the tenant's key `key_id`; None if the tenant has no such key. Takes
         effect at once in this process; another API process may accept the key for up to
-        `cache_s` seconds more."""
+        `cache_s` seconds more. Raises `LastAdminKey` rather than revoke the tenant's only
+        unrevoked admin key (nobody could make or revoke keys afterwards)."""
         found = [d async for d in self.keys.find({"key_id": key_id, "tenant": tenant})]
         if not found:
             return None
+        if found[0].get("role") == "admin" and not found[0].get("revoked"):
+            admins = {
+                d["key_id"]
+                for d in await self.list(tenant)
+                if d.get("role") == "admin" and not d.get("revoked")
+            }
+            if admins <= {key_id}:
+                raise LastAdminKey(key_id)
         revoked_at = found[0].get("revoked_at") or datetime.now(UTC)
         for doc in found:  # one record, or two while an old-form record awaits its upgrade
             await self.keys.update_one(

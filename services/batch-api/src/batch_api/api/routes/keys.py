@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from batch_api.adapters.keys import ApiKeyStore
+from batch_api.adapters.keys import ApiKeyStore, LastAdminKey
 from batch_api.api.deps import CurrentPrincipal
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
@@ -54,8 +54,18 @@ async def list_keys(
 async def revoke_key(
     key_id: str, who: Principal = Depends(admin), keys: ApiKeyStore = Depends(key_store)
 ) -> Response:
-    """Revokes a key: requests with it get 401 from then on. Repeating it is harmless."""
-    doc = await keys.revoke(who.tenant, key_id)
+    """Revokes a key: requests with it get 401 from then on. Repeating it is harmless. The
+    tenant's last admin key is kept (409): make another admin key first."""
+    try:
+        doc = await keys.revoke(who.tenant, key_id)
+    except LastAdminKey:
+        raise Problem(
+            409,
+            "Conflict",
+            f"{key_id} is the tenant's only admin key: revoking it would leave nobody able to "
+            "make or revoke keys; create another admin key first",
+            kind="last-admin-key",
+        ) from None
     if doc is None:
         raise Problem(404, "Not found", f"no key {key_id}")
     return Response(status_code=204)
