@@ -119,6 +119,16 @@ def test_rollback_from_detail_shows_the_dry_run_plan_first(page: Page, stack: St
     expect(timeline.filter(has_text="Finished")).to_have_count(1)
     expect(timeline.last).to_contain_text("rolled back")
     screenshots(page, "detail-rolled-back")
+    # each job still says it completed, and that its effects were undone (the job views are
+    # projected beside the batch's status, so a moment later at most)
+    rows = page.locator("#jobs tr")
+    deadline = time.monotonic() + 30
+    while rows.filter(has_text="rolled back").count() < jobs and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(rows.filter(has_text="rolled back")).to_have_count(jobs)
+    expect(rows.filter(has_text="completed")).to_have_count(jobs)
+    screenshots(page, "detail-rolled-back-jobs")
 
 
 def test_a_batch_that_cannot_roll_back_says_why_in_the_dialog(

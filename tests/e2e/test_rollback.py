@@ -197,6 +197,16 @@ async def test_dry_run_and_partial_rollback(
         assert partial["status"] == "rolled_back", partial.get("reason")
         assert partial["done"] == [chosen]
         backup = await db["backups"].find_one({"_id": chosen})
+    # the jobs listing says which job was rolled back; every job still completed
+    await settled_job_views(
+        stack.mongodb_url,
+        stack.database,
+        batch_id,
+        lambda vs: any(v.get("rolled_back_at") for v in vs),
+    )
+    listed = (await api.get(f"/v1/batches/{batch_id}/jobs")).json()["items"]
+    assert [j["id"] for j in listed if j["rolled_back_at"]] == [chosen]
+    assert {j["status"] for j in listed} == {"completed"}
     assert backup is not None
     restored = set(backup["item"]["template_ids"])
     after = await raw_library(stack, ids)

@@ -16,6 +16,7 @@ from batchyard_cli.render import (
     error_message,
     format_duration,
     format_rate,
+    job_view,
     jobs_table,
     mapping_view,
 )
@@ -147,6 +148,27 @@ def test_jobs_table_shows_errors() -> None:
     text = text_of(jobs_table([job]))
     assert "b_0001.3" in text
     assert "DemoFailure: boom (retryable)" in text
+    assert "rolled back" not in text
+
+
+def test_a_job_a_rollback_undid_says_so() -> None:
+    job: Job = {
+        "id": "b_0001.4",
+        "batch_id": "b_0001",
+        "index": 4,
+        "status": "completed",
+        "attempt": 1,
+        "item": {},
+        "output": {"n": 1},
+        "error": None,
+        "attempts": [],
+        "started_at": None,
+        "finished_at": None,
+        "duration_s": 0.5,
+        "rolled_back_at": "2026-01-02T03:04:05+00:00",
+    }
+    assert "completed, rolled back" in text_of(jobs_table([job]))
+    assert "Rolled back" in text_of(job_view(job))
 
 
 def test_mapping_view_shows_scalars_nested_objects_and_record_lists() -> None:

@@ -1,5 +1,5 @@
 """Folding job events into views: newest version wins, failures are all kept, and any order
-gives the same view."""
+gives the same view; a rollback's compensation marks the view and a later run clears it."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from contracts.events import (
     JobFailed,
     JobRetryScheduled,
     JobStarted,
+    RollbackProgress,
 )
 from contracts.vocabulary import ProgressCounts
-from reporter.domain.projection import JobEvent, fold_job, log_entry
+from reporter.domain.projection import JobEvent, fold_compensation, fold_job, log_entry
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -91,6 +92,29 @@ def test_every_order_and_repeat_gives_the_same_view() -> None:
     for order in itertools.permutations(history()):
         assert fold(list(order)) == expected
     assert fold(history() + history()) == expected
+
+
+def test_a_compensated_job_keeps_its_run_and_says_when_it_was_rolled_back() -> None:
+    done = fold(history())
+    undo = RollbackProgress(batch_id="b", rollback_id="rb_1", job_id="b.7", done=1, total=1)
+    at = T0 + timedelta(seconds=60)
+    undo_env = envelope_for(undo, producer="t").model_copy(update={"occurred_at": at})
+    undone = fold_compensation(done, undo_env, undo)
+    assert undone is not None
+    assert undone["status"] == "completed"
+    assert undone["output"] == {"n": 1}
+    assert undone["rolled_back_at"] == at
+    assert undone["rollback_id"] == "rb_1"
+    # a replayed event of the run it undid changes nothing
+    for env, e in history():
+        assert fold_job(undone, env, e)["rolled_back_at"] == at
+    # a new run of the job is no longer rolled back
+    again = JobStarted(job_id="b.7", batch_id="b", attempt=3, executor_id="e", started_at=at)
+    rerun = fold_job(undone, *ev(again, 70))
+    assert rerun["status"] == "running"
+    assert "rolled_back_at" not in rerun
+    # a job without a view (never projected) gets none from its compensation
+    assert fold_compensation(None, undo_env, undo) is None
 
 
 def test_a_job_cancelled_while_waiting_for_its_retry_ends_cancelled_in_any_order() -> None:

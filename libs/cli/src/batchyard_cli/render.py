@@ -255,7 +255,7 @@ def jobs_table(jobs: Sequence[Job], next_cursor: str | None = None) -> Renderabl
         error = job.get("error")
         table.add_row(
             job["id"],
-            status_text(job["status"]),
+            _job_status(job),
             str(job.get("attempt", "")),
             format_duration(job.get("duration_s")),
             _error_text(error) if error else "",
@@ -263,6 +263,14 @@ def jobs_table(jobs: Sequence[Job], next_cursor: str | None = None) -> Renderabl
     if next_cursor:
         return Group(table, Text(f"More jobs: --cursor {next_cursor}", style="dim"))
     return table
+
+
+def _job_status(job: Job) -> Text:
+    """The job's status, and whether a rollback undid what it did (it still completed)."""
+    text = status_text(job["status"])
+    if job.get("rolled_back_at"):
+        text.append(", rolled back", style=STATUS_STYLES["rolled_back"])
+    return text
 
 
 def _error_text(error: Mapping[str, Any]) -> str:
@@ -276,7 +284,7 @@ def job_view(job: Job) -> RenderableType:
     head.add_column(style="bold")
     head.add_column()
     head.add_row("Job", job["id"])
-    head.add_row("Status", status_text(job["status"]))
+    head.add_row("Status", _job_status(job))
     head.add_row("Attempt", str(job.get("attempt", "")))
     head.add_row("Item", _compact(job.get("item")))
     if job.get("output") is not None:
@@ -287,6 +295,8 @@ def job_view(job: Job) -> RenderableType:
     head.add_row("Started", format_time(job.get("started_at")))
     head.add_row("Finished", format_time(job.get("finished_at")))
     head.add_row("Duration", format_duration(job.get("duration_s")))
+    if job.get("rolled_back_at"):
+        head.add_row("Rolled back", format_time(job.get("rolled_back_at")))
     attempts = job.get("attempts") or []
     if not attempts:
         return head

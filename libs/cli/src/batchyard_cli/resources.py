@@ -96,6 +96,7 @@ class Job(TypedDict):
     started_at: str | None
     finished_at: str | None
     duration_s: float | None
+    rolled_back_at: NotRequired[str | None]
 
 
 class JobType(TypedDict):

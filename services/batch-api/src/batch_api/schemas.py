@@ -311,6 +311,11 @@ class JobPublic(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_s: float | None = None
+    rolled_back_at: datetime | None = Field(
+        default=None,
+        description="When a rollback compensated this completed job (its status stays "
+        "completed: it ran; its effects were undone)",
+    )
 
 
 class JobPage(BaseModel):

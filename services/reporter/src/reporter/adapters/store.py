@@ -17,7 +17,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.envelope import Envelope
-from contracts.events import BatchCreated, BatchSnapshot, Event
+from contracts.events import BatchCreated, BatchSnapshot, Event, RollbackProgress
 from contracts.vocabulary import Webhook
 from reporter.adapters.webhooks import DELIVERIES
 from reporter.domain.projection import (
@@ -25,6 +25,7 @@ from reporter.domain.projection import (
     JOB_EVENTS,
     batch_dynamic,
     batch_static,
+    fold_compensation,
     fold_job,
     log_entry,
 )
@@ -78,6 +79,17 @@ class MongoProjectionStore:
                 view = jobs[doc_id].get(key) or stored.get(key)
                 jobs[doc_id][key] = fold_job(view, env, event)
                 tenants[doc_id] = env.tenant
+            elif isinstance(event, RollbackProgress):
+                layout = await self._layout(event.batch_id)
+                bucket, key = layout.of(int(event.job_id.rsplit(".", 1)[1]))
+                doc_id = bucket_id(event.batch_id, bucket)
+                stored = await self._bucket(doc_id)
+                compensated = fold_compensation(
+                    jobs[doc_id].get(key) or stored.get(key), env, event
+                )
+                if compensated is not None:
+                    jobs[doc_id][key] = compensated
+                    tenants[doc_id] = env.tenant
         for batch_id in static.keys() | dynamic.keys():
             await self._write_batch(batch_id, static.get(batch_id, {}), dynamic.get(batch_id))
         for doc_id, views in jobs.items():

@@ -28,6 +28,7 @@ from contracts.events import (
     JobProgress,
     JobRetryScheduled,
     JobStarted,
+    RollbackProgress,
 )
 from servicekit.buckets import JOB_VIEW_SIZE, SIZE_FIELD
 
@@ -194,6 +195,17 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
     for name in _JOB_FIELDS:
         fields.setdefault(name, None)
     return fields
+
+
+def fold_compensation(
+    view: dict[str, Any] | None, env: Envelope, e: RollbackProgress
+) -> dict[str, Any] | None:
+    """The job view once a rollback compensated the job: it keeps its run (status, output)
+    and says when it was rolled back and by which rollback; None if the job has no view.
+    A later run of the job (a newer job event) folds into a view without these fields."""
+    if view is None:
+        return None
+    return {**view, "rolled_back_at": env.occurred_at, "rollback_id": e.rollback_id}
 
 
 # The per-batch event log: what happened to a batch as a whole (commands and who sent them,

@@ -215,7 +215,11 @@ function jobRow(job) {
     "tr",
     { id: `job-${job.index}`, dataset: { status: job.status } },
     h("td", {}, job.index),
-    h("td", {}, badge(job.status)),
+    h("td", {}, job.rolled_back_at
+      // it ran (completed) and a rollback undid what it changed
+      ? h("span", { class: "badges" }, badge(job.status),
+        h("span", { class: "badge s-rolled_back", title: `rolled back ${fmtTime(job.rolled_back_at)}` }, "rolled back"))
+      : badge(job.status)),
     h("td", { class: "num" }, job.attempt ?? "–"),
     h("td", { class: "num" }, job.duration_s === null || job.duration_s === undefined ? "–" : `${job.duration_s.toFixed(2)}s`),
     h("td", { class: job.error ? "bad" : "" }, job.error ? `${job.error.class}: ${job.error.message}` : ""),
