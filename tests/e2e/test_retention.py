@@ -1,7 +1,8 @@
 """Retention on the running system, in a tenant of its own: a dry run changes nothing; a run
 archives terminal batches (per-job records gone, report kept) and a later one deletes them;
 batches that are not terminal (draft, queued, running, paused) are never touched; every run is
-in the audit log; bad policies are refused.
+in the audit log; bad policies are refused; archived and deleted batches leave no backups, and
+deleted ones no uploaded files.
 
 Ages are fractions of a day (1e-6 days = 86 ms), so "older than the threshold" needs no
 sleeping for days and no clock tricks: the run path is the real one."""
@@ -16,9 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from jobs_support import store, wait_for_status
+from jobs_support import import_library, store, wait_for_status
 from stack_support import Stack
 from tenancy import registered_key
+
+from servicekit.backups import batch_range
+from servicekit.files import FileStore
 
 pytestmark = pytest.mark.e2e
 TINY = 1e-6  # days: 86 ms
@@ -278,3 +282,81 @@ async def test_bad_policies_and_wrong_callers_are_refused(
     async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=30) as admin:
         # another tenant's admin does not see this tenant's run
         assert (await admin.get(f"/v1/retention/runs/{dry['run_id']}")).status_code == 404
+
+
+async def test_archived_and_deleted_batches_leave_no_backups_or_files_behind(
+    tenant_api: httpx.AsyncClient, api: httpx.AsyncClient, stack: Stack
+) -> None:
+    templates = [
+        {"name": "Hello", "category": "mail", "body": "Hello {{name}}, welcome aboard."},
+        {"name": "Hello again", "category": "mail", "body": "Hello {{name}}, welcome aboard."},
+    ]
+    other = await consolidation(api, await import_library(api, templates))  # another tenant
+    api = tenant_api
+    ids = await import_library(api, templates)
+    by_hand, by_policy = [await consolidation(api, ids) for _ in range(2)]
+    scans = await uploaded_files_batch(api)
+    async with store(stack.mongodb_url, stack.database) as db:
+        for batch_id in (by_hand, by_policy, other):
+            assert await db["backups"].count_documents(batch_range(batch_id)) == 1
+        files = await FileStore(db).batch_file_ids(scans)
+        assert len(files) == 2
+
+        # archived by hand: it can no longer be rolled back, so its backups go at once
+        assert (await api.post(f"/v1/batches/{by_hand}/actions/archive")).status_code == 202
+        assert await db["backups"].count_documents(batch_range(by_hand)) == 0
+        refused = await api.post(f"/v1/batches/{by_hand}/actions/rollback", json={})
+        assert refused.status_code == 409, refused.text
+
+        # archived, then deleted, by the retention policy: backups, then the uploaded files
+        await set_policy(api, archive_after_days=TINY, delete_archived_after_days=1.0)
+        await asyncio.sleep(0.2)
+        archived = await run(api, dry_run=False)
+        assert by_policy in archived["archived_ids"]
+        await wait_until(
+            lambda: _count_is(db["backups"], batch_range(by_policy), 0), 30, "backups dropped"
+        )
+        assert len(await FileStore(db).batch_file_ids(scans)) == 2  # archived: files kept
+        await set_policy(api, archive_after_days=TINY, delete_archived_after_days=TINY)
+        await asyncio.sleep(0.2)
+        deleted = await run(api, dry_run=False)
+        assert scans in deleted["deleted_ids"]
+        await wait_until(lambda: _status_is(api, f"/v1/batches/{scans}", 404), 30, "batch deleted")
+        assert await FileStore(db).batch_file_ids(scans) == []
+        for file_id in files:
+            assert f"file_chunks.{file_id}" not in await db.list_collection_names()
+        # the other tenant's batch, out of these runs' reach, keeps its backups
+        assert await db["backups"].count_documents(batch_range(other)) == 1
+
+
+async def consolidation(api: httpx.AsyncClient, ids: list[str]) -> str:
+    made = await api.post(
+        "/v1/batches",
+        json={"name": "consolidate", "job_type": "templates.consolidate",
+              "items": [{"template_ids": ids}]},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    batch_id: str = made.json()["id"]
+    await wait_for_status(api, batch_id, {"completed"}, 60)
+    return batch_id
+
+
+async def uploaded_files_batch(api: httpx.AsyncClient) -> str:
+    made = await api.post(
+        "/v1/batches", json={"name": "scans", "job_type": "files.extract_metadata", "draft": True}
+    )
+    assert made.status_code == 201, made.text
+    batch_id: str = made.json()["id"]
+    files = [
+        ("files", ("a.txt", b"alpha\n", "text/plain")),
+        ("files", ("b.txt", b"b\n", "text/plain")),
+    ]
+    added = await api.post(f"/v1/batches/{batch_id}/items", files=files)
+    assert added.status_code == 202, added.text
+    assert (await api.post(f"/v1/batches/{batch_id}/submit")).status_code in (200, 202)
+    await wait_for_status(api, batch_id, {"completed"}, 60)
+    return batch_id
+
+
+async def _count_is(collection: Any, query: dict[str, Any], count: int) -> bool:
+    return await collection.count_documents(query) == count

@@ -29,6 +29,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from servicekit.backups import batch_range
 from servicekit.store import Document
 
 P = ParamSpec("P")
@@ -57,6 +58,7 @@ class BatchRegistry:
         self.version = 0
         self.uploads = db["batch_uploads"]
         self.idempotency = db["idempotency_keys"]
+        self.backups = db["backups"]
 
     async def setup(self) -> None:
         await self.uploads.create_index([("batch_id", ASCENDING), ("chunk", ASCENDING)])
@@ -121,11 +123,17 @@ class BatchRegistry:
         for chunk in range(chunks):
             await self.uploads.delete_one({"_id": f"{batch_id}:{chunk}"})
 
+    async def drop_backups(self, batch_id: str) -> None:
+        """Removes the backups of the batch's jobs (written by the executors): once a batch
+        is archived or deleted it cannot be rolled back, and they would only fill the store."""
+        await self.backups.delete_many(batch_range(batch_id))
+
     @_writes
     async def delete(self, batch_id: str, chunks: int) -> None:
-        """Removes a batch and its item chunks, one `_id`-keyed delete each."""
+        """Removes a batch, its item chunks (one `_id`-keyed delete each) and its backups."""
         for chunk in range(chunks):
             await self.uploads.delete_one({"_id": f"{batch_id}:{chunk}"})
+        await self.drop_backups(batch_id)
         await self.batches.delete_one({"_id": batch_id})
 
     async def find(

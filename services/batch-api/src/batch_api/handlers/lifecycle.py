@@ -127,6 +127,7 @@ class BatchLifecycle:
             found.doc["_id"], {"archived_at": None}, {"archived_at": at}
         ):
             raise conflict(ActionNotAllowed("batch", "archive", "archived"))
+        await self.registry.drop_backups(found.doc["_id"])
 
     async def _send(self, found: Loaded, event: Event) -> None:
         env = envelope_for(event, producer=PRODUCER, tenant=found.doc["tenant"])

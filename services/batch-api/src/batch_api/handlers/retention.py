@@ -8,9 +8,10 @@ heals; the scheduler keeps the highest revision). A run is asked for with
 (`RetentionRunCompleted`) completes the record and goes to the audit log.
 
 `BatchArchived`: the API keeps the batch's report and analytics in its registry document,
-marks it archived, drops its item chunks, then announces `BatchArchiveRecorded`, after which
-the reporter drops the per-job views (so the kept report was computed from them).
-`BatchPurged`: the API deletes the batch and its items. Both are idempotent."""
+marks it archived, drops its item chunks and its jobs' backups (an archived batch cannot be
+rolled back), then announces `BatchArchiveRecorded`, after which the reporter drops the
+per-job views (so the kept report was computed from them). `BatchPurged`: the API deletes the
+batch, its items, its uploaded files and its backups. Both are idempotent."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ from contracts.events import (
     RetentionRunRequested,
 )
 from contracts.topics import Topics
+from servicekit.files import FileStore
 from servicekit.publisher import EventPublisher, Outgoing
 from servicekit.store import Document
 
@@ -202,6 +204,7 @@ class RetentionService:
                 },
             )
             await self.registry.drop_items(e.batch_id, int(doc.get("chunks") or 0))
+        await self.registry.drop_backups(e.batch_id)
         recorded = BatchArchiveRecorded(batch_id=e.batch_id, run_id=e.run_id)
         out = envelope_for(
             recorded,
@@ -215,6 +218,9 @@ class RetentionService:
         doc = await self.registry.get(e.batch_id)
         if doc is None or doc["tenant"] != env.tenant:
             return
+        # its uploaded files first, as a user's delete does: a failure leaves the batch to
+        # find again
+        await FileStore(self.db).delete_batch(e.batch_id)
         await self.registry.delete(e.batch_id, int(doc.get("chunks") or 0))
 
     async def _run_completed(self, env: Envelope, e: RetentionRunCompleted) -> None:
