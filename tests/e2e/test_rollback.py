@@ -7,6 +7,7 @@ itself, and a job type that cannot roll back may not ask for it."""
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -111,7 +112,8 @@ async def test_two_thousand_templates_consolidated_then_restored_byte_for_byte(
     assert kinds.count("RollbackProgress") == jobs
     assert kinds[-1] == "RollbackCompleted"
     plan = next(e for e in events if e["type"] == "RollbackPlanned")["steps"]
-    completions = [s["completed_at"] for s in plan]
+    # as times: a string like "…:15Z" (no fraction) sorts after "…:15.966Z"
+    completions = [datetime.fromisoformat(s["completed_at"]) for s in plan]
     assert completions == sorted(completions, reverse=True), "not in reverse completion order"
 
 
@@ -176,7 +178,7 @@ async def test_dry_run_and_partial_rollback(
     assert planned.status_code == 202, planned.text
     plan = planned.json()["plan"]
     assert plan["count"] == jobs
-    finished = [j["finished_at"] for j in plan["jobs"]]
+    finished = [datetime.fromisoformat(j["finished_at"]) for j in plan["jobs"]]
     assert finished == sorted(finished, reverse=True)
     some = [plan["jobs"][0]["job_id"]]
     partial_plan = await api.post(action, json={"dry_run": True, "job_ids": some})
@@ -267,7 +269,7 @@ async def test_a_failed_batch_with_rollback_on_failure_is_rolled_back_by_itself(
     assert created.status_code == 201, created.text
     batch_id = created.json()["id"]
     done = await wait_for_status(api, batch_id, {"rolled_back", "rollback_failed"}, 120)
-    assert done["status"] == "rolled_back", done
+    assert done["status"] == "rolled_back", (done.get("reason"), done["progress"])
     assert done["progress"]["completed"] == 1
     assert done["progress"]["failed"] == 1
     jobs = (await api.get(f"/v1/batches/{batch_id}/jobs")).json()["items"]

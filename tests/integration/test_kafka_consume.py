@@ -1,6 +1,7 @@
 """Publishing and batch consumption on the real broker: order per key, poison records go to
 the dead-letter topic with their bytes and reason, and a failing handler gets the batch again
-(offsets are committed only after the handler returns)."""
+(offsets are committed only after the handler returns); a store failure that passes by itself
+(unreachable, a write conflict, a time limit) is retried until it does, never dead-lettered."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo.errors import AutoReconnect, ExecutionTimeout, OperationFailure
 
 from contracts.codec import envelope_for
 from contracts.events import BatchPauseRequested
@@ -138,11 +140,18 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_the_rest_go_
         await broker.stop()
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        AutoReconnect("the store restarts"),
+        OperationFailure("WriteConflict", code=112),
+        ExecutionTimeout("operation exceeded time limit", code=50),
+    ],
+    ids=["store unreachable", "write conflict", "time limit"],
+)
 async def test_a_transient_failure_is_retried_until_it_passes_and_never_dead_lettered(
-    kafka_bootstrap: str, topics: Topics
+    kafka_bootstrap: str, topics: Topics, failure: Exception
 ) -> None:
-    from pymongo.errors import AutoReconnect
-
     await ensure_topics(kafka_bootstrap, topic_partitions(topics))
     broker = make_broker(kafka_bootstrap, client_id="it")
     calls = 0
@@ -152,7 +161,7 @@ async def test_a_transient_failure_is_retried_until_it_passes_and_never_dead_let
         nonlocal calls
         calls += 1
         if calls <= 5:
-            raise AutoReconnect("the store restarts")
+            raise failure
         applied.extend(e.event_id for e, _ in items)
 
     dead_letters = DeadLetters(broker, topics.dead_letter, "it")

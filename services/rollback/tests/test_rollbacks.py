@@ -1,5 +1,6 @@
 """Rollbacks with in-memory ports: refusals with reasons, validation by checksum, reverse
-completion order, dry runs, partial rollbacks, and continuing after a crash mid-way."""
+completion order, dry runs, partial rollbacks, continuing after a crash mid-way, and waiting
+for a batch the read model does not show yet."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from jobkit import JobContext, JobType
 from rollback.domain.plan import BatchFacts
 from rollback.handlers.rollbacks import Rollbacks
 from servicekit.backups import encode_snapshot
+from servicekit.consume import TransientError
 from servicekit.publisher import RecordingPublisher
 
 pytestmark = pytest.mark.unit
@@ -168,3 +170,30 @@ async def test_a_rollback_interrupted_mid_way_continues_and_repeats_nothing() ->
     await request(fakes.rollbacks(finished))  # and once more: only the outcome is repeated
     assert fakes.job_type.order == ["b1.2", "b1.0", "b1.1"]
     assert again.sent[-1].envelope.event_id == finished.sent[-1].envelope.event_id
+
+
+async def test_a_batch_not_yet_projected_is_waited_for_then_refused() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    projected = fakes.facts
+    fakes.facts = unknown  # type: ignore[method-assign]
+    rb = fakes.rollbacks(out)
+    e = RollbackRequested(batch_id="b1", requested_by="scheduler")
+    env = envelope_for(e, producer="scheduler", event_id="req-1")
+    # just asked: redelivered (nothing stored, nothing published) until the batch is known
+    with pytest.raises(TransientError):
+        await rb.handle([(env, e)])
+    assert out.sent == []
+    assert fakes.plans == {}
+    fakes.facts = projected  # type: ignore[method-assign]
+    await rb.handle([(env, e)])
+    assert types(out)[-1] == "RollbackCompleted"
+    # asked long ago and still unknown: refused with the reason
+    fakes, out = Fakes(), RecordingPublisher()
+    fakes.facts = unknown  # type: ignore[method-assign]
+    old = env.model_copy(update={"occurred_at": env.occurred_at - timedelta(minutes=5)})
+    await fakes.rollbacks(out).handle([(old, e)])
+    assert "no batch b1 is known" in out.of_type("RollbackFailed")[0].envelope.data["reason"]
+
+
+async def unknown(batch_id: str) -> BatchFacts | None:
+    return None

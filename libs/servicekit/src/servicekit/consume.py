@@ -5,9 +5,11 @@ handed to the service's handler in order. Offsets are committed only after the h
 (FastStream's `NACK_ON_ERROR`: an exception rewinds the partitions, so the batch is delivered
 again). The handler must therefore be idempotent.
 
-Failures are told apart by class. A transient one (the store or the broker unreachable, a
-timeout, `TransientError`) redelivers the batch after a backoff, for as long as it takes:
-nothing is given up because a server restarted. Any other exception is taken to be about the
+Failures are told apart by `is_transient`. A transient one (the store or the broker
+unreachable, a timeout, `TransientError`, or a store error the server marks retryable or
+whose code says it passes: a write conflict, a time limit, a primary stepping down or
+shutting down) redelivers the batch after a backoff, for as long as it takes: nothing is
+given up because a server restarted or was busy. Any other exception is taken to be about the
 events themselves: the batch is applied again one event at a time, and an event that still
 fails after `APPLY_ATTEMPTS` tries goes to the dead-letter topic with the reason and its
 original bytes, so one bad event cannot stop a partition."""
@@ -25,7 +27,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from contracts.codec import PoisonMessage, decode
 from contracts.envelope import Envelope
@@ -54,6 +56,36 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     TimeoutError,
     TransientError,
 )
+
+
+# Server error codes that say "try again" (the names in MongoDB's error_codes.yml); FerretDB
+# uses the same codes where it has the condition.
+TRANSIENT_STORE_CODES = frozenset(
+    {
+        50,  # MaxTimeMSExpired
+        64,  # WriteConcernFailed
+        91,  # ShutdownInProgress
+        112,  # WriteConflict
+        189,  # PrimarySteppedDown
+        262,  # ExceededTimeLimit
+        10107,  # NotWritablePrimary
+        11600,  # InterruptedAtShutdown
+        11602,  # InterruptedDueToReplStateChange
+        13435,  # NotPrimaryNoSecondaryOk
+        13436,  # NotPrimaryOrSecondary
+    }
+)
+TRANSIENT_LABELS = ("RetryableWriteError", "TransientTransactionError")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` says "not now" rather than "not this event": the events are redelivered
+    until it passes, never dead-lettered."""
+    if isinstance(exc, TRANSIENT):
+        return True
+    if isinstance(exc, PyMongoError) and any(exc.has_error_label(x) for x in TRANSIENT_LABELS):
+        return True
+    return isinstance(exc, OperationFailure) and exc.code in TRANSIENT_STORE_CODES
 
 
 async def _left_to_the_handler(message: StreamMessage[Any]) -> None:
@@ -106,12 +138,14 @@ def subscribe_batches(
             with consuming(group_id, traced):
                 try:
                     await handler([decoded for _, decoded in pairs])
-                except TRANSIENT:
-                    raise
-                except Exception:
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
                     log.exception("applying a batch of %d failed; applying one by one", len(pairs))
                     await _apply_one_by_one(handler, pairs, dead_letters)
-        except TRANSIENT:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             failures += 1
             log.exception("handling a batch of %d failed; it will be redelivered", len(pairs))
             await asyncio.sleep(min(0.2 * 2**failures, 5.0))
@@ -130,9 +164,9 @@ async def _apply_one_by_one(
             try:
                 await handler([decoded])
                 break
-            except TRANSIENT:
-                raise
             except Exception as exc:
+                if is_transient(exc):
+                    raise
                 if attempt == APPLY_ATTEMPTS:
                     reason = f"apply failed: {type(exc).__name__}: {exc}"
                     await dead_letters.send(record, reason)

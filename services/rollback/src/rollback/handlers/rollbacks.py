@@ -36,7 +36,7 @@ from jobkit import JobType, RetryableError
 from rollback.adapters.backups import Backups, Batches, Plans
 from rollback.domain.plan import Plan, plan_rollback
 from servicekit.backups import decode_snapshot
-from servicekit.consume import TRANSIENT
+from servicekit.consume import TransientError, is_transient
 from servicekit.publisher import EventPublisher, Outgoing
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,10 @@ class Rollbacks:
     batches: Batches
     plans: Plans
     job_types: dict[str, JobType]
+    # A request can come before the reporter has projected its batch (the scheduler asks for
+    # a rollback the moment a batch fails; the reporter may be behind or restarting): until
+    # this long after the request was made, it is redelivered rather than refused.
+    unknown_batch_wait_s: float = 60.0
 
     async def handle(self, items: Sequence[tuple[Envelope, Event]]) -> None:
         for env, event in items:
@@ -104,7 +108,7 @@ class Rollbacks:
     async def _new_state(
         self, rollback_id: str, env: Envelope, e: RollbackRequested
     ) -> dict[str, Any]:
-        plan = await self._plan(e)
+        plan = await self._plan(env, e)
         return {
             "_id": rollback_id,
             "batch_id": e.batch_id,
@@ -122,9 +126,12 @@ class Rollbacks:
             "failed": [],
         }
 
-    async def _plan(self, e: RollbackRequested) -> Plan:
+    async def _plan(self, env: Envelope, e: RollbackRequested) -> Plan:
         facts = await self.batches.facts(e.batch_id)
         if facts is None:
+            waited = (datetime.now(UTC) - env.occurred_at).total_seconds()
+            if waited < self.unknown_batch_wait_s:
+                raise TransientError(f"batch {e.batch_id} is not in the read model yet")
             return Plan(reason=f"no batch {e.batch_id} is known")
         job_type = self.job_types.get(facts.job_type)
         backups = {b["_id"]: b for b in await self.backups.of_batch(e.batch_id)}
@@ -221,15 +228,15 @@ class Rollbacks:
                 ctx = CompensationContext(step.job_id, batch_id, attempt, {})
                 await job_type.compensate(item, snapshot, ctx)
                 return None
-            except TRANSIENT:
-                raise  # transient: the request is redelivered and the rollback continues
-            except RetryableError as exc:
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the request is redelivered and the rollback continues
+                if not isinstance(exc, RetryableError):
+                    log.exception("compensation failed", extra={"job_id": step.job_id})
+                    return f"{type(exc).__name__}: {exc}"
                 if attempt == COMPENSATE_ATTEMPTS:
                     return f"{exc.error_class}: {exc}"
                 await asyncio.sleep(0.5 * attempt)
-            except Exception as exc:
-                log.exception("compensation failed", extra={"job_id": step.job_id})
-                return f"{type(exc).__name__}: {exc}"
         return None
 
     async def _publish(
