@@ -2,7 +2,7 @@
 archives terminal batches (per-job records gone, report kept) and a later one deletes them;
 batches that are not terminal (draft, queued, running, paused) are never touched; every run is
 in the audit log; bad policies are refused; archived and deleted batches leave no backups, and
-deleted ones no uploaded files.
+deleted ones no uploaded files; a batch deleted by hand leaves no document in any service.
 
 Ages are fractions of a day (1e-6 days = 86 ms), so "older than the threshold" needs no
 sleeping for days and no clock tricks: the run path is the real one."""
@@ -360,3 +360,37 @@ async def uploaded_files_batch(api: httpx.AsyncClient) -> str:
 
 async def _count_is(collection: Any, query: dict[str, Any], count: int) -> bool:
     return await collection.count_documents(query) == count
+
+
+async def test_a_batch_deleted_by_hand_leaves_nothing_behind(
+    tenant_api: httpx.AsyncClient, stack: Stack
+) -> None:
+    api = tenant_api
+    batch_id = await create(api, [{"seconds": 0}] * 3)
+    await wait_for_status(api, batch_id, {"completed"}, 60)
+    async with store(stack.mongodb_url, stack.database) as db:
+
+        async def kept() -> dict[str, int]:
+            by_id = {
+                c: await db[c].count_documents({"_id": batch_id})
+                for c in ("sched_batches", "batch_views", "batch_logs")
+            }
+            by_batch = {
+                c: await db[c].count_documents({"batch_id": batch_id})
+                for c in ("sched_jobs", "job_views")
+            }
+            return by_id | by_batch
+
+        await wait_until(lambda: _all_there(kept), 30, "every service's documents")
+        assert (await api.delete(f"/v1/batches/{batch_id}")).status_code == 204
+        assert (await api.get(f"/v1/batches/{batch_id}")).status_code == 404
+        # the scheduler and the reporter drop theirs on BatchDeleted
+        await wait_until(lambda: _none_left(kept), 30, "documents of the deleted batch dropped")
+
+
+async def _all_there(kept: Any) -> bool:
+    return all((await kept()).values())
+
+
+async def _none_left(kept: Any) -> bool:
+    return not any((await kept()).values())

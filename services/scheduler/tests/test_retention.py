@@ -11,7 +11,12 @@ import pytest
 from scheduler_fakes import InMemorySchedulerStore
 
 from contracts.codec import envelope_for
-from contracts.events import RetentionPolicyChanged, RetentionRunRequested, RollbackCompleted
+from contracts.events import (
+    BatchDeleted,
+    RetentionPolicyChanged,
+    RetentionRunRequested,
+    RollbackCompleted,
+)
 from contracts.topics import Topics
 from contracts.vocabulary import BatchStatus
 from scheduler.domain.retention import (
@@ -282,3 +287,25 @@ async def test_a_finished_rollback_makes_the_batch_rolled_back() -> None:
     await k.handle([run_event("r_2", False)])
     assert store.batches["b_1"]["status"] == "archived"
     assert store.batches["b_1"]["status_before_archive"] == "rolled_back"
+
+
+async def test_a_batch_deleted_by_hand_loses_its_documents_but_not_while_held() -> None:
+    gone = BatchDeleted(batch_id="b_1", deleted_by="ada")
+    env = envelope_for(gone, producer="batch-api", tenant="acme")
+    k, store, _, _ = keeper(leader=[False])
+    put(store, "b_1", "completed", 1)
+    with pytest.raises(LeadershipLost):  # redelivered until a leader takes it
+        await k.handle([(env, gone)])
+    assert "b_1" in store.batches
+    k, store, _, _ = keeper(active={"b_1"})
+    put(store, "b_1", "completed", 1)
+    await k.handle([(env, gone)])
+    assert "b_1" in store.batches
+    k, store, _, _ = keeper()
+    put(store, "b_1", "completed", 1)
+    put(store, "b_2", "completed", 1)
+    await k.handle([(env, gone)])
+    await k.handle([(env, gone)])  # a repeat changes nothing
+    assert list(store.batches) == ["b_2"]
+    assert [j["batch_id"] for j in store.jobs.values()] == ["b_2"]
+    assert [c["batch_id"] for c in store.chunks.values()] == ["b_2"]

@@ -18,6 +18,7 @@ from contracts.events import (
     BatchCreated,
     BatchDeadlineAtRisk,
     BatchDeadlineMissed,
+    BatchDeleted,
     BatchFailed,
     BatchItemsAdded,
     BatchPaused,
@@ -132,6 +133,7 @@ ROUTES: tuple[Route, ...] = (
         RetentionPolicyChanged,
         RetentionRunRequested,
         BatchArchiveRecorded,
+        BatchDeleted,
     ),
     *_routes("retention", ("scheduler",), BatchArchived, BatchPurged, RetentionRunCompleted),
 )

@@ -27,6 +27,7 @@ from contracts.events.reporting import BatchReportReady
 from contracts.events.retention import (
     BatchArchived,
     BatchArchiveRecorded,
+    BatchDeleted,
     BatchPurged,
     RetentionPolicyChanged,
     RetentionRunCompleted,
@@ -112,6 +113,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     BatchArchived,
     BatchArchiveRecorded,
     BatchPurged,
+    BatchDeleted,
     RetentionRunCompleted,
 )
 
@@ -130,6 +132,7 @@ __all__ = [
     "BatchCreated",
     "BatchDeadlineAtRisk",
     "BatchDeadlineMissed",
+    "BatchDeleted",
     "BatchFailed",
     "BatchItemsAdded",
     "BatchPauseRequested",

@@ -3,8 +3,10 @@
 
 Policies and run requests come from batch-api (keyed by tenant); the scheduler's leader
 evaluates them and announces each batch it archives or purges (keyed by batch id) and each
-run's outcome (keyed by tenant). Every owner of per-batch data acts on `BatchArchived` and
-`BatchPurged` itself, idempotently; nothing deletes another service's collections."""
+run's outcome (keyed by tenant); batch-api announces a batch a user deleted
+(`BatchDeleted`). Every owner of per-batch data acts on `BatchArchived`, `BatchPurged` and
+`BatchDeleted` itself, idempotently; nothing deletes another service's collections (backups
+aside: docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -68,6 +70,17 @@ class BatchPurged(Event):
     batch_id: str
     run_id: str
     archived_at: datetime | None = None
+
+
+class BatchDeleted(Event):
+    """batch-api deleted a finished batch at a user's request (not by a retention run): every
+    service drops what it keeps of it, as for `BatchPurged`. From batch-api, keyed by batch
+    id; sent before batch-api deletes its own records, so a delete that fails half-way is
+    repeated whole."""
+
+    TYPE = "BatchDeleted"
+    batch_id: str
+    deleted_by: str = ""
 
 
 class RetentionRunCompleted(Event):

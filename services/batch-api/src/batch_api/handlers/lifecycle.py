@@ -46,8 +46,10 @@ from batch_api.schemas import (
     RollbackPlan,
 )
 from contracts.codec import envelope_for
+from contracts.envelope import deterministic_event_id
 from contracts.events import (
     BatchCancelRequested,
+    BatchDeleted,
     BatchPauseRequested,
     BatchResumeRequested,
     BatchRetryRequested,
@@ -392,6 +394,16 @@ class BatchLifecycle:
                 kind="conflict",
                 batch_status=found.status,
             )
+        # Announced first: the scheduler and the reporter drop what they keep of it; if what
+        # follows fails, the batch is still here and a repeated delete announces it again.
+        deleted = BatchDeleted(batch_id=batch_id, deleted_by=who.user)
+        env = envelope_for(
+            deleted,
+            producer=PRODUCER,
+            tenant=found.doc["tenant"],
+            event_id=deterministic_event_id(batch_id, "deleted"),
+        )
+        await self.publisher.publish([Outgoing(self.topics.retention, batch_id, env)])
         if self.files is not None:  # its uploaded files first: a failure leaves the batch
             await self.files.delete_batch(batch_id)
         await self.registry.delete(batch_id, int(found.doc.get("chunks") or 0))

@@ -11,6 +11,7 @@ from contracts.codec import envelope_for
 from contracts.envelope import Envelope, deterministic_event_id, utcnow
 from contracts.events import (
     BatchArchiveRecorded,
+    BatchDeleted,
     BatchPurged,
     BatchReportReady,
     BatchSnapshot,
@@ -36,10 +37,10 @@ class Projector:
         await self.store.apply(items)
         for _, event in items:
             # Retention: batch-api kept the report, so the job views may go; or the batch
-            # was deleted. Both are idempotent deletes.
+            # was deleted (by retention or by hand). All are idempotent deletes.
             if isinstance(event, BatchArchiveRecorded):
                 await self.store.drop_job_views(event.batch_id)
-            elif isinstance(event, BatchPurged):
+            elif isinstance(event, BatchPurged | BatchDeleted):
                 await self.store.drop_batch(event.batch_id)
         now = utcnow()
         for env, _ in items:

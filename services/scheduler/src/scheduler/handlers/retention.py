@@ -28,6 +28,7 @@ from contracts.codec import envelope_for
 from contracts.envelope import Envelope, deterministic_event_id
 from contracts.events import (
     BatchArchived,
+    BatchDeleted,
     BatchPurged,
     Event,
     RetentionPolicyChanged,
@@ -109,6 +110,8 @@ class RetentionKeeper:
                 await self._rollback_ended(event.batch_id, "rolled_back", env.occurred_at)
             elif isinstance(event, RollbackFailed):
                 await self._rollback_ended(event.batch_id, "rollback_failed", env.occurred_at)
+            elif isinstance(event, BatchDeleted):
+                await self._deleted(event.batch_id)
 
     async def _policy_changed(self, env: Envelope, e: RetentionPolicyChanged) -> None:
         known = self.tenants.get(env.tenant)
@@ -301,6 +304,18 @@ class RetentionKeeper:
                 await self.batches.drop_job_documents(b.batch_id)
                 await self.batches.delete_batch(b.batch_id)
         return [b.batch_id for b in due]
+
+    async def _deleted(self, batch_id: str) -> None:
+        """A user deleted the finished batch: its documents go, as for a purge. One the engine
+        holds (a finished batch is not held) is left alone."""
+        async with self.engine_lock:
+            if not self.fence():
+                raise LeadershipLost("not deleting without the lease")
+            if self.is_active(batch_id):
+                log.warning("batch %s was deleted while the engine holds it; kept", batch_id)
+                return
+            await self.batches.drop_job_documents(batch_id)
+            await self.batches.delete_batch(batch_id)
 
     def _announce(self, tenant: str, batch_id: str, what: str, event: Event) -> Outgoing:
         env = envelope_for(
