@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -229,3 +230,26 @@ async def test_a_new_priority_and_deadline_reach_the_scheduler(
     finally:
         await client.close()
     await api.post(f"/v1/batches/{batch_id}/actions/cancel")
+
+
+async def test_a_create_repeated_after_its_batch_was_deleted_does_not_make_it_again(
+    api: httpx.AsyncClient,
+) -> None:
+    key = {"Idempotency-Key": f"create-{uuid.uuid4().hex}"}
+    body = {"name": "once", "job_type": "demo.sleep", "items": [{"seconds": 0}]}
+    first = await api.post("/v1/batches", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    batch_id = first.json()["id"]
+    repeat = await api.post("/v1/batches", json=body, headers=key)
+    assert (repeat.status_code, repeat.json()["id"]) == (200, batch_id)
+    await wait_for(api, batch_id, status_is("completed"))
+    assert (await api.delete(f"/v1/batches/{batch_id}")).status_code == 204
+
+    late = await api.post("/v1/batches", json=body, headers=key)  # e.g. a client's late retry
+    assert late.status_code == 410, late.text
+    assert late.headers["content-type"].startswith("application/problem+json")
+    assert late.json()["type"] == "/problems/batch-deleted"
+    assert late.json()["batch_id"] == batch_id
+    assert (await api.get(f"/v1/batches/{batch_id}")).status_code == 404
+    fresh = {"Idempotency-Key": f"create-{uuid.uuid4().hex}"}
+    assert (await api.post("/v1/batches", json=body, headers=fresh)).status_code == 201

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from collections.abc import Set as AbstractSet
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import bson
@@ -129,11 +129,19 @@ class BatchRegistry:
         await self.backups.delete_many(batch_range(batch_id))
 
     @_writes
-    async def delete(self, batch_id: str, chunks: int) -> None:
-        """Removes a batch, its item chunks (one `_id`-keyed delete each) and its backups."""
-        for chunk in range(chunks):
+    async def delete(self, doc: Document) -> None:
+        """Removes the batch `doc`, its item chunks (one `_id`-keyed delete each) and its
+        backups. The Idempotency-Key that created it, if any, is kept as a tombstone: a
+        request repeated with it is told the batch was deleted rather than making it again."""
+        batch_id = doc["_id"]
+        for chunk in range(int(doc.get("chunks") or 0)):
             await self.uploads.delete_one({"_id": f"{batch_id}:{chunk}"})
         await self.drop_backups(batch_id)
+        if doc.get("idempotency_key"):
+            await self.idempotency.update_one(
+                {"_id": doc["idempotency_key"], "batch_id": batch_id},
+                {"$set": {"deleted_at": datetime.now(UTC)}},
+            )
         await self.batches.delete_one({"_id": batch_id})
 
     async def find(
@@ -266,9 +274,12 @@ class BatchRegistry:
         return None
 
     async def batch_for_idempotency_key(self, tenant: str, key: str) -> str | None:
-        """The batch an earlier request with this key made, if it was stored."""
+        """The batch an earlier request with this key made, if it was stored (and perhaps
+        deleted since)."""
         claimed = await self.idempotency.find_one({"_id": f"{tenant}:{key}"})
-        if claimed is None or await self.get(claimed["batch_id"]) is None:
+        if claimed is None:
+            return None
+        if claimed.get("deleted_at") is None and await self.get(claimed["batch_id"]) is None:
             return None
         return str(claimed["batch_id"])
 

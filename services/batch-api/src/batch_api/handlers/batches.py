@@ -133,6 +133,15 @@ class BatchService:
                         "this Idempotency-Key was used with a different request body",
                     )
                 batch_id = earlier["batch_id"]
+                if earlier.get("deleted_at") is not None:
+                    raise Problem(
+                        410,
+                        "Gone",
+                        f"the batch this Idempotency-Key created, {batch_id}, was deleted; "
+                        "send a new key to create another",
+                        kind="batch-deleted",
+                        batch_id=batch_id,
+                    )
                 stored = await self.registry.get(batch_id)
                 if stored is not None:
                     if stored.get("submission") != "published":
@@ -161,6 +170,8 @@ class BatchService:
             "visibility": body.visibility,
             "shared_with": body.shared_with,
         }
+        if idempotency_key:
+            doc["idempotency_key"] = f"{who.tenant}:{idempotency_key}"
         if not body.draft:
             doc |= {"submitted_at": now, "submission": "publishing"}
         if not await self.registry.insert(doc):

@@ -406,7 +406,7 @@ class BatchLifecycle:
         await self.publisher.publish([Outgoing(self.topics.retention, batch_id, env)])
         if self.files is not None:  # its uploaded files first: a failure leaves the batch
             await self.files.delete_batch(batch_id)
-        await self.registry.delete(batch_id, int(found.doc.get("chunks") or 0))
+        await self.registry.delete(found.doc)
 
 
 def aware(at: datetime | None) -> datetime | None:

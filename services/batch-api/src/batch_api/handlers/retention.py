@@ -221,7 +221,7 @@ class RetentionService:
         # its uploaded files first, as a user's delete does: a failure leaves the batch to
         # find again
         await FileStore(self.db).delete_batch(e.batch_id)
-        await self.registry.delete(e.batch_id, int(doc.get("chunks") or 0))
+        await self.registry.delete(doc)
 
     async def _run_completed(self, env: Envelope, e: RetentionRunCompleted) -> None:
         known = await self.runs.find_one({"_id": e.run_id})
