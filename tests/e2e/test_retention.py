@@ -17,7 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from jobs_support import import_library, store, wait_for_status
+from jobs_support import (
+    import_library,
+    request_rollback,
+    store,
+    wait_for_rollback,
+    wait_for_status,
+)
 from stack_support import Stack
 from tenancy import registered_key
 
@@ -363,12 +369,16 @@ async def _count_is(collection: Any, query: dict[str, Any], count: int) -> bool:
 
 
 async def test_a_batch_deleted_by_hand_leaves_nothing_behind(
-    tenant_api: httpx.AsyncClient, stack: Stack
+    tenant_api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str
 ) -> None:
     api = tenant_api
     batch_id = await create(api, [{"seconds": 0}] * 3)
     await wait_for_status(api, batch_id, {"completed"}, 60)
     async with store(stack.mongodb_url, stack.database) as db:
+        # a rollback the rollback service recorded (and refused: demo.sleep cannot roll back)
+        rollback_id = await request_rollback(kafka_bootstrap, stack.prefix, batch_id)
+        await wait_for_rollback(db, rollback_id, {"rollback_failed"}, 60)
+        await wait_for_status(api, batch_id, {"rollback_failed"}, 60)
 
         async def kept() -> dict[str, int]:
             by_id = {
@@ -377,14 +387,14 @@ async def test_a_batch_deleted_by_hand_leaves_nothing_behind(
             }
             by_batch = {
                 c: await db[c].count_documents({"batch_id": batch_id})
-                for c in ("sched_jobs", "job_views")
+                for c in ("sched_jobs", "job_views", "rollbacks")
             }
             return by_id | by_batch
 
         await wait_until(lambda: _all_there(kept), 30, "every service's documents")
         assert (await api.delete(f"/v1/batches/{batch_id}")).status_code == 204
         assert (await api.get(f"/v1/batches/{batch_id}")).status_code == 404
-        # the scheduler and the reporter drop theirs on BatchDeleted
+        # the scheduler, the reporter and the rollback service drop theirs on BatchDeleted
         await wait_until(lambda: _none_left(kept), 30, "documents of the deleted batch dropped")
 
 

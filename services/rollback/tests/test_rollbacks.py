@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from contracts.codec import envelope_for
-from contracts.events import RollbackRequested
+from contracts.events import BatchDeleted, BatchPurged, RollbackRequested
 from contracts.topics import Topics
 from jobkit import JobContext, JobType
 from rollback.domain.plan import BatchFacts
@@ -93,6 +93,10 @@ class Fakes:
 
             async def set(self, rollback_id: str, fields: dict[str, Any]) -> None:
                 fakes.plans[rollback_id] |= fields
+
+            async def drop_batch(self, batch_id: str) -> None:
+                for key in [k for k, p in fakes.plans.items() if p["batch_id"] == batch_id]:
+                    del fakes.plans[key]
 
         return Rollbacks(self, out, Topics(), self, Plans(), {"test.store": self.job_type})
 
@@ -197,3 +201,16 @@ async def test_a_batch_not_yet_projected_is_waited_for_then_refused() -> None:
 
 async def unknown(batch_id: str) -> BatchFacts | None:
     return None
+
+
+async def test_the_records_of_a_deleted_or_purged_batch_go() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    rb = fakes.rollbacks(out)
+    await request(rb)
+    assert [p["batch_id"] for p in fakes.plans.values()] == ["b1"]
+    gone = BatchDeleted(batch_id="b2", deleted_by="u")  # another batch's
+    await rb.handle([(envelope_for(gone, producer="batch-api"), gone)])
+    assert len(fakes.plans) == 1
+    purged = BatchPurged(batch_id="b1", run_id="r1")
+    await rb.handle([(envelope_for(purged, producer="scheduler"), purged)])
+    assert fakes.plans == {}

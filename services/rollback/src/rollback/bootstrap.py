@@ -53,7 +53,7 @@ def bootstrap(
     runtime.before_start(setup_job_types)
     subscribe_batches(
         broker,
-        [topics.batch_commands],
+        [topics.batch_commands, topics.retention],  # requests; deleted batches
         group_id=f"{topics.prefix}rollback",
         handler=handle,
         dead_letters=DeadLetters(broker, topics.dead_letter, NAME),

@@ -42,6 +42,9 @@ class Plans(Protocol):
 
     async def set(self, rollback_id: str, fields: dict[str, Any]) -> None: ...
 
+    async def drop_batch(self, batch_id: str) -> None:
+        """Removes the records of the batch's rollbacks (the batch was deleted)."""
+
 
 class ReadModelBatches:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
@@ -82,6 +85,10 @@ class MongoPlans:
 
     async def set(self, rollback_id: str, fields: dict[str, Any]) -> None:
         await self.collection.update_one({"_id": rollback_id}, {"$set": fields})
+
+    async def drop_batch(self, batch_id: str) -> None:
+        # a scan where FerretDB cannot use an index; a batch has few rollbacks, deletes are rare
+        await self.collection.delete_many({"batch_id": batch_id})
 
 
 __all__ = ["Backups", "Batches", "MongoBackups", "MongoPlans", "Plans", "ReadModelBatches"]

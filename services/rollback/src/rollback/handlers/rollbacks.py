@@ -22,6 +22,8 @@ from contracts.codec import envelope_for
 from contracts.envelope import Envelope, deterministic_event_id
 from contracts.events import (
     BackupValidated,
+    BatchDeleted,
+    BatchPurged,
     Event,
     RollbackCompleted,
     RollbackFailed,
@@ -75,6 +77,8 @@ class Rollbacks:
         for env, event in items:
             if isinstance(event, RollbackRequested):
                 await self._on_requested(env, event)
+            elif isinstance(event, BatchPurged | BatchDeleted):
+                await self.plans.drop_batch(event.batch_id)  # idempotent
 
     async def _on_requested(self, env: Envelope, e: RollbackRequested) -> None:
         rollback_id = deterministic_event_id(e.batch_id, "rollback", env.event_id)
