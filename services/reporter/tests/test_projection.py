@@ -173,3 +173,5 @@ def test_the_batch_log_keeps_commands_and_state_changes_but_not_progress() -> No
         job_id="b.0", batch_id="b", attempt=1, executor_id="e", started_at=datetime.now(UTC)
     )
     assert log_entry(envelope_for(started, producer="executor"), started) is None
+    undone = RollbackProgress(batch_id="b", rollback_id="r", job_id="b.0", done=1, total=9)
+    assert log_entry(envelope_for(undone, producer="rollback"), undone) is None

@@ -43,6 +43,9 @@ NOT_LOGGED = (
     ExecutorHeartbeat,
     JobDispatched,
     JobProgress,
+    # one per compensated job: the log would grow with the batch (a rollback of 100,000 jobs,
+    # 100,000 entries rewritten on every flush); each job's view records it instead
+    RollbackProgress,
     *JOB_EVENTS,
 )
 # A view's fields when it is created; `job_bucket_size` never changes afterwards.
