@@ -157,7 +157,9 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
 
     reports = ReportService(service, read_models, settings.max_export_jobs)
     audit = AuditLog(db)
-    retention = RetentionService(db, registry, read_models, reports, audit, events, settings.topics)
+    retention = RetentionService(
+        db, registry, read_models, reports, audit, events, settings.topics, files
+    )
     subscribe_batches(
         broker,
         [settings.topics.retention],

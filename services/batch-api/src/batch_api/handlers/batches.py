@@ -214,13 +214,17 @@ class BatchService:
         await self.validate_items(body.job_type, body.items or [])
         await self.check_rollback_on_failure(body.job_type, body.config)
 
-    async def check_rollback_on_failure(self, job_type_name: str, config: BatchConfig) -> None:
-        """A 422 problem if `config` asks to roll back on failure a job type whose executors
-        announce it cannot be rolled back (the rollback would only end `rollback_failed`)."""
-        if not config.rollback_on_failure:
-            return
+    async def cannot_roll_back(self, job_type_name: str) -> bool:
+        """Whether the job type's executors announce it cannot be rolled back (a rollback of
+        it would only end `rollback_failed`). A type no executor announces now is left to the
+        rollback service to judge."""
         announced = (await self.read_models.job_types()).get(job_type_name)
-        if announced is not None and not announced.get("supports_rollback"):
+        return announced is not None and not announced.get("supports_rollback")
+
+    async def check_rollback_on_failure(self, job_type_name: str, config: BatchConfig) -> None:
+        """A 422 problem if `config` asks to roll back on failure a job type that cannot be
+        rolled back."""
+        if config.rollback_on_failure and await self.cannot_roll_back(job_type_name):
             raise Problem(
                 422,
                 "Invalid configuration",

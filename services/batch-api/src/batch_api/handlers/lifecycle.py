@@ -177,9 +177,7 @@ class BatchLifecycle:
                 batch_status=found.status,
             )
         job_type = found.doc["job_type"]
-        announced = (await self.read_models.job_types()).get(job_type)
-        # a job type no executor announces now is left to the rollback service to judge
-        if announced is not None and not announced.get("supports_rollback"):
+        if await self.batches.cannot_roll_back(job_type):
             raise Problem(
                 409,
                 "Conflict",

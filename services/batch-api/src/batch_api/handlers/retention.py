@@ -77,6 +77,7 @@ class RetentionService:
     audit: AuditLog
     publisher: EventPublisher
     topics: Topics
+    files: FileStore
 
     @property
     def policies(self) -> Any:
@@ -220,7 +221,7 @@ class RetentionService:
             return
         # its uploaded files first, as a user's delete does: a failure leaves the batch to
         # find again
-        await FileStore(self.db).delete_batch(e.batch_id)
+        await self.files.delete_batch(e.batch_id)
         await self.registry.delete(doc)
 
     async def _run_completed(self, env: Envelope, e: RetentionRunCompleted) -> None:

@@ -71,24 +71,15 @@ class MongoProjectionStore:
                 known = dynamic.get(event.batch_id, {}).get("seq", -1)
                 if env.seq > known:
                     dynamic[event.batch_id] = batch_dynamic(env, event)
-            elif isinstance(event, JOB_EVENTS):
-                layout = await self._layout(event.batch_id)
-                bucket, key = layout.of(int(event.job_id.rsplit(".", 1)[1]))
-                doc_id = bucket_id(event.batch_id, bucket)
-                stored = await self._bucket(doc_id)
-                view = jobs[doc_id].get(key) or stored.get(key)
-                jobs[doc_id][key] = fold_job(view, env, event)
-                tenants[doc_id] = env.tenant
-            elif isinstance(event, RollbackProgress):
-                layout = await self._layout(event.batch_id)
-                bucket, key = layout.of(int(event.job_id.rsplit(".", 1)[1]))
-                doc_id = bucket_id(event.batch_id, bucket)
-                stored = await self._bucket(doc_id)
-                compensated = fold_compensation(
-                    jobs[doc_id].get(key) or stored.get(key), env, event
-                )
-                if compensated is not None:
-                    jobs[doc_id][key] = compensated
+            elif isinstance(event, (*JOB_EVENTS, RollbackProgress)):
+                doc_id, key = await self._slot(event.batch_id, event.job_id)
+                view = jobs[doc_id].get(key) or (await self._bucket(doc_id)).get(key)
+                if isinstance(event, RollbackProgress):
+                    view = fold_compensation(view, env, event)
+                else:
+                    view = fold_job(view, env, event)
+                if view is not None:
+                    jobs[doc_id][key] = view
                     tenants[doc_id] = env.tenant
         for batch_id in static.keys() | dynamic.keys():
             await self._write_batch(batch_id, static.get(batch_id, {}), dynamic.get(batch_id))
@@ -117,6 +108,11 @@ class MongoProjectionStore:
         self._seq[batch_id] = max(self._seq[batch_id], sets.get("seq", 0))
         if len(self._seq) > 100_000:
             self._seq.clear()
+
+    async def _slot(self, batch_id: str, job_id: str) -> tuple[str, str]:
+        """The bucket document and the key in it of a job's view."""
+        bucket, key = (await self._layout(batch_id)).of(int(job_id.rsplit(".", 1)[1]))
+        return bucket_id(batch_id, bucket), key
 
     async def _layout(self, batch_id: str) -> Buckets:
         """The batch's job view layout, recorded in its view; a batch whose job events come
