@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import httpx
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 from fastapi import FastAPI, HTTPException
 from prometheus_client import REGISTRY
 
 from contracts.codec import envelope_for
 from contracts.events import BatchSubmitted
 from servicekit.metrics import HttpMetricsMiddleware, lag_of
-from servicekit.publisher import ObservedPublisher, Outgoing, RecordingPublisher
+from servicekit.publisher import (
+    KafkaEventPublisher,
+    ObservedPublisher,
+    Outgoing,
+    RecordingPublisher,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +88,47 @@ async def test_observed_publisher_shows_only_what_was_published() -> None:
             [message]
         )
     assert seen == ["BatchSubmitted"]
+
+
+class _Producer:
+    """Acknowledges every send, except on the topics in `refused`."""
+
+    def __init__(self, refused: set[str]) -> None:
+        self.refused = refused
+        self.sent: list[tuple[str, bytes, bytes]] = []
+
+    async def send(
+        self, topic: str, *, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[None]:
+        assert headers == [("content-type", b"application/json")]
+        self.sent.append((topic, key, value))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if topic in self.refused:
+            ack.set_exception(KafkaTimeoutError())
+        else:
+            ack.set_result(None)
+        return ack
+
+
+def _published(topic: str, status: str) -> float:
+    labels = {"app_name": "batchyard", "broker": "kafka", "destination": topic, "status": status}
+    return REGISTRY.get_sample_value("faststream_published_messages_total", labels) or 0
+
+
+async def test_published_events_are_counted_per_topic_once_the_broker_acknowledged_them() -> None:
+    producer = _Producer(refused={"t-refused"})
+    publisher = KafkaEventPublisher(producer)
+    event = envelope_for(BatchSubmitted(batch_id="b1", total_items=1, chunks=1), producer="t")
+    before = {(t, s): _published(t, s) for t in ("t-a", "t-refused") for s in ("success", "error")}
+
+    await publisher.publish([Outgoing("t-a", "b1", event), Outgoing("t-a", "b1", event)])
+    assert [(t, k) for t, k, _ in producer.sent] == [("t-a", b"b1"), ("t-a", b"b1")]
+    assert _published("t-a", "success") == before["t-a", "success"] + 2
+
+    # one refused acknowledgement: the publish raises, and each message is counted as it went
+    with pytest.raises(KafkaTimeoutError):
+        await publisher.publish([Outgoing("t-a", "b1", event), Outgoing("t-refused", "b1", event)])
+    assert _published("t-a", "success") == before["t-a", "success"] + 3
+    assert _published("t-refused", "error") == before["t-refused", "error"] + 1
+    assert _published("t-refused", "success") == before["t-refused", "success"]
+    assert _published("t-a", "error") == before["t-a", "error"]

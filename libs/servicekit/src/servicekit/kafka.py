@@ -9,9 +9,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from faststream.exceptions import IncorrectState
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
@@ -100,6 +101,19 @@ def make_broker(bootstrap: str, client_id: str, **producer_options: Any) -> Kafk
         middlewares=middlewares,
         **options,
     )
+
+
+def connected_producer(broker: KafkaBroker) -> AIOKafkaProducer:
+    """The aiokafka producer a started `broker` publishes with (FastStream 0.7 keeps it behind
+    private attributes; a test on the real broker fails if that changes). Raises if the broker
+    is not started."""
+    try:
+        producer = broker._producer._producer.producer  # type: ignore[attr-defined]
+    except (AttributeError, IncorrectState) as exc:
+        raise RuntimeError("the Kafka broker is not connected") from exc
+    if not isinstance(producer, AIOKafkaProducer):
+        raise RuntimeError(f"unexpected producer {type(producer).__name__}")
+    return producer
 
 
 def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:

@@ -24,6 +24,8 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 log = logging.getLogger(__name__)
 
+APP_NAME = "batchyard"  # the `app_name` label of FastStream's metrics
+
 HTTP_REQUEST_SECONDS = Histogram(
     "batchyard_http_request_duration_seconds",
     "HTTP requests served, by route template, method and status code",
@@ -50,10 +52,26 @@ BUILD_INFO = Gauge(
 )
 
 
+# FastStream's own publish counter, made here first so that its middleware reuses it (it takes a
+# metric of this name already on the registry): `servicekit.publisher` sends events past the
+# middleware and counts them in the same series the dashboards read.
+PUBLISHED_MESSAGES = Counter(
+    "faststream_published_messages_total",
+    "Count of published messages by destination and status",
+    ["app_name", "broker", "destination", "status"],
+)
+
+
+def count_published(topic: str, n: int, *, ok: bool) -> None:
+    PUBLISHED_MESSAGES.labels(
+        app_name=APP_NAME, broker="kafka", destination=topic, status="success" if ok else "error"
+    ).inc(n)
+
+
 def prometheus_middleware() -> KafkaPrometheusMiddleware:
     """FastStream's middleware for consumed batches and published messages
     (`faststream_received_*`, `faststream_published_*`), on the default registry."""
-    return KafkaPrometheusMiddleware(registry=REGISTRY, app_name="batchyard")
+    return KafkaPrometheusMiddleware(registry=REGISTRY, app_name=APP_NAME)
 
 
 # --- HTTP ------------------------------------------------------------------------------------
