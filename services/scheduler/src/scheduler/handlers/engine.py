@@ -162,12 +162,15 @@ class Scheduler:
 
     # ------------------------------------------------------------------ consuming
     async def handle(self, items: Sequence[tuple[Envelope, Event]]) -> None:
-        """Applies consumed events in order, then persists and publishes their effects."""
+        """Applies consumed events in order, dispatches into the slots they freed, then
+        persists and publishes both in one flush (a tick's own flush would be a second store
+        round trip per consumed batch)."""
         async with self.lock:
             for envelope, event in items:
                 handler = self._handler_table.get(type(event))
                 if handler is not None:
                     await handler(envelope, event)
+            await self._dispatch(self.clock())
             await self._flush()
         self.wake.set()
 
