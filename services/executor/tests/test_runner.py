@@ -182,3 +182,54 @@ async def test_a_dispatch_near_its_lease_end_is_left_to_expire() -> None:
     await run(ex, late)
     await drain(ex)
     assert types(out) == ["JobStarted", "JobCompleted"]
+
+
+class Fenced(JobType):
+    """A process-isolated type whose runs are counted, not forked (the isolation is faked)."""
+
+    name = "test.fenced"
+    Input = Echo
+    isolation = "process"
+
+
+class CountingIsolation:
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+
+    async def run(self, request: Any, limits: Any, report: Any) -> dict[str, Any]:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            self.now -= 1
+        return {}
+
+
+async def test_process_slots_bound_isolated_jobs_while_inline_jobs_keep_running() -> None:
+    out = RecordingPublisher()
+    isolation = CountingIsolation()
+    ex = Executor(
+        "e1",
+        4,
+        {"test.fenced": Fenced(), "demo.sleep": DemoSleep()},
+        out,
+        Topics(),
+        isolation=isolation,  # type: ignore[arg-type]
+        process_slots=1,
+    )
+    fenced = [dispatch("test.fenced", {}, job_id=f"b1.{i}", index=i) for i in range(3)]
+    inline = [dispatch("demo.sleep", {"seconds": 0}, job_id=f"b1.{i}", index=i) for i in (3, 4)]
+    await run(ex, fenced[0], *inline, *fenced[1:])
+    await drain(ex)
+    assert isolation.most == 1
+    assert types(out).count("JobCompleted") == 5
+    # the inline jobs did not wait behind the isolated ones for the one process slot
+    completed = [m.envelope.data["job_id"] for m in out.of_type("JobCompleted")]
+    assert completed.index("b1.3") < completed.index("b1.1")
+    beat = ex.heartbeat().envelope.data
+    assert (beat["slots_total"], beat["slots_free"]) == (4, 4)
+    # the scheduler learns the pool, so it sends no more isolated jobs than it can run
+    assert (beat["process_slots_total"], beat["process_job_types"]) == (1, ["test.fenced"])
+    await ex.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,13 +72,15 @@ class Harness:
     async def send(self, *events: Event) -> None:
         await self.s.handle([(envelope_for(e, producer="test"), e) for e in events])
 
-    async def submit(self, batch_id: str, n: int, **config: Any) -> None:
+    async def submit(
+        self, batch_id: str, n: int, job_type: str = "demo.sleep", **config: Any
+    ) -> None:
         items = [{"seconds": 0, "i": i} for i in range(n)]
         await self.send(
             BatchCreated(
                 batch_id=batch_id,
                 name=batch_id,
-                job_type="demo.sleep",
+                job_type=job_type,
                 owner="u",
                 config=BatchConfig(**config),
                 created_at=NOW,
@@ -589,3 +592,39 @@ async def test_a_submission_is_stored_queued_and_dispatched_without_reading_its_
     await h2.s.tick()
     assert sorted(d.item["i"] for d in h2.dispatched()) == [2, 3]  # 0 and 1 still hold slots
     assert sorted(set(reads)) == [("b1", 0), ("b1", 1)]
+
+
+async def test_process_isolated_jobs_are_dispatched_only_into_process_slots() -> None:
+    h = Harness()
+    await h.submit("iso", 10, job_type="demo.allocate")
+    await h.submit("inl", 10)
+    await h.send(
+        ExecutorHeartbeat(
+            executor_id="e1",
+            slots_total=8,
+            slots_free=8,
+            running=0,
+            job_types=["demo.allocate", "demo.sleep"],
+            sent_at=NOW,
+            process_slots_total=2,
+            process_job_types=["demo.allocate"],
+        )
+    )
+    await h.s.tick()
+
+    def sent() -> Counter[str]:
+        return Counter(d.batch_id for d in h.dispatched())
+
+    # the inline batch takes the slots the isolated one cannot use
+    assert sent() == {"iso": 2, "inl": 6}
+    await h.complete(next(d for d in h.dispatched() if d.batch_id == "iso"))
+    await h.s.tick()
+    assert sent() == {"iso": 3, "inl": 6}, "one process slot came free, one isolated job went"
+
+
+async def test_an_executor_that_announces_no_process_slots_is_all_slots() -> None:
+    h = Harness()
+    await h.submit("iso", 10, job_type="demo.allocate")
+    await h.capacity(4)  # an executor of before process slots: its heartbeat lacks them
+    await h.s.tick()
+    assert len(h.dispatched()) == 4

@@ -35,7 +35,11 @@ class ExecutorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BATCHYARD_EXECUTOR_", extra="ignore")
 
     http_port: int = Field(default=8010, validation_alias=AliasChoices("BATCHYARD_HTTP_PORT"))
-    slots: int = Field(default=64, ge=1, le=10_000)
+    # Jobs at once. Inline jobs are tasks on the event loop (cheap: many wait on I/O), so
+    # there are many; process-isolated jobs each take a worker process as well, and at most
+    # `process_slots` of them run at once (docs/deploy.md, docs/performance.md).
+    slots: int = Field(default=256, ge=1, le=10_000)
+    process_slots: int = Field(default=64, ge=1, le=10_000)
     heartbeat_s: float = Field(default=1.0, gt=0)
     # How long a process-isolated job has to end after a cancel before its worker is killed.
     worker_grace_s: float = Field(default=5.0, ge=0, le=300)
@@ -59,6 +63,7 @@ def bootstrap(
     executor = Executor(
         executor_id=executor_id,
         slots=settings.slots,
+        process_slots=settings.process_slots,
         job_types=hosted,
         publisher=ObservedPublisher(
             publisher or KafkaEventPublisher(broker),

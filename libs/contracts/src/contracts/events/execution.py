@@ -77,6 +77,7 @@ class ExecutorHeartbeat(Event):
     Absent heartbeats mean the executor is gone."""
 
     TYPE = "ExecutorHeartbeat"
+    VERSION = 2  # 2: process_slots_total, process_job_types (additive)
     executor_id: str
     slots_total: int
     slots_free: int
@@ -86,4 +87,13 @@ class ExecutorHeartbeat(Event):
     running_jobs: dict[str, int] = Field(
         default_factory=dict,
         description="job id → attempt of every job running here or holding for a free slot",
+    )
+    process_slots_total: int | None = Field(
+        default=None,
+        description="of `slots_total`, how many jobs of process-isolated job types may run at "
+        "once (each takes a worker process); absent: as many as `slots_total`",
+    )
+    process_job_types: list[str] = Field(
+        default_factory=list,
+        description="the job types hosted here that run each job in a worker process",
     )

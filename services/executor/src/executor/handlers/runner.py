@@ -55,6 +55,7 @@ class RunningJob:
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
     traceparent: str | None = None  # the dispatch's: this job's events join its trace
+    isolated: bool = False  # holds one of the executor's process slots too
 
 
 @dataclass
@@ -78,6 +79,9 @@ class Context:
 
 @dataclass
 class Executor:
+    """`slots`: jobs run at once (what heartbeats announce). `process_slots`: of those, jobs of
+    process-isolated types at once (each is a worker process); `None` means `slots`."""
+
     executor_id: str
     slots: int
     job_types: dict[str, JobType]
@@ -88,11 +92,16 @@ class Executor:
     backups: BackupStore | None = None
     isolation: ProcessIsolation | None = None  # made on first use if not given
     waiting: dict[str, int] = field(default_factory=dict)  # job id → attempt, slot awaited
+    process_slots: int | None = None
     _free: asyncio.Semaphore = field(init=False)
+    _processes: asyncio.Semaphore = field(init=False)
+    _process_slots: int = field(init=False)
     _done: int = 0
 
     def __post_init__(self) -> None:
         self._free = asyncio.Semaphore(self.slots)
+        self._process_slots = min(self.process_slots or self.slots, self.slots)
+        self._processes = asyncio.Semaphore(self._process_slots)
 
     @property
     def slots_free(self) -> int:
@@ -115,13 +124,18 @@ class Executor:
         taken: list[RunningJob] = []
         try:
             for envelope, event in held:
-                if self._free.locked() and taken:
+                isolated = self._needs_process(event.job_type)
+                if taken and (self._free.locked() or (isolated and self._processes.locked())):
                     await self._start(taken)  # report what we hold before waiting for a slot
                     taken = []
-                await self._free.acquire()
+                await self._acquire(isolated)
                 self.waiting.pop(event.job_id, None)
                 job = RunningJob(
-                    event, envelope.tenant, datetime.now(UTC), traceparent=envelope.traceparent
+                    event,
+                    envelope.tenant,
+                    datetime.now(UTC),
+                    traceparent=envelope.traceparent,
+                    isolated=isolated,
                 )
                 self.running[event.job_id] = job
                 taken.append(job)
@@ -130,6 +144,23 @@ class Executor:
         finally:
             for _, event in held:
                 self.waiting.pop(event.job_id, None)
+
+    def _needs_process(self, job_type: str) -> bool:
+        known = self.job_types.get(job_type)
+        return known is not None and known.isolation == "process"
+
+    async def _acquire(self, isolated: bool) -> None:
+        """A slot, and for a process-isolated job a process slot first (waiting for one holds
+        no slot that an inline job could use)."""
+        if not isolated:
+            await self._free.acquire()
+            return
+        await self._processes.acquire()
+        try:
+            await self._free.acquire()
+        except BaseException:
+            self._processes.release()
+            raise
 
     def _takes(self, event: JobDispatched) -> bool:
         if event.job_id in self.running or event.job_id in self.waiting:
@@ -342,6 +373,8 @@ class Executor:
     def _release(self, job: RunningJob) -> None:
         if self.running.pop(job.dispatch.job_id, None) is not None:
             self._free.release()
+            if job.isolated:
+                self._processes.release()
             self._done += 1
 
     async def _publish(self, job: RunningJob, event: Event) -> None:
@@ -374,6 +407,8 @@ class Executor:
                 **self.waiting,
                 **{j.dispatch.job_id: j.dispatch.attempt for j in self.running.values()},
             },
+            process_slots_total=self._process_slots,
+            process_job_types=sorted(n for n in self.job_types if self._needs_process(n)),
         )
         env = envelope_for(event, producer=self.executor_id)
         return Outgoing(self.topics.executor_heartbeats, self.executor_id, env)

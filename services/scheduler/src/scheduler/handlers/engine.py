@@ -87,6 +87,8 @@ class ExecutorSeen:
     slots_total: int
     slots_free: int
     seen_at: float
+    process_slots: int = 0  # of slots_total, for jobs of process_types
+    process_types: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -494,7 +496,13 @@ class Scheduler:
 
     async def _on_heartbeat(self, env: Envelope, e: ExecutorHeartbeat) -> None:
         now = self.clock()
-        self.executors[e.executor_id] = ExecutorSeen(e.slots_total, e.slots_free, now)
+        self.executors[e.executor_id] = ExecutorSeen(
+            e.slots_total,
+            e.slots_free,
+            now,
+            e.slots_total if e.process_slots_total is None else e.process_slots_total,
+            frozenset(e.process_job_types),
+        )
         for job_id, attempt in e.running_jobs.items():
             _, job = self._current(batch_id_of(job_id), job_id, attempt)
             if job is not None:
@@ -546,8 +554,21 @@ class Scheduler:
             await self._flush()
 
     def capacity(self, now: float) -> int:
-        live = [e for e in self.executors.values() if now - e.seen_at <= EXECUTOR_TTL_S]
-        return sum(e.slots_total for e in live)
+        return sum(e.slots_total for e in self._live(now))
+
+    def _live(self, now: float) -> list[ExecutorSeen]:
+        return [e for e in self.executors.values() if now - e.seen_at <= EXECUTOR_TTL_S]
+
+    def _process_budget(self, now: float) -> tuple[frozenset[str], int]:
+        """The job types that run in worker processes, and how many more of their jobs may be
+        dispatched: executors run fewer of those at once than they have slots, and a job sent
+        beyond that would wait in an executor instead of here, where priorities still act."""
+        live = self._live(now)
+        types = frozenset().union(*(e.process_types for e in live))
+        if not types:
+            return types, 0
+        in_flight = sum(len(b.in_flight) for b in self.batches.values() if b.job_type in types)
+        return types, sum(e.process_slots for e in live) + self.config.prefetch - in_flight
 
     def in_flight_total(self) -> int:
         return sum(len(b.in_flight) for b in self.batches.values())
@@ -577,14 +598,21 @@ class Scheduler:
         if budget <= 0:
             return
         picked: list[tuple[BatchRuntime, int, int, int]] = []
+        process_types, process_budget = self._process_budget(now)
 
         def take(batch_id: str) -> bool:
+            nonlocal process_budget
             b = self.batches[batch_id]
+            isolated = b.job_type in process_types
+            if isolated and process_budget <= 0:
+                return False
             if not b.stagger_allows(now) or not self.rates.allow(b.job_type, now):
                 return False
             claim = b.claim(now)
             if claim is None:
                 return False
+            if isolated:
+                process_budget -= 1
             b.staggered(now)
             picked.append((b, *claim))
             b.last_slot_at = now
