@@ -18,7 +18,6 @@ from faststream.kafka.message import KafkaMessage
 
 from contracts.topics import Topics
 from servicekit.metrics import prometheus_middleware
-from servicekit.tracing import telemetry_middlewares
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +89,10 @@ def delete_topics_blocking(bootstrap: str, pick: Callable[[str], bool]) -> list[
 
 def make_broker(bootstrap: str, client_id: str, **producer_options: Any) -> KafkaBroker:
     """A broker whose producer waits for the leader's ack and batches briefly, with
-    FastStream's Prometheus middleware and, when tracing is on, its telemetry middleware."""
+    FastStream's Prometheus middleware (consumed batches; tracing is `servicekit.tracing`'s)."""
     options: dict[str, Any] = {"acks": "all", "linger_ms": 2, "max_batch_size": 256 * 1024}
     options.update(producer_options)
-    middlewares = [*telemetry_middlewares(), prometheus_middleware()]
+    middlewares = [prometheus_middleware()]
     return KafkaBroker(
         bootstrap,
         client_id=client_id,

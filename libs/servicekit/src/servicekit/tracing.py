@@ -8,8 +8,11 @@ is, in this order: the envelope's own `traceparent` if the caller set one; the c
 (e.g. the HTTP request's); the batch's trace, i.e. the last command about that batch this
 process consumed (so the scheduler's dispatches and batch events join the trace of the request
 that created, retried or resumed the batch). Consuming starts a CONSUMER span per traced
-message, child of its producer. FastStream's telemetry middleware adds its Kafka-level publish
-spans under ours; FastAPI's instrumentation makes the HTTP request the root.
+message, child of its producer; it is not made current, and FastStream's telemetry middleware
+is not used (events are published past FastStream, `servicekit.publisher`, so its consume
+spans would have no producer: each consumed batch would start a context of its own, and what
+a handler publishes would join that instead of the batch's trace). FastAPI's instrumentation
+makes the HTTP request the root.
 
 Configuration is OpenTelemetry's own: tracing is on when `OTEL_TRACES_EXPORTER` names an
 exporter (`otlp`, `console`) or an OTLP endpoint is set (`OTEL_EXPORTER_OTLP_ENDPOINT` or
@@ -145,15 +148,6 @@ def instrument_app(app: FastAPI) -> None:
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"]
     )
-
-
-def telemetry_middlewares() -> list[Any]:
-    """FastStream's telemetry middleware when tracing is on, else nothing."""
-    if not enabled():
-        return []
-    from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
-
-    return [KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider())]
 
 
 def tracer() -> trace.Tracer:
