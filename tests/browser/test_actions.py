@@ -1,6 +1,6 @@
 """Acting on finished batches: retry failed jobs from the history page, inspect a failed job,
-roll back from the detail page with the dry-run plan shown first, or the reason a batch
-cannot be rolled back."""
+roll back from the detail page with the dry-run plan shown first; no rollback is offered for
+a job type that keeps no backups."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 from browser_support import (
-    Console,
     create_batch,
     get_batch,
     import_templates,
@@ -131,22 +130,19 @@ def test_rollback_from_detail_shows_the_dry_run_plan_first(page: Page, stack: St
     screenshots(page, "detail-rolled-back-jobs")
 
 
-def test_a_batch_that_cannot_roll_back_says_why_in_the_dialog(
-    page: Page, stack: Stack, console: Console
+def test_a_batch_whose_job_type_cannot_roll_back_is_not_offered_a_rollback(
+    page: Page, stack: Stack
 ) -> None:
-    console.allow(r"status of 409")  # the refused dry run, which the dialog shows
     batch = create_batch(
         stack, name="no way back", job_type="demo.sleep", items=[{"seconds": 0.01}] * 3
     )
     wait_status(stack, batch["id"], "completed")
     sign_in(page, stack.admin_key)
     page.goto(f"/batches/{batch['id']}")
-    page.get_by_role("button", name="Roll back…").click()
-    dialog = page.get_by_role("dialog", name="Roll back this batch?")
-    expect(dialog.get_by_role("alert")).to_contain_text("job type demo.sleep cannot be rolled back")
-    expect(dialog.get_by_role("button", name="Roll back", exact=True)).to_be_disabled()
-    screenshots(page, "rollback-refused")
-    assert get_batch(stack, batch["id"])["status"] == "completed"
+    actions = page.get_by_role("toolbar", name="Batch actions")
+    expect(actions.get_by_role("button", name="Duplicate")).to_be_visible()
+    expect(actions.get_by_role("button", name="Roll back…")).to_be_hidden()
+    screenshots(page, "rollback-not-offered")
 
 
 def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) -> None:

@@ -32,6 +32,9 @@ const AFTER_THE_RUN = new Set(["rolling_back", "rolled_back", "rollback_failed",
 const ACTION_LABEL = { pause: "Pause", resume: "Resume", cancel: "Cancel", retry: "Retry of the failed jobs", archive: "Archive" };
 
 let batch = null;
+// Whether the batch's job type can be rolled back, from GET /v1/job-types (null until known:
+// the button stays, and the dialog says why if the API refuses).
+let rollbackSupported = null;
 let shownStatus = null; // the status the timeline last showed
 const timeline = [];
 let jobCursors = [null];
@@ -93,6 +96,7 @@ function renderBatch() {
   }
   const retry = $('[data-action="retry"]');
   if (retry && !p.failed && !p.cancelled) retry.hidden = true;
+  if (rollbackSupported === false) $('[data-action="rollback"]').hidden = true;
   addTimeline(b.created_at, "Created", "created");
   addTimeline(b.started_at, "Started", "started");
   if (!b.finished_at) return;
@@ -110,9 +114,25 @@ async function loadBatch() {
   batch = await api(`/v1/batches/${id}`);
   shownStatus ??= batch.status;
   renderBatch();
+  if (rollbackSupported === null) learnRollback(batch.job_type);
   analytics(batch.status);
   if (batch.job_type === "templates.consolidate") refreshConflicts();
   if (batch.config?.notifications?.length) refreshHooks();
+}
+
+// A job type whose executors keep no backups cannot be rolled back: the button is not offered.
+let askedJobTypes = false;
+function learnRollback(jobType) {
+  if (askedJobTypes) return;
+  askedJobTypes = true;
+  api("/v1/job-types")
+    .then((types) => {
+      const type = types.find((t) => t.name === jobType);
+      if (!type) return; // no executor announced it (yet): leave the button to the dialog
+      rollbackSupported = Boolean(type.supports_rollback);
+      if (batch) renderBatch();
+    })
+    .catch(() => { askedJobTypes = false; }); // asked again on the next load
 }
 
 // The batch's webhook notices (GET /v1/batches/{id}/webhooks), read again at most every 2 s.
