@@ -628,3 +628,23 @@ async def test_an_executor_that_announces_no_process_slots_is_all_slots() -> Non
     await h.capacity(4)  # an executor of before process slots: its heartbeat lacks them
     await h.s.tick()
     assert len(h.dispatched()) == 4
+
+
+async def test_executors_without_process_job_types_add_no_process_slots() -> None:
+    h = Harness()
+    await h.submit("iso", 10, job_type="demo.allocate")
+    for executor_id, hosted in (("e1", ["demo.allocate", "demo.sleep"]), ("e2", ["demo.sleep"])):
+        await h.send(
+            ExecutorHeartbeat(
+                executor_id=executor_id,
+                slots_total=8,
+                slots_free=8,
+                running=0,
+                job_types=hosted,
+                sent_at=NOW,
+                process_slots_total=2,
+                process_job_types=[t for t in hosted if t == "demo.allocate"],
+            )
+        )
+    await h.s.tick()
+    assert len(h.dispatched()) == 2, "only e1 runs demo.allocate in worker processes"

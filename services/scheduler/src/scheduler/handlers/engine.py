@@ -563,12 +563,12 @@ class Scheduler:
         """The job types that run in worker processes, and how many more of their jobs may be
         dispatched: executors run fewer of those at once than they have slots, and a job sent
         beyond that would wait in an executor instead of here, where priorities still act."""
-        live = self._live(now)
-        types = frozenset().union(*(e.process_types for e in live))
+        hosts = [e for e in self._live(now) if e.process_types]
+        types = frozenset().union(*(e.process_types for e in hosts))
         if not types:
             return types, 0
         in_flight = sum(len(b.in_flight) for b in self.batches.values() if b.job_type in types)
-        return types, sum(e.process_slots for e in live) + self.config.prefetch - in_flight
+        return types, sum(e.process_slots for e in hosts) + self.config.prefetch - in_flight
 
     def in_flight_total(self) -> int:
         return sum(len(b.in_flight) for b in self.batches.values())
