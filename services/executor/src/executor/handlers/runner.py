@@ -96,12 +96,16 @@ class Executor:
     _free: asyncio.Semaphore = field(init=False)
     _processes: asyncio.Semaphore = field(init=False)
     _process_slots: int = field(init=False)
+    _process_types: frozenset[str] = field(init=False)  # hosted types run in worker processes
     _done: int = 0
 
     def __post_init__(self) -> None:
         self._free = asyncio.Semaphore(self.slots)
         self._process_slots = min(self.process_slots or self.slots, self.slots)
         self._processes = asyncio.Semaphore(self._process_slots)
+        self._process_types = frozenset(
+            name for name, t in self.job_types.items() if t.isolation == "process"
+        )
 
     @property
     def slots_free(self) -> int:
@@ -124,7 +128,7 @@ class Executor:
         taken: list[RunningJob] = []
         try:
             for envelope, event in held:
-                isolated = self._needs_process(event.job_type)
+                isolated = event.job_type in self._process_types
                 if taken and (self._free.locked() or (isolated and self._processes.locked())):
                     await self._start(taken)  # report what we hold before waiting for a slot
                     taken = []
@@ -144,10 +148,6 @@ class Executor:
         finally:
             for _, event in held:
                 self.waiting.pop(event.job_id, None)
-
-    def _needs_process(self, job_type: str) -> bool:
-        known = self.job_types.get(job_type)
-        return known is not None and known.isolation == "process"
 
     async def _acquire(self, isolated: bool) -> None:
         """A slot, and for a process-isolated job a process slot first (waiting for one holds
@@ -408,7 +408,7 @@ class Executor:
                 **{j.dispatch.job_id: j.dispatch.attempt for j in self.running.values()},
             },
             process_slots_total=self._process_slots,
-            process_job_types=sorted(n for n in self.job_types if self._needs_process(n)),
+            process_job_types=sorted(self._process_types),
         )
         env = envelope_for(event, producer=self.executor_id)
         return Outgoing(self.topics.executor_heartbeats, self.executor_id, env)
