@@ -10,12 +10,21 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from servicekit.buckets import view_buckets
+from servicekit.jobviews import unpack
+
 
 async def job_views(mongodb_url: str, database: str, batch_id: str) -> list[dict[str, Any]]:
+    """The batch's job views as the API reads them (stored packed: `servicekit.jobviews`)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
     try:
-        buckets = client[database]["job_views"].find({"batch_id": batch_id})
-        return [view async for bucket in buckets for view in bucket["jobs"].values()]
+        db = client[database]
+        layout = view_buckets(await db["batch_views"].find_one({"_id": batch_id}))
+        return [
+            unpack(stored, batch_id, layout.index_of(bucket["bucket"], key))
+            async for bucket in db["job_views"].find({"batch_id": batch_id})
+            for key, stored in bucket["jobs"].items()
+        ]
     finally:
         await client.close()
 

@@ -1,7 +1,9 @@
 """Job view buckets on the real store, as the reporter writes them and the API reads them: a
 new batch records buckets of 100 jobs in its view; a batch whose view was stored before the
 size was recorded keeps buckets of 1,000, and its job views are read where they were
-written; job events projected before the batch's creation give it today's layout."""
+written; job events projected before the batch's creation give it today's layout. Views are
+stored packed; views stored whole before packing read back the same, and are packed when the
+reporter next rewrites them."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from batch_api.adapters.views import ReadModels
 from contracts.codec import envelope_for
 from contracts.envelope import Envelope
-from contracts.events import BatchCreated, Event, JobCompleted, JobStarted
+from contracts.events import BatchCreated, Event, JobCompleted, JobStarted, RollbackProgress
 from contracts.vocabulary import BatchConfig
 from reporter.adapters.store import MongoProjectionStore
 from servicekit.buckets import view_buckets
+from servicekit.jobviews import unpack
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -49,6 +52,7 @@ def completed(batch_id: str, index: int) -> tuple[Envelope, Event]:
         finished_at=T0,
         duration_ms=1,
         output={"index": index},
+        metrics={"index": float(index)},  # as executors report them
     )
     return env(event)
 
@@ -110,3 +114,33 @@ async def test_job_events_before_the_creation_give_the_batch_todays_layout(
     bucket = await db["job_views"].find_one({"_id": "b_early:1"})
     assert bucket is not None
     assert bucket["jobs"]["j20"]["status"] == "completed"
+
+
+async def test_views_stored_whole_read_back_the_same_and_are_packed_when_rewritten(
+    db: AsyncDatabase[Any],
+) -> None:
+    await MongoProjectionStore(db).apply([created("b_w"), completed("b_w", 1), completed("b_w", 2)])
+    bucket = await db["job_views"].find_one({"_id": "b_w:0"})
+    assert bucket is not None
+    packed = bucket["jobs"]["j2"]
+    assert "job_id" not in packed
+    assert "attempts" not in packed
+    whole = unpack(packed, "b_w", 2)
+    assert whole["job_id"] == "b_w.2"
+    assert whole["attempts"]["1"]["status"] == "completed"
+    # as a reporter before packing stored it
+    await db["job_views"].update_one({"_id": "b_w:0"}, {"$set": {"jobs.j2": whole}})
+    view = await db["batch_views"].find_one({"_id": "b_w"})
+    models = ReadModels(db)
+    read = dict([pair async for pair in models.job_views("b_w", view_buckets(view), 10)])
+    assert read[2] == whole
+    assert (read[1]["job_id"], read[1]["index"], read[1]["metrics"]) == ("b_w.1", 1, {"index": 1.0})
+    assert read[1]["attempts"]["1"]["status"] == "completed"
+
+    compensated = RollbackProgress(batch_id="b_w", rollback_id="r", job_id="b_w.2", done=1, total=1)
+    await MongoProjectionStore(db).apply([env(compensated)])  # a fresh reporter: reads it back
+    bucket = await db["job_views"].find_one({"_id": "b_w:0"})
+    assert bucket is not None
+    assert "job_id" not in bucket["jobs"]["j2"]
+    read = dict([pair async for pair in models.job_views("b_w", view_buckets(view), 10)])
+    assert read[2] == {**whole, "rolled_back_at": read[2]["rolled_back_at"], "rollback_id": "r"}

@@ -16,6 +16,7 @@ import pytest
 from batch_api.adapters.views import ReadModels, log_order
 from batch_api.handlers.batches import BatchService, Loaded
 from batch_api.handlers.reports import ReportService
+from servicekit.buckets import Buckets
 
 pytestmark = pytest.mark.unit
 TOTAL = 5_500
@@ -30,11 +31,13 @@ class BucketViews:
     async def batch_log(self, batch_id: str) -> list[dict[str, Any]]:
         return [{"type": "BatchCreated", "at": "2026-11-24T00:00:00Z", "seq": 0}]
 
-    async def job_bucket(self, batch_id: str, bucket: int) -> dict[str, dict[str, Any]]:
+    async def job_bucket(
+        self, batch_id: str, layout: Buckets, bucket: int
+    ) -> dict[str, dict[str, Any]]:
         self.reads.append(bucket)
         views: dict[str, dict[str, Any]] = {}
-        for k in range(1000):
-            index = bucket * 1000 + k
+        for k in range(layout.size):
+            index = layout.index_of(bucket, f"j{k}")
             if index >= TOTAL - 100:
                 continue  # the last 100 jobs never started
             failed = index % 10 == 0

@@ -12,6 +12,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.buckets import Buckets, bucket_id
+from servicekit.jobviews import unpack
 from servicekit.store import Document
 
 
@@ -50,11 +51,14 @@ class ReadModels:
         query = {"_id": {"$gte": f"{batch_id}:", "$lt": f"{batch_id};"}}
         return [d async for d in self.deliveries.find(query).limit(limit)]
 
-    async def job_bucket(self, batch_id: str, bucket: int) -> dict[str, Document]:
-        """The job views of one bucket (`j<k>` → view); empty if none was projected yet."""
+    async def job_bucket(self, batch_id: str, layout: Buckets, bucket: int) -> dict[str, Document]:
+        """The job views of one bucket (`j<k>` → full view, unpacked: `servicekit.jobviews`);
+        empty if none was projected yet."""
         doc = await self.jobs.find_one({"_id": bucket_id(batch_id, bucket)}, {"jobs": 1})
-        jobs: dict[str, Document] = (doc or {}).get("jobs") or {}
-        return jobs
+        return {
+            key: unpack(stored, batch_id, layout.index_of(bucket, key))
+            for key, stored in ((doc or {}).get("jobs") or {}).items()
+        }
 
     async def job_views(
         self, batch_id: str, layout: Buckets, total: int, first_index: int = 0
@@ -62,7 +66,7 @@ class ReadModels:
         """(index, view) of every projected job from `first_index` on, in index order, read
         bucket by bucket by `_id`."""
         for bucket in range(layout.of(first_index)[0], layout.count(total)):
-            views = await self.job_bucket(batch_id, bucket)
+            views = await self.job_bucket(batch_id, layout, bucket)
             for key in sorted(views, key=lambda k: int(k[1:])):
                 index = layout.index_of(bucket, key)
                 if index >= first_index:

@@ -146,7 +146,7 @@ class JobService:
         buckets = 0
         while index < total and len(page) < limit and buckets * layout.size < MAX_JOBS_PER_PAGE:
             bucket, _ = layout.of(index)
-            views = await self.read_models.job_bucket(batch_id, bucket)
+            views = await self.read_models.job_bucket(batch_id, layout, bucket)
             buckets += 1
             end = layout.indexes(bucket, total).stop
             while index < end and len(page) < limit:
@@ -197,8 +197,9 @@ class JobService:
         if prefix != batch_id or not number.isdigit() or int(number) >= total:
             raise Problem(404, "Not found", f"no job {job_id} in batch {batch_id}")
         index = int(number)
-        bucket, key = view_buckets(found.view).of(index)
-        view = (await self.read_models.job_bucket(batch_id, bucket)).get(key)
+        layout = view_buckets(found.view)
+        bucket, key = layout.of(index)
+        view = (await self.read_models.job_bucket(batch_id, layout, bucket)).get(key)
         return found, index, view, job_status(found, index, view)
 
     async def _send(self, found: Loaded, event: Event) -> None:

@@ -67,7 +67,7 @@ class ReportService:
         underlying = underlying_status(found)
         layout = view_buckets(found.view)
         for bucket in range(layout.count(total)):
-            views = await self.read_models.job_bucket(batch_id, bucket)
+            views = await self.read_models.job_bucket(batch_id, layout, bucket)
             for index in layout.indexes(bucket, total):
                 view = views.get(layout.of(index)[1])
                 status = job_status(found, index, view, underlying)

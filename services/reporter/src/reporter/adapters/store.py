@@ -2,7 +2,8 @@
 
 `batch_views`: one document per batch. `job_views`: job views in buckets (of 100 jobs, or the
 size recorded in the batch view: `servicekit.buckets`),
-`{_id: "<batch>:<bucket>", batch_id, tenant, bucket, jobs: {j<k>: view}}`.
+`{_id: "<batch>:<bucket>", batch_id, tenant, bucket, jobs: {j<k>: view}}`, each view packed
+(`servicekit.jobviews`); this store unpacks what it reads, so the projection folds full views.
 Guards are applied here, in memory, against the stored documents: every write is one
 `_id`-keyed update (FerretDB v1 scans on other filters and stalls on multi-statement updates).
 One reporter instance owns the read models (see docs/architecture.md)."""
@@ -30,6 +31,7 @@ from reporter.domain.projection import (
     log_entry,
 )
 from servicekit.buckets import SIZE_FIELD, Buckets, bucket_id, view_buckets
+from servicekit.jobviews import pack, unpack
 from servicekit.store import Document
 
 BATCH_VIEWS = "batch_views"
@@ -141,12 +143,18 @@ class MongoProjectionStore:
         return [Webhook.model_validate(h) for h in hooks], str(doc.get("name") or "")
 
     async def _bucket(self, doc_id: str) -> dict[str, Any]:
+        """The bucket's full (unpacked) views by key; cached."""
         cached = self._buckets.get(doc_id)
         if cached is not None:
             self._buckets.move_to_end(doc_id)
             return cached
         doc = await self.jobs.find_one({"_id": doc_id}, {"jobs": 1})
-        views: dict[str, Any] = (doc or {}).get("jobs") or {}
+        batch_id, bucket = doc_id.rsplit(":", 1)
+        layout = await self._layout(batch_id)
+        views: dict[str, Any] = {
+            key: unpack(stored, batch_id, layout.index_of(int(bucket), key))
+            for key, stored in ((doc or {}).get("jobs") or {}).items()
+        }
         self._buckets[doc_id] = views
         while len(self._buckets) > self._cached_buckets:
             self._buckets.popitem(last=False)
@@ -155,7 +163,7 @@ class MongoProjectionStore:
     async def _write_bucket(self, doc_id: str, tenant: str, views: dict[str, Any]) -> None:
         batch_id, bucket = doc_id.rsplit(":", 1)
         sets: dict[str, Any] = {"batch_id": batch_id, "tenant": tenant, "bucket": int(bucket)}
-        sets |= {f"jobs.{key}": view for key, view in views.items()}
+        sets |= {f"jobs.{key}": pack(view) for key, view in views.items()}
         await self.jobs.update_one({"_id": doc_id}, {"$set": sets}, upsert=True)
         cached = self._buckets.get(doc_id)
         if cached is not None:

@@ -18,6 +18,7 @@ from pymongo.errors import DuplicateKeyError
 from rollback.domain.plan import BatchFacts
 from servicekit.backups import MongoBackups
 from servicekit.buckets import bucket_id, view_buckets
+from servicekit.jobviews import unpack
 from servicekit.store import Document
 
 
@@ -57,9 +58,11 @@ class ReadModelBatches:
             return None
         total = int((view.get("counts") or {}).get("total") or 0)
         completed: dict[str, datetime | None] = {}
-        for bucket in range(max(1, view_buckets(view).count(total))):
+        layout = view_buckets(view)
+        for bucket in range(max(1, layout.count(total))):
             doc = await self.job_views.find_one({"_id": bucket_id(batch_id, bucket)})
-            for job in ((doc or {}).get("jobs") or {}).values():
+            for key, stored in ((doc or {}).get("jobs") or {}).items():
+                job = unpack(stored, batch_id, layout.index_of(bucket, key))
                 if job.get("status") == "completed":
                     completed[job["job_id"]] = job.get("finished_at")
         return BatchFacts(
