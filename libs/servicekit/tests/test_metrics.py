@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import httpx
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from fastapi import FastAPI, HTTPException
 from prometheus_client import REGISTRY
 
@@ -91,16 +91,20 @@ async def test_observed_publisher_shows_only_what_was_published() -> None:
 
 
 class _Producer:
-    """Acknowledges every send, except on the topics in `refused`."""
+    """Acknowledges every send, except on the topics in `refused`; a send to a topic in
+    `broken` raises at once (as aiokafka's does for a message too large)."""
 
-    def __init__(self, refused: set[str]) -> None:
+    def __init__(self, refused: set[str], broken: frozenset[str] = frozenset()) -> None:
         self.refused = refused
+        self.broken = broken
         self.sent: list[tuple[str, bytes, bytes]] = []
 
     async def send(
         self, topic: str, *, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
     ) -> asyncio.Future[None]:
         assert headers == [("content-type", b"application/json")]
+        if topic in self.broken:
+            raise MessageSizeTooLargeError()
         self.sent.append((topic, key, value))
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if topic in self.refused:
@@ -132,3 +136,25 @@ async def test_published_events_are_counted_per_topic_once_the_broker_acknowledg
     assert _published("t-refused", "error") == before["t-refused", "error"] + 1
     assert _published("t-refused", "success") == before["t-refused", "success"]
     assert _published("t-a", "error") == before["t-a", "error"]
+
+
+async def test_a_send_that_raises_still_settles_the_messages_sent_before_it() -> None:
+    producer = _Producer(refused={"t-refused"}, broken=frozenset({"t-broken"}))
+    publisher = KafkaEventPublisher(producer)
+    event = envelope_for(BatchSubmitted(batch_id="b1", total_items=1, chunks=1), producer="t")
+    before = {t: _published(t, s) for t, s in (("t-a", "success"), ("t-refused", "error"))}
+
+    with pytest.raises(MessageSizeTooLargeError):
+        await publisher.publish(
+            [
+                Outgoing("t-a", "b1", event),
+                Outgoing("t-refused", "b1", event),
+                Outgoing("t-broken", "b1", event),
+                Outgoing("t-a", "b1", event),
+            ]
+        )
+    # the two handed over before the broken send were waited for and counted (the refused
+    # one's failure retrieved, not left to "never retrieved"); none after it was sent
+    assert [t for t, _, _ in producer.sent] == ["t-a", "t-refused"]
+    assert _published("t-a", "success") == before["t-a"] + 1
+    assert _published("t-refused", "error") == before["t-refused"] + 1

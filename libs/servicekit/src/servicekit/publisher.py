@@ -62,23 +62,36 @@ class KafkaEventPublisher:
         if isinstance(sender, KafkaBroker):
             sender = connected_producer(sender)
         futures: list[asyncio.Future[Any]] = []
-        for m in messages:
-            with producing(m.envelope, m.topic) as envelope:
-                futures.append(
-                    await sender.send(
-                        m.topic, value=encode(envelope), key=m.key.encode(), headers=CONTENT_TYPE
+        try:
+            for m in messages:
+                with producing(m.envelope, m.topic) as envelope:
+                    futures.append(
+                        await sender.send(
+                            m.topic,
+                            value=encode(envelope),
+                            key=m.key.encode(),
+                            headers=CONTENT_TYPE,
+                        )
                     )
-                )
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        by_topic: Counter[tuple[str, bool]] = Counter(
-            (m.topic, not isinstance(r, BaseException))
-            for m, r in zip(messages, results, strict=True)
-        )
-        for (topic, ok), n in by_topic.items():
-            count_published(topic, n, ok=ok)
-        for r in results:
+        except Exception:
+            # The messages already handed to the producer are still waited for and counted
+            # (so no failure of theirs goes unretrieved); then the send's own error is raised.
+            await _settled(messages[: len(futures)], futures)
+            raise
+        for r in await _settled(messages, futures):
             if isinstance(r, BaseException):
                 raise r
+
+
+async def _settled(messages: Sequence[Outgoing], futures: list[asyncio.Future[Any]]) -> list[Any]:
+    """The broker's answers to `messages` (results or exceptions), counted per topic."""
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    by_topic: Counter[tuple[str, bool]] = Counter(
+        (m.topic, not isinstance(r, BaseException)) for m, r in zip(messages, results, strict=True)
+    )
+    for (topic, ok), n in by_topic.items():
+        count_published(topic, n, ok=ok)
+    return results
 
 
 class RecordingPublisher:
