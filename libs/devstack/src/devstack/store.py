@@ -28,6 +28,12 @@ PORT_ENV = "BATCHYARD_STORE_PORT"
 DEBUG_PORT_ENV = "BATCHYARD_STORE_DEBUG_PORT"
 DEFAULT_DATABASE = "batchyard"
 OP_MSG = 2013
+# SQLite settings for every database file. FerretDB already sets WAL; `synchronous(normal)`
+# makes a commit skip its fsync (the WAL is synced at checkpoints): a commit survives a
+# killed process, not a power cut, as a write a standalone MongoDB acknowledges by default
+# does (w: 1; its journal is flushed every 100 ms). Under load: fsync calls 215 -> 13 in
+# 4 s, and more jobs/s for less FerretDB CPU (docs/performance.md, session 11).
+SQLITE_PRAGMAS = ("synchronous(normal)",)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def argv(paths: Paths, settings: StoreSettings) -> list[str]:
     return [
         str(paths.ferretdb_bin),
         "--handler=sqlite",
-        f"--sqlite-url=file:{data}/",
+        f"--sqlite-url=file:{data}/?{'&'.join(f'_pragma={p}' for p in SQLITE_PRAGMAS)}",
         f"--listen-addr={settings.host}:{settings.port}",
         f"--state-dir={data / 'state'}",
         f"--debug-addr={debug_addr}",
