@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from servicekit.buckets import view_buckets
-from servicekit.jobviews import unpack
+from servicekit.jobviews import unpack_bucket
 
 
 async def job_views(mongodb_url: str, database: str, batch_id: str) -> list[dict[str, Any]]:
@@ -21,9 +21,9 @@ async def job_views(mongodb_url: str, database: str, batch_id: str) -> list[dict
         db = client[database]
         layout = view_buckets(await db["batch_views"].find_one({"_id": batch_id}))
         return [
-            unpack(stored, batch_id, layout.index_of(bucket["bucket"], key))
-            async for bucket in db["job_views"].find({"batch_id": batch_id})
-            for key, stored in bucket["jobs"].items()
+            view
+            async for doc in db["job_views"].find({"batch_id": batch_id})
+            for view in unpack_bucket(doc, batch_id, layout, doc["bucket"]).values()
         ]
     finally:
         await client.close()

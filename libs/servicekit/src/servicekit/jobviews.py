@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from contracts.topics import job_id_for
+from servicekit.buckets import Buckets
 
 # Top-level fields a view has even when empty (None); stored only when set.
 NULLABLE = (
@@ -110,3 +111,13 @@ def unpack(stored: Mapping[str, Any], batch_id: str, index: int) -> dict[str, An
     if "attempts" not in view:
         view["attempts"] = implied_attempts(view) or {}
     return view
+
+
+def unpack_bucket(
+    doc: Mapping[str, Any] | None, batch_id: str, layout: Buckets, bucket: int
+) -> dict[str, dict[str, Any]]:
+    """The full views of a stored bucket document (`j<k>` → view); empty for None."""
+    return {
+        key: unpack(stored, batch_id, layout.index_of(bucket, key))
+        for key, stored in ((doc or {}).get("jobs") or {}).items()
+    }

@@ -12,7 +12,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.buckets import Buckets, bucket_id
-from servicekit.jobviews import unpack
+from servicekit.jobviews import unpack_bucket
 from servicekit.store import Document
 
 
@@ -55,10 +55,7 @@ class ReadModels:
         """The job views of one bucket (`j<k>` → full view, unpacked: `servicekit.jobviews`);
         empty if none was projected yet."""
         doc = await self.jobs.find_one({"_id": bucket_id(batch_id, bucket)}, {"jobs": 1})
-        return {
-            key: unpack(stored, batch_id, layout.index_of(bucket, key))
-            for key, stored in ((doc or {}).get("jobs") or {}).items()
-        }
+        return unpack_bucket(doc, batch_id, layout, bucket)
 
     async def job_views(
         self, batch_id: str, layout: Buckets, total: int, first_index: int = 0

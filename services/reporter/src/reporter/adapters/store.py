@@ -31,7 +31,7 @@ from reporter.domain.projection import (
     log_entry,
 )
 from servicekit.buckets import SIZE_FIELD, Buckets, bucket_id, view_buckets
-from servicekit.jobviews import pack, unpack
+from servicekit.jobviews import pack, unpack_bucket
 from servicekit.store import Document
 
 BATCH_VIEWS = "batch_views"
@@ -150,11 +150,9 @@ class MongoProjectionStore:
             return cached
         doc = await self.jobs.find_one({"_id": doc_id}, {"jobs": 1})
         batch_id, bucket = doc_id.rsplit(":", 1)
-        layout = await self._layout(batch_id)
-        views: dict[str, Any] = {
-            key: unpack(stored, batch_id, layout.index_of(int(bucket), key))
-            for key, stored in ((doc or {}).get("jobs") or {}).items()
-        }
+        views: dict[str, Any] = unpack_bucket(
+            doc, batch_id, await self._layout(batch_id), int(bucket)
+        )
         self._buckets[doc_id] = views
         while len(self._buckets) > self._cached_buckets:
             self._buckets.popitem(last=False)

@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 from rollback.domain.plan import BatchFacts
 from servicekit.backups import MongoBackups
 from servicekit.buckets import bucket_id, view_buckets
-from servicekit.jobviews import unpack
+from servicekit.jobviews import unpack_bucket
 from servicekit.store import Document
 
 
@@ -61,8 +61,7 @@ class ReadModelBatches:
         layout = view_buckets(view)
         for bucket in range(max(1, layout.count(total))):
             doc = await self.job_views.find_one({"_id": bucket_id(batch_id, bucket)})
-            for key, stored in ((doc or {}).get("jobs") or {}).items():
-                job = unpack(stored, batch_id, layout.index_of(bucket, key))
+            for job in unpack_bucket(doc, batch_id, layout, bucket).values():
                 if job.get("status") == "completed":
                     completed[job["job_id"]] = job.get("finished_at")
         return BatchFacts(
