@@ -18,10 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from contracts.events.execution import output_metrics
 from contracts.topics import job_id_for
 from servicekit.buckets import Buckets
 
-# Top-level fields a view has even when empty (None); stored only when set.
+# Top-level fields every full view has, None when unset (the reporter's projection sets them
+# so); stored only when set.
 NULLABLE = (
     "status",
     "executor",
@@ -37,18 +39,6 @@ NULLABLE = (
 )
 _FROM_PLACE = ("job_id", "index")
 _RAN = frozenset({"running", "completed", "failed", "cancelled"})
-
-
-def reported_metrics(output: object) -> dict[str, float]:
-    """The metrics a job's output gives: its numeric fields as floats (what executors
-    report with `JobCompleted`)."""
-    if not isinstance(output, Mapping):
-        return {}
-    return {
-        k: float(v)
-        for k, v in output.items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
 
 
 def implied_attempts(view: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -84,7 +74,7 @@ def pack(view: Mapping[str, Any]) -> dict[str, Any]:
     if (
         completed
         and "metrics" in stored
-        and stored["metrics"] == reported_metrics(stored.get("output"))
+        and stored["metrics"] == output_metrics(stored.get("output"))
     ):
         del stored["metrics"]
     for name in NULLABLE:
@@ -104,7 +94,7 @@ def unpack(stored: Mapping[str, Any], batch_id: str, index: int) -> dict[str, An
         return dict(stored)
     view: dict[str, Any] = {"job_id": job_id_for(batch_id, index), "index": index, **stored}
     if "metrics" not in view and view.get("status") == "completed":
-        view["metrics"] = reported_metrics(view.get("output"))
+        view["metrics"] = output_metrics(view.get("output"))
     for name in NULLABLE:
         view.setdefault(name, None)
     view.setdefault("errors", {})

@@ -46,6 +46,18 @@ class JobCompleted(Event):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
+def output_metrics(output: object) -> dict[str, float]:
+    """The metrics an output gives, as executors report them in `JobCompleted.metrics`: its
+    numeric fields (not booleans) as floats."""
+    if not isinstance(output, dict):
+        return {}
+    return {
+        k: float(v)
+        for k, v in output.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
 class JobFailed(Event):
     """`retryable` is the handler's verdict; the scheduler decides whether attempts remain."""
 

@@ -30,6 +30,7 @@ from contracts.events import (
     JobProgress,
     JobStarted,
 )
+from contracts.events.execution import output_metrics
 from contracts.topics import Topics
 from executor.adapters.backups import BackupStore
 from executor.adapters.isolation import ProcessIsolation
@@ -224,7 +225,7 @@ class Executor:
                 finished_at=finished,
                 duration_ms=_ms(job.started_at, finished),
                 output=output,
-                metrics={k: float(v) for k, v in output.items() if _is_number(v)},
+                metrics=output_metrics(output),
             )
         except asyncio.CancelledError:
             if not job.cancel_requested:
@@ -427,7 +428,3 @@ class _Unknown(JobError):
 
 def _ms(start: datetime, end: datetime) -> float:
     return round((end - start).total_seconds() * 1000, 3)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -31,6 +31,7 @@ from contracts.events import (
     RollbackProgress,
 )
 from servicekit.buckets import JOB_VIEW_SIZE, SIZE_FIELD
+from servicekit.jobviews import NULLABLE
 
 JobEvent = JobStarted | JobCompleted | JobFailed | JobRetryScheduled | JobCancelled
 JOB_EVENTS = (JobStarted, JobCompleted, JobFailed, JobRetryScheduled, JobCancelled)
@@ -64,19 +65,6 @@ _RANK = {
     "JobRetryScheduled": 4,
     "JobCancelled": 5,
 }
-_JOB_FIELDS = (
-    "status",
-    "executor",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "output",
-    "metrics",
-    "error_class",
-    "error_message",
-    "retryable",
-    "retry_at",
-)
 
 
 def batch_static(env: Envelope, e: BatchCreated) -> dict[str, Any]:
@@ -195,7 +183,7 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
         fields |= {"status": "cancelled", "error_message": e.reason}
     else:
         fields |= {"status": "retrying", "retry_at": e.retry_at, "error_class": e.error_class}
-    for name in _JOB_FIELDS:
+    for name in NULLABLE:
         fields.setdefault(name, None)
     return fields
 
