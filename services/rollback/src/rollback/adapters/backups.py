@@ -54,7 +54,9 @@ class ReadModelBatches:
 
     async def facts(self, batch_id: str) -> BatchFacts | None:
         view = await self.views.find_one({"_id": batch_id})
-        if view is None:
+        if view is None or "job_type" not in view:
+            # no view, or one the reporter opened for job events that came before the batch's
+            # creation was projected: the batch is not known yet (the request is retried)
             return None
         total = int((view.get("counts") or {}).get("total") or 0)
         completed: dict[str, datetime | None] = {}
