@@ -70,6 +70,14 @@ def _chain(spans: list[ReceivedSpan], leaf: ReceivedSpan) -> list[ReceivedSpan]:
     return chain
 
 
+def _ancestors_received(spans: list[ReceivedSpan], leaf: ReceivedSpan) -> bool:
+    by_id = {s.span_id: s for s in spans if s.trace_id == leaf.trace_id}
+    span: ReceivedSpan | None = leaf
+    while span is not None and span.parent_id:
+        span = by_id.get(span.parent_id)
+    return span is not None
+
+
 def _find(spans: list[ReceivedSpan], service: str, name: str, job_id: str) -> ReceivedSpan | None:
     for span in spans:
         if (
@@ -96,9 +104,16 @@ def test_one_trace_follows_a_job_from_the_request_to_the_read_model(
     job_id = f"{batch_id}.0"
 
     def projected(spans: list[ReceivedSpan]) -> bool:
+        # Each process exports its spans on its own schedule, so the reporter's span can come
+        # before its parents from the executor: wait until the chain to the root is here too,
+        # and the other spans looked for below.
+        leaf = _find(spans, "reporter", "process JobCompleted", job_id)
         return (
-            _find(spans, "reporter", "process JobCompleted", job_id) is not None
+            leaf is not None
+            and _ancestors_received(spans, leaf)
             and _find(spans, "scheduler", "process JobCompleted", job_id) is not None
+            and _find(spans, "executor", "process JobDispatched", job_id) is not None
+            and any(s.service == "scheduler" and s.name == "publish BatchCompleted" for s in spans)
         )
 
     spans = collector.wait_for(projected, timeout=60)
