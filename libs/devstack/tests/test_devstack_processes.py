@@ -233,3 +233,35 @@ def test_tail_lines(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert processes.tail_lines(log, 3) == ["line 97", "line 98", "line 99"]
     assert processes.tail_lines(tmp_path / "missing.log") == []
+
+
+def test_stop_of_a_process_whose_leader_thread_exits_first_waits_only_for_its_exit(
+    tmp_path: Path,
+) -> None:
+    """A JVM (Kafka) can look like a zombie (its first thread gone) while its other threads
+    still shut down; once the whole process has exited it must be reaped, not waited on until
+    the timeout and reported killed (every `devstack test` waited 20 s for Kafka so)."""
+    run, log = tmp_path / "run", tmp_path / "jvm-like.log"
+    code = (
+        "import ctypes, os, signal, threading, time\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
+        "asked = threading.Event()\n"
+        "def shut_down():\n"
+        "    signal.sigwait({signal.SIGTERM})\n"
+        "    asked.set()\n"
+        "    time.sleep(0.5)\n"
+        "    os._exit(0)\n"
+        "threading.Thread(target=shut_down).start()\n"
+        "print('armed', flush=True)\n"
+        "asked.wait()\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"
+    )
+    rec = processes.start_process("jvm-like", [sys.executable, "-c", code], None, log, run_dir=run)
+    deadline = time.monotonic() + 10
+    while not processes.log_contains(log, "armed", rec.log_offset) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes.log_contains(log, "armed", rec.log_offset)
+    started = time.monotonic()
+    assert processes.stop("jvm-like", run, timeout=8) is StopResult.TERMINATED
+    assert time.monotonic() - started < 4
+    assert not processes.pid_alive(rec.pid)

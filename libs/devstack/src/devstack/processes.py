@@ -422,9 +422,15 @@ def stop_many(names: Sequence[str], run_dir: Path, timeout: float = 10.0) -> dic
             result = StopResult.KILLED
             _wait_gone(record.pid, time.monotonic() + 5.0)
         elif group:
-            # The leader is gone; give stragglers in its group the rest of the time.
-            while _group_alive(record.pid) and time.monotonic() < deadline:
+            # The leader is gone; give stragglers in its group the rest of the time. "Gone"
+            # includes a zombie leader whose other threads still run (a JVM shutting down):
+            # reap it as it exits, or the group stays "alive" until the deadline.
+            while time.monotonic() < deadline:
+                _reap(record.pid)
+                if not _group_alive(record.pid):
+                    break
                 time.sleep(0.1)
+            _reap(record.pid)
             if _group_alive(record.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(record.pid, signal.SIGKILL)
