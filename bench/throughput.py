@@ -1,6 +1,6 @@
 """End-to-end throughput of no-op jobs, against the raw broker and Celery, in one run.
 
-    python bench/throughput.py [--jobs 10000] [--executors 2] [--no-celery]
+    python bench/throughput.py [--jobs 10000] [--executors 2] [--no-celery] [--warm-up N]
 
 Needs Kafka and the store (`make up`, or KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL). It starts an
 isolated copy of the services (own topic prefix and database, free ports), submits batches of
@@ -8,9 +8,11 @@ isolated copy of the services (own topic prefix and database, free ports), submi
 showing every job completed. Baselines in the same process tree: a raw aiokafka relay on the
 same broker (produce N messages, consume each and produce a reply, consume the replies), and
 Celery running the same N no-op tasks as a group with result tracking on Redis
-(bench/celery_baseline.py). Prints the rates, the ratios and PASS/FAIL for the design's
-targets (>= 10,000 jobs/s, >= 3x Celery, within 4x of the relay); `--json FILE` also writes
-them."""
+(bench/celery_baseline.py). A broker just started used about twice the CPU per message in
+its first runs (docs/performance.md, session 11), so an unreported relay of `--warm-up`
+messages (three times `--jobs` by default; 0 skips it) runs first. Prints the rates, the
+ratios and PASS/FAIL for the design's targets (>= 10,000 jobs/s, >= 3x Celery, within 4x of
+the relay); `--json FILE` also writes them."""
 
 from __future__ import annotations
 
@@ -115,6 +117,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--executors", type=int, default=2)
     parser.add_argument("--no-celery", action="store_true", help="skip the Celery baseline")
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        help="messages relayed through the broker before measuring, not reported "
+        "(default: three times --jobs; 0: none)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--env",
@@ -125,7 +133,12 @@ def main() -> int:
     )
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.env)
-    figures = measure(args.jobs, args.executors, extra_env, celery=not args.no_celery)
+    warm_up = 3 * args.jobs if args.warm_up is None else args.warm_up
+    if warm_up < 0:
+        parser.error("--warm-up must be 0 or more")
+    figures = measure(
+        args.jobs, args.executors, extra_env, celery=not args.no_celery, warm_up=warm_up
+    )
     report(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
@@ -133,9 +146,12 @@ def main() -> int:
 
 
 def measure(
-    jobs: int, executors: int, extra_env: dict[str, str], *, celery: bool
+    jobs: int, executors: int, extra_env: dict[str, str], *, celery: bool, warm_up: int = 0
 ) -> dict[str, float]:
-    figures: dict[str, float] = {"jobs": jobs, "executors": executors}
+    figures: dict[str, float] = {"jobs": jobs, "executors": executors, "warm_up": warm_up}
+    if warm_up:
+        warm_s = asyncio.run(relay(warm_up))
+        print(f"broker warm-up: {warm_up} messages relayed in {warm_s:.1f} s (not reported)")
     relay_s = asyncio.run(relay(jobs))
     figures["relay_per_s"] = jobs / relay_s
     if celery:
@@ -148,7 +164,10 @@ def measure(
 
 def report(f: dict[str, float]) -> None:
     by, relay_rate = f["batchyard_per_s"], f["relay_per_s"]
-    print(f"jobs: {f['jobs']:.0f}, executors: {f['executors']:.0f}")
+    print(
+        f"jobs: {f['jobs']:.0f}, executors: {f['executors']:.0f}, "
+        f"broker warmed by {f.get('warm_up', 0):.0f} messages"
+    )
     print(f"raw aiokafka relay  : {relay_rate:10.0f} msgs/s")
     if "celery_per_s" in f:
         print(f"celery (redis)      : {f['celery_per_s']:10.0f} tasks/s")
