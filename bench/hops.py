@@ -1,10 +1,11 @@
 """Where the time of one small batch goes, hop by hop: one-job batches are submitted one
 after another, and the first record of each event type for the batch is timed by its Kafka
 timestamp (the producer's clock; every process runs on this machine), from the moment the
-POST was sent. p50 and p99 per event type, in the order they happen.
+POST was sent. p50 and p99 per event type, in the order they happen. `--items N` gives each
+batch N jobs (at most 10,000, the inline limit): how long a large batch takes to start.
 
-    python bench/hops.py [--batches 30] [--gap 0.5]      # an isolated stack, fresh database
-    python bench/hops.py --url URL --key KEY [--prefix P] # a running stack (e.g. `make up`)
+    python bench/hops.py [--batches 30] [--gap 0.5] [--items 1]  # an isolated stack
+    python bench/hops.py --url URL --key KEY [--prefix P]        # a running stack (`make up`)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from contracts.topics import Topics
 
 
 async def timeline(
-    url: str, key: str, prefix: str, batches: int, gap_s: float = 0.0
+    url: str, key: str, prefix: str, batches: int, gap_s: float = 0.0, items: int = 1
 ) -> dict[str, list[float]]:
     """Milliseconds from each POST to each event type's first record, by event type. With
     `gap_s`, each POST waits that long after the previous batch completed (a quiet system)."""
@@ -50,7 +51,12 @@ async def timeline(
                 sent = time.time()
                 r = await api.post(
                     "/v1/batches",
-                    json={"name": f"hops-{n}", "job_type": "demo.sleep", "items": [{}]},
+                    json={
+                        "name": f"hops-{n}",
+                        "job_type": "demo.sleep",
+                        "items": [{}] * items,
+                        "config": {"max_concurrent_jobs": 10_000},
+                    },
                 )
                 r.raise_for_status()
                 times["POST answered"].append((time.time() - sent) * 1000)
@@ -89,13 +95,20 @@ def main() -> None:
     parser.add_argument(
         "--gap", type=float, default=0.0, help="seconds between one batch's end and the next POST"
     )
+    parser.add_argument("--items", type=int, default=1, help="jobs per batch (1 to 10,000)")
     args = parser.parse_args()
+    if not 1 <= args.items <= 10_000:
+        parser.error("--items must be between 1 and 10,000")
     if args.url:
-        times = asyncio.run(timeline(args.url, args.key, args.prefix, args.batches, args.gap))
+        times = asyncio.run(
+            timeline(args.url, args.key, args.prefix, args.batches, args.gap, args.items)
+        )
     else:
         with bench_stack(2, NO_RATE_LIMIT) as stack:
             times = asyncio.run(
-                timeline(stack.url, stack.key, stack.topic_prefix, args.batches, args.gap)
+                timeline(
+                    stack.url, stack.key, stack.topic_prefix, args.batches, args.gap, args.items
+                )
             )
     report(times)
 
