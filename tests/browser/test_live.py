@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 from browser_support import (
     assert_not_reloaded,
@@ -16,7 +17,7 @@ from browser_support import (
     sign_in,
     wait_status,
 )
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -89,6 +90,119 @@ def test_pause_and_resume_from_the_detail_page(page: Page, stack: Stack) -> None
     expect(page.locator("#b-status")).to_have_text("running", timeout=15_000)
     expect(page.locator("#f-done")).to_have_text("100.0%", timeout=60_000)
     expect(page.locator("#b-status")).to_have_text("completed", timeout=15_000)
+    assert_not_reloaded(page)
+
+
+def test_a_read_older_than_the_stream_does_not_take_back_its_status(
+    page: Page, stack: Stack
+) -> None:
+    """The live feed sees a snapshot before the reporter has projected it, so a read of the
+    batch made right after the stream showed "paused" can still say "running" (CI saw the page
+    stuck at "running" after a pause). Here every read of the batch answers one seq behind the
+    view, as such a read would: the page keeps what the stream showed."""
+    batch = create_batch(
+        stack,
+        name="paused before the page opened",
+        job_type="demo.sleep",
+        items=[{"seconds": 0.3}] * 30,
+        config={"max_concurrent_jobs": 1},
+    )
+    wait_status(stack, batch["id"], "running")
+    paused_at = httpx.post(
+        f"{stack.url}/v1/batches/{batch['id']}/actions/pause", headers=stack.headers, timeout=30
+    )
+    assert paused_at.status_code == 202, paused_at.text
+    paused = wait_status(stack, batch["id"], "paused")
+    assert paused["seq"] > 0
+    stale_reads = []
+
+    def stale(route: Route) -> None:
+        body = route.fetch().json()
+        body.update(status="running", seq=body["seq"] - 1)
+        stale_reads.append(body["seq"])
+        route.fulfill(json=body)
+
+    sign_in(page, stack.admin_key)
+    page.route(f"**/v1/batches/{batch['id']}", stale)
+    page.goto(f"/batches/{batch['id']}")
+    # The first read shows "running"; the stream then opens with the view ("paused"); the
+    # read the page makes once the stream is live is the stale one it must not believe.
+    expect(page.locator("#b-status")).to_have_text("paused", timeout=15_000)
+    expect(page.locator("#live")).to_have_text("live")
+    deadline = time.monotonic() + 10
+    while len(stale_reads) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(stale_reads) >= 2, "the page did not read the batch again once live"
+    page.wait_for_timeout(500)
+    expect(page.locator("#b-status")).to_have_text("paused")
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+
+
+def test_the_overview_keeps_a_streamed_status_that_a_listing_is_behind(
+    page: Page, stack: Stack
+) -> None:
+    """As above, on the overview: its listing is read again whenever a batch it does not show
+    yet appears, and every listing here answers one seq behind for the watched batch."""
+    batch = create_batch(
+        stack,
+        name="paused while watched",
+        job_type="demo.sleep",
+        items=[{"seconds": 0.3}] * 30,
+        config={"max_concurrent_jobs": 1},
+    )
+    stale_reads = []
+
+    def stale(route: Route) -> None:
+        body = route.fetch().json()
+        for item in body["items"]:
+            if item["id"] == batch["id"]:
+                item.update(status="running", seq=item["seq"] - 1)
+                stale_reads.append(item["seq"])
+        route.fulfill(json=body)
+
+    page.route(lambda url: "/v1/batches?limit=" in url, stale)
+    sign_in(page, stack.admin_key)
+    card = page.locator(f"#batch-{batch['id']}")
+    expect(card.locator(".badge")).to_have_text("running", timeout=20_000)
+    expect(page.locator("#live")).to_have_text("live")
+    paused_at = httpx.post(
+        f"{stack.url}/v1/batches/{batch['id']}/actions/pause", headers=stack.headers, timeout=30
+    )
+    assert paused_at.status_code == 202, paused_at.text
+    expect(card.locator(".badge")).to_have_text("paused", timeout=15_000)
+    reads = len(stale_reads)
+    create_batch(stack, name="appears later", job_type="demo.sleep", items=[{}])
+    deadline = time.monotonic() + 10
+    while len(stale_reads) == reads and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(stale_reads) > reads, "the overview did not read its listing again"
+    page.wait_for_timeout(500)
+    expect(card.locator(".badge")).to_have_text("paused")
+
+
+def test_a_finished_batch_page_follows_a_retry_asked_for_elsewhere(
+    page: Page, stack: Stack
+) -> None:
+    """A finished batch's stream ends at once; a retry requested from the CLI, another page or
+    before the reporter projected it must still show on a page already open."""
+    batch = create_batch(
+        stack,
+        name="retried from elsewhere",
+        job_type="demo.sleep",
+        items=[{"seconds": 0.05}] * 3 + [{"fail_first_attempts": 1, "fail_with": "permanent"}],
+    )
+    wait_status(stack, batch["id"], "completed_with_errors")
+    sign_in(page, stack.admin_key)
+    page.goto(f"/batches/{batch['id']}")
+    mark_document(page)
+    expect(page.locator("#b-status")).to_have_text("completed with errors")
+    expect(page.locator("#live")).to_have_text("finished")
+    retried = httpx.post(
+        f"{stack.url}/v1/batches/{batch['id']}/actions/retry", headers=stack.headers, timeout=30
+    )
+    assert retried.status_code == 202, retried.text
+    expect(page.locator("#b-status")).to_have_text("completed", timeout=30_000)
+    expect(page.locator("#f-errors")).to_have_text("0")
     assert_not_reloaded(page)
 
 

@@ -147,6 +147,12 @@ class BatchPublic(BaseModel):
     )
     visibility: Visibility = "tenant"
     shared_with: list[str] = Field(default_factory=list)
+    seq: int = Field(
+        default=0,
+        description="The sequence number of the newest batch event this answer reflects (the "
+        "live stream's `progress` frames carry the same): of two views of one batch, the one "
+        "with the higher `seq` is newer.",
+    )
 
 
 MAX_PAGE = 500

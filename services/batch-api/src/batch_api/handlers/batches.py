@@ -645,6 +645,7 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
         deadline_at_risk=bool(view.get("deadline_at_risk")),
         visibility=doc.get("visibility", "tenant"),
         shared_with=doc.get("shared_with") or [],
+        seq=int(view.get("seq") or 0),
     )
 
 

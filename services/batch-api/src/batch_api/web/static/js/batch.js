@@ -6,8 +6,8 @@
 import { followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
-  $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtDuration, fmtNumber, fmtTime, h, policyBadges,
-  progressBar, startPage, statusLabel, takePolicy, toast,
+  $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
+  policyBadges, progressBar, startPage, statusLabel, takePolicy, toast,
 } from "./ui.js";
 
 const id = $("#batch").dataset.batchId;
@@ -111,7 +111,7 @@ function renderBatch() {
 const analytics = followAnalytics(id, $("#analytics"), (status) => TERMINAL.has(status) || status === "archived");
 
 async function loadBatch() {
-  batch = await api(`/v1/batches/${id}`);
+  batch = keepNewer(await api(`/v1/batches/${id}`), batch);
   shownStatus ??= batch.status;
   renderBatch();
   if (rollbackSupported === null) learnRollback(batch.job_type);
@@ -209,7 +209,7 @@ async function decide(conflict, keep, button) {
     addTimeline(new Date().toISOString(), `conflict “${conflict.name}” decided`, null);
     conflictsKey = null;
     await loadConflicts();
-    watchAfter(before);
+    watchFinished(before);
   } catch (error) {
     toast(errorText(error), "error");
     button.disabled = false;
@@ -360,7 +360,7 @@ async function onAction(button) {
     const before = batch.status;
     await loadBatch();
     listen();
-    if (TERMINAL.has(before)) watchAfter(before);
+    watchFinished(before);
   } catch (error) {
     toast(errorText(error), "error");
     renderBatch();
@@ -407,7 +407,7 @@ async function confirmRollback() {
     toast("Rollback started.", "ok");
     addTimeline(new Date().toISOString(), "rollback requested", null);
     await loadBatch();
-    watchAfter(before);
+    watchFinished(before);
   } catch (error) {
     $("#rb-plan").append(h("p", { class: "error", role: "alert" }, errorText(error)));
   }
@@ -489,30 +489,36 @@ function onEvent(name, data) {
   }
 }
 
-// The stream of a finished batch ends at once, so after an action on one (retry, rollback) the
-// page re-reads the batch until its status moves on: then it follows the stream again while
-// the batch is active (retrying, rolling back), or shows the new final status. Bounded: two
-// minutes at most.
+// The stream of a finished batch ends at once, yet the batch can move on: a retry or a rollback
+// asked for on this page, on another one or from the CLI shows only by reading the batch again
+// (the page may also have opened before the reporter projected such a request). So a finished
+// batch is re-read every 2 s for a minute after its stream ended or an action here, then every
+// 10 s while the page is open and visible; once it moves on, the page follows its stream again
+// while it is active (retrying, rolling back), or shows the new final status and keeps watching.
 let watchTimer = null;
-function watchAfter(fromStatus) {
-  clearInterval(watchTimer);
-  let tries = 0;
-  watchTimer = setInterval(async () => {
-    tries += 1;
+function watchFinished(fromStatus = batch.status) {
+  clearTimeout(watchTimer);
+  if (!TERMINAL.has(fromStatus)) return; // it was active: its stream is followed
+  let from = { status: fromStatus, seq: batch.seq ?? 0 };
+  const began = Date.now();
+  const next = async () => {
     try {
-      await loadBatch();
+      if (!document.hidden) await loadBatch();
     } catch {
       // the next try reads again
     }
-    if (batch.status !== fromStatus) {
-      clearInterval(watchTimer);
-      addTimeline(new Date().toISOString(), statusLabel(batch.status), null);
+    if (batch.status !== from.status || (batch.seq ?? 0) > from.seq) {
+      if (batch.status !== from.status) addTimeline(new Date().toISOString(), statusLabel(batch.status), null);
       refreshJobsSoon();
-      if (!TERMINAL.has(batch.status)) listen();
-    } else if (tries >= 80) {
-      clearInterval(watchTimer);
+      if (!TERMINAL.has(batch.status)) {
+        listen();
+        return;
+      }
+      from = { status: batch.status, seq: batch.seq ?? 0 };
     }
-  }, 1500);
+    watchTimer = setTimeout(next, Date.now() - began < 60_000 ? 2000 : 10_000);
+  };
+  watchTimer = setTimeout(next, 2000);
 }
 
 // "Save as template…": POST /v1/templates/from-batch, then a link to the templates page.
@@ -574,7 +580,7 @@ function listen() {
     if (state === "unavailable") poll();
     else live.textContent = state === "ended" ? "finished" : state;
     if (state === "live") loadBatch().catch(() => {});
-    if (state === "ended") setTimeout(() => TERMINAL.has(batch.status) || listen(), 2000);
+    if (state === "ended") setTimeout(() => (TERMINAL.has(batch.status) ? watchFinished() : listen()), 2000);
   });
 }
 

@@ -3,7 +3,7 @@
 
 import { api, follow } from "./api.js";
 import {
-  $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtDuration, fmtNumber, fmtTime, h,
+  $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
   policyBadges, progressBar, startPage, takePolicy, toast,
 } from "./ui.js";
 
@@ -74,8 +74,9 @@ function render() {
 
 async function load() {
   const page = await api("/v1/batches?limit=200");
+  const shown = new Map(batches);
   batches.clear();
-  for (const b of page.items) batches.set(b.id, b);
+  for (const b of page.items) batches.set(b.id, keepNewer(b, shown.get(b.id)));
   render();
 }
 

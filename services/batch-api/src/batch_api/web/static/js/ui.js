@@ -93,11 +93,24 @@ export function policyBadges(b) {
 
 // Applies the policy fields of an SSE `progress` event to a batch; returns the rest.
 export function takePolicy(batch, data) {
-  const { batch_id, status, waiting_for, deadline_at_risk, ...progress } = data;
+  const { batch_id, status, seq, waiting_for, deadline_at_risk, ...progress } = data;
   if (waiting_for !== undefined) batch.waiting_for = waiting_for;
   if (deadline_at_risk !== undefined) batch.deadline_at_risk = deadline_at_risk;
   if (status) batch.status = status;
+  if (seq !== undefined) batch.seq = Math.max(batch.seq ?? 0, seq);
   return progress;
+}
+
+// What a live stream shows of a batch. The store's view can be behind the stream (the live feed
+// sees a snapshot before the reporter has projected it), so a read of the batch with an older
+// `seq` than the one shown keeps these as shown instead of taking them back.
+const STREAMED = ["status", "reason", "progress", "waiting_for", "deadline_at_risk", "seq"];
+
+export function keepNewer(read, shown) {
+  if (shown && (read.seq ?? 0) < (shown.seq ?? 0)) {
+    for (const key of STREAMED) read[key] = shown[key];
+  }
+  return read;
 }
 
 // A progress bar with completed/failed segments; `progress` is the API's progress object.
