@@ -18,6 +18,7 @@ from faststream.kafka.message import KafkaMessage
 
 from contracts.topics import Topics
 from servicekit.metrics import prometheus_middleware
+from servicekit.partitioner import KeyPartitioner
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,15 @@ def delete_topics_blocking(bootstrap: str, pick: Callable[[str], bool]) -> list[
 
 
 def make_broker(bootstrap: str, client_id: str, **producer_options: Any) -> KafkaBroker:
-    """A broker whose producer waits for the leader's ack and batches briefly, with
-    FastStream's Prometheus middleware (consumed batches; tracing is `servicekit.tracing`'s)."""
-    options: dict[str, Any] = {"acks": "all", "linger_ms": 2, "max_batch_size": 256 * 1024}
+    """A broker whose producer waits for the leader's ack, batches briefly and partitions as
+    Kafka's clients do (`servicekit.partitioner`), with FastStream's Prometheus middleware
+    (consumed batches; tracing is `servicekit.tracing`'s)."""
+    options: dict[str, Any] = {
+        "acks": "all",
+        "linger_ms": 2,
+        "max_batch_size": 256 * 1024,
+        "partitioner": KeyPartitioner(),
+    }
     options.update(producer_options)
     middlewares = [prometheus_middleware()]
     return KafkaBroker(
