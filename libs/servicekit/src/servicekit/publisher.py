@@ -107,6 +107,53 @@ class RecordingPublisher:
         return [m for m in self.sent if m.envelope.type == event_type]
 
 
+class CoalescingPublisher:
+    """Publishes what its callers hand it during one turn of the event loop together: one
+    `inner.publish` (one wait for the broker's acknowledgements, one count in the metrics) for
+    all of them, in the order they were handed over. Each caller returns once that publish
+    has; if it raised, every caller of that turn raises the same error. A caller that is
+    cancelled while it waits does not stop the others' messages.
+
+    Worth it where many tasks publish a message or two each: an executor's jobs reporting
+    their results (docs/performance.md, session 13)."""
+
+    def __init__(self, inner: EventPublisher) -> None:
+        self.inner = inner
+        self._pending: list[Outgoing] = []
+        self._done: asyncio.Future[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def publish(self, messages: Sequence[Outgoing]) -> None:
+        if not messages:
+            return
+        done = self._done
+        if done is None:
+            loop = asyncio.get_running_loop()
+            done = self._done = loop.create_future()
+            loop.call_soon(self._flush)
+        self._pending.extend(messages)
+        await asyncio.shield(done)
+
+    def _flush(self) -> None:
+        messages, self._pending = self._pending, []
+        done, self._done = self._done, None
+        assert done is not None
+        task = asyncio.ensure_future(self._publish(messages, done))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _publish(self, messages: list[Outgoing], done: asyncio.Future[None]) -> None:
+        try:
+            await self.inner.publish(messages)
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+        except BaseException as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+
 Observer = Callable[[Sequence[Outgoing]], None]
 
 

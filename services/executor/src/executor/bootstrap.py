@@ -21,7 +21,12 @@ from jobkit import JobType, Resources, discover_job_types
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
 from servicekit.kafka import make_broker
-from servicekit.publisher import EventPublisher, KafkaEventPublisher, ObservedPublisher
+from servicekit.publisher import (
+    CoalescingPublisher,
+    EventPublisher,
+    KafkaEventPublisher,
+    ObservedPublisher,
+)
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 from servicekit.store import connect_store
@@ -65,9 +70,12 @@ def bootstrap(
         slots=settings.slots,
         process_slots=settings.process_slots,
         job_types=hosted,
-        publisher=ObservedPublisher(
-            publisher or KafkaEventPublisher(broker),
-            metrics.observer(lambda job_id: _job_type(executor, job_id)),
+        # jobs that end in the same turn of the event loop report in one publish
+        publisher=CoalescingPublisher(
+            ObservedPublisher(
+                publisher or KafkaEventPublisher(broker),
+                metrics.observer(lambda job_id: _job_type(executor, job_id)),
+            )
         ),
         topics=topics,
         backups=backups or MongoBackups(db),
