@@ -70,3 +70,28 @@ async def test_job_states_in_the_bucket_layout_are_read_and_changed(
         1000: {"status": "completed"},
         1007: {"status": "completed", "attempt": 1},
     }
+
+
+async def test_batch_documents_saved_together_read_back_as_if_written_in_order(
+    db: AsyncDatabase[Any],
+) -> None:
+    store = MongoSchedulerStore(db)
+    for batch_id in ("b1", "b2"):
+        assert await store.insert_batch({"_id": batch_id, "status": "running", "seq": 1})
+    # a batch that finished, then had its rollback asked for and started, in one flush
+    await store.save_batches(
+        [
+            {"_id": "b1", "status": "failed", "seq": 7},
+            {"_id": "b2", "status": "completed", "seq": 4},
+            {"_id": "b1", "rollback_requested_at": "2026-12-06T00:00:00Z"},
+            {"_id": "b1", "status": "rolling_back", "seq": 8},
+        ]
+    )
+
+    assert await store.find_batch("b1") == {
+        "_id": "b1",
+        "status": "rolling_back",
+        "seq": 8,
+        "rollback_requested_at": "2026-12-06T00:00:00Z",
+    }
+    assert await store.find_batch("b2") == {"_id": "b2", "status": "completed", "seq": 4}

@@ -13,6 +13,7 @@ only on recovery and retries, merged in the order they were written."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,8 @@ class SchedulerStore(Protocol):
         """False if the batch was already there."""
 
     async def save_batches(self, docs: Sequence[Document]) -> None:
-        """Sets the given fields of each batch (`_id` names it)."""
+        """Sets the given fields of each batch (`_id` names it); where several documents name
+        one batch, as if set in their order."""
 
     async def find_batch(self, batch_id: str) -> Document | None: ...
     async def active_batches(self) -> list[Document]: ...
@@ -84,9 +86,20 @@ class MongoSchedulerStore:
         return True
 
     async def save_batches(self, docs: Sequence[Document]) -> None:
-        for d in docs:  # one update per batch: FerretDB v1 stalls on multi-statement updates
-            fields = {k: v for k, v in d.items() if k != "_id"}
-            await self.batches.update_one({"_id": d["_id"]}, {"$set": fields})
+        # One update per batch (FerretDB v1 stalls on multi-statement updates), all at once;
+        # several documents of one batch are merged first, later fields winning, as they
+        # would if written one after another.
+        merged: dict[str, Document] = {}
+        for d in docs:
+            merged.setdefault(d["_id"], {}).update(d)
+        await asyncio.gather(
+            *(
+                self.batches.update_one(
+                    {"_id": batch_id}, {"$set": {k: v for k, v in d.items() if k != "_id"}}
+                )
+                for batch_id, d in merged.items()
+            )
+        )
 
     async def find_batch(self, batch_id: str) -> Document | None:
         return await self.batches.find_one({"_id": batch_id})

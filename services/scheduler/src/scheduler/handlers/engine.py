@@ -426,7 +426,7 @@ class Scheduler:
             return
         job.status = next_job_state(job.status, "start")
         job.lease_until = self.clock() + self.config.lease_s
-        self._write_job(b, job.index, {"status": job.status, "executor": e.executor_id})
+        self._write_job(b, job.index, {"status": job.status})
         b.dirty = True
 
     async def _on_job_progress(self, env: Envelope, e: JobProgress) -> None:
@@ -440,15 +440,7 @@ class Scheduler:
             return
         del b.in_flight[e.job_id]
         b.completed += 1
-        self._write_job(
-            b,
-            job.index,
-            {
-                "status": next_job_state(job.status, "complete"),
-                "executor": e.executor_id,
-                "finished_at": e.finished_at,
-            },
-        )
+        self._write_job(b, job.index, {"status": next_job_state(job.status, "complete")})
         b.dirty = True
 
     async def _on_job_failed(self, env: Envelope, e: JobFailed) -> None:
@@ -642,7 +634,6 @@ class Scheduler:
                     "attempt": attempt,
                     "failures": failures,
                     "status": next_job_state("pending" if attempt == 1 else "retrying", "dispatch"),
-                    "dispatched_at": dispatched_at,
                 },
             )
             event = JobDispatched(
@@ -792,6 +783,11 @@ class Scheduler:
 
     # ------------------------------------------------------------------ output
     def _write_job(self, b: BatchRuntime, index: int, fields: dict[str, Any]) -> None:
+        """Records a change of a job's state (written at the next flush). What recovery and
+        retries read back: `status`, `attempt`, `failures`; a failure also keeps its error,
+        executor and time. The rest of a job's story (when it was dispatched, started and
+        finished, where) is the reporter's job view: each byte here is written under load,
+        in every flush (docs/performance.md, session 13)."""
         self._job_writes.setdefault(b.batch_id, {}).setdefault(index, {}).update(fields)
 
     def _emit_snapshot(self, b: BatchRuntime, cls: type[BatchSnapshot], **extra: Any) -> None:
@@ -833,14 +829,25 @@ class Scheduler:
         that caused them are recognised as seen and change nothing."""
         if not self.fence():
             raise LeadershipLost("this scheduler's lease is not valid; not writing")
-        for batch_id in list(self._job_writes):
-            await self.store.write_jobs(batch_id, self._job_writes[batch_id])
-            del self._job_writes[batch_id]
         dirty = [b for b in self.batches.values() if b.dirty]
         resting = [_doc_from_runtime(b) for b in self._resting.values()]
-        await self.store.save_batches(
-            [_doc_from_runtime(b) for b in dirty] + self._final_docs + resting
+        # The writes are independent of each other (each idempotent): made at once, the
+        # flush waits for the slowest instead of their sum. It is on the path of every
+        # dispatch (docs/performance.md, session 13).
+        job_writes = list(self._job_writes.items())
+        results = await asyncio.gather(
+            *(self.store.write_jobs(batch_id, changes) for batch_id, changes in job_writes),
+            self.store.save_batches(
+                [_doc_from_runtime(b) for b in dirty] + self._final_docs + resting
+            ),
+            return_exceptions=True,
         )
+        for (batch_id, _), result in zip(job_writes, results, strict=False):
+            if not isinstance(result, BaseException):
+                del self._job_writes[batch_id]
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
         self._final_docs = []
         self._resting = {}
         for b in dirty:
