@@ -50,7 +50,10 @@ def envelope_for(
 
 
 def encode(envelope: Envelope) -> bytes:
-    return orjson.dumps(envelope.model_dump(mode="json"))
+    return _ENVELOPE_JSON.to_json(envelope)
+
+
+_ENVELOPE_JSON = Envelope.__pydantic_serializer__
 
 
 def decode_envelope(raw: bytes) -> Envelope:
