@@ -186,3 +186,47 @@ async def test_a_transient_failure_is_retried_until_it_passes_and_never_dead_let
         assert dead_letters.count == 0
     finally:
         await broker.stop()
+
+
+async def test_a_record_arriving_after_an_idle_moment_is_taken_at_once(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    """FastStream's own batch poll sleeps as long as its wait after a poll that found
+    nothing, so a record arriving in that sleep waited for it (the reporter stood idle for
+    ~400 ms mid-burst). Subscribers poll without the sleep: with a wait of 1.5 s, a record
+    sent 1.8 s into an idle moment (in what was the sleep) is handled within a fraction."""
+    await ensure_topics(kafka_bootstrap, topic_partitions(topics))
+    broker = make_broker(kafka_bootstrap, client_id="it")
+    handled: list[tuple[str, float]] = []
+
+    async def handler(items: Sequence[Decoded]) -> None:
+        now = asyncio.get_running_loop().time()
+        handled.extend((e.requested_by, now) for _, e in items)  # type: ignore[attr-defined]
+
+    subscribe_batches(
+        broker,
+        [topics.batch_commands],
+        group_id=f"{topics.prefix}g",
+        handler=handler,
+        dead_letters=DeadLetters(broker, topics.dead_letter, "it"),
+        wait_ms=1500,
+    )
+    await broker.start()
+    try:
+        publisher = KafkaEventPublisher(broker)
+
+        async def send(label: str) -> float:
+            pause = BatchPauseRequested(batch_id="b1", requested_by=label)
+            event = envelope_for(pause, producer="t")
+            await publisher.publish([Outgoing(topics.batch_commands, "b1", event)])
+            return asyncio.get_running_loop().time()
+
+        await send("first")  # the consumer has joined and polls once this is handled
+        await wait_until(lambda: [x for x, _ in handled] == ["first"])
+        await asyncio.sleep(1.8)  # the next poll found nothing after 1.5 s
+        sent_at = await send("after the idle moment")
+        await wait_until(lambda: len(handled) == 2, timeout=10)
+        assert handled[1][0] == "after the idle moment"
+        assert handled[1][1] - sent_at < 0.5, f"taken {handled[1][1] - sent_at:.2f} s after"
+    finally:
+        await broker.stop()

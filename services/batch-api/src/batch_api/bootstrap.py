@@ -152,7 +152,6 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
         handler=schedules.handle,
         dead_letters=dead_letters,
         max_records=100,
-        batch_timeout_ms=100,
     )
 
     reports = ReportService(service, read_models, settings.max_export_jobs)
@@ -167,7 +166,6 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
         handler=retention.handle,
         dead_letters=dead_letters,
         max_records=100,
-        batch_timeout_ms=100,
     )
 
     async def on_connected() -> None:

@@ -97,7 +97,6 @@ def bootstrap(
         handler=accept,
         dead_letters=dead_letters,
         max_records=max(1, settings.slots),
-        batch_timeout_ms=5,
     )
     subscribe_batches(
         broker,

@@ -66,7 +66,6 @@ def bootstrap(
         handler=handle,
         dead_letters=DeadLetters(broker, topics.dead_letter, NAME),
         max_records=2000,
-        batch_timeout_ms=200,
     )
     runtime.on_connected(store.setup)
     runtime.on_connected(notifier.recover)

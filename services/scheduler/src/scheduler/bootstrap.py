@@ -121,7 +121,6 @@ def bootstrap(
         handler=handle,
         dead_letters=dead_letters,
         max_records=2000,
-        batch_timeout_ms=100,
     )
 
     clock = ScheduleClock(
@@ -143,7 +142,6 @@ def bootstrap(
         handler=handle_schedules,
         dead_letters=dead_letters,
         max_records=500,
-        batch_timeout_ms=100,
     )
 
     keeper = RetentionKeeper(
@@ -171,7 +169,6 @@ def bootstrap(
         handler=handle_retention,
         dead_letters=dead_letters,
         max_records=100,
-        batch_timeout_ms=100,
     )
 
     async def recover() -> None:
