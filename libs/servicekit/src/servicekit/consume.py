@@ -104,13 +104,21 @@ def subscribe_batches(
     dead_letters: DeadLetters,
     max_records: int = 500,
     wait_ms: int = 500,
+    fetch_max_wait_ms: int = 500,
     from_beginning: bool = True,
     title: str | None = None,
 ) -> None:
     """Registers a batch subscriber on `broker` for `topics` in consumer group `group_id`;
     its lag is measured (`servicekit.metrics`) and traced messages get consumer spans. It
     hands records over as soon as any have arrived, and waits up to `wait_ms` for some when
-    there are none (`polls_without_sleeping`)."""
+    there are none (`polls_without_sleeping`).
+
+    `fetch_max_wait_ms` is how long the broker may hold a fetch for partitions with nothing
+    new. With one broker, aiokafka sends no second fetch while one is held, and leaves out of
+    it the partitions whose records it still buffers: a busy partition drained meanwhile is
+    fetched again only when the held fetch returns. A subscriber whose few busy partitions
+    must not wait that long (the reporter's lag) lowers it, at the price of more fetches
+    while idle."""
     failures = 0
     watch_group(broker, group_id, topics, from_beginning=from_beginning)
 
@@ -120,6 +128,7 @@ def subscribe_batches(
         batch=True,
         max_records=max_records,
         batch_timeout_ms=wait_ms,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         auto_offset_reset="earliest" if from_beginning else "latest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=title or f"{group_id}:{','.join(topics)}",
