@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import orjson
 from pydantic import ValidationError
 
 from contracts.envelope import Envelope, new_event_id, utcnow
@@ -58,12 +57,11 @@ _ENVELOPE_JSON = Envelope.__pydantic_serializer__
 
 def decode_envelope(raw: bytes) -> Envelope:
     try:
-        payload: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise PoisonMessage(f"not JSON: {exc}") from exc
-    try:
-        return Envelope.model_validate(payload)
+        return Envelope.model_validate_json(raw)  # parsed and checked in one pass
     except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            raise PoisonMessage(f"not JSON: {first['msg'].removeprefix('Invalid JSON: ')}") from exc
         raise PoisonMessage(f"not an envelope: {_first_error(exc)}") from exc
 
 
