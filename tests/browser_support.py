@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,14 @@ def create_batch(stack: Stack, **body: Any) -> dict[str, Any]:
     return created
 
 
+def act_on(stack: Stack, batch_id: str, action: str) -> None:
+    """Asks for a batch action through the API (not the page), as another client would."""
+    response = httpx.post(
+        f"{stack.url}/v1/batches/{batch_id}/actions/{action}", headers=stack.headers, timeout=30
+    )
+    assert response.status_code == 202, response.text
+
+
 def import_templates(stack: Stack, templates: list[dict[str, Any]]) -> list[str]:
     """Ids of library templates imported for a test."""
     response = httpx.post(
@@ -79,6 +88,14 @@ def wait_status(stack: Stack, batch_id: str, *statuses: str, timeout: float = 60
             return batch
         assert time.monotonic() < deadline, f"{batch_id} stayed {batch['status']}, not {statuses}"
         time.sleep(0.3)
+
+
+def wait_for(page: Page, done: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Lets the page run until `done()` holds; fails saying `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, what
+        page.wait_for_timeout(100)
 
 
 def mark_document(page: Page) -> None:

@@ -4,10 +4,11 @@ the detail page take effect and show."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
-import httpx
 import pytest
 from browser_support import (
+    act_on,
     assert_not_reloaded,
     clipped_screenshot,
     create_batch,
@@ -15,6 +16,7 @@ from browser_support import (
     mark_document,
     screenshots,
     sign_in,
+    wait_for,
     wait_status,
 )
 from playwright.sync_api import Page, Route, expect
@@ -62,14 +64,19 @@ def test_overview_follows_batches_live(page: Page, stack: Stack) -> None:
     assert_not_reloaded(page)
 
 
-def test_pause_and_resume_from_the_detail_page(page: Page, stack: Stack) -> None:
-    batch = create_batch(
+def slow_batch(stack: Stack, name: str) -> dict[str, Any]:
+    """Thirty jobs of 0.3 s, one at a time: running for about nine seconds."""
+    return create_batch(
         stack,
-        name="pausable",
+        name=name,
         job_type="demo.sleep",
         items=[{"seconds": 0.3}] * 30,
         config={"max_concurrent_jobs": 1},
     )
+
+
+def test_pause_and_resume_from_the_detail_page(page: Page, stack: Stack) -> None:
+    batch = slow_batch(stack, "pausable")
     sign_in(page, stack.admin_key)
     page.goto(f"/batches/{batch['id']}")
     mark_document(page)
@@ -100,18 +107,9 @@ def test_a_read_older_than_the_stream_does_not_take_back_its_status(
     batch made right after the stream showed "paused" can still say "running" (CI saw the page
     stuck at "running" after a pause). Here every read of the batch answers one seq behind the
     view, as such a read would: the page keeps what the stream showed."""
-    batch = create_batch(
-        stack,
-        name="paused before the page opened",
-        job_type="demo.sleep",
-        items=[{"seconds": 0.3}] * 30,
-        config={"max_concurrent_jobs": 1},
-    )
+    batch = slow_batch(stack, "paused before the page opened")
     wait_status(stack, batch["id"], "running")
-    paused_at = httpx.post(
-        f"{stack.url}/v1/batches/{batch['id']}/actions/pause", headers=stack.headers, timeout=30
-    )
-    assert paused_at.status_code == 202, paused_at.text
+    act_on(stack, batch["id"], "pause")
     paused = wait_status(stack, batch["id"], "paused")
     assert paused["seq"] > 0
     stale_reads = []
@@ -129,10 +127,7 @@ def test_a_read_older_than_the_stream_does_not_take_back_its_status(
     # read the page makes once the stream is live is the stale one it must not believe.
     expect(page.locator("#b-status")).to_have_text("paused", timeout=15_000)
     expect(page.locator("#live")).to_have_text("live")
-    deadline = time.monotonic() + 10
-    while len(stale_reads) < 2 and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-    assert len(stale_reads) >= 2, "the page did not read the batch again once live"
+    wait_for(page, lambda: len(stale_reads) >= 2, "the page did not read the batch again")
     page.wait_for_timeout(500)
     expect(page.locator("#b-status")).to_have_text("paused")
     expect(page.get_by_role("button", name="Resume")).to_be_visible()
@@ -143,13 +138,7 @@ def test_the_overview_keeps_a_streamed_status_that_a_listing_is_behind(
 ) -> None:
     """As above, on the overview: its listing is read again whenever a batch it does not show
     yet appears, and every listing here answers one seq behind for the watched batch."""
-    batch = create_batch(
-        stack,
-        name="paused while watched",
-        job_type="demo.sleep",
-        items=[{"seconds": 0.3}] * 30,
-        config={"max_concurrent_jobs": 1},
-    )
+    batch = slow_batch(stack, "paused while watched")
     stale_reads = []
 
     def stale(route: Route) -> None:
@@ -165,17 +154,11 @@ def test_the_overview_keeps_a_streamed_status_that_a_listing_is_behind(
     card = page.locator(f"#batch-{batch['id']}")
     expect(card.locator(".badge")).to_have_text("running", timeout=20_000)
     expect(page.locator("#live")).to_have_text("live")
-    paused_at = httpx.post(
-        f"{stack.url}/v1/batches/{batch['id']}/actions/pause", headers=stack.headers, timeout=30
-    )
-    assert paused_at.status_code == 202, paused_at.text
+    act_on(stack, batch["id"], "pause")
     expect(card.locator(".badge")).to_have_text("paused", timeout=15_000)
     reads = len(stale_reads)
     create_batch(stack, name="appears later", job_type="demo.sleep", items=[{}])
-    deadline = time.monotonic() + 10
-    while len(stale_reads) == reads and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-    assert len(stale_reads) > reads, "the overview did not read its listing again"
+    wait_for(page, lambda: len(stale_reads) > reads, "the overview did not read its listing again")
     page.wait_for_timeout(500)
     expect(card.locator(".badge")).to_have_text("paused")
 
@@ -197,10 +180,7 @@ def test_a_finished_batch_page_follows_a_retry_asked_for_elsewhere(
     mark_document(page)
     expect(page.locator("#b-status")).to_have_text("completed with errors")
     expect(page.locator("#live")).to_have_text("finished")
-    retried = httpx.post(
-        f"{stack.url}/v1/batches/{batch['id']}/actions/retry", headers=stack.headers, timeout=30
-    )
-    assert retried.status_code == 202, retried.text
+    act_on(stack, batch["id"], "retry")
     expect(page.locator("#b-status")).to_have_text("completed", timeout=30_000)
     expect(page.locator("#f-errors")).to_have_text("0")
     assert_not_reloaded(page)

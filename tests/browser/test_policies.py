@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from browser_support import create_batch, mark_document, screenshots, sign_in, wait_status
+from browser_support import (
+    act_on,
+    create_batch,
+    mark_document,
+    screenshots,
+    sign_in,
+    wait_status,
+)
 from playwright.sync_api import Page, expect
 from stack_support import Stack
 
@@ -57,12 +64,7 @@ def test_waiting_and_at_risk_badges(page: Page, stack: Stack) -> None:
     screenshots(page, "policies-detail-waiting")
     # Cancelling the upstream batch cancels this one (it needed it completed): the page
     # follows without a reload, and the badge goes.
-    response = httpx.post(
-        f"{stack.url}/v1/batches/{upstream['id']}/actions/cancel",
-        headers=stack.headers,
-        timeout=30,
-    )
-    assert response.status_code == 202, response.text
+    act_on(stack, upstream["id"], "cancel")
     expect(page.locator("#b-status .badge").first).to_have_text("cancelled", timeout=20_000)
     expect(page.locator("#b-status .badge.waiting")).to_have_count(0)
     expect(page.locator("#timeline")).to_contain_text(f"dependency {upstream['id']} ended")
