@@ -1,13 +1,14 @@
 """An isolated copy of the Batchyard services for a benchmark (own topic prefix, database and
 free ports) on the Kafka and store of `make up` (or KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL),
 stopped by PID on exit, then its topics deleted and its database dropped (unless
-BENCH_KEEP_DB is set: a million-job run leaves about a gigabyte); and the waits the
-benchmarks share."""
+BENCH_KEEP_DB is set: a million-job run leaves about a gigabyte) and its logs removed (kept,
+and their folder named, when the benchmark failed); and the waits the benchmarks share."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -60,6 +61,7 @@ def bench_stack(executors: int, extra_env: Mapping[str, str] | None = None) -> I
     ports = ServicePorts.pick_free(executors)
     key = f"bya_bench_{uuid.uuid4().hex}"
     run = uuid.uuid4().hex[:8]
+    failed = False
     try:
         services.start_services(
             run_dir=base / "run",
@@ -76,8 +78,15 @@ def bench_stack(executors: int, extra_env: Mapping[str, str] | None = None) -> I
         yield BenchStack(
             f"http://127.0.0.1:{ports.api}", key, base / "run", base / "logs", ports, f"bench{run}."
         )
+    except BaseException:
+        failed = True
+        raise
     finally:
         services.stop_services(base / "run")
+        if failed:
+            print(f"the services' logs are kept in {base / 'logs'}", file=sys.stderr)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
         try:
             delete_topics_blocking(KAFKA, lambda name: name.startswith(f"bench{run}."))
         except Exception as exc:  # the broker went away: report it, still drop the database

@@ -233,3 +233,30 @@ async def test_process_slots_bound_isolated_jobs_while_inline_jobs_keep_running(
     # the scheduler learns the pool, so it sends no more isolated jobs than it can run
     assert (beat["process_slots_total"], beat["process_job_types"]) == (1, ["test.fenced"])
     await ex.shutdown()
+
+
+async def test_jobs_cancelled_while_waiting_for_a_slot_never_run() -> None:
+    ex, out = make(slots=1)
+    Slow.started = 0
+    jobs = [
+        dispatch("test.slow", {}, job_id="b1.0", index=0),
+        dispatch("test.slow", {}, job_id="b1.1", index=1),
+        dispatch("demo.sleep", {"seconds": 0}, job_id="b1.2", index=2),
+    ]
+    accepting = asyncio.create_task(run(ex, *jobs))
+    await asyncio.sleep(0.1)
+    assert Slow.started == 1
+    cancel = CancelBroadcast(batch_id="b1", job_ids=["b1.0", "b1.1"])
+    await ex.control([(envelope_for(cancel, producer="s"), cancel)])
+    await asyncio.wait_for(accepting, 2)
+    await drain(ex)
+    assert Slow.started == 1, "a job named by the cancel ran after it"
+    outcomes = {
+        m.envelope.data["job_id"]: m.envelope
+        for m in out.sent
+        if m.envelope.type in ("JobCompleted", "JobFailed")
+    }
+    assert outcomes["b1.0"].data["cancelled"] is True
+    assert outcomes["b1.1"].data["cancelled"] is True
+    assert outcomes["b1.2"].type == "JobCompleted"
+    assert ex.cancelled_waiting == set()

@@ -31,7 +31,7 @@ from contracts.events import (
     JobStarted,
 )
 from contracts.events.execution import output_metrics
-from contracts.topics import Topics
+from contracts.topics import Topics, batch_id_of
 from executor.adapters.backups import BackupStore
 from executor.adapters.isolation import ProcessIsolation
 from executor.domain.limits import Deadline, alarm_after, attempt_deadline
@@ -93,6 +93,8 @@ class Executor:
     backups: BackupStore | None = None
     isolation: ProcessIsolation | None = None  # made on first use if not given
     waiting: dict[str, int] = field(default_factory=dict)  # job id → attempt, slot awaited
+    # Waiting jobs a cancel broadcast named: they report cancelled once they get a slot.
+    cancelled_waiting: set[str] = field(default_factory=set)
     process_slots: int | None = None
     _free: asyncio.Semaphore = field(init=False)
     _processes: asyncio.Semaphore = field(init=False)
@@ -139,6 +141,7 @@ class Executor:
                     event,
                     envelope.tenant,
                     datetime.now(UTC),
+                    cancel_requested=event.job_id in self.cancelled_waiting,
                     traceparent=envelope.traceparent,
                     isolated=isolated,
                 )
@@ -149,6 +152,7 @@ class Executor:
         finally:
             for _, event in held:
                 self.waiting.pop(event.job_id, None)
+                self.cancelled_waiting.discard(event.job_id)
 
     async def _acquire(self, isolated: bool) -> None:
         """A slot, and for a process-isolated job a process slot first (waiting for one holds
@@ -214,6 +218,8 @@ class Executor:
         d = job.dispatch
         result: Event
         try:
+            if job.cancel_requested:  # named by a cancel while it waited for a slot
+                raise asyncio.CancelledError
             output = await self._execute(job)
             finished = datetime.now(UTC)
             result = JobCompleted(
@@ -383,18 +389,24 @@ class Executor:
         await self.publisher.publish([Outgoing(self.topics.job_events, job.dispatch.batch_id, env)])
 
     async def control(self, items: Sequence[tuple[Envelope, Event]]) -> None:
-        """Cancels running jobs named by a `CancelBroadcast`."""
+        """Cancels the jobs named by a `CancelBroadcast`: running ones now, ones still waiting
+        for a slot (or being reported started) before they run; each reports `JobFailed` with
+        `cancelled`, which is what the scheduler waits for to count it out."""
         for _, event in items:
             if not isinstance(event, CancelBroadcast):
                 continue
+
+            def named(job_id: str, batch_id: str, e: CancelBroadcast = event) -> bool:
+                return batch_id == e.batch_id and (e.job_ids is None or job_id in e.job_ids)
+
             for job in list(self.running.values()):
-                if job.dispatch.batch_id != event.batch_id:
-                    continue
-                if event.job_ids is not None and job.dispatch.job_id not in event.job_ids:
-                    continue
-                job.cancel_requested = True
-                if job.task is not None:
-                    job.task.cancel()
+                if named(job.dispatch.job_id, job.dispatch.batch_id):
+                    job.cancel_requested = True
+                    if job.task is not None:
+                        job.task.cancel()
+            self.cancelled_waiting.update(
+                job_id for job_id in self.waiting if named(job_id, batch_id_of(job_id))
+            )
 
     def heartbeat(self) -> Outgoing:
         event = ExecutorHeartbeat(
