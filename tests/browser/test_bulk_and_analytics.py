@@ -61,12 +61,13 @@ def test_bulk_archive_and_delete_from_history_show_each_batch_result(
 def test_the_analytics_panel_and_the_overview_stats(page: Page, stack: Stack) -> None:
     items = [{"seconds": 0.05 * (i % 5)} for i in range(30)]
     items += [{"fail_with": "permanent", "fail_first_attempts": 5}] * 3
+    items += [{"fail_first_attempts": 1}]  # retried once, then completed
     batch = create_batch(
         stack,
         name="analysed",
         job_type="demo.sleep",
         items=items,
-        config={"max_concurrent_jobs": 4, "retry": {"max_attempts": 1}},
+        config={"max_concurrent_jobs": 4, "retry": {"max_attempts": 2, "backoff_initial_s": 0.1}},
     )
     wait_status(stack, batch["id"], "completed_with_errors")
     sign_in(page, stack.admin_key)
@@ -75,7 +76,8 @@ def test_the_analytics_panel_and_the_overview_stats(page: Page, stack: Stack) ->
     page.goto(f"/batches/{batch['id']}")
     panel = page.get_by_role("region", name="Analytics")
     expect(panel.locator("#a-durations")).to_contain_text("p95")
-    expect(panel.locator("#a-durations div", has_text="Jobs timed")).to_contain_text("33")
+    expect(panel.locator("#a-durations div", has_text="Jobs timed")).to_contain_text("34")
+    expect(panel.locator(".retries")).to_have_text("35 attempts · 1 job retried · 1 extra attempt")
     errors = panel.get_by_role("table", name="Failed attempts by error class")
     expect(errors).to_contain_text("DemoFailure")
     expect(errors.locator("tbody tr")).to_have_count(1)

@@ -374,7 +374,8 @@ def mapping_view(data: Mapping[str, Any], title: str | None = None) -> Renderabl
         elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
             tables.append(records_table(value, title=label))
         elif isinstance(value, float):
-            grid.add_row(label, _number(key, value))
+            # a duration shows its unit ("1m 5s"): the label drops the key's "_s"
+            grid.add_row(label.removesuffix(" s"), _number(key, value))
         else:
             grid.add_row(label, _cell(key, value) if value is not None else DASH)
     parts: list[RenderableType] = [Text(title, style="bold underline")] if title else []

@@ -2,7 +2,7 @@
 // failed attempts by error class, retries, and throughput over time as an inline SVG chart.
 
 import { api } from "./api.js";
-import { errorText, fmtNumber, fmtTime, h } from "./ui.js";
+import { errorText, fmtCount, fmtNumber, fmtTime, h } from "./ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const REFRESH_MS = 5000;
@@ -117,7 +117,7 @@ export function renderAnalytics(root, data) {
         : h("p", { class: "muted" }, "No job has finished yet."),
       h("figcaption", { class: "muted small" }, "Jobs finished per second", h("span", { class: "key ok" }, "completed"), h("span", { class: "key bad" }, "failed")),
     ),
-    h("div", { class: "analytics-cols" }, errors, h("p", { class: "retries" }, `${fmtNumber(r.attempts)} attempts · ${fmtNumber(r.retried_jobs)} jobs retried · ${fmtNumber(r.extra_attempts)} extra attempts`)),
+    h("div", { class: "analytics-cols" }, errors, h("p", { class: "retries" }, `${fmtCount(r.attempts, "attempt")} · ${fmtCount(r.retried_jobs, "job")} retried · ${fmtCount(r.extra_attempts, "extra attempt")}`)),
   );
 }
 

@@ -6,7 +6,7 @@
 import { followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
-  $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
+  $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
   policyBadges, progressBar, startPage, statusLabel, takePolicy, toast,
 } from "./ui.js";
 
@@ -372,7 +372,7 @@ function planView(plan) {
   const shown = plan.jobs.slice(0, 20);
   return [
     h("p", { id: "rb-count" }, plan.count
-      ? `${fmtNumber(plan.count)} completed job${plan.count === 1 ? "" : "s"} would be compensated, most recent first.`
+      ? `${fmtCount(plan.count, "completed job")} would be compensated, most recent first.`
       : "No completed job would be compensated."),
     shown.length
       ? h("ul", { class: "plan" }, shown.map((j) => h("li", {}, h("code", {}, j.job_id), j.finished_at ? ` finished ${fmtTime(j.finished_at)}` : "")))

@@ -3,7 +3,7 @@
 // (POST /v1/library/consolidations/plan) and starting posts /v1/library/consolidations.
 
 import { api } from "./api.js";
-import { $, fmtNumber, h } from "./ui.js";
+import { $, fmtCount, fmtNumber, h } from "./ui.js";
 
 export const CONSOLIDATE = "templates.consolidate";
 const selected = new Set();
@@ -11,7 +11,7 @@ let shown = [];
 let searchTimer = null;
 
 function renderCount() {
-  $("#lib-count").textContent = `${fmtNumber(selected.size)} template${selected.size === 1 ? "" : "s"} selected`;
+  $("#lib-count").textContent = `${fmtCount(selected.size, "template")} selected`;
   $("#lib-all").checked = shown.length > 0 && shown.every((t) => selected.has(t.id));
 }
 

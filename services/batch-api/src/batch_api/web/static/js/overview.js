@@ -3,7 +3,7 @@
 
 import { api, follow } from "./api.js";
 import {
-  $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
+  $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
   policyBadges, progressBar, startPage, takePolicy, toast,
 } from "./ui.js";
 
@@ -131,7 +131,7 @@ async function loadStats() {
   $("#st-failed").classList.toggle("bad", stats.jobs_failed > 0);
   $("#st-success").textContent = stats.success_rate === null ? "–" : `${(100 * stats.success_rate).toFixed(1)}%`;
   const types = Object.entries(stats.job_types).sort((a, b) => b[1].batches - a[1].batches);
-  $("#st-types").textContent = types.slice(0, 3).map(([name, t]) => `${name}: ${t.batches} ${t.batches === 1 ? "batch" : "batches"}`).join(" · ");
+  $("#st-types").textContent = types.slice(0, 3).map(([name, t]) => `${name}: ${fmtCount(t.batches, "batch", "batches")}`).join(" · ");
 }
 
 if (startPage()) {

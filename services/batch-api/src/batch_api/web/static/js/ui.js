@@ -42,6 +42,11 @@ export function fmtNumber(n) {
   return n === null || n === undefined ? "–" : Number(n).toLocaleString("en");
 }
 
+/** "1 job", "3 jobs": a count with its noun, singular for one. */
+export function fmtCount(n, noun, plural = `${noun}s`) {
+  return `${fmtNumber(n)} ${n === 1 ? noun : plural}`;
+}
+
 export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) return "–";
   const s = Math.max(0, Math.round(seconds));

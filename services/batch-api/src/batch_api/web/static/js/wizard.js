@@ -6,7 +6,7 @@ import {
   CONSOLIDATE, planRows, selectedCount, showConsolidation, startConsolidation, wireConsolidation,
 } from "./consolidation.js";
 import { renderSchemaForm } from "./schemaform.js";
-import { $, $$, clearErrors, errorText, fieldError, h, startPage, toast } from "./ui.js";
+import { $, $$, clearErrors, errorText, fieldError, fmtCount, h, startPage, toast } from "./ui.js";
 
 const MAX_INLINE = 10_000;
 const UPLOAD_CHUNK = 5_000;
@@ -80,7 +80,7 @@ function validate(n) {
 }
 
 function renderItems() {
-  $("#item-count").textContent = `${items.length.toLocaleString("en")} item${items.length === 1 ? "" : "s"}`;
+  $("#item-count").textContent = fmtCount(items.length, "item");
   const preview = $("#item-preview");
   preview.hidden = !items.length;
   const head = items.slice(0, 5).map((i) => JSON.stringify(i));
