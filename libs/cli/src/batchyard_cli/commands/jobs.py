@@ -13,7 +13,7 @@ from batchyard_cli.exit_codes import ExitCode, for_error, worst
 from batchyard_cli.render import job_view, jobs_table, records_table
 from batchyard_cli.resources import Job
 
-JobIdArg = Annotated[str, typer.Argument(help="The job id (<batch id>.<index>).")]
+JobIdArg = Annotated[str, typer.Argument(help="The job id (`<batch id>.<index>`).")]
 JobIdsArg = Annotated[list[str], typer.Argument(help="One or more job ids.")]
 
 jobs_app = typer.Typer(help="A batch's jobs: list, show, retry, cancel.", no_args_is_help=True)

@@ -70,7 +70,8 @@ def export(
     ctx: typer.Context,
     batch_id: BatchIdArg,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="The ZIP file [default: <batch id>.zip].")
+        Path | None,
+        typer.Option("--output", "-o", help="The ZIP file (default: `<batch id>.zip`)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
