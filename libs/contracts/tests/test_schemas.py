@@ -65,6 +65,18 @@ def test_a_changed_schema_without_a_version_bump_is_reported(tmp_path: Path) -> 
     assert "bump VERSION" in problems[0]
 
 
+def test_changed_descriptions_are_reported_as_such(tmp_path: Path) -> None:
+    for name, schema in schemas().items():
+        (tmp_path / name).write_text(render(schema))
+    victim = tmp_path / "BatchCreated.v1.json"
+    changed = json.loads(victim.read_text())
+    changed["description"] = "Worded differently."
+    victim.write_text(render(changed))
+    (problem,) = check(tmp_path)
+    assert "only descriptions changed" in problem
+    assert "bump VERSION" not in problem
+
+
 def test_every_event_type_is_unique_and_registered() -> None:
     assert len(EVENTS_BY_TYPE) == len(ALL_EVENTS)
 

@@ -41,11 +41,31 @@ def check(folder: Path) -> list[str]:
         if not path.exists():
             problems.append(f"{name}: missing; run `python -m contracts.export`")
         elif path.read_text() != render(schema):
-            problems.append(
-                f"{name}: the event's schema changed but its VERSION did not; bump VERSION "
-                "(and keep the change additive), then run `python -m contracts.export`"
-            )
+            if _wire(json.loads(path.read_text())) == _wire(schema):
+                problems.append(
+                    f"{name}: only descriptions changed; run `python -m contracts.export` "
+                    "(the version stays)"
+                )
+            else:
+                problems.append(
+                    f"{name}: the event's schema changed but its VERSION did not; bump VERSION "
+                    "(and keep the change additive), then run `python -m contracts.export`"
+                )
     return problems
+
+
+def _wire(schema: Any) -> Any:
+    """The schema without its descriptions (text, unlike a property named `description`,
+    whose schema is an object): what a message must look like."""
+    if isinstance(schema, dict):
+        return {
+            k: _wire(v)
+            for k, v in schema.items()
+            if not (k == "description" and isinstance(v, str))
+        }
+    if isinstance(schema, list):
+        return [_wire(v) for v in schema]
+    return schema
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,10 +52,22 @@ class RetryPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    backoff_initial_s: float = Field(default=1.0, ge=0, le=3600)
-    backoff_max_s: float = Field(default=60.0, ge=0, le=86400)
-    multiplier: float = Field(default=2.0, ge=1, le=10)
+    max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Attempts per job, the first one included."
+    )
+    backoff_initial_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="The longest wait before the first retry; each retry waits between half "
+        "its ceiling and the ceiling, so many jobs' retries do not arrive together.",
+    )
+    backoff_max_s: float = Field(
+        default=60.0, ge=0, le=86400, description="The ceiling never grows beyond this."
+    )
+    multiplier: float = Field(
+        default=2.0, ge=1, le=10, description="The ceiling grows by this after each failure."
+    )
 
 
 class Stagger(BaseModel):
@@ -136,20 +148,55 @@ class BatchConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_concurrent_jobs: int = Field(default=50, ge=1, le=10_000)
-    retry: RetryPolicy = RetryPolicy()
-    timeout_s: float = Field(default=300.0, gt=0, le=86400)
-    stop_on_error: bool = False
-    failure_threshold: float = Field(default=1.0, ge=0, le=1)
-    rollback_on_failure: bool = False
-    params: dict[str, Any] = Field(default_factory=dict)
+    max_concurrent_jobs: int = Field(
+        default=50, ge=1, le=10_000, description="Jobs of this batch running at once, overall."
+    )
+    retry: RetryPolicy = Field(
+        default=RetryPolicy(),
+        description="Retries of failed attempts that may pass (timeouts, 5xx, ...); a "
+        "permanent failure is not retried.",
+    )
+    timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="Seconds an attempt may run; past it the attempt fails with the "
+        "retryable `JobTimeout`.",
+    )
+    stop_on_error: bool = Field(
+        default=False,
+        description="The first job that fails for good stops the batch: nothing more is "
+        "started, running jobs are cancelled, and the batch ends `failed`.",
+    )
+    failure_threshold: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Once every job has ended, the batch is `failed` when the share of its "
+        "jobs that failed is above this, else `completed_with_errors` if any failed. At 1.0 "
+        "(the default) only `stop_on_error` makes a batch `failed`; at 0 any failed job does.",
+    )
+    rollback_on_failure: bool = Field(
+        default=False,
+        description="Roll the batch back when it ends `failed` (job types that support "
+        "rollback only).",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Given to every job as its context's `params`; `defaults` fills item "
+        "fields an item leaves out.",
+    )
     stagger: Stagger | None = None
     depends_on: Dependencies | None = None
     deadline: datetime | None = Field(
         default=None,
         description="When the batch should be finished; its priority rises as this nears.",
     )
-    on_deadline_missed: Literal["continue", "cancel", "notify"] = "notify"
+    on_deadline_missed: Literal["continue", "cancel", "notify"] = Field(
+        default="notify",
+        description="When `deadline` passes with jobs left: `BatchDeadlineMissed` is sent in "
+        "every case; `cancel` also cancels the batch.",
+    )
     resource_limits: ResourceLimits | None = Field(
         default=None,
         description="Per-attempt limits: wall clock for every job type; memory and CPU for "
