@@ -1,13 +1,14 @@
 """Webhooks on the real stack: a batch's notices reach a local receiver signed with the
 tenant's secret, failed attempts are retried with backoff until delivered, a 4xx is not
-retried, a private target that is not allow-listed is never called, and every delivery is
-listed with its attempts."""
+retried, a private target that is not allow-listed is never called, every delivery is
+listed with its attempts, and a deadline at risk or missed is told."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -148,3 +149,40 @@ async def test_only_admins_read_the_secret(api: httpx.AsyncClient) -> None:
     response = await api.get("/v1/webhooks/secret", headers=viewer)
     assert response.status_code == 403
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_deadline_at_risk_and_missed_are_told_to_the_hooks(
+    api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    # Twenty half-second jobs one at a time need ten seconds; the deadline is in two.
+    deadline = datetime.now(UTC) + timedelta(seconds=2)
+    created = await api.post(
+        "/v1/batches",
+        json={
+            "name": "late",
+            "job_type": "demo.sleep",
+            "items": [{"seconds": 0.5}] * 20,
+            "config": {
+                "max_concurrent_jobs": 1,
+                "deadline": deadline.isoformat(),
+                "on_deadline_missed": "notify",
+                "notifications": [{"url": receiver.url("late"), "on_complete": False}],
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    batch_id = created.json()["id"]
+    deliveries = await settled_deliveries(api, batch_id, 2)
+    by_event = {d["event"]: d for d in deliveries}
+    assert sorted(by_event) == ["batch.deadline_at_risk", "batch.deadline_missed"]
+    assert all(d["status"] == "delivered" for d in deliveries), deliveries
+    missed = by_event["batch.deadline_missed"]["payload"]
+    assert missed["batch"] == {"id": batch_id, "name": "late"}
+    assert missed["deadline"]["action"] == "notify"
+    at_risk = by_event["batch.deadline_at_risk"]["payload"]["deadline"]
+    assert datetime.fromisoformat(at_risk["predicted_finish"]) > deadline
+    # `notify` keeps the batch running
+    batch = (await api.get(f"/v1/batches/{batch_id}")).json()
+    assert batch["status"] == "running", batch
+    await api.post(f"/v1/batches/{batch_id}/actions/cancel")
+    await wait_for_status(api, batch_id, {"cancelled"}, 60)

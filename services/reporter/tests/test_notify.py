@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.events import BatchCompleted, BatchProgress, BatchStarted
+from contracts.events import (
+    BatchCompleted,
+    BatchDeadlineAtRisk,
+    BatchDeadlineMissed,
+    BatchProgress,
+    BatchStarted,
+)
 from contracts.vocabulary import ProgressCounts, Webhook
 from reporter.domain.backoff import DeliveryPolicy, retryable_status
 from reporter.domain.notify import notices
@@ -49,6 +55,23 @@ def test_the_first_failure_and_a_failed_end_are_errors() -> None:
         batch_id="b", status="failed", counts=counts(50, failed=50), outcome="completed"
     )
     assert keys(failed, hook, seq=9) == ["0:first-error", "0:failed-9", "0:finished-9"]
+
+
+def test_a_deadline_at_risk_or_missed_is_told_to_hooks_on_error_unless_continue() -> None:
+    deadline = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    at_risk = BatchDeadlineAtRisk(batch_id="b", deadline=deadline, predicted_finish=deadline)
+    quiet = Webhook(url="https://example.org/q", on_error=False)
+    assert keys(at_risk, ALL, quiet) == ["0:deadline-at-risk"]
+    for action in ("notify", "cancel"):
+        missed = BatchDeadlineMissed(batch_id="b", deadline=deadline, action=action)
+        (notice,) = notices(
+            missed, seq=0, tenant="t", occurred_at=AT, webhooks=[ALL], batch_name="n"
+        )
+        assert notice.event == "batch.deadline_missed"
+        assert notice.payload["batch"] == {"id": "b", "name": "n"}
+        assert notice.payload["deadline"] == {"at": deadline.isoformat(), "action": action}
+    carry_on = BatchDeadlineMissed(batch_id="b", deadline=deadline, action="continue")
+    assert keys(carry_on, ALL) == []
 
 
 def test_every_end_is_a_notice_of_its_own_and_ends_progress() -> None:

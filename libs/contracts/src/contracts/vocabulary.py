@@ -116,6 +116,17 @@ def http_url(url: str) -> str:
     return url
 
 
+# What a webhook notice is about: its `event` and `X-Batchyard-Event` (docs/api.md, "Webhooks").
+WebhookEvent = Literal[
+    "batch.started",
+    "batch.progress",
+    "batch.error",
+    "batch.finished",
+    "batch.deadline_at_risk",
+    "batch.deadline_missed",
+]
+
+
 class Webhook(BaseModel):
     """Where to tell another system about a batch: an HTTP POST of a JSON notice to `url`,
     signed with the tenant's webhook secret (see `GET /v1/webhooks/secret`) and retried with
@@ -131,7 +142,9 @@ class Webhook(BaseModel):
         "rollback of it ends.",
     )
     on_error: bool = Field(
-        default=True, description="At its first failed job, and when the batch fails."
+        default=True,
+        description="At its first failed job, when the batch fails, and when its deadline is "
+        "at risk or missed (not when `on_deadline_missed` is `continue`).",
     )
     progress_every_percent: int | None = Field(
         default=None, ge=1, le=99, description="Every time progress crosses a multiple of this."
@@ -194,8 +207,9 @@ class BatchConfig(BaseModel):
     )
     on_deadline_missed: Literal["continue", "cancel", "notify"] = Field(
         default="notify",
-        description="When `deadline` passes with jobs left: `BatchDeadlineMissed` is sent in "
-        "every case; `cancel` also cancels the batch.",
+        description="When `deadline` passes with jobs left, `BatchDeadlineMissed` is sent; "
+        "`notify` also tells the batch's webhooks (those `on_error`), `cancel` tells them and "
+        "cancels the batch, `continue` does neither.",
     )
     resource_limits: ResourceLimits | None = Field(
         default=None,

@@ -9,7 +9,10 @@ the same notices again and the delivery store keeps one of each:
 - `first-error`: the first failed job (`on_error`), and `<status>-<seq>` when the batch ends
   failed or a rollback of it fails;
 - `finished-<seq>`: every end of a run or of a rollback (`on_complete`); a retried batch
-  that finishes again is another notice."""
+  that finishes again is another notice;
+- `deadline-at-risk`, `deadline-missed` (`on_error`): the scheduler judged that the batch
+  will finish after its deadline, or the deadline passed with jobs left (not when the
+  batch's `on_deadline_missed` is `continue`). Each is sent once per batch."""
 
 from __future__ import annotations
 
@@ -17,14 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from contracts.events import BatchSnapshot, BatchStarted
-from contracts.vocabulary import Webhook
+from contracts.events import BatchDeadlineAtRisk, BatchDeadlineMissed, BatchSnapshot, BatchStarted
+from contracts.vocabulary import Webhook, WebhookEvent
 
 FINISHED = frozenset(
     {"completed", "completed_with_errors", "failed", "cancelled", "rolled_back", "rollback_failed"}
 )
 FAILED = frozenset({"failed", "rollback_failed"})
-EVENTS = ("batch.started", "batch.progress", "batch.error", "batch.finished")
+Watched = BatchSnapshot | BatchDeadlineAtRisk | BatchDeadlineMissed
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class Notice:
     tenant: str
     hook: int
     url: str
-    event: str
+    event: WebhookEvent
     payload: dict[str, Any]
 
 
@@ -44,7 +47,7 @@ def percent_done(snap: BatchSnapshot) -> float:
 
 
 def notices(
-    snap: BatchSnapshot,
+    what: Watched,
     *,
     seq: int,
     tenant: str,
@@ -52,7 +55,10 @@ def notices(
     webhooks: list[Webhook],
     batch_name: str = "",
 ) -> list[Notice]:
-    """The notices `snap` calls for, hook by hook."""
+    """The notices `what` calls for, hook by hook."""
+    if not isinstance(what, BatchSnapshot):
+        return _deadline_notices(what, tenant, occurred_at, webhooks, batch_name)
+    snap = what
     percent = percent_done(snap)
     out: list[Notice] = []
     for hook, webhook in enumerate(webhooks):
@@ -79,8 +85,10 @@ def notices(
     return out
 
 
-def _due(w: Webhook, snap: BatchSnapshot, seq: int, percent: float) -> list[tuple[str, str]]:
-    due: list[tuple[str, str]] = []
+def _due(
+    w: Webhook, snap: BatchSnapshot, seq: int, percent: float
+) -> list[tuple[WebhookEvent, str]]:
+    due: list[tuple[WebhookEvent, str]] = []
     if w.on_start and isinstance(snap, BatchStarted):
         due.append(("batch.started", "start"))
     if w.progress_every_percent and snap.status not in FINISHED:
@@ -95,3 +103,37 @@ def _due(w: Webhook, snap: BatchSnapshot, seq: int, percent: float) -> list[tupl
     if w.on_complete and snap.status in FINISHED:
         due.append(("batch.finished", f"finished-{seq}"))
     return due
+
+
+def _deadline_notices(
+    event: BatchDeadlineAtRisk | BatchDeadlineMissed,
+    tenant: str,
+    occurred_at: datetime,
+    webhooks: list[Webhook],
+    batch_name: str,
+) -> list[Notice]:
+    deadline: dict[str, Any] = {"at": event.deadline.isoformat()}
+    name: WebhookEvent
+    if isinstance(event, BatchDeadlineMissed):
+        if event.action == "continue":
+            return []
+        name, key = "batch.deadline_missed", "deadline-missed"
+        deadline["action"] = event.action
+    else:
+        name, key = "batch.deadline_at_risk", "deadline-at-risk"
+        finish = event.predicted_finish
+        deadline["predicted_finish"] = finish.isoformat() if finish else None
+    out: list[Notice] = []
+    for hook, webhook in enumerate(webhooks):
+        if not webhook.on_error:
+            continue
+        delivery_id = f"{event.batch_id}:{hook}:{key}"
+        payload = {
+            "event": name,
+            "delivery_id": delivery_id,
+            "occurred_at": occurred_at.isoformat(),
+            "batch": {"id": event.batch_id, "name": batch_name},
+            "deadline": deadline,
+        }
+        out.append(Notice(delivery_id, event.batch_id, tenant, hook, webhook.url, name, payload))
+    return out

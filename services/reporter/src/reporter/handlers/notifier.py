@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import orjson
 
 from contracts.envelope import Envelope
-from contracts.events import BatchSnapshot, Event
+from contracts.events import BatchDeadlineAtRisk, BatchDeadlineMissed, BatchSnapshot, Event
 from contracts.vocabulary import Webhook
 from reporter.adapters.metrics import WEBHOOK_ATTEMPTS, WEBHOOKS_DONE
 from reporter.adapters.webhooks import MongoDeliveries, Outcome
@@ -61,10 +61,11 @@ class Notifier:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def observe(self, items: Sequence[tuple[Envelope, Event]]) -> None:
-        """Stores the notices the applied snapshots call for and wakes the delivery loop."""
+        """Stores the notices the applied snapshots and deadline events call for and wakes
+        the delivery loop."""
         now = datetime.now(UTC)
         for env, event in items:
-            if not isinstance(event, BatchSnapshot):
+            if not isinstance(event, BatchSnapshot | BatchDeadlineAtRisk | BatchDeadlineMissed):
                 continue
             webhooks, name = await self._webhooks(event.batch_id)
             if not webhooks:

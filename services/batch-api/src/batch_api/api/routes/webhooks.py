@@ -15,6 +15,7 @@ from batch_api.api.deps import Batches, CurrentPrincipal, Reads
 from batch_api.api.problems import Problem
 from batch_api.api.routes.keys import admin
 from batch_api.domain.principal import Principal
+from contracts.vocabulary import WebhookEvent
 from servicekit.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, tenant_secret
 
 router = APIRouter(tags=["webhooks"])
@@ -35,7 +36,7 @@ class WebhookDelivery(BaseModel):
     id: str
     hook: int = Field(description="Index of the webhook in the batch's notifications.")
     url: str
-    event: Literal["batch.started", "batch.progress", "batch.error", "batch.finished"]
+    event: WebhookEvent
     status: Literal["pending", "delivered", "failed"]
     attempts: int
     created_at: datetime
