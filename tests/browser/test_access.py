@@ -1,9 +1,10 @@
-"""Signing in, what a viewer is offered, and keyboard use."""
+"""Signing in, what a viewer is offered, keyboard use, and a page that does not exist."""
 
 from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from browser_support import Console, create_batch, screenshots, sign_in, wait_status
 from playwright.sync_api import Page, expect
@@ -74,3 +75,23 @@ def test_the_wizard_works_from_the_keyboard(page: Page, stack: Stack) -> None:
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/batches/b_[0-9a-z]+$"))
     expect(page.get_by_role("heading", name="keyboard batch")).to_be_visible()
+
+
+def test_a_page_that_does_not_exist_says_so_in_the_dashboard(
+    page: Page, stack: Stack, console: Console
+) -> None:
+    sign_in(page, stack.admin_key)
+    console.allow(r"status of 404")
+    for path in ("/batches/b_0123/jobs/b_0123.4", "/batches/not-an-id", "/histroy"):
+        response = page.goto(path)
+        assert response is not None
+        assert response.status == 404
+        expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+        expect(page.locator("main code")).to_have_text(path)
+        expect(page.locator("#who")).to_contain_text("admin")  # still signed in, with the nav
+    page.get_by_role("main").get_by_role("link", name="Overview").click()
+    page.wait_for_url(f"{stack.url}/")
+    # a program asking the same gets the API's problem, not a page
+    answer = httpx.get(f"{stack.url}/histroy")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("application/problem+json")

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -50,9 +50,28 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _page_for_browser(request: Request, status: int) -> Response | None:
+    """The dashboard's "not found" page, for a browser navigating to a page that does not
+    exist (a GET outside `/v1` that accepts HTML); None for everything else."""
+    page = getattr(request.app.state, "not_found_page", None)
+    if (
+        status != 404
+        or page is None
+        or request.method != "GET"
+        or request.url.path.startswith("/v1/")
+        or "text/html" not in request.headers.get("accept", "")
+    ):
+        return None
+    response: Response = page(request)
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
-    async def on_problem(_: Request, exc: Problem) -> JSONResponse:
+    async def on_problem(request: Request, exc: Problem) -> Response:
+        page = _page_for_browser(request, exc.status)
+        if page is not None:
+            return page
         return problem_response(
             exc.status, exc.title, exc.detail, exc.kind, headers=exc.headers, **exc.extra
         )
@@ -75,7 +94,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(422, "Invalid request", detail, "invalid-request", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        page = _page_for_browser(request, exc.status_code)
+        if page is not None:
+            return page
         title = {
             401: "Unauthorized",
             404: "Not found",

@@ -88,7 +88,16 @@ async def session(who: CurrentPrincipal) -> SessionPublic:
     return SessionPublic(tenant=who.tenant, user=who.user, role=who.role, key_id=who.key_id)
 
 
+def not_found_page(request: Request) -> HTMLResponse:
+    """What a browser shows for a page that does not exist (the API's 404s stay problems)."""
+    response = _page(request, "notfound.html", "Not found", nav="", path=request.url.path)
+    response.status_code = 404
+    return response
+
+
 def install_dashboard(app: FastAPI) -> None:
-    """Serves the dashboard at `/` and its static files under `/ui/static`."""
+    """Serves the dashboard at `/` and its static files under `/ui/static`; a browser asking
+    for a page that does not exist gets a page saying so."""
     app.include_router(router)
+    app.state.not_found_page = not_found_page
     app.mount(STATIC_PREFIX, StaticFiles(directory=HERE / "static"), name="ui-static")
