@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -33,6 +34,9 @@ def test_wizard_creates_a_batch_that_reaches_100_percent_live(page: Page, stack:
     page.get_by_label("Description").fill("made in the browser")
     page.get_by_label("Priority").select_option("high")
     page.get_by_label("Tags").fill("ui, demo")
+    deadline = (datetime.now() + timedelta(hours=1)).replace(second=0, microsecond=0)
+    page.get_by_label("Deadline (optional").fill(deadline.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("If the deadline passes with jobs left").select_option("cancel")
     screenshots(page, "wizard-1-basics")
     page.get_by_role("button", name="Next").click()
 
@@ -74,6 +78,7 @@ def test_wizard_creates_a_batch_that_reaches_100_percent_live(page: Page, stack:
     expect(review).to_contain_text("28")
     expect(review).to_contain_text("4 at a time")
     expect(review).to_contain_text("stop at first failure")
+    expect(review).to_contain_text("if missed: cancel the batch")
     screenshots(page, "wizard-4-review")
     page.get_by_role("button", name="Start now").click()
 
@@ -95,6 +100,9 @@ def test_wizard_creates_a_batch_that_reaches_100_percent_live(page: Page, stack:
     assert stored["config"]["max_concurrent_jobs"] == 4
     assert stored["config"]["retry"]["max_attempts"] == 2
     assert stored["config"]["stop_on_error"] is True
+    assert stored["config"]["on_deadline_missed"] == "cancel"
+    # the browser's local time, stored as the same instant
+    assert datetime.fromisoformat(stored["deadline"]) == deadline.astimezone()
     assert stored["progress"]["completed"] == 28
 
 
@@ -107,6 +115,12 @@ def test_wizard_shows_errors_next_to_the_field(page: Page, stack: Stack, console
     expect(page.get_by_label("Name")).to_be_focused()
 
     page.get_by_label("Name").fill("bad items")
+    page.get_by_label("Deadline (optional").fill("2020-01-01T10:00")
+    page.get_by_role("button", name="Next").click()
+    expect(page.locator("#e-deadline")).to_have_text(
+        "Choose a time in the future, or leave it empty."
+    )
+    page.get_by_label("Deadline (optional").fill("")
     page.get_by_role("button", name="Next").click()
     page.get_by_role("button", name="Next").click()
     expect(page.locator("#e-job_type")).to_have_text("Choose a job type.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,24 @@ def test_create_then_status_and_list_show_it(run: Cli) -> None:
     table = run("list", "--limit", "5")
     assert batch_id in table.stdout
     assert "cli-hello" in table.stdout
+
+
+def test_create_with_a_deadline_a_span_ahead(run: Cli) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    created = run(
+        "create", "--name", "cli-deadline", "--job-type", "demo.sleep", "--item", "{}",
+        "--deadline", "2h", "--on-deadline-missed", "cancel", "--json",
+    )  # fmt: skip
+    created_id(created)
+    body = json.loads(created.stdout)
+    deadline = datetime.fromisoformat(body["deadline"])
+    assert timedelta(hours=2) <= deadline - before < timedelta(hours=2, minutes=1)
+    assert body["config"]["on_deadline_missed"] == "cancel"
+    refused = run(
+        "create", "--name", "x", "--job-type", "demo.sleep", "--item", "{}", "--deadline", "soon"
+    )
+    assert refused.returncode == 2
+    assert "--deadline: 'soon'" in refused.stderr
 
 
 def test_create_from_a_yaml_spec_with_an_items_file(run: Cli, tmp_path: Path) -> None:

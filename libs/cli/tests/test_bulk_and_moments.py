@@ -71,6 +71,13 @@ def test_moments_are_spans_back_from_now_or_iso_times() -> None:
         parse_moment("soon", NOW, option="--until")
 
 
+def test_a_deadline_span_counts_ahead_of_now() -> None:
+    assert parse_moment("4h", NOW, "--deadline", ahead=True) == "2026-11-24T16:00:00+00:00"
+    assert parse_moment("2026-12-01T08:00:00+00:00", NOW, ahead=True).startswith("2026-12-01")
+    with pytest.raises(InputError, match="span ahead of now"):
+        parse_moment("tomorrow", NOW, "--deadline", ahead=True)
+
+
 def test_sparkline_scales_to_the_peak_and_shows_idle_buckets_lowest() -> None:
     assert sparkline([0, 5, 10, None]) == "▁▅█▁"
     assert sparkline([]) == ""

@@ -57,6 +57,16 @@ def test_flags_override_the_spec_field_by_field() -> None:
     }
 
 
+def test_a_deadline_and_what_to_do_when_it_is_missed() -> None:
+    body = batch_body(
+        SPEC,
+        BatchOptions(deadline="2026-12-01T08:00:00+00:00", on_deadline_missed="cancel"),
+    )
+    assert body["deadline"] == "2026-12-01T08:00:00+00:00"
+    assert body["config"]["on_deadline_missed"] == "cancel"
+    assert body["config"]["max_concurrent_jobs"] == 2  # the spec's config stays
+
+
 def test_the_spec_alone_is_sent_as_written() -> None:
     assert batch_body(SPEC, BatchOptions()) == SPEC
 

@@ -55,6 +55,8 @@ class BatchOptions:
     notify: Sequence[str] = ()  # webhook URLs
     notify_start: bool = False
     notify_progress: int | None = None
+    deadline: str | None = None  # ISO 8601 with its offset
+    on_deadline_missed: str | None = None
 
 
 def parse_priority(value: str) -> str | int:
@@ -97,12 +99,15 @@ def batch_body(spec: Mapping[str, Any], options: BatchOptions) -> dict[str, Any]
         body["priority"] = int(body["priority"])
     if options.tags:
         body["tags"] = list(options.tags)
+    if options.deadline is not None:
+        body["deadline"] = options.deadline
     settings: tuple[tuple[str, object], ...] = (
         ("max_concurrent_jobs", options.max_concurrent_jobs),
         ("timeout_s", options.timeout_s),
         ("stop_on_error", options.stop_on_error),
         ("failure_threshold", options.failure_threshold),
         ("rollback_on_failure", options.rollback_on_failure),
+        ("on_deadline_missed", options.on_deadline_missed),
     )
     for key, setting in settings:
         if setting is not None:

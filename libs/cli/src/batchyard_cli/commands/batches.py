@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from enum import StrEnum
 from itertools import chain, islice
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from batchyard_cli.creation import (
 )
 from batchyard_cli.errors import InputError
 from batchyard_cli.inputs import count_items, load_spec, parse_item, read_items
+from batchyard_cli.moments import parse_moment
 from batchyard_cli.render import batch_view, batches_table
 from batchyard_cli.resources import Batch
 from batchyard_cli.sharing import ShareOpt, VisibilityOpt
@@ -53,6 +55,19 @@ ChunkOpt = Annotated[int, typer.Option(min=1, max=10_000, help="Items per upload
 WatchOpt = Annotated[
     bool, typer.Option("--watch", "-w", help="Then monitor the batch until it finishes.")
 ]
+DeadlineOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="When the batch should be done: an ISO date-time (local time unless it has an "
+        "offset) or a span from now (90m, 4h, 2d). Its priority rises as it nears."
+    ),
+]
+
+
+class Missed(StrEnum):
+    notify = "notify"
+    continue_ = "continue"
+    cancel = "cancel"
 
 
 def create(
@@ -113,6 +128,14 @@ def create(
         int | None,
         typer.Option(min=1, max=99, help="Also tell them every N percent of progress."),
     ] = None,
+    deadline: DeadlineOpt = None,
+    on_deadline_missed: Annotated[
+        Missed | None,
+        typer.Option(
+            help="If the deadline passes with jobs left: notify (keep going, tell the "
+            "webhooks; the default), continue (keep going quietly) or cancel."
+        ),
+    ] = None,
     draft: Annotated[
         bool, typer.Option("--draft", help="Leave the batch in draft; submit it later.")
     ] = False,
@@ -149,6 +172,8 @@ def create(
         notify=notify or (),
         notify_start=notify_start,
         notify_progress=notify_progress,
+        deadline=parse_moment(deadline, option="--deadline", ahead=True) if deadline else None,
+        on_deadline_missed=on_deadline_missed.value if on_deadline_missed else None,
     )
     body = batch_body(load_spec(spec) if spec else {}, options)
     files = items or []
@@ -429,7 +454,7 @@ def edit(
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Replace the tags (repeat for several).")
     ] = None,
-    deadline: Annotated[str | None, typer.Option(help="An ISO date-time.")] = None,
+    deadline: DeadlineOpt = None,
     visibility: VisibilityOpt = None,
     share: Annotated[
         list[str] | None,
@@ -444,7 +469,9 @@ def edit(
         for k, v in {
             "name": name,
             "description": description,
-            "deadline": deadline,
+            "deadline": parse_moment(deadline, option="--deadline", ahead=True)
+            if deadline
+            else None,
             "visibility": visibility.value if visibility else None,
             "shared_with": share,
         }.items()

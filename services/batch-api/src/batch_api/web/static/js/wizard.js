@@ -6,7 +6,7 @@ import {
   CONSOLIDATE, planRows, selectedCount, showConsolidation, startConsolidation, wireConsolidation,
 } from "./consolidation.js";
 import { renderSchemaForm } from "./schemaform.js";
-import { $, $$, clearErrors, errorText, fieldError, fmtCount, h, startPage, toast } from "./ui.js";
+import { $, $$, clearErrors, errorText, fieldError, fmtCount, fmtTime, h, startPage, toast } from "./ui.js";
 
 const MAX_INLINE = 10_000;
 const UPLOAD_CHUNK = 5_000;
@@ -64,6 +64,9 @@ function validate(n) {
   let ok = checkNative(n);
   if (n === 1 && !form.name.value.trim()) {
     ok = fieldError(form, "name", "Give the batch a name.") && false;
+  }
+  if (n === 1 && form.deadline.value && new Date(form.deadline.value) <= new Date()) {
+    ok = fieldError(form, "deadline", "Choose a time in the future, or leave it empty.") && false;
   }
   if (n === 2) {
     if (!form.job_type.value) ok = fieldError(form, "job_type", "Choose a job type.") && false;
@@ -220,8 +223,11 @@ function requestBody() {
     description: form.description.value.trim(),
     priority: form.priority.value,
     tags: form.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+    // datetime-local is the browser's local time; the API takes an instant
+    deadline: form.deadline.value ? new Date(form.deadline.value).toISOString() : null,
     job_type: form.job_type.value,
     config: {
+      on_deadline_missed: form.elements["config.on_deadline_missed"].value,
       max_concurrent_jobs: num("config.max_concurrent_jobs"),
       timeout_s: num("config.timeout_s"),
       failure_threshold: num("config.failure_threshold"),
@@ -255,6 +261,7 @@ function renderReview() {
     ["Description", b.description || "–"],
     ["Priority", b.priority],
     ["Tags", b.tags.join(", ") || "–"],
+    ["Deadline", b.deadline ? `${fmtTime(b.deadline)}; if missed: ${$("#f-missed").selectedOptions[0].text.toLowerCase()}` : "–"],
     ["Job type", b.job_type],
     ["Items", b.items.length.toLocaleString("en")],
     ["Retries", `${c.retry.max_attempts} attempts, backoff ${c.retry.backoff_initial_s}s up to ${c.retry.backoff_max_s}s`],
@@ -348,6 +355,10 @@ async function preview() {
 
 async function createSchedule(body) {
   const { name, description, job_type, priority, tags, config, items: all } = body;
+  if (body.deadline) {
+    fieldError(form, "submit", "a schedule's runs have no fixed deadline: clear the deadline in the first step");
+    return;
+  }
   if (all.length > MAX_INLINE) {
     fieldError(form, "submit", `a schedule holds at most ${MAX_INLINE.toLocaleString("en")} items; this batch has ${all.length.toLocaleString("en")}`);
     return;
