@@ -5,6 +5,7 @@ batch; save the wizard's batch as a template; create one from JSON."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -67,6 +68,13 @@ def test_create_share_and_instantiate_a_template(
     use = page.get_by_role("dialog", name=f"Start a batch from {name}")
     use.get_by_label("Batch name").fill(f"{name} run")
     use.get_by_label("Priority").select_option("critical")
+    use.get_by_label("Deadline").fill("2020-01-01T09:00")
+    use.get_by_role("button", name="Start batch").click()
+    expect(use.locator("#ufe-deadline")).to_have_text(
+        "Choose a time in the future, or leave it empty."
+    )
+    deadline = (datetime.now() + timedelta(days=1)).replace(second=0, microsecond=0)
+    use.get_by_label("Deadline").fill(deadline.strftime("%Y-%m-%dT%H:%M"))
     screenshots(page, "templates-instantiate")
     use.get_by_role("button", name="Start batch").click()
     page.wait_for_url("**/batches/b_*")
@@ -75,6 +83,7 @@ def test_create_share_and_instantiate_a_template(
     expect(page.locator("#b-status")).to_have_text("completed", timeout=30_000)
     batch = get_batch(stack, batch_id)
     assert batch["priority"] == "critical"
+    assert datetime.fromisoformat(batch["deadline"]) == deadline.astimezone()
     assert batch["progress"]["total"] == 3
     assert api_get(stack, f"/v1/templates/{template_id}")["usage_count"] == 1
 

@@ -216,6 +216,14 @@ async function instantiate(event) {
   if (useForm.priority.value) body.priority = useForm.priority.value;
   if (useForm.tags.value.trim()) body.tags = commaList(useForm.tags.value);
   if (useForm.max_concurrent_jobs.value) body.config = { max_concurrent_jobs: Number(useForm.max_concurrent_jobs.value) };
+  if (useForm.deadline.value) {
+    const deadline = new Date(useForm.deadline.value); // the browser's local time
+    if (deadline <= new Date()) {
+      invalid(useForm, "deadline", "Choose a time in the future, or leave it empty.");
+      return;
+    }
+    body.deadline = deadline.toISOString();
+  }
   const { items, error } = parseItems(useForm.items.value);
   if (error) {
     invalid(useForm, "items", error);
