@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import pytest
@@ -15,9 +18,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo.errors import AutoReconnect, ExecutionTimeout, OperationFailure
 
 from contracts.codec import envelope_for
+from contracts.envelope import Envelope
 from contracts.events import BatchPauseRequested
 from contracts.topics import Topics
-from servicekit.consume import Decoded, subscribe_batches
+from servicekit.consume import BatchHandler, Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
 from servicekit.kafka import ensure_topics, make_broker, topic_partitions
 from servicekit.publisher import KafkaEventPublisher, Outgoing
@@ -33,9 +37,48 @@ async def wait_until(predicate: object, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_round_trip_dead_letter_and_redelivery(kafka_bootstrap: str, topics: Topics) -> None:
+@dataclass
+class Subscribed:
+    dead_letters: DeadLetters
+    publisher: KafkaEventPublisher
+    topic: str
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        await self.publisher.publish([Outgoing(self.topic, "b1", e) for e in events])
+
+
+@asynccontextmanager
+async def subscribed(
+    kafka_bootstrap: str, topics: Topics, handler: BatchHandler, **options: Any
+) -> AsyncIterator[Subscribed]:
+    """A started broker with `handler` subscribed to the batch commands topic (group `g`);
+    the broker is stopped on the way out."""
     await ensure_topics(kafka_bootstrap, topic_partitions(topics))
     broker = make_broker(kafka_bootstrap, client_id="it")
+    dead_letters = DeadLetters(broker, topics.dead_letter, "it")
+    subscribe_batches(
+        broker,
+        [topics.batch_commands],
+        group_id=f"{topics.prefix}g",
+        handler=handler,
+        dead_letters=dead_letters,
+        **options,
+    )
+    await broker.start()
+    try:
+        yield Subscribed(dead_letters, KafkaEventPublisher(broker), topics.batch_commands)
+    finally:
+        await broker.stop()
+
+
+def pauses(n: int) -> list[Envelope]:
+    return [
+        envelope_for(BatchPauseRequested(batch_id="b1", requested_by=str(i)), producer="t")
+        for i in range(n)
+    ]
+
+
+async def test_round_trip_dead_letter_and_redelivery(kafka_bootstrap: str, topics: Topics) -> None:
     seen: list[str] = []
     calls = 0
 
@@ -46,21 +89,9 @@ async def test_round_trip_dead_letter_and_redelivery(kafka_bootstrap: str, topic
             raise RuntimeError("the store is down")  # first delivery fails: must come again
         seen.extend(e.event_id for e, _ in items)
 
-    subscribe_batches(
-        broker,
-        [topics.batch_commands],
-        group_id=f"{topics.prefix}g",
-        handler=handler,
-        dead_letters=DeadLetters(broker, topics.dead_letter, "it"),
-    )
-    await broker.start()
-    try:
-        publisher = KafkaEventPublisher(broker)
-        events = [
-            envelope_for(BatchPauseRequested(batch_id="b1", requested_by=str(i)), producer="t")
-            for i in range(20)
-        ]
-        await publisher.publish([Outgoing(topics.batch_commands, "b1", e) for e in events])
+    async with subscribed(kafka_bootstrap, topics, handler) as running:
+        events = pauses(20)
+        await running.publish(events)
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
         await producer.start()
         await producer.send_and_wait(topics.batch_commands, b"{not json", key=b"b1")
@@ -82,8 +113,6 @@ async def test_round_trip_dead_letter_and_redelivery(kafka_bootstrap: str, topic
         assert dead["reason"].startswith("not JSON")
         assert base64.b64decode(dead["value_b64"]) == b"{not json"
         assert dead["source_topic"] == topics.batch_commands
-    finally:
-        await broker.stop()
 
 
 async def dead_letter_records(kafka_bootstrap: str, topic: str, n: int) -> list[dict[str, str]]:
@@ -104,12 +133,7 @@ async def dead_letter_records(kafka_bootstrap: str, topic: str, n: int) -> list[
 async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_the_rest_go_on(
     kafka_bootstrap: str, topics: Topics
 ) -> None:
-    await ensure_topics(kafka_bootstrap, topic_partitions(topics))
-    broker = make_broker(kafka_bootstrap, client_id="it")
-    events = [
-        envelope_for(BatchPauseRequested(batch_id="b1", requested_by=str(i)), producer="t")
-        for i in range(30)
-    ]
+    events = pauses(30)
     bad = events[7].event_id
     applied: list[str] = []
 
@@ -119,25 +143,14 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_the_rest_go_
                 raise ValueError("no such batch")  # about the event: retrying will not help
         applied.extend(e.event_id for e, _ in items)
 
-    subscribe_batches(
-        broker,
-        [topics.batch_commands],
-        group_id=f"{topics.prefix}g",
-        handler=handler,
-        dead_letters=DeadLetters(broker, topics.dead_letter, "it"),
-    )
-    await broker.start()
-    try:
-        publisher = KafkaEventPublisher(broker)
-        await publisher.publish([Outgoing(topics.batch_commands, "b1", e) for e in events])
+    async with subscribed(kafka_bootstrap, topics, handler) as running:
+        await running.publish(events)
         good = [e.event_id for e in events if e.event_id != bad]
         await wait_until(lambda: set(good) <= set(applied))
         assert bad not in applied
         [dead] = await dead_letter_records(kafka_bootstrap, topics.dead_letter, 1)
         assert dead["reason"] == "apply failed: ValueError: no such batch"
         assert orjson.loads(base64.b64decode(dead["value_b64"]))["event_id"] == bad
-    finally:
-        await broker.stop()
 
 
 @pytest.mark.parametrize(
@@ -152,8 +165,6 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_the_rest_go_
 async def test_a_transient_failure_is_retried_until_it_passes_and_never_dead_lettered(
     kafka_bootstrap: str, topics: Topics, failure: Exception
 ) -> None:
-    await ensure_topics(kafka_bootstrap, topic_partitions(topics))
-    broker = make_broker(kafka_bootstrap, client_id="it")
     calls = 0
     applied: list[str] = []
 
@@ -164,28 +175,12 @@ async def test_a_transient_failure_is_retried_until_it_passes_and_never_dead_let
             raise failure
         applied.extend(e.event_id for e, _ in items)
 
-    dead_letters = DeadLetters(broker, topics.dead_letter, "it")
-    subscribe_batches(
-        broker,
-        [topics.batch_commands],
-        group_id=f"{topics.prefix}g",
-        handler=handler,
-        dead_letters=dead_letters,
-    )
-    await broker.start()
-    try:
-        events = [
-            envelope_for(BatchPauseRequested(batch_id="b1", requested_by=str(i)), producer="t")
-            for i in range(5)
-        ]
-        await KafkaEventPublisher(broker).publish(
-            [Outgoing(topics.batch_commands, "b1", e) for e in events]
-        )
+    async with subscribed(kafka_bootstrap, topics, handler) as running:
+        events = pauses(5)
+        await running.publish(events)
         await wait_until(lambda: {e.event_id for e in events} <= set(applied), timeout=60)
         assert calls > 5
-        assert dead_letters.count == 0
-    finally:
-        await broker.stop()
+        assert running.dead_letters.count == 0
 
 
 async def test_a_record_arriving_after_an_idle_moment_is_taken_at_once(
@@ -195,30 +190,17 @@ async def test_a_record_arriving_after_an_idle_moment_is_taken_at_once(
     nothing, so a record arriving in that sleep waited for it (the reporter stood idle for
     ~400 ms mid-burst). Subscribers poll without the sleep: with a wait of 1.5 s, a record
     sent 1.8 s into an idle moment (in what was the sleep) is handled within a fraction."""
-    await ensure_topics(kafka_bootstrap, topic_partitions(topics))
-    broker = make_broker(kafka_bootstrap, client_id="it")
     handled: list[tuple[str, float]] = []
 
     async def handler(items: Sequence[Decoded]) -> None:
         now = asyncio.get_running_loop().time()
         handled.extend((e.requested_by, now) for _, e in items)  # type: ignore[attr-defined]
 
-    subscribe_batches(
-        broker,
-        [topics.batch_commands],
-        group_id=f"{topics.prefix}g",
-        handler=handler,
-        dead_letters=DeadLetters(broker, topics.dead_letter, "it"),
-        wait_ms=1500,
-    )
-    await broker.start()
-    try:
-        publisher = KafkaEventPublisher(broker)
+    async with subscribed(kafka_bootstrap, topics, handler, wait_ms=1500) as running:
 
         async def send(label: str) -> float:
             pause = BatchPauseRequested(batch_id="b1", requested_by=label)
-            event = envelope_for(pause, producer="t")
-            await publisher.publish([Outgoing(topics.batch_commands, "b1", event)])
+            await running.publish([envelope_for(pause, producer="t")])
             return asyncio.get_running_loop().time()
 
         await send("first")  # the consumer has joined and polls once this is handled
@@ -228,5 +210,3 @@ async def test_a_record_arriving_after_an_idle_moment_is_taken_at_once(
         await wait_until(lambda: len(handled) == 2, timeout=10)
         assert handled[1][0] == "after the idle moment"
         assert handled[1][1] - sent_at < 0.5, f"taken {handled[1][1] - sent_at:.2f} s after"
-    finally:
-        await broker.stop()
