@@ -115,12 +115,16 @@ def test_wizard_shows_errors_next_to_the_field(page: Page, stack: Stack, console
     expect(page.get_by_label("Name")).to_be_focused()
 
     page.get_by_label("Name").fill("bad items")
+    # the error goes as the field is changed
+    expect(page.locator("#e-name")).to_be_empty()
+    expect(page.get_by_label("Name")).not_to_have_attribute("aria-invalid", "true")
     page.get_by_label("Deadline (optional").fill("2020-01-01T10:00")
     page.get_by_role("button", name="Next").click()
     expect(page.locator("#e-deadline")).to_have_text(
         "Choose a time in the future, or leave it empty."
     )
     page.get_by_label("Deadline (optional").fill("")
+    expect(page.locator("#e-deadline")).to_be_empty()
     page.get_by_role("button", name="Next").click()
     page.get_by_role("button", name="Next").click()
     expect(page.locator("#e-job_type")).to_have_text("Choose a job type.")

@@ -217,5 +217,15 @@ export function startPage() {
     for (const el of $$("[data-admin]")) el.remove();
   }
   document.body.classList.add(mayOperate() ? "can-operate" : "read-only");
+  document.addEventListener("input", clearOnEdit);
   return who;
+}
+
+// A field's error goes as soon as the person changes the field: it no longer describes it.
+function clearOnEdit(event) {
+  const field = event.target;
+  if (!field.name || field.getAttribute("aria-invalid") !== "true") return;
+  field.removeAttribute("aria-invalid");
+  const slot = field.form?.querySelector(`[data-error-for="${CSS.escape(field.name)}"]`);
+  if (slot) slot.textContent = "";
 }
