@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -100,6 +101,37 @@ async def test_due_runs_make_one_batch_each_until_disabled_and_deleted(
 
     assert (await api.delete(f"/v1/schedules/{schedule_id}")).status_code == 204
     assert (await api.get(f"/v1/schedules/{schedule_id}")).status_code == 404
+
+
+async def test_a_one_run_schedule_makes_its_batch_at_its_time_then_rests(
+    api: httpx.AsyncClient,
+) -> None:
+    at = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    created = await api.post(
+        "/v1/schedules",
+        json={"name": "once", "run_at": at.isoformat(), "spec": spec(0)},
+    )
+    assert created.status_code == 201, created.text
+    schedule = created.json()
+    assert schedule["next_runs"] == [at.isoformat().replace("+00:00", "Z")]
+    assert schedule["catch_up"] == "latest"
+
+    [run] = await wait_runs(api, schedule["id"], 1, 60)
+    assert (run["trigger"], run["outcome"]) == ("cron", "created")
+    assert datetime.fromisoformat(run["run_at"]) == at
+    await wait_for_status(api, run["batch_id"], {"completed"}, 60)
+    rested = (await api.get(f"/v1/schedules/{schedule['id']}")).json()
+    assert (rested["enabled"], rested["next_runs"]) == (False, [])
+    assert datetime.fromisoformat(rested["run_at"]) == at
+
+    # a time in the past is refused, with the field named
+    late = await api.post(
+        "/v1/schedules",
+        json={"name": "late", "run_at": "2020-01-01T00:00:00Z", "spec": spec(0)},
+    )
+    assert late.status_code == 422
+    assert "run_at" in late.text
+    assert "in the future" in late.text
 
 
 async def test_overlap_policies_on_manual_triggers(api: httpx.AsyncClient, stack: Stack) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts.cron import due_runs, next_after, next_times, run_id, valid_cron
+from contracts.cron import due_runs, next_after, next_times, once_cron, run_id, valid_cron
 
 pytestmark = pytest.mark.unit
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -82,3 +82,10 @@ def test_runs_late_by_a_failover_are_all_on_time() -> None:
     assert [at for at, _ in due.fire] == [T + timedelta(seconds=s) for s in range(0, 13, 2)]
     assert not any(missed for _, missed in due.fire)
     assert due.skipped == 0
+
+
+def test_a_once_cron_names_its_moment_in_the_timezone() -> None:
+    at = datetime(2026, 12, 24, 17, 30, 15, tzinfo=UTC)
+    cron = once_cron(at, "Europe/Berlin")
+    assert cron == "30 18 24 12 * 15"  # 18:30:15 in Berlin
+    assert next_after(cron, "Europe/Berlin", at - timedelta(days=30)) == at

@@ -31,6 +31,13 @@ def next_after(cron: str, timezone: str, after: datetime) -> datetime:
     return nxt.astimezone(UTC)
 
 
+def once_cron(at: datetime, timezone: str) -> str:
+    """A cron expression (with seconds) that names `at` in `timezone`, and then the same
+    moment each year: a one-run schedule is disabled after its run."""
+    local = at.astimezone(ZoneInfo(timezone))
+    return f"{local.minute} {local.hour} {local.day} {local.month} * {local.second}"
+
+
 def next_times(cron: str, timezone: str, after: datetime, count: int) -> list[datetime]:
     out: list[datetime] = []
     at = after

@@ -1,8 +1,9 @@
-"""HTTP shapes of `/v1/schedules`: batches made on a cron schedule, from a template or a spec."""
+"""HTTP shapes of `/v1/schedules`: batches made on a cron schedule, or once at a given time,
+from a template or a spec."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,12 +34,40 @@ def _check_timezone(timezone: str | None) -> str | None:
     return timezone
 
 
+ONCE_AHEAD = timedelta(days=365)  # a once-schedule's time is a cron without a year
+
+
+def _check_run_at(run_at: datetime | None) -> datetime | None:
+    """A once-schedule's time: aware (UTC if it has no offset), ahead, within a year."""
+    if run_at is None:
+        return None
+    at = run_at if run_at.tzinfo else run_at.replace(tzinfo=UTC)
+    now = datetime.now(UTC)
+    if at <= now:
+        raise ValueError("must be in the future")
+    if at > now + ONCE_AHEAD:
+        raise ValueError("must be within a year")
+    return at
+
+
 class ScheduleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
-    cron: str = Field(min_length=1, max_length=100, examples=["0 3 * * 1-5"])
+    cron: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        examples=["0 3 * * 1-5"],
+        description="when runs are due (5 fields; a 6th gives seconds); or give `run_at`",
+    )
+    run_at: datetime | None = Field(
+        default=None,
+        description="instead of `cron`: one run at this time (within a year; UTC if it has "
+        "no offset), after which the schedule disables itself; a run missed while no "
+        "scheduler ran is made when one is back",
+    )
     timezone: str = Field(default="UTC", max_length=100, examples=["Europe/Berlin"])
     enabled: bool = True
     overlap: Overlap = Field(
@@ -62,9 +91,13 @@ class ScheduleCreate(BaseModel):
 
     @field_validator("cron")
     @classmethod
-    def _valid_cron(cls, cron: str) -> str:
-        _check_cron(cron)
-        return cron
+    def _valid_cron(cls, cron: str | None) -> str | None:
+        return _check_cron(cron)
+
+    @field_validator("run_at")
+    @classmethod
+    def _valid_run_at(cls, run_at: datetime | None) -> datetime | None:
+        return _check_run_at(run_at)
 
     @field_validator("timezone")
     @classmethod
@@ -74,6 +107,8 @@ class ScheduleCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> ScheduleCreate:
+        if (self.cron is None) == (self.run_at is None):
+            raise ValueError("give either `cron` (runs again and again) or `run_at` (one run)")
         if (self.template_id is None) == (self.spec is None):
             raise ValueError("give either `template_id` or `spec`")
         if self.spec is not None and not self.spec.items:
@@ -90,7 +125,12 @@ class ScheduleUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
-    cron: str | None = Field(default=None, min_length=1, max_length=100)
+    cron: str | None = Field(
+        default=None, min_length=1, max_length=100, description="makes it recurring"
+    )
+    run_at: datetime | None = Field(
+        default=None, description="makes it a one-run schedule at this time, enabled again"
+    )
     timezone: str | None = Field(default=None, max_length=100)
     enabled: bool | None = None
     overlap: Overlap | None = None
@@ -105,10 +145,21 @@ class ScheduleUpdate(BaseModel):
     def _valid_cron(cls, cron: str | None) -> str | None:
         return _check_cron(cron)
 
+    @field_validator("run_at")
+    @classmethod
+    def _valid_run_at(cls, run_at: datetime | None) -> datetime | None:
+        return _check_run_at(run_at)
+
     @field_validator("timezone")
     @classmethod
     def _valid_timezone(cls, timezone: str | None) -> str | None:
         return _check_timezone(timezone)
+
+    @model_validator(mode="after")
+    def _not_both(self) -> ScheduleUpdate:
+        if self.cron is not None and self.run_at is not None:
+            raise ValueError("give `cron` or `run_at`, not both")
+        return self
 
 
 class ScheduleRun(BaseModel):
@@ -127,6 +178,9 @@ class SchedulePublic(BaseModel):
     name: str
     description: str
     cron: str
+    run_at: datetime | None = Field(
+        default=None, description="a one-run schedule's time (its `cron` names it too)"
+    )
     timezone: str
     enabled: bool
     overlap: Overlap
@@ -140,7 +194,9 @@ class SchedulePublic(BaseModel):
     revision: int
     created_at: datetime
     updated_at: datetime | None
-    next_runs: list[datetime] = Field(description="the next five due times (none if disabled)")
+    next_runs: list[datetime] = Field(
+        description="the next five due times (none if disabled; one for a one-run schedule)"
+    )
     run_count: int
     last_run: ScheduleRun | None
 
@@ -160,6 +216,7 @@ _STORED = (
     "name",
     "description",
     "cron",
+    "run_at",
     "timezone",
     "enabled",
     "overlap",

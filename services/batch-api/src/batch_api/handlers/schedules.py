@@ -11,7 +11,9 @@ leader decides when they are due.
   run's batch: `skip` this run while it is unfinished, `queue` this one behind it
   (`depends_on` it, `on: finished`), or `cancel_previous`.
 - A run that cannot make its batch (its template was deleted, its job type is gone) is
-  recorded as `failed` with the reason; it is not retried."""
+  recorded as `failed` with the reason; it is not retried.
+- A one-run schedule (`run_at`) is a cron naming that second (`contracts.cron.once_cron`)
+  with `catch_up: latest`; after its due run it disables itself."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ from batch_api.schedule_schemas import (
 from batch_api.schemas import BatchCreate
 from batch_api.template_schemas import Instantiate, TemplateSpec
 from contracts.codec import envelope_for
-from contracts.cron import next_times
+from contracts.cron import next_times, once_cron
 from contracts.envelope import Envelope
 from contracts.events import Event, ScheduleChanged, ScheduleTriggered
 from contracts.topics import Topics
@@ -62,6 +64,10 @@ MAX_SCAN = 5000
 
 def new_schedule_id() -> str:
     return f"s_{int(time.time() * 1000):012x}{os.urandom(4).hex()}"
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _now() -> datetime:
@@ -87,11 +93,18 @@ class ScheduleService:
         require(who)
         await self._check_source(body.template_id, body.spec, who)
         now = _now()
+        fields = body.model_dump(mode="json")
+        if body.run_at is not None:
+            fields |= {
+                "run_at": body.run_at,
+                "cron": once_cron(body.run_at, body.timezone),
+                "catch_up": "latest",  # a run missed while no scheduler ran is still made
+            }
         doc: Document = {
             "_id": new_schedule_id(),
             "tenant": who.tenant,
             "owner": who.user,
-            **body.model_dump(mode="json"),
+            **fields,
             "revision": 1,
             "created_at": now,
             "updated_at": None,
@@ -143,6 +156,16 @@ class ScheduleService:
             await self._check_source(None, body.spec, who)
         if not changes:
             return self.public(doc)
+        run_at = body.run_at
+        if run_at is not None:
+            changes |= {"run_at": run_at, "catch_up": "latest"}
+            changes.setdefault("enabled", True)  # a new time arms it again
+        elif "cron" in changes:
+            changes["run_at"] = None  # recurring from now on
+        elif "timezone" in changes and doc.get("run_at") is not None:
+            run_at = _aware(doc["run_at"])
+        if run_at is not None:
+            changes["cron"] = once_cron(run_at, changes.get("timezone") or doc["timezone"])
         changes["updated_at"] = _now()
         updated: Document | None = await self.schedules.find_one_and_update(
             {"_id": schedule_id},
@@ -173,7 +196,8 @@ class ScheduleService:
     def public(self, doc: Document) -> SchedulePublic:
         upcoming: list[datetime] = []
         if doc.get("enabled"):
-            upcoming = next_times(doc["cron"], doc["timezone"], datetime.now(UTC), 5)
+            count = 1 if doc.get("run_at") is not None else 5
+            upcoming = next_times(doc["cron"], doc["timezone"], datetime.now(UTC), count)
         return SchedulePublic.of(doc, upcoming)
 
     # ------------------------------------------------------------------ runs
@@ -197,6 +221,18 @@ class ScheduleService:
                 log.info("run %s of a disabled schedule: not run", event.run_id)
                 continue
             await self.run(doc, event.run_id, event.run_at, trigger="cron", missed=event.missed)
+            if doc.get("run_at") is not None:
+                await self._ran_once(doc)
+
+    async def _ran_once(self, doc: Document) -> None:
+        """Disables a one-run schedule after its due run."""
+        updated: Document | None = await self.schedules.find_one_and_update(
+            {"_id": doc["_id"], "enabled": True},
+            {"$set": {"enabled": False, "updated_at": _now()}, "$inc": {"revision": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is not None:
+            await self._announce(updated)
 
     async def run(
         self,

@@ -88,8 +88,8 @@ async def preview_cron(
             kind="invalid-request",
             errors=[{"loc": ["query", *first["loc"]], "msg": first["msg"]}],
         ) from exc
-    runs = next_times(checked.cron, checked.timezone, datetime.now(UTC), count)
-    return CronPreview(cron=checked.cron, timezone=checked.timezone, next_runs=runs)
+    runs = next_times(cron, checked.timezone, datetime.now(UTC), count)
+    return CronPreview(cron=cron, timezone=checked.timezone, next_runs=runs)
 
 
 @router.get("/{schedule_id}", response_model=SchedulePublic)
