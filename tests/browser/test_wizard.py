@@ -201,6 +201,37 @@ def test_wizard_schedules_the_batch_with_its_next_runs_shown(
     assert console.unexpected() == []
 
 
+def test_wizard_starts_the_batch_once_later(page: Page, stack: Stack) -> None:
+    sign_in(page, stack.admin_key)
+    page.goto("/new")
+    page.get_by_label("Name").fill("tonight, once")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Job type").select_option("demo.sleep")
+    page.get_by_role("button", name="Add items").click()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Next").click()
+
+    page.get_by_label("Once, later").check()
+    page.get_by_label("Start at").fill("2020-01-01T02:00")
+    page.get_by_role("button", name="Schedule it").click()
+    expect(page.locator("#e-start_at")).to_have_text("Choose when it starts: a time in the future.")
+    at = (datetime.now() + timedelta(minutes=30)).replace(second=0, microsecond=0)
+    page.get_by_label("Start at").fill(at.strftime("%Y-%m-%dT%H:%M"))
+    screenshots(page, "wizard-4-later")
+    page.get_by_role("button", name="Schedule it").click()
+
+    page.wait_for_url(re.compile(r"/schedules"))
+    found = httpx.get(
+        f"{stack.url}/v1/schedules", params={"q": "tonight, once"}, headers=stack.headers
+    ).json()["items"]
+    [schedule] = found
+    assert datetime.fromisoformat(schedule["run_at"]) == at.astimezone()
+    assert schedule["next_runs"] == [schedule["run_at"]]
+    row = page.locator(f"#schedule-{schedule['id']}")
+    expect(row).to_contain_text("once, ")
+    expect(row).to_contain_text(at.strftime("%H:%M"))
+
+
 def test_wizard_consolidates_chosen_library_templates(
     page: Page, stack: Stack, console: Console, unique: str
 ) -> None:

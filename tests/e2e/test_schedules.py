@@ -123,6 +123,9 @@ async def test_a_one_run_schedule_makes_its_batch_at_its_time_then_rests(
     rested = (await api.get(f"/v1/schedules/{schedule['id']}")).json()
     assert (rested["enabled"], rested["next_runs"]) == (False, [])
     assert datetime.fromisoformat(rested["run_at"]) == at
+    again = await api.post(f"/v1/schedules/{schedule['id']}/enable")
+    assert again.status_code == 422  # enabled as it is, it would run next year
+    assert "time has passed" in again.json()["detail"]
 
     # a time in the past is refused, with the field named
     late = await api.post(

@@ -164,6 +164,14 @@ class ScheduleService:
             changes["run_at"] = None  # recurring from now on
         elif "timezone" in changes and doc.get("run_at") is not None:
             run_at = _aware(doc["run_at"])
+        once_passed = doc.get("run_at") is not None and _aware(doc["run_at"]) <= _now()
+        if changes.get("enabled") and once_passed and body.run_at is None and body.cron is None:
+            raise Problem(
+                422,
+                "Invalid request",
+                "run_at: this one-run schedule's time has passed; give a new `run_at` (or a "
+                "`cron`) to enable it",
+            )
         if run_at is not None:
             changes["cron"] = once_cron(run_at, changes.get("timezone") or doc["timezone"])
         changes["updated_at"] = _now()

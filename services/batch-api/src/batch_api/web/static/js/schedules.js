@@ -29,6 +29,12 @@ function outcomeBadge(outcome) {
   return h("span", { class: `badge o-${outcome}` }, outcome);
 }
 
+// A recurring schedule shows its cron; a one-run schedule the time it runs (or ran).
+function when(s) {
+  if (!s.run_at) return h("code", {}, s.cron);
+  return h("span", { class: "once" }, "once, ", h("time", { datetime: s.run_at }, inZone(s.run_at, s.timezone)));
+}
+
 function nextRuns(s) {
   if (!s.enabled) return h("span", { class: "muted" }, "disabled");
   if (!s.next_runs.length) return h("span", { class: "muted" }, "none");
@@ -75,7 +81,7 @@ function row(s) {
     "tr",
     { id: `schedule-${s.id}`, dataset: { enabled: String(s.enabled) } },
     h("td", {}, h("strong", {}, s.name), s.description ? h("div", { class: "muted small" }, s.description) : null),
-    h("td", {}, h("code", {}, s.cron), h("div", { class: "muted small" }, s.timezone)),
+    h("td", {}, when(s), h("div", { class: "muted small" }, s.timezone)),
     h("td", {}, h("label", { class: "switch" }, toggle, h("span", { "aria-hidden": "true" }, s.enabled ? "on" : "off"))),
     h("td", {}, nextRuns(s)),
     h("td", { class: "last-run" }, lastRun(s)),
@@ -197,6 +203,8 @@ async function save(event) {
   let ok = true;
   if (!body.name) ok = fieldError(form, "name", "Give the schedule a name.") && false;
   if (!body.cron) ok = fieldError(form, "cron", "Say when it runs, e.g. 0 3 * * 1-5.") && false;
+  // a one-run schedule's cron names its time: sent again unchanged, it would make it recurring
+  if (editing && editing.run_at && body.cron === editing.cron) delete body.cron;
   const template = templates.find((t) => t.id === (editing ? editing.template_id : form.template_id.value));
   if (!editing && !form.template_id.value) ok = fieldError(form, "template_id", "Choose the template each run starts.") && false;
   if (!editing && template && !template.spec.items && !items.length) {

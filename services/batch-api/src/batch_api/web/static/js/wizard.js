@@ -305,15 +305,21 @@ function showServerErrors(error) {
   }
 }
 
-// The review step's "When": start now, or create a schedule that makes this batch on a cron
-// expression (POST /v1/schedules with the batch as its spec), its next runs shown as one types.
+// The review step's "When": start now; once, later (a one-run schedule: POST /v1/schedules
+// with `run_at`); or a schedule that makes this batch on a cron expression, its next runs
+// shown as one types. Both schedules carry the batch as their spec.
 function scheduled() {
   return form.elements.when?.value === "schedule";
 }
 
+function later() {
+  return form.elements.when?.value === "later";
+}
+
 function onWhen() {
   $("#schedule-fields").hidden = !scheduled();
-  $("#start").textContent = scheduled() ? "Create schedule" : "Start now";
+  $("#later-fields").hidden = !later();
+  $("#start").textContent = scheduled() ? "Create schedule" : later() ? "Schedule it" : "Start now";
   if (scheduled()) previewSoon();
 }
 
@@ -353,6 +359,32 @@ async function preview() {
   }
 }
 
+async function createLater(body) {
+  const { name, description, job_type, priority, tags, config, items: all } = body;
+  const at = form.start_at.value ? new Date(form.start_at.value) : null; // local time
+  if (!at || at <= new Date()) {
+    fieldError(form, "start_at", "Choose when it starts: a time in the future.");
+    return;
+  }
+  if (body.deadline && new Date(body.deadline) <= at) {
+    fieldError(form, "start_at", "It would start after its deadline: start earlier or move the deadline.");
+    return;
+  }
+  if (all.length > MAX_INLINE) {
+    fieldError(form, "submit", `a scheduled batch holds at most ${MAX_INLINE.toLocaleString("en")} items; this one has ${all.length.toLocaleString("en")}`);
+    return;
+  }
+  const created = await api("/v1/schedules", {
+    method: "POST",
+    body: {
+      name, description, run_at: at.toISOString(),
+      timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC",
+      spec: { job_type, priority, tags, config: body.deadline ? { ...config, deadline: body.deadline } : config, items: all },
+    },
+  });
+  location.assign(`/schedules?created=${encodeURIComponent(created.id)}`);
+}
+
 async function createSchedule(body) {
   const { name, description, job_type, priority, tags, config, items: all } = body;
   if (body.deadline) {
@@ -387,10 +419,10 @@ async function submit() {
     return;
   }
   const body = requestBody();
-  if (scheduled()) {
+  if (scheduled() || later()) {
     start.disabled = true;
     try {
-      await createSchedule(body);
+      await (later() ? createLater(body) : createSchedule(body));
     } catch (error) {
       clearErrors(form);
       showServerErrors(error);
