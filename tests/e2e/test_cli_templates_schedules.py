@@ -170,6 +170,11 @@ overrides:
 
     updated = run("schedules", "update", schedule["id"], "--cron", "0 12 * * *", "--json")
     assert json.loads(updated.stdout)["cron"] == "0 12 * * *"
+    # --at makes it a one-run schedule, shown as such
+    once = json.loads(run("schedules", "update", schedule["id"], "--at", "3h", "--json").stdout)
+    assert once["run_at"] is not None
+    assert len(once["next_runs"]) == 1
+    assert "once, " in run("schedules", "list", "--q", f"cli schedule {unique}").stdout
     assert run("schedules", "delete", schedule["id"]).returncode == 0
     assert run("schedules", "show", schedule["id"]).returncode == 3
 
@@ -190,6 +195,12 @@ def test_schedules_refuse_bad_input(run: Cli, tmp_path: Path) -> None:
     assert "--template" in no_source.stderr
     bad_overlap = run("schedules", "create", "-n", "x", "--cron", "* * * * *", "--overlap", "maybe")
     assert bad_overlap.returncode == 2
+    no_when = run("schedules", "create", "-n", "x", "--template", "t_x")
+    assert no_when.returncode == 2
+    assert "--cron or --at" in no_when.stderr
+    bad_at = run("schedules", "create", "-n", "x", "--at", "soon", "--template", "t_x")
+    assert bad_at.returncode == 2
+    assert "--at: 'soon'" in bad_at.stderr
     assert run("schedules", "trigger", "s_nope").returncode == 3
 
 

@@ -119,7 +119,7 @@ def schedules_table(
         table.add_row(
             str(schedule["id"]),
             str(schedule["name"]),
-            Text.assemble(str(schedule["cron"]), "\n", (str(schedule["timezone"]), "dim")),
+            Text.assemble(_when(schedule), "\n", (str(schedule["timezone"]), "dim")),
             Text("yes", style="green") if schedule.get("enabled") else Text("no", style="dim"),
             _short_time(next_runs[0]) if next_runs else DASH,
             _last_run(schedule.get("last_run")),
@@ -179,12 +179,22 @@ def next_runs_table(schedule: Mapping[str, Any]) -> RenderableType:
     return table
 
 
+def _when(schedule: Mapping[str, Any]) -> str:
+    """A recurring schedule's cron; a one-run schedule's time."""
+    if schedule.get("run_at"):
+        return f"once, {_short_time(str(schedule['run_at']))}"
+    return str(schedule["cron"])
+
+
 def schedule_view(schedule: Mapping[str, Any]) -> RenderableType:
     grid = _grid()
     grid.add_row("Schedule", f"{schedule['id']}  {schedule['name']}")
     if schedule.get("description"):
         grid.add_row("Description", str(schedule["description"]))
-    grid.add_row("Cron", f"{schedule['cron']}  in {schedule['timezone']}")
+    if schedule.get("run_at"):
+        grid.add_row("Runs", f"{_when(schedule)} (local time), then rests")
+    else:
+        grid.add_row("Cron", f"{schedule['cron']}  in {schedule['timezone']}")
     grid.add_row("Enabled", "yes" if schedule.get("enabled") else "no")
     grid.add_row("Overlap", str(schedule.get("overlap", "")))
     grid.add_row("Catch up", str(schedule.get("catch_up", "")))

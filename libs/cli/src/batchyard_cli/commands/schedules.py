@@ -13,6 +13,7 @@ from batchyard_cli.app_state import JsonFlag, state
 from batchyard_cli.catalog_view import runs_table, schedule_view, schedules_table
 from batchyard_cli.errors import InputError
 from batchyard_cli.inputs import load_spec
+from batchyard_cli.moments import parse_moment
 from batchyard_cli.render import format_time
 
 schedules_app = typer.Typer(
@@ -21,7 +22,7 @@ schedules_app = typer.Typer(
 )
 
 ScheduleIdArg = Annotated[str, typer.Argument(help="The schedule id (s_…).", show_default=False)]
-SPEC_FIELDS = "name, cron, timezone, overlap, catch_up, template_id + overrides or spec"
+SPEC_FIELDS = "name, cron or run_at, timezone, overlap, catch_up, template_id + overrides or spec"
 
 
 class Overlap(enum.StrEnum):
@@ -76,6 +77,14 @@ NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="The schedule'
 CronOpt = Annotated[
     str | None, typer.Option(help="5 fields (min hour day month weekday), e.g. '0 3 * * 1-5'.")
 ]
+AtOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="Instead of --cron: one run at this time (ISO, local unless it has an offset, or "
+        "a span ahead: 90m, 4h, 2d), after which the schedule disables itself.",
+    ),
+]
 TimezoneOpt = Annotated[
     str | None, typer.Option("--timezone", "--tz", help="IANA zone, e.g. Europe/Berlin.")
 ]
@@ -88,6 +97,10 @@ OverlapOpt = Annotated[
 CatchUpOpt = Annotated[
     CatchUp | None, typer.Option("--catch-up", help="Runs missed while no scheduler ran.")
 ]
+
+
+def _run_at(at: str | None) -> str | None:
+    return parse_moment(at, option="--at", ahead=True) if at is not None else None
 
 
 def _with_flags(body: dict[str, Any], **flags: Any) -> dict[str, Any]:
@@ -106,6 +119,7 @@ def create_schedule(
     ] = None,
     name: NameOpt = None,
     cron: CronOpt = None,
+    at: AtOpt = None,
     timezone: TimezoneOpt = None,
     template: TemplateOpt = None,
     overlap: OverlapOpt = None,
@@ -125,8 +139,13 @@ def create_schedule(
         overlap=overlap,
         catch_up=catch_up,
         enabled=False if disabled else None,
+        run_at=_run_at(at),
     )
-    missing = [k for k in ("name", "cron") if not body.get(k)]
+    if at is not None:
+        body.pop("cron", None)  # --at wins over a spec file's cron
+    missing = [k for k in ("name",) if not body.get(k)]
+    if not body.get("cron") and not body.get("run_at"):
+        missing.append("--cron or --at")
     if missing:
         raise InputError(f"a schedule needs {' and '.join(missing)} (in --file or as flags)")
     if not body.get("template_id") and not body.get("spec"):
@@ -149,16 +168,24 @@ def update_schedule(
     ] = None,
     name: NameOpt = None,
     cron: CronOpt = None,
+    at: AtOpt = None,
     timezone: TimezoneOpt = None,
     overlap: OverlapOpt = None,
     catch_up: CatchUpOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Change a schedule (owner or admin); a new cron or timezone counts from now."""
+    """Change a schedule (owner or admin); a new cron or timezone counts from now; --at
+    makes it a one-run schedule at that time, enabled again."""
     app = state(ctx)
     changes = load_spec(file, "schedule changes", SPEC_FIELDS) if file else {}
     changes = _with_flags(
-        changes, name=name, cron=cron, timezone=timezone, overlap=overlap, catch_up=catch_up
+        changes,
+        name=name,
+        cron=cron,
+        run_at=_run_at(at),
+        timezone=timezone,
+        overlap=overlap,
+        catch_up=catch_up,
     )
     if not changes:
         raise InputError("nothing to change: give --file or a flag such as --cron")
