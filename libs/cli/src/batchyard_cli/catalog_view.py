@@ -192,7 +192,7 @@ def schedule_view(schedule: Mapping[str, Any]) -> RenderableType:
     if schedule.get("description"):
         grid.add_row("Description", str(schedule["description"]))
     if schedule.get("run_at"):
-        grid.add_row("Runs", f"{_when(schedule)} (local time), then rests")
+        grid.add_row("When", f"{_when(schedule)} (local time), then it rests")
     else:
         grid.add_row("Cron", f"{schedule['cron']}  in {schedule['timezone']}")
     grid.add_row("Enabled", "yes" if schedule.get("enabled") else "no")
