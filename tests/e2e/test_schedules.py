@@ -127,6 +127,22 @@ async def test_a_one_run_schedule_makes_its_batch_at_its_time_then_rests(
     assert again.status_code == 422  # enabled as it is, it would run next year
     assert "time has passed" in again.json()["detail"]
 
+    # triggered by hand before its time, that is its one run
+    later = await api.post(
+        "/v1/schedules",
+        json={
+            "name": "once, sooner",
+            "run_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            "spec": spec(0),
+        },
+    )
+    assert later.status_code == 201, later.text
+    triggered = await api.post(f"/v1/schedules/{later.json()['id']}/trigger")
+    assert triggered.status_code == 202, triggered.text
+    assert triggered.json()["outcome"] == "created"
+    after = (await api.get(f"/v1/schedules/{later.json()['id']}")).json()
+    assert (after["enabled"], after["next_runs"]) == (False, [])
+
     # a time in the past is refused, with the field named
     late = await api.post(
         "/v1/schedules",

@@ -13,7 +13,8 @@ leader decides when they are due.
 - A run that cannot make its batch (its template was deleted, its job type is gone) is
   recorded as `failed` with the reason; it is not retried.
 - A one-run schedule (`run_at`) is a cron naming that second (`contracts.cron.once_cron`)
-  with `catch_up: latest`; after its due run it disables itself."""
+  with `catch_up: latest`; after its due run, or a manual one that made its batch, it
+  disables itself."""
 
 from __future__ import annotations
 
@@ -210,11 +211,15 @@ class ScheduleService:
 
     # ------------------------------------------------------------------ runs
     async def trigger(self, schedule_id: str, who: Principal) -> ScheduleRun:
-        """A run now, by a person: the same as a due run, under its own run id."""
+        """A run now, by a person: the same as a due run, under its own run id. For a
+        one-run schedule it is that one run: the schedule rests afterwards."""
         require(who)
         doc = await self.load(schedule_id, who)
         run = f"{schedule_id}@manual-{uuid.uuid4().hex[:12]}"
-        return await self.run(doc, run, _now(), trigger="manual")
+        made = await self.run(doc, run, _now(), trigger="manual")
+        if doc.get("run_at") is not None and made.outcome == "created":
+            await self._ran_once(doc)
+        return made
 
     async def handle(self, items: Sequence[tuple[Envelope, Event]]) -> None:
         """Consumer of `Topics.schedules`: makes the batch of every fired run."""
