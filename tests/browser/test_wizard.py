@@ -24,6 +24,19 @@ from stack_support import Stack
 pytestmark = pytest.mark.browser
 
 
+def to_review(page: Page, name: str, copies: int = 1) -> None:
+    """Through the wizard's first three steps: `name`, then `copies` demo.sleep items made
+    with the item form, the defaults kept."""
+    page.goto("/new")
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Job type").select_option("demo.sleep")
+    page.get_by_label("How many items like this").fill(str(copies))
+    page.get_by_role("button", name="Add items").click()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Next").click()
+
+
 def test_wizard_creates_a_batch_that_reaches_100_percent_live(page: Page, stack: Stack) -> None:
     sign_in(page, stack.admin_key)
     screenshots(page, "overview-empty")
@@ -162,14 +175,7 @@ def test_wizard_schedules_the_batch_with_its_next_runs_shown(
     page: Page, stack: Stack, console: Console
 ) -> None:
     sign_in(page, stack.admin_key)
-    page.goto("/new")
-    page.get_by_label("Name").fill("nightly from the wizard")
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("Job type").select_option("demo.sleep")
-    page.get_by_label("How many items like this").fill("3")
-    page.get_by_role("button", name="Add items").click()
-    page.get_by_role("button", name="Next").click()
-    page.get_by_role("button", name="Next").click()
+    to_review(page, "nightly from the wizard", copies=3)
 
     page.get_by_label("On a schedule").check()
     page.get_by_label("Timezone").fill("Europe/Berlin")
@@ -203,13 +209,7 @@ def test_wizard_schedules_the_batch_with_its_next_runs_shown(
 
 def test_wizard_starts_the_batch_once_later(page: Page, stack: Stack) -> None:
     sign_in(page, stack.admin_key)
-    page.goto("/new")
-    page.get_by_label("Name").fill("tonight, once")
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("Job type").select_option("demo.sleep")
-    page.get_by_role("button", name="Add items").click()
-    page.get_by_role("button", name="Next").click()
-    page.get_by_role("button", name="Next").click()
+    to_review(page, "tonight, once")
 
     page.get_by_label("Once, later").check()
     page.get_by_label("Start at").fill("2020-01-01T02:00")

@@ -4,10 +4,10 @@ from a template or a spec."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from batch_api.schemas import User, Visibility
 from batch_api.template_schemas import Instantiate, TemplateSpec
@@ -18,15 +18,13 @@ CatchUp = Literal["none", "latest", "all"]
 RunOutcome = Literal["created", "skipped", "failed"]
 
 
-def _check_cron(cron: str | None) -> str | None:
-    if cron is not None and not valid_cron(cron):
+def _check_cron(cron: str) -> str:
+    if not valid_cron(cron):
         raise ValueError(f"{cron!r} is not a cron expression (5 fields: min hour day month dow)")
     return cron
 
 
-def _check_timezone(timezone: str | None) -> str | None:
-    if timezone is None:
-        return None
+def _check_timezone(timezone: str) -> str:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -37,10 +35,8 @@ def _check_timezone(timezone: str | None) -> str | None:
 ONCE_AHEAD = timedelta(days=365)  # a once-schedule's time is a cron without a year
 
 
-def _check_run_at(run_at: datetime | None) -> datetime | None:
+def _check_run_at(run_at: datetime) -> datetime:
     """A once-schedule's time: aware (UTC if it has no offset), ahead, within a year."""
-    if run_at is None:
-        return None
     at = run_at if run_at.tzinfo else run_at.replace(tzinfo=UTC)
     now = datetime.now(UTC)
     if at <= now:
@@ -50,25 +46,28 @@ def _check_run_at(run_at: datetime | None) -> datetime | None:
     return at
 
 
+Cron = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_check_cron)]
+Timezone = Annotated[str, Field(max_length=100), AfterValidator(_check_timezone)]
+RunAt = Annotated[datetime, AfterValidator(_check_run_at)]
+
+
 class ScheduleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
-    cron: str | None = Field(
+    cron: Cron | None = Field(
         default=None,
-        min_length=1,
-        max_length=100,
         examples=["0 3 * * 1-5"],
         description="when runs are due (5 fields; a 6th gives seconds); or give `run_at`",
     )
-    run_at: datetime | None = Field(
+    run_at: RunAt | None = Field(
         default=None,
         description="instead of `cron`: one run at this time (within a year; UTC if it has "
         "no offset), after which the schedule disables itself; a run missed while no "
         "scheduler ran is made when one is back",
     )
-    timezone: str = Field(default="UTC", max_length=100, examples=["Europe/Berlin"])
+    timezone: Timezone = Field(default="UTC", examples=["Europe/Berlin"])
     enabled: bool = True
     overlap: Overlap = Field(
         default="skip",
@@ -88,22 +87,6 @@ class ScheduleCreate(BaseModel):
     )
     visibility: Visibility = "private"
     shared_with: list[User] = Field(default_factory=list, max_length=100)
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, cron: str | None) -> str | None:
-        return _check_cron(cron)
-
-    @field_validator("run_at")
-    @classmethod
-    def _valid_run_at(cls, run_at: datetime | None) -> datetime | None:
-        return _check_run_at(run_at)
-
-    @field_validator("timezone")
-    @classmethod
-    def _valid_timezone(cls, timezone: str) -> str:
-        _check_timezone(timezone)
-        return timezone
 
     @model_validator(mode="after")
     def _one_source(self) -> ScheduleCreate:
@@ -125,13 +108,11 @@ class ScheduleUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
-    cron: str | None = Field(
-        default=None, min_length=1, max_length=100, description="makes it recurring"
-    )
-    run_at: datetime | None = Field(
+    cron: Cron | None = Field(default=None, description="makes it recurring")
+    run_at: RunAt | None = Field(
         default=None, description="makes it a one-run schedule at this time, enabled again"
     )
-    timezone: str | None = Field(default=None, max_length=100)
+    timezone: Timezone | None = None
     enabled: bool | None = None
     overlap: Overlap | None = None
     catch_up: CatchUp | None = None
@@ -139,21 +120,6 @@ class ScheduleUpdate(BaseModel):
     spec: TemplateSpec | None = None
     visibility: Visibility | None = None
     shared_with: list[User] | None = Field(default=None, max_length=100)
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, cron: str | None) -> str | None:
-        return _check_cron(cron)
-
-    @field_validator("run_at")
-    @classmethod
-    def _valid_run_at(cls, run_at: datetime | None) -> datetime | None:
-        return _check_run_at(run_at)
-
-    @field_validator("timezone")
-    @classmethod
-    def _valid_timezone(cls, timezone: str | None) -> str | None:
-        return _check_timezone(timezone)
 
     @model_validator(mode="after")
     def _not_both(self) -> ScheduleUpdate:
