@@ -395,18 +395,12 @@ class Executor:
         for _, event in items:
             if not isinstance(event, CancelBroadcast):
                 continue
-
-            def named(job_id: str, batch_id: str, e: CancelBroadcast = event) -> bool:
-                return batch_id == e.batch_id and (e.job_ids is None or job_id in e.job_ids)
-
             for job in list(self.running.values()):
-                if named(job.dispatch.job_id, job.dispatch.batch_id):
+                if _names(event, job.dispatch.job_id):
                     job.cancel_requested = True
                     if job.task is not None:
                         job.task.cancel()
-            self.cancelled_waiting.update(
-                job_id for job_id in self.waiting if named(job_id, batch_id_of(job_id))
-            )
+            self.cancelled_waiting.update(j for j in self.waiting if _names(event, j))
 
     def heartbeat(self) -> Outgoing:
         event = ExecutorHeartbeat(
@@ -431,6 +425,13 @@ class Executor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _names(cancel: CancelBroadcast, job_id: str) -> bool:
+    """Whether `cancel` is for this job: its batch's, and the job among `job_ids` if given."""
+    return batch_id_of(job_id) == cancel.batch_id and (
+        cancel.job_ids is None or job_id in cancel.job_ids
+    )
 
 
 class _Unknown(JobError):
