@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from benchstack import KAFKA, bench_stack, wait_done
 from celery_baseline import celery_seconds
+
+RELAY_PARTITIONS = 6  # devstack's num.partitions, which the relay had when topics made themselves
 
 
 async def relay(n: int) -> float:
@@ -48,16 +53,37 @@ async def relay(n: int) -> float:
         group_id=f"bench-sink-{run}",
         auto_offset_reset="earliest",
     )
-    await producer.start()
-    await relay_in.start()
-    await sink.start()
-    try:
-        await producer.send_and_wait(requests, b"warm-up")
-        await producer.send_and_wait(replies, b"warm-up")
+    async with contextlib.AsyncExitStack() as running:
+        # Both topics are made, and a message sent to each of their partitions, before the
+        # clock starts: a topic just made is missing from the first metadata answers and its
+        # leaders may refuse the first sends for a moment. The clients retry, logging each
+        # time: those warnings are silenced here, and only here.
+        aiokafka_log = logging.getLogger("aiokafka")
+        level = aiokafka_log.level
+        aiokafka_log.setLevel(logging.ERROR)
+        try:
+            admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+            await admin.start()
+            try:
+                await admin.create_topics(
+                    [NewTopic(t, RELAY_PARTITIONS, 1) for t in (requests, replies)]
+                )
+            finally:
+                await admin.close()
+            await producer.start()
+            running.push_async_callback(producer.stop)
+            for topic in (requests, replies):
+                for partition in range(RELAY_PARTITIONS):
+                    await producer.send_and_wait(topic, b"warm-up", partition=partition)
+        finally:
+            aiokafka_log.setLevel(level)
+        for consumer in (relay_in, sink):
+            await consumer.start()
+            running.push_async_callback(consumer.stop)
 
         async def pump() -> None:
-            seen = 0
-            while seen < n + 1:
+            seen = 0  # the requests' warm-ups are relayed too
+            while seen < n + RELAY_PARTITIONS:
                 batch = await relay_in.getmany(timeout_ms=500, max_records=1000)
                 for records in batch.values():
                     for r in records:
@@ -65,8 +91,8 @@ async def relay(n: int) -> float:
                     seen += len(records)
 
         async def drain() -> None:
-            seen = 0
-            while seen < n + 1:
+            seen = 0  # both topics' warm-ups arrive here
+            while seen < n + 2 * RELAY_PARTITIONS:
                 batch = await sink.getmany(timeout_ms=500, max_records=1000)
                 seen += sum(len(v) for v in batch.values())
 
@@ -77,10 +103,6 @@ async def relay(n: int) -> float:
         await producer.flush()
         await asyncio.wait_for(asyncio.gather(*tasks), 600)
         return time.perf_counter() - started
-    finally:
-        await producer.stop()
-        await relay_in.stop()
-        await sink.stop()
 
 
 async def batchyard(n: int, url: str, key: str) -> float:
