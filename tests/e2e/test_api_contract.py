@@ -9,6 +9,7 @@ create batches of hour-long jobs; they must not slow the shared e2e stack).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -196,3 +197,7 @@ async def test_the_events_are_documented_in_asyncapi(stack: Stack) -> None:
     assert all(a.startswith(stack.prefix) for a in addresses)
     completed = document["components"]["schemas"]["BatchCompletedMessage"]
     assert {"type", "event_id", "data"} <= set(completed["properties"])
+    # Consumers ignore unknown fields at every depth (docs/events/), so no schema forbids them:
+    # `config` in BatchCreated did, so a producer adding a field to it looked like a breach.
+    assert '"additionalProperties": false' not in json.dumps(document)
+    assert "Webhook" in document["components"]["schemas"]

@@ -121,3 +121,76 @@ def test_poison_messages_are_named_not_raised_raw(raw: bytes, reason: str) -> No
     with pytest.raises(PoisonMessage) as info:
         decode(raw)
     assert reason in info.value.reason
+
+
+def _with_field_added(body: dict[str, Any], path: tuple[str | int, ...]) -> dict[str, Any]:
+    """`body` (copied) with `added_in_a_later_version` in the object at `path`."""
+    out = json.loads(json.dumps(body, default=str))
+    target = out
+    for step in path:
+        target = target[step]
+    target["added_in_a_later_version"] = 1
+    return out
+
+
+NESTED_OBJECTS: list[tuple[type[Event], tuple[str | int, ...]]] = [
+    (EVENTS_BY_TYPE["BatchCreated"], ("config",)),
+    (EVENTS_BY_TYPE["BatchCreated"], ("config", "retry")),
+    (EVENTS_BY_TYPE["BatchCreated"], ("config", "resource_limits")),
+    (EVENTS_BY_TYPE["BatchCreated"], ("config", "stagger")),
+    (EVENTS_BY_TYPE["BatchCreated"], ("config", "depends_on")),
+    (EVENTS_BY_TYPE["BatchCreated"], ("config", "notifications", 1)),
+    (EVENTS_BY_TYPE["JobDispatched"], ("resource_limits",)),
+]
+
+
+def _rich_body(cls: type[Event]) -> dict[str, Any]:
+    """A sample body whose optional nested objects are all present."""
+    data = sample(cls)
+    if cls.TYPE == "BatchCreated":
+        data["config"] = {
+            "retry": {"max_attempts": 2},
+            "resource_limits": {"timeout_s": 5},
+            "stagger": {"start_interval_ms": 10},
+            "depends_on": {"batches": ["b_other"]},
+            "notifications": [
+                {"url": "https://example.test/a"},
+                {"url": "https://example.test/b", "on_start": True},
+            ],
+        }
+    if cls.TYPE == "JobDispatched":
+        data["resource_limits"] = {"max_cpu_s": 3}
+    return cls.model_validate(data).body()
+
+
+@pytest.mark.parametrize(("cls", "path"), NESTED_OBJECTS, ids=lambda v: str(v))
+def test_old_consumer_reads_a_field_added_inside_a_nested_object(
+    cls: type[Event], path: tuple[str | int, ...]
+) -> None:
+    """A newer producer (a rolling upgrade: batch-api before the scheduler, the scheduler
+    before the executors) adds an optional field to a nested object, e.g. `config`: the
+    published schema allows it, and every consumer still takes the event, without the field,
+    instead of dead-lettering it (which would lose the batch or the job)."""
+    body = _rich_body(cls)
+    newer = _with_field_added(body, path)
+    schema = json.loads((DOCS / f"{cls.TYPE}.v{cls.VERSION}.json").read_text())
+    jsonschema.validate(newer, schema)
+    raw = encode(envelope_for(cls.model_validate(body), producer="test")).replace(
+        json.dumps(body, separators=(",", ":"), default=str).encode(),
+        json.dumps(newer, separators=(",", ":")).encode(),
+    )
+    assert b"added_in_a_later_version" in raw
+    _, decoded = decode(raw)
+    assert decoded == cls.model_validate(body)
+
+
+def test_a_wrong_value_beside_an_unknown_field_is_still_poison() -> None:
+    """Only unknown fields are forgiven: a nested value of the wrong type still names itself."""
+    cls = EVENTS_BY_TYPE["BatchCreated"]
+    body = _with_field_added(_rich_body(cls), ("config",))
+    body["config"]["retry"]["max_attempts"] = "many"
+    envelope = envelope_for(cls.model_validate(_rich_body(cls)), producer="test")
+    raw = encode(envelope.model_copy(update={"data": body}))
+    with pytest.raises(PoisonMessage) as info:
+        decode(raw)
+    assert "config.retry.max_attempts" in info.value.reason

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -77,7 +77,38 @@ def event_of(envelope: Envelope) -> Event:
     try:
         return cls.model_validate(envelope.data)
     except ValidationError as exc:
-        raise PoisonMessage(f"invalid {envelope.type}: {_first_error(exc)}") from exc
+        error = exc
+    # A newer producer may have added a field inside a nested object (`config`, its `retry`,
+    # a dispatch's `resource_limits`, ...), whose models forbid unknown fields so that the API
+    # refuses typos. On the wire they are ignored like unknown top-level fields: an event
+    # dead-lettered during a rolling upgrade would lose its batch or job.
+    unknown = [e["loc"] for e in error.errors() if e["type"] == "extra_forbidden"]
+    if unknown and len(unknown) == error.error_count():
+        try:
+            return cls.model_validate(_without(envelope.data, unknown))
+        except ValidationError as again:
+            error = again
+    raise PoisonMessage(f"invalid {envelope.type}: {_first_error(error)}") from error
+
+
+def _without(data: Any, locations: list[tuple[int | str, ...]]) -> Any:
+    """A copy of `data` without the values at `locations` (the objects and lists on the way
+    copied, the rest shared)."""
+    here = [loc for loc in locations if len(loc) == 1]
+    deeper: dict[int | str, list[tuple[int | str, ...]]] = {}
+    for loc in locations:
+        if len(loc) > 1:
+            deeper.setdefault(loc[0], []).append(loc[1:])
+    if isinstance(data, dict):
+        gone = {loc[0] for loc in here}
+        return {
+            k: _without(v, deeper[k]) if k in deeper else v
+            for k, v in data.items()
+            if k not in gone
+        }
+    if isinstance(data, list):
+        return [_without(v, deeper[i]) if i in deeper else v for i, v in enumerate(data)]
+    return data
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,19 @@ def schemas() -> dict[str, dict[str, Any]]:
     """File name → JSON Schema, for the envelope and every event."""
     out: dict[str, dict[str, Any]] = {"Envelope.v1.json": Envelope.model_json_schema()}
     for cls in ALL_EVENTS:
-        schema = cls.model_json_schema()
+        schema = tolerant(cls.model_json_schema())
         schema["x-event-type"] = cls.TYPE
         schema["x-schema-version"] = cls.VERSION
         out[f"{cls.TYPE}.v{cls.VERSION}.json"] = schema
     return out
+
+
+def tolerant(schema: Any) -> Any:
+    """A schema, or a document holding schemas, without `additionalProperties: false`. The
+    nested models forbid unknown fields so that the API refuses typos, but consumers ignore
+    them on the wire at every depth (`contracts.codec.event_of`): a producer may add an
+    optional field anywhere."""
+    return _pruned(schema, lambda key, value: key == "additionalProperties" and value is False)
 
 
 def render(schema: dict[str, Any]) -> str:
@@ -57,14 +66,15 @@ def check(folder: Path) -> list[str]:
 def _wire(schema: Any) -> Any:
     """The schema without its descriptions (text, unlike a property named `description`,
     whose schema is an object): what a message must look like."""
+    return _pruned(schema, lambda key, value: key == "description" and isinstance(value, str))
+
+
+def _pruned(schema: Any, drop: Callable[[str, Any], bool]) -> Any:
+    """`schema` without the keys, at any depth, for which `drop(key, value)` holds."""
     if isinstance(schema, dict):
-        return {
-            k: _wire(v)
-            for k, v in schema.items()
-            if not (k == "description" and isinstance(v, str))
-        }
+        return {k: _pruned(v, drop) for k, v in schema.items() if not drop(k, v)}
     if isinstance(schema, list):
-        return [_wire(v) for v in schema]
+        return [_pruned(v, drop) for v in schema]
     return schema
 
 
