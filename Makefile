@@ -59,6 +59,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(MYPY_PACKAGES)
+	$(VENV)/bin/mypy examples/subscriber
 	$(PY) -m contracts.export --check
 
 format: $(VENV)/.installed
