@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import ValidationError
 
 from contracts.envelope import Envelope, new_event_id, utcnow
 from contracts.events import EVENTS_BY_TYPE, Event
+from contracts.tolerant import validate_tolerantly
 
 E = TypeVar("E", bound=Event)
 
@@ -75,40 +76,11 @@ def event_of(envelope: Envelope) -> Event:
     if cls is None:
         raise PoisonMessage(f"unknown event type {envelope.type!r}")
     try:
-        return cls.model_validate(envelope.data)
+        # A newer producer may have added a field anywhere, `config` included: ignored, as
+        # unknown fields are (dead-lettering it would lose its batch or job).
+        return validate_tolerantly(cls, envelope.data)
     except ValidationError as exc:
-        error = exc
-    # A newer producer may have added a field inside a nested object (`config`, its `retry`,
-    # a dispatch's `resource_limits`, ...), whose models forbid unknown fields so that the API
-    # refuses typos. On the wire they are ignored like unknown top-level fields: an event
-    # dead-lettered during a rolling upgrade would lose its batch or job.
-    unknown = [e["loc"] for e in error.errors() if e["type"] == "extra_forbidden"]
-    if unknown and len(unknown) == error.error_count():
-        try:
-            return cls.model_validate(_without(envelope.data, unknown))
-        except ValidationError as again:
-            error = again
-    raise PoisonMessage(f"invalid {envelope.type}: {_first_error(error)}") from error
-
-
-def _without(data: Any, locations: list[tuple[int | str, ...]]) -> Any:
-    """A copy of `data` without the values at `locations` (the objects and lists on the way
-    copied, the rest shared)."""
-    here = [loc for loc in locations if len(loc) == 1]
-    deeper: dict[int | str, list[tuple[int | str, ...]]] = {}
-    for loc in locations:
-        if len(loc) > 1:
-            deeper.setdefault(loc[0], []).append(loc[1:])
-    if isinstance(data, dict):
-        gone = {loc[0] for loc in here}
-        return {
-            k: _without(v, deeper[k]) if k in deeper else v
-            for k, v in data.items()
-            if k not in gone
-        }
-    if isinstance(data, list):
-        return [_without(v, deeper[i]) if i in deeper else v for i, v in enumerate(data)]
-    return data
+        raise PoisonMessage(f"invalid {envelope.type}: {_first_error(exc)}") from exc
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from batch_api.schemas import MAX_INLINE_ITEMS, Priority, Tag, User, Visibility
+from contracts.tolerant import validate_tolerantly
 from contracts.vocabulary import BatchConfig
 
 
@@ -99,7 +100,7 @@ class TemplatePublic(BaseModel):
             visibility=doc.get("visibility", "private"),
             shared_with=doc.get("shared_with", []),
             owner=doc["owner"],
-            spec=TemplateSpec.model_validate(doc["spec"]),
+            spec=validate_tolerantly(TemplateSpec, doc["spec"]),
             usage_count=int(doc.get("usage_count") or 0),
             last_used_at=doc.get("last_used_at"),
             created_at=doc["created_at"],

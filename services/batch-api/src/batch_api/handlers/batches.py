@@ -50,6 +50,7 @@ from batch_api.schemas import (
 from contracts.codec import envelope_for
 from contracts.envelope import deterministic_event_id
 from contracts.events import BatchCreated, BatchItemsAdded, BatchSubmitted, Event
+from contracts.tolerant import validate_tolerantly
 from contracts.topics import Topics
 from contracts.vocabulary import BatchConfig
 from servicekit.publisher import EventPublisher, Outgoing
@@ -390,7 +391,7 @@ class BatchService:
         total, chunks = int(found.doc.get("total") or 0), int(found.doc.get("chunks") or 0)
         if total == 0:
             raise Problem(422, "No items", "add items before submitting the batch", kind="no-items")
-        config = BatchConfig.model_validate(found.doc.get("config") or {})
+        config = validate_tolerantly(BatchConfig, found.doc.get("config") or {})
         await self.validate_dependencies(batch_id, who.tenant, config, submitting=True)
         if await self.registry.missing_chunks(batch_id, chunks):
             raise _conflict(
@@ -425,7 +426,7 @@ class BatchService:
             priority=doc["priority"],
             tags=doc["tags"],
             owner=doc["owner"],
-            config=BatchConfig.model_validate(doc["config"]),
+            config=validate_tolerantly(BatchConfig, doc["config"]),
             created_at=doc["created_at"],
         )
         messages = [self._out(doc, created, "created")]

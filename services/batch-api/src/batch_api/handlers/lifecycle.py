@@ -57,6 +57,7 @@ from contracts.events import (
     Event,
     RollbackRequested,
 )
+from contracts.tolerant import validate_tolerantly
 from contracts.topics import Topics
 from contracts.vocabulary import BatchConfig
 from servicekit.buckets import view_buckets
@@ -244,7 +245,7 @@ class BatchLifecycle:
             priority=doc.get("priority", "medium"),
             tags=doc.get("tags", []),
             deadline=doc.get("deadline"),
-            config=BatchConfig.model_validate(doc["config"]),
+            config=validate_tolerantly(BatchConfig, doc["config"]),
             draft=True,
             visibility=doc.get("visibility", "tenant"),
             shared_with=doc.get("shared_with") or [],

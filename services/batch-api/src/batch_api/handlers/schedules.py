@@ -52,6 +52,7 @@ from contracts.codec import envelope_for
 from contracts.cron import next_times, once_cron
 from contracts.envelope import Envelope
 from contracts.events import Event, ScheduleChanged, ScheduleTriggered
+from contracts.tolerant import validate_tolerantly
 from contracts.topics import Topics
 from contracts.vocabulary import Dependencies
 from servicekit.publisher import EventPublisher, Outgoing
@@ -317,14 +318,14 @@ class ScheduleService:
         tag = f"schedule:{doc['_id']}"
         if doc.get("template_id"):
             template = await self.templates.load(doc["template_id"], owner)
-            overrides = Instantiate.model_validate(doc.get("overrides") or {})
+            overrides = validate_tolerantly(Instantiate, doc.get("overrides") or {})
             create = instantiation(template, overrides)
             extra: dict[str, Any] = {
                 "name": overrides.name or name,
                 "tags": [*create.tags, tag][:50],
             }
         else:
-            spec = TemplateSpec.model_validate(doc["spec"])
+            spec = validate_tolerantly(TemplateSpec, doc["spec"])
             create = BatchCreate(
                 name=name,
                 description=doc.get("description", ""),

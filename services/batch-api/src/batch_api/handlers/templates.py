@@ -35,6 +35,7 @@ from batch_api.template_schemas import (
     TemplateSpec,
     TemplateUpdate,
 )
+from contracts.tolerant import validate_tolerantly
 from contracts.vocabulary import BatchConfig
 from servicekit.store import Document
 
@@ -125,7 +126,7 @@ class TemplateService:
             job_type=doc["job_type"],
             priority=doc.get("priority", "medium"),
             tags=doc.get("tags", []),
-            config=BatchConfig.model_validate(doc["config"]),
+            config=validate_tolerantly(BatchConfig, doc["config"]),
             items=items or None,
         )
         create = TemplateCreate(**body.model_dump(exclude={"batch_id", "with_items"}), spec=spec)

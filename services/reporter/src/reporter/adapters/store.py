@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.envelope import Envelope
 from contracts.events import BatchCreated, BatchSnapshot, Event, RollbackProgress
+from contracts.tolerant import validate_tolerantly
 from contracts.vocabulary import Webhook
 from reporter.adapters.webhooks import DELIVERIES
 from reporter.domain.projection import (
@@ -140,7 +141,7 @@ class MongoProjectionStore:
         if doc is None or "config" not in doc:
             return None
         hooks = (doc["config"] or {}).get("notifications") or []
-        return [Webhook.model_validate(h) for h in hooks], str(doc.get("name") or "")
+        return [validate_tolerantly(Webhook, h) for h in hooks], str(doc.get("name") or "")
 
     async def _bucket(self, doc_id: str) -> dict[str, Any]:
         """The bucket's full (unpacked) views by key; cached."""

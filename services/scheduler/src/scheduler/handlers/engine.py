@@ -57,6 +57,7 @@ from contracts.events import (
     RollbackRequested,
     RollbackStarted,
 )
+from contracts.tolerant import validate_tolerantly
 from contracts.topics import Topics, batch_id_of, job_id_for
 from contracts.vocabulary import TERMINAL_BATCH_STATUSES, BatchConfig, priority_level
 from scheduler.adapters.store import SchedulerStore
@@ -886,7 +887,7 @@ def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
         batch_id=doc["_id"],
         tenant=doc.get("tenant", "default"),
         job_type=doc["job_type"],
-        config=BatchConfig.model_validate(doc["config"]),
+        config=validate_tolerantly(BatchConfig, doc["config"]),
         priority_level=doc.get("priority_level", 5),
         status=doc["status"],
         total=doc.get("total"),
