@@ -23,17 +23,17 @@ def schemas() -> dict[str, dict[str, Any]]:
     """File name → JSON Schema, for the envelope and every event."""
     out: dict[str, dict[str, Any]] = {"Envelope.v1.json": Envelope.model_json_schema()}
     for cls in ALL_EVENTS:
-        schema = tolerant(cls.model_json_schema())
+        schema = allowing_unknown_fields(cls.model_json_schema())
         schema["x-event-type"] = cls.TYPE
         schema["x-schema-version"] = cls.VERSION
         out[f"{cls.TYPE}.v{cls.VERSION}.json"] = schema
     return out
 
 
-def tolerant(schema: Any) -> Any:
+def allowing_unknown_fields(schema: Any) -> Any:
     """A schema, or a document holding schemas, without `additionalProperties: false`. The
     nested models forbid unknown fields so that the API refuses typos, but consumers ignore
-    them on the wire at every depth (`contracts.codec.event_of`): a producer may add an
+    them on the wire at every depth (`contracts.tolerant`): a producer may add an
     optional field anywhere."""
     return _pruned(schema, lambda key, value: key == "additionalProperties" and value is False)
 

@@ -13,7 +13,7 @@ from pydantic import create_model
 
 from contracts.catalog import ROUTES
 from contracts.envelope import Envelope
-from contracts.export import tolerant
+from contracts.export import allowing_unknown_fields
 from contracts.topics import Topics
 
 
@@ -45,5 +45,5 @@ def asyncapi_document(prefix: str = "", version: str = "0.1.0") -> dict[str, Any
         "`traceparent`) around the event's body in `data`; JSON Schemas per version are in "
         "docs/events/.",
     ).to_specification()
-    document: dict[str, Any] = tolerant(spec.to_jsonable())  # as docs/events/
+    document: dict[str, Any] = allowing_unknown_fields(spec.to_jsonable())  # as docs/events/
     return document
