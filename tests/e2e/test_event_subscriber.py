@@ -62,7 +62,7 @@ async def test_the_example_subscriber_follows_a_batch_to_its_end(
     kinds = [line.split()[2] for line in lines]
     assert kinds[0] == "BatchStarted"
     assert kinds[-1] == "BatchCompleted"
-    assert lines[-1].rstrip().endswith("5/5 ended (completed)")
+    assert lines[-1].split()[3:] == ["completed", "5/5", "ended"]
     ended = [int(line.split()[4].split("/")[0]) for line in lines]
     assert ended == sorted(ended)  # in order, no repeats shown
 
