@@ -30,6 +30,21 @@ GOOD: dict[str, Any] = {"name": "x", "job_type": "demo.sleep", "items": [{"secon
         ({**GOOD, "items": []}, {}, 422, "invalid-request"),
         ({**GOOD, "items": [{"seconds": "soon"}]}, {}, 422, "invalid-items"),
         ({k: v for k, v in GOOD.items() if k != "name"}, {}, 422, "invalid-request"),
+        # JSON may escape half a surrogate pair, which is no text that can be stored or sent
+        # (it was a 500 in an item, where any string goes).
+        (
+            rb'{"name": "x", "job_type": "demo.sleep", "items": [{"error_class": "a\udbdc"}]}',
+            {},
+            422,
+            "invalid-items",
+        ),
+        (
+            rb'{"name": "x", "job_type": "demo.sleep", "items": [{}],'
+            rb' "config": {"params": {"a": "\udbdc"}}}',
+            {},
+            422,
+            "invalid-request",
+        ),
         (GOOD, {"Authorization": ""}, 401, "unauthorized"),
         (GOOD, {"Authorization": "Bearer bya_wrong"}, 401, "unauthorized"),
     ],

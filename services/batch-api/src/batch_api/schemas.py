@@ -6,8 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
+from batch_api.limits import params_fit
 from contracts.vocabulary import PRIORITY_LEVELS, BatchConfig, BatchStatus, PriorityName
 
 BATCH_STATUSES: tuple[str, ...] = BatchStatus.__args__  # type: ignore[attr-defined]
@@ -20,6 +28,15 @@ Tag = Annotated[str, Field(min_length=1, max_length=100)]
 Visibility = Literal["private", "tenant"]
 User = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Priority = PriorityName | Annotated[int, Field(ge=1, le=10)]
+
+
+def _params_fit(config: BatchConfig) -> BatchConfig:
+    params_fit(config.params)
+    return config
+
+
+# A batch's config as the API takes it: its params small enough to go with every job.
+SizedConfig = Annotated[BatchConfig, AfterValidator(_params_fit)]
 
 
 class BatchCreate(BaseModel):
@@ -38,7 +55,7 @@ class BatchCreate(BaseModel):
         default=None, min_length=1, max_length=MAX_INLINE_ITEMS
     )
     draft: bool = False
-    config: BatchConfig = BatchConfig()
+    config: SizedConfig = BatchConfig()
     visibility: Visibility = Field(
         default="tenant",
         description="`tenant`: everyone in the tenant sees it; `private`: its owner, the "
@@ -63,7 +80,7 @@ class BatchUpdate(BaseModel):
     tags: list[Tag] | None = Field(default=None, max_length=50)
     priority: Priority | None = None
     deadline: datetime | None = None
-    config: BatchConfig | None = None
+    config: SizedConfig | None = None
     visibility: Visibility | None = Field(
         default=None, description="Only the owner or an admin may change who sees a batch."
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from batch_api.schemas import MAX_INLINE_ITEMS, Priority, Tag, User, Visibility
+from batch_api.schemas import MAX_INLINE_ITEMS, Priority, SizedConfig, Tag, User, Visibility
 from contracts.tolerant import validate_tolerantly
 from contracts.vocabulary import BatchConfig
 
@@ -20,7 +20,7 @@ class TemplateSpec(BaseModel):
     job_type: str = Field(min_length=1, max_length=100)
     priority: Priority = "medium"
     tags: list[Tag] = Field(default_factory=list, max_length=50)
-    config: BatchConfig = BatchConfig()
+    config: SizedConfig = BatchConfig()
     items: list[dict[str, Any]] | None = Field(
         default=None,
         min_length=1,

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from aiokafka.errors import MessageSizeTooLargeError
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
@@ -39,6 +40,7 @@ from batch_api.domain.lifecycle import UNSUBMITTED, status_of
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
 from batch_api.domain.sharing import may_see_batch, visible_batches_query
+from batch_api.limits import CHUNK_MAX_ITEMS, MAX_ITEM_BYTES, chunk_sizes, json_size
 from batch_api.schemas import (
     BatchCreate,
     BatchFilters,
@@ -49,16 +51,23 @@ from batch_api.schemas import (
 )
 from contracts.codec import envelope_for
 from contracts.envelope import deterministic_event_id
-from contracts.events import BatchCreated, BatchItemsAdded, BatchSubmitted, Event
+from contracts.events import (
+    BatchCancelRequested,
+    BatchCreated,
+    BatchItemsAdded,
+    BatchSubmitted,
+    Event,
+)
 from contracts.tolerant import validate_tolerantly
 from contracts.topics import Topics
 from contracts.vocabulary import BatchConfig
+from servicekit.consume import is_transient
 from servicekit.publisher import EventPublisher, Outgoing
 from servicekit.store import Document
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 1000
+CHUNK_SIZE = CHUNK_MAX_ITEMS  # at most; chunks also stop at CHUNK_MAX_BYTES (batch_api.limits)
 _UPLOADED_FILE = re.compile(r"^(b_[0-9a-f]+)\.f[0-9a-f]{16}$")
 OWN_PHASES = frozenset({"draft", "uploading", "cancelled"})
 PRODUCER = "batch-api"
@@ -146,12 +155,13 @@ class BatchService:
                 stored = await self.registry.get(batch_id)
                 if stored is not None:
                     if stored.get("submission") != "published":
-                        await self.publish_submission(batch_id)
+                        await self.publish_or_refuse(batch_id)
                     return await self.get(batch_id, who), False
                 # The key was claimed but the batch was never stored (the store failed in
                 # between): create it now, under the id the key already names.
         items = body.items or []
-        starts = list(range(0, len(items), CHUNK_SIZE))
+        sizes = chunk_sizes(items)
+        starts = [sum(sizes[:n]) for n in range(len(sizes))]
         doc: dict[str, Any] = {
             "_id": batch_id,
             "tenant": who.tenant,
@@ -178,14 +188,14 @@ class BatchService:
         if not await self.registry.insert(doc):
             return await self.get(batch_id, who), False
         chunks = []
-        for chunk, start in enumerate(starts):
-            part = items[start : start + CHUNK_SIZE]
+        for chunk, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+            part = items[start : start + size]
             await self.registry.put_chunk(batch_id, chunk, start, part)
             chunks.append({"chunk": chunk, "first_index": start, "items": part})
         stored = self.registry.as_stored(doc)
         if not body.draft:
             # What was just stored is in hand: no need to read it back on the request's path.
-            await self.publish_submission(batch_id, known=(stored, chunks))
+            await self.publish_or_refuse(batch_id, known=(stored, chunks))
             stored["submission"] = "published"
         # A new batch has no view yet: the reporter projects it once it sees the events.
         return public_batch(stored, None), True
@@ -245,6 +255,19 @@ class BatchService:
                 422,
                 "Unknown job type",
                 f"job type {job_type_name!r} is not served by any executor (known: {known})",
+            )
+        unfit = [
+            {"item": i, "path": "", "msg": problem}
+            for i, item in enumerate(items, start=first_index)
+            if (problem := _unfit(item)) is not None
+        ]
+        if unfit:
+            raise Problem(
+                422,
+                "Invalid items",
+                f"{len(unfit)} item(s) cannot be sent; item {unfit[0]['item']}: {unfit[0]['msg']}",
+                kind="invalid-items",
+                errors=unfit[:20],
             )
         try:
             validator = Draft202012Validator(job_type["input_schema"])
@@ -308,7 +331,7 @@ class BatchService:
         if validate:
             await self.validate_items(found.doc["job_type"], items)
             await self.check_file_refs(who.tenant, items)
-        sizes = [len(items[s : s + CHUNK_SIZE]) for s in range(0, len(items), CHUNK_SIZE)]
+        sizes = chunk_sizes(items)
         async with self.edit_lock(batch_id):
             doc = await self.registry.allocate_chunks(batch_id, sorted(UNSUBMITTED), sizes)
         if doc is None:
@@ -318,11 +341,11 @@ class BatchService:
             )
         chunk = int(doc["chunks"]) - len(sizes)
         first = int(doc["total"]) - len(items)
-        starts = {chunk + n: first + n * CHUNK_SIZE for n in range(len(sizes))}
+        offsets = [sum(sizes[:n]) for n in range(len(sizes))]
+        starts = {chunk + n: first + offset for n, offset in enumerate(offsets)}
         await self.registry.record_chunk_starts(batch_id, starts)
-        for n, (c, start) in enumerate(starts.items()):
-            offset = n * CHUNK_SIZE
-            await self.registry.put_chunk(batch_id, c, start, items[offset : offset + sizes[n]])
+        for (c, start), offset, size in zip(starts.items(), offsets, sizes, strict=True):
+            await self.registry.put_chunk(batch_id, c, start, items[offset : offset + size])
         return len(items), int(doc["total"])
 
     async def upload(
@@ -405,7 +428,7 @@ class BatchService:
                 {"phase": "submitted", "submission": "publishing", "submitted_at": now},
             ):
                 raise _conflict("the batch changed while it was submitted; try again", found.status)
-            await self.publish_submission(batch_id)
+            await self.publish_or_refuse(batch_id)
         return await self.get(batch_id, who)
 
     async def publish_submission(
@@ -486,12 +509,55 @@ class BatchService:
         )
         return Outgoing(self.topics.batch_commands, doc["_id"], env)
 
+    async def publish_or_refuse(
+        self, batch_id: str, known: tuple[Document, list[Document]] | None = None
+    ) -> None:
+        """`publish_submission`; but a batch Kafka refuses for good (a message larger than it
+        takes: a batch stored before the API held items and chunks to `batch_api.limits`, or
+        a broker set below Kafka's default) is cancelled with the reason, whatever of it
+        reached the scheduler too, and a 422 problem raised. Tried again, it would fail the
+        same way at every start of the API, and keep the API from starting."""
+        try:
+            await self.publish_submission(batch_id, known)
+        except MessageSizeTooLargeError as exc:
+            reason = f"Kafka refused one of its messages as too large ({exc})"
+            doc = known[0] if known is not None else await self.registry.get(batch_id)
+            await self.registry.set(
+                batch_id,
+                {
+                    "phase": "cancelled",
+                    "submission": "refused",
+                    "reason": reason,
+                    "finished_at": datetime.now(UTC),
+                },
+            )
+            if doc is not None:
+                cancel = BatchCancelRequested(batch_id=batch_id, requested_by=PRODUCER)
+                await self.publisher.publish([self._out(doc, cancel, "refused")])
+            log.error("batch refused by Kafka", extra={"batch_id": batch_id, "reason": reason})
+            raise Problem(
+                422,
+                "Batch too large for Kafka",
+                f"the batch was stored but could not be sent, and is cancelled: {reason}",
+                kind="too-large-for-kafka",
+                batch_id=batch_id,
+            ) from exc
+
     async def republish_unfinished(self) -> int:
-        """Finishes submissions a crash interrupted (older than a few seconds)."""
+        """Finishes submissions a crash interrupted (older than a few seconds). One that
+        cannot be finished is cancelled or, for an error not of the broker or the store,
+        logged and left: neither keeps the API from starting."""
         ids = await self.registry.unfinished_submissions(datetime.now(UTC) - timedelta(seconds=5))
         for batch_id in ids:
             log.warning("republishing an unfinished submission", extra={"batch_id": batch_id})
-            await self.publish_submission(batch_id)
+            try:
+                await self.publish_or_refuse(batch_id)
+            except Problem:
+                continue  # cancelled, and logged
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.exception("an unfinished submission failed", extra={"batch_id": batch_id})
         return len(ids)
 
     async def load(self, batch_id: str, who: Principal) -> Loaded:
@@ -579,6 +645,20 @@ class BatchService:
         return {"$or": alternatives}
 
 
+def _unfit(item: dict[str, Any]) -> str | None:
+    """Why an item cannot travel as it is (too large, or not JSON); None if it can."""
+    try:
+        size = json_size(item)
+    except ValueError as exc:
+        return f"the item {exc}"
+    if size > MAX_ITEM_BYTES:
+        return (
+            f"the item is {size:,} bytes as JSON, more than the {MAX_ITEM_BYTES:,} allowed; "
+            "pass large data as an uploaded file"
+        )
+    return None
+
+
 def _config_with_deadline(body: BatchCreate) -> BatchConfig:
     """The top-level `deadline` is the scheduler's `config.deadline` when that is unset."""
     if body.deadline is not None and body.config.deadline is None:
@@ -641,7 +721,7 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
         finished_at=finished_at,
         config=doc.get("config", {}),
         progress=Progress.model_validate(progress),
-        reason=view.get("reason") or _waiting_reason(status, doc, waiting_for),
+        reason=view.get("reason") or doc.get("reason") or _waiting_reason(status, doc, waiting_for),
         waiting_for=waiting_for,
         deadline_at_risk=bool(view.get("deadline_at_risk")),
         visibility=doc.get("visibility", "tenant"),
