@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from jobkit import JobContext, JobType, Resources, discover_job_types, job_type
+from jobkit import (
+    JobContext,
+    JobType,
+    PermanentError,
+    Resources,
+    discover_job_types,
+    job_type,
+)
+from jobkit.jobtype import MAX_OUTPUT_BYTES
 
 pytestmark = pytest.mark.unit
 
@@ -90,3 +98,18 @@ def test_installed_plugins_are_discovered() -> None:
     found = discover_job_types()
     assert {"demo.sleep", "hello.greet"} <= set(found)
     assert found["hello.greet"].Output is not None
+
+
+@job_type("test.echo", input=In)
+async def echo(item: In, ctx: JobContext) -> dict[str, Any]:
+    return {"text": "z" * item.n}
+
+
+async def test_an_output_too_large_for_an_event_fails_the_job_for_good() -> None:
+    """A result sent in `JobCompleted` over Kafka's message limit could never be reported
+    (the job would be run again and again as its lease ran out): it fails, permanently."""
+    kind = echo()
+    assert await kind.run(kind.parse_input({"n": 10}), Ctx()) == {"text": "z" * 10}
+    with pytest.raises(PermanentError, match="more than the 524,288") as info:
+        await kind.run(kind.parse_input({"n": MAX_OUTPUT_BYTES}), Ctx())
+    assert info.value.error_class == "OutputTooLarge"

@@ -8,8 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import to_json
+
+from jobkit.errors import PermanentError
 
 ENTRY_POINT_GROUP = "batchyard.job_types"
+# The most a job's output may take as JSON: it is sent in `JobCompleted`, and Kafka refuses
+# messages over 1 MiB by default.
+MAX_OUTPUT_BYTES = 512 * 1024
 
 BACKUP_STRATEGIES = ("automatic", "manual", "none")
 
@@ -108,16 +114,26 @@ class JobType:
         return self.Input.model_validate(dict(raw))
 
     def shape_output(self, output: Any) -> dict[str, Any]:
-        """The job's result as a dict, validated against `Output` when one is declared."""
+        """The job's result as a dict, validated against `Output` when one is declared. A
+        result over `MAX_OUTPUT_BYTES` of JSON fails the job (`OutputTooLarge`, permanent):
+        it travels in an event, and Kafka takes no message over 1 MiB by default."""
         if isinstance(output, BaseModel):
             output = output.model_dump(mode="json")
         if output is None:
             output = {}
         if self.Output is not None:
-            return self.Output.model_validate(output).model_dump(mode="json")
-        if not isinstance(output, dict):
+            output = self.Output.model_validate(output).model_dump(mode="json")
+        elif not isinstance(output, dict):
             raise TypeError(f"{self.name} returned {type(output).__name__}, not a dict")
-        return output
+        size = len(to_json(output, fallback=str))
+        if size > MAX_OUTPUT_BYTES:
+            raise PermanentError(
+                f"the job's output is {size:,} bytes as JSON, more than the "
+                f"{MAX_OUTPUT_BYTES:,} an event may carry; store a large result elsewhere "
+                "(a file, a bucket) and return where it is",
+                error_class="OutputTooLarge",
+            )
+        return dict(output)
 
 
 InputT = TypeVar("InputT", bound=BaseModel)
