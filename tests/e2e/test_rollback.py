@@ -97,7 +97,7 @@ async def test_two_thousand_templates_consolidated_then_restored_byte_for_byte(
     async with store(stack.mongodb_url, stack.database) as db:
         done = await wait_for_rollback(db, rollback_id, {"rolled_back", "rollback_failed"}, 300)
     assert done["status"] == "rolled_back", done.get("reason")
-    assert len(done["done"]) == jobs
+    assert done["done_count"] == jobs
     batch = await wait_for_status(api, batch_id, {"rolled_back"}, 60)
     assert batch["progress"]["completed"] == jobs
     again = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={})
@@ -197,7 +197,8 @@ async def test_dry_run_and_partial_rollback(
         )
         partial = await wait_for_rollback(db, partial_id, {"rolled_back", "rollback_failed"}, 60)
         assert partial["status"] == "rolled_back", partial.get("reason")
-        assert partial["done"] == [chosen]
+        assert [s["job_id"] for s in partial["steps"]] == [chosen]
+        assert partial["done_count"] == 1
         backup = await db["backups"].find_one({"_id": chosen})
     # the jobs listing says which job was rolled back; every job still completed
     await settled_job_views(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from contracts.codec import envelope_for
+from contracts.codec import encode, envelope_for
 from contracts.events import BatchDeleted, BatchPurged, RollbackRequested
 from contracts.topics import Topics
 from jobkit import JobContext, JobType
@@ -69,8 +69,8 @@ class Fakes:
                 "completed_at": None,
             }
             self.job_type.data[f"k{i}"] = 100 + i
-            # completion order: b1.1, b1.0, b1.2
-            self.completed[job_id] = T0 + timedelta(seconds=[2, 1, 3][i])
+            # completion order: b1.1, b1.0, b1.2, then the others in index order
+            self.completed[job_id] = T0 + timedelta(seconds=[2, 1, 3][i] if i < 3 else i + 1)
 
     async def get(self, backup_id: str) -> dict[str, Any] | None:
         return self.backups.get(backup_id)
@@ -214,3 +214,57 @@ async def test_the_records_of_a_deleted_or_purged_batch_go() -> None:
     purged = BatchPurged(batch_id="b1", run_id="r1")
     await rb.handle([(envelope_for(purged, producer="scheduler"), purged)])
     assert fakes.plans == {}
+
+
+async def test_a_rollback_of_thousands_of_jobs_fits_in_kafka_messages() -> None:
+    """Every event listed the whole plan: past ~6,000 jobs one was larger than Kafka takes
+    (1 MiB), and the rollback stopped at its announcement. Now they list the first 1,000 and
+    count the rest; the rollback runs to its end."""
+    jobs = 8000
+    fakes, out = Fakes(jobs=jobs), RecordingPublisher()
+    await request(fakes.rollbacks(out))
+    assert max(len(encode(m.envelope)) for m in out.sent) < 1024 * 1024
+    planned = next(m.envelope.data for m in out.sent if m.envelope.type == "RollbackPlanned")
+    assert len(planned["steps"]) == 1000
+    assert planned["steps_total"] == jobs
+    first = [step["job_id"] for step in planned["steps"][:3]]
+    assert first == ["b1.7999", "b1.7998", "b1.7997"]  # the plan's order: latest first
+    assert out.sent[-1].envelope.data["compensated_jobs"] == jobs
+    assert len(fakes.job_type.order) == len(set(fakes.job_type.order)) == jobs
+
+
+async def test_refusals_beyond_a_thousand_are_counted_not_listed() -> None:
+    fakes, out = Fakes(jobs=1500), RecordingPublisher()
+    fakes.backups.clear()  # every backup missing
+    await request(fakes.rollbacks(out))
+    sent = {m.envelope.type: m.envelope.data for m in out.sent}
+    assert (
+        len(sent["RollbackPlanned"]["refusals"]),
+        sent["RollbackPlanned"]["refusals_total"],
+    ) == (
+        1000,
+        1500,
+    )
+    assert (len(sent["BackupValidated"]["invalid"]), sent["BackupValidated"]["invalid_total"]) == (
+        1000,
+        1500,
+    )
+    assert len(sent["RollbackFailed"]["failed_jobs"]) == 1000
+    assert sent["RollbackFailed"]["failed_jobs_total"] == 1500
+    assert fakes.job_type.order == []
+
+
+async def test_a_rollback_begun_before_done_was_a_count_continues_where_it_was() -> None:
+    """A rollback state kept the ids of the jobs done (`done`); one interrupted then goes on
+    from there after an upgrade, repeating none."""
+    fakes, out = Fakes(), RecordingPublisher()
+    fakes.job_type.crash_on = "k0"  # dies at the second step
+    with pytest.raises(ConnectionRefusedError):
+        await request(fakes.rollbacks(out))
+    (state,) = fakes.plans.values()
+    assert state["done_count"] == 1
+    del state["done_count"]
+    state["done"] = ["b1.2"]  # as it was stored before
+    fakes.job_type.crash_on = None
+    await request(fakes.rollbacks(RecordingPublisher()))
+    assert fakes.job_type.order == ["b1.2", "b1.0", "b1.1"]

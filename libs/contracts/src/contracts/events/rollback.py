@@ -8,6 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.events.base import Event
 
+# How many jobs an event of a rollback lists at most (steps, refusals, invalid backups,
+# failed jobs); the `..._total` fields count them all. A rollback of thousands of jobs would
+# otherwise make an event larger than Kafka takes (1 MiB by default: ~6,000 steps).
+LISTED_AT_MOST = 1000
+
 
 class RollbackStep(BaseModel):
     """One compensation of a rollback plan: restore `backup_id` for `job_id` (a job of the
@@ -32,10 +37,16 @@ class RollbackStarted(Event):
 
 class BackupValidated(Event):
     TYPE = "BackupValidated"
+    VERSION = 2  # 2: invalid_total (additive)
     batch_id: str
     rollback_id: str
     valid: int
-    invalid: list[str] = Field(default_factory=list)
+    invalid: list[str] = Field(
+        default_factory=list, description="Jobs whose backup is missing or corrupt (at most 1,000)."
+    )
+    invalid_total: int | None = Field(
+        default=None, description="How many jobs' backups are invalid in all."
+    )
 
 
 class RollbackPlanned(Event):
@@ -44,11 +55,18 @@ class RollbackPlanned(Event):
     rollback fails without changing anything)."""
 
     TYPE = "RollbackPlanned"
+    VERSION = 2  # 2: steps_total, refusals_total (additive)
     batch_id: str
     rollback_id: str
     dry_run: bool = False
-    steps: list[RollbackStep] = Field(default_factory=list)
-    refusals: dict[str, str] = Field(default_factory=dict)
+    steps: list[RollbackStep] = Field(
+        default_factory=list, description="The plan's first steps, in order (at most 1,000)."
+    )
+    refusals: dict[str, str] = Field(
+        default_factory=dict, description="Job id → why it cannot be undone (at most 1,000)."
+    )
+    steps_total: int | None = Field(default=None, description="How many steps the plan has.")
+    refusals_total: int | None = Field(default=None, description="How many jobs were refused.")
 
 
 class RollbackProgress(Event):
@@ -72,7 +90,13 @@ class RollbackCompleted(Event):
 
 class RollbackFailed(Event):
     TYPE = "RollbackFailed"
+    VERSION = 2  # 2: failed_jobs_total (additive)
     batch_id: str
     rollback_id: str
     reason: str
-    failed_jobs: dict[str, str] = Field(default_factory=dict)
+    failed_jobs: dict[str, str] = Field(
+        default_factory=dict, description="Job id → why it failed or was refused (at most 1,000)."
+    )
+    failed_jobs_total: int | None = Field(
+        default=None, description="How many jobs failed or were refused in all."
+    )

@@ -33,6 +33,7 @@ from contracts.events import (
     RollbackStarted,
     RollbackStep,
 )
+from contracts.events.rollback import LISTED_AT_MOST
 from contracts.topics import Topics
 from jobkit import JobType, RetryableError
 from rollback.adapters.backups import Backups, Batches, Plans
@@ -93,7 +94,8 @@ class Rollbacks:
                     batch_id=e.batch_id,
                     rollback_id=rollback_id,
                     reason=state["reason"],
-                    failed_jobs=_as_map(state["refusals"]),
+                    failed_jobs=_as_map(state["refusals"][:LISTED_AT_MOST]),
+                    failed_jobs_total=len(state["refusals"]),
                 )
             )
             await self._publish(env, rollback_id, out)
@@ -126,7 +128,7 @@ class Rollbacks:
             # job ids contain dots, which are not allowed in field names: a list, not a map
             "refusals": _as_list(plan.refusals),
             "steps": [s.model_dump(mode="json") for s in plan.steps],
-            "done": [],
+            "done_count": 0,
             "failed": [],
         }
 
@@ -153,6 +155,7 @@ class Rollbacks:
 
     def _announcements(self, state: dict[str, Any], steps: list[RollbackStep]) -> list[Event]:
         batch_id, rollback_id = state["batch_id"], state["_id"]
+        refusals: list[dict[str, str]] = state["refusals"]
         return [
             RollbackStarted(
                 batch_id=batch_id,
@@ -164,14 +167,17 @@ class Rollbacks:
                 batch_id=batch_id,
                 rollback_id=rollback_id,
                 valid=len(steps),
-                invalid=sorted(_as_map(state["refusals"])),
+                invalid=sorted(_as_map(refusals))[:LISTED_AT_MOST],
+                invalid_total=len(refusals),
             ),
             RollbackPlanned(
                 batch_id=batch_id,
                 rollback_id=rollback_id,
                 dry_run=state["dry_run"],
-                steps=steps,
-                refusals=_as_map(state["refusals"]),
+                steps=steps[:LISTED_AT_MOST],
+                refusals=_as_map(refusals[:LISTED_AT_MOST]),
+                steps_total=len(steps),
+                refusals_total=len(refusals),
             ),
         ]
 
@@ -179,18 +185,19 @@ class Rollbacks:
         self, env: Envelope, state: dict[str, Any], steps: list[RollbackStep]
     ) -> None:
         rollback_id, batch_id = state["_id"], state["batch_id"]
-        done: list[str] = list(state.get("done") or [])
+        # Steps run in the plan's order and a failure ends the rollback, so what was done is
+        # the first `done_count` steps: a count, not the growing list of their ids, which was
+        # rewritten after every step (a store write of O(n) bytes per job). A rollback begun
+        # before kept that list, `done`.
+        done = int(state.get("done_count") or len(state.get("done") or ()))
         await self.plans.set(rollback_id, {"status": "rolling_back"})
-        for step in steps:
-            if step.job_id in done:
-                continue
+        for position, step in enumerate(steps[done:], start=done):
             problem = await self._compensate(batch_id, step)
             if problem is not None:
                 failed = {step.job_id: problem}
-                left = [s.job_id for s in steps if s.job_id not in done and s != step]
                 reason = (
-                    f"compensating {step.job_id} failed ({problem}); {len(done)} job(s) were "
-                    f"restored, {len(left)} not attempted"
+                    f"compensating {step.job_id} failed ({problem}); {done} job(s) were "
+                    f"restored, {len(steps) - position - 1} not attempted"
                 )
                 await self.plans.set(
                     rollback_id,
@@ -201,13 +208,13 @@ class Rollbacks:
                 )
                 await self._publish(env, rollback_id, [failure])
                 return
-            done.append(step.job_id)
-            await self.plans.set(rollback_id, {"done": done})
+            done += 1
+            await self.plans.set(rollback_id, {"done_count": done})
             progress = RollbackProgress(
                 batch_id=batch_id,
                 rollback_id=rollback_id,
                 job_id=step.job_id,
-                done=len(done),
+                done=done,
                 total=len(steps),
             )
             await self._publish(env, rollback_id, [progress], suffix=step.job_id)
@@ -215,7 +222,7 @@ class Rollbacks:
             rollback_id, {"status": "rolled_back", "finished_at": datetime.now(UTC)}
         )
         completed = RollbackCompleted(
-            batch_id=batch_id, rollback_id=rollback_id, compensated_jobs=len(done)
+            batch_id=batch_id, rollback_id=rollback_id, compensated_jobs=done
         )
         await self._publish(env, rollback_id, [completed])
 
