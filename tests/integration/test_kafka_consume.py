@@ -115,6 +115,35 @@ async def test_round_trip_dead_letter_and_redelivery(kafka_bootstrap: str, topic
         assert dead["source_topic"] == topics.batch_commands
 
 
+async def test_a_poison_record_too_large_to_copy_whole_is_dead_lettered_in_part(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    """A record of 900 KB that is no event: its dead-letter copy (base64, a third larger)
+    would be more than Kafka takes, so the consumer could never get past it. The copy keeps
+    the first 512 KiB and says how large the record was; the events after it are handled."""
+    seen: list[str] = []
+
+    async def handler(items: Sequence[Decoded]) -> None:
+        seen.extend(e.event_id for e, _ in items)
+
+    async with subscribed(kafka_bootstrap, topics, handler) as running:
+        poison = b"x" * 900_000
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topics.batch_commands, poison, key=b"b1")
+        finally:
+            await producer.stop()
+        after = pauses(3)
+        await running.publish(after)
+        await wait_until(lambda: {e.event_id for e in after} <= set(seen))
+        [dead] = await dead_letter_records(kafka_bootstrap, topics.dead_letter, 1)
+        assert dead["reason"].startswith("not JSON")
+        assert dead["value_bytes"] == 900_000
+        assert dead["value_truncated"] is True
+        assert base64.b64decode(dead["value_b64"]) == poison[: 512 * 1024]
+
+
 async def dead_letter_records(kafka_bootstrap: str, topic: str, n: int) -> list[dict[str, str]]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
