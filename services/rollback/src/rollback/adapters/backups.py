@@ -4,7 +4,8 @@
 - `batch_views` and `job_views` (the reporter's read models): the batch's job type and
   parameters, and which jobs completed when. Job views are read by bucket `_id`.
 - `rollbacks` (owned here): one document per rollback, its plan and each step's state, so a
-  redelivered or interrupted rollback continues where it stopped."""
+  redelivered or interrupted rollback continues where it stopped; a plan of more than
+  `PART_ENTRIES` jobs keeps its lists in part documents beside it."""
 
 from __future__ import annotations
 
@@ -74,16 +75,53 @@ class ReadModelBatches:
         )
 
 
+# A rollback's lists (`steps`, `refusals`: one entry per job) are kept in parts of this many
+# entries, each a document of its own, once they are longer: a document may not pass 16 MiB,
+# which a plan reaches at about 130,000 jobs. `parts` in the rollback's document says how many.
+PART_ENTRIES = 20_000
+LISTS = ("steps", "refusals")
+
+
 class MongoPlans:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection = db["rollbacks"]
 
     async def get(self, rollback_id: str) -> Document | None:
-        return await self.collection.find_one({"_id": rollback_id})
+        doc = await self.collection.find_one({"_id": rollback_id})
+        if doc is None:
+            return None
+        for name, count in (doc.get("parts") or {}).items():
+            ids = [_part_id(rollback_id, name, n) for n in range(count)]
+            found = {p["_id"]: p async for p in self.collection.find({"_id": {"$in": ids}})}
+            doc[name] = [entry for part in ids for entry in found[part]["entries"]]
+        return doc
 
     async def create(self, doc: Document) -> Document:
+        """Stores a new rollback (a repeat leaves the first one); returns what is stored. Its
+        long lists go first, in parts (written again by a repeat, before the document that
+        names them exists)."""
+        existing = await self.get(doc["_id"])
+        if existing is not None:
+            return existing
+        head = dict(doc)
+        parts: dict[str, int] = {}
+        for name in LISTS:
+            entries = doc.get(name) or []
+            if len(entries) <= PART_ENTRIES:
+                continue
+            chunks = [entries[i : i + PART_ENTRIES] for i in range(0, len(entries), PART_ENTRIES)]
+            for n, chunk in enumerate(chunks):
+                part_id = _part_id(doc["_id"], name, n)
+                await self.collection.replace_one(
+                    {"_id": part_id},
+                    {"_id": part_id, "batch_id": doc["batch_id"], "entries": chunk},
+                    upsert=True,
+                )
+            head[name], parts[name] = [], len(chunks)
+        if parts:
+            head["parts"] = parts
         with contextlib.suppress(DuplicateKeyError):
-            await self.collection.insert_one(doc)
+            await self.collection.insert_one(head)
         stored = await self.get(doc["_id"])
         return stored if stored is not None else doc
 
@@ -93,6 +131,10 @@ class MongoPlans:
     async def drop_batch(self, batch_id: str) -> None:
         # a scan where FerretDB cannot use an index; a batch has few rollbacks, deletes are rare
         await self.collection.delete_many({"batch_id": batch_id})
+
+
+def _part_id(rollback_id: str, name: str, n: int) -> str:
+    return f"{rollback_id}:{name}:{n}"
 
 
 __all__ = ["Backups", "Batches", "MongoBackups", "MongoPlans", "Plans", "ReadModelBatches"]
