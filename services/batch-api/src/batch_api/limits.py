@@ -11,6 +11,7 @@ before anything is stored."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -46,6 +47,11 @@ def chunk_sizes(items: Sequence[Any]) -> list[int]:
     if count:
         sizes.append(count)
     return sizes
+
+
+def chunk_offsets(sizes: Sequence[int]) -> list[int]:
+    """Where each chunk of `sizes` starts among the items: 0, then the sizes summed."""
+    return list(accumulate(sizes[:-1], initial=0)) if sizes else []
 
 
 def params_fit(params: dict[str, Any]) -> dict[str, Any]:

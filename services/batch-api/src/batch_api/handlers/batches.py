@@ -40,7 +40,13 @@ from batch_api.domain.lifecycle import UNSUBMITTED, status_of
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
 from batch_api.domain.sharing import may_see_batch, visible_batches_query
-from batch_api.limits import CHUNK_MAX_ITEMS, MAX_ITEM_BYTES, chunk_sizes, json_size
+from batch_api.limits import (
+    CHUNK_MAX_ITEMS,
+    MAX_ITEM_BYTES,
+    chunk_offsets,
+    chunk_sizes,
+    json_size,
+)
 from batch_api.schemas import (
     BatchCreate,
     BatchFilters,
@@ -154,14 +160,14 @@ class BatchService:
                     )
                 stored = await self.registry.get(batch_id)
                 if stored is not None:
-                    if stored.get("submission") != "published":
+                    if stored.get("submission") not in ("published", "refused"):
                         await self.publish_or_refuse(batch_id)
                     return await self.get(batch_id, who), False
                 # The key was claimed but the batch was never stored (the store failed in
                 # between): create it now, under the id the key already names.
         items = body.items or []
         sizes = chunk_sizes(items)
-        starts = [sum(sizes[:n]) for n in range(len(sizes))]
+        starts = chunk_offsets(sizes)
         doc: dict[str, Any] = {
             "_id": batch_id,
             "tenant": who.tenant,
@@ -341,7 +347,7 @@ class BatchService:
             )
         chunk = int(doc["chunks"]) - len(sizes)
         first = int(doc["total"]) - len(items)
-        offsets = [sum(sizes[:n]) for n in range(len(sizes))]
+        offsets = chunk_offsets(sizes)
         starts = {chunk + n: first + offset for n, offset in enumerate(offsets)}
         await self.registry.record_chunk_starts(batch_id, starts)
         for (c, start), offset, size in zip(starts.items(), offsets, sizes, strict=True):
