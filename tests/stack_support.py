@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from devstack import services
 from devstack.services import ServicePorts
 
@@ -25,6 +27,15 @@ def topic_prefix(kind: str, run_id: str | None = None) -> str:
     prefix = f"{kind}{run_id or uuid.uuid4().hex[:8]}."
     TOPIC_PREFIXES.add(prefix)
     return prefix
+
+
+async def ready_status(url: str) -> int | None:
+    """The status a service's `url` (its `/readyz`) answers; None if it does not answer."""
+    try:
+        async with httpx.AsyncClient(timeout=3) as client:
+            return (await client.get(url)).status_code
+    except httpx.HTTPError:
+        return None
 
 
 @dataclass(frozen=True)

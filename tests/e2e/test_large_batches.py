@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from jobs_support import store, wait_for_status
-from stack_support import Stack, service_process
+from stack_support import Stack, ready_status, service_process
 
 from devstack.probes import free_port
 
@@ -132,15 +132,11 @@ async def test_a_stored_batch_too_large_for_kafka_is_cancelled_and_the_api_still
     with service_process("batchyard-api", env, tmp_path / "batch-api.log") as process:
         deadline = time.monotonic() + 60
         ready = None
-        async with httpx.AsyncClient(timeout=3) as client:
-            while time.monotonic() < deadline and process.poll() is None:
-                try:
-                    ready = (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code
-                except httpx.HTTPError:
-                    ready = None
-                if ready == 200:
-                    break
-                await asyncio.sleep(0.5)
+        while time.monotonic() < deadline and process.poll() is None:
+            ready = await ready_status(f"http://127.0.0.1:{port}/readyz")
+            if ready == 200:
+                break
+            await asyncio.sleep(0.5)
         log = (tmp_path / "batch-api.log").read_text(errors="replace")
         assert ready == 200, f"the API did not get ready:\n{log[-3000:]}"
 

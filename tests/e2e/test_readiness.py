@@ -11,9 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
-from stack_support import service_process, topic_prefix
+from stack_support import ready_status, service_process, topic_prefix
 
 from devstack.probes import free_port
 
@@ -58,14 +57,6 @@ class Proxy:
             dst.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
-async def ready_status(url: str) -> int | None:
-    try:
-        async with httpx.AsyncClient(timeout=3) as client:
-            return (await client.get(url)).status_code
-    except httpx.HTTPError:
-        return None
 
 
 async def wait_status(url: str, status: int, within_s: float) -> None:

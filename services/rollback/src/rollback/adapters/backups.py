@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -120,10 +119,12 @@ class MongoPlans:
             head[name], parts[name] = [], len(chunks)
         if parts:
             head["parts"] = parts
-        with contextlib.suppress(DuplicateKeyError):
+        try:
             await self.collection.insert_one(head)
-        stored = await self.get(doc["_id"])
-        return stored if stored is not None else doc
+        except DuplicateKeyError:  # another handler stored it meanwhile: its plan stands
+            stored = await self.get(doc["_id"])
+            return stored if stored is not None else doc
+        return doc  # as stored: not read back (a large plan's parts were just written)
 
     async def set(self, rollback_id: str, fields: dict[str, Any]) -> None:
         await self.collection.update_one({"_id": rollback_id}, {"$set": fields})
