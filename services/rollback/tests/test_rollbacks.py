@@ -54,6 +54,7 @@ class Fakes:
     def __init__(self, strategy: str = "automatic", jobs: int = 3) -> None:
         self.backups: dict[str, dict[str, Any]] = {}
         self.plans: dict[str, dict[str, Any]] = {}
+        self.writes: list[dict[str, Any]] = []  # each `Plans.set`
         self.job_type = Store()
         self.completed: dict[str, datetime | None] = {}
         self.params = {"backup_strategy": strategy}
@@ -81,7 +82,7 @@ class Fakes:
     async def facts(self, batch_id: str) -> BatchFacts | None:
         return BatchFacts(batch_id, "test.store", self.params, self.completed)
 
-    def rollbacks(self, out: RecordingPublisher) -> Rollbacks:
+    def rollbacks(self, out: RecordingPublisher, checkpoint_steps: int = 100) -> Rollbacks:
         fakes = self
 
         class Plans:
@@ -93,12 +94,21 @@ class Fakes:
 
             async def set(self, rollback_id: str, fields: dict[str, Any]) -> None:
                 fakes.plans[rollback_id] |= fields
+                fakes.writes.append(fields)
 
             async def drop_batch(self, batch_id: str) -> None:
                 for key in [k for k, p in fakes.plans.items() if p["batch_id"] == batch_id]:
                     del fakes.plans[key]
 
-        return Rollbacks(self, out, Topics(), self, Plans(), {"test.store": self.job_type})
+        return Rollbacks(
+            self,
+            out,
+            Topics(),
+            self,
+            Plans(),
+            {"test.store": self.job_type},
+            checkpoint_steps=checkpoint_steps,
+        )
 
 
 async def request(rb: Rollbacks, **kw: Any) -> RollbackRequested:
@@ -159,11 +169,11 @@ async def test_partial_rollback_compensates_only_the_chosen_jobs() -> None:
     assert fakes.job_type.data["k0"] == 100
 
 
-async def test_a_rollback_interrupted_mid_way_continues_and_repeats_nothing() -> None:
+async def test_a_rollback_interrupted_mid_way_continues_from_its_last_checkpoint() -> None:
     fakes, out = Fakes(), RecordingPublisher()
     fakes.job_type.crash_on = "k0"  # the second step: the process "dies" there
     with pytest.raises(ConnectionRefusedError):
-        await request(fakes.rollbacks(out))
+        await request(fakes.rollbacks(out, checkpoint_steps=1))
     assert fakes.job_type.order == ["b1.2"]
     fakes.job_type.crash_on = None
     again = RecordingPublisher()
@@ -174,6 +184,37 @@ async def test_a_rollback_interrupted_mid_way_continues_and_repeats_nothing() ->
     await request(fakes.rollbacks(finished))  # and once more: only the outcome is repeated
     assert fakes.job_type.order == ["b1.2", "b1.0", "b1.1"]
     assert again.sent[-1].envelope.event_id == finished.sent[-1].envelope.event_id
+
+
+async def test_steps_after_the_last_checkpoint_run_again() -> None:
+    """Progress is stored once per `checkpoint_steps` steps: a crash in between runs the steps
+    since the last checkpoint again, in the same order (each restores absolute state, so the
+    result is the same), and every step's progress is announced once it counts."""
+    fakes, out = Fakes(jobs=7), RecordingPublisher()
+    fakes.job_type.crash_on = "k3"  # plan: b1.6, b1.5, b1.4, b1.3, b1.2, b1.0, b1.1
+    with pytest.raises(ConnectionRefusedError):
+        await request(fakes.rollbacks(out, checkpoint_steps=2))
+    assert fakes.job_type.order == ["b1.6", "b1.5", "b1.4"]  # b1.4 is after the checkpoint
+    first = [m.envelope for m in out.of_type("RollbackProgress")]
+    assert [p.data["job_id"] for p in first] == ["b1.6", "b1.5"]
+    fakes.job_type.crash_on = None
+    again = RecordingPublisher()
+    await request(fakes.rollbacks(again, checkpoint_steps=2))
+    assert fakes.job_type.order[3:] == ["b1.4", "b1.3", "b1.2", "b1.0", "b1.1"]
+    assert fakes.job_type.data == {f"k{i}": i for i in range(7)}
+    later = [m.envelope for m in again.of_type("RollbackProgress")]
+    assert [p.data["done"] for p in first + later] == list(range(1, 8))
+    assert len({p.event_id for p in first + later}) == 7
+    assert again.sent[-1].envelope.data["compensated_jobs"] == 7
+
+
+async def test_progress_is_stored_once_per_checkpoint_not_after_every_step() -> None:
+    fakes, out = Fakes(jobs=250), RecordingPublisher()
+    await request(fakes.rollbacks(out))
+    counts = [w["done_count"] for w in fakes.writes if "done_count" in w]
+    assert counts == [100, 200, 250]
+    assert len(out.of_type("RollbackProgress")) == 250
+    assert len({m.envelope.event_id for m in out.of_type("RollbackProgress")}) == 250
 
 
 async def test_a_batch_not_yet_projected_is_waited_for_then_refused() -> None:
@@ -260,7 +301,7 @@ async def test_a_rollback_begun_before_done_was_a_count_continues_where_it_was()
     fakes, out = Fakes(), RecordingPublisher()
     fakes.job_type.crash_on = "k0"  # dies at the second step
     with pytest.raises(ConnectionRefusedError):
-        await request(fakes.rollbacks(out))
+        await request(fakes.rollbacks(out, checkpoint_steps=1))
     (state,) = fakes.plans.values()
     assert state["done_count"] == 1
     del state["done_count"]

@@ -5,7 +5,7 @@
   parameters, and which jobs completed when. Job views are read by bucket `_id`.
 - `rollbacks` (owned here): one document per rollback, its plan and each step's state, so a
   redelivered or interrupted rollback continues where it stopped; a plan of more than
-  `PART_ENTRIES` jobs keeps its lists in part documents beside it."""
+  `INLINE_AT_MOST` jobs keeps its lists in part documents beside it."""
 
 from __future__ import annotations
 
@@ -74,9 +74,14 @@ class ReadModelBatches:
         )
 
 
-# A rollback's lists (`steps`, `refusals`: one entry per job) are kept in parts of this many
-# entries, each a document of its own, once they are longer: a document may not pass 16 MiB,
-# which a plan reaches at about 130,000 jobs. `parts` in the rollback's document says how many.
+# A rollback's lists (`steps`, `refusals`: one entry per job) longer than `INLINE_AT_MOST`
+# entries are kept in part documents of at most `PART_ENTRIES` each; `parts` in the
+# rollback's document says how many. Its document is rewritten after every step (the store
+# rewrites a whole document to `$set` one field), so it must not grow with the plan: with the
+# steps inline, a 1,000-job rollback ran 14 steps/s, the step's cost growing with the plan
+# (bench/rollback.py, docs/performance.md). A part may not pass the store's 16 MiB (a
+# 20,000-step part is ~3.4 MiB).
+INLINE_AT_MOST = 100
 PART_ENTRIES = 20_000
 LISTS = ("steps", "refusals")
 
@@ -106,7 +111,7 @@ class MongoPlans:
         parts: dict[str, int] = {}
         for name in LISTS:
             entries = doc.get(name) or []
-            if len(entries) <= PART_ENTRIES:
+            if len(entries) <= INLINE_AT_MOST:
                 continue
             chunks = [entries[i : i + PART_ENTRIES] for i in range(0, len(entries), PART_ENTRIES)]
             for n, chunk in enumerate(chunks):

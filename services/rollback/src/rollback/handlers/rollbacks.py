@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,10 @@ from servicekit.publisher import EventPublisher, Outgoing
 log = logging.getLogger(__name__)
 PRODUCER = "rollback"
 COMPENSATE_ATTEMPTS = 5
+# Progress is stored and announced once per this many steps, or once a second, not after each
+# step: the store write and the wait for the broker were most of a step's time.
+CHECKPOINT_STEPS = 100
+CHECKPOINT_S = 1.0
 
 
 @dataclass
@@ -73,6 +78,7 @@ class Rollbacks:
     # a rollback the moment a batch fails; the reporter may be behind or restarting): until
     # this long after the request was made, it is redelivered rather than refused.
     unknown_batch_wait_s: float = 60.0
+    checkpoint_steps: int = CHECKPOINT_STEPS
 
     async def handle(self, items: Sequence[tuple[Envelope, Event]]) -> None:
         for env, event in items:
@@ -184,16 +190,19 @@ class Rollbacks:
     async def _execute(
         self, env: Envelope, state: dict[str, Any], steps: list[RollbackStep]
     ) -> None:
-        rollback_id, batch_id = state["_id"], state["batch_id"]
+        rollback_id, batch_id = ids = state["_id"], state["batch_id"]
         # Steps run in the plan's order and a failure ends the rollback, so what was done is
         # the first `done_count` steps: a count, not the growing list of their ids, which was
         # rewritten after every step (a store write of O(n) bytes per job). A rollback begun
         # before kept that list, `done`.
         done = int(state.get("done_count") or len(state.get("done") or ()))
         await self.plans.set(rollback_id, {"status": "rolling_back"})
+        since: list[RollbackStep] = []  # compensated since the last checkpoint
+        last = time.monotonic()
         for position, step in enumerate(steps[done:], start=done):
             problem = await self._compensate(batch_id, step)
             if problem is not None:
+                done = await self._checkpoint(env, ids, done, since, len(steps))
                 failed = {step.job_id: problem}
                 reason = (
                     f"compensating {step.job_id} failed ({problem}); {done} job(s) were "
@@ -208,16 +217,11 @@ class Rollbacks:
                 )
                 await self._publish(env, rollback_id, [failure])
                 return
-            done += 1
-            await self.plans.set(rollback_id, {"done_count": done})
-            progress = RollbackProgress(
-                batch_id=batch_id,
-                rollback_id=rollback_id,
-                job_id=step.job_id,
-                done=done,
-                total=len(steps),
-            )
-            await self._publish(env, rollback_id, [progress], suffix=step.job_id)
+            since.append(step)
+            if len(since) >= self.checkpoint_steps or time.monotonic() - last >= CHECKPOINT_S:
+                done = await self._checkpoint(env, ids, done, since, len(steps))
+                since, last = [], time.monotonic()
+        done = await self._checkpoint(env, ids, done, since, len(steps))
         await self.plans.set(
             rollback_id, {"status": "rolled_back", "finished_at": datetime.now(UTC)}
         )
@@ -225,6 +229,33 @@ class Rollbacks:
             batch_id=batch_id, rollback_id=rollback_id, compensated_jobs=done
         )
         await self._publish(env, rollback_id, [completed])
+
+    async def _checkpoint(
+        self,
+        env: Envelope,
+        ids: tuple[str, str],
+        done: int,
+        since: list[RollbackStep],
+        total: int,
+    ) -> int:
+        """Announces the steps compensated since the last checkpoint, then counts them done;
+        returns the new count. Their progress events go first: a crash between the two runs
+        those steps again (compensations restore absolute state, and in the same order they
+        leave the same result) and sends the same events again (same ids), where the other
+        order could lose the events of steps already counted."""
+        if not since:
+            return done
+        rollback_id, batch_id = ids
+        progress = [
+            RollbackProgress(
+                batch_id=batch_id, rollback_id=rollback_id, job_id=step.job_id, done=n, total=total
+            )
+            for n, step in enumerate(since, start=done + 1)
+        ]
+        await self._publish(env, rollback_id, progress, suffixes=[s.job_id for s in since])
+        done += len(since)
+        await self.plans.set(rollback_id, {"done_count": done})
+        return done
 
     async def _compensate(self, batch_id: str, step: RollbackStep) -> str | None:
         """Runs one compensation; returns why it failed, or None."""
@@ -251,8 +282,14 @@ class Rollbacks:
         return None
 
     async def _publish(
-        self, env: Envelope, rollback_id: str, events: list[Event], suffix: str = ""
+        self,
+        env: Envelope,
+        rollback_id: str,
+        events: Sequence[Event],
+        suffixes: Sequence[str] | None = None,
     ) -> None:
+        """Publishes the events at once; each one's id is derived from the rollback's, its type
+        and its suffix (a progress event's is its job)."""
         await self.publisher.publish(
             [
                 Outgoing(
@@ -265,7 +302,7 @@ class Rollbacks:
                         event_id=deterministic_event_id(rollback_id, ev.TYPE, suffix),
                     ),
                 )
-                for ev in events
+                for ev, suffix in zip(events, suffixes or [""] * len(events), strict=True)
             ]
         )
 
