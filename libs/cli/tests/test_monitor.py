@@ -16,14 +16,17 @@ from batchyard_cli.sse import ServerEvent
 pytestmark = pytest.mark.unit
 
 
-def batch(batch_id: str, status: str = "running", **progress: Any) -> Batch:
+def batch(batch_id: str, status: str = "running", seq: int | None = None, **progress: Any) -> Batch:
     counts = {"total": 10, "completed": 0, "failed": 0, "percent": 0.0, **progress}
-    return {  # type: ignore[typeddict-item]
+    found: dict[str, Any] = {
         "id": batch_id,
         "name": f"name-{batch_id}",
         "status": status,
         "progress": counts,
     }
+    if seq is not None:
+        found["seq"] = seq
+    return found  # type: ignore[return-value]
 
 
 def event(name: str, **data: Any) -> ServerEvent:
@@ -91,6 +94,26 @@ def test_a_final_progress_frame_is_not_undone_by_a_lagging_read_before_the_end()
     assert board.tracked["b1"].progress["completed"] == 30
     board.apply_event(event("end", status="completed"), "b1")
     assert board.all_finished()
+
+
+def test_an_answer_or_frame_older_than_what_is_shown_changes_nothing() -> None:
+    """The stream's first frame is read when it opens, the GET after it; the read model can
+    also be behind the live feed. Either way a lower `seq` is older: counts never go back."""
+    board = Board.of([batch("b1", total=30, completed=5, seq=40)])
+    board.apply_batch(batch("b1", "paused", total=30, completed=5, seq=40))
+    assert board.apply_event(event("progress", status="running", completed=3, seq=31), "b1") is None
+    assert board.apply_event(event("status", status="running", seq=31), "b1") is None
+    assert (board.tracked["b1"].status, board.tracked["b1"].progress["completed"]) == ("paused", 5)
+    board.apply_event(event("progress", status="paused", completed=9, seq=44), "b1")
+    board.apply_event(event("status", status="paused", reason="asked", seq=44), "b1")
+    board.apply_batch(batch("b1", "running", total=30, completed=7, seq=42))
+    assert (board.tracked["b1"].status, board.tracked["b1"].progress["completed"]) == ("paused", 9)
+    assert board.tracked["b1"].reason == "asked"
+    board.apply_batch(batch("b1", "running", total=30, completed=12, seq=47))
+    assert (board.tracked["b1"].status, board.tracked["b1"].progress["completed"]) == (
+        "running",
+        12,
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -41,6 +41,9 @@ class Tracked:
     finished_at: str | None = None
     failures_seen: int = 0
     ended: bool = False
+    seq: int = 0
+    """The `seq` of the newest batch event shown (GET answers and progress frames carry it):
+    an answer or frame with a lower one is older than what is shown."""
     restart_from: tuple[str, str | None] | None = None
     """Set for a batch an action (retry) restarts from a final status: that (status,
     finished_at) is stale, so the batch counts as finished only once it changed."""
@@ -99,8 +102,14 @@ class Board:
             known = self.tracked[batch["id"]] = Tracked(
                 batch["id"], batch["name"], batch["status"], dict(batch["progress"])
             )
-        # Once the stream said the batch finished, a read model still catching up does not
-        # bring it back to life, nor take its counts back to fewer finished jobs.
+        # The read model can be behind the stream: an answer older than what is shown (a lower
+        # `seq`) changes nothing. Once the stream said the batch finished, a read model still
+        # catching up does not bring it back to life, nor take its counts back to fewer
+        # finished jobs (for servers that send no `seq`).
+        seq = _seq(batch)
+        if seq is not None and seq < known.seq:
+            return Change(batch["id"], "snapshot")
+        known.seq = max(known.seq, seq or 0)
         finished = known.finished
         if not (finished and batch["status"] not in FINAL_STATUSES):
             known.status = batch["status"]
@@ -124,6 +133,10 @@ class Board:
             return None
         before = known.status
         if event.event == "progress":
+            seq = _seq(data)
+            if seq is not None and seq < known.seq:
+                return None  # older than what a GET already showed
+            known.seq = max(known.seq, seq or 0)
             nested = data.get("progress")
             counts: dict[str, Any] = nested if isinstance(nested, dict) else data
             known.progress.update(
@@ -132,6 +145,9 @@ class Board:
             self._set_status(known, data)
             return Change(batch_id, "progress", status_changed=before != known.status)
         if event.event == "status":
+            seq = _seq(data)
+            if seq is not None and seq < known.seq:
+                return None  # the status of an older frame
             self._set_status(known, data)
             return Change(batch_id, "status", status_changed=before != known.status)
         if event.event == "job_failed":
@@ -154,6 +170,12 @@ class Board:
                 known.restart_from = None
         if "reason" in data:
             known.reason = data.get("reason")
+
+
+def _seq(data: Mapping[str, object]) -> int | None:
+    """The `seq` an answer or a frame carries, if any."""
+    seq = data.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
 def _done(progress: dict[str, Any]) -> int:

@@ -47,6 +47,7 @@ class Batch(TypedDict):
     deadline: NotRequired[str | None]
     waiting_for: NotRequired[list[str]]
     deadline_at_risk: NotRequired[bool]
+    seq: NotRequired[int]
 
 
 class Page(TypedDict, Generic[T]):

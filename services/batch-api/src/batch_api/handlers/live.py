@@ -91,7 +91,8 @@ class StreamState:
         ]
         if self.status.get(batch_id) != status:
             self.status[batch_id] = status
-            out.append(sse("status", {"batch_id": batch_id, "status": status, "reason": reason}))
+            data = {"batch_id": batch_id, "status": status, "reason": reason, "seq": seq}
+            out.append(sse("status", data))
         return out
 
 
@@ -141,7 +142,12 @@ class LiveEvents:
                 frames = state.progress(batch_id, now.status, seq, _progress(now), now.reason)
             elif now.status in TERMINAL and state.status.get(batch_id) != now.status:
                 state.status[batch_id] = now.status
-                status = {"batch_id": batch_id, "status": now.status, "reason": now.reason}
+                status = {
+                    "batch_id": batch_id,
+                    "status": now.status,
+                    "reason": now.reason,
+                    "seq": state.seq.get(batch_id, seq),
+                }
                 frames = [sse("status", status)]
             if now.status not in TERMINAL:
                 return frames, False
