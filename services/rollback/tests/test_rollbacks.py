@@ -4,6 +4,7 @@ for a batch the read model does not show yet."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,8 +77,9 @@ class Fakes:
     async def get(self, backup_id: str) -> dict[str, Any] | None:
         return self.backups.get(backup_id)
 
-    async def of_batch(self, batch_id: str) -> list[dict[str, Any]]:
-        return list(self.backups.values())
+    async def of_batch(self, batch_id: str) -> AsyncIterator[dict[str, Any]]:
+        for backup in list(self.backups.values()):
+            yield backup
 
     async def facts(self, batch_id: str) -> BatchFacts | None:
         return BatchFacts(batch_id, "test.store", self.params, self.completed)

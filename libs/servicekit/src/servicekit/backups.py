@@ -13,6 +13,7 @@ by the earlier attempt, so only the first snapshot is the state before the job."
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from pymongo.errors import DuplicateKeyError
 from servicekit.store import Document
 
 MANUAL_SUFFIX = "manual"
+BATCH_READ = 20  # backups per read when going through a batch's (each may be large)
 _DECODE = CANONICAL_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=UTC)
 
 
@@ -100,8 +102,11 @@ class MongoBackups:
         """Records that the job whose backup this is completed (its change is in place)."""
         await self.collection.update_one({"_id": backup_id}, {"$set": {"completed_at": at}})
 
-    async def of_batch(self, batch_id: str) -> list[Document]:
-        return [d async for d in self.collection.find(batch_range(batch_id))]
+    async def of_batch(self, batch_id: str) -> AsyncIterator[Document]:
+        """Every job backup of the batch, read a few at a time: a batch's backups together
+        can be larger than a service's memory."""
+        async for doc in self.collection.find(batch_range(batch_id), batch_size=BATCH_READ):
+            yield doc
 
     async def assign(self, backup_id: str, batch_id: str) -> None:
         """Names the batch a backup taken before the batch existed belongs to."""

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -26,8 +27,8 @@ class Backups(Protocol):
     async def get(self, backup_id: str) -> Document | None:
         """The backup record, or None."""
 
-    async def of_batch(self, batch_id: str) -> list[Document]:
-        """Every job backup of the batch (ids `{batch_id}.…`)."""
+    def of_batch(self, batch_id: str) -> AsyncIterator[Document]:
+        """Every job backup of the batch (ids `{batch_id}.…`), a few at a time."""
 
 
 class Batches(Protocol):

@@ -39,19 +39,36 @@ class Plan:
         return self.reason is not None
 
 
-def validate(backup: dict[str, Any] | None) -> str | None:
+@dataclass(frozen=True)
+class BackupSummary:
+    """What planning keeps of a backup: not its content, which is read again for its step
+    (a batch's backups can be far larger than the rollback service's memory)."""
+
+    backup_id: str
+    job_id: str | None
+    completed_at: datetime | None
+    problem: str | None  # why it cannot be restored, or None
+
+
+def summarise(backup: dict[str, Any]) -> BackupSummary:
+    """The backup's summary; its checksum is checked here."""
+    data = backup.get("data")
+    problem = None
+    if not isinstance(data, str) or checksum_of(data) != backup.get("checksum"):
+        problem = f"backup {backup['_id']} is corrupt: its content does not match its checksum"
+    return BackupSummary(backup["_id"], backup.get("job_id"), backup.get("completed_at"), problem)
+
+
+def validate(backup: BackupSummary | None) -> str | None:
     """Why a backup cannot be restored, or None if it can."""
     if backup is None:
         return "no backup was recorded for it"
-    data = backup.get("data")
-    if not isinstance(data, str) or checksum_of(data) != backup.get("checksum"):
-        return f"backup {backup['_id']} is corrupt: its content does not match its checksum"
-    return None
+    return backup.problem
 
 
 def plan_rollback(
     facts: BatchFacts,
-    backups: dict[str, dict[str, Any]],
+    backups: dict[str, BackupSummary],
     *,
     job_ids: list[str] | None,
     can_compensate: bool,
@@ -68,8 +85,8 @@ def plan_rollback(
         return _manual(facts, backups, job_ids)
     completed = dict(facts.completed)
     for backup in backups.values():  # a job whose completion the read model has not seen yet
-        if backup.get("job_id") and backup.get("completed_at") is not None:
-            completed.setdefault(backup["job_id"], backup["completed_at"])
+        if backup.job_id and backup.completed_at is not None:
+            completed.setdefault(backup.job_id, backup.completed_at)
     out = Plan()
     chosen = list(completed) if job_ids is None else list(dict.fromkeys(job_ids))
     for job_id in chosen:
@@ -83,7 +100,7 @@ def plan_rollback(
         out.steps.append(
             RollbackStep(
                 job_id=job_id,
-                backup_id=backups[job_id]["_id"],
+                backup_id=backups[job_id].backup_id,
                 job_type=facts.job_type,
                 completed_at=completed[job_id],
             )
@@ -98,7 +115,7 @@ def plan_rollback(
 
 
 def _manual(
-    facts: BatchFacts, backups: dict[str, dict[str, Any]], job_ids: list[str] | None
+    facts: BatchFacts, backups: dict[str, BackupSummary], job_ids: list[str] | None
 ) -> Plan:
     if job_ids is not None:
         return Plan(
@@ -110,5 +127,5 @@ def _manual(
     problem = validate(backup)
     if problem is not None or backup is None:
         return Plan(refusals={"manual": problem or ""}, reason=f"the manual backup: {problem}")
-    step = RollbackStep(job_id="manual", backup_id=backup["_id"], job_type=facts.job_type)
+    step = RollbackStep(job_id="manual", backup_id=backup.backup_id, job_type=facts.job_type)
     return Plan(steps=[step])

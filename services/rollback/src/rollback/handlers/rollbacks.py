@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +38,7 @@ from contracts.events.rollback import LISTED_AT_MOST
 from contracts.topics import Topics
 from jobkit import JobType, RetryableError
 from rollback.adapters.backups import Backups, Batches, Plans
-from rollback.domain.plan import Plan, plan_rollback
+from rollback.domain.plan import BackupSummary, Plan, plan_rollback, summarise
 from servicekit.backups import decode_snapshot
 from servicekit.consume import TransientError, is_transient
 from servicekit.publisher import EventPublisher, Outgoing
@@ -146,18 +146,22 @@ class Rollbacks:
                 raise TransientError(f"batch {e.batch_id} is not in the read model yet")
             return Plan(reason=f"no batch {e.batch_id} is known")
         job_type = self.job_types.get(facts.job_type)
-        backups = {b["_id"]: b for b in await self.backups.of_batch(e.batch_id)}
+        backups = {b.backup_id: b async for b in self._summaries(e.batch_id)}
         manual = facts.params.get("manual_backup_id")
         if isinstance(manual, str):
             found = await self.backups.get(manual)
             if found is not None:
-                backups[manual] = found
+                backups[manual] = summarise(found)
         return plan_rollback(
             facts,
             backups,
             job_ids=e.job_ids,
             can_compensate=job_type is not None and job_type.supports_rollback(),
         )
+
+    async def _summaries(self, batch_id: str) -> AsyncIterator[BackupSummary]:
+        async for backup in self.backups.of_batch(batch_id):
+            yield summarise(backup)
 
     def _announcements(self, state: dict[str, Any], steps: list[RollbackStep]) -> list[Event]:
         batch_id, rollback_id = state["batch_id"], state["_id"]
