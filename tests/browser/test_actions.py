@@ -117,6 +117,14 @@ def test_rollback_from_detail_shows_the_dry_run_plan_first(page: Page, stack: St
     timeline = page.locator("#timeline li")
     expect(timeline.filter(has_text="Finished")).to_have_count(1)
     expect(timeline.last).to_contain_text("rolled back")
+    # the rollback's own progress, beside the run's: how many jobs it restored and when it ended
+    rollback = page.locator("#b-rollback")
+    expect(rollback).to_be_visible()
+    expect(rollback.locator("#rollback-status")).to_contain_text("rolled back", timeout=30_000)
+    expect(rollback.locator("#rollback-restored")).to_have_text(f"{jobs} / {jobs}")
+    expect(rollback.get_by_role("progressbar", name="rollback progress")).to_have_attribute(
+        "aria-valuenow", "100"
+    )
     screenshots(page, "detail-rolled-back")
     # each job still says it completed, and that its effects were undone (the job views are
     # projected beside the batch's status, so a moment later at most)

@@ -1,6 +1,7 @@
 """The `batchyard` script over the batch lifecycle endpoints, against the real stack: chunked
 uploads into drafts, submit, pause/resume/cancel, retry, rollback --dry-run (a plan, or the
-reason there is none), duplicate, edit, archive, delete, and the list filters."""
+reason there is none) and --watch (its progress to the end), duplicate, edit, archive,
+delete, and the list filters."""
 
 from __future__ import annotations
 
@@ -201,3 +202,13 @@ def test_rollback_dry_run_prints_the_plan_of_a_job_type_that_can_roll_back(
     assert f"{batch_id}.0" in plan.stdout
     shown = json.loads(run("status", batch_id, "--json").stdout)
     assert shown["status"] == "completed"
+    # then the rollback itself, followed until it ends: its own progress, exit 0 once rolled back
+    watched = run("rollback", batch_id, "--watch")
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert "rollback accepted; watching it" in watched.stdout
+    assert f"{batch_id} 'cli-rollback' rolled_back 100.0% 1/1 jobs restored" in watched.stdout
+    assert "1 batch finished: 1 rolled_back" in watched.stdout
+    status = run("status", batch_id)
+    assert "Rollback  rolled back: 1/1 jobs restored (100.0%) · ended" in status.stdout
+    again = run("rollback", batch_id, "--watch")  # a rolled back batch: refused, nothing watched
+    assert again.returncode == 5, again.stdout

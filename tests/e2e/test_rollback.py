@@ -6,6 +6,7 @@ itself, and a job type that cannot roll back may not ask for it."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,17 @@ async def consolidate(api: httpx.AsyncClient, ids: list[str], **extra: Any) -> t
     return batch_id, response.json()["plan"]["jobs"]
 
 
+async def wait_for_rollback_shown(api: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:
+    """The batch's `rollback` once it says the rollback ended."""
+    rollback: dict[str, Any] | None = None
+    for _ in range(60):
+        rollback = (await api.get(f"/v1/batches/{batch_id}")).json()["rollback"]
+        if rollback is not None and rollback["status"] != "rolling_back":
+            return rollback
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the batch shows its rollback as {rollback}")
+
+
 async def rollback_events(kafka: str, stack: Stack, rollback_id: str) -> list[dict[str, Any]]:
     consumer = AIOKafkaConsumer(
         Topics(stack.prefix).rollback_events,
@@ -100,6 +112,12 @@ async def test_two_thousand_templates_consolidated_then_restored_byte_for_byte(
     assert done["done_count"] == jobs
     batch = await wait_for_status(api, batch_id, {"rolled_back"}, 60)
     assert batch["progress"]["completed"] == jobs
+    # the batch shows its rollback: every job restored (its end is projected beside the
+    # batch's status, so a moment later at most)
+    shown = await wait_for_rollback_shown(api, batch_id)
+    assert (shown["rollback_id"], shown["done"], shown["total"]) == (rollback_id, jobs, jobs)
+    assert shown["percent"] == 100.0
+    assert shown["finished_at"] is not None
     again = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={})
     assert again.status_code == 409, again.text
     assert "rolled_back" in again.json()["detail"]

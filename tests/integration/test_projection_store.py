@@ -1,5 +1,6 @@
 """The reporter's guarded writes on the real store: newer wins, older and repeated events
-change nothing, in any order."""
+change nothing, in any order; a rollback's record in its batch's view too (announced again
+when its request is redelivered)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,18 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.codec import envelope_for
 from contracts.envelope import Envelope
-from contracts.events import BatchCreated, BatchProgress, Event, JobCompleted, JobFailed, JobStarted
+from contracts.events import (
+    BatchCreated,
+    BatchProgress,
+    Event,
+    JobCompleted,
+    JobFailed,
+    JobStarted,
+    RollbackCompleted,
+    RollbackFailed,
+    RollbackProgress,
+    RollbackStarted,
+)
 from contracts.vocabulary import BatchConfig, ProgressCounts
 from reporter.adapters.store import MongoProjectionStore
 
@@ -76,6 +88,18 @@ def history() -> list[tuple[Envelope, Event]]:
             at=4,
         ),
     ]
+    r, dry = "r_1", "r_dry"
+    events += [
+        env(RollbackStarted(batch_id=b, rollback_id=r, planned_jobs=2), at=5),
+        env(RollbackProgress(batch_id=b, rollback_id=r, job_id=f"{b}.1", done=1, total=2), at=6),
+        env(RollbackProgress(batch_id=b, rollback_id=r, job_id=f"{b}.2", done=2, total=2), at=6),
+        env(RollbackCompleted(batch_id=b, rollback_id=r, compensated_jobs=2), at=7),
+        env(RollbackStarted(batch_id=b, rollback_id=r, planned_jobs=2), at=9),  # announced again
+        env(RollbackCompleted(batch_id=b, rollback_id=r, compensated_jobs=2), at=9),
+        env(RollbackStarted(batch_id=b, rollback_id=dry, dry_run=True, planned_jobs=2), at=10),
+        env(RollbackCompleted(batch_id=b, rollback_id=dry, dry_run=True), at=10),
+        env(RollbackFailed(batch_id=b, rollback_id="r_2", reason="no"), at=11),  # a dry run's
+    ]
     return events
 
 
@@ -106,6 +130,21 @@ async def test_in_order_once(db: AsyncDatabase[Any]) -> None:
     assert job["status"] == "completed"
     assert job["attempt"] == 2
     assert job["errors"]["1"]["error_class"] == "X"
+    assert view["rollbacks"] == {
+        "r_1": {
+            "started_at": T0 + timedelta(seconds=5),
+            "total": 2,
+            "done": 2,
+            "finished_at": T0 + timedelta(seconds=7),
+            "status": "rolled_back",
+            "reason": None,
+        },
+        "r_2": {
+            "finished_at": T0 + timedelta(seconds=11),
+            "status": "rollback_failed",
+            "reason": "no",
+        },
+    }
 
 
 @pytest.mark.parametrize("order", ["reversed", "duplicated", "one_by_one_shuffled"])

@@ -4,12 +4,13 @@ counts as finished, and the exit code at the end."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from batchyard_cli.client import BatchyardClient
 from batchyard_cli.exit_codes import ExitCode
-from batchyard_cli.monitor import Board
+from batchyard_cli.monitor import Board, Change, Watcher
 from batchyard_cli.resources import Batch
 from batchyard_cli.sse import ServerEvent
 
@@ -114,6 +115,74 @@ def test_an_answer_or_frame_older_than_what_is_shown_changes_nothing() -> None:
         "running",
         12,
     )
+
+
+def test_a_rollback_shows_its_own_progress_and_succeeds_when_rolled_back() -> None:
+    start = batch("b1", "completed", total=300, completed=300, seq=9)
+    board = Board.of([start], restarting=["b1"], succeeded=frozenset({"rolled_back"}))
+    assert not board.all_finished()  # the rollback was just asked for: "completed" is stale
+    r = {"rollback_id": "r1", "status": "rolling_back", "done": 0, "total": 300, "percent": 0.0}
+    board.apply_batch(
+        {**batch("b1", "rolling_back", total=300, completed=300, seq=10), "rollback": r}
+    )
+    tracked = board.tracked["b1"]
+    assert tracked.rolling_back == r
+    change = board.apply_event(event("rollback", batch_id="b1", **{**r, "done": 120}), "b1")
+    assert change is not None
+    assert change.kind == "rollback"
+    assert tracked.rolling_back is not None
+    assert tracked.rolling_back["done"] == 120
+    # a read model behind the stream does not take the count back
+    board.apply_batch(
+        {**batch("b1", "rolling_back", total=300, completed=300, seq=10), "rollback": r}
+    )
+    assert tracked.rolling_back["done"] == 120
+    done = {**r, "status": "rolled_back", "done": 300, "percent": 100.0}
+    board.apply_event(event("progress", status="rolled_back", completed=300, seq=11), "b1")
+    board.apply_event(event("rollback", batch_id="b1", **done), "b1")
+    board.apply_event(event("end", status="rolled_back"), "b1")
+    assert board.all_finished()
+    assert board.exit_code() == ExitCode.OK
+    failed = Board.of([batch("b2", "rollback_failed")], succeeded=frozenset({"rolled_back"}))
+    assert failed.exit_code() == ExitCode.UNSUCCESSFUL
+    assert Board.of([batch("b3", "rolled_back")]).exit_code() == ExitCode.UNSUCCESSFUL
+
+
+class Reads:
+    """A client whose `GET` answers come from a list (the last one repeats)."""
+
+    def __init__(self, answers: list[Batch]) -> None:
+        self.answers = answers
+
+    def get_batch(self, batch_id: str) -> Batch:
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+class Quiet:
+    def start(self, board: Board) -> None: ...
+    def update(self, board: Board, change: Change) -> None: ...
+    def note(self, message: str) -> None: ...
+    def stop(self, board: Board) -> None: ...
+
+
+def test_a_batch_ended_by_a_rollback_is_read_until_its_rollback_shows_the_end() -> None:
+    """The batch's end and its rollback's last count reach the read model separately: the
+    answer that says rolled_back can still show the rollback at 5,100 of 5,121 (seen)."""
+    r = {"rollback_id": "r1", "status": "rolling_back", "done": 5100, "total": 5121}
+    ended = {**r, "status": "rolled_back", "done": 5121}
+    answers: list[Batch] = [
+        {**batch("b1", "rolled_back", seq=12), "rollback": r},  # type: ignore[typeddict-item]
+        {**batch("b1", "rolled_back", seq=12), "rollback": r},  # type: ignore[typeddict-item]
+        {**batch("b1", "rolled_back", seq=12), "rollback": ended},  # type: ignore[typeddict-item]
+    ]
+    board = Board.of([{**batch("b1", "rolling_back", seq=11), "rollback": r}])  # type: ignore[typeddict-item]
+    naps: list[float] = []
+    watcher = Watcher(
+        cast(BatchyardClient, Reads(answers)), board, Quiet(), use_stream=False, sleep=naps.append
+    )
+    assert watcher.run() == ExitCode.UNSUCCESSFUL  # rolled_back is not "completed"
+    assert board.tracked["b1"].rolling_back == ended
+    assert len(naps) == 2
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,29 @@ def test_batch_view_shows_progress_counts_timing_and_config() -> None:
     assert "ETA" not in finished
 
 
+def test_batch_view_shows_the_rollback_and_how_far_it_is() -> None:
+    rolling = {
+        "rollback_id": "r1",
+        "status": "rolling_back",
+        "done": 100,
+        "total": 300,
+        "percent": 33.33,
+        "started_at": "2026-01-02T03:06:00+00:00",
+        "finished_at": None,
+        "reason": None,
+        "throughput_per_s": 50.0,
+        "eta_s": 4.0,
+    }
+    text = text_of(batch_view(a_batch(status="rolling_back", rollback=rolling)))
+    assert "Rollback  rolling back: 100/300 jobs restored (33.3%) · 50.0/s · ETA 4.0s" in text
+    failed = {**rolling, "status": "rollback_failed", "reason": "store down"}
+    failed["finished_at"] = "2026-01-02T03:06:09+00:00"
+    text = text_of(batch_view(a_batch(status="rollback_failed", rollback=failed)))
+    assert "rollback failed: 100/300 jobs restored (33.3%) · ended" in text
+    assert "store down" in text
+    assert "Rollback" not in text_of(batch_view(a_batch()))
+
+
 def test_batch_view_and_table_show_the_policies() -> None:
     waiting = a_batch(status="queued", waiting_for=["b_up1", "b_up2"], reason="waiting")
     text = text_of(batch_view(waiting))

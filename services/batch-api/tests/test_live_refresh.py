@@ -81,3 +81,40 @@ async def test_a_quiet_stream_sends_the_missed_pause_then_the_end(
     ]
     assert [d["seq"] for name, d in sent if name == "progress"] == [3, 4, 7]
     assert sent[-1][1] == {"batch_id": "b_1", "status": "completed"}
+
+
+async def test_a_rolling_back_batch_streams_its_rollback_as_it_moves_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live, "REFRESH_S", 0.01)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def rolling(status: str, seq: int, done: int, ended: bool = False) -> dict[str, Any]:
+        record: dict[str, Any] = {"started_at": at, "total": 300, "done": done}
+        if ended:
+            record |= {"status": "rolled_back", "finished_at": at, "reason": None}
+        return {**view(status, seq, 10), "rollbacks": {"r_1": record}}
+
+    reads = ChangingViews(
+        [
+            rolling("rolling_back", 8, 0),  # the stream opens
+            rolling("rolling_back", 8, 100),
+            rolling("rolling_back", 8, 100),  # no change: no frame
+            rolling("rolling_back", 8, 200),
+            rolling("rolled_back", 9, 300, ended=True),
+        ]
+    )
+    service = LiveEvents(cast(BatchService, reads), LiveFeed("127.0.0.1:1", Topics("t.")))
+    sent = frames([frame async for frame in await service.batch_stream("b_1", WHO)])
+
+    rollbacks = [d for name, d in sent if name == "rollback"]
+    assert [(d["done"], d["status"]) for d in rollbacks] == [
+        (0, "rolling_back"),
+        (100, "rolling_back"),
+        (200, "rolling_back"),
+        (300, "rolled_back"),
+    ]
+    assert {d["batch_id"] for d in rollbacks} == {"b_1"}
+    assert rollbacks[-1]["percent"] == 100.0
+    assert [name for name, _ in sent][-4:] == ["progress", "status", "rollback", "end"]
+    assert sent[-1] == ("end", {"batch_id": "b_1", "status": "rolled_back"})

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from batch_api.domain.progress import progress_of
+from batch_api.domain.progress import latest_rollback, progress_of
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -32,3 +32,37 @@ def test_not_started_and_empty() -> None:
     p = progress_of({"total": 0}, None, None, T0)
     assert p["percent"] == 0.0
     assert "eta_s" not in p
+
+
+def test_the_latest_started_rollback_is_shown_with_its_eta() -> None:
+    recorded = {
+        "r_old": {
+            "started_at": T0,
+            "total": 10,
+            "done": 3,
+            "status": "rollback_failed",
+            "reason": "store down",
+            "finished_at": T0 + timedelta(seconds=2),
+        },
+        "r_new": {"started_at": T0 + timedelta(seconds=60), "total": 400, "done": 100},
+        "r_dry": {
+            "status": "rollback_failed",
+            "reason": "refused dry run",
+            "finished_at": T0 + timedelta(seconds=90),
+        },  # no start: a dry run's
+    }
+    shown = latest_rollback(recorded, T0 + timedelta(seconds=70))
+    assert shown is not None
+    assert (shown["rollback_id"], shown["status"]) == ("r_new", "rolling_back")
+    assert (shown["done"], shown["total"], shown["percent"]) == (100, 400, 25.0)
+    assert (shown["throughput_per_s"], shown["eta_s"]) == (10.0, 30.0)
+    old = latest_rollback({"r_old": recorded["r_old"]}, T0 + timedelta(seconds=70))
+    assert old is not None
+    assert (old["status"], old["reason"], old["throughput_per_s"]) == (
+        "rollback_failed",
+        "store down",
+        1.5,
+    )
+    assert "eta_s" not in old
+    assert latest_rollback({"r_dry": recorded["r_dry"]}, T0) is None
+    assert latest_rollback(None, T0) is None

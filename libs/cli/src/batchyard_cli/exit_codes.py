@@ -73,10 +73,12 @@ def for_error(error: BatchyardError) -> ExitCode:
     return ExitCode.SERVER
 
 
-def for_final_statuses(statuses: Iterable[str]) -> ExitCode:
-    """0 when every batch completed cleanly, else 1 (completed_with_errors, failed, cancelled,
-    rolled back...)."""
-    if all(status in SUCCESSFUL_FINAL_STATUSES for status in statuses):
+def for_final_statuses(
+    statuses: Iterable[str], succeeded: frozenset[str] = SUCCESSFUL_FINAL_STATUSES
+) -> ExitCode:
+    """0 when every batch ended in a status of `succeeded` (by default: completed cleanly),
+    else 1 (completed_with_errors, failed, cancelled, rolled back...)."""
+    if all(status in succeeded for status in statuses):
         return ExitCode.OK
     return ExitCode.UNSUCCESSFUL
 

@@ -17,7 +17,12 @@ from typing import Any, Literal, Protocol
 
 from batchyard_cli.client import BatchFilter, BatchyardClient, StreamUnavailable
 from batchyard_cli.errors import ApiError, NotFound, ServerError, Unreachable
-from batchyard_cli.exit_codes import FINAL_STATUSES, ExitCode, for_final_statuses
+from batchyard_cli.exit_codes import (
+    FINAL_STATUSES,
+    SUCCESSFUL_FINAL_STATUSES,
+    ExitCode,
+    for_final_statuses,
+)
 from batchyard_cli.resources import Batch
 from batchyard_cli.sse import ServerEvent
 
@@ -25,8 +30,10 @@ ACTIVE_STATUSES = ("queued", "running", "paused", "retrying", "rolling_back")
 MAX_FAILURES_SHOWN = 10
 STREAM_RETRIES = 3
 POLL_RETRIES = 10
+FINAL_ROLLBACK_READS = 10
 
-ChangeKind = Literal["snapshot", "progress", "status", "job_failed", "end"]
+ChangeKind = Literal["snapshot", "progress", "status", "job_failed", "rollback", "end"]
+ROLLBACK_STATUSES = frozenset({"rolling_back", "rolled_back", "rollback_failed"})
 
 
 @dataclass
@@ -44,6 +51,15 @@ class Tracked:
     seq: int = 0
     """The `seq` of the newest batch event shown (GET answers and progress frames carry it):
     an answer or frame with a lower one is older than what is shown."""
+    rollback: dict[str, Any] | None = None
+    """The batch's latest rollback (`rollback` of a GET answer or a stream frame)."""
+
+    @property
+    def rolling_back(self) -> dict[str, Any] | None:
+        """The rollback to show instead of the jobs' progress: while the batch rolls back and
+        once it ended by one."""
+        return self.rollback if self.status in ROLLBACK_STATUSES else None
+
     restart_from: tuple[str, str | None] | None = None
     """Set for a batch an action (retry) restarts from a final status: that (status,
     finished_at) is stale, so the batch counts as finished only once it changed."""
@@ -70,12 +86,19 @@ class Board:
     """The watched batches, updated from `GET` answers and stream events."""
 
     tracked: dict[str, Tracked] = field(default_factory=dict)
+    succeeded: frozenset[str] = SUCCESSFUL_FINAL_STATUSES
+    """The final statuses that count as success for the exit code."""
 
     @classmethod
-    def of(cls, batches: Iterable[Batch], restarting: Iterable[str] = ()) -> Board:
+    def of(
+        cls,
+        batches: Iterable[Batch],
+        restarting: Iterable[str] = (),
+        succeeded: frozenset[str] = SUCCESSFUL_FINAL_STATUSES,
+    ) -> Board:
         """The board of `batches`; those in `restarting` were just restarted by an action,
         so their current final status does not count."""
-        board = cls()
+        board = cls(succeeded=succeeded)
         for batch in batches:
             board.apply_batch(batch)
         for batch_id in restarting:
@@ -92,8 +115,9 @@ class Board:
         return not self.unfinished
 
     def exit_code(self) -> ExitCode:
-        """0 when every watched batch completed; 1 when any ended otherwise."""
-        return for_final_statuses(b.status for b in self.tracked.values())
+        """0 when every watched batch ended in a `succeeded` status; 1 when any ended
+        otherwise."""
+        return for_final_statuses((b.status for b in self.tracked.values()), self.succeeded)
 
     def apply_batch(self, batch: Batch) -> Change:
         known = self.tracked.get(batch["id"])
@@ -102,6 +126,7 @@ class Board:
             known = self.tracked[batch["id"]] = Tracked(
                 batch["id"], batch["name"], batch["status"], dict(batch["progress"])
             )
+        _take_rollback(known, batch.get("rollback"))
         # The read model can be behind the stream: an answer older than what is shown (a lower
         # `seq`) changes nothing. Once the stream said the batch finished, a read model still
         # catching up does not bring it back to life, nor take its counts back to fewer
@@ -150,6 +175,9 @@ class Board:
                 return None  # the status of an older frame
             self._set_status(known, data)
             return Change(batch_id, "status", status_changed=before != known.status)
+        if event.event == "rollback":
+            _take_rollback(known, {k: v for k, v in data.items() if k != "batch_id"})
+            return Change(batch_id, "rollback")
         if event.event == "job_failed":
             known.failures_seen += 1
             return Change(batch_id, "job_failed", message=_failure_text(data))
@@ -170,6 +198,21 @@ class Board:
                 known.restart_from = None
         if "reason" in data:
             known.reason = data.get("reason")
+
+
+def _take_rollback(known: Tracked, rollback: Mapping[str, Any] | None) -> None:
+    """Takes a rollback's state unless it is the one shown, with fewer jobs done (the read
+    model behind the stream)."""
+    if not isinstance(rollback, Mapping) or not rollback.get("rollback_id"):
+        return
+    shown = known.rollback
+    if (
+        shown is not None
+        and shown.get("rollback_id") == rollback["rollback_id"]
+        and int(rollback.get("done") or 0) < int(shown.get("done") or 0)
+    ):
+        return
+    known.rollback = dict(rollback)
 
 
 def _seq(data: Mapping[str, object]) -> int | None:
@@ -266,6 +309,7 @@ class Watcher:
                 self.view.note(f"{exc.message}; retrying")
             if not self.board.all_finished():
                 self.sleep(self.interval)
+        self._settle_rollbacks()
         return self.board.exit_code()
 
     def refresh(self, batch_ids: Iterable[str]) -> None:
@@ -301,3 +345,19 @@ class Watcher:
     def _final_read(self, batch_id: str) -> None:
         with contextlib.suppress(ApiError):  # the stream's own final state stands
             self.refresh([batch_id])
+
+    def _settle_rollbacks(self) -> None:
+        """A batch that ended by a rollback is read again until its rollback shows the end too
+        (a few seconds at most): the batch's end and its rollback's last count reach the read
+        model separately, so the last answer could show the rollback short of its end."""
+        for _ in range(FINAL_ROLLBACK_READS):
+            behind = [
+                t.batch_id
+                for t in self.board.tracked.values()
+                if t.rolling_back is not None and t.rolling_back.get("status") == "rolling_back"
+            ]
+            if not behind:
+                return
+            self.sleep(0.5)
+            with contextlib.suppress(ApiError):
+                self.refresh(behind)

@@ -28,6 +28,25 @@ ERROR_STATUSES = frozenset({"failed", "cancelled", "rollback_failed"})
 
 
 def _fields(tracked: Tracked) -> dict[str, Any]:
+    """A batch's bar: its jobs, or while it rolls back (and once it ended by a rollback) the
+    jobs its rollback restored."""
+    rollback = tracked.rolling_back
+    if rollback is not None:
+        finished_at = rollback.get("finished_at")
+        return {
+            "label": tracked.name,
+            "batch_id": tracked.batch_id,
+            "status": tracked.status,
+            "jobs_done": int(rollback.get("done") or 0),
+            "jobs_total": int(rollback.get("total") or 0),
+            "failed": 0,
+            "retrying": 0,
+            "rate": rollback.get("throughput_per_s"),
+            "eta": rollback.get("eta_s"),
+            "elapsed": _seconds_between(rollback.get("started_at"), finished_at),
+            "finished": tracked.finished,
+            "restored": True,
+        }
     progress = tracked.progress
     return {
         "label": tracked.name,
@@ -41,7 +60,18 @@ def _fields(tracked: Tracked) -> dict[str, Any]:
         "eta": progress.get("eta_s"),
         "elapsed": progress.get("elapsed_s"),
         "finished": tracked.finished,
+        "restored": False,
     }
+
+
+def _seconds_between(start: object, end: object) -> float | None:
+    """Seconds from one ISO time to another (or to now); None if either is unreadable."""
+    try:
+        began = datetime.fromisoformat(str(start))
+        ended = datetime.fromisoformat(str(end)) if end else datetime.now(began.tzinfo)
+    except ValueError:
+        return None
+    return max((ended - began).total_seconds(), 0.0)
 
 
 class _FieldColumn(ProgressColumn):
@@ -85,7 +115,8 @@ def _percent(task: Task) -> Text:
 
 
 def _counts(task: Task) -> Text:
-    return Text(f"{task.fields['jobs_done']}/{task.fields['jobs_total']}")
+    counts = f"{task.fields['jobs_done']}/{task.fields['jobs_total']}"
+    return Text(f"{counts} restored" if task.fields["restored"] else counts)
 
 
 def _errors(task: Task) -> Text:
@@ -237,12 +268,21 @@ class JsonLinesView:
             "status": tracked.status,
             "progress": tracked.progress,
         }
+        if tracked.rollback is not None:
+            record["rollback"] = tracked.rollback
         if message:
             record["message"] = message
         self.output.json_line(record)
 
 
 def _plain(tracked: Tracked) -> str:
+    rollback = tracked.rolling_back
+    if rollback is not None:
+        return (
+            f"{tracked.batch_id} {tracked.name!r} {tracked.status} "
+            f"{float(rollback.get('percent') or 0.0):.1f}% "
+            f"{rollback.get('done', 0)}/{rollback.get('total', 0)} jobs restored"
+        )
     percent = tracked.progress.get("percent", 0.0)
     return (
         f"{tracked.batch_id} {tracked.name!r} {tracked.status} {percent:.1f}% "

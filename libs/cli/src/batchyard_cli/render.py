@@ -183,6 +183,9 @@ def batch_view(batch: Batch) -> RenderableType:
         head.add_row(
             "Timing", f"elapsed {elapsed} · {rate} · ETA {format_duration(progress.get('eta_s'))}"
         )
+    rollback = batch.get("rollback")
+    if rollback:
+        head.add_row("Rollback", rollback_text(rollback))
     config = _flatten(batch.get("config") or {})
     if config:
         head.add_row("Config", ", ".join(f"{k}={_compact(v)}" for k, v in config.items()))
@@ -202,6 +205,22 @@ def batch_view(batch: Batch) -> RenderableType:
         counts.add_column(key, justify="right", style=STATUS_STYLES.get(key, ""))
     counts.add_row(*(str(progress.get(k, 0)) for k in keys))
     return Group(head, counts)
+
+
+def rollback_text(rollback: Mapping[str, Any]) -> Text:
+    """`rolling back: 100/300 jobs restored (33.3%) · 50/s · ETA 4s`, or how it ended."""
+    status = str(rollback.get("status") or "rolling_back")
+    counts = f"{rollback.get('done', 0)}/{rollback.get('total', 0)} jobs restored"
+    text = Text(status.replace("_", " "), style=STATUS_STYLES.get(status, ""))
+    text.append(f": {counts} ({float(rollback.get('percent') or 0.0):.1f}%)")
+    rate = rollback.get("throughput_per_s")
+    if status == "rolling_back":
+        text.append(f" · {format_rate(rate)} · ETA {format_duration(rollback.get('eta_s'))}")
+    else:
+        text.append(f" · ended {format_time(rollback.get('finished_at'))}")
+    if rollback.get("reason"):
+        text.append(f" · {rollback['reason']}", style="red")
+    return text
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -29,6 +29,21 @@ class Progress(TypedDict):
     eta_s: float | None
 
 
+class Rollback(TypedDict):
+    """A batch's latest rollback and its progress."""
+
+    rollback_id: str
+    status: str
+    done: int
+    total: int
+    percent: float
+    started_at: str
+    finished_at: str | None
+    reason: str | None
+    throughput_per_s: NotRequired[float | None]
+    eta_s: NotRequired[float | None]
+
+
 class Batch(TypedDict):
     id: str
     name: str
@@ -48,6 +63,7 @@ class Batch(TypedDict):
     waiting_for: NotRequired[list[str]]
     deadline_at_risk: NotRequired[bool]
     seq: NotRequired[int]
+    rollback: NotRequired[Rollback | None]
 
 
 class Page(TypedDict, Generic[T]):

@@ -135,6 +135,21 @@ class Progress(BaseModel):
     eta_s: float | None = None
 
 
+class RollbackPublic(BaseModel):
+    """A batch's latest rollback (dry runs are not recorded), with its progress."""
+
+    rollback_id: str
+    status: Literal["rolling_back", "rolled_back", "rollback_failed"]
+    done: int = Field(description="Jobs compensated so far (counted once per 100 or per second).")
+    total: int = Field(description="Jobs the rollback compensates.")
+    percent: float
+    started_at: datetime
+    finished_at: datetime | None = None
+    reason: str | None = Field(default=None, description="Why the rollback failed.")
+    throughput_per_s: float | None = None
+    eta_s: float | None = None
+
+
 class BatchPublic(BaseModel):
     id: str
     name: str
@@ -169,6 +184,9 @@ class BatchPublic(BaseModel):
         description="The sequence number of the newest batch event this answer reflects (the "
         "live stream's `progress` frames carry the same): of two views of one batch, the one "
         "with the higher `seq` is newer.",
+    )
+    rollback: RollbackPublic | None = Field(
+        default=None, description="The batch's latest rollback and its progress, if one started."
     )
 
 

@@ -85,11 +85,32 @@ def rollback(
         list[str] | None,
         typer.Option("--job", help="Roll back only this job (repeat for several)."),
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            "-w",
+            help="Then monitor the rollback until it ends: exit 0 when rolled back, 1 when not.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Undo a batch's effects from its backups (all jobs, or --job ones); --dry-run plans only."""
     app = state(ctx)
     accepted = app.client().rollback(batch_id, dry_run=dry_run, job_ids=job)
+    if watch and not dry_run:
+        if as_json:
+            app.output.json_line(accepted)
+        else:
+            app.output.say(f"{batch_id}: rollback accepted; watching it")
+        code = run_monitor(
+            app,
+            [batch_id],
+            as_json=as_json,
+            restarting=[batch_id],
+            succeeded=frozenset({"rolled_back"}),
+        )
+        raise typer.Exit(int(code))
     if as_json:
         app.output.json(accepted)
         return
@@ -103,7 +124,7 @@ def rollback(
         return
     app.output.say(
         f"{batch_id}: rollback accepted (status when accepted: {accepted['status']}); "
-        f"watch it: batchyard monitor {batch_id}"
+        f"its progress: batchyard status {batch_id} (or rollback --watch to follow it)"
     )
 
 

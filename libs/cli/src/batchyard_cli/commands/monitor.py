@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from batchyard_cli.app_state import AppState, state
-from batchyard_cli.exit_codes import ExitCode
+from batchyard_cli.exit_codes import SUCCESSFUL_FINAL_STATUSES, ExitCode
 from batchyard_cli.monitor import Board, View, Watcher, active_batches
 from batchyard_cli.monitor_view import JsonLinesView, LineView, LiveView
 
@@ -23,10 +23,12 @@ def run_monitor(
     interval: float = 1.0,
     use_stream: bool = True,
     restarting: Iterable[str] = (),
+    succeeded: frozenset[str] = SUCCESSFUL_FINAL_STATUSES,
 ) -> ExitCode:
     """Watches the batches (all active ones when none are named) until every one finished;
-    returns 0 when all completed, 1 when any ended otherwise, 130 when interrupted. Batches
-    in `restarting` were just restarted (retry): their current final status does not count."""
+    returns 0 when all ended in a `succeeded` status (completed), 1 when any ended otherwise,
+    130 when interrupted. Batches in `restarting` were just restarted (retry, rollback):
+    their current final status does not count."""
     client = app.client()
     batches = [client.get_batch(b) for b in batch_ids] if batch_ids else active_batches(client)
     if not batches:
@@ -35,7 +37,7 @@ def run_monitor(
         else:
             app.output.say("No active batches.", style="dim")
         return ExitCode.OK
-    board = Board.of(batches, restarting)
+    board = Board.of(batches, restarting, succeeded)
     view: View
     if as_json:
         view = JsonLinesView(app.output)

@@ -38,3 +38,35 @@ def progress_of(
         if finished_at is not None:
             out["eta_s"] = 0.0
     return out
+
+
+def latest_rollback(recorded: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+    """The batch's latest rollback as shown: the reporter's records (`rollbacks.<id>`, dry
+    runs left out), the one started last, with its percent, throughput and ETA; None if none
+    was started."""
+    started = [
+        (record["started_at"], rollback_id, record)
+        for rollback_id, record in (recorded or {}).items()
+        if isinstance(record, dict) and record.get("started_at") is not None
+    ]
+    if not started:
+        return None
+    started_at, rollback_id, record = max(started, key=lambda found: (found[0], found[1]))
+    total, done = int(record.get("total") or 0), int(record.get("done") or 0)
+    finished_at = record.get("finished_at")
+    out: dict[str, Any] = {
+        "rollback_id": rollback_id,
+        "status": record.get("status") or "rolling_back",
+        "done": done,
+        "total": total,
+        "percent": round(100.0 * done / total, 2) if total else 0.0,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "reason": record.get("reason"),
+    }
+    elapsed = max(((finished_at or now) - started_at).total_seconds(), 0.0)
+    if elapsed > 0 and done:
+        out["throughput_per_s"] = round(done / elapsed, 2)
+        if finished_at is None:
+            out["eta_s"] = round((total - done) * elapsed / done, 1)
+    return out

@@ -38,7 +38,7 @@ from batch_api.domain.dependencies import (
 )
 from batch_api.domain.lifecycle import UNSUBMITTED, status_of
 from batch_api.domain.principal import Principal
-from batch_api.domain.progress import progress_of
+from batch_api.domain.progress import latest_rollback, progress_of
 from batch_api.domain.sharing import may_see_batch, visible_batches_query
 from batch_api.limits import (
     CHUNK_MAX_ITEMS,
@@ -54,6 +54,7 @@ from batch_api.schemas import (
     BatchPublic,
     ItemsAdded,
     Progress,
+    RollbackPublic,
 )
 from contracts.codec import envelope_for
 from contracts.envelope import deterministic_event_id
@@ -711,7 +712,9 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
         counts = {**counts, "total": doc.get("total", 0), "pending": doc.get("total", 0)}
     started_at, finished_at = view.get("started_at"), view.get("finished_at")
     waiting_for = [str(b) for b in view.get("waiting_for") or []] if status == "queued" else []
-    progress = progress_of(counts, started_at, finished_at, datetime.now(UTC))
+    now = datetime.now(UTC)
+    progress = progress_of(counts, started_at, finished_at, now)
+    rollback = latest_rollback(view.get("rollbacks"), now)
     return BatchPublic(
         id=doc["_id"],
         name=doc["name"],
@@ -733,6 +736,7 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
         visibility=doc.get("visibility", "tenant"),
         shared_with=doc.get("shared_with") or [],
         seq=int(view.get("seq") or 0),
+        rollback=RollbackPublic.model_validate(rollback) if rollback else None,
     )
 
 

@@ -5,7 +5,10 @@ call), then follows the batch's events in order: `progress` (the progress fields
 `batch_id`, `status`, `seq`, `waiting_for` and `deadline_at_risk`) on every snapshot newer
 than the last one sent, `status` (`batch_id`, `status`, `reason`) when the status changes,
 `job_failed` (`batch_id`, `job_id`, `attempt`, `error`) when an attempt fails. A per-batch
-stream sends `end` once the batch is terminal and closes; the tenant-wide stream never ends.
+stream also sends `rollback` (`batch_id` and the batch's `rollback`: status, done, total,
+percent, ETA) when it opens on a batch that has one and, read from the view, when its latest
+rollback moves on. A per-batch stream sends `end` once the batch is terminal and closes; the
+tenant-wide stream never ends.
 A comment line every 15 s keeps proxies from closing an idle stream."""
 
 from __future__ import annotations
@@ -46,6 +49,15 @@ class StreamState:
 
     seq: dict[str, int] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
+    rollback: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+
+    def rollback_frames(self, batch: BatchPublic) -> list[bytes]:
+        """A `rollback` frame if the batch's latest rollback changed since the last one sent."""
+        r = batch.rollback
+        if r is None or self.rollback.get(batch.id) == (r.rollback_id, r.status, r.done):
+            return []
+        self.rollback[batch.id] = (r.rollback_id, r.status, r.done)
+        return [sse("rollback", {"batch_id": batch.id, **r.model_dump(mode="json")})]
 
     def frames(self, env: Envelope, event: Event) -> list[bytes]:
         if isinstance(event, JobFailed):
@@ -130,6 +142,7 @@ class LiveEvents:
         seq = int((found.view or {}).get("seq") or 0)
         state.seq[batch_id] = seq
         first = state.progress(batch_id, public.status, seq, _progress(public), public.reason)
+        first += state.rollback_frames(public)
 
         async def refresh() -> tuple[list[bytes], bool]:
             """What the view shows that this stream has not sent yet, and whether it ended."""
@@ -140,7 +153,8 @@ class LiveEvents:
             if seq > state.seq.get(batch_id, -1):  # progress frames keep strictly rising seqs
                 state.seq[batch_id] = seq
                 frames = state.progress(batch_id, now.status, seq, _progress(now), now.reason)
-            elif now.status in TERMINAL and state.status.get(batch_id) != now.status:
+            frames += state.rollback_frames(now)
+            if now.status in TERMINAL and state.status.get(batch_id) != now.status:
                 state.status[batch_id] = now.status
                 status = {
                     "batch_id": batch_id,
@@ -148,7 +162,7 @@ class LiveEvents:
                     "reason": now.reason,
                     "seq": state.seq.get(batch_id, seq),
                 }
-                frames = [sse("status", status)]
+                frames.append(sse("status", status))
             if now.status not in TERMINAL:
                 return frames, False
             return [*frames, sse("end", {"batch_id": batch_id, "status": now.status})], True

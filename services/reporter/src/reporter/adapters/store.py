@@ -25,11 +25,15 @@ from reporter.adapters.webhooks import DELIVERIES
 from reporter.domain.projection import (
     BATCH_INITIAL,
     JOB_EVENTS,
+    ROLLBACK_EVENTS,
+    Operators,
     batch_dynamic,
     batch_static,
     fold_compensation,
     fold_job,
     log_entry,
+    merge_operators,
+    rollback_operators,
 )
 from servicekit.buckets import SIZE_FIELD, Buckets, bucket_id, view_buckets
 from servicekit.jobviews import pack, unpack_bucket
@@ -62,6 +66,7 @@ class MongoProjectionStore:
         jobs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         tenants: dict[str, str] = {}
         logs: dict[str, dict[str, Any]] = defaultdict(dict)
+        rollbacks: dict[str, Operators] = defaultdict(dict)
         for env, event in items:
             entry = log_entry(env, event)
             if entry is not None:
@@ -74,9 +79,13 @@ class MongoProjectionStore:
                 known = dynamic.get(event.batch_id, {}).get("seq", -1)
                 if env.seq > known:
                     dynamic[event.batch_id] = batch_dynamic(env, event)
-            elif isinstance(event, (*JOB_EVENTS, RollbackProgress)):
+            if isinstance(event, ROLLBACK_EVENTS):
+                operators = rollback_operators(env, event)
+                if operators:
+                    merge_operators(rollbacks[event.batch_id], operators)
+            if isinstance(event, (*JOB_EVENTS, RollbackProgress)):
                 doc_id, key = await self._slot(event.batch_id, event.job_id)
-                view = jobs[doc_id].get(key) or (await self._bucket(doc_id)).get(key)
+                view = jobs.get(doc_id, {}).get(key) or (await self._bucket(doc_id)).get(key)
                 if isinstance(event, RollbackProgress):
                     view = fold_compensation(view, env, event)
                 else:
@@ -84,8 +93,10 @@ class MongoProjectionStore:
                 if view is not None:
                     jobs[doc_id][key] = view
                     tenants[doc_id] = env.tenant
-        for batch_id in static.keys() | dynamic.keys():
-            await self._write_batch(batch_id, static.get(batch_id, {}), dynamic.get(batch_id))
+        for batch_id in static.keys() | dynamic.keys() | rollbacks.keys():
+            await self._write_batch(
+                batch_id, static.get(batch_id, {}), dynamic.get(batch_id), rollbacks.get(batch_id)
+            )
         for doc_id, views in jobs.items():
             await self._write_bucket(doc_id, tenants[doc_id], views)
         for batch_id, sets in logs.items():
@@ -93,7 +104,11 @@ class MongoProjectionStore:
             await self.logs.update_one({"_id": batch_id}, {"$set": sets}, upsert=True)
 
     async def _write_batch(
-        self, batch_id: str, static: dict[str, Any], dynamic: dict[str, Any] | None
+        self,
+        batch_id: str,
+        static: dict[str, Any],
+        dynamic: dict[str, Any] | None,
+        operators: Operators | None = None,
     ) -> None:
         if batch_id not in self._seq:
             doc = await self.views.find_one({"_id": batch_id}, {"seq": 1})
@@ -101,9 +116,9 @@ class MongoProjectionStore:
         sets = dict(static)
         if dynamic is not None and dynamic["seq"] > self._seq[batch_id]:
             sets |= dynamic
-        update: dict[str, Any] = {}
+        update: dict[str, Any] = {op: dict(fields) for op, fields in (operators or {}).items()}
         if sets:
-            update["$set"] = sets
+            update["$set"] = {**update.get("$set", {}), **sets}
         on_insert = {k: v for k, v in BATCH_INITIAL.items() if k not in sets}
         if on_insert:
             update["$setOnInsert"] = on_insert

@@ -28,7 +28,10 @@ from contracts.events import (
     JobProgress,
     JobRetryScheduled,
     JobStarted,
+    RollbackCompleted,
+    RollbackFailed,
     RollbackProgress,
+    RollbackStarted,
 )
 from servicekit.buckets import JOB_VIEW_SIZE, SIZE_FIELD
 from servicekit.jobviews import NULLABLE
@@ -80,6 +83,56 @@ def batch_static(env: Envelope, e: BatchCreated) -> dict[str, Any]:
         "config": e.config.model_dump(mode="json"),
         "created_at": e.created_at,
     }
+
+
+ROLLBACK_EVENTS = (RollbackStarted, RollbackProgress, RollbackCompleted, RollbackFailed)
+RollbackEvent = RollbackStarted | RollbackProgress | RollbackCompleted | RollbackFailed
+Operators = dict[str, dict[str, Any]]  # an update's operators: {"$set": {path: value}, ...}
+
+
+def rollback_operators(env: Envelope, e: RollbackEvent) -> Operators:
+    """What a rollback event records in its batch's view, under `rollbacks.<rollback id>`:
+    `started_at` (the earliest announcement), `total`, `done` (the highest count), and once it
+    ended `status`, `reason` and `finished_at` (the earliest). As update operators that leave
+    the same document in any order and any number of times (the rollback service announces
+    again when a request is redelivered). Dry runs record nothing; a refused dry run's
+    `RollbackFailed` (which does not say it was one) leaves a record without `started_at`,
+    which readers skip."""
+    at = f"rollbacks.{e.rollback_id}"
+    if isinstance(e, RollbackStarted):
+        if e.dry_run:
+            return {}
+        return {
+            "$min": {f"{at}.started_at": env.occurred_at},
+            "$set": {f"{at}.total": e.planned_jobs},
+        }
+    if isinstance(e, RollbackProgress):
+        return {"$max": {f"{at}.done": e.done}, "$set": {f"{at}.total": e.total}}
+    if isinstance(e, RollbackCompleted):
+        if e.dry_run:
+            return {}
+        return {
+            "$max": {f"{at}.done": e.compensated_jobs},
+            "$min": {f"{at}.finished_at": env.occurred_at},
+            "$set": {f"{at}.status": "rolled_back", f"{at}.reason": None},
+        }
+    return {
+        "$min": {f"{at}.finished_at": env.occurred_at},
+        "$set": {f"{at}.status": "rollback_failed", f"{at}.reason": e.reason},
+    }
+
+
+def merge_operators(into: Operators, more: Operators) -> Operators:
+    """Two updates as one: the higher `$max`, the lower `$min`, the later `$set`."""
+    for op, fields in more.items():
+        mine = into.setdefault(op, {})
+        for path, value in fields.items():
+            if path in mine and op == "$max":
+                value = max(mine[path], value)
+            elif path in mine and op == "$min":
+                value = min(mine[path], value)
+            mine[path] = value
+    return into
 
 
 def batch_dynamic(env: Envelope, e: BatchSnapshot) -> dict[str, Any]:

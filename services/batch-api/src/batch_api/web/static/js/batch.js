@@ -88,6 +88,7 @@ function renderBatch() {
   $("#b-counts").replaceChildren(
     ...COUNT_KEYS.map((k) => h("div", {}, h("dt", {}, k), h("dd", {}, fmtNumber(p[k])))),
   );
+  renderRollback(b.rollback);
   // Actions the batch's state does not allow are not offered at all.
   for (const button of $$("#actions [data-action]")) {
     const allowed = ALLOWED[button.dataset.action];
@@ -106,6 +107,26 @@ function renderBatch() {
     // finished_at is still the run's end; how the run ended is no longer the status
     addTimeline(b.finished_at, "Finished", "finished-run");
   }
+}
+
+// The batch's latest rollback: how many of its jobs were restored, how fast, and how it ended.
+function renderRollback(rb) {
+  $("#b-rollback").hidden = !rb;
+  if (!rb) return;
+  $("#rollback-status").replaceChildren(badge(rb.status));
+  const bar = progressBar({ total: rb.total, completed: rb.done, percent: rb.percent }, "rollback progress");
+  bar.classList.add("restoring");
+  $("#rollback-bar").replaceChildren(bar);
+  const running = rb.status === "rolling_back";
+  $("#rollback-facts").replaceChildren(
+    ...[
+      ["Restored", `${fmtNumber(rb.done)} / ${fmtNumber(rb.total)}`],
+      ["Done", `${(rb.percent ?? 0).toFixed(1)}%`],
+      ["Jobs/s", rb.throughput_per_s?.toFixed(1) ?? "–"],
+      running ? ["ETA", fmtDuration(rb.eta_s)] : ["Ended", fmtTime(rb.finished_at)],
+      ...(rb.reason ? [["Why", rb.reason, "bad"]] : []),
+    ].map(([k, v, cls]) => h("div", {}, h("dt", {}, k), h("dd", { class: cls || null, id: `rollback-${k.toLowerCase().replace(/\W/g, "")}` }, v))),
+  );
 }
 
 const analytics = followAnalytics(id, $("#analytics"), (status) => TERMINAL.has(status) || status === "archived");
@@ -481,6 +502,11 @@ function onEvent(name, data) {
     renderBatch();
     refreshJobsSoon();
     if (TERMINAL.has(data.status)) loadBatch().catch(() => {});
+  } else if (name === "rollback") {
+    const { batch_id, ...rollback } = data;
+    batch.rollback = rollback;
+    renderRollback(rollback);
+    refreshJobsLater();
   } else if (name === "job_failed") {
     refreshJobsSoon();
   } else if (name === "end") {
