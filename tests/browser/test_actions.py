@@ -1,6 +1,7 @@
 """Acting on finished batches: retry failed jobs from the history page, inspect a failed job,
-roll back from the detail page with the dry-run plan shown first; no rollback is offered for
-a job type that keeps no backups."""
+roll back from the detail page with the dry-run plan shown first (refused when a template
+was edited after the batch, then forced); no rollback is offered for a job type that keeps
+no backups."""
 
 from __future__ import annotations
 
@@ -136,6 +137,65 @@ def test_rollback_from_detail_shows_the_dry_run_plan_first(page: Page, stack: St
     expect(rows.filter(has_text="rolled back")).to_have_count(jobs)
     expect(rows.filter(has_text="completed")).to_have_count(jobs)
     screenshots(page, "detail-rolled-back-jobs")
+
+
+def template(stack: Stack, template_id: str) -> dict[str, object]:
+    found = httpx.get(
+        f"{stack.url}/v1/library/templates/{template_id}", headers=stack.headers, timeout=30
+    )
+    assert found.status_code == 200, found.text
+    return dict(found.json())
+
+
+def test_a_rollback_that_would_overwrite_a_later_edit_is_refused_until_forced(
+    page: Page, stack: Stack
+) -> None:
+    ids = import_templates(
+        stack,
+        [
+            {"name": "Welcome", "category": "mail", "body": "Hello {{name}}, welcome aboard."},
+            {"name": "Welcome copy", "category": "mail", "body": "hello {{who}},  welcome aboard."},
+        ],
+    )
+    before = {i: template(stack, i) for i in ids}
+    started = httpx.post(
+        f"{stack.url}/v1/library/consolidations",
+        json={"template_ids": ids},
+        headers=stack.headers,
+        timeout=30,
+    )
+    assert started.status_code == 201, started.text
+    batch_id = started.json()["batch_id"]
+    wait_status(stack, batch_id, "completed")
+    # one duplicate was merged into the other; someone then edits one the batch changed
+    changed = next(i for i in ids if template(stack, i) != before[i])
+    edited = httpx.patch(
+        f"{stack.url}/v1/library/templates/{changed}",
+        json={"body": "edited after the batch"},
+        headers=stack.headers,
+        timeout=30,
+    )
+    assert edited.status_code == 200, edited.text
+    sign_in(page, stack.admin_key)
+    page.goto(f"/batches/{batch_id}")
+    dialog = page.get_by_role("dialog", name="Roll back this batch?")
+
+    page.get_by_role("button", name="Roll back…").click()
+    expect(dialog.locator("#rb-plan li")).to_have_count(1)
+    dialog.get_by_role("button", name="Roll back", exact=True).click()
+    rollback = page.locator("#b-rollback")
+    expect(rollback.locator("#rollback-status")).to_contain_text("rollback failed", timeout=60_000)
+    expect(rollback.locator("#rollback-why")).to_contain_text(f"changed after the job: {changed}")
+    screenshots(page, "detail-rollback-refused")
+    assert get_batch(stack, batch_id)["status"] == "rollback_failed"
+
+    page.get_by_role("button", name="Roll back…").click()
+    expect(dialog.locator("#rb-plan li")).to_have_count(1)
+    dialog.get_by_label("Overwrite changes made after the batch").check()
+    dialog.get_by_role("button", name="Roll back", exact=True).click()
+    expect(rollback.locator("#rollback-status")).to_contain_text("rolled back", timeout=60_000)
+    assert get_batch(stack, batch_id)["status"] == "rolled_back"
+    assert {i: template(stack, i) for i in ids} == before
 
 
 def test_a_batch_whose_job_type_cannot_roll_back_is_not_offered_a_rollback(

@@ -2,7 +2,8 @@
 byte; a corrupt backup makes the rollback refuse, naming the job, and change nothing; a dry
 run (over the API and on Kafka) returns the plan and changes nothing; a batch without backups
 is refused with the reason; a batch that fails with `rollback_on_failure` is rolled back by
-itself, and a job type that cannot roll back may not ask for it."""
+itself, and a job type that cannot roll back may not ask for it. A template edited after the
+consolidation refuses the rollback (it would overwrite the edit) unless it is forced."""
 
 from __future__ import annotations
 
@@ -319,3 +320,32 @@ async def test_rollback_on_failure_is_refused_for_a_job_type_that_cannot_roll_ba
     assert not (await api.get(f"/v1/batches/{draft.json()['id']}")).json()["config"][
         "rollback_on_failure"
     ]
+
+
+async def test_a_template_edited_after_the_batch_refuses_the_rollback_unless_forced(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    templates, _ = make_library(random.Random(11), 120, exact=10, near=5, conflicts=5)
+    ids = await import_library(api, templates)
+    before = await raw_library(stack, ids)
+    batch_id, _ = await consolidate(api, ids, templates_per_job=30)
+    consolidated = await raw_library(stack, ids)
+    edited = next(i for i in ids if consolidated[i] != before[i])
+    patched = await api.patch(f"/v1/library/templates/{edited}", json={"body": "edited by hand"})
+    assert patched.status_code == 200, patched.text
+    after_edit = await raw_library(stack, ids)
+
+    refused = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={})
+    assert refused.status_code == 202, refused.text
+    batch = await wait_for_status(api, batch_id, {"rollback_failed"}, 60)
+    shown = await wait_for_rollback_shown(api, batch_id)
+    assert shown["status"] == "rollback_failed"
+    assert f"changed after the job: {edited}" in shown["reason"]
+    assert "nothing was changed" in shown["reason"]
+    assert edited in (batch["reason"] or "")
+    assert await raw_library(stack, ids) == after_edit, "a refused rollback changed data"
+
+    forced = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={"force": True})
+    assert forced.status_code == 202, forced.text
+    await wait_for_status(api, batch_id, {"rolled_back"}, 120)
+    assert await raw_library(stack, ids) == before, "the forced rollback restored the library"

@@ -15,7 +15,7 @@ from contracts.events import JobDispatched
 from contracts.topics import Topics
 from executor.handlers.runner import Executor
 from jobkit import JobContext, JobType
-from servicekit.backups import encode_snapshot
+from servicekit.backups import digest_of, encode_snapshot
 from servicekit.publisher import RecordingPublisher
 from servicekit.store import Document
 
@@ -46,6 +46,13 @@ class Counter(JobType):
     async def compensate(self, item: Any, backup: dict[str, Any], ctx: JobContext) -> None:
         self.data[item.key] = backup["value"]
 
+    async def state_of(
+        self, item: Any, backup: dict[str, Any], ctx: JobContext
+    ) -> dict[str, str] | None:
+        if self.data[item.key] < 0:
+            raise ConnectionError("the store went away")
+        return {item.key: digest_of(self.data[item.key])}
+
 
 class FakeBackups:
     def __init__(self) -> None:
@@ -62,8 +69,10 @@ class FakeBackups:
     async def get(self, backup_id: str) -> Document | None:
         return self.docs.get(backup_id)
 
-    async def mark_completed(self, backup_id: str, at: datetime) -> None:
-        self.docs[backup_id]["completed_at"] = at
+    async def mark_completed(
+        self, backup_id: str, at: datetime, after: dict[str, str] | None = None
+    ) -> None:
+        self.docs[backup_id] |= {"completed_at": at, "after": after}
 
 
 async def run_job(ex: Executor, attempt: int = 1, **params: Any) -> None:
@@ -96,6 +105,18 @@ async def test_automatic_backup_is_the_state_before_the_first_attempt() -> None:
     created = out.of_type("BackupCreated")[0].envelope.data
     assert created["backup_id"] == "b1.0"
     assert backups.docs["b1.0"]["data"] == encode_snapshot({"value": 5})[0]
+    assert backups.docs["b1.0"]["completed_at"] is not None
+    # what the job left, for a rollback to tell a later change: the last attempt's
+    assert backups.docs["b1.0"]["after"] == {"a": digest_of(7)}
+
+
+async def test_a_job_whose_state_cannot_be_read_after_it_ran_still_completes() -> None:
+    counter, backups, out = Counter(), FakeBackups(), RecordingPublisher()
+    counter.data["a"] = -5
+    ex = Executor("e1", 2, {"test.counter": counter}, out, Topics(), backups=backups)
+    await run_job(ex)
+    assert [m.envelope.type for m in out.sent][-1] == "JobCompleted"
+    assert backups.docs["b1.0"]["after"] is None
     assert backups.docs["b1.0"]["completed_at"] is not None
 
 

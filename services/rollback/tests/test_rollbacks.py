@@ -4,7 +4,7 @@ for a batch the read model does not show yet."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ from contracts.topics import Topics
 from jobkit import JobContext, JobType
 from rollback.domain.plan import BatchFacts
 from rollback.handlers.rollbacks import Rollbacks
-from servicekit.backups import encode_snapshot
+from servicekit.backups import digest_of, encode_snapshot
 from servicekit.consume import TransientError
 from servicekit.publisher import RecordingPublisher
 
@@ -40,6 +40,7 @@ class Store(JobType):
         self.data: dict[str, int] = {}
         self.order: list[str] = []
         self.crash_on: str | None = None
+        self.after_compensating: Callable[[str], None] | None = None
 
     async def backup(self, item: Any, ctx: JobContext) -> dict[str, Any] | None:
         return {"value": self.data.get(item.key)}
@@ -49,6 +50,16 @@ class Store(JobType):
             raise ConnectionRefusedError("the store went away")
         self.order.append(ctx.job_id)
         self.data[item.key] = backup["value"]
+        if self.after_compensating is not None:
+            self.after_compensating(ctx.job_id)
+
+    async def state_of(
+        self, item: Any, backup: dict[str, Any], ctx: JobContext
+    ) -> dict[str, str] | None:
+        return {item.key: digest_of(self.data.get(item.key))}
+
+    def state_in(self, item: Any, backup: dict[str, Any]) -> dict[str, str] | None:
+        return {item.key: digest_of(backup["value"])}
 
 
 class Fakes:
@@ -71,6 +82,8 @@ class Fakes:
                 "completed_at": None,
             }
             self.job_type.data[f"k{i}"] = 100 + i
+            # what the job left, as the executor records it
+            self.backups[job_id]["after"] = {f"k{i}": digest_of(100 + i)}
             # completion order: b1.1, b1.0, b1.2, then the others in index order
             self.completed[job_id] = T0 + timedelta(seconds=[2, 1, 3][i] if i < 3 else i + 1)
 
@@ -311,3 +324,71 @@ async def test_a_rollback_begun_before_done_was_a_count_continues_where_it_was()
     fakes.job_type.crash_on = None
     await request(fakes.rollbacks(RecordingPublisher()))
     assert fakes.job_type.order == ["b1.2", "b1.0", "b1.1"]
+
+
+async def test_a_change_made_after_a_job_refuses_the_rollback_unless_forced() -> None:
+    """Restoring b1.1's backup would overwrite what someone wrote to k1 after the job: the
+    rollback is refused naming the job and the key, and nothing is changed; forced, it
+    restores every job."""
+    fakes, out = Fakes(), RecordingPublisher()
+    fakes.job_type.data["k1"] = 555  # changed after the batch
+    await request(fakes.rollbacks(out))
+    refused = out.of_type("RollbackFailed")[0].envelope.data
+    assert list(refused["failed_jobs"]) == ["b1.1"]
+    assert "changed after the job: k1" in refused["failed_jobs"]["b1.1"]
+    assert fakes.job_type.order == []
+    assert fakes.job_type.data["k1"] == 555
+
+    forced, out = Fakes(), RecordingPublisher()
+    forced.job_type.data["k1"] = 555
+    e = RollbackRequested(batch_id="b1", requested_by="u", force=True)
+    await forced.rollbacks(out).handle([(envelope_for(e, producer="api", event_id="req-2"), e)])
+    assert out.sent[-1].envelope.type == "RollbackCompleted"
+    assert forced.job_type.data == {"k0": 0, "k1": 1, "k2": 2}
+
+
+async def test_a_key_two_jobs_of_the_batch_left_is_judged_by_the_later_one() -> None:
+    """b1.2 (completed last) and b1.0 both wrote k0; the state now is b1.2's. Not a change
+    after b1.0: b1.2's compensation restores what b1.0 left before b1.0's runs."""
+    fakes, out = Fakes(), RecordingPublisher()
+    text, checksum = encode_snapshot({"value": 100})  # k0 before b1.2: what b1.0 left
+    fakes.backups["b1.2"] |= {"item": {"key": "k0"}, "data": text, "checksum": checksum}
+    fakes.job_type.data["k0"] = 200
+    fakes.backups["b1.2"]["after"] = {"k0": digest_of(200)}
+    await request(fakes.rollbacks(out))
+    assert out.sent[-1].envelope.type == "RollbackCompleted", out.sent[-1].envelope.data
+    assert fakes.job_type.order == ["b1.2", "b1.0", "b1.1"]
+    assert fakes.job_type.data["k0"] == 0
+
+
+async def test_a_change_while_the_rollback_runs_stops_it_before_that_job() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+
+    def meddle(job_id: str) -> None:
+        if job_id == "b1.2":  # the first step; someone then writes what b1.0 (next) left
+            fakes.job_type.data["k0"] = 999
+
+    fakes.job_type.after_compensating = meddle
+    await request(fakes.rollbacks(out))
+    failed = out.of_type("RollbackFailed")[0].envelope.data
+    assert "k0 changed after the job while the rollback ran" in failed["reason"]
+    assert "1 job(s) were restored" in failed["reason"]
+    assert fakes.job_type.order == ["b1.2"]
+    assert fakes.job_type.data["k0"] == 999
+
+
+async def test_a_rollback_asked_again_after_one_stopped_part_way_goes_on() -> None:
+    """The first rollback restored b1.2 and stopped; the jobs it restored are not "changed
+    after the job" for the next one, which restores the rest."""
+    fakes, out = Fakes(), RecordingPublisher()
+    fakes.job_type.data["k0"] = 999
+    fakes.job_type.after_compensating = None
+    first = RollbackRequested(batch_id="b1", requested_by="u", force=True, job_ids=["b1.2"])
+    rb = fakes.rollbacks(out)
+    await rb.handle([(envelope_for(first, producer="api", event_id="req-a"), first)])
+    assert fakes.job_type.data["k2"] == 2
+    fakes.job_type.data["k0"] = 100  # the change after b1.0 undone by hand
+    again = RecordingPublisher()
+    await request(fakes.rollbacks(again))
+    assert again.sent[-1].envelope.type == "RollbackCompleted", again.sent[-1].envelope.data
+    assert fakes.job_type.data == {"k0": 0, "k1": 1, "k2": 2}

@@ -192,10 +192,17 @@ class BatchyardClient:
         return cast(ActionAccepted, self._json("POST", f"/v1/batches/{batch_id}/actions/{action}"))
 
     def rollback(
-        self, batch_id: str, *, dry_run: bool = False, job_ids: Sequence[str] | None = None
+        self,
+        batch_id: str,
+        *,
+        dry_run: bool = False,
+        job_ids: Sequence[str] | None = None,
+        force: bool = False,
     ) -> ActionAccepted:
         """`POST /v1/batches/{id}/actions/rollback`; a dry run answers with the `plan`."""
-        body = {"dry_run": dry_run, "job_ids": list(job_ids) if job_ids else None}
+        body: dict[str, Any] = {"dry_run": dry_run, "job_ids": list(job_ids) if job_ids else None}
+        if force:
+            body["force"] = True
         return cast(
             ActionAccepted,
             self._json("POST", f"/v1/batches/{batch_id}/actions/rollback", json=body),

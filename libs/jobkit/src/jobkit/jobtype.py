@@ -77,7 +77,13 @@ class JobType:
       None when there is nothing to keep. With the batch's `backup_strategy: automatic` the
       executor calls it before `run` and stores the snapshot with its checksum.
     - `compensate(item, backup, ctx)` undoes the job's change from that snapshot. It must be
-      idempotent: a rollback that is interrupted runs it again."""
+      idempotent: a rollback that is interrupted runs it again.
+    - `state_of(item, backup, ctx)` and `state_in(item, backup)` (optional, together) digest,
+      per key, the current state of what `compensate` would overwrite and the state it
+      restores (`servicekit.backups.digest_of`). The executor records `state_of` when the job
+      completes; a rollback compares it with the state then and refuses to overwrite a key
+      that changed after the job (neither what the job left nor already restored), unless it
+      is forced."""
 
     name: ClassVar[str]
     Input: ClassVar[type[BaseModel]]
@@ -96,6 +102,18 @@ class JobType:
 
     async def compensate(self, item: Any, backup: dict[str, Any], ctx: JobContext) -> None:
         raise NotImplementedError(f"{self.name} cannot be rolled back")
+
+    async def state_of(
+        self, item: Any, backup: dict[str, Any], ctx: JobContext
+    ) -> dict[str, str] | None:
+        """Digests (by key) of the current state of what `compensate(item, backup)` would
+        overwrite; None when this job type cannot tell (then nothing is checked)."""
+        return None
+
+    def state_in(self, item: Any, backup: dict[str, Any]) -> dict[str, str] | None:
+        """Digests (by key, as `state_of` gives them) of the state `compensate(item, backup)`
+        restores; None when this job type cannot tell."""
+        return None
 
     @classmethod
     def supports_rollback(cls) -> bool:

@@ -35,6 +35,13 @@ def encode_snapshot(snapshot: dict[str, Any]) -> tuple[str, str]:
     return text, checksum_of(text)
 
 
+def digest_of(value: Any) -> str:
+    """A SHA-256 digest of a JSON-able (or stored) value, the same for equal values whatever
+    their keys' order: what `JobType.state_of` gives per key."""
+    text = json_util.dumps(value, json_options=CANONICAL_JSON_OPTIONS, sort_keys=True)
+    return checksum_of(text)
+
+
 def checksum_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -98,9 +105,15 @@ class MongoBackups:
     async def get(self, backup_id: str) -> Document | None:
         return await self.collection.find_one({"_id": backup_id})
 
-    async def mark_completed(self, backup_id: str, at: datetime) -> None:
-        """Records that the job whose backup this is completed (its change is in place)."""
-        await self.collection.update_one({"_id": backup_id}, {"$set": {"completed_at": at}})
+    async def mark_completed(
+        self, backup_id: str, at: datetime, after: dict[str, str] | None = None
+    ) -> None:
+        """Records that the job whose backup this is completed (its change is in place), and
+        the digests of the state it left (`JobType.state_of`), if its job type gives them."""
+        fields: dict[str, Any] = {"completed_at": at}
+        if after is not None:
+            fields["after"] = after
+        await self.collection.update_one({"_id": backup_id}, {"$set": fields})
 
     async def of_batch(self, batch_id: str) -> AsyncIterator[Document]:
         """Every job backup of the batch, read a few at a time: a batch's backups together

@@ -95,6 +95,12 @@ class RollbackBody(BaseModel):
     dry_run: bool = False
     job_ids: list[str] | None = Field(default=None, max_length=MAX_INLINE_ITEMS)
     reason: str = Field(default="", max_length=1000)
+    force: bool = Field(
+        default=False,
+        description="Overwrite what changed after a job. Without it, a job whose effects were "
+        "changed since it ran (by hand or by a later batch) refuses the whole rollback "
+        "(`rollback_failed`, naming what changed), and nothing is restored.",
+    )
 
 
 class PlannedCompensation(BaseModel):

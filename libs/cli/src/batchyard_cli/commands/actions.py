@@ -85,6 +85,14 @@ def rollback(
         list[str] | None,
         typer.Option("--job", help="Roll back only this job (repeat for several)."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite what changed after a job (by hand or by a later batch); without "
+            "it such a job refuses the rollback and nothing is restored.",
+        ),
+    ] = False,
     watch: Annotated[
         bool,
         typer.Option(
@@ -97,7 +105,7 @@ def rollback(
 ) -> None:
     """Undo a batch's effects from its backups (all jobs, or --job ones); --dry-run plans only."""
     app = state(ctx)
-    accepted = app.client().rollback(batch_id, dry_run=dry_run, job_ids=job)
+    accepted = app.client().rollback(batch_id, dry_run=dry_run, job_ids=job, force=force)
     if watch and not dry_run:
         if as_json:
             app.output.json_line(accepted)

@@ -92,11 +92,16 @@ class RollbackRequested(Event):
     """Undo a batch's completed jobs from their backups; `job_ids` limits it to some jobs."""
 
     TYPE = "RollbackRequested"
+    VERSION = 2  # 2: force (additive)
     batch_id: str
     requested_by: str
     dry_run: bool = False
     job_ids: list[str] | None = None
     reason: str = ""
+    force: bool = Field(
+        default=False,
+        description="Overwrite what changed after a job (else such a job refuses the rollback).",
+    )
 
 
 class BatchUpdated(Event):

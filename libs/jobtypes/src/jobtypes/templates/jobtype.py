@@ -22,7 +22,7 @@ from pymongo.errors import PyMongoError
 from jobkit import JobContext, JobType, PermanentError, Resources, RetryableError
 from jobtypes.templates.consolidation import Outcome, consolidate
 from jobtypes.templates.library import TemplateLibrary
-from servicekit.backups import MongoBackups, decode_snapshot
+from servicekit.backups import MongoBackups, decode_snapshot, digest_of
 
 
 class ConsolidateInput(BaseModel):
@@ -89,6 +89,19 @@ class TemplatesConsolidate(JobType):
                 await self.library.write(template_id, doc)
         except PyMongoError as exc:
             raise RetryableError(f"the store failed: {exc}", error_class="StoreError") from exc
+
+    async def state_of(
+        self, item: ConsolidateInput, backup: dict[str, Any], ctx: JobContext
+    ) -> dict[str, str] | None:
+        """Each template the compensation would write back, as it is now (absent: "")."""
+        ids = sorted(backup["templates"])
+        current = await self.library.get_many(ids)
+        return {i: digest_of(current[i]) if i in current else "" for i in ids}
+
+    def state_in(self, item: ConsolidateInput, backup: dict[str, Any]) -> dict[str, str] | None:
+        """Each template as the compensation writes it back (absent: "")."""
+        templates = backup["templates"]
+        return {i: digest_of(doc) if doc is not None else "" for i, doc in templates.items()}
 
     @staticmethod
     def _outcome(

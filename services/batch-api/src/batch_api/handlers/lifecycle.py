@@ -197,6 +197,7 @@ class BatchLifecycle:
                 requested_by=who.user,
                 job_ids=body.job_ids,
                 reason=body.reason,
+                force=body.force,
             ),
         )
         return accepted

@@ -27,8 +27,11 @@ class BackupStore(Protocol):
     async def get(self, backup_id: str) -> Document | None:
         """The backup record, or None."""
 
-    async def mark_completed(self, backup_id: str, at: datetime) -> None:
-        """Records that the job completed, so its change is in place."""
+    async def mark_completed(
+        self, backup_id: str, at: datetime, after: dict[str, str] | None = None
+    ) -> None:
+        """Records that the job completed, so its change is in place, and the digests of the
+        state it left (`JobType.state_of`), if any."""
 
 
 __all__ = ["BackupStore", "MongoBackups"]

@@ -38,6 +38,7 @@ from executor.domain.limits import Deadline, alarm_after, attempt_deadline
 from executor.domain.worker_protocol import WorkerRequest
 from jobkit import JobContext, JobError, JobType
 from servicekit import tracing
+from servicekit.backups import decode_snapshot
 from servicekit.logging import log_context
 from servicekit.publisher import EventPublisher, Outgoing
 
@@ -280,10 +281,11 @@ class Executor:
                 ctx = Context(
                     d.job_id, d.batch_id, d.attempt, d.params, report, lambda: job.cancel_requested
                 )
-                backed_up = await self._backup(job, job_type, item, ctx)
+                backup = await self._backup(job, job_type, item, ctx)
                 output = job_type.shape_output(await job_type.run(item, ctx))
-                if backed_up and self.backups is not None:
-                    await self.backups.mark_completed(d.job_id, datetime.now(UTC))
+                if backup is not None and self.backups is not None:
+                    after = await self._state_after(job_type, item, backup, ctx)
+                    await self.backups.mark_completed(d.job_id, datetime.now(UTC), after)
                 return output
         except TimeoutError:
             exceeded = deadline.exceeded() if scope.expired() else None
@@ -316,20 +318,35 @@ class Executor:
         )
         return await self.isolation.run(request, limits, report)
 
-    async def _backup(self, job: RunningJob, job_type: JobType, item: Any, ctx: JobContext) -> bool:
+    async def _state_after(
+        self, job_type: JobType, item: Any, backup: dict[str, Any], ctx: JobContext
+    ) -> dict[str, str] | None:
+        """What the job left (`JobType.state_of`), for a rollback to see later changes. The
+        job's change is done: a failure here leaves the backup without it (a rollback then
+        cannot check that job) rather than failing the job."""
+        try:
+            return await job_type.state_of(item, backup, ctx)
+        except Exception:
+            log.warning("state_of failed", exc_info=True, extra={"job_id": ctx.job_id})
+            return None
+
+    async def _backup(
+        self, job: RunningJob, job_type: JobType, item: Any, ctx: JobContext
+    ) -> dict[str, Any] | None:
         """With the batch's `backup_strategy: automatic` (the default for job types that can be
-        rolled back), stores the job's backup before it runs and announces it. Returns whether
-        the job has a backup."""
+        rolled back), stores the job's backup before it runs and announces it. Returns the
+        job's backup (its snapshot), or None if it has none."""
         d = job.dispatch
         strategy = d.params.get("backup_strategy", "automatic")
         if strategy != "automatic" or not job_type.supports_rollback() or self.backups is None:
-            return False
+            return None
         existing = await self.backups.get(d.job_id)
         if existing is not None:
-            return True  # an earlier attempt's backup is the state before the job
+            # an earlier attempt's backup is the state before the job
+            return decode_snapshot(existing["data"])
         snapshot = await job_type.backup(item, ctx)
         if snapshot is None:
-            return False
+            return None
         record, created = await self.backups.put(
             d.job_id,
             batch_id=d.batch_id,
@@ -351,7 +368,7 @@ class Executor:
                     size_bytes=record["size_bytes"],
                 ),
             )
-        return True
+        return snapshot if created else decode_snapshot(record["data"])
 
     def _failure(
         self,

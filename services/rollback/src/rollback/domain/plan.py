@@ -8,6 +8,7 @@ nothing is changed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,15 +49,45 @@ class BackupSummary:
     job_id: str | None
     completed_at: datetime | None
     problem: str | None  # why it cannot be restored, or None
+    keys: frozenset[str] = frozenset()  # what the job left and a compensation would overwrite
+    changed: tuple[str, ...] = ()  # those of `keys` that changed after the job
 
 
-def summarise(backup: dict[str, Any]) -> BackupSummary:
-    """The backup's summary; its checksum is checked here."""
+def is_intact(backup: dict[str, Any]) -> bool:
+    """Whether the backup's content matches its checksum."""
     data = backup.get("data")
+    return isinstance(data, str) and checksum_of(data) == backup.get("checksum")
+
+
+def summarise(backup: dict[str, Any], changed: Sequence[str] = ()) -> BackupSummary:
+    """The backup's summary (its checksum checked here); `changed`: the keys of what the job
+    left (`after`) that are different now."""
     problem = None
-    if not isinstance(data, str) or checksum_of(data) != backup.get("checksum"):
+    if not is_intact(backup):
         problem = f"backup {backup['_id']} is corrupt: its content does not match its checksum"
-    return BackupSummary(backup["_id"], backup.get("job_id"), backup.get("completed_at"), problem)
+    return BackupSummary(
+        backup["_id"],
+        backup.get("job_id"),
+        backup.get("completed_at"),
+        problem,
+        frozenset(backup.get("after") or ()),
+        tuple(changed),
+    )
+
+
+def changed_keys(
+    after: dict[str, str] | None, now: dict[str, str] | None, restored: dict[str, str] | None
+) -> list[str]:
+    """The keys whose state now is neither what the job left nor what its compensation
+    restores (a rollback that stopped, or a step run again after a crash, restored it
+    already); nothing known: none."""
+    if not after or now is None:
+        return []
+    return sorted(
+        k
+        for k, digest in after.items()
+        if now.get(k) != digest and (restored is None or now.get(k) != restored.get(k))
+    )
 
 
 def validate(backup: BackupSummary | None) -> str | None:
@@ -72,6 +103,7 @@ def plan_rollback(
     *,
     job_ids: list[str] | None,
     can_compensate: bool,
+    force: bool = False,
 ) -> Plan:
     strategy = facts.params.get("backup_strategy", "automatic")
     if not can_compensate:
@@ -106,12 +138,32 @@ def plan_rollback(
             )
         )
     out.steps.sort(key=lambda s: (s.completed_at or EPOCH, s.job_id), reverse=True)
+    if not force:
+        _refuse_overwrites(out, backups)
     if out.refusals:
         named = "; ".join(f"{j}: {why}" for j, why in sorted(out.refusals.items())[:10])
         out.reason = f"{len(out.refusals)} job(s) cannot be restored, nothing was changed: {named}"
     elif not out.steps:
         out.reason = "the batch has no completed jobs to roll back"
     return out
+
+
+def _refuse_overwrites(plan: Plan, backups: dict[str, BackupSummary]) -> None:
+    """Refuses the jobs whose compensation would overwrite a change made after them. In the
+    plan's order (the last completed first) a key is judged by the first job that left it: a
+    later job of the plan that left it too finds it as that one's compensation restores it."""
+    seen: set[str] = set()
+    for step in plan.steps:
+        summary = backups[step.backup_id]
+        overwritten = [k for k in summary.changed if k not in seen]
+        seen |= summary.keys
+        if overwritten:
+            named = ", ".join(overwritten[:5]) + (" …" if len(overwritten) > 5 else "")
+            plan.refusals[step.job_id] = (
+                f"changed after the job: {named} (the rollback would overwrite it; force it "
+                "to overwrite)"
+            )
+    plan.steps = [s for s in plan.steps if s.job_id not in plan.refusals]
 
 
 def _manual(

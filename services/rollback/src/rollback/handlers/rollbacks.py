@@ -38,7 +38,14 @@ from contracts.events.rollback import LISTED_AT_MOST
 from contracts.topics import Topics
 from jobkit import JobType, RetryableError
 from rollback.adapters.backups import Backups, Batches, Plans
-from rollback.domain.plan import BackupSummary, Plan, plan_rollback, summarise
+from rollback.domain.plan import (
+    BackupSummary,
+    Plan,
+    changed_keys,
+    is_intact,
+    plan_rollback,
+    summarise,
+)
 from servicekit.backups import decode_snapshot
 from servicekit.consume import TransientError, is_transient
 from servicekit.publisher import EventPublisher, Outgoing
@@ -128,6 +135,7 @@ class Rollbacks:
             "requested_by": e.requested_by,
             "requested_at": env.occurred_at,
             "dry_run": e.dry_run,
+            "force": e.force,
             "job_ids": e.job_ids,
             "status": "rollback_failed" if plan.refused else "planned",
             "reason": plan.reason,
@@ -146,7 +154,7 @@ class Rollbacks:
                 raise TransientError(f"batch {e.batch_id} is not in the read model yet")
             return Plan(reason=f"no batch {e.batch_id} is known")
         job_type = self.job_types.get(facts.job_type)
-        backups = {b.backup_id: b async for b in self._summaries(e.batch_id)}
+        backups = {b.backup_id: b async for b in self._summaries(e.batch_id, job_type)}
         manual = facts.params.get("manual_backup_id")
         if isinstance(manual, str):
             found = await self.backups.get(manual)
@@ -157,11 +165,28 @@ class Rollbacks:
             backups,
             job_ids=e.job_ids,
             can_compensate=job_type is not None and job_type.supports_rollback(),
+            force=e.force,
         )
 
-    async def _summaries(self, batch_id: str) -> AsyncIterator[BackupSummary]:
+    async def _summaries(
+        self, batch_id: str, job_type: JobType | None
+    ) -> AsyncIterator[BackupSummary]:
         async for backup in self.backups.of_batch(batch_id):
-            yield summarise(backup)
+            yield summarise(backup, await self._changed(batch_id, job_type, backup))
+
+    async def _changed(
+        self, batch_id: str, job_type: JobType | None, backup: dict[str, Any]
+    ) -> list[str]:
+        """The keys of what the backup's job left (`after`) that are different now and not
+        restored already; none when its job type cannot tell, it recorded nothing (jobs run
+        before it did), or the backup is corrupt (refused for that)."""
+        if job_type is None or not backup.get("after") or not is_intact(backup):
+            return []
+        item = job_type.parse_input(backup.get("item") or {})
+        snapshot = decode_snapshot(backup["data"])
+        ctx = CompensationContext(backup.get("job_id") or backup["_id"], batch_id, 0, {})
+        now = await job_type.state_of(item, snapshot, ctx)
+        return changed_keys(backup["after"], now, job_type.state_in(item, snapshot))
 
     def _announcements(self, state: dict[str, Any], steps: list[RollbackStep]) -> list[Event]:
         batch_id, rollback_id = state["batch_id"], state["_id"]
@@ -203,8 +228,9 @@ class Rollbacks:
         await self.plans.set(rollback_id, {"status": "rolling_back"})
         since: list[RollbackStep] = []  # compensated since the last checkpoint
         last = time.monotonic()
+        force = bool(state.get("force"))
         for position, step in enumerate(steps[done:], start=done):
-            problem = await self._compensate(batch_id, step)
+            problem = await self._compensate(batch_id, step, force)
             if problem is not None:
                 done = await self._checkpoint(env, ids, done, since, len(steps))
                 failed = {step.job_id: problem}
@@ -261,12 +287,19 @@ class Rollbacks:
         await self.plans.set(rollback_id, {"done_count": done})
         return done
 
-    async def _compensate(self, batch_id: str, step: RollbackStep) -> str | None:
-        """Runs one compensation; returns why it failed, or None."""
+    async def _compensate(self, batch_id: str, step: RollbackStep, force: bool) -> str | None:
+        """Runs one compensation; returns why it failed, or None. Unless forced, a change
+        made after the job since the rollback was planned stops it before anything of the
+        job is overwritten."""
         job_type = self.job_types[step.job_type]
         backup = await self.backups.get(step.backup_id)
         if backup is None:
             return f"backup {step.backup_id} disappeared"
+        if not force:
+            changed = await self._changed(batch_id, job_type, backup)
+            if changed:
+                named = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
+                return f"{named} changed after the job while the rollback ran"
         for attempt in range(1, COMPENSATE_ATTEMPTS + 1):
             try:
                 snapshot = decode_snapshot(backup["data"])

@@ -406,6 +406,7 @@ async function openRollback() {
   const dialog = $("#rollback-dialog");
   const confirmButton = $("#rb-confirm");
   confirmButton.disabled = true;
+  $("#rb-force").checked = false;
   $("#rb-plan").replaceChildren(h("p", { class: "muted" }, "Preparing the plan…"));
   dialog.showModal();
   try {
@@ -423,7 +424,7 @@ async function confirmRollback() {
   confirmButton.disabled = true;
   try {
     const before = batch.status;
-    await act("rollback", { dry_run: false, job_ids: null });
+    await act("rollback", { dry_run: false, job_ids: null, force: $("#rb-force").checked });
     $("#rollback-dialog").close();
     toast("Rollback started.", "ok");
     addTimeline(new Date().toISOString(), "rollback requested", null);
