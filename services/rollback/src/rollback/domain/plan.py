@@ -3,8 +3,9 @@
 Rules: a batch that ran with `backup_strategy: none` cannot be rolled back; with `manual`, the
 one scope backup is restored (whole batch only); with `automatic`, every completed job (or the
 chosen ones) is compensated from its own backup, the last completed first. Every backup must
-be present and match its checksum, or the rollback is refused naming each job at fault and
-nothing is changed."""
+be present and match its checksum, and (unless forced) what each job left must not have been
+changed after it, or the rollback is refused naming each job at fault and nothing is
+changed."""
 
 from __future__ import annotations
 
