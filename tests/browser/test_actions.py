@@ -186,6 +186,7 @@ def test_a_rollback_that_would_overwrite_a_later_edit_is_refused_until_forced(
     rollback = page.locator("#b-rollback")
     expect(rollback.locator("#rollback-status")).to_contain_text("rollback failed", timeout=60_000)
     expect(rollback.locator("#rollback-why")).to_contain_text(f"changed after the job: {changed}")
+    expect(rollback.locator("#rollback-restored")).to_have_text("nothing")
     screenshots(page, "detail-rollback-refused")
     assert get_batch(stack, batch_id)["status"] == "rollback_failed"
 

@@ -134,6 +134,9 @@ def test_batch_view_shows_the_rollback_and_how_far_it_is() -> None:
     text = text_of(batch_view(a_batch(status="rollback_failed", rollback=failed)))
     assert "rollback failed: 100/300 jobs restored (33.3%) · ended" in text
     assert "store down" in text
+    refused = {**failed, "done": 0, "total": 0, "percent": 0.0, "reason": "1 job(s) cannot"}
+    text = text_of(batch_view(a_batch(status="rollback_failed", rollback=refused)))
+    assert "rollback failed: nothing restored · ended" in text
     assert "Rollback" not in text_of(batch_view(a_batch()))
 
 

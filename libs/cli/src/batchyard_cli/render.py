@@ -210,9 +210,13 @@ def batch_view(batch: Batch) -> RenderableType:
 def rollback_text(rollback: Mapping[str, Any]) -> Text:
     """`rolling back: 100/300 jobs restored (33.3%) · 50/s · ETA 4s`, or how it ended."""
     status = str(rollback.get("status") or "rolling_back")
-    counts = f"{rollback.get('done', 0)}/{rollback.get('total', 0)} jobs restored"
+    done = int(rollback.get("done") or 0)
     text = Text(status.replace("_", " "), style=STATUS_STYLES.get(status, ""))
-    text.append(f": {counts} ({float(rollback.get('percent') or 0.0):.1f}%)")
+    if status != "rolling_back" and not done:
+        text.append(": nothing restored")
+    else:
+        counts = f"{done}/{rollback.get('total', 0)} jobs restored"
+        text.append(f": {counts} ({float(rollback.get('percent') or 0.0):.1f}%)")
     rate = rollback.get("throughput_per_s")
     if status == "rolling_back":
         text.append(f" · {format_rate(rate)} · ETA {format_duration(rollback.get('eta_s'))}")

@@ -120,7 +120,7 @@ function renderRollback(rb) {
   const running = rb.status === "rolling_back";
   $("#rollback-facts").replaceChildren(
     ...[
-      ["Restored", `${fmtNumber(rb.done)} / ${fmtNumber(rb.total)}`],
+      ["Restored", !running && !rb.done ? "nothing" : `${fmtNumber(rb.done)} / ${fmtNumber(rb.total)}`],
       ["Done", `${(rb.percent ?? 0).toFixed(1)}%`],
       ["Jobs/s", rb.throughput_per_s?.toFixed(1) ?? "–"],
       running ? ["ETA", fmtDuration(rb.eta_s)] : ["Ended", fmtTime(rb.finished_at)],
