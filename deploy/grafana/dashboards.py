@@ -189,6 +189,17 @@ def batch_overview() -> dict[str, Any]:
                     "time() - max by (batch_id, status) (batchyard_batch_last_progress_timestamp_seconds)",
                 ),
             ],
+            [
+                timeseries(
+                    "Rollbacks",
+                    (f"sum by (step) (increase(batchyard_rollbacks_total[{RATE}]))", "{{step}}"),
+                ),
+                timeseries(
+                    "Jobs restored by rollbacks per second",
+                    (f"sum(rate(batchyard_rollback_jobs_restored_total[{RATE}]))", "restored"),
+                    unit="ops",
+                ),
+            ],
         ],
     )
 

@@ -58,6 +58,7 @@ def test_alerts_cover_the_operational_failures() -> None:
         "BatchyardExecutorCapacityExhausted",
         "BatchyardJobErrorRatioHigh",
         "BatchyardApiErrorRatioHigh",
+        "BatchyardRollbackFailed",
     }
 
 

@@ -1,4 +1,4 @@
-"""The rollback service's Prometheus metrics: rollbacks by outcome."""
+"""The rollback service's Prometheus metrics: rollbacks by outcome, jobs restored."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter
 
-from contracts.events import RollbackCompleted, RollbackFailed, RollbackStarted
+from contracts.events import RollbackCompleted, RollbackFailed, RollbackProgress, RollbackStarted
 from servicekit.publisher import Outgoing
 
 ROLLBACKS = Counter(
     "batchyard_rollbacks_total",
     "Rollback steps reached, by step (started, completed, failed)",
     ["step"],
+)
+JOBS_RESTORED = Counter(
+    "batchyard_rollback_jobs_restored_total",
+    "Jobs rollbacks compensated (counted as their progress is announced, at checkpoints)",
 )
 _STEPS = {
     RollbackStarted.TYPE: "started",
@@ -22,8 +26,10 @@ _STEPS = {
 
 
 def observe(messages: Sequence[Outgoing]) -> None:
-    """Counts rollback steps among published events."""
+    """Counts rollback steps and restored jobs among published events."""
     for message in messages:
-        step = _STEPS.get(message.envelope.type)
-        if step is not None:
+        kind = message.envelope.type
+        if kind == RollbackProgress.TYPE:
+            JOBS_RESTORED.inc()
+        elif (step := _STEPS.get(kind)) is not None:
             ROLLBACKS.labels(step).inc()
