@@ -5,8 +5,9 @@ change something), then the batch rolled back over the API, on an isolated stack
     python bench/rollback.py [--jobs 2000] [--executors 2]
 
 Prints the consolidation's jobs/s (POST to every job completed in the read model), the
-rollback's steps/s (POST to the batch `rolled_back`), and their ratio. No target: the figure
-an operator waits for when a large batch is undone."""
+rollback's steps/s (POST to the batch `rolled_back`), their ratio, and the rollback service's
+peak RSS (sampled each second). No target: the figure an operator waits for when a large
+batch is undone."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import time
 
 import httpx
 from benchstack import bench_stack, wait_done
+from scale import RssSampler
 
 IMPORT_AT_MOST = 10_000  # the API's import limit per request
 WORDS = [f"w{n:04d}" for n in range(2000)]
@@ -49,6 +51,8 @@ async def wait_status(api: httpx.AsyncClient, batch_id: str, want: str, within_s
 
 async def measure(jobs: int, executors: int) -> dict[str, float]:
     with bench_stack(executors) as stack:
+        sampler = RssSampler(stack, every=3600)
+        sampler.start()
         async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=300) as api:
             templates = library(jobs, random.Random(jobs))
             ids: list[str] = []
@@ -71,7 +75,9 @@ async def measure(jobs: int, executors: int) -> dict[str, float]:
             r.raise_for_status()
             await wait_status(api, batch_id, "rolled_back", within_s=max(600.0, jobs))
             rolled_s = time.perf_counter() - began
-    return {"jobs": planned, "run_s": ran_s, "rollback_s": rolled_s}
+        sampler.done.set()
+    rss = sampler.peak_mb.get("rollback", 0.0)
+    return {"jobs": planned, "run_s": ran_s, "rollback_s": rolled_s, "rollback_rss_mb": rss}
 
 
 def main() -> int:
@@ -84,7 +90,8 @@ def main() -> int:
     print(f"consolidation, {jobs:,.0f} jobs: {f['run_s']:.1f} s ({jobs / f['run_s']:,.0f} jobs/s)")
     print(
         f"rollback of it: {f['rollback_s']:.1f} s ({jobs / f['rollback_s']:,.0f} steps/s), "
-        f"{f['rollback_s'] / f['run_s']:.2f}x the run's time"
+        f"{f['rollback_s'] / f['run_s']:.2f}x the run's time; the rollback service's peak "
+        f"RSS {f['rollback_rss_mb']:.0f} MB"
     )
     return 0
 

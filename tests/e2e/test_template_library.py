@@ -1,6 +1,7 @@
 """The template library over HTTP and `templates.consolidate` on the real stack: CRUD and bulk
 import, a consolidation with planted duplicates and conflicts reporting exact counts, backups
-per strategy, and an interactive conflict decided by a person."""
+per strategy, an interactive conflict decided by a person, and a consolidation planned into
+more jobs than a batch takes at creation (10,000)."""
 
 from __future__ import annotations
 
@@ -124,3 +125,29 @@ async def test_an_interactive_conflict_waits_for_a_decision(
             break
         await asyncio.sleep(0.5)
     assert (kept["status"], other["status"]) == ("active", "archived")
+
+
+async def test_a_consolidation_of_more_jobs_than_a_batch_takes_at_once_is_created_whole(
+    api: httpx.AsyncClient,
+) -> None:
+    """10,001 jobs: the batch was refused by its own creation limit and the API answered 500.
+    Now it is created as a draft, filled in chunks and submitted."""
+    count = 10_001
+    templates = [
+        {"name": f"big {i}", "category": "bulk", "body": f"notice w{i}a w{i}b w{i}c {{{{n}}}}"}
+        for i in range(count)
+    ]
+    ids = await import_library(api, templates[:10_000])
+    ids += await import_library(api, templates[10_000:])
+    response = await api.post(
+        "/v1/library/consolidations",
+        json={"name": "whole library", "template_ids": ids, "templates_per_job": 1},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["plan"]["jobs"] == count
+    batch_id = response.json()["batch_id"]
+    batch = (await api.get(f"/v1/batches/{batch_id}")).json()
+    assert batch["progress"]["total"] == count
+    assert batch["status"] in ("queued", "running", "completed")
+    cancelled = await api.post(f"/v1/batches/{batch_id}/actions/cancel", json={})
+    assert cancelled.status_code in (202, 409), cancelled.text

@@ -7,13 +7,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobtypes.templates.consolidation import (
     conflict_id,
     consolidate,
     duplicate_clusters,
     fingerprint,
+    normalise_body,
     plan,
+    similarity,
 )
 
 pytestmark = pytest.mark.unit
@@ -50,6 +54,53 @@ def test_near_duplicates_need_the_threshold_and_the_same_category() -> None:
     templates = [t(1, a), t(2, b), t(3, c, category="sms")]
     assert duplicate_clusters(templates, 0.9) == [["t001", "t002"], ["t003"]]
     assert duplicate_clusters(templates, 1.0) == [["t001"], ["t002"], ["t003"]]
+
+
+def all_pairs_clusters(templates: list[dict[str, Any]], threshold: float) -> list[list[str]]:
+    """Duplicate clusters by comparing every pair: equal fingerprints join, and so do the
+    first templates of two fingerprints (in the same category) whose similarity reaches the
+    threshold."""
+    parent = {x["_id"]: x["_id"] for x in templates}
+
+    def find(i: str) -> str:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    first: dict[str, dict[str, Any]] = {}
+    for x in templates:
+        known = first.setdefault(fingerprint(x["body"]), x)
+        parent[find(x["_id"])] = find(known["_id"])
+    for a in first.values():
+        for b in first.values():
+            if a["_id"] < b["_id"] and a["category"] == b["category"]:
+                ratio = similarity(normalise_body(a["body"]), normalise_body(b["body"]))
+                if ratio >= threshold:
+                    parent[find(a["_id"])] = find(b["_id"])
+    groups: dict[str, list[str]] = {}
+    for i in parent:
+        groups.setdefault(find(i), []).append(i)
+    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    bodies=st.lists(
+        st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=14).map(" ".join),
+        min_size=2,
+        max_size=14,
+    ),
+    categories=st.lists(st.sampled_from(["x", "y"]), min_size=14, max_size=14),
+    threshold=st.sampled_from([0.5, 0.7, 0.8, 0.9, 0.95]),
+)
+def test_the_similarity_join_finds_what_comparing_every_pair_finds(
+    bodies: list[str], categories: list[str], threshold: float
+) -> None:
+    """The prefix filter only skips pairs that cannot reach the threshold: on small libraries
+    of few words (many near duplicates, lengths apart), the clusters are those of comparing
+    every pair."""
+    templates = [t(i, body, category=categories[i]) for i, body in enumerate(bodies)]
+    assert duplicate_clusters(templates, threshold) == all_pairs_clusters(templates, threshold)
 
 
 def test_merge_keeps_the_oldest_and_repoints_the_rest() -> None:

@@ -45,7 +45,17 @@ def fingerprint(body: str) -> str:
 
 def similarity(a: str, b: str) -> float:
     """How alike two normalised bodies are, word by word (1.0: the same words in order)."""
-    return SequenceMatcher(None, a.split(" "), b.split(" "), autojunk=False).ratio()
+    return word_similarity(a.split(" "), b.split(" "))
+
+
+def word_similarity(a: list[str], b: list[str]) -> float:
+    """difflib's ratio of two word lists, the higher of its two orders: difflib's matching is
+    greedy, so `ratio(a, b)` and `ratio(b, a)` can differ ("a b a a" and "a c a a b": 0.44
+    and 0.67), and whether two templates are duplicates must not depend on which is first."""
+    forth = SequenceMatcher(None, a, b, autojunk=False).ratio()
+    return (
+        forth if forth == 1.0 else max(forth, SequenceMatcher(None, b, a, autojunk=False).ratio())
+    )
 
 
 class _UnionFind:
@@ -95,18 +105,20 @@ def _near_duplicates(texts: list[tuple[list[str], str]], threshold: float, uf: _
     """Joins pairs whose word-by-word similarity reaches the threshold, without comparing
     every pair (a prefix-filtered similarity join).
 
-    The ratio is 2M/(la+lb) with M matched words, and M <= the multiset overlap O of the two
-    word lists <= min(la, lb). So ratio >= t needs O >= t(la+lb)/2 >= t*min(la, lb) and
-    min(la, lb) >= la*t/(2-t): the pair shares at least a = ceil(la*t*t/(2-t)) words. With
-    every text's words (numbered by occurrence, so multisets are sets) in one global order,
-    rarest first, two texts sharing a words share one among the first la-a+1 of each. Only
-    those prefixes are indexed and probed; candidates are checked exactly."""
+    The ratio is 2M/(la+lb) with M matched words (in either order), and M <= the multiset
+    overlap O of the two word lists <= lb. So ratio >= t needs O >= t(la+lb)/2, hence
+    lb >= la*t/(2-t), hence O >= t(la + la*t/(2-t))/2 = la*t/(2-t): the pair shares at least
+    a = ceil(la*t/(2-t)) words, and (the same for b) b's own bound. With every text's words
+    (numbered by occurrence, so multisets are sets) in one global order, rarest first, two
+    texts sharing O words share one among the first la-O+1 of a and lb-O+1 of b, so among the
+    first la-a+1 and lb-b+1. Only those prefixes are indexed and probed; candidates are
+    checked exactly. (A test compares the result with comparing every pair.)"""
     tokens = [_occurrences(words) for words, _ in texts]
     frequency: Counter[tuple[str, int]] = Counter(t for toks in tokens for t in toks)
     ordered = [sorted(toks, key=lambda t: (frequency[t], t)) for toks in tokens]
     index: dict[tuple[str, int], list[int]] = defaultdict(list)
     for k, toks in enumerate(ordered):
-        need = math.ceil(len(toks) * threshold * threshold / (2 - threshold) - 1e-9)
+        need = math.ceil(len(toks) * threshold / (2 - threshold) - 1e-9)
         prefix = toks[: max(1, len(toks) - need + 1)]
         candidates = {j for t in prefix for j in index[t]}
         for t in prefix:
@@ -117,9 +129,7 @@ def _near_duplicates(texts: list[tuple[list[str], str]], threshold: float, uf: _
             common = len(tokens[k] & tokens[j])
             if 2 * common < threshold * (len(words) + len(other)):
                 continue
-            if uf.find(a_id) != uf.find(b_id) and (
-                SequenceMatcher(None, words, other, autojunk=False).ratio() >= threshold
-            ):
+            if uf.find(a_id) != uf.find(b_id) and word_similarity(words, other) >= threshold:
                 uf.union(a_id, b_id)
 
 

@@ -8,6 +8,7 @@ exists, and the batch names that backup in `config.params.manual_backup_id`."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
-from batch_api.handlers.batches import PRODUCER, BatchService
+from batch_api.handlers.batches import CHUNK_SIZE, PRODUCER, BatchService
 from batch_api.library_schemas import (
     ConflictPublic,
     ConsolidationCreated,
@@ -27,7 +28,7 @@ from batch_api.library_schemas import (
     TemplatePublic,
     TemplateUpdate,
 )
-from batch_api.schemas import BatchCreate
+from batch_api.schemas import MAX_INLINE_ITEMS, BatchCreate
 from contracts.codec import envelope_for
 from contracts.envelope import deterministic_event_id
 from contracts.events import JobRetryRequested
@@ -134,7 +135,11 @@ class LibraryService:
             ]
         else:
             scope = active
-        jobs, expected = plan(scope, body.similarity_threshold, body.templates_per_job)
+        # CPU-bound (seconds for tens of thousands of templates): in a worker thread, so the
+        # event loop keeps answering requests and the consumers' heartbeats meanwhile
+        jobs, expected = await asyncio.to_thread(
+            plan, scope, body.similarity_threshold, body.templates_per_job
+        )
         return jobs, ConsolidationPlan(**expected, missing_ids=missing), scope
 
     async def start(
@@ -172,14 +177,19 @@ class LibraryService:
                 created_at=datetime.now(UTC),
             )
             params["manual_backup_id"] = manual_id
-        batch, _ = await self.batches.create(
+        # A batch takes at most MAX_INLINE_ITEMS items when created; a larger plan is created
+        # as a draft with the first ones, filled in chunks and then submitted.
+        items = [{"template_ids": job} for job in jobs]
+        rest = items[MAX_INLINE_ITEMS:]
+        batch, created = await self.batches.create(
             BatchCreate(
                 name=body.name,
                 description=body.description,
                 job_type=JOB_TYPE,
                 priority=body.priority,
                 tags=body.tags,
-                items=[{"template_ids": job} for job in jobs],
+                items=items[:MAX_INLINE_ITEMS],
+                draft=bool(rest),
                 config=BatchConfig(
                     max_concurrent_jobs=body.max_concurrent_jobs,
                     rollback_on_failure=body.rollback_on_failure,
@@ -189,6 +199,11 @@ class LibraryService:
             who,
             idempotency_key,
         )
+        if rest and created:
+            for start in range(0, len(rest), CHUNK_SIZE):
+                chunk = rest[start : start + CHUNK_SIZE]
+                await self.batches.add_items(batch.id, chunk, who, validate=False)
+            batch = await self.batches.submit(batch.id, who)
         if manual_id is not None:
             await self.backups.assign(manual_id, batch.id)
         return ConsolidationCreated(
