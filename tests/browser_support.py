@@ -73,6 +73,19 @@ def import_templates(stack: Stack, templates: list[dict[str, Any]]) -> list[str]
     return ids
 
 
+def consolidate(stack: Stack, template_ids: list[str], **extra: Any) -> dict[str, Any]:
+    """Starts a consolidation of these templates; its answer (`batch_id`, `plan`)."""
+    response = httpx.post(
+        f"{stack.url}/v1/library/consolidations",
+        json={"template_ids": template_ids, **extra},
+        headers=stack.headers,
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    started: dict[str, Any] = response.json()
+    return started
+
+
 def get_batch(stack: Stack, batch_id: str) -> dict[str, Any]:
     response = httpx.get(f"{stack.url}/v1/batches/{batch_id}", headers=stack.headers, timeout=30)
     response.raise_for_status()

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from browser_support import (
+    consolidate,
     create_batch,
     get_batch,
     import_templates,
@@ -73,14 +74,8 @@ def test_rollback_from_detail_shows_the_dry_run_plan_first(page: Page, stack: St
             {"name": "Reset", "category": "security", "body": "Reset link: {{link}}"},
         ],
     )
-    started = httpx.post(
-        f"{stack.url}/v1/library/consolidations",
-        json={"template_ids": ids, "templates_per_job": 1},
-        headers=stack.headers,
-        timeout=30,
-    )
-    assert started.status_code == 201, started.text
-    batch_id, jobs = started.json()["batch_id"], started.json()["plan"]["jobs"]
+    started = consolidate(stack, ids, templates_per_job=1)
+    batch_id, jobs = started["batch_id"], started["plan"]["jobs"]
     wait_status(stack, batch_id, "completed")
     # the plan reads the job views, which may trail the batch's view by a moment
     deadline = time.monotonic() + 30
@@ -158,14 +153,7 @@ def test_a_rollback_that_would_overwrite_a_later_edit_is_refused_until_forced(
         ],
     )
     before = {i: template(stack, i) for i in ids}
-    started = httpx.post(
-        f"{stack.url}/v1/library/consolidations",
-        json={"template_ids": ids},
-        headers=stack.headers,
-        timeout=30,
-    )
-    assert started.status_code == 201, started.text
-    batch_id = started.json()["batch_id"]
+    batch_id = consolidate(stack, ids)["batch_id"]
     wait_status(stack, batch_id, "completed")
     # one duplicate was merged into the other; someone then edits one the batch changed
     changed = next(i for i in ids if template(stack, i) != before[i])
@@ -220,14 +208,7 @@ def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) ->
         {"name": "welcome", "category": "mail", "body": "Hi {{name}}! Glad you joined us."},
     ]
     ids = import_templates(stack, templates)
-    started = httpx.post(
-        f"{stack.url}/v1/library/consolidations",
-        json={"template_ids": ids, "conflict_resolution": "interactive"},
-        headers=stack.headers,
-        timeout=30,
-    )
-    assert started.status_code == 201, started.text
-    batch_id = started.json()["batch_id"]
+    batch_id = consolidate(stack, ids, conflict_resolution="interactive")["batch_id"]
     wait_status(stack, batch_id, "completed_with_errors")
     sign_in(page, stack.admin_key)
     page.goto(f"/batches/{batch_id}")

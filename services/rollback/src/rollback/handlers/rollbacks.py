@@ -185,8 +185,7 @@ class Rollbacks:
         item = job_type.parse_input(backup.get("item") or {})
         snapshot = decode_snapshot(backup["data"])
         ctx = CompensationContext(backup.get("job_id") or backup["_id"], batch_id, 0, {})
-        now = await job_type.state_of(item, snapshot, ctx)
-        return changed_keys(backup["after"], now, job_type.state_in(item, snapshot))
+        return await _changed_now(job_type, item, snapshot, backup["after"], ctx)
 
     def _announcements(self, state: dict[str, Any], steps: list[RollbackStep]) -> list[Event]:
         batch_id, rollback_id = state["batch_id"], state["_id"]
@@ -295,15 +294,20 @@ class Rollbacks:
         backup = await self.backups.get(step.backup_id)
         if backup is None:
             return f"backup {step.backup_id} disappeared"
-        if not force:
-            changed = await self._changed(batch_id, job_type, backup)
+        try:
+            snapshot = decode_snapshot(backup["data"])
+            item = job_type.parse_input(backup.get("item") or {})
+        except Exception as exc:
+            log.exception("unreadable backup", extra={"job_id": step.job_id})
+            return f"{type(exc).__name__}: {exc}"
+        if not force and backup.get("after"):
+            ctx = CompensationContext(step.job_id, batch_id, 0, {})
+            changed = await _changed_now(job_type, item, snapshot, backup["after"], ctx)
             if changed:
                 named = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
                 return f"{named} changed after the job while the rollback ran"
         for attempt in range(1, COMPENSATE_ATTEMPTS + 1):
             try:
-                snapshot = decode_snapshot(backup["data"])
-                item = job_type.parse_input(backup.get("item") or {})
                 ctx = CompensationContext(step.job_id, batch_id, attempt, {})
                 await job_type.compensate(item, snapshot, ctx)
                 return None
@@ -342,6 +346,18 @@ class Rollbacks:
                 for ev, suffix in zip(events, suffixes or [""] * len(events), strict=True)
             ]
         )
+
+
+async def _changed_now(
+    job_type: JobType,
+    item: Any,
+    snapshot: dict[str, Any],
+    after: dict[str, str],
+    ctx: CompensationContext,
+) -> list[str]:
+    """The keys of what a job left (`after`) whose state now is neither that nor restored."""
+    now = await job_type.state_of(item, snapshot, ctx)
+    return changed_keys(after, now, job_type.state_in(item, snapshot))
 
 
 def _as_list(reasons: dict[str, str]) -> list[dict[str, str]]:
