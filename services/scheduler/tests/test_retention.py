@@ -289,6 +289,22 @@ async def test_a_finished_rollback_makes_the_batch_rolled_back() -> None:
     assert store.batches["b_1"]["status_before_archive"] == "rolled_back"
 
 
+async def test_a_rollback_s_end_is_recorded_only_while_the_engine_is_not_writing() -> None:
+    """The engine writes the same batch document; the local store loses one of two concurrent
+    updates of a document, so the rollback's end waits for the engine's lock."""
+    k, store, _, _ = keeper()
+    put(store, "b_1", "completed", 1)
+    done = RollbackCompleted(batch_id="b_1", rollback_id="rb_1")
+    env = envelope_for(done, producer="rollback", tenant="acme")
+    async with k.engine_lock:
+        waiting = asyncio.create_task(k.handle([(env, done)]))
+        await asyncio.sleep(0.05)
+        assert "rollback_outcome" not in store.batches["b_1"]
+        assert not waiting.done()
+    await waiting
+    assert store.batches["b_1"]["rollback_outcome"] == "rolled_back"
+
+
 async def test_a_batch_deleted_by_hand_loses_its_documents_but_not_while_held() -> None:
     gone = BatchDeleted(batch_id="b_1", deleted_by="ada")
     env = envelope_for(gone, producer="batch-api", tenant="acme")
