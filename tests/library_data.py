@@ -67,3 +67,14 @@ def make_library(
         "duplicates_removed": exact + near,
         "conflicts_resolved": conflicts,
     }
+
+
+def wide_library(rng: random.Random, total: int) -> list[dict[str, Any]]:
+    """`total` templates of 30 words of a 2,000-word vocabulary, every tenth a copy of the one
+    before in capitals (an exact duplicate, so a consolidation changes it); planned in a
+    moment, where dense vocabularies make the similarity join slow."""
+    words = [f"w{n:04d}" for n in range(2000)]
+    bodies: list[str] = []
+    for n in range(total):
+        bodies.append(bodies[-1].upper() if n % 10 == 9 else " ".join(rng.sample(words, 30)))
+    return [{"name": f"t{n:05d}", "category": "wide", "body": b} for n, b in enumerate(bodies)]

@@ -24,7 +24,7 @@ from jobs_support import (
     wait_for_rollback,
     wait_for_status,
 )
-from library_data import make_library
+from library_data import make_library, wide_library
 from pymongo import AsyncMongoClient
 from readmodels import settled_job_views
 from stack_support import Stack
@@ -349,3 +349,33 @@ async def test_a_template_edited_after_the_batch_refuses_the_rollback_unless_for
     assert forced.status_code == 202, forced.text
     await wait_for_status(api, batch_id, {"rolled_back"}, 120)
     assert await raw_library(stack, ids) == before, "the forced rollback restored the library"
+
+
+async def test_a_long_rollback_does_not_hold_another_batchs(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """A rollback ran inside the handler of its request: every request behind it, another
+    batch's too, waited until it had restored its last job. Now a small batch's rollback asked for after a long one's ends
+    while the long one still runs, and both end restored."""
+    big_ids = await import_library(api, wide_library(random.Random(21), 4000))
+    small, _ = make_library(random.Random(22), 40, exact=4, near=2, conflicts=2)
+    small_ids = await import_library(api, small)
+    big_before = await raw_library(stack, big_ids)
+    small_before = await raw_library(stack, small_ids)
+    big_batch, big_jobs = await consolidate(
+        api, big_ids, templates_per_job=2, max_concurrent_jobs=1000
+    )
+    small_batch, _ = await consolidate(api, small_ids)
+    assert await raw_library(stack, big_ids) != big_before, "the consolidation changed nothing"
+
+    for batch_id in (big_batch, small_batch):
+        asked = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={})
+        assert asked.status_code == 202, asked.text
+    await wait_for_status(api, small_batch, {"rolled_back"}, 60)
+    big_now = (await api.get(f"/v1/batches/{big_batch}")).json()
+    assert big_now["status"] in {"completed", "rolling_back"}, big_now["status"]  # not ended
+    assert big_now["rollback"] is None or big_now["rollback"]["done"] < big_jobs
+    assert await raw_library(stack, small_ids) == small_before
+
+    await wait_for_status(api, big_batch, {"rolled_back"}, 300)
+    assert await raw_library(stack, big_ids) == big_before

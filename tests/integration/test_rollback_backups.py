@@ -18,6 +18,7 @@ from contracts.events import RollbackRequested
 from contracts.topics import Topics
 from jobkit import JobContext, JobType
 from rollback.adapters.backups import MongoPlans
+from rollback.adapters.queue import MongoQueue
 from rollback.domain.plan import BatchFacts
 from rollback.handlers.rollbacks import Rollbacks
 from servicekit.backups import MongoBackups
@@ -68,14 +69,17 @@ async def test_planning_holds_a_few_backups_at_a_time(
         )
     await db["backups"].update_one({"_id": "b_big.7"}, {"$set": {"checksum": "0" * 64}})
     out = RecordingPublisher()
+    queue = MongoQueue(db)
     rollbacks = Rollbacks(
-        backups, out, Topics(), Facts(), MongoPlans(db), {Restores.name: Restores()}
+        backups, out, Topics(), Facts(), MongoPlans(db), {Restores.name: Restores()}, queue
     )
     request = RollbackRequested(batch_id="b_big", requested_by="u", dry_run=True)
+    await rollbacks.handle([(envelope_for(request, producer="test"), request)])
+    (queued,) = await queue.pending()
 
     tracemalloc.start()
     try:
-        await rollbacks.handle([(envelope_for(request, producer="test"), request)])
+        await rollbacks.run(queued)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

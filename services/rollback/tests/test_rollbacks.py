@@ -16,6 +16,7 @@ from contracts.events import BatchDeleted, BatchPurged, RollbackRequested
 from contracts.topics import Topics
 from jobkit import JobContext, JobType
 from rollback.domain.plan import BatchFacts
+from rollback.domain.request import Request
 from rollback.handlers.rollbacks import Rollbacks
 from servicekit.backups import digest_of, encode_snapshot
 from servicekit.consume import TransientError
@@ -70,6 +71,7 @@ class Fakes:
         self.job_type = Store()
         self.completed: dict[str, datetime | None] = {}
         self.params = {"backup_strategy": strategy}
+        self.queued: dict[str, Request] = {}
         for i in range(jobs):
             job_id = f"b1.{i}"
             text, checksum = encode_snapshot({"value": i})
@@ -115,6 +117,14 @@ class Fakes:
                 for key in [k for k, p in fakes.plans.items() if p["batch_id"] == batch_id]:
                     del fakes.plans[key]
 
+        class Queue:  # what the handler does with it; the runner's use: test_runner.py
+            async def add(self, request: Request) -> None:
+                fakes.queued.setdefault(request.rollback_id, request)
+
+            async def drop_batch(self, batch_id: str) -> None:
+                for key in [k for k, r in fakes.queued.items() if r.batch_id == batch_id]:
+                    del fakes.queued[key]
+
         return Rollbacks(
             self,
             out,
@@ -122,6 +132,7 @@ class Fakes:
             self,
             Plans(),
             {"test.store": self.job_type},
+            Queue(),  # type: ignore[arg-type]
             checkpoint_steps=checkpoint_steps,
         )
 
@@ -129,7 +140,7 @@ class Fakes:
 async def request(rb: Rollbacks, **kw: Any) -> RollbackRequested:
     e = RollbackRequested(batch_id="b1", requested_by="u", **kw)
     env = envelope_for(e, producer="api", event_id="req-1")
-    await rb.handle([(env, e)])
+    await rb.run(Request.of(env, e))
     return e
 
 
@@ -192,7 +203,7 @@ async def test_a_rollback_interrupted_mid_way_continues_from_its_last_checkpoint
     assert fakes.job_type.order == ["b1.2"]
     fakes.job_type.crash_on = None
     again = RecordingPublisher()
-    await request(fakes.rollbacks(again))  # the request is redelivered to a new process
+    await request(fakes.rollbacks(again))  # run again, by a new process
     assert fakes.job_type.order == ["b1.2", "b1.0", "b1.1"]
     assert types(again)[-1] == "RollbackCompleted"
     finished = RecordingPublisher()
@@ -239,19 +250,19 @@ async def test_a_batch_not_yet_projected_is_waited_for_then_refused() -> None:
     rb = fakes.rollbacks(out)
     e = RollbackRequested(batch_id="b1", requested_by="scheduler")
     env = envelope_for(e, producer="scheduler", event_id="req-1")
-    # just asked: redelivered (nothing stored, nothing published) until the batch is known
+    # just asked: tried again later (nothing stored, nothing published) until the batch is known
     with pytest.raises(TransientError):
-        await rb.handle([(env, e)])
+        await rb.run(Request.of(env, e))
     assert out.sent == []
     assert fakes.plans == {}
     fakes.facts = projected  # type: ignore[method-assign]
-    await rb.handle([(env, e)])
+    await rb.run(Request.of(env, e))
     assert types(out)[-1] == "RollbackCompleted"
     # asked long ago and still unknown: refused with the reason
     fakes, out = Fakes(), RecordingPublisher()
     fakes.facts = unknown  # type: ignore[method-assign]
     old = env.model_copy(update={"occurred_at": env.occurred_at - timedelta(minutes=5)})
-    await fakes.rollbacks(out).handle([(old, e)])
+    await fakes.rollbacks(out).run(Request.of(old, e))
     assert "no batch b1 is known" in out.of_type("RollbackFailed")[0].envelope.data["reason"]
 
 
@@ -259,17 +270,64 @@ async def unknown(batch_id: str) -> BatchFacts | None:
     return None
 
 
+async def test_a_request_is_queued_once_and_nothing_runs_in_the_handler() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    rb = fakes.rollbacks(out)
+    woken: list[bool] = []
+    rb.on_queued = lambda: woken.append(True)
+    e = RollbackRequested(batch_id="b1", requested_by="u")
+    env = envelope_for(e, producer="api", event_id="req-1")
+    await rb.handle([(env, e), (env, e)])  # and a repeat in the same poll
+    await rb.handle([(env, e)])  # and redelivered
+    assert list(fakes.queued) == [Request.of(env, e).rollback_id]
+    assert woken == [True, True]
+    assert out.sent == []
+    assert fakes.job_type.order == []
+
+
 async def test_the_records_of_a_deleted_or_purged_batch_go() -> None:
     fakes, out = Fakes(), RecordingPublisher()
     rb = fakes.rollbacks(out)
     await request(rb)
+    e = RollbackRequested(batch_id="b1", requested_by="u")
+    await rb.handle([(envelope_for(e, producer="api", event_id="req-9"), e)])
     assert [p["batch_id"] for p in fakes.plans.values()] == ["b1"]
+    assert len(fakes.queued) == 1
     gone = BatchDeleted(batch_id="b2", deleted_by="u")  # another batch's
     await rb.handle([(envelope_for(gone, producer="batch-api"), gone)])
-    assert len(fakes.plans) == 1
+    assert len(fakes.plans) == len(fakes.queued) == 1
     purged = BatchPurged(batch_id="b1", run_id="r1")
     await rb.handle([(envelope_for(purged, producer="scheduler"), purged)])
     assert fakes.plans == {}
+    assert fakes.queued == {}
+
+
+async def test_an_ended_rollback_run_again_only_repeats_its_outcome() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    await request(fakes.rollbacks(out))
+    writes = len(fakes.writes)
+    again = RecordingPublisher()
+    await request(fakes.rollbacks(again))
+    assert fakes.job_type.order == ["b1.2", "b1.0", "b1.1"]
+    assert len(fakes.writes) == writes, "the ended rollback's record was changed"
+    ids = {m.envelope.event_id for m in out.sent}
+    assert {m.envelope.event_id for m in again.sent} <= ids
+    assert again.sent[-1].envelope.data["compensated_jobs"] == 3
+
+
+async def test_give_up_ends_the_rollback_as_failed_with_the_reason() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    rb = fakes.rollbacks(out)
+    fakes.job_type.crash_on = "k0"
+    with pytest.raises(ConnectionRefusedError):
+        await request(rb)
+    e = RollbackRequested(batch_id="b1", requested_by="u")
+    req = Request.of(envelope_for(e, producer="api", event_id="req-1"), e)
+    await rb.give_up(req, "KeyError: 'data'")
+    (state,) = fakes.plans.values()
+    assert (state["status"], state["reason"]) == ("rollback_failed", "KeyError: 'data'")
+    assert out.sent[-1].envelope.type == "RollbackFailed"
+    assert out.sent[-1].envelope.data["reason"] == "KeyError: 'data'"
 
 
 async def test_a_rollback_of_thousands_of_jobs_fits_in_kafka_messages() -> None:
@@ -342,7 +400,9 @@ async def test_a_change_made_after_a_job_refuses_the_rollback_unless_forced() ->
     forced, out = Fakes(), RecordingPublisher()
     forced.job_type.data["k1"] = 555
     e = RollbackRequested(batch_id="b1", requested_by="u", force=True)
-    await forced.rollbacks(out).handle([(envelope_for(e, producer="api", event_id="req-2"), e)])
+    await forced.rollbacks(out).run(
+        Request.of(envelope_for(e, producer="api", event_id="req-2"), e)
+    )
     assert out.sent[-1].envelope.type == "RollbackCompleted"
     assert forced.job_type.data == {"k0": 0, "k1": 1, "k2": 2}
 
@@ -385,7 +445,7 @@ async def test_a_rollback_asked_again_after_one_stopped_part_way_goes_on() -> No
     fakes.job_type.after_compensating = None
     first = RollbackRequested(batch_id="b1", requested_by="u", force=True, job_ids=["b1.2"])
     rb = fakes.rollbacks(out)
-    await rb.handle([(envelope_for(first, producer="api", event_id="req-a"), first)])
+    await rb.run(Request.of(envelope_for(first, producer="api", event_id="req-a"), first))
     assert fakes.job_type.data["k2"] == 2
     fakes.job_type.data["k0"] = 100  # the change after b1.0 undone by hand
     again = RecordingPublisher()

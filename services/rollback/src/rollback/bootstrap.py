@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from jobkit import JobType, Resources, discover_job_types
 from rollback.adapters import metrics
 from rollback.adapters.backups import MongoBackups, MongoPlans, ReadModelBatches
+from rollback.adapters.queue import MongoQueue
 from rollback.handlers.rollbacks import Rollbacks
+from rollback.handlers.runner import Runner, instance_name
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
 from servicekit.kafka import make_broker
@@ -39,7 +41,12 @@ def bootstrap(
         batches=ReadModelBatches(db),
         plans=MongoPlans(db),
         job_types=job_types if job_types is not None else discover_job_types(),
+        queue=MongoQueue(db),
     )
+    runner = Runner(
+        rollbacks.queue, rollbacks.run, rollbacks.give_up, instance_name(settings.http_port)
+    )
+    rollbacks.on_queued = runner.wake
 
     async def setup_job_types() -> None:
         """The job types' compensate hooks need the store before the first request."""
@@ -51,6 +58,7 @@ def bootstrap(
         await rollbacks.handle(items)
 
     runtime.before_start(setup_job_types)
+    runtime.background(runner.serve)  # queued rollbacks, those of a stopped instance too
     subscribe_batches(
         broker,
         [topics.batch_commands, topics.retention],  # requests; deleted batches

@@ -1,20 +1,21 @@
-"""The rollback service's service layer: a `RollbackRequested` becomes a validated plan, then
-compensations run one job at a time in the plan's order (the reverse of completion order).
+"""The rollback service's service layer: a `RollbackRequested` is queued; a queued request
+becomes a validated plan, then compensations run one job at a time in the plan's order (the
+reverse of completion order). `rollback.handlers.runner` decides when a queued request runs.
 
 Idempotent and restart-safe: the rollback's id is derived from the request's event id; its
-plan and the state of every step are stored (`rollbacks`) before anything is changed and each
-step is marked done after its compensation, so a redelivered request (after a crash, the
-consumer's offset was not committed) continues with the first step not done, and a finished
-one only publishes its outcome again. Every event id is derived from the rollback id, so
-consumers recognise repeats. Compensations themselves are idempotent (they restore absolute
-state), so a step interrupted between its effect and its mark is safely run again."""
+plan and the state of its steps are stored (`rollbacks`) before anything is changed, and
+progress is stored at checkpoints, so a rollback run again (after a crash, or taken over by
+another instance) continues after the last checkpoint, and a finished one only publishes its
+outcome again. Every event id is derived from the rollback id, so consumers recognise
+repeats. Compensations themselves are idempotent (they restore absolute state), so a step
+interrupted between its effect and its checkpoint is safely run again."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,7 @@ from contracts.events.rollback import LISTED_AT_MOST
 from contracts.topics import Topics
 from jobkit import JobType, RetryableError
 from rollback.adapters.backups import Backups, Batches, Plans
+from rollback.adapters.queue import Queue
 from rollback.domain.plan import (
     BackupSummary,
     Plan,
@@ -46,6 +48,7 @@ from rollback.domain.plan import (
     plan_rollback,
     summarise,
 )
+from rollback.domain.request import Request
 from servicekit.backups import decode_snapshot
 from servicekit.consume import TransientError, is_transient
 from servicekit.publisher import EventPublisher, Outgoing
@@ -81,24 +84,35 @@ class Rollbacks:
     batches: Batches
     plans: Plans
     job_types: dict[str, JobType]
+    queue: Queue
     # A request can come before the reporter has projected its batch (the scheduler asks for
     # a rollback the moment a batch fails; the reporter may be behind or restarting): until
-    # this long after the request was made, it is redelivered rather than refused.
+    # this long after the request was made, it is tried again rather than refused.
     unknown_batch_wait_s: float = 60.0
     checkpoint_steps: int = CHECKPOINT_STEPS
+    on_queued: Callable[[], None] = lambda: None
 
     async def handle(self, items: Sequence[tuple[Envelope, Event]]) -> None:
+        """Queues requests (the runner runs them); forgets deleted and purged batches."""
+        queued = False
         for env, event in items:
             if isinstance(event, RollbackRequested):
-                await self._on_requested(env, event)
+                await self.queue.add(Request.of(env, event))  # a repeat changes nothing
+                queued = True
             elif isinstance(event, BatchPurged | BatchDeleted):
-                await self.plans.drop_batch(event.batch_id)  # idempotent
+                await self.queue.drop_batch(event.batch_id)  # idempotent
+                await self.plans.drop_batch(event.batch_id)
+        if queued:
+            self.on_queued()
 
-    async def _on_requested(self, env: Envelope, e: RollbackRequested) -> None:
-        rollback_id = deterministic_event_id(e.batch_id, "rollback", env.event_id)
+    async def run(self, request: Request) -> None:
+        """Plans the requested rollback (unless it was planned before) and runs it to its
+        end, or publishes its outcome again if it has ended. Raises a transient error to be
+        run again later, from its last checkpoint."""
+        rollback_id, e = request.rollback_id, request.event
         state = await self.plans.get(rollback_id)
         if state is None:
-            state = await self.plans.create(await self._new_state(rollback_id, env, e))
+            state = await self.plans.create(await self._new_state(request))
         steps = [RollbackStep.model_validate(s) for s in state["steps"]]
         out = self._announcements(state, steps)
         if state["reason"] is not None:
@@ -111,29 +125,43 @@ class Rollbacks:
                     failed_jobs_total=len(state["refusals"]),
                 )
             )
-            await self._publish(env, rollback_id, out)
+            await self._publish(request.tenant, rollback_id, out)
             await self.plans.set(rollback_id, {"status": "rollback_failed"})
             return
         if state["dry_run"]:
             out.append(
                 RollbackCompleted(batch_id=e.batch_id, rollback_id=rollback_id, dry_run=True)
             )
-            await self._publish(env, rollback_id, out)
+            await self._publish(request.tenant, rollback_id, out)
             await self.plans.set(rollback_id, {"status": "planned"})
             return
-        await self._publish(env, rollback_id, out)
-        await self._execute(env, state, steps)
+        if state["status"] == "rolled_back":  # ended: its outcome again (a failure has a reason)
+            done = int(state.get("done_count") or len(state.get("done") or ()))
+            completed = RollbackCompleted(
+                batch_id=e.batch_id, rollback_id=rollback_id, compensated_jobs=done
+            )
+            await self._publish(request.tenant, rollback_id, [*out, completed])
+            return
+        await self._publish(request.tenant, rollback_id, out)
+        await self._execute(request.tenant, state, steps)
 
-    async def _new_state(
-        self, rollback_id: str, env: Envelope, e: RollbackRequested
-    ) -> dict[str, Any]:
-        plan = await self._plan(env, e)
+    async def give_up(self, request: Request, reason: str) -> None:
+        """Ends a rollback that cannot go on (an unexpected error) as failed, with the
+        reason; the jobs restored so far stay restored."""
+        rollback_id = request.rollback_id
+        await self.plans.set(rollback_id, {"status": "rollback_failed", "reason": reason})
+        failure = RollbackFailed(batch_id=request.batch_id, rollback_id=rollback_id, reason=reason)
+        await self._publish(request.tenant, rollback_id, [failure])
+
+    async def _new_state(self, request: Request) -> dict[str, Any]:
+        e = request.event
+        plan = await self._plan(request)
         return {
-            "_id": rollback_id,
+            "_id": request.rollback_id,
             "batch_id": e.batch_id,
-            "tenant": env.tenant,
+            "tenant": request.tenant,
             "requested_by": e.requested_by,
-            "requested_at": env.occurred_at,
+            "requested_at": request.occurred_at,
             "dry_run": e.dry_run,
             "force": e.force,
             "job_ids": e.job_ids,
@@ -146,10 +174,11 @@ class Rollbacks:
             "failed": [],
         }
 
-    async def _plan(self, env: Envelope, e: RollbackRequested) -> Plan:
+    async def _plan(self, request: Request) -> Plan:
+        e = request.event
         facts = await self.batches.facts(e.batch_id)
         if facts is None:
-            waited = (datetime.now(UTC) - env.occurred_at).total_seconds()
+            waited = (datetime.now(UTC) - request.occurred_at).total_seconds()
             if waited < self.unknown_batch_wait_s:
                 raise TransientError(f"batch {e.batch_id} is not in the read model yet")
             return Plan(reason=f"no batch {e.batch_id} is known")
@@ -215,9 +244,7 @@ class Rollbacks:
             ),
         ]
 
-    async def _execute(
-        self, env: Envelope, state: dict[str, Any], steps: list[RollbackStep]
-    ) -> None:
+    async def _execute(self, tenant: str, state: dict[str, Any], steps: list[RollbackStep]) -> None:
         rollback_id, batch_id = ids = state["_id"], state["batch_id"]
         # Steps run in the plan's order and a failure ends the rollback, so what was done is
         # the first `done_count` steps: a count, not the growing list of their ids, which was
@@ -231,7 +258,7 @@ class Rollbacks:
         for position, step in enumerate(steps[done:], start=done):
             problem = await self._compensate(batch_id, step, force)
             if problem is not None:
-                done = await self._checkpoint(env, ids, done, since, len(steps))
+                done = await self._checkpoint(tenant, ids, done, since, len(steps))
                 failed = {step.job_id: problem}
                 reason = (
                     f"compensating {step.job_id} failed ({problem}); {done} job(s) were "
@@ -244,24 +271,24 @@ class Rollbacks:
                 failure = RollbackFailed(
                     batch_id=batch_id, rollback_id=rollback_id, reason=reason, failed_jobs=failed
                 )
-                await self._publish(env, rollback_id, [failure])
+                await self._publish(tenant, rollback_id, [failure])
                 return
             since.append(step)
             if len(since) >= self.checkpoint_steps or time.monotonic() - last >= CHECKPOINT_S:
-                done = await self._checkpoint(env, ids, done, since, len(steps))
+                done = await self._checkpoint(tenant, ids, done, since, len(steps))
                 since, last = [], time.monotonic()
-        done = await self._checkpoint(env, ids, done, since, len(steps))
+        done = await self._checkpoint(tenant, ids, done, since, len(steps))
         await self.plans.set(
             rollback_id, {"status": "rolled_back", "finished_at": datetime.now(UTC)}
         )
         completed = RollbackCompleted(
             batch_id=batch_id, rollback_id=rollback_id, compensated_jobs=done
         )
-        await self._publish(env, rollback_id, [completed])
+        await self._publish(tenant, rollback_id, [completed])
 
     async def _checkpoint(
         self,
-        env: Envelope,
+        tenant: str,
         ids: tuple[str, str],
         done: int,
         since: list[RollbackStep],
@@ -281,7 +308,7 @@ class Rollbacks:
             )
             for n, step in enumerate(since, start=done + 1)
         ]
-        await self._publish(env, rollback_id, progress, suffixes=[s.job_id for s in since])
+        await self._publish(tenant, rollback_id, progress, suffixes=[s.job_id for s in since])
         done += len(since)
         await self.plans.set(rollback_id, {"done_count": done})
         return done
@@ -324,7 +351,7 @@ class Rollbacks:
 
     async def _publish(
         self,
-        env: Envelope,
+        tenant: str,
         rollback_id: str,
         events: Sequence[Event],
         suffixes: Sequence[str] | None = None,
@@ -339,7 +366,7 @@ class Rollbacks:
                     envelope_for(
                         ev,
                         producer=PRODUCER,
-                        tenant=env.tenant,
+                        tenant=tenant,
                         event_id=deterministic_event_id(rollback_id, ev.TYPE, suffix),
                     ),
                 )
