@@ -4,6 +4,7 @@ nobody will announce again, then the end."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -16,6 +17,8 @@ from batch_api.domain.principal import Principal
 from batch_api.handlers import live
 from batch_api.handlers.batches import BatchService, Loaded
 from batch_api.handlers.live import LiveEvents
+from contracts.codec import encode, envelope_for
+from contracts.events import Event, RollbackCompleted, RollbackProgress, RollbackStarted
 from contracts.topics import Topics
 
 pytestmark = pytest.mark.unit
@@ -118,3 +121,79 @@ async def test_a_rolling_back_batch_streams_its_rollback_as_it_moves_on(
     assert rollbacks[-1]["percent"] == 100.0
     assert [name for name, _ in sent][-4:] == ["progress", "status", "rollback", "end"]
     assert sent[-1] == ("end", {"batch_id": "b_1", "status": "rolled_back"})
+
+
+def rollback_view(done: int, ended: bool = False) -> dict[str, Any]:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    record: dict[str, Any] = {"started_at": at, "total": 300, "done": done}
+    if ended:
+        record |= {"status": "rolled_back", "finished_at": at, "reason": None}
+    status = "rolled_back" if ended else "rolling_back"
+    return {**view(status, 9 if ended else 8, 10), "rollbacks": {"r_1": record}}
+
+
+def rollback_event(kind: str, done: int = 0, tenant: str = "t") -> bytes:
+    event: Event
+    if kind == "started":
+        event = RollbackStarted(batch_id="b_1", rollback_id="r_1", planned_jobs=300)
+    elif kind == "progress":
+        event = RollbackProgress(
+            batch_id="b_1", rollback_id="r_1", job_id=f"b_1.{done}", done=done, total=300
+        )
+    else:
+        event = RollbackCompleted(batch_id="b_1", rollback_id="r_1", compensated_jobs=300)
+    return encode(envelope_for(event, producer="rollback", tenant=tenant))
+
+
+class Registry:
+    async def get(self, batch_id: str) -> dict[str, Any]:
+        return {**DOC, "tenant": "t"}
+
+
+async def test_the_tenant_stream_sends_a_batchs_rollback_as_its_events_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It had no `rollback` frames: a rollback of one of the tenant's batches was only seen
+    in the per-batch stream."""
+    monkeypatch.setattr(live, "ROLLBACK_READ_S", 0.0)
+    reads = ChangingViews([rollback_view(0), rollback_view(100), rollback_view(300, True)])
+    reads.registry = Registry()  # type: ignore[attr-defined]
+    feed = LiveFeed("127.0.0.1:1", Topics("t."))
+    stream = await LiveEvents(cast(BatchService, reads), feed).tenant_stream(WHO)
+
+    async def next_frame() -> tuple[str, dict[str, Any]]:
+        return frames([await asyncio.wait_for(anext(stream), 5)])[0]
+
+    first = asyncio.ensure_future(next_frame())
+    await asyncio.sleep(0)  # the stream subscribes
+    feed._dispatch(rollback_event("started", tenant="other"))  # another tenant's: not read
+    feed._dispatch(rollback_event("started"))
+    name, data = await first
+    assert (name, data["done"], data["status"]) == ("rollback", 0, "rolling_back")
+    feed._dispatch(rollback_event("progress", 100))
+    name, data = await next_frame()
+    assert (name, data["batch_id"], data["done"]) == ("rollback", "b_1", 100)
+    feed._dispatch(rollback_event("completed"))
+    name, data = await next_frame()
+    assert (name, data["done"], data["status"], data["percent"]) == (
+        "rollback",
+        300,
+        "rolled_back",
+        100.0,
+    )
+    await stream.aclose()
+
+
+def test_the_feed_passes_a_rollbacks_progress_at_most_twice_a_second() -> None:
+    feed = LiveFeed("127.0.0.1:1", Topics("t."))
+    sub = feed.subscribe("t", "b_1")
+    feed._dispatch(rollback_event("started"))
+    for done in range(1, 301):
+        feed._dispatch(rollback_event("progress", done))
+    feed._dispatch(rollback_event("completed"))
+    passed = [sub.queue.get_nowait()[1] for _ in range(sub.queue.qsize())]
+    assert [type(e).__name__ for e in passed] == [
+        "RollbackStarted",
+        "RollbackProgress",
+        "RollbackCompleted",
+    ]

@@ -6,14 +6,17 @@ call), then follows the batch's events in order: `progress` (the progress fields
 than the last one sent, `status` (`batch_id`, `status`, `reason`) when the status changes,
 `job_failed` (`batch_id`, `job_id`, `attempt`, `error`) when an attempt fails. A per-batch
 stream also sends `rollback` (`batch_id` and the batch's `rollback`: status, done, total,
-percent, ETA) when it opens on a batch that has one and, read from the view, when its latest
-rollback moves on. A per-batch stream sends `end` once the batch is terminal and closes; the
-tenant-wide stream never ends.
+percent, ETA) when it opens on a batch that has one. Both streams send `rollback` when a
+batch's latest rollback moves on: its events on `rollback.events` make the stream read the
+batch's view (at most once a second per batch, until the view shows the rollback ended), so
+the frame says what the API's batch says. A per-batch stream sends `end` once the batch is
+terminal and closes; the tenant-wide stream never ends.
 A comment line every 15 s keeps proxies from closing an idle stream."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from batch_api.adapters.live import LiveFeed, Subscription
+from batch_api.adapters.live import ROLLBACK_EVENTS, LiveFeed, Subscription
 from batch_api.domain.lifecycle import TERMINAL
 from batch_api.domain.principal import Principal
 from batch_api.domain.progress import progress_of
@@ -36,6 +39,7 @@ HEARTBEAT_S = 15.0
 # stream subscribed while its view still said running, and a paused batch then stays quiet.
 # A quiet per-batch stream re-reads the view this often and sends what it missed (and `end`).
 REFRESH_S = 2.0
+ROLLBACK_READ_S = 1.0  # how often at most a stream reads a batch's view for its rollback
 
 
 def sse(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
@@ -116,6 +120,41 @@ def _progress(batch: BatchPublic) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _RollbackReads:
+    """The batches whose rollback moved on (their events passed) and when each was last read
+    from the view: each is read again at most once per `ROLLBACK_READ_S`, until the view
+    shows the rollback ended."""
+
+    read: Callable[[str], Awaitable[tuple[list[bytes], bool]]] | None
+    pending: set[str] = field(default_factory=set)
+    last_read: dict[str, float] = field(default_factory=dict)
+
+    def moved(self, batch_id: str) -> None:
+        if self.read is not None:
+            self.pending.add(batch_id)
+
+    async def due(self) -> list[bytes]:
+        if self.read is None or not self.pending:
+            return []
+        frames: list[bytes] = []
+        now = time.monotonic()
+        for batch_id in sorted(self.pending):
+            if now - self.last_read.get(batch_id, -ROLLBACK_READ_S) < ROLLBACK_READ_S:
+                continue
+            if len(self.last_read) > 10_000:
+                self.last_read.clear()
+            self.last_read[batch_id] = now
+            try:
+                more, ended = await self.read(batch_id)
+            except Exception:  # deleted meanwhile, or the store away: its next event asks again
+                more, ended = [], True
+            frames += more
+            if ended:
+                self.pending.discard(batch_id)
+        return frames
+
+
 def _final_status(state: StreamState, env: Envelope, event: Event) -> str | None:
     """The terminal status if this is the batch's newest snapshot and says so."""
     if not isinstance(event, BatchSnapshot) or event.status not in TERMINAL:
@@ -167,7 +206,14 @@ class LiveEvents:
                 return frames, False
             return [*frames, sse("end", {"batch_id": batch_id, "status": now.status})], True
 
-        return self._follow(sub, state, first, end_when_terminal=public.status, refresh=refresh)
+        return self._follow(
+            sub,
+            state,
+            first,
+            end_when_terminal=public.status,
+            refresh=refresh,
+            rollback_of=lambda b: self._rollback_of(state, b, who),
+        )
 
     async def tenant_stream(self, who: Principal) -> AsyncIterator[bytes]:
         sub = self.feed.subscribe(who.tenant, None)
@@ -183,7 +229,26 @@ class LiveEvents:
                     seen.pop(next(iter(seen)))
             return seen[batch_id]
 
-        return self._follow(sub, StreamState(), [], end_when_terminal=None, visible=visible)
+        state = StreamState()
+        return self._follow(
+            sub,
+            state,
+            [],
+            end_when_terminal=None,
+            visible=visible,
+            rollback_of=lambda b: self._rollback_of(state, b, who),
+        )
+
+    async def _rollback_of(
+        self, state: StreamState, batch_id: str, who: Principal
+    ) -> tuple[list[bytes], bool]:
+        """The `rollback` frame if the batch's latest rollback moved on since the last one
+        sent, and whether there is no more to read (it ended, or the view has none yet: its
+        next event asks again)."""
+        found = await self.batches.load(batch_id, who)
+        now = public_batch(found.doc, found.view)
+        r = now.rollback
+        return state.rollback_frames(now), r is None or r.status != "rolling_back"
 
     async def _follow(
         self,
@@ -193,9 +258,11 @@ class LiveEvents:
         end_when_terminal: str | None,
         refresh: Callable[[], Awaitable[tuple[list[bytes], bool]]] | None = None,
         visible: Callable[[str], Awaitable[bool]] | None = None,
+        rollback_of: Callable[[str], Awaitable[tuple[list[bytes], bool]]] | None = None,
     ) -> AsyncIterator[bytes]:
         per_batch = end_when_terminal is not None
         quiet_s = 0.0
+        rollbacks = _RollbackReads(rollback_of)
         try:
             for frame in first:
                 yield frame
@@ -207,6 +274,8 @@ class LiveEvents:
                     env, event = await asyncio.wait_for(sub.queue.get(), REFRESH_S)
                 except TimeoutError:
                     quiet_s += REFRESH_S
+                    for frame in await rollbacks.due():
+                        yield frame
                     if refresh is not None:
                         missed, ended = await refresh()
                         for frame in missed:
@@ -224,7 +293,9 @@ class LiveEvents:
                 batch_id = getattr(event, "batch_id", None)
                 if visible is not None and batch_id is not None and not await visible(batch_id):
                     continue
-                for frame in state.frames(env, event):
+                if isinstance(event, ROLLBACK_EVENTS):
+                    rollbacks.moved(event.batch_id)
+                for frame in [*state.frames(env, event), *await rollbacks.due()]:
                     yield frame
                 final = _final_status(state, env, event) if per_batch else None
                 if final is not None:
