@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 from bson.raw_bson import RawBSONDocument
@@ -379,3 +380,45 @@ async def test_a_long_rollback_does_not_hold_another_batchs(
 
     await wait_for_status(api, big_batch, {"rolled_back"}, 300)
     assert await raw_library(stack, big_ids) == big_before
+
+
+async def test_the_tenant_stream_shows_a_rollback_until_it_ends(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """`GET /v1/events` had no `rollback` frames: only a stream of the batch itself showed one."""
+    ids = await import_library(api, wide_library(random.Random(31), 1000))
+    batch_id, jobs = await consolidate(api, ids, templates_per_job=2, max_concurrent_jobs=1000)
+    frames: list[dict[str, Any]] = []
+    async with (
+        httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=None) as client,
+        client.stream("GET", "/v1/events") as stream,
+    ):
+        assert stream.status_code == 200
+
+        async def until_rolled_back() -> None:
+            name, data = "", b""
+            async for line in stream.aiter_lines():
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    data = line[6:].encode()
+                elif line == "" and data:
+                    body = orjson.loads(data)
+                    if name == "rollback" and body["batch_id"] == batch_id:
+                        frames.append(body)
+                        if body["status"] != "rolling_back":
+                            return
+                    name, data = "", b""
+
+        reading = asyncio.create_task(asyncio.wait_for(until_rolled_back(), 60))
+        await asyncio.sleep(1.0)  # the stream follows Kafka from now on
+        asked = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={})
+        assert asked.status_code == 202, asked.text
+        await reading
+    assert (frames[-1]["status"], frames[-1]["done"], frames[-1]["total"]) == (
+        "rolled_back",
+        jobs,
+        jobs,
+    )
+    done = [f["done"] for f in frames]
+    assert done == sorted(done)
