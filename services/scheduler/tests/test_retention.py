@@ -325,3 +325,39 @@ async def test_a_batch_deleted_by_hand_loses_its_documents_but_not_while_held() 
     assert list(store.batches) == ["b_2"]
     assert [j["batch_id"] for j in store.jobs.values()] == ["b_2"]
     assert [c["batch_id"] for c in store.chunks.values()] == ["b_2"]
+
+
+class SlowPolicies(PolicyMemory):
+    """Holds the first write of a document until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def save_policy(self, doc: dict[str, Any]) -> None:
+        if not self.held.is_set():
+            self.held.set()
+            await self.release.wait()
+        await super().save_policy(doc)
+
+
+async def test_a_policy_changed_while_the_tick_records_its_run_is_kept() -> None:
+    """The tick wrote the policy it had read with its run's time after the change was
+    written: the change was lost, in memory and in the store."""
+    k, _store, _sent, clock = keeper()
+    await k.handle([policy_event(revision=1, archive_after_days=7)])
+    slow = SlowPolicies()
+    slow.docs = dict(k.policies.docs)  # type: ignore[attr-defined]
+    k.policies = slow
+    clock.at = NOW + timedelta(seconds=3601)
+    tick = asyncio.create_task(k.tick())
+    await slow.held.wait()  # the tick is writing its run's time
+    change = asyncio.create_task(k.handle([policy_event(revision=2, archive_after_days=30)]))
+    await asyncio.sleep(0.01)
+    slow.release.set()
+    assert await tick == 1
+    await change
+    for doc in (k.tenants["acme"], slow.docs["acme"]):
+        assert (doc["revision"], doc["archive_after_days"]) == (2, 30)
+        assert doc["last_run_at"] == clock.at

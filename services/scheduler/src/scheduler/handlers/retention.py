@@ -95,6 +95,10 @@ class RetentionKeeper:
     on_run: Callable[[RetentionRunCompleted, float], None] = lambda run, seconds: None
     tenants: dict[str, dict[str, Any]] = field(default_factory=dict)
     running: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Held for each change of a tenant's policy document, made of what is in memory: the
+    # periodic tick and the consumer's handler change the same document (a policy changed
+    # while the tick recorded its run was lost: the tick's write, of the old policy, came last).
+    policy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def recover(self) -> None:
         self.tenants = {d["_id"]: d for d in await self.policies.all_policies()}
@@ -114,30 +118,35 @@ class RetentionKeeper:
                 await self._deleted(event.batch_id)
 
     async def _policy_changed(self, env: Envelope, e: RetentionPolicyChanged) -> None:
-        known = self.tenants.get(env.tenant)
-        if known is not None and known.get("revision", -1) >= e.revision:
-            return  # a repeat or an older change
-        doc = {
-            "_id": env.tenant,
-            "enabled": e.enabled,
-            "archive_after_days": e.archive_after_days,
-            "failed_archive_after_days": e.failed_archive_after_days,
-            "delete_archived_after_days": e.delete_archived_after_days,
-            "revision": e.revision,
-            # A new policy's first periodic run comes one period from now, not at once.
-            "last_run_at": (known or {}).get("last_run_at") or self.now(),
-            "recent_runs": (known or {}).get("recent_runs", []),
-        }
-        await self._save(doc)
+        def changed(known: dict[str, Any] | None) -> dict[str, Any] | None:
+            if known is not None and known.get("revision", -1) >= e.revision:
+                return None  # a repeat or an older change
+            return {
+                "_id": env.tenant,
+                "enabled": e.enabled,
+                "archive_after_days": e.archive_after_days,
+                "failed_archive_after_days": e.failed_archive_after_days,
+                "delete_archived_after_days": e.delete_archived_after_days,
+                "revision": e.revision,
+                # A new policy's first periodic run comes one period from now, not at once.
+                "last_run_at": (known or {}).get("last_run_at") or self.now(),
+                "recent_runs": (known or {}).get("recent_runs", []),
+            }
+
+        await self._change(env.tenant, changed)
 
     async def _run_requested(self, env: Envelope, e: RetentionRunRequested) -> None:
         known = self.tenants.get(env.tenant)
         if known is not None and e.run_id in known.get("recent_runs", []):
             return  # ran already
+
+        def ran(known: dict[str, Any] | None) -> dict[str, Any]:
+            doc = dict(known or {"_id": env.tenant, "revision": -1})
+            doc["recent_runs"] = [*doc.get("recent_runs", []), e.run_id][-RECENT_RUNS:]
+            return doc
+
         await self.run(env.tenant, e.run_id, e.dry_run, "manual", e.requested_by)
-        doc = dict(self.tenants.get(env.tenant) or {"_id": env.tenant, "revision": -1})
-        doc["recent_runs"] = [*doc.get("recent_runs", []), e.run_id][-RECENT_RUNS:]
-        await self._save(doc)
+        await self._change(env.tenant, ran)
 
     async def _rollback_ended(self, batch_id: str, outcome: str, at: datetime) -> None:
         # Under the engine's lock: the engine writes the same batch document when the rollback
@@ -158,16 +167,21 @@ class RetentionKeeper:
         """Runs the periodic retention of every tenant whose period has passed; returns how
         many runs it made."""
         count = 0
-        for tenant, doc in list(self.tenants.items()):
+        for tenant in list(self.tenants):
             if not self.fence():
                 return count
             now = self.now()
-            last = aware(doc.get("last_run_at"))
-            if not doc.get("enabled") or (
-                last is not None and (now - last).total_seconds() < self.period_s
-            ):
+
+            def due(doc: dict[str, Any] | None, now: datetime = now) -> dict[str, Any] | None:
+                last = aware((doc or {}).get("last_run_at"))
+                if doc is None or not doc.get("enabled"):
+                    return None
+                if last is not None and (now - last).total_seconds() < self.period_s:
+                    return None
+                return {**doc, "last_run_at": now}
+
+            if await self._change(tenant, due) is None:  # recorded first: at most once
                 continue
-            await self._save({**doc, "last_run_at": now})  # recorded first: at most once
             run_id = f"ret_{tenant}_{int(now.timestamp())}"
             await self.run(tenant, run_id, False, "schedule", "scheduler")
             count += 1
@@ -331,6 +345,17 @@ class RetentionKeeper:
             event_id=deterministic_event_id(batch_id, "retention", what),
         )
         return Outgoing(self.topics.retention, batch_id, env)
+
+    async def _change(
+        self, tenant: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Stores what `change` makes of the tenant's policy document as it is now (None: no
+        change), one change at a time; returns what was stored."""
+        async with self.policy_lock:
+            doc = change(self.tenants.get(tenant))
+            if doc is not None:
+                await self._save(doc)
+            return doc
 
     async def _save(self, doc: dict[str, Any]) -> None:
         if not self.fence():
