@@ -93,9 +93,42 @@ async def test_a_job_completes_with_its_output() -> None:
     ex, out = make()
     await run(ex, dispatch("demo.sleep", {"seconds": 0}))
     await drain(ex)
+    await asyncio.sleep(ex.start_notice_s * 2)
+    # ended within the start notice: its outcome says when it started; no JobStarted
+    assert types(out) == ["JobCompleted"]
+    completed = out.sent[0]
+    assert completed.envelope.data["output"] == {"slept_s": 0.0, "attempt": 1}
+    assert completed.envelope.data["started_at"] <= completed.envelope.data["finished_at"]
+    assert completed.key == "b1"
+
+
+async def test_a_job_still_running_after_the_notice_is_reported_started_first() -> None:
+    ex, out = make()
+    await run(ex, dispatch("demo.sleep", {"seconds": 0.2}))
+    assert out.sent == []  # the dispatch is acknowledged: the job runs
+    await asyncio.sleep(ex.start_notice_s * 2)
+    assert types(out) == ["JobStarted"]
+    assert "b1.0" in ex.running
+    await drain(ex)
     assert types(out) == ["JobStarted", "JobCompleted"]
-    assert out.sent[1].envelope.data["output"] == {"slept_s": 0.0, "attempt": 1}
-    assert out.sent[1].key == "b1"
+    started, completed = (m.envelope.data for m in out.sent)
+    assert started["started_at"] == completed["started_at"]
+
+
+async def test_without_a_start_notice_a_job_is_reported_started_before_it_runs() -> None:
+    class Down(RecordingPublisher):
+        async def publish(self, messages: Any) -> None:
+            raise ConnectionRefusedError("Kafka is away")
+
+    ex, out = make()
+    ex.start_notice_s = 0
+    await run(ex, dispatch("demo.sleep", {"seconds": 0}))
+    await drain(ex)
+    assert types(out) == ["JobStarted", "JobCompleted"]
+    down = Executor("e1", 2, {"demo.sleep": DemoSleep()}, Down(), Topics(), start_notice_s=0)
+    with pytest.raises(ConnectionRefusedError):  # the dispatch is not acknowledged
+        await run(down, dispatch("demo.sleep", {"seconds": 0}))
+    assert down.running == {}  # delivered again, it is taken again
 
 
 @pytest.mark.parametrize(
@@ -165,6 +198,7 @@ async def test_duplicate_and_stale_dispatches_are_skipped() -> None:
     assert out.sent == []
     slow = dispatch("test.slow", {})
     await run(ex, slow, slow)
+    await asyncio.sleep(ex.start_notice_s * 2)
     assert types(out).count("JobStarted") == 1
     await ex.shutdown()
 
@@ -181,7 +215,7 @@ async def test_a_dispatch_near_its_lease_end_is_left_to_expire() -> None:
     ex.clock = lambda: now + 11  # 4 s left: taken
     await run(ex, late)
     await drain(ex)
-    assert types(out) == ["JobStarted", "JobCompleted"]
+    assert types(out) == ["JobCompleted"]
 
 
 class Fenced(JobType):

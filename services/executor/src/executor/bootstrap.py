@@ -16,7 +16,7 @@ from executor.adapters import metrics
 from executor.adapters.announce import announce_job_types
 from executor.adapters.backups import BackupStore, MongoBackups
 from executor.adapters.isolation import ProcessIsolation
-from executor.handlers.runner import Executor
+from executor.handlers.runner import START_NOTICE_S, Executor
 from jobkit import JobType, Resources, discover_job_types
 from servicekit.consume import Decoded, subscribe_batches
 from servicekit.deadletter import DeadLetters
@@ -46,6 +46,9 @@ class ExecutorSettings(ServiceSettings):
     slots: int = Field(default=256, ge=1, le=10_000)
     process_slots: int = Field(default=64, ge=1, le=10_000)
     heartbeat_s: float = Field(default=1.0, gt=0)
+    # A job still running this long after it began is announced by `JobStarted`; one that
+    # ended sooner only by its outcome (0: every job is announced started).
+    start_notice_ms: int = Field(default=round(START_NOTICE_S * 1000), ge=0, le=10_000)
     # How long a process-isolated job has to end after a cancel before its worker is killed.
     worker_grace_s: float = Field(default=5.0, ge=0, le=300)
 
@@ -80,6 +83,8 @@ def bootstrap(
         topics=topics,
         backups=backups or MongoBackups(db),
         isolation=isolation,
+        start_notice_s=settings.start_notice_ms / 1000,
+        on_started=metrics.count_started,
     )
     metrics.track(lambda: executor.slots, lambda: executor.slots_free)
     dead_letters = DeadLetters(broker, topics.dead_letter, executor_id, service=NAME)

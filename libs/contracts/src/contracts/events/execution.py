@@ -13,6 +13,9 @@ from contracts.events.base import Event
 
 
 class JobStarted(Event):
+    """An attempt still running a moment (20 ms by default) after it began. One that ended
+    sooner is reported by its `JobCompleted` or `JobFailed` alone, which carry `started_at`."""
+
     TYPE = "JobStarted"
     job_id: str
     batch_id: str

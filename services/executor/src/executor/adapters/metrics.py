@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from contracts.events import JobCompleted, JobFailed, JobStarted
+from contracts.events import JobCompleted, JobDispatched, JobFailed
 from servicekit.publisher import Outgoing
 
 JOBS_STARTED = Counter(
@@ -32,19 +32,22 @@ JOB_SECONDS = Histogram(
 SLOTS = Gauge("batchyard_executor_slots", "This executor's job slots, by state", ["state"])
 
 
+def count_started(dispatches: Sequence[JobDispatched]) -> None:
+    """Counts jobs as they start (a short one is never announced by `JobStarted`)."""
+    for dispatch in dispatches:
+        JOBS_STARTED.labels(dispatch.job_type).inc()
+
+
 def observer(job_type_of: Callable[[str], str | None]) -> Callable[[Sequence[Outgoing]], None]:
-    """Counts job starts and outcomes among published events; `job_type_of(job_id)` names a
-    running job's type."""
+    """Counts job outcomes among published events; `job_type_of(job_id)` names a running
+    job's type."""
 
     def observe(messages: Sequence[Outgoing]) -> None:
         for message in messages:
             kind, data = message.envelope.type, message.envelope.data
-            if kind not in (JobStarted.TYPE, JobCompleted.TYPE, JobFailed.TYPE):
+            if kind not in (JobCompleted.TYPE, JobFailed.TYPE):
                 continue
             job_type = job_type_of(data["job_id"]) or "unknown"
-            if kind == JobStarted.TYPE:
-                JOBS_STARTED.labels(job_type).inc()
-                continue
             seconds = float(data.get("duration_ms") or 0) / 1000
             if kind == JobCompleted.TYPE:
                 JOBS_COMPLETED.labels(job_type).inc()

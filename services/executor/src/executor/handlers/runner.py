@@ -1,9 +1,14 @@
 """The executor's service layer: accept dispatched jobs into bounded slots, run them with a
 timeout and cooperative cancellation, report the outcome.
 
-A dispatch is acknowledged (its offset committed) once the executor has durably said it took
-the job (`JobStarted` acked by Kafka); from then on the scheduler's lease covers it: if this
-process dies, the lease expires and the job is dispatched again as a new attempt."""
+A dispatch is acknowledged (its offset committed) once its job holds a slot and runs. The
+scheduler's lease, set at the dispatch and renewed by this executor's heartbeats, covers it
+from then on: if this process dies, the lease expires and the job is dispatched again as a
+new attempt. `JobStarted` is published for a job still running `start_notice_s` after it
+began; one that ended sooner is reported by its outcome alone (which carries `started_at`):
+for short jobs `JobStarted` was a third of the messages on `job.events`, each one handled by
+the scheduler and the reporter too (docs/performance.md, session 17). With no start notice,
+every job is reported started, and its dispatch acknowledged once that is acked by Kafka."""
 
 from __future__ import annotations
 
@@ -47,6 +52,8 @@ log = logging.getLogger(__name__)
 # A dispatch is taken only with this much of its lease left: time for a heartbeat (every
 # second) to reach the scheduler and renew it.
 LEASE_MARGIN_S = 3.0
+# A job still running this long after it began is reported started.
+START_NOTICE_S = 0.02
 
 
 @dataclass
@@ -97,6 +104,9 @@ class Executor:
     # Waiting jobs a cancel broadcast named: they report cancelled once they get a slot.
     cancelled_waiting: set[str] = field(default_factory=set)
     process_slots: int | None = None
+    start_notice_s: float = START_NOTICE_S
+    on_started: Callable[[Sequence[JobDispatched]], None] = lambda jobs: None  # for metrics
+    _notices: set[asyncio.Task[None]] = field(default_factory=set)  # held: not collected
     _free: asyncio.Semaphore = field(init=False)
     _processes: asyncio.Semaphore = field(init=False)
     _process_slots: int = field(init=False)
@@ -116,8 +126,9 @@ class Executor:
         return self.slots - len(self.running)
 
     async def accept(self, items: Sequence[tuple[Envelope, Event]]) -> None:
-        """Takes each dispatched job: waits for a free slot, reports it started, runs it.
-        Jobs that find a slot together are reported started in one round trip.
+        """Takes each dispatched job: waits for a free slot and runs it (`_start`: reported
+        started if it still runs after the start notice; jobs that find a slot together in
+        one round trip).
 
         A dispatch is taken only while its lease has `LEASE_MARGIN_S` to spare, so the
         heartbeat that renews it reaches the scheduler before the lease runs out; a later one
@@ -134,7 +145,7 @@ class Executor:
             for envelope, event in held:
                 isolated = event.job_type in self._process_types
                 if taken and (self._free.locked() or (isolated and self._processes.locked())):
-                    await self._start(taken)  # report what we hold before waiting for a slot
+                    await self._start(taken)  # run what we hold before waiting for a slot
                     taken = []
                 await self._acquire(isolated)
                 self.waiting.pop(event.job_id, None)
@@ -178,33 +189,51 @@ class Executor:
         return True
 
     async def _start(self, jobs: list[RunningJob]) -> None:
-        started = [
-            Outgoing(
-                self.topics.job_events,
-                j.dispatch.batch_id,
-                envelope_for(
-                    JobStarted(
-                        job_id=j.dispatch.job_id,
-                        batch_id=j.dispatch.batch_id,
-                        attempt=j.dispatch.attempt,
-                        executor_id=self.executor_id,
-                        started_at=j.started_at,
-                    ),
-                    producer=self.executor_id,
-                    tenant=j.tenant,
-                    traceparent=j.traceparent,
-                ),
-            )
-            for j in jobs
-        ]
-        try:
-            await self.publisher.publish(started)
-        except BaseException:
-            for j in jobs:
-                self._release(j)
-            raise
+        """Runs the jobs; those still running after `start_notice_s` are reported started in
+        one round trip, in the background. Without a notice, all are reported started first
+        (raising if that fails: the dispatches are delivered again)."""
+        self.on_started([j.dispatch for j in jobs])
+        if self.start_notice_s <= 0:
+            try:
+                await self.publisher.publish([self._started(j) for j in jobs])
+            except BaseException:
+                for j in jobs:
+                    self._release(j)
+                raise
+        tasks: list[asyncio.Task[None]] = []
         for j in jobs:
             j.task = asyncio.create_task(self._run(j))
+            tasks.append(j.task)
+        if self.start_notice_s > 0:
+            notice = asyncio.create_task(self._notice(jobs, tasks))
+            self._notices.add(notice)
+            notice.add_done_callback(self._notices.discard)
+
+    async def _notice(self, jobs: list[RunningJob], tasks: list[asyncio.Task[None]]) -> None:
+        await asyncio.wait(tasks, timeout=self.start_notice_s)
+        running = [j for j, task in zip(jobs, tasks, strict=True) if not task.done()]
+        try:
+            await self.publisher.publish([self._started(j) for j in running])
+        except Exception:  # the lease and the heartbeats still cover the jobs
+            log.exception("reporting %d job(s) started failed", len(running))
+
+    def _started(self, j: RunningJob) -> Outgoing:
+        return Outgoing(
+            self.topics.job_events,
+            j.dispatch.batch_id,
+            envelope_for(
+                JobStarted(
+                    job_id=j.dispatch.job_id,
+                    batch_id=j.dispatch.batch_id,
+                    attempt=j.dispatch.attempt,
+                    executor_id=self.executor_id,
+                    started_at=j.started_at,
+                ),
+                producer=self.executor_id,
+                tenant=j.tenant,
+                traceparent=j.traceparent,
+            ),
+        )
 
     async def _run(self, job: RunningJob) -> None:
         d = job.dispatch
