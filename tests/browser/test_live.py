@@ -3,6 +3,7 @@ the detail page take effect and show."""
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -11,14 +12,17 @@ from browser_support import (
     act_on,
     assert_not_reloaded,
     clipped_screenshot,
+    consolidate,
     create_batch,
     get_batch,
+    import_templates,
     mark_document,
     screenshots,
     sign_in,
     wait_for,
     wait_status,
 )
+from library_data import wide_library
 from playwright.sync_api import Page, Route, expect
 from stack_support import Stack
 
@@ -230,3 +234,27 @@ def test_a_private_batch_shows_who_sees_it_and_its_webhook_notices(
     expect(hooks.first).to_contain_text("finished")
     expect(hooks.first).to_contain_text("non-public", timeout=15_000)
     screenshots(page, "detail-webhooks")
+
+
+def test_the_overview_shows_a_rollback_as_it_goes(page: Page, stack: Stack) -> None:
+    """A rolling-back batch's card showed its finished run (100%, every job); it shows how
+    far the rollback is, live from the tenant's stream, until the batch is rolled back."""
+    ids = import_templates(stack, wide_library(random.Random(41), 3000))
+    batch_id = consolidate(stack, ids, templates_per_job=1, max_concurrent_jobs=1000)["batch_id"]
+    wait_status(stack, batch_id, "completed", timeout=120)
+    sign_in(page, stack.admin_key)
+    expect(page.locator("#live")).to_have_text("live")
+    mark_document(page)
+    act_on(stack, batch_id, "rollback")
+    card = page.locator(f"#active #batch-{batch_id}")
+    expect(
+        card.get_by_role("progressbar", name="template consolidation rollback progress")
+    ).to_be_visible(timeout=20_000)
+    restored = card.locator("dd").first
+    expect(restored).to_contain_text(" / 2,700")
+    first = restored.inner_text()
+    expect(restored).not_to_have_text(first, timeout=10_000)  # moves on without a reload
+    clipped_screenshot(page, "overview-rollback")
+    expect(card).to_have_count(0, timeout=60_000)
+    expect(page.locator(f"#recent #batch-{batch_id} .badge")).to_have_text("rolled back")
+    assert_not_reloaded(page)

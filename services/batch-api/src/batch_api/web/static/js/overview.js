@@ -14,9 +14,46 @@ function isToday(iso) {
   return !!iso && new Date(iso).toDateString() === new Date().toDateString();
 }
 
+function fact(name, value, cls = "") {
+  return h("div", {}, h("dt", {}, name), h("dd", { class: cls }, value));
+}
+
 function activeCard(b) {
   const p = b.progress;
   const done = (p.completed || 0) + (p.failed || 0) + (p.skipped || 0) + (p.cancelled || 0);
+  const rb = b.status === "rolling_back" ? b.rollback : null;
+  let body;
+  if (rb) {
+    // rolling back: how far the undoing is, not the run (which ended)
+    const bar = progressBar({ total: rb.total, completed: rb.done, percent: rb.percent }, `${b.name} rollback progress`);
+    bar.classList.add("restoring");
+    body = [
+      bar,
+      h(
+        "dl",
+        { class: "facts" },
+        fact("Restored", `${fmtNumber(rb.done)} / ${fmtNumber(rb.total)}`),
+        fact("Rollback", `${(rb.percent ?? 0).toFixed(1)}%`, "pct"),
+        fact("ETA", fmtDuration(rb.eta_s)),
+        fact("Jobs/s", rb.throughput_per_s?.toFixed(1) ?? "–"),
+        fact("Job type", b.job_type),
+      ),
+    ];
+  } else {
+    body = [
+      progressBar(p, `${b.name} progress`),
+      h(
+        "dl",
+        { class: "facts" },
+        fact("Progress", `${(p.percent ?? 0).toFixed(1)}%`, "pct"),
+        fact("Jobs", `${fmtNumber(done)} / ${fmtNumber(p.total)}`),
+        fact("ETA", b.status === "running" ? fmtDuration(p.eta_s) : "–"),
+        fact("Errors", fmtNumber(p.failed), p.failed ? "bad" : ""),
+        fact("Jobs/s", p.throughput_per_s ?? "–"),
+        fact("Job type", b.job_type),
+      ),
+    ];
+  }
   return h(
     "article",
     { class: "batch", id: `batch-${b.id}`, dataset: { status: b.status } },
@@ -26,17 +63,7 @@ function activeCard(b) {
       h("a", { href: `/batches/${b.id}`, class: "name" }, b.name),
       h("span", { class: "badges" }, badge(b.status), ...policyBadges(b)),
     ),
-    progressBar(p, `${b.name} progress`),
-    h(
-      "dl",
-      { class: "facts" },
-      h("div", {}, h("dt", {}, "Progress"), h("dd", { class: "pct" }, `${(p.percent ?? 0).toFixed(1)}%`)),
-      h("div", {}, h("dt", {}, "Jobs"), h("dd", {}, `${fmtNumber(done)} / ${fmtNumber(p.total)}`)),
-      h("div", {}, h("dt", {}, "ETA"), h("dd", {}, b.status === "running" ? fmtDuration(p.eta_s) : "–")),
-      h("div", {}, h("dt", {}, "Errors"), h("dd", { class: p.failed ? "bad" : "" }, fmtNumber(p.failed))),
-      h("div", {}, h("dt", {}, "Jobs/s"), h("dd", {}, p.throughput_per_s ?? "–")),
-      h("div", {}, h("dt", {}, "Job type"), h("dd", {}, b.job_type)),
-    ),
+    ...body,
   );
 }
 
@@ -95,6 +122,15 @@ function onEvent(name, data) {
   const id = data && data.batch_id;
   if (!id) return;
   const known = batches.get(id);
+  if (name === "rollback") {
+    // once a second while one runs: shown on the batch's card; a batch not shown yet comes
+    // with the list its status frame makes us read
+    if (!known) return;
+    const { batch_id: _, ...rollback } = data;
+    known.rollback = rollback;
+    render();
+    return;
+  }
   if (!known) {
     refetchSoon();
     return;
