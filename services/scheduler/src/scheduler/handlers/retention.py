@@ -173,9 +173,9 @@ class RetentionKeeper:
             now = self.now()
 
             def due(doc: dict[str, Any] | None, now: datetime = now) -> dict[str, Any] | None:
-                last = aware((doc or {}).get("last_run_at"))
                 if doc is None or not doc.get("enabled"):
                     return None
+                last = aware(doc.get("last_run_at"))
                 if last is not None and (now - last).total_seconds() < self.period_s:
                     return None
                 return {**doc, "last_run_at": now}

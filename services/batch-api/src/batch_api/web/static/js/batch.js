@@ -7,7 +7,7 @@ import { followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
   $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
-  policyBadges, progressBar, startPage, statusLabel, takePolicy, toast,
+  policyBadges, progressBar, rollbackBar, startPage, statusLabel, takePolicy, toast,
 } from "./ui.js";
 
 const id = $("#batch").dataset.batchId;
@@ -114,9 +114,7 @@ function renderRollback(rb) {
   $("#b-rollback").hidden = !rb;
   if (!rb) return;
   $("#rollback-status").replaceChildren(badge(rb.status));
-  const bar = progressBar({ total: rb.total, completed: rb.done, percent: rb.percent }, "rollback progress");
-  bar.classList.add("restoring");
-  $("#rollback-bar").replaceChildren(bar);
+  $("#rollback-bar").replaceChildren(rollbackBar(rb, "rollback progress"));
   const running = rb.status === "rolling_back";
   $("#rollback-facts").replaceChildren(
     ...[

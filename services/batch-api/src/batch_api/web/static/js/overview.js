@@ -4,7 +4,7 @@
 import { api, follow } from "./api.js";
 import {
   $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
-  policyBadges, progressBar, startPage, takePolicy, toast,
+  policyBadges, progressBar, rollbackBar, startPage, takePolicy, toast,
 } from "./ui.js";
 
 const POLL_MS = 2000;
@@ -25,10 +25,8 @@ function activeCard(b) {
   let body;
   if (rb) {
     // rolling back: how far the undoing is, not the run (which ended)
-    const bar = progressBar({ total: rb.total, completed: rb.done, percent: rb.percent }, `${b.name} rollback progress`);
-    bar.classList.add("restoring");
     body = [
-      bar,
+      rollbackBar(rb, `${b.name} rollback progress`),
       h(
         "dl",
         { class: "facts" },

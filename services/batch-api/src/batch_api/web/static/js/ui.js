@@ -141,6 +141,13 @@ export function progressBar(progress, label) {
   );
 }
 
+// A rollback's bar: how many of its jobs were restored, in the rollback's colour.
+export function rollbackBar(rb, label) {
+  const bar = progressBar({ total: rb.total, completed: rb.done, percent: rb.percent }, label);
+  bar.classList.add("restoring");
+  return bar;
+}
+
 let toastRegion;
 export function toast(message, kind = "info") {
   toastRegion ||= $("#toasts");
