@@ -244,3 +244,17 @@ async def test_the_same_instance_restarted_goes_on_without_waiting_for_its_lease
     (task,) = await runner(queue, work, owner="host:8002").round()
     await task
     assert work.ended == ["a"]
+
+
+async def test_a_retry_falls_due_without_waiting_for_the_next_scan() -> None:
+    queue, work = FakeQueue(), Work()
+    flaky = asked("a", 1)
+    work.fail = {flaky.rollback_id: [TransientError("the store is away")]}
+    r = runner(queue, work)
+    r.scan_s = 60.0  # the backoff after one failure is 0.4 s
+    await queue.add(flaky)
+
+    async def body() -> None:
+        await until(lambda: work.ended == ["a"], within=3.0)
+
+    await serving(r, body)

@@ -81,7 +81,7 @@ class Runner:
                         raise
                     log.warning("cannot read the rollback queue now: %s", exc)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.scan_s)
+                    await asyncio.wait_for(self._wake.wait(), self._next_look())
         finally:
             await self.stop()
 
@@ -119,6 +119,11 @@ class Runner:
                 await task
             with contextlib.suppress(Exception):
                 await self.queue.release(rollback_id, self.owner)
+
+    def _next_look(self) -> float:
+        """Seconds until the next scan, or sooner the next retry that falls due."""
+        now = time.monotonic()
+        return min([self.scan_s, *(at - now for at in self._retry_at.values() if at > now)])
 
     def _until(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.lease_s)
