@@ -69,6 +69,8 @@ async def wait_for_rollback_shown(api: httpx.AsyncClient, batch_id: str) -> dict
 
 
 async def rollback_events(kafka: str, stack: Stack, rollback_id: str) -> list[dict[str, Any]]:
+    """The rollback's events on `rollback.events`, read to the end of every partition (one
+    poll returns what the first fetches brought: not every partition, nor all of a long one)."""
     consumer = AIOKafkaConsumer(
         Topics(stack.prefix).rollback_events,
         bootstrap_servers=kafka,
@@ -78,13 +80,19 @@ async def rollback_events(kafka: str, stack: Stack, rollback_id: str) -> list[di
     await consumer.start()
     try:
         found: list[dict[str, Any]] = []
-        batches = await consumer.getmany(timeout_ms=3000)
-        for records in batches.values():
-            for record in records:
-                envelope, _ = decode(record.value or b"")
-                if envelope.data.get("rollback_id") == rollback_id:
-                    found.append({"type": envelope.type, **envelope.data})
-        return found
+        batches = await consumer.getmany(timeout_ms=3000)  # the partitions are assigned by now
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            for records in batches.values():
+                for record in records:
+                    envelope, _ = decode(record.value or b"")
+                    if envelope.data.get("rollback_id") == rollback_id:
+                        found.append({"type": envelope.type, **envelope.data})
+            if all([await consumer.position(tp) >= end for tp, end in ends.items()]):
+                return found
+            assert asyncio.get_running_loop().time() < deadline, "rollback.events not read"
+            batches = await consumer.getmany(timeout_ms=1000)
     finally:
         await consumer.stop()
 
