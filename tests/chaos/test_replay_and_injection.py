@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from kafka_support import partitions_of, read_all
 from pymongo import AsyncMongoClient
 from readmodels import settled_job_views
 from stack_support import Stack
@@ -26,7 +27,6 @@ from stack_support import Stack
 from contracts.codec import PoisonMessage, decode
 from contracts.topics import Topics
 from reporter.adapters.store import MongoProjectionStore
-from servicekit.kafka import topic_partitions
 
 pytestmark = pytest.mark.chaos
 
@@ -36,32 +36,6 @@ MALFORMED = b'{"type": "JobCompleted", "data": '
 
 def projected_topics(topics: Topics) -> list[str]:
     return [topics.batch_commands, topics.batch_events, topics.job_events, topics.rollback_events]
-
-
-def partitions_of(topics: Topics, names: list[str]) -> list[TopicPartition]:
-    layout = topic_partitions(topics)
-    return [TopicPartition(name, p) for name in names for p in range(layout[name])]
-
-
-async def read_all(
-    bootstrap: str, topics: Topics, names: list[str]
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record now in `topics`, in offset order per partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = partitions_of(topics, names)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        out: list[ConsumerRecord[bytes, bytes]] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            for records in batches.values():
-                out.extend(records)
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def wait_consumed(

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from bson.raw_bson import RawBSONDocument
 from jobs_support import (
     import_library,
@@ -25,6 +24,7 @@ from jobs_support import (
     wait_for_rollback,
     wait_for_status,
 )
+from kafka_support import read_all
 from library_data import make_library, wide_library
 from pymongo import AsyncMongoClient
 from readmodels import settled_job_views
@@ -69,32 +69,13 @@ async def wait_for_rollback_shown(api: httpx.AsyncClient, batch_id: str) -> dict
 
 
 async def rollback_events(kafka: str, stack: Stack, rollback_id: str) -> list[dict[str, Any]]:
-    """The rollback's events on `rollback.events`, read to the end of every partition (one
-    poll returns what the first fetches brought: not every partition, nor all of a long one)."""
-    consumer = AIOKafkaConsumer(
-        Topics(stack.prefix).rollback_events,
-        bootstrap_servers=kafka,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        found: list[dict[str, Any]] = []
-        batches = await consumer.getmany(timeout_ms=3000)  # the partitions are assigned by now
-        ends = await consumer.end_offsets(list(consumer.assignment()))
-        deadline = asyncio.get_running_loop().time() + 30
-        while True:
-            for records in batches.values():
-                for record in records:
-                    envelope, _ = decode(record.value or b"")
-                    if envelope.data.get("rollback_id") == rollback_id:
-                        found.append({"type": envelope.type, **envelope.data})
-            if all([await consumer.position(tp) >= end for tp, end in ends.items()]):
-                return found
-            assert asyncio.get_running_loop().time() < deadline, "rollback.events not read"
-            batches = await consumer.getmany(timeout_ms=1000)
-    finally:
-        await consumer.stop()
+    topics = Topics(stack.prefix)
+    found: list[dict[str, Any]] = []
+    for record in await read_all(kafka, topics, [topics.rollback_events]):
+        envelope, _ = decode(record.value or b"")
+        if envelope.data.get("rollback_id") == rollback_id:
+            found.append({"type": envelope.type, **envelope.data})
+    return found
 
 
 @pytest.mark.timeout(900)
