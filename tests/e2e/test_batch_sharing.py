@@ -10,9 +10,9 @@ import contextlib
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from jobs_support import wait_for_status
+from sse_support import sse_frames
 from stack_support import Stack
 from tenancy import key_for
 
@@ -40,11 +40,9 @@ class Watcher:
             async with self.client.stream("GET", "/v1/events") as stream:
                 assert stream.status_code == 200
                 connected.set()
-                async for line in stream.aiter_lines():
-                    if line.startswith("data: "):
-                        body = orjson.loads(line[6:])
-                        if "batch_id" in body:
-                            self.shown.add(body["batch_id"])
+                async for _, body in sse_frames(stream):
+                    if "batch_id" in body:
+                        self.shown.add(body["batch_id"])
 
         self.task = asyncio.create_task(read())
         await asyncio.wait_for(connected.wait(), 10)

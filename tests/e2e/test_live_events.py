@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 import httpx
-import orjson
 import pytest
+from sse_support import sse_frames
 from stack_support import Stack
 
 pytestmark = pytest.mark.e2e
@@ -20,17 +20,10 @@ async def read_events(
     events: list[tuple[str, dict[str, Any]]] = []
 
     async def read() -> None:
-        name, data = "message", b""
-        async for line in response.aiter_lines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data = line[6:].encode()
-            elif line == "" and data:
-                events.append((name, orjson.loads(data)))
-                if name == until:
-                    return
-                name, data = "message", b""
+        async for name, body in sse_frames(response):
+            events.append((name, body))
+            if name == until:
+                return
 
     await asyncio.wait_for(read(), limit_s)
     return events
@@ -104,18 +97,11 @@ async def test_the_tenant_stream_carries_every_batch(api: httpx.AsyncClient, sta
         seen: list[dict[str, Any]] = []
 
         async def until_done() -> None:
-            name, data = "", b""
-            async for line in stream.aiter_lines():
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: "):
-                    data = line[6:].encode()
-                elif line == "" and data:
-                    body = orjson.loads(data)
-                    if name == "progress" and body["batch_id"] == batch_id:
-                        seen.append(body)
-                        if body["status"] == "completed":
-                            return
+            async for name, body in sse_frames(stream):
+                if name == "progress" and body["batch_id"] == batch_id:
+                    seen.append(body)
+                    if body["status"] == "completed":
+                        return
 
         await asyncio.wait_for(until_done(), 60)
     assert seen[-1]["completed"] == 3

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from bson.raw_bson import RawBSONDocument
 from jobs_support import (
@@ -28,6 +27,7 @@ from kafka_support import read_all
 from library_data import make_library, wide_library
 from pymongo import AsyncMongoClient
 from readmodels import settled_job_views
+from sse_support import sse_frames
 from stack_support import Stack
 
 from contracts.codec import decode
@@ -385,19 +385,11 @@ async def test_the_tenant_stream_shows_a_rollback_until_it_ends(
         assert stream.status_code == 200
 
         async def until_rolled_back() -> None:
-            name, data = "", b""
-            async for line in stream.aiter_lines():
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: "):
-                    data = line[6:].encode()
-                elif line == "" and data:
-                    body = orjson.loads(data)
-                    if name == "rollback" and body["batch_id"] == batch_id:
-                        frames.append(body)
-                        if body["status"] != "rolling_back":
-                            return
-                    name, data = "", b""
+            async for name, body in sse_frames(stream):
+                if name == "rollback" and body["batch_id"] == batch_id:
+                    frames.append(body)
+                    if body["status"] != "rolling_back":
+                        return
 
         reading = asyncio.create_task(asyncio.wait_for(until_rolled_back(), 60))
         await asyncio.sleep(1.0)  # the stream follows Kafka from now on
