@@ -136,9 +136,8 @@ class Rollbacks:
             await self.plans.set(rollback_id, {"status": "planned"})
             return
         if state["status"] == "rolled_back":  # ended: its outcome again (a failure has a reason)
-            done = int(state.get("done_count") or len(state.get("done") or ()))
             completed = RollbackCompleted(
-                batch_id=e.batch_id, rollback_id=rollback_id, compensated_jobs=done
+                batch_id=e.batch_id, rollback_id=rollback_id, compensated_jobs=_done_count(state)
             )
             await self._publish(request.tenant, rollback_id, [*out, completed])
             return
@@ -250,7 +249,7 @@ class Rollbacks:
         # the first `done_count` steps: a count, not the growing list of their ids, which was
         # rewritten after every step (a store write of O(n) bytes per job). A rollback begun
         # before kept that list, `done`.
-        done = int(state.get("done_count") or len(state.get("done") or ()))
+        done = _done_count(state)
         await self.plans.set(rollback_id, {"status": "rolling_back"})
         since: list[RollbackStep] = []  # compensated since the last checkpoint
         last = time.monotonic()
@@ -385,6 +384,12 @@ async def _changed_now(
     """The keys of what a job left (`after`) whose state now is neither that nor restored."""
     now = await job_type.state_of(item, snapshot, ctx)
     return changed_keys(after, now, job_type.state_in(item, snapshot))
+
+
+def _done_count(state: dict[str, Any]) -> int:
+    """How many of the plan's steps are done (a rollback begun before this was a count kept
+    the list of their ids, `done`)."""
+    return int(state.get("done_count") or len(state.get("done") or ()))
 
 
 def _as_list(reasons: dict[str, str]) -> list[dict[str, str]]:
