@@ -3,7 +3,8 @@ met shows `deadline_at_risk` (and `BatchDeadlineAtRisk` is published once);
 `on_deadline_missed: cancel` ends the batch `cancelled` with the reason; a stagger spaces
 job starts during the ramp; a batch with `depends_on` waits `queued` (`waiting_for`) until
 its dependency holds, is cancelled with the reason when it cannot hold any more, and the
-API refuses unknown, foreign, self and cyclic dependencies.
+API refuses unknown, foreign, self and cyclic dependencies; a batch none of whose jobs
+completed ends `failed`.
 
 Timing: assertions are orderings and lower bounds, never tight upper bounds."""
 
@@ -234,6 +235,23 @@ async def test_a_failed_dependency_cancels_on_completed_and_runs_on_finished(
     ran = await wait_for(api, lenient, ended)
     assert ran["status"] == "completed", ran
     assert ran["progress"]["completed"] == 3
+
+
+async def test_a_batch_none_of_whose_jobs_completed_ends_failed_with_the_reason(
+    api: httpx.AsyncClient,
+) -> None:
+    """At the default failure threshold (1.0) a batch with failures ends
+    `completed_with_errors` as long as some job completed; with none completed it is
+    `failed`, saying why."""
+    failing = {"seconds": 0, "fail_probability": 1, "fail_with": "permanent"}
+    nothing_done = await create(api, [failing] * 3)
+    some_done = await create(api, [failing, {"seconds": 0}])
+    failed = await wait_for(api, nothing_done, ended)
+    assert (failed["status"], failed["reason"]) == ("failed", "no job completed"), failed
+    assert failed["progress"]["failed"] == 3
+    partial = await wait_for(api, some_done, ended)
+    assert partial["status"] == "completed_with_errors", partial
+    assert (partial["progress"]["completed"], partial["progress"]["failed"]) == (1, 1)
 
 
 async def other_tenant_headers(stack: Stack) -> dict[str, str]:

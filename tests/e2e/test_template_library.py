@@ -91,7 +91,7 @@ async def test_an_interactive_conflict_waits_for_a_decision(
         json={"template_ids": ids, "conflict_resolution": "interactive"},
     )
     batch_id = response.json()["batch_id"]
-    await wait_for_status(api, batch_id, {"completed_with_errors"}, 60)
+    await wait_for_status(api, batch_id, {"failed"}, 60)  # its one job parked
     views = await settled_job_views(  # a view shows `running` before its failure lands
         stack.mongodb_url,
         stack.database,

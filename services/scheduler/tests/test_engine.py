@@ -239,9 +239,40 @@ async def test_retryable_failure_is_retried_after_backoff_then_counted() -> None
     await h.fail(second, retryable=True)
     await h.s.tick()
     final = h.last_snapshot()
-    assert final["type"] == "BatchCompleted"
-    assert final["outcome"] == "completed_with_errors"
+    assert (final["type"], final["reason"]) == ("BatchFailed", "no job completed")
     assert final["counts"]["failed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("completing", "threshold", "ended"),
+    [
+        (1, 1.0, ("BatchCompleted", "completed_with_errors")),
+        (0, 1.0, ("BatchFailed", "no job completed")),
+        (1, 0.4, ("BatchFailed", "failure threshold")),
+        (1, 0.5, ("BatchCompleted", "completed_with_errors")),
+        (2, 1.0, ("BatchCompleted", "completed")),
+    ],
+)
+async def test_how_a_batch_ends_follows_its_completed_and_failed_jobs(
+    completing: int, threshold: float, ended: tuple[str, str]
+) -> None:
+    """Of two jobs, `completing` complete and the others fail for good: a batch with some
+    work done and failures is completed with errors unless the threshold is passed; one
+    with failures and no work done is failed at any threshold."""
+    h = Harness()
+    await h.submit("b1", 2, retry={"max_attempts": 1}, failure_threshold=threshold)
+    await h.capacity(4)
+    await h.s.tick()
+    for i, job in enumerate(h.dispatched()):
+        if i < completing:
+            await h.complete(job)
+        else:
+            await h.fail(job, retryable=False)
+    await h.s.tick()
+    final = h.last_snapshot()
+    said = final.get("outcome") if final["type"] == "BatchCompleted" else final.get("reason")
+    assert (final["type"], said) == ended
+    assert final["counts"]["completed"] == completing
 
 
 async def test_permanent_failure_is_not_retried() -> None:
@@ -472,6 +503,26 @@ async def test_stop_on_error_fails_the_batch() -> None:
     assert "failed" in final["reason"]
     assert final["counts"]["failed"] == 1
     assert final["counts"]["cancelled"] == 9
+
+
+@pytest.mark.parametrize("completing", [0, 1])
+async def test_a_failed_batch_is_rolled_back_on_failure_only_if_a_job_completed(
+    completing: int,
+) -> None:
+    """With nothing completed there is nothing to undo: a rollback would only end the
+    failed batch `rollback_failed`."""
+    h = Harness()
+    await h.submit("b1", 3, max_concurrent_jobs=1, stop_on_error=True, rollback_on_failure=True)
+    await h.capacity(10)
+    for _ in range(completing):
+        await h.s.tick()
+        await h.complete(h.dispatched()[-1])
+    await h.s.tick()
+    await h.fail(h.dispatched()[-1], retryable=False)
+    await h.s.tick()
+    assert h.last_snapshot()["type"] == "BatchFailed"
+    requested = h.out.of_type("RollbackRequested")
+    assert len(requested) == completing
 
 
 async def test_a_restarted_scheduler_resumes_from_the_store() -> None:

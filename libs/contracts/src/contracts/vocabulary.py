@@ -186,13 +186,14 @@ class BatchConfig(BaseModel):
         ge=0,
         le=1,
         description="Once every job has ended, the batch is `failed` when the share of its "
-        "jobs that failed is above this, else `completed_with_errors` if any failed. At 1.0 "
-        "(the default) only `stop_on_error` makes a batch `failed`; at 0 any failed job does.",
+        "jobs that failed is above this, or when some failed and none completed; else "
+        "`completed_with_errors` if any failed. At 1.0 (the default) a batch with a completed "
+        "job is `failed` only by `stop_on_error`; at 0 any failed job makes it `failed`.",
     )
     rollback_on_failure: bool = Field(
         default=False,
-        description="Roll the batch back when it ends `failed` (job types that support "
-        "rollback only).",
+        description="Roll the batch back when it ends `failed` with some jobs completed "
+        "(job types that support rollback only).",
     )
     params: dict[str, Any] = Field(
         default_factory=dict,

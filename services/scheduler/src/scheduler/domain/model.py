@@ -174,16 +174,21 @@ class BatchRuntime:
             cancelled=self.cancelled,
         )
 
-    def outcome(self) -> tuple[str, str]:
-        """The finished batch's state and event: cancelled, failed, or completed (with
-        errors) by `stop_on_error` and the failure threshold."""
+    def outcome(self) -> tuple[str, str, str]:
+        """The finished batch's state, event and reason (for a failed one): cancelled;
+        failed by `stop_on_error`, by the failure threshold, or because no job completed and
+        some failed; else completed, with errors if any job failed."""
         if self.cancelling and self.stop_reason is None:
-            return "cancelled", "cancel"
+            return "cancelled", "cancel", ""
         if self.stop_reason is not None:
-            return "failed", "fail"
+            return "failed", "fail", self.stop_reason
         total = max(self.total or 0, 1)
         if self.failed and self.failed / total > self.config.failure_threshold:
-            return "failed", "fail"
+            return "failed", "fail", "failure threshold"
+        if self.failed and not self.completed:
+            # "with errors" says some work was done: a batch none of whose jobs completed
+            # did none, whatever the threshold allows
+            return "failed", "fail", "no job completed"
         if self.failed:
-            return "completed_with_errors", "complete_with_errors"
-        return "completed", "complete"
+            return "completed_with_errors", "complete_with_errors", ""
+        return "completed", "complete", ""

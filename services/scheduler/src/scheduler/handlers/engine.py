@@ -755,14 +755,14 @@ class Scheduler:
                 continue
             if b.status in ("paused", "queued") and not b.cancelling:
                 continue
-            state, event = b.outcome()
+            state, event, reason = b.outcome()
             b.status = next_batch_state(b.status, event)
             b.finished_at = datetime.now(UTC)
             if state == "cancelled":
                 self._emit_snapshot(b, BatchCancelled, reason=b.cancel_reason or "")
             elif state == "failed":
-                self._emit_snapshot(b, BatchFailed, reason=b.stop_reason or "failure threshold")
-                if b.config.rollback_on_failure:
+                self._emit_snapshot(b, BatchFailed, reason=reason)
+                if b.config.rollback_on_failure and b.completed:  # else nothing to undo
                     self._send(
                         self.topics.batch_commands,
                         b.batch_id,
