@@ -1,6 +1,7 @@
 """kill -9 of the rollback service in the middle of a rollback: started again, it goes on
 from its last checkpoint with its lease (it has the same name), and the rollback ends
-restored, with every job counted once."""
+restored, with every job counted once. A rollback asked for while the service is down shows
+the batch rolling back (planning) at once, and runs when the service is back."""
 
 from __future__ import annotations
 
@@ -65,4 +66,55 @@ async def test_a_rollback_killed_mid_way_goes_on_when_the_service_is_back(
                 break
             await asyncio.sleep(0.25)
         assert (shown["status"], shown["done"], shown["total"]) == ("rolled_back", jobs, jobs)
+        assert await library(chaos_stack, ids) == before
+
+
+async def test_a_rollback_asked_for_while_the_service_is_down_shows_at_once_and_runs_later(
+    chaos_stack: Stack, kafka_bootstrap: str
+) -> None:
+    """The batch is `rolling_back`, its rollback `planning`, from the request on: before the
+    rollback service has read a backup (here: while it is down); once back, it plans and
+    restores under the same rollback id."""
+    async with httpx.AsyncClient(
+        base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=60
+    ) as api:
+        ids = await import_library(api, wide_library(random.Random(6), 40))
+        before = await library(chaos_stack, ids)
+        r = await api.post(
+            "/v1/library/consolidations", json={"template_ids": ids, "templates_per_job": 2}
+        )
+        assert r.status_code == 201, r.text
+        batch_id, jobs = r.json()["batch_id"], r.json()["plan"]["jobs"]
+        await wait_for_status(api, batch_id, {"completed"}, 120)
+        kill_9(chaos_stack, "rollback")
+
+        asked = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={})
+        assert asked.status_code == 202, asked.text
+        shown = await wait_for_status(api, batch_id, {"rolling_back"}, 30)
+        planning = shown["rollback"]
+        assert planning is not None, shown
+        assert (planning["status"], planning["planning"], planning["total"]) == (
+            "rolling_back",
+            True,
+            0,
+        )
+        await asyncio.sleep(2)  # nothing moves while the rollback service is away
+        still = (await api.get(f"/v1/batches/{batch_id}")).json()
+        assert (still["status"], still["rollback"]["planning"]) == ("rolling_back", True)
+        restart(chaos_stack, "rollback", kafka_bootstrap)
+
+        batch = await wait_for_status(api, batch_id, {"rolled_back", "rollback_failed"}, 120)
+        assert batch["status"] == "rolled_back", batch.get("reason")
+        for _ in range(40):  # its end is projected beside the status: a moment later at most
+            done = (await api.get(f"/v1/batches/{batch_id}")).json()["rollback"]
+            if done["done"] == jobs:
+                break
+            await asyncio.sleep(0.25)
+        assert done["rollback_id"] == planning["rollback_id"]
+        assert (done["status"], done["planning"], done["done"], done["total"]) == (
+            "rolled_back",
+            False,
+            jobs,
+            jobs,
+        )
         assert await library(chaos_stack, ids) == before

@@ -138,6 +138,13 @@ def test_batch_view_shows_the_rollback_and_how_far_it_is() -> None:
     text = text_of(batch_view(a_batch(status="rollback_failed", rollback=refused)))
     assert "rollback failed: nothing restored · ended" in text
     assert "Rollback" not in text_of(batch_view(a_batch()))
+    planning = {**rolling, "done": 0, "total": 0, "percent": 0.0, "planning": True}
+    text = text_of(batch_view(a_batch(status="rolling_back", rollback=planning)))
+    (line,) = [line for line in text.splitlines() if line.startswith("Rollback")]
+    assert (
+        line.rstrip()
+        == "Rollback  rolling back · planning: reading the backups, nothing restored yet"
+    )
 
 
 def test_batch_view_and_table_show_the_policies() -> None:

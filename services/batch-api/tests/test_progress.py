@@ -66,3 +66,20 @@ def test_the_latest_started_rollback_is_shown_with_its_eta() -> None:
     assert "eta_s" not in old
     assert latest_rollback({"r_dry": recorded["r_dry"]}, T0) is None
     assert latest_rollback(None, T0) is None
+
+
+def test_a_rollback_not_planned_yet_is_shown_planning() -> None:
+    """The scheduler's `BatchRollingBack` records its start before the rollback service's
+    `RollbackStarted` records its total."""
+    requested = {"r_1": {"started_at": T0}}
+    shown = latest_rollback(requested, T0 + timedelta(seconds=3))
+    assert shown is not None
+    assert (shown["status"], shown["planning"], shown["total"]) == ("rolling_back", True, 0)
+    assert "eta_s" not in shown
+    planned = latest_rollback({"r_1": {"started_at": T0, "total": 0}}, T0)
+    assert planned is not None
+    assert planned["planning"] is False  # planned, with nothing to restore
+    refused = {"r_1": {"started_at": T0, "status": "rollback_failed", "reason": "corrupt"}}
+    ended = latest_rollback(refused, T0)
+    assert ended is not None
+    assert (ended["status"], ended["planning"]) == ("rollback_failed", False)

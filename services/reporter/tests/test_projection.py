@@ -13,15 +13,25 @@ from contracts.envelope import Envelope
 from contracts.events import (
     BatchPauseRequested,
     BatchProgress,
+    BatchRollingBack,
     JobCancelled,
     JobCompleted,
     JobFailed,
     JobRetryScheduled,
     JobStarted,
     RollbackProgress,
+    RollbackStarted,
 )
 from contracts.vocabulary import ProgressCounts
-from reporter.domain.projection import JobEvent, fold_compensation, fold_job, log_entry
+from reporter.domain.projection import (
+    JobEvent,
+    Operators,
+    fold_compensation,
+    fold_job,
+    log_entry,
+    merge_operators,
+    rollback_operators,
+)
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -30,6 +40,11 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def ev(e: JobEvent, at: int) -> tuple[Envelope, JobEvent]:
     env = envelope_for(e, producer="t")
     return env.model_copy(update={"occurred_at": T0 + timedelta(seconds=at)}), e
+
+
+def stamped(e: BatchRollingBack | RollbackStarted, at: int) -> Envelope:
+    env = envelope_for(e, producer="t")
+    return env.model_copy(update={"occurred_at": T0 + timedelta(seconds=at)})
 
 
 def history() -> list[tuple[Envelope, JobEvent]]:
@@ -175,3 +190,23 @@ def test_the_batch_log_keeps_commands_and_state_changes_but_not_progress() -> No
     assert log_entry(envelope_for(started, producer="executor"), started) is None
     undone = RollbackProgress(batch_id="b", rollback_id="r", job_id="b.0", done=1, total=9)
     assert log_entry(envelope_for(undone, producer="rollback"), undone) is None
+
+
+def test_a_rollback_starts_in_the_view_when_the_scheduler_says_rolling_back() -> None:
+    """The batch's `BatchRollingBack` (at the request) records the start, the rollback
+    service's `RollbackStarted` (after planning) the total: in either order, the earliest
+    start and the total."""
+    counts = ProgressCounts(total=3, completed=3)
+    shown = BatchRollingBack(batch_id="b", status="rolling_back", counts=counts, rollback_id="r")
+    started = RollbackStarted(batch_id="b", rollback_id="r", planned_jobs=3)
+    events = [(stamped(shown, 1), shown), (stamped(started, 4), started)]
+    for order in (events, events[::-1]):
+        merged: Operators = {}
+        for env, e in order:
+            merge_operators(merged, rollback_operators(env, e))
+        assert merged == {
+            "$min": {"rollbacks.r.started_at": T0 + timedelta(seconds=1)},
+            "$set": {"rollbacks.r.total": 3},
+        }
+    unnamed = BatchRollingBack(batch_id="b", status="rolling_back", counts=counts)
+    assert rollback_operators(stamped(unnamed, 1), unnamed) == {}  # an older scheduler's

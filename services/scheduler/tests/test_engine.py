@@ -26,7 +26,9 @@ from contracts.events import (
     JobStarted,
     RollbackCompleted,
     RollbackFailed,
+    RollbackRequested,
     RollbackStarted,
+    rollback_id_of,
 )
 from contracts.topics import Topics
 from contracts.vocabulary import BatchConfig, RetryPolicy
@@ -605,11 +607,49 @@ async def test_a_failed_rollback_ends_rollback_failed_and_may_be_tried_again() -
     assert h.store.batches["b1"]["status"] == "rolled_back"
 
 
+async def test_a_finished_batch_is_rolling_back_as_soon_as_the_rollback_is_requested() -> None:
+    """Not only once the rollback service has planned it (reading every backup can take
+    seconds); its start and end, and a redelivered request, then find it rolling back
+    under the id derived from the request."""
+    h = Harness()
+    await _finished_batch(h)
+    request = envelope_for(RollbackRequested(batch_id="b1", requested_by="u"), producer="api")
+    rollback_id = rollback_id_of("b1", request.event_id)
+    await h.s.handle([(request, RollbackRequested(batch_id="b1", requested_by="u"))])
+    shown = h.last_snapshot()
+    assert (shown["type"], shown["status"], shown["rollback_id"]) == (
+        "BatchRollingBack",
+        "rolling_back",
+        rollback_id,
+    )
+    sent = len(h.out.sent)
+    await h.s.handle([(request, RollbackRequested(batch_id="b1", requested_by="u"))])
+    await h.send(RollbackStarted(batch_id="b1", rollback_id=rollback_id, planned_jobs=3))
+    assert len(h.out.sent) == sent, "a repeat of the request or its start changed something"
+    await h.send(RollbackCompleted(batch_id="b1", rollback_id=rollback_id, compensated_jobs=3))
+    assert h.last_snapshot()["type"] == "BatchRolledBack"
+    assert h.store.batches["b1"]["status"] == "rolled_back"
+
+
+async def test_a_refused_rollback_request_ends_the_batch_rollback_failed() -> None:
+    h = Harness()
+    await _finished_batch(h)
+    request = envelope_for(RollbackRequested(batch_id="b1", requested_by="u"), producer="api")
+    await h.s.handle([(request, RollbackRequested(batch_id="b1", requested_by="u"))])
+    refused = RollbackFailed(
+        batch_id="b1", rollback_id=rollback_id_of("b1", request.event_id), reason="corrupt"
+    )
+    await h.send(refused)
+    final = h.last_snapshot()
+    assert (final["status"], final["reason"]) == ("rollback_failed", "corrupt")
+
+
 async def test_dry_runs_and_the_ends_of_other_rollbacks_leave_the_status_alone() -> None:
     h = Harness()
     await _finished_batch(h)
     sent = len(h.out.sent)
     await h.send(
+        RollbackRequested(batch_id="b1", requested_by="u", dry_run=True),
         RollbackStarted(batch_id="b1", rollback_id="dry", dry_run=True),
         RollbackCompleted(batch_id="b1", rollback_id="dry", dry_run=True),
         RollbackFailed(batch_id="b1", rollback_id="refused", reason="no backups"),

@@ -46,6 +46,7 @@ def _fields(tracked: Tracked) -> dict[str, Any]:
             "elapsed": _seconds_between(rollback.get("started_at"), finished_at),
             "finished": tracked.finished,
             "restored": True,
+            "planning": bool(rollback.get("planning")),
         }
     progress = tracked.progress
     return {
@@ -61,6 +62,7 @@ def _fields(tracked: Tracked) -> dict[str, Any]:
         "elapsed": progress.get("elapsed_s"),
         "finished": tracked.finished,
         "restored": False,
+        "planning": False,
     }
 
 
@@ -115,6 +117,8 @@ def _percent(task: Task) -> Text:
 
 
 def _counts(task: Task) -> Text:
+    if task.fields.get("planning"):
+        return Text("planning rollback")
     counts = f"{task.fields['jobs_done']}/{task.fields['jobs_total']}"
     return Text(f"{counts} restored" if task.fields["restored"] else counts)
 
@@ -277,6 +281,8 @@ class JsonLinesView:
 
 def _plain(tracked: Tracked) -> str:
     rollback = tracked.rolling_back
+    if rollback is not None and rollback.get("planning"):
+        return f"{tracked.batch_id} {tracked.name!r} {tracked.status} planning the rollback"
     if rollback is not None:
         return (
             f"{tracked.batch_id} {tracked.name!r} {tracked.status} "

@@ -208,10 +208,14 @@ def batch_view(batch: Batch) -> RenderableType:
 
 
 def rollback_text(rollback: Mapping[str, Any]) -> Text:
-    """`rolling back: 100/300 jobs restored (33.3%) · 50/s · ETA 4s`, or how it ended."""
+    """`rolling back: 100/300 jobs restored (33.3%) · 50/s · ETA 4s`, `rolling back · planning:
+    reading the backups, nothing restored yet` before its total is known, or how it ended."""
     status = str(rollback.get("status") or "rolling_back")
     done = int(rollback.get("done") or 0)
     text = Text(status.replace("_", " "), style=STATUS_STYLES.get(status, ""))
+    if rollback.get("planning"):
+        text.append(" · planning: reading the backups, nothing restored yet")
+        return text
     if status != "rolling_back" and not done:
         text.append(": nothing restored")
     else:

@@ -147,7 +147,12 @@ class RollbackPublic(BaseModel):
     rollback_id: str
     status: Literal["rolling_back", "rolled_back", "rollback_failed"]
     done: int = Field(description="Jobs compensated so far (counted once per 100 or per second).")
-    total: int = Field(description="Jobs the rollback compensates.")
+    total: int = Field(description="Jobs the rollback compensates (0 while `planning`).")
+    planning: bool = Field(
+        default=False,
+        description="The rollback service is still planning the rollback (reading the batch's "
+        "backups and checking them): `total` is not known yet.",
+    )
     percent: float
     started_at: datetime
     finished_at: datetime | None = None

@@ -14,6 +14,7 @@ from contracts.events.commands import (
     JobRetryRequested,
     RollbackRequested,
     ScheduleChanged,
+    rollback_id_of,
 )
 from contracts.events.execution import (
     BackupCreated,
@@ -175,4 +176,5 @@ __all__ = [
     "RollbackStep",
     "ScheduleChanged",
     "ScheduleTriggered",
+    "rollback_id_of",
 ]

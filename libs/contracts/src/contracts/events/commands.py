@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from contracts.envelope import deterministic_event_id
 from contracts.events.base import Event
 from contracts.vocabulary import BatchConfig, PriorityName
 
@@ -102,6 +103,13 @@ class RollbackRequested(Event):
         default=False,
         description="Overwrite what changed after a job (else such a job refuses the rollback).",
     )
+
+
+def rollback_id_of(batch_id: str, request_event_id: str) -> str:
+    """The id of the rollback a `RollbackRequested` asks for: derived from the request's event
+    id, so a redelivered request is the same rollback, and the scheduler can name it in
+    `BatchRollingBack` before the rollback service has planned it."""
+    return deterministic_event_id(batch_id, "rollback", request_event_id)
 
 
 class BatchUpdated(Event):

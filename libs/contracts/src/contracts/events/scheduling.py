@@ -72,8 +72,10 @@ class BatchRetrying(BatchSnapshot):
 
 
 class BatchRollingBack(BatchSnapshot):
-    """A finished batch's completed jobs are being compensated (`rollback_id`, the rollback
-    service's id for the request)."""
+    """A finished batch's completed jobs are being compensated (`rollback_id`: the rollback's
+    id, derived from its request's event id). Sent when the scheduler takes the request for a
+    finished batch, before the rollback service planned it (its `RollbackStarted` follows on
+    `rollback.events`), or on `RollbackStarted` for a batch that was running."""
 
     TYPE = "BatchRollingBack"
     rollback_id: str = ""

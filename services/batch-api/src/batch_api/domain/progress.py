@@ -43,7 +43,7 @@ def progress_of(
 def latest_rollback(recorded: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
     """The batch's latest rollback as shown: the reporter's records (`rollbacks.<id>`, dry
     runs left out), the one started last, with its percent, throughput and ETA; None if none
-    was started."""
+    was started. One the rollback service has not planned yet has no `total`: `planning`."""
     started = [
         (record["started_at"], rollback_id, record)
         for rollback_id, record in (recorded or {}).items()
@@ -54,9 +54,11 @@ def latest_rollback(recorded: dict[str, Any] | None, now: datetime) -> dict[str,
     started_at, rollback_id, record = max(started, key=lambda found: (found[0], found[1]))
     total, done = int(record.get("total") or 0), int(record.get("done") or 0)
     finished_at = record.get("finished_at")
+    status = record.get("status") or "rolling_back"
     out: dict[str, Any] = {
         "rollback_id": rollback_id,
-        "status": record.get("status") or "rolling_back",
+        "status": status,
+        "planning": status == "rolling_back" and record.get("total") is None,
         "done": done,
         "total": total,
         "percent": round(100.0 * done / total, 2) if total else 0.0,

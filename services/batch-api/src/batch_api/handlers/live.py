@@ -32,7 +32,7 @@ from batch_api.domain.sharing import may_see_batch
 from batch_api.handlers.batches import BatchService, public_batch
 from batch_api.schemas import BatchPublic
 from contracts.envelope import Envelope
-from contracts.events import BatchSnapshot, Event, JobFailed
+from contracts.events import BatchRollingBack, BatchSnapshot, Event, JobFailed
 
 HEARTBEAT_S = 15.0
 # The read model can lag the topics: a batch may have paused or ended on Kafka before this
@@ -293,7 +293,7 @@ class LiveEvents:
                 batch_id = getattr(event, "batch_id", None)
                 if visible is not None and batch_id is not None and not await visible(batch_id):
                     continue
-                if isinstance(event, ROLLBACK_EVENTS):
+                if isinstance(event, (*ROLLBACK_EVENTS, BatchRollingBack)):
                     rollbacks.moved(event.batch_id)
                 for frame in [*state.frames(env, event), *await rollbacks.due()]:
                     yield frame

@@ -18,6 +18,7 @@ from contracts.events import (
     BatchItemsAdded,
     BatchProgress,
     BatchReportReady,
+    BatchRollingBack,
     BatchSnapshot,
     Event,
     ExecutorHeartbeat,
@@ -85,20 +86,31 @@ def batch_static(env: Envelope, e: BatchCreated) -> dict[str, Any]:
     }
 
 
-ROLLBACK_EVENTS = (RollbackStarted, RollbackProgress, RollbackCompleted, RollbackFailed)
-RollbackEvent = RollbackStarted | RollbackProgress | RollbackCompleted | RollbackFailed
+ROLLBACK_EVENTS = (
+    BatchRollingBack,
+    RollbackStarted,
+    RollbackProgress,
+    RollbackCompleted,
+    RollbackFailed,
+)
+RollbackEvent = (
+    BatchRollingBack | RollbackStarted | RollbackProgress | RollbackCompleted | RollbackFailed
+)
 Operators = dict[str, dict[str, Any]]  # an update's operators: {"$set": {path: value}, ...}
 
 
 def rollback_operators(env: Envelope, e: RollbackEvent) -> Operators:
     """What a rollback event records in its batch's view, under `rollbacks.<rollback id>`:
-    `started_at` (the earliest announcement), `total`, `done` (the highest count), and once it
-    ended `status`, `reason` and `finished_at` (the earliest). As update operators that leave
-    the same document in any order and any number of times (the rollback service announces
-    again when a request is redelivered). Dry runs record nothing; a refused dry run's
-    `RollbackFailed` (which does not say it was one) leaves a record without `started_at`,
-    which readers skip."""
+    `started_at` (the earliest announcement: the scheduler's `BatchRollingBack` when the
+    request found the batch finished, before the rollback service planned it), `total` (once
+    planned), `done` (the highest count), and once it ended `status`, `reason` and
+    `finished_at` (the earliest). As update operators that leave the same document in any
+    order and any number of times (the rollback service announces again when a request is
+    redelivered). Dry runs record nothing; a refused dry run's `RollbackFailed` (which does
+    not say it was one) leaves a record without `started_at`, which readers skip."""
     at = f"rollbacks.{e.rollback_id}"
+    if isinstance(e, BatchRollingBack):
+        return {"$min": {f"{at}.started_at": env.occurred_at}} if e.rollback_id else {}
     if isinstance(e, RollbackStarted):
         if e.dry_run:
             return {}

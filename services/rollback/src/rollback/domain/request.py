@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from contracts.envelope import Envelope, deterministic_event_id
-from contracts.events import RollbackRequested
+from contracts.envelope import Envelope
+from contracts.events import RollbackRequested, rollback_id_of
 from contracts.tolerant import validate_tolerantly
 
 
@@ -28,7 +28,7 @@ class Request:
 
     @classmethod
     def of(cls, env: Envelope, event: RollbackRequested) -> Request:
-        rollback_id = deterministic_event_id(event.batch_id, "rollback", env.event_id)
+        rollback_id = rollback_id_of(event.batch_id, env.event_id)
         return cls(rollback_id, env.tenant, env.occurred_at, event)
 
     def to_doc(self) -> dict[str, Any]:

@@ -56,6 +56,7 @@ from contracts.events import (
     RollbackFailed,
     RollbackRequested,
     RollbackStarted,
+    rollback_id_of,
 )
 from contracts.tolerant import validate_tolerantly
 from contracts.topics import Topics, batch_id_of, job_id_for
@@ -357,28 +358,37 @@ class Scheduler:
         b.dirty = True
 
     async def _on_rollback_requested(self, env: Envelope, e: RollbackRequested) -> None:
-        """Rollback is the rollback service's work; the scheduler only stops dispatching, and
-        records when it was asked for (retention leaves a batch alone while it rolls back)."""
-        if not e.dry_run:
-            self._final_docs.append({"_id": e.batch_id, "rollback_requested_at": env.occurred_at})
+        """Rollback is the rollback service's work. The scheduler records when it was asked
+        for (retention leaves a batch alone while it rolls back); a running batch is stopped
+        (its rollback begins once the rollback service has planned it), a finished one is
+        `rolling_back` at once: the rollback service plans before it starts, reading every
+        backup (seconds for thousands of jobs), and the batch would show nothing meanwhile."""
+        if e.dry_run:
+            return
+        self._final_docs.append({"_id": e.batch_id, "rollback_requested_at": env.occurred_at})
         b = self.batches.get(e.batch_id)
-        if b is not None and not e.dry_run and b.status in ("running", "paused", "queued"):
+        if b is None:
+            await self._begin_rollback(e.batch_id, rollback_id_of(e.batch_id, env.event_id))
+        elif b.status in ("running", "paused", "queued"):
             self._stop(b, reason="rollback requested")
 
     async def _on_rollback_started(self, env: Envelope, e: RollbackStarted) -> None:
-        """The rollback service began compensating a finished batch: it is `rolling_back`.
-        The batch's status follows the rollback service's own events (one partition per batch,
-        so they arrive in order), not the request: a dry run never changes it, a request the
-        rollback service refuses (a corrupt backup) ends `rollback_failed`, and a replayed
-        start of a rollback that already ended is ignored."""
-        if e.dry_run:
-            return
-        b = await self._finished(e.batch_id)
-        if b is None or not can_batch(b.status, "rollback") or b.rollback_id == e.rollback_id:
+        """The rollback service began compensating a finished batch: it is `rolling_back`
+        (already, if the request found it finished). The batch's status follows the request
+        and then the rollback service's own events (one partition per batch, so they arrive
+        in order): a dry run never changes it, a request the rollback service refuses (a
+        corrupt backup) ends `rollback_failed`, and a replayed request or start of a rollback
+        that already ended is ignored."""
+        if not e.dry_run:
+            await self._begin_rollback(e.batch_id, e.rollback_id)
+
+    async def _begin_rollback(self, batch_id: str, rollback_id: str) -> None:
+        b = await self._finished(batch_id)
+        if b is None or not can_batch(b.status, "rollback") or b.rollback_id == rollback_id:
             return
         b.status = next_batch_state(b.status, "rollback")
-        b.rollback_id = e.rollback_id
-        self._emit_snapshot(b, BatchRollingBack, rollback_id=e.rollback_id)
+        b.rollback_id = rollback_id
+        self._emit_snapshot(b, BatchRollingBack, rollback_id=rollback_id)
         self._keep_finished(b)
 
     async def _on_rollback_ended(

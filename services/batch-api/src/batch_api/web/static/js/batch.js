@@ -7,7 +7,7 @@ import { followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
   $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
-  policyBadges, progressBar, rollbackBar, startPage, statusLabel, takePolicy, toast,
+  policyBadges, progressBar, restoredText, rollbackBar, startPage, statusLabel, takePolicy, toast,
 } from "./ui.js";
 
 const id = $("#batch").dataset.batchId;
@@ -118,7 +118,7 @@ function renderRollback(rb) {
   const running = rb.status === "rolling_back";
   $("#rollback-facts").replaceChildren(
     ...[
-      ["Restored", !running && !rb.done ? "nothing" : `${fmtNumber(rb.done)} / ${fmtNumber(rb.total)}`],
+      ["Restored", restoredText(rb)],
       ["Done", `${(rb.percent ?? 0).toFixed(1)}%`],
       ["Jobs/s", rb.throughput_per_s?.toFixed(1) ?? "–"],
       running ? ["ETA", fmtDuration(rb.eta_s)] : ["Ended", fmtTime(rb.finished_at)],

@@ -4,7 +4,7 @@
 import { api, follow } from "./api.js";
 import {
   $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
-  policyBadges, progressBar, rollbackBar, startPage, takePolicy, toast,
+  policyBadges, progressBar, restoredText, rollbackBar, startPage, takePolicy, toast,
 } from "./ui.js";
 
 const POLL_MS = 2000;
@@ -30,7 +30,7 @@ function activeCard(b) {
       h(
         "dl",
         { class: "facts" },
-        fact("Restored", `${fmtNumber(rb.done)} / ${fmtNumber(rb.total)}`),
+        fact("Restored", restoredText(rb)),
         fact("Rollback", `${(rb.percent ?? 0).toFixed(1)}%`, "pct"),
         fact("ETA", fmtDuration(rb.eta_s)),
         fact("Jobs/s", rb.throughput_per_s?.toFixed(1) ?? "–"),

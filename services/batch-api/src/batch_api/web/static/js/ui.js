@@ -141,6 +141,14 @@ export function progressBar(progress, label) {
   );
 }
 
+// How much of a rollback is done, in words: "planning…" until the rollback service has read
+// the backups and knows how many jobs it restores.
+export function restoredText(rb) {
+  if (rb.planning) return "planning…";
+  if (rb.status !== "rolling_back" && !rb.done) return "nothing";
+  return `${fmtNumber(rb.done)} / ${fmtNumber(rb.total)}`;
+}
+
 // A rollback's bar: how many of its jobs were restored, in the rollback's colour.
 export function rollbackBar(rb, label) {
   const bar = progressBar({ total: rb.total, completed: rb.done, percent: rb.percent }, label);
