@@ -109,6 +109,12 @@ def test_batch_view_shows_progress_counts_timing_and_config() -> None:
     assert "12/20 done · 2 failed · 3 running" in text
     assert "elapsed 4.8s · 2.5/s · ETA 3.2s" in text
     assert "retry.max_attempts=3" in text
+    unset = {"max_concurrent_jobs": 4, "stagger": None, "params": {}, "notifications": []}
+    shown = text_of(batch_view(a_batch(config=unset)))
+    assert "max_concurrent_jobs=4" in shown
+    assert "stagger" not in shown
+    assert "params" not in shown
+    assert "notifications" not in shown
     finished = text_of(batch_view(a_batch(finished_at="2026-01-02T03:05:00+00:00")))
     assert "took 4.8s" in finished
     assert "ETA" not in finished

@@ -21,6 +21,13 @@ def test_running_batch() -> None:
     assert p["eta_s"] == 30.0
 
 
+def test_a_paused_batch_has_no_eta() -> None:
+    counts = {"total": 100, "completed": 30, "pending": 70}
+    now = T0 + timedelta(seconds=20)
+    assert progress_of(counts, T0, None, now, "paused")["eta_s"] is None
+    assert progress_of(counts, T0, None, now, "running")["eta_s"] == 46.7
+
+
 def test_finished_batch_has_no_eta_left() -> None:
     p = progress_of({"total": 10, "completed": 10}, T0, T0 + timedelta(seconds=5), T0)
     assert p["percent"] == 100.0

@@ -186,7 +186,7 @@ def batch_view(batch: Batch) -> RenderableType:
     rollback = batch.get("rollback")
     if rollback:
         head.add_row("Rollback", rollback_text(rollback))
-    config = _flatten(batch.get("config") or {})
+    config = {k: v for k, v in _flatten(batch.get("config") or {}).items() if _is_set(v)}
     if config:
         head.add_row("Config", ", ".join(f"{k}={_compact(v)}" for k, v in config.items()))
     counts = Table(box=box.SIMPLE, pad_edge=False, show_edge=False)
@@ -229,6 +229,11 @@ def rollback_text(rollback: Mapping[str, Any]) -> Text:
     if rollback.get("reason"):
         text.append(f" · {rollback['reason']}", style="red")
     return text
+
+
+def _is_set(value: Any) -> bool:
+    """Whether a config value says something: not null, not an empty list or mapping."""
+    return value is not None and value != [] and value != {}
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

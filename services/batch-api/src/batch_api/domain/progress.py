@@ -7,8 +7,14 @@ from typing import Any
 
 
 def progress_of(
-    counts: dict[str, Any], started_at: datetime | None, finished_at: datetime | None, now: datetime
+    counts: dict[str, Any],
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    now: datetime,
+    status: str | None = None,
 ) -> dict[str, Any]:
+    """Counts, percent, elapsed time, throughput (over the elapsed time) and the ETA at that
+    rate; a paused batch has no ETA (it moves only once resumed)."""
     total = int(counts.get("total", 0))
     done = sum(int(counts.get(k, 0)) for k in ("completed", "failed", "skipped", "cancelled"))
     out: dict[str, Any] = {
@@ -37,6 +43,8 @@ def progress_of(
                 out["eta_s"] = round((total - done) / rate, 1)
         if finished_at is not None:
             out["eta_s"] = 0.0
+    if status == "paused":
+        out["eta_s"] = None  # said, not left out: a live view merging frames drops its ETA
     return out
 
 

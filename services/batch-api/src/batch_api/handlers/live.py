@@ -83,7 +83,11 @@ class StreamState:
             return []
         self.seq[event.batch_id] = env.seq
         progress = progress_of(
-            event.counts.model_dump(), event.started_at, event.finished_at, datetime.now(UTC)
+            event.counts.model_dump(),
+            event.started_at,
+            event.finished_at,
+            datetime.now(UTC),
+            event.status,
         )
         policy = {"waiting_for": event.waiting_for, "deadline_at_risk": event.deadline_at_risk}
         return self.progress(
