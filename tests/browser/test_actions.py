@@ -1,6 +1,6 @@
 """Acting on finished batches: retry failed jobs from the history page, inspect a failed job,
-roll back from the detail page with the dry-run plan shown first (refused when a template
-was edited after the batch, then forced); no rollback is offered for a job type that keeps
+roll back from the detail page with the dry-run plan and its check shown first (refused when
+a template was edited after the batch, then forced); no rollback is offered for a job type that keeps
 no backups."""
 
 from __future__ import annotations
@@ -98,6 +98,10 @@ def test_rollback_from_detail_shows_the_dry_run_plan_first(page: Page, stack: St
         f"{jobs} completed job{'' if jobs == 1 else 's'} would be compensated, most recent first."
     )
     expect(dialog.locator("#rb-plan li")).to_have_count(jobs)
+    expect(dialog.locator("#rb-check")).to_have_text(
+        f"Checked: the rollback would restore {jobs} job{'' if jobs == 1 else 's'}.",
+        timeout=30_000,
+    )
     screenshots(page, "rollback-plan")
     # The dry run changed nothing.
     assert get_batch(stack, batch_id)["status"] == "completed"
@@ -170,6 +174,11 @@ def test_a_rollback_that_would_overwrite_a_later_edit_is_refused_until_forced(
 
     page.get_by_role("button", name="Roll back…").click()
     expect(dialog.locator("#rb-plan li")).to_have_count(1)
+    # the dry run's check says beforehand that the rollback would be refused, and why
+    check = dialog.locator("#rb-check")
+    expect(check).to_contain_text("the rollback would be refused", timeout=30_000)
+    expect(check).to_contain_text(f"changed after the job: {changed}")
+    screenshots(page, "rollback-check-refused")
     dialog.get_by_role("button", name="Roll back", exact=True).click()
     rollback = page.locator("#b-rollback")
     expect(rollback.locator("#rollback-status")).to_contain_text("rollback failed", timeout=60_000)

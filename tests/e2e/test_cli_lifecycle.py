@@ -201,6 +201,8 @@ def test_rollback_dry_run_prints_the_plan_of_a_job_type_that_can_roll_back(
         time.sleep(0.5)
     assert "rollback plan (dry run, nothing changed)" in plan.stdout
     assert f"{batch_id}.0" in plan.stdout
+    # the rollback service checked the plan as the rollback would (exit 0: it would go ahead)
+    assert "checked: the rollback would restore 1 job(s)" in plan.stdout
     shown = json.loads(run("status", batch_id, "--json").stdout)
     assert shown["status"] == "completed"
     # then the rollback itself, followed until it ends: its own progress, exit 0 once rolled back

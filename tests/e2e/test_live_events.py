@@ -51,11 +51,12 @@ async def test_progress_in_order_then_final_state_and_end(
     names = [name for name, _ in events]
     assert names[0] == "progress"
     assert names[-1] == "end"
-    assert events[-1][1] == {"batch_id": batch_id, "status": "completed"}
     progress = [data for name, data in events if name == "progress"]
     assert all(p["batch_id"] == batch_id for p in progress)
     seqs = [p["seq"] for p in progress]
     assert seqs == sorted(set(seqs)), seqs
+    # the end names the seq of the snapshot that ended it: the newest
+    assert events[-1][1] == {"batch_id": batch_id, "status": "completed", "seq": seqs[-1]}
     finished = [p["completed"] + p["failed"] for p in progress]
     assert finished == sorted(finished), finished
     assert len(progress) >= 3

@@ -3,7 +3,8 @@ byte; a corrupt backup makes the rollback refuse, naming the job, and change not
 run (over the API and on Kafka) returns the plan and changes nothing; a batch without backups
 is refused with the reason; a batch that fails with `rollback_on_failure` is rolled back by
 itself, and a job type that cannot roll back may not ask for it. A template edited after the
-consolidation refuses the rollback (it would overwrite the edit) unless it is forced."""
+consolidation refuses the rollback (it would overwrite the edit) unless it is forced; the
+API's dry run has the rollback service check its plan and says so beforehand."""
 
 from __future__ import annotations
 
@@ -66,6 +67,27 @@ async def wait_for_rollback_shown(api: httpx.AsyncClient, batch_id: str) -> dict
             return rollback
         await asyncio.sleep(0.5)
     raise AssertionError(f"the batch shows its rollback as {rollback}")
+
+
+async def dry_run_check(
+    api: httpx.AsyncClient, batch_id: str, **body: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A dry run over the API: its plan, and its check once the rollback service ended it."""
+    answer = await api.post(
+        f"/v1/batches/{batch_id}/actions/rollback", json={"dry_run": True, **body}
+    )
+    assert answer.status_code == 202, answer.text
+    plan = answer.json()["plan"]
+    url = f"/v1/batches/{batch_id}/rollback-checks/{plan['check_id']}"
+    check: dict[str, Any] = {}
+    for _ in range(120):
+        response = await api.get(url)
+        assert response.status_code == 200, response.text
+        check = response.json()
+        if check["status"] != "checking":
+            return plan, check
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the check did not end: {check}")
 
 
 async def rollback_events(kafka: str, stack: Stack, rollback_id: str) -> list[dict[str, Any]]:
@@ -143,10 +165,12 @@ async def test_a_corrupt_backup_is_refused_naming_the_job_and_nothing_changes(
         await db["backups"].update_one({"_id": victim}, {"$set": {"data": tampered}})
         consolidated = await raw_library(stack, ids)
 
-        dry_id = await request_rollback(kafka_bootstrap, stack.prefix, batch_id, dry_run=True)
-        dry = await wait_for_rollback(db, dry_id, {"planned", "rollback_failed"}, 60)
-        assert dry["status"] == "rollback_failed"
-        assert [r["job_id"] for r in dry["refusals"]] == [victim]
+        _, dry = await dry_run_check(api, batch_id)
+        assert dry["status"] == "refused", dry
+        assert [r["job_id"] for r in dry["refused"]] == [victim]
+        assert "checksum" in dry["refused"][0]["reason"]
+        assert dry["refused_total"] == 1
+        assert victim in dry["reason"]
 
         rollback_id = await request_rollback(kafka_bootstrap, stack.prefix, batch_id)
         refused = await wait_for_rollback(db, rollback_id, {"rolled_back", "rollback_failed"}, 60)
@@ -324,6 +348,23 @@ async def test_a_template_edited_after_the_batch_refuses_the_rollback_unless_for
     patched = await api.patch(f"/v1/library/templates/{edited}", json={"body": "edited by hand"})
     assert patched.status_code == 200, patched.text
     after_edit = await raw_library(stack, ids)
+
+    # the dry run says so before anything is asked of the real rollback
+    plan, check = await dry_run_check(api, batch_id)
+    assert check["status"] == "refused", check
+    assert check["refused_total"] == len(check["refused"]) >= 1
+    assert any(f"changed after the job: {edited}" in r["reason"] for r in check["refused"])
+    assert all(r["job_id"].startswith(f"{batch_id}.") for r in check["refused"])
+    _, forced_check = await dry_run_check(api, batch_id, force=True)
+    assert (forced_check["status"], forced_check["jobs"], forced_check["force"]) == (
+        "clear",
+        plan["count"],
+        True,
+    )
+    assert (await api.get(f"/v1/batches/{batch_id}")).json()["rollback"] is None
+    unknown = await api.get(f"/v1/batches/{batch_id}/rollback-checks/nope")
+    assert unknown.status_code == 404, unknown.text
+    assert await raw_library(stack, ids) == after_edit, "a dry run changed data"
 
     refused = await api.post(f"/v1/batches/{batch_id}/actions/rollback", json={})
     assert refused.status_code == 202, refused.text

@@ -99,6 +99,18 @@ def history() -> list[tuple[Envelope, Event]]:
         env(RollbackStarted(batch_id=b, rollback_id=dry, dry_run=True, planned_jobs=2), at=10),
         env(RollbackCompleted(batch_id=b, rollback_id=dry, dry_run=True), at=10),
         env(RollbackFailed(batch_id=b, rollback_id="r_2", reason="no"), at=11),  # a dry run's
+        env(RollbackStarted(batch_id=b, rollback_id="r_dry2", dry_run=True, planned_jobs=2), at=12),
+        env(
+            RollbackFailed(
+                batch_id=b,
+                rollback_id="r_dry2",
+                reason="1 job(s) cannot be restored",
+                failed_jobs={f"{b}.1": "changed after the job: k1"},
+                failed_jobs_total=1,
+                dry_run=True,
+            ),
+            at=13,
+        ),
     ]
     return events
 
@@ -143,6 +155,24 @@ async def test_in_order_once(db: AsyncDatabase[Any]) -> None:
             "finished_at": T0 + timedelta(seconds=11),
             "status": "rollback_failed",
             "reason": "no",
+        },  # a refused dry run before RollbackFailed said so: no start, so never shown
+        "r_dry": {
+            "started_at": T0 + timedelta(seconds=10),
+            "dry_run": True,
+            "total": 2,
+            "finished_at": T0 + timedelta(seconds=10),
+            "status": "clear",
+            "reason": None,
+        },
+        "r_dry2": {
+            "started_at": T0 + timedelta(seconds=12),
+            "dry_run": True,
+            "total": 2,
+            "finished_at": T0 + timedelta(seconds=13),
+            "status": "refused",
+            "reason": "1 job(s) cannot be restored",
+            "refused": [{"job_id": "b_1.1", "reason": "changed after the job: k1"}],
+            "refused_total": 1,
         },
     }
 

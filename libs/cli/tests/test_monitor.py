@@ -97,6 +97,18 @@ def test_a_final_progress_frame_is_not_undone_by_a_lagging_read_before_the_end()
     assert board.all_finished()
 
 
+def test_the_end_of_a_stream_opened_on_an_older_read_does_not_end_a_batch_that_moved_on() -> None:
+    """A rollback asked for just before: the GET already shows it `rolling_back`, the stream
+    opens on a read model still at `completed` and ends at once (seen in a CLI e2e run: the
+    monitor ended with the batch `completed`)."""
+    board = Board.of([batch("b1", "rolling_back", seq=4)])
+    board.apply_event(event("status", status="completed", seq=3), "b1")
+    assert board.apply_event(event("end", status="completed", seq=3), "b1") is None
+    assert (board.tracked["b1"].status, board.unfinished) == ("rolling_back", ["b1"])
+    board.apply_event(event("end", status="rolled_back", seq=5), "b1")
+    assert board.all_finished()
+
+
 def test_an_answer_or_frame_older_than_what_is_shown_changes_nothing() -> None:
     """The stream's first frame is read when it opens, the GET after it; the read model can
     also be behind the live feed. Either way a lower `seq` is older: counts never go back."""

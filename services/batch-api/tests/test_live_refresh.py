@@ -83,7 +83,7 @@ async def test_a_quiet_stream_sends_the_missed_pause_then_the_end(
         "completed",
     ]
     assert [d["seq"] for name, d in sent if name == "progress"] == [3, 4, 7]
-    assert sent[-1][1] == {"batch_id": "b_1", "status": "completed"}
+    assert sent[-1][1] == {"batch_id": "b_1", "status": "completed", "seq": 7}
 
 
 async def test_a_rolling_back_batch_streams_its_rollback_as_it_moves_on(
@@ -120,7 +120,7 @@ async def test_a_rolling_back_batch_streams_its_rollback_as_it_moves_on(
     assert {d["batch_id"] for d in rollbacks} == {"b_1"}
     assert rollbacks[-1]["percent"] == 100.0
     assert [name for name, _ in sent][-4:] == ["progress", "status", "rollback", "end"]
-    assert sent[-1] == ("end", {"batch_id": "b_1", "status": "rolled_back"})
+    assert sent[-1] == ("end", {"batch_id": "b_1", "status": "rolled_back", "seq": 9})
 
 
 def rollback_view(done: int, ended: bool = False) -> dict[str, Any]:

@@ -188,6 +188,18 @@ async def test_dry_run_plans_and_changes_nothing() -> None:
     assert fakes.job_type.order == []
 
 
+async def test_a_refused_dry_run_says_it_was_one() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    fakes.backups["b1.1"]["data"] = fakes.backups["b1.1"]["data"].replace("1", "7")
+    await request(fakes.rollbacks(out), dry_run=True)
+    refused = out.of_type("RollbackFailed")[0].envelope.data
+    assert (refused["dry_run"], list(refused["failed_jobs"])) == (True, ["b1.1"])
+    fakes, out = Fakes(), RecordingPublisher()
+    fakes.backups["b1.1"]["data"] = fakes.backups["b1.1"]["data"].replace("1", "7")
+    await request(fakes.rollbacks(out))
+    assert out.of_type("RollbackFailed")[0].envelope.data["dry_run"] is False
+
+
 async def test_partial_rollback_compensates_only_the_chosen_jobs() -> None:
     fakes, out = Fakes(), RecordingPublisher()
     await request(fakes.rollbacks(out), job_ids=["b1.1", "b1.2"])

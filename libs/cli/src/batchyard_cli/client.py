@@ -208,6 +208,10 @@ class BatchyardClient:
             self._json("POST", f"/v1/batches/{batch_id}/actions/rollback", json=body),
         )
 
+    def rollback_check(self, batch_id: str, check_id: str) -> dict[str, Any]:
+        """`GET /v1/batches/{id}/rollback-checks/{check_id}`: a dry run's check."""
+        return self._json("GET", f"/v1/batches/{batch_id}/rollback-checks/{check_id}")
+
     def duplicate(self, batch_id: str) -> Batch:
         """`POST /v1/batches/{id}/actions/duplicate`: the new batch."""
         return cast(Batch, self._json("POST", f"/v1/batches/{batch_id}/actions/duplicate"))

@@ -184,6 +184,11 @@ class Board:
         if event.event == "end":
             if known.restart_from is not None:
                 return None  # the end of the run before the restart
+            seq = _seq(data)
+            if seq is not None and seq < known.seq:
+                # a stream opened on a read model behind what was shown (the batch moved on
+                # meanwhile: a rollback asked for just before): not its end
+                return None
             self._set_status(known, data)
             known.ended = True
             return Change(batch_id, "end", status_changed=before != known.status)

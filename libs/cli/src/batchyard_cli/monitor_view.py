@@ -46,7 +46,7 @@ def _fields(tracked: Tracked) -> dict[str, Any]:
             "elapsed": _seconds_between(rollback.get("started_at"), finished_at),
             "finished": tracked.finished,
             "restored": True,
-            "planning": bool(rollback.get("planning")),
+            "planning": bool(rollback.get("planning")) and tracked.status == "rolling_back",
         }
     progress = tracked.progress
     return {
@@ -281,7 +281,7 @@ class JsonLinesView:
 
 def _plain(tracked: Tracked) -> str:
     rollback = tracked.rolling_back
-    if rollback is not None and rollback.get("planning"):
+    if rollback is not None and rollback.get("planning") and tracked.status == "rolling_back":
         return f"{tracked.batch_id} {tracked.name!r} {tracked.status} planning the rollback"
     if rollback is not None:
         return (

@@ -116,6 +116,42 @@ class RollbackPlan(BaseModel):
     jobs: list[PlannedCompensation]
     count: int
     truncated: bool = False
+    check_id: str | None = Field(
+        default=None,
+        description="The rollback service checks this dry run as a rollback would before it "
+        "changes anything (every backup against its checksum, what changed after each job): "
+        "`GET /v1/batches/{id}/rollback-checks/{check_id}` says whether it would be refused.",
+    )
+
+
+class RefusedJob(BaseModel):
+    job_id: str
+    reason: str
+
+
+class RollbackCheck(BaseModel):
+    """A dry run checked by the rollback service: whether the rollback would go ahead."""
+
+    check_id: str
+    batch_id: str
+    status: Literal["checking", "clear", "refused"] = Field(
+        description="`checking` until the rollback service has planned it; `clear`: the "
+        "rollback would restore `jobs` jobs; `refused`: it would change nothing, for "
+        "`reason` (`refused` names the jobs)."
+    )
+    jobs: int | None = Field(
+        default=None, description="Jobs the rollback would restore (once planned)."
+    )
+    reason: str | None = None
+    refused: list[RefusedJob] = Field(
+        default_factory=list, description="The first 20 jobs that refuse it, and why."
+    )
+    refused_total: int = 0
+    job_ids: list[str] | None = None
+    force: bool = False
+    requested_by: str
+    requested_at: datetime
+    finished_at: datetime | None = None
 
 
 class ActionAccepted(BaseModel):

@@ -5,6 +5,7 @@ others, and the exit code is the worst of their outcomes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from batchyard_cli.app_state import AppState, BatchIdArg, JsonFlag, state
 from batchyard_cli.commands.monitor import run_monitor
 from batchyard_cli.errors import BatchyardError
 from batchyard_cli.exit_codes import FINAL_STATUSES, ExitCode, for_error, worst
-from batchyard_cli.render import mapping_view
+from batchyard_cli.render import mapping_view, records_table
 from batchyard_cli.resources import ActionAccepted, BatchAction
 
 PANEL = "Batch actions"
@@ -75,6 +76,57 @@ def _action(action: BatchAction, doc: str) -> Callable[..., None]:
     return command
 
 
+CHECK_POLL_S = 0.5
+
+
+def _dry_run(
+    app: AppState, batch_id: str, accepted: ActionAccepted, wait_s: float, as_json: bool
+) -> None:
+    """Prints the API's plan, then waits for the rollback service's check of it (the same
+    checks a rollback makes before it changes anything) and says how it ended; exits 1
+    unless the rollback would go ahead."""
+    plan = accepted.get("plan")
+    plan = plan if isinstance(plan, dict) else {}
+    check_id = plan.get("check_id")
+    if not as_json:
+        app.output.say(f"{batch_id}: rollback plan (dry run, nothing changed)", style="bold")
+        app.output.show(mapping_view({k: v for k, v in plan.items() if k != "check_id"}))
+    if not isinstance(check_id, str) or wait_s <= 0:
+        if as_json:
+            app.output.json(accepted)
+        return
+    client = app.client()
+    deadline = time.monotonic() + wait_s
+    check = client.rollback_check(batch_id, check_id)
+    while check["status"] == "checking" and time.monotonic() < deadline:
+        time.sleep(CHECK_POLL_S)
+        check = client.rollback_check(batch_id, check_id)
+    if as_json:
+        app.output.json({**accepted, "check": check})
+    elif check["status"] == "clear":
+        app.output.say(
+            f"checked: the rollback would restore {check.get('jobs')} job(s)", style="green"
+        )
+    elif check["status"] == "refused":
+        refused = check.get("refused") or []
+        if refused:
+            app.output.say("checked: the rollback would be refused, nothing restored", style="red")
+            app.output.show(records_table(refused, title="refused jobs"))
+        else:
+            reason = check.get("reason")
+            app.output.say(f"checked: the rollback would be refused: {reason}", style="red")
+        if int(check.get("refused_total") or 0) > len(refused):
+            app.output.say(f"… {check['refused_total']} job(s) refuse it in all")
+    else:
+        app.output.say(
+            f"the rollback service has not checked the plan within {wait_s:g} s; ask again: "
+            f"batchyard rollback {batch_id} --dry-run",
+            style="yellow",
+        )
+    if check["status"] != "clear":
+        raise typer.Exit(int(ExitCode.UNSUCCESSFUL))
+
+
 def rollback(
     ctx: typer.Context,
     batch_id: BatchIdArg,
@@ -101,11 +153,24 @@ def rollback(
             help="Then monitor the rollback until it ends: exit 0 when rolled back, 1 when not.",
         ),
     ] = False,
+    check_wait: Annotated[
+        float,
+        typer.Option(
+            "--check-wait",
+            min=0,
+            help="With --dry-run: seconds to wait for the rollback service's check of the "
+            "plan (0: do not wait). Exit 0 when the rollback would go ahead, 1 when it "
+            "would be refused or the check did not end in time.",
+        ),
+    ] = 60.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Undo a batch's effects from its backups (all jobs, or --job ones); --dry-run plans only."""
     app = state(ctx)
     accepted = app.client().rollback(batch_id, dry_run=dry_run, job_ids=job, force=force)
+    if dry_run:
+        _dry_run(app, batch_id, accepted, check_wait, as_json)
+        return
     if watch and not dry_run:
         if as_json:
             app.output.json_line(accepted)
@@ -121,14 +186,6 @@ def rollback(
         raise typer.Exit(int(code))
     if as_json:
         app.output.json(accepted)
-        return
-    if dry_run:
-        app.output.say(f"{batch_id}: rollback plan (dry run, nothing changed)", style="bold")
-        plan = accepted.get("plan")
-        if isinstance(plan, dict):
-            app.output.show(mapping_view(plan))
-        elif plan is not None:
-            app.output.json(plan)
         return
     app.output.say(
         f"{batch_id}: rollback accepted (status when accepted: {accepted['status']}); "

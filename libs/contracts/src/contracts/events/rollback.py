@@ -90,10 +90,15 @@ class RollbackCompleted(Event):
 
 class RollbackFailed(Event):
     TYPE = "RollbackFailed"
-    VERSION = 2  # 2: failed_jobs_total (additive)
+    VERSION = 3  # 2: failed_jobs_total; 3: dry_run (additive)
     batch_id: str
     rollback_id: str
     reason: str
+    dry_run: bool = Field(
+        default=False,
+        description="The rollback was a dry run: its plan was refused, nothing was to change "
+        "(before version 3 a refused dry run did not say so).",
+    )
     failed_jobs: dict[str, str] = Field(
         default_factory=dict, description="Job id → why it failed or was refused (at most 1,000)."
     )

@@ -2,7 +2,8 @@
 phase before submission, archiving), the uploaded item chunks (the outbox for submission) and
 idempotency keys.
 
-Collections: `batches`, `batch_uploads`, `idempotency_keys`. A registry document holds
+Collections: `batches`, `batch_uploads`, `idempotency_keys`, `rollback_checks` (the dry runs
+asked for; their outcome is the reporter's, in the batch view). A registry document holds
 `phase` (`draft`, `uploading`, `submitted` or `cancelled` for a draft cancelled before
 submission), `total`, `chunks` and `chunk_starts` (the first job index of every chunk, in
 chunk order). A batch whose submission did not finish publishing (`submission: publishing`)
@@ -59,6 +60,7 @@ class BatchRegistry:
         self.uploads = db["batch_uploads"]
         self.idempotency = db["idempotency_keys"]
         self.backups = db["backups"]
+        self.checks = db["rollback_checks"]
 
     async def setup(self) -> None:
         await self.uploads.create_index([("batch_id", ASCENDING), ("chunk", ASCENDING)])
@@ -124,9 +126,18 @@ class BatchRegistry:
             await self.uploads.delete_one({"_id": f"{batch_id}:{chunk}"})
 
     async def drop_backups(self, batch_id: str) -> None:
-        """Removes the backups of the batch's jobs (written by the executors): once a batch
-        is archived or deleted it cannot be rolled back, and they would only fill the store."""
+        """Removes the backups of the batch's jobs (written by the executors) and its rollback
+        checks: once a batch is archived or deleted it cannot be rolled back, and they would
+        only fill the store."""
         await self.backups.delete_many(batch_range(batch_id))
+        await self.checks.delete_many({"batch_id": batch_id})
+
+    async def add_check(self, doc: Document) -> None:
+        """Records a rollback check asked for (a dry run the rollback service plans)."""
+        await self.checks.insert_one(doc)
+
+    async def check(self, check_id: str) -> Document | None:
+        return await self.checks.find_one({"_id": check_id})
 
     @_writes
     async def delete(self, doc: Document) -> None:

@@ -42,7 +42,9 @@ from batch_api.schemas import (
     BulkRequest,
     BulkResult,
     PlannedCompensation,
+    RefusedJob,
     RollbackBody,
+    RollbackCheck,
     RollbackPlan,
 )
 from contracts.codec import envelope_for
@@ -56,6 +58,7 @@ from contracts.events import (
     BatchUpdated,
     Event,
     RollbackRequested,
+    rollback_id_of,
 )
 from contracts.tolerant import validate_tolerantly
 from contracts.topics import Topics
@@ -189,7 +192,10 @@ class BatchLifecycle:
             )
         if body.dry_run:
             plan = await self.plan_rollback(found, body.job_ids)
-            return accepted.model_copy(update={"plan": plan})
+            check_id = await self._ask_for_check(found, who, body)
+            return accepted.model_copy(
+                update={"plan": plan.model_copy(update={"check_id": check_id})}
+            )
         await self._send(
             found,
             RollbackRequested(
@@ -201,6 +207,57 @@ class BatchLifecycle:
             ),
         )
         return accepted
+
+    async def _ask_for_check(self, found: Loaded, who: Principal, body: RollbackBody) -> str:
+        """Has the rollback service plan the dry run as it would the rollback (checksums,
+        later changes): recorded, then asked for; returns the check's id (the rollback id
+        the rollback service derives from the request)."""
+        batch_id = found.doc["_id"]
+        event = RollbackRequested(
+            batch_id=batch_id,
+            requested_by=who.user,
+            dry_run=True,
+            job_ids=body.job_ids,
+            reason=body.reason,
+            force=body.force,
+        )
+        env = envelope_for(event, producer=PRODUCER, tenant=found.doc["tenant"])
+        check_id = rollback_id_of(batch_id, env.event_id)
+        await self.registry.add_check(
+            {
+                "_id": check_id,
+                "batch_id": batch_id,
+                "requested_by": who.user,
+                "requested_at": env.occurred_at,
+                "job_ids": body.job_ids,
+                "force": body.force,
+            }
+        )
+        await self.publisher.publish([Outgoing(self.topics.batch_commands, batch_id, env)])
+        return check_id
+
+    async def rollback_check(self, batch_id: str, check_id: str, who: Principal) -> RollbackCheck:
+        """A dry run's check as far as it got; 404 for a check of another batch or none."""
+        found = await self.batches.load(batch_id, who)
+        asked = await self.registry.check(check_id)
+        if asked is None or asked.get("batch_id") != batch_id:
+            raise Problem(404, "Not Found", f"no rollback check {check_id} of batch {batch_id}")
+        record = ((found.view or {}).get("rollbacks") or {}).get(check_id) or {}
+        status = record.get("status") if record.get("dry_run") else None
+        return RollbackCheck(
+            check_id=check_id,
+            batch_id=batch_id,
+            status=status if status in ("clear", "refused") else "checking",
+            jobs=record.get("total") if record.get("dry_run") else None,
+            reason=record.get("reason"),
+            refused=[RefusedJob.model_validate(r) for r in record.get("refused") or []],
+            refused_total=int(record.get("refused_total") or 0),
+            job_ids=asked.get("job_ids"),
+            force=bool(asked.get("force")),
+            requested_by=str(asked.get("requested_by") or ""),
+            requested_at=asked["requested_at"],
+            finished_at=record.get("finished_at") if status else None,
+        )
 
     async def plan_rollback(self, found: Loaded, job_ids: list[str] | None) -> RollbackPlan:
         """The completed jobs (of `job_ids`, if given) in reverse completion order: the order

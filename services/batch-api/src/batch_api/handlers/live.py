@@ -208,7 +208,8 @@ class LiveEvents:
                 frames.append(sse("status", status))
             if now.status not in TERMINAL:
                 return frames, False
-            return [*frames, sse("end", {"batch_id": batch_id, "status": now.status})], True
+            end = {"batch_id": batch_id, "status": now.status, "seq": state.seq.get(batch_id, seq)}
+            return [*frames, sse("end", end)], True
 
         return self._follow(
             sub,
@@ -271,7 +272,10 @@ class LiveEvents:
             for frame in first:
                 yield frame
             if per_batch and end_when_terminal in TERMINAL:
-                yield sse("end", {"batch_id": sub.batch_id, "status": end_when_terminal})
+                seq = state.seq.get(str(sub.batch_id), 0)
+                yield sse(
+                    "end", {"batch_id": sub.batch_id, "status": end_when_terminal, "seq": seq}
+                )
                 return
             while True:
                 try:
@@ -303,7 +307,7 @@ class LiveEvents:
                     yield frame
                 final = _final_status(state, env, event) if per_batch else None
                 if final is not None:
-                    yield sse("end", {"batch_id": sub.batch_id, "status": final})
+                    yield sse("end", {"batch_id": sub.batch_id, "status": final, "seq": env.seq})
                     return
         finally:
             self.feed.unsubscribe(sub)

@@ -99,6 +99,10 @@ RollbackEvent = (
 Operators = dict[str, dict[str, Any]]  # an update's operators: {"$set": {path: value}, ...}
 
 
+# How many of a refused dry run's jobs its record in the batch view names (the rest counted).
+DRY_RUN_REFUSALS_KEPT = 20
+
+
 def rollback_operators(env: Envelope, e: RollbackEvent) -> Operators:
     """What a rollback event records in its batch's view, under `rollbacks.<rollback id>`:
     `started_at` (the earliest announcement: the scheduler's `BatchRollingBack` when the
@@ -106,27 +110,49 @@ def rollback_operators(env: Envelope, e: RollbackEvent) -> Operators:
     planned), `done` (the highest count), and once it ended `status`, `reason` and
     `finished_at` (the earliest). As update operators that leave the same document in any
     order and any number of times (the rollback service announces again when a request is
-    redelivered). Dry runs record nothing; a refused dry run's `RollbackFailed` (which does
-    not say it was one) leaves a record without `started_at`, which readers skip."""
+    redelivered).
+
+    A dry run's record says `dry_run` and how its check ended: `total` (the jobs the
+    rollback would restore), `status` `clear` or `refused` with the `reason`, the first
+    `DRY_RUN_REFUSALS_KEPT` refused jobs (`refused`: job id and why) and `refused_total`.
+    A refused dry run's `RollbackFailed` from before version 3 does not say it was one: it
+    leaves a record without `started_at`, which readers skip."""
     at = f"rollbacks.{e.rollback_id}"
     if isinstance(e, BatchRollingBack):
         return {"$min": {f"{at}.started_at": env.occurred_at}} if e.rollback_id else {}
     if isinstance(e, RollbackStarted):
+        sets: dict[str, Any] = {f"{at}.total": e.planned_jobs}
         if e.dry_run:
-            return {}
-        return {
-            "$min": {f"{at}.started_at": env.occurred_at},
-            "$set": {f"{at}.total": e.planned_jobs},
-        }
+            sets[f"{at}.dry_run"] = True
+        return {"$min": {f"{at}.started_at": env.occurred_at}, "$set": sets}
     if isinstance(e, RollbackProgress):
         return {"$max": {f"{at}.done": e.done}, "$set": {f"{at}.total": e.total}}
     if isinstance(e, RollbackCompleted):
         if e.dry_run:
-            return {}
+            return {
+                "$min": {f"{at}.finished_at": env.occurred_at},
+                "$set": {f"{at}.dry_run": True, f"{at}.status": "clear", f"{at}.reason": None},
+            }
         return {
             "$max": {f"{at}.done": e.compensated_jobs},
             "$min": {f"{at}.finished_at": env.occurred_at},
             "$set": {f"{at}.status": "rolled_back", f"{at}.reason": None},
+        }
+    if e.dry_run:
+        refused = [
+            {"job_id": job_id, "reason": why}
+            for job_id, why in list(e.failed_jobs.items())[:DRY_RUN_REFUSALS_KEPT]
+        ]
+        total = e.failed_jobs_total if e.failed_jobs_total is not None else len(e.failed_jobs)
+        return {
+            "$min": {f"{at}.finished_at": env.occurred_at},
+            "$set": {
+                f"{at}.dry_run": True,
+                f"{at}.status": "refused",
+                f"{at}.reason": e.reason,
+                f"{at}.refused": refused,
+                f"{at}.refused_total": total,
+            },
         }
     return {
         "$min": {f"{at}.finished_at": env.occurred_at},

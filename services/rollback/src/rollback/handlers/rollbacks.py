@@ -123,6 +123,7 @@ class Rollbacks:
                     reason=state["reason"],
                     failed_jobs=_as_map(state["refusals"][:LISTED_AT_MOST]),
                     failed_jobs_total=len(state["refusals"]),
+                    dry_run=state["dry_run"],
                 )
             )
             await self._publish(request.tenant, rollback_id, out)
@@ -149,7 +150,12 @@ class Rollbacks:
         reason; the jobs restored so far stay restored."""
         rollback_id = request.rollback_id
         await self.plans.set(rollback_id, {"status": "rollback_failed", "reason": reason})
-        failure = RollbackFailed(batch_id=request.batch_id, rollback_id=rollback_id, reason=reason)
+        failure = RollbackFailed(
+            batch_id=request.batch_id,
+            rollback_id=rollback_id,
+            reason=reason,
+            dry_run=request.event.dry_run,
+        )
         await self._publish(request.tenant, rollback_id, [failure])
 
     async def _new_state(self, request: Request) -> dict[str, Any]:

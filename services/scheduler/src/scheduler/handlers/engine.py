@@ -396,7 +396,7 @@ class Scheduler:
     ) -> None:
         """The end of the rollback that made the batch `rolling_back`; the end of any other
         rollback (a dry run) changes nothing."""
-        if isinstance(e, RollbackCompleted) and e.dry_run:
+        if e.dry_run:
             return
         b = await self._finished(e.batch_id)
         if b is None or b.status != "rolling_back" or b.rollback_id != e.rollback_id:

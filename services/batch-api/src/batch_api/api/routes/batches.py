@@ -23,6 +23,7 @@ from batch_api.schemas import (
     BulkRequest,
     ItemsAdded,
     RollbackBody,
+    RollbackCheck,
 )
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -134,6 +135,17 @@ async def submit_batch(batch_id: str, who: CurrentPrincipal, batches: Batches) -
 async def get_batch(batch_id: str, who: CurrentPrincipal, batches: Batches) -> BatchPublic:
     """One batch with its progress: counts per state, percent, throughput, elapsed, ETA."""
     return await batches.get(batch_id, who)
+
+
+@router.get("/{batch_id}/rollback-checks/{check_id}", response_model=RollbackCheck)
+async def get_rollback_check(
+    batch_id: str, check_id: str, who: CurrentPrincipal, lifecycle: Lifecycle
+) -> RollbackCheck:
+    """A rollback dry run's check (`plan.check_id` of the dry run's answer): `checking`
+    until the rollback service has planned it, then `clear` with the jobs it would restore,
+    or `refused` with the reason and the jobs (a corrupt backup, a change made after a job,
+    unless `force`). 404 for an unknown check."""
+    return await lifecycle.rollback_check(batch_id, check_id, who)
 
 
 @router.patch("/{batch_id}", response_model=BatchPublic)

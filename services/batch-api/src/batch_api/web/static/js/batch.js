@@ -400,16 +400,64 @@ function planView(plan) {
   ];
 }
 
+// The rollback service's check of the dry run (checksums, changes made after a job): polled
+// while the dialog is open, then said in words. The plan can be confirmed before it ends.
+let checkTimer = null;
+function followCheck(checkId) {
+  clearTimeout(checkTimer);
+  const line = $("#rb-check");
+  line.className = "muted";
+  line.replaceChildren("Checking the backups and what changed since the batch…");
+  if (!checkId) return line.replaceChildren();
+  const began = Date.now();
+  const poll = async () => {
+    if (!$("#rollback-dialog").open) return;
+    let check = null;
+    try {
+      check = await api(`/v1/batches/${id}/rollback-checks/${checkId}`);
+    } catch {
+      // asked again below
+    }
+    if (check && check.status !== "checking") return showCheck(check);
+    if (Date.now() - began > 60_000) {
+      line.replaceChildren("The check has not ended yet; the rollback makes it again before it changes anything.");
+      return;
+    }
+    checkTimer = setTimeout(poll, 500);
+  };
+  checkTimer = setTimeout(poll, 300);
+}
+
+function showCheck(check) {
+  const line = $("#rb-check");
+  if (check.status === "clear") {
+    line.className = "ok";
+    line.replaceChildren(`Checked: the rollback would restore ${fmtCount(check.jobs ?? 0, "job")}.`);
+    return;
+  }
+  line.className = "bad";
+  const named = (check.refused || []).map((r) => h("li", {}, h("code", {}, r.job_id), ` ${r.reason}`));
+  const more = check.refused_total > named.length ? ` (${fmtCount(check.refused_total, "job")} in all)` : "";
+  line.replaceChildren(
+    named.length
+      ? `Checked: the rollback would be refused and restore nothing${more}:`
+      : `Checked: the rollback would be refused and restore nothing: ${check.reason || ""}`,
+    named.length ? h("ul", { class: "plan" }, named) : "",
+  );
+}
+
 async function openRollback() {
   const dialog = $("#rollback-dialog");
   const confirmButton = $("#rb-confirm");
   confirmButton.disabled = true;
   $("#rb-force").checked = false;
   $("#rb-plan").replaceChildren(h("p", { class: "muted" }, "Preparing the plan…"));
+  $("#rb-check").replaceChildren();
   dialog.showModal();
   try {
     const result = await act("rollback", { dry_run: true, job_ids: null });
     $("#rb-plan").replaceChildren(...[planView(result.plan)].flat().filter(Boolean));
+    followCheck(result.plan?.check_id);
     confirmButton.disabled = false;
     confirmButton.focus();
   } catch (error) {
