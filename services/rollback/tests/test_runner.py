@@ -61,8 +61,8 @@ class FakeQueue:
             del self.entries[key]
 
 
-def asked(batch_id: str, n: int) -> Request:
-    e = RollbackRequested(batch_id=batch_id, requested_by="u")
+def asked(batch_id: str, n: int, dry_run: bool = False) -> Request:
+    e = RollbackRequested(batch_id=batch_id, requested_by="u", dry_run=dry_run)
     env = envelope_for(e, producer="api", event_id=f"{batch_id}-{n}")
     return Request.of(env.model_copy(update={"occurred_at": T0 + timedelta(seconds=n)}), e)
 
@@ -78,13 +78,14 @@ class Work:
     fail: dict[str, list[Exception]] = field(default_factory=dict)
 
     async def run(self, request: Request) -> None:
-        self.started.append(request.batch_id)
+        name = f"{request.batch_id}?" if request.event.dry_run else request.batch_id
+        self.started.append(name)
         failures = self.fail.get(request.rollback_id)
         if failures:
             raise failures.pop(0)
-        if (gate := self.hold.get(request.batch_id)) is not None:
+        if (gate := self.hold.get(name)) is not None:
             await gate.wait()
-        self.ended.append(request.batch_id)
+        self.ended.append(name)
 
     async def give_up(self, request: Request, reason: str) -> None:
         self.gave_up[request.batch_id] = reason
@@ -141,6 +142,45 @@ async def test_rollbacks_of_one_batch_run_one_after_the_other_in_order() -> None
 
     await serving(r, body)
     assert work.started == work.ended == ["a", "a"]
+
+
+async def test_a_dry_run_neither_waits_for_nor_holds_up_a_rollback_of_its_batch() -> None:
+    """Dry runs are named `<batch>?` here: a's, asked first, is held until the end."""
+    queue, work = FakeQueue(), Work(hold={"a?": asyncio.Event(), "a": asyncio.Event()})
+    r = runner(queue, work, concurrency=3)
+    await queue.add(asked("a", 1, dry_run=True))
+    await queue.add(asked("a", 2))
+    await queue.add(asked("a", 3))
+
+    async def body() -> None:
+        await until(lambda: sorted(work.started) == ["a", "a?"])
+        await asyncio.sleep(0.2)  # several scans: a's second rollback waits for its first
+        assert sorted(work.started) == ["a", "a?"]
+        work.hold["a"].set()
+        await until(lambda: work.ended == ["a", "a"])
+        work.hold["a?"].set()
+        await until(lambda: not queue.entries)
+
+    await serving(r, body)
+    assert work.ended == ["a", "a", "a?"]
+
+
+async def test_dry_runs_never_take_the_last_slot() -> None:
+    queue, work = FakeQueue(), Work(hold={"a?": asyncio.Event(), "b?": asyncio.Event()})
+    r = runner(queue, work, concurrency=2)
+    await queue.add(asked("a", 1, dry_run=True))
+    await queue.add(asked("b", 2, dry_run=True))
+    await queue.add(asked("c", 3))
+
+    async def body() -> None:
+        await until(lambda: work.ended == ["c"])
+        assert work.started == ["c", "a?"]  # the rollback first, one check beside it
+        work.hold["a?"].set()
+        work.hold["b?"].set()
+        await until(lambda: not queue.entries)
+
+    await serving(r, body)
+    assert sorted(work.ended) == ["a?", "b?", "c"]
 
 
 async def test_at_most_concurrency_rollbacks_run_at_once() -> None:

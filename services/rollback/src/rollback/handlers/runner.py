@@ -86,20 +86,35 @@ class Runner:
             await self.stop()
 
     async def round(self) -> list[asyncio.Task[None]]:
-        """Starts the queued rollbacks that may start now; returns their tasks."""
+        """Starts the queued rollbacks that may start now; returns their tasks.
+
+        A batch's rollbacks run one after the other, in the order asked. Dry runs (checks)
+        change nothing, so they wait for no rollback and hold none up: the dashboard asks
+        for one each time its rollback dialog opens, and a rollback confirmed a moment later
+        would otherwise wait for the check's planning. Rollbacks are started first, and dry
+        runs never take the last free slot."""
         started: list[asyncio.Task[None]] = []
-        busy = {request.batch_id for request, _ in self._running.values()}
+        busy = {r.batch_id for r, _ in self._running.values() if not r.event.dry_run}
         first_of_batch: set[str] = set()
         now = time.monotonic()
-        for request in await self.queue.pending():
-            if request.batch_id in first_of_batch:
-                continue  # an earlier rollback of the batch has not ended
-            first_of_batch.add(request.batch_id)
+        pending = await self.queue.pending()
+        checks_at_most = max(1, self.concurrency - 1)
+        for request in sorted(pending, key=lambda r: r.event.dry_run):  # stable: in order
             rollback_id = request.rollback_id
-            if rollback_id in self._running or request.batch_id in busy:
+            dry_run = request.event.dry_run
+            if not dry_run:
+                if request.batch_id in first_of_batch:
+                    continue  # an earlier rollback of the batch has not ended
+                first_of_batch.add(request.batch_id)
+                if request.batch_id in busy:
+                    continue
+            if rollback_id in self._running:
                 continue
             if len(self._running) >= self.concurrency:
                 break
+            checks = sum(1 for r, _ in self._running.values() if r.event.dry_run)
+            if dry_run and checks >= checks_at_most:
+                continue
             if self._retry_at.get(rollback_id, 0.0) > now:
                 continue
             if not await self.queue.claim(rollback_id, self.owner, self._until()):
