@@ -85,3 +85,16 @@ async def test_the_document_a_rollback_rewrites_stays_small_as_plans_grow(
         assert read is not None
         assert read["steps"] == plan["steps"]
     assert sizes[5_000] <= sizes[INLINE_AT_MOST] < 32 * 1024, sizes
+
+
+async def test_one_plan_goes_with_its_parts_and_leaves_the_others(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """A dry run's plan is dropped once its outcome is announced."""
+    plans = MongoPlans(db)
+    await plans.create(state("r_dry", PART_ENTRIES + 1))
+    await plans.create(state("r_kept", 5))
+    assert await db["rollbacks"].count_documents({}) > 2  # the dry run's parts too
+    await plans.drop("r_dry")
+    assert [d["_id"] async for d in db["rollbacks"].find({}, {"_id": 1})] == ["r_kept"]
+    await plans.drop("r_none")  # nothing to drop: nothing happens

@@ -113,6 +113,9 @@ class Fakes:
                 fakes.plans[rollback_id] |= fields
                 fakes.writes.append(fields)
 
+            async def drop(self, rollback_id: str) -> None:
+                fakes.plans.pop(rollback_id, None)
+
             async def drop_batch(self, batch_id: str) -> None:
                 for key in [k for k, p in fakes.plans.items() if p["batch_id"] == batch_id]:
                     del fakes.plans[key]
@@ -186,6 +189,7 @@ async def test_dry_run_plans_and_changes_nothing() -> None:
     assert [s["job_id"] for s in planned["steps"]] == ["b1.2", "b1.0", "b1.1"]
     assert out.of_type("RollbackCompleted")[0].envelope.data["dry_run"] is True
     assert fakes.job_type.order == []
+    assert fakes.plans == {}, "a dry run's plan was kept"
 
 
 async def test_a_refused_dry_run_says_it_was_one() -> None:

@@ -44,6 +44,9 @@ class Plans(Protocol):
 
     async def set(self, rollback_id: str, fields: dict[str, Any]) -> None: ...
 
+    async def drop(self, rollback_id: str) -> None:
+        """Removes one rollback's record (a dry run's, once its outcome is announced)."""
+
     async def drop_batch(self, batch_id: str) -> None:
         """Removes the records of the batch's rollbacks (the batch was deleted)."""
 
@@ -134,6 +137,13 @@ class MongoPlans:
 
     async def set(self, rollback_id: str, fields: dict[str, Any]) -> None:
         await self.collection.update_one({"_id": rollback_id}, {"$set": fields})
+
+    async def drop(self, rollback_id: str) -> None:
+        doc = await self.collection.find_one({"_id": rollback_id}, {"parts": 1})
+        for name, count in ((doc or {}).get("parts") or {}).items():
+            for n in range(count):
+                await self.collection.delete_one({"_id": _part_id(rollback_id, name, n)})
+        await self.collection.delete_one({"_id": rollback_id})
 
     async def drop_batch(self, batch_id: str) -> None:
         # a scan where FerretDB cannot use an index; a batch has few rollbacks, deletes are rare

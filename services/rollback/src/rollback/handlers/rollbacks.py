@@ -127,14 +127,14 @@ class Rollbacks:
                 )
             )
             await self._publish(request.tenant, rollback_id, out)
-            await self.plans.set(rollback_id, {"status": "rollback_failed"})
+            await self._ended_plan(state, {"status": "rollback_failed"})
             return
         if state["dry_run"]:
             out.append(
                 RollbackCompleted(batch_id=e.batch_id, rollback_id=rollback_id, dry_run=True)
             )
             await self._publish(request.tenant, rollback_id, out)
-            await self.plans.set(rollback_id, {"status": "planned"})
+            await self._ended_plan(state, {"status": "planned"})
             return
         if state["status"] == "rolled_back":  # ended: its outcome again (a failure has a reason)
             completed = RollbackCompleted(
@@ -144,6 +144,15 @@ class Rollbacks:
             return
         await self._publish(request.tenant, rollback_id, out)
         await self._execute(request.tenant, state, steps)
+
+    async def _ended_plan(self, state: dict[str, Any], fields: dict[str, Any]) -> None:
+        """Records how a plan that runs nothing ended; a dry run's plan goes (its outcome is
+        in its events: a check asked for each time the dashboard's dialog opens would
+        otherwise leave a plan of every job each time; asked again, it is planned again)."""
+        if state["dry_run"]:
+            await self.plans.drop(state["_id"])
+        else:
+            await self.plans.set(state["_id"], fields)
 
     async def give_up(self, request: Request, reason: str) -> None:
         """Ends a rollback that cannot go on (an unexpected error) as failed, with the
