@@ -118,7 +118,7 @@ def history() -> list[tuple[Envelope, Event]]:
 async def snapshot(db: AsyncDatabase[Any]) -> dict[str, list[dict[str, Any]]]:
     return {
         name: [d async for d in db[name].find({}).sort("_id", 1)]
-        for name in ("batch_views", "job_views")
+        for name in ("batch_views", "job_views", "rollback_check_views")
     }
 
 
@@ -156,17 +156,23 @@ async def test_in_order_once(db: AsyncDatabase[Any]) -> None:
             "status": "rollback_failed",
             "reason": "no",
         },  # a refused dry run before RollbackFailed said so: no start, so never shown
+    }
+    # dry runs are checks, each in its own document
+    checks = {d["_id"]: d async for d in db["rollback_check_views"].find({})}
+    assert checks == {
         "r_dry": {
+            "_id": "r_dry",
+            "batch_id": "b_1",
             "started_at": T0 + timedelta(seconds=10),
-            "dry_run": True,
             "total": 2,
             "finished_at": T0 + timedelta(seconds=10),
             "status": "clear",
             "reason": None,
         },
         "r_dry2": {
+            "_id": "r_dry2",
+            "batch_id": "b_1",
             "started_at": T0 + timedelta(seconds=12),
-            "dry_run": True,
             "total": 2,
             "finished_at": T0 + timedelta(seconds=13),
             "status": "refused",
@@ -175,6 +181,8 @@ async def test_in_order_once(db: AsyncDatabase[Any]) -> None:
             "refused_total": 1,
         },
     }
+    await store.drop_batch("b_1")
+    assert await db["rollback_check_views"].count_documents({}) == 0
 
 
 @pytest.mark.parametrize("order", ["reversed", "duplicated", "one_by_one_shuffled"])
@@ -183,7 +191,7 @@ async def test_any_order_and_repeats_give_the_same_documents(
 ) -> None:
     await apply(MongoProjectionStore(db), history())
     expected = await snapshot(db)
-    for name in ("batch_views", "job_views"):
+    for name in ("batch_views", "job_views", "rollback_check_views"):
         await db[name].delete_many({})
     store = MongoProjectionStore(db)  # a fresh reporter: nothing cached
     items = history()

@@ -3,7 +3,7 @@ phase before submission, archiving), the uploaded item chunks (the outbox for su
 idempotency keys.
 
 Collections: `batches`, `batch_uploads`, `idempotency_keys`, `rollback_checks` (the dry runs
-asked for; their outcome is the reporter's, in the batch view). A registry document holds
+asked for; their outcome is the reporter's, `rollback_check_views`). A registry document holds
 `phase` (`draft`, `uploading`, `submitted` or `cancelled` for a draft cancelled before
 submission), `total`, `chunks` and `chunk_starts` (the first job index of every chunk, in
 chunk order). A batch whose submission did not finish publishing (`submission: publishing`)

@@ -23,10 +23,15 @@ class ReadModels:
         self.job_types_col = db["job_types"]
         self.deliveries = db["webhook_deliveries"]
         self.logs = db["batch_logs"]
+        self.checks = db["rollback_check_views"]
         self._job_types: tuple[float, dict[str, Document]] = (0.0, {})
 
     async def batch_view(self, batch_id: str) -> Document | None:
         return await self.views.find_one({"_id": batch_id})
+
+    async def check_view(self, check_id: str) -> Document | None:
+        """How a rollback dry run's check went so far (the reporter's), if it began."""
+        return await self.checks.find_one({"_id": check_id})
 
     async def batch_views_by_id(self, ids: list[str]) -> dict[str, Document]:
         """The views of these batches (a page of a listing), by id."""

@@ -50,15 +50,13 @@ def progress_of(
 
 def latest_rollback(recorded: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
     """The batch's latest rollback as shown: the reporter's records (`rollbacks.<id>`; dry
-    runs are rollback checks, shown apart), the one started last, with its percent,
-    throughput and ETA; None if none was started. One the rollback service has not planned
-    yet has no `total`: `planning`."""
+    runs are checks, kept apart), the one started last, with its percent, throughput and
+    ETA; None if none was started. One the rollback service has not planned yet has no
+    `total`: `planning`."""
     started = [
         (record["started_at"], rollback_id, record)
         for rollback_id, record in (recorded or {}).items()
-        if isinstance(record, dict)
-        and record.get("started_at") is not None
-        and not record.get("dry_run")
+        if isinstance(record, dict) and record.get("started_at") is not None
     ]
     if not started:
         return None

@@ -238,17 +238,17 @@ class BatchLifecycle:
 
     async def rollback_check(self, batch_id: str, check_id: str, who: Principal) -> RollbackCheck:
         """A dry run's check as far as it got; 404 for a check of another batch or none."""
-        found = await self.batches.load(batch_id, who)
+        await self.batches.load(batch_id, who)  # the caller may see the batch
         asked = await self.registry.check(check_id)
         if asked is None or asked.get("batch_id") != batch_id:
             raise Problem(404, "Not Found", f"no rollback check {check_id} of batch {batch_id}")
-        record = ((found.view or {}).get("rollbacks") or {}).get(check_id) or {}
-        status = record.get("status") if record.get("dry_run") else None
+        record = await self.read_models.check_view(check_id) or {}
+        status = record.get("status")
         return RollbackCheck(
             check_id=check_id,
             batch_id=batch_id,
             status=status if status in ("clear", "refused") else "checking",
-            jobs=record.get("total") if record.get("dry_run") else None,
+            jobs=record.get("total"),
             reason=record.get("reason"),
             refused=[RefusedJob.model_validate(r) for r in record.get("refused") or []],
             refused_total=int(record.get("refused_total") or 0),

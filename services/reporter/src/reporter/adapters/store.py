@@ -24,13 +24,16 @@ from contracts.vocabulary import Webhook
 from reporter.adapters.webhooks import DELIVERIES
 from reporter.domain.projection import (
     BATCH_INITIAL,
+    CHECK_EVENTS,
     JOB_EVENTS,
     ROLLBACK_EVENTS,
     Operators,
     batch_dynamic,
     batch_static,
+    check_operators,
     fold_compensation,
     fold_job,
+    is_check,
     log_entry,
     merge_operators,
     rollback_operators,
@@ -42,6 +45,7 @@ from servicekit.store import Document
 BATCH_VIEWS = "batch_views"
 JOB_VIEWS = "job_views"
 BATCH_LOGS = "batch_logs"
+CHECK_VIEWS = "rollback_check_views"
 
 
 class MongoProjectionStore:
@@ -49,6 +53,7 @@ class MongoProjectionStore:
         self.views = db[BATCH_VIEWS]
         self.jobs = db[JOB_VIEWS]
         self.logs = db[BATCH_LOGS]
+        self.checks = db[CHECK_VIEWS]
         self.deliveries = db[DELIVERIES]  # the webhook adapter's; dropped with the batch
         self._seq: dict[str, int] = {}
         self._layouts: dict[str, Buckets] = {}
@@ -67,6 +72,7 @@ class MongoProjectionStore:
         tenants: dict[str, str] = {}
         logs: dict[str, dict[str, Any]] = defaultdict(dict)
         rollbacks: dict[str, Operators] = defaultdict(dict)
+        checks: dict[str, Operators] = defaultdict(dict)  # dry runs, by rollback id
         for env, event in items:
             entry = log_entry(env, event)
             if entry is not None:
@@ -79,7 +85,9 @@ class MongoProjectionStore:
                 known = dynamic.get(event.batch_id, {}).get("seq", -1)
                 if env.seq > known:
                     dynamic[event.batch_id] = batch_dynamic(env, event)
-            if isinstance(event, ROLLBACK_EVENTS):
+            if isinstance(event, CHECK_EVENTS) and is_check(event):
+                merge_operators(checks[event.rollback_id], check_operators(env, event))
+            elif isinstance(event, ROLLBACK_EVENTS):
                 operators = rollback_operators(env, event)
                 if operators:
                     merge_operators(rollbacks[event.batch_id], operators)
@@ -99,6 +107,8 @@ class MongoProjectionStore:
             )
         for doc_id, views in jobs.items():
             await self._write_bucket(doc_id, tenants[doc_id], views)
+        for rollback_id, operators in checks.items():
+            await self.checks.update_one({"_id": rollback_id}, operators, upsert=True)
         for batch_id, sets in logs.items():
             # keyed by event id: a replayed event sets the same entry again
             await self.logs.update_one({"_id": batch_id}, {"$set": sets}, upsert=True)
@@ -190,11 +200,12 @@ class MongoProjectionStore:
             del self._buckets[doc_id]
 
     async def drop_batch(self, batch_id: str) -> None:
-        """Removes every read model of the batch (retention deleted it): views, event log and
-        webhook deliveries."""
+        """Removes every read model of the batch (retention deleted it): views, event log,
+        rollback checks and webhook deliveries."""
         await self.drop_job_views(batch_id)
         await self.views.delete_one({"_id": batch_id})
         await self.logs.delete_one({"_id": batch_id})
         await self.deliveries.delete_many({"batch_id": batch_id})
+        await self.checks.delete_many({"batch_id": batch_id})
         self._seq.pop(batch_id, None)
         self._layouts.pop(batch_id, None)

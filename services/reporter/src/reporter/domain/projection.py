@@ -96,11 +96,18 @@ ROLLBACK_EVENTS = (
 RollbackEvent = (
     BatchRollingBack | RollbackStarted | RollbackProgress | RollbackCompleted | RollbackFailed
 )
+CHECK_EVENTS = (RollbackStarted, RollbackCompleted, RollbackFailed)  # a dry run's
 Operators = dict[str, dict[str, Any]]  # an update's operators: {"$set": {path: value}, ...}
 
 
-# How many of a refused dry run's jobs its record in the batch view names (the rest counted).
-DRY_RUN_REFUSALS_KEPT = 20
+# How many of a refused dry run's jobs its check names (the rest counted).
+CHECK_REFUSALS_KEPT = 20
+
+
+def is_check(e: RollbackEvent) -> bool:
+    """Whether the event is about a dry run (a check): kept apart from the batch's
+    rollbacks. A refused dry run's `RollbackFailed` from before version 3 does not say so."""
+    return bool(getattr(e, "dry_run", False))
 
 
 def rollback_operators(env: Envelope, e: RollbackEvent) -> Operators:
@@ -110,54 +117,52 @@ def rollback_operators(env: Envelope, e: RollbackEvent) -> Operators:
     planned), `done` (the highest count), and once it ended `status`, `reason` and
     `finished_at` (the earliest). As update operators that leave the same document in any
     order and any number of times (the rollback service announces again when a request is
-    redelivered).
-
-    A dry run's record says `dry_run` and how its check ended: `total` (the jobs the
-    rollback would restore), `status` `clear` or `refused` with the `reason`, the first
-    `DRY_RUN_REFUSALS_KEPT` refused jobs (`refused`: job id and why) and `refused_total`.
-    A refused dry run's `RollbackFailed` from before version 3 does not say it was one: it
-    leaves a record without `started_at`, which readers skip."""
+    redelivered). Dry runs are checks (`check_operators`); a refused one's `RollbackFailed`
+    from before version 3 leaves a record without `started_at`, which readers skip."""
     at = f"rollbacks.{e.rollback_id}"
     if isinstance(e, BatchRollingBack):
         return {"$min": {f"{at}.started_at": env.occurred_at}} if e.rollback_id else {}
     if isinstance(e, RollbackStarted):
-        sets: dict[str, Any] = {f"{at}.total": e.planned_jobs}
-        if e.dry_run:
-            sets[f"{at}.dry_run"] = True
-        return {"$min": {f"{at}.started_at": env.occurred_at}, "$set": sets}
+        return {
+            "$min": {f"{at}.started_at": env.occurred_at},
+            "$set": {f"{at}.total": e.planned_jobs},
+        }
     if isinstance(e, RollbackProgress):
         return {"$max": {f"{at}.done": e.done}, "$set": {f"{at}.total": e.total}}
     if isinstance(e, RollbackCompleted):
-        if e.dry_run:
-            return {
-                "$min": {f"{at}.finished_at": env.occurred_at},
-                "$set": {f"{at}.dry_run": True, f"{at}.status": "clear", f"{at}.reason": None},
-            }
         return {
             "$max": {f"{at}.done": e.compensated_jobs},
             "$min": {f"{at}.finished_at": env.occurred_at},
             "$set": {f"{at}.status": "rolled_back", f"{at}.reason": None},
         }
-    if e.dry_run:
-        refused = [
-            {"job_id": job_id, "reason": why}
-            for job_id, why in list(e.failed_jobs.items())[:DRY_RUN_REFUSALS_KEPT]
-        ]
-        total = e.failed_jobs_total if e.failed_jobs_total is not None else len(e.failed_jobs)
-        return {
-            "$min": {f"{at}.finished_at": env.occurred_at},
-            "$set": {
-                f"{at}.dry_run": True,
-                f"{at}.status": "refused",
-                f"{at}.reason": e.reason,
-                f"{at}.refused": refused,
-                f"{at}.refused_total": total,
-            },
-        }
     return {
         "$min": {f"{at}.finished_at": env.occurred_at},
         "$set": {f"{at}.status": "rollback_failed", f"{at}.reason": e.reason},
     }
+
+
+def check_operators(
+    env: Envelope, e: RollbackStarted | RollbackCompleted | RollbackFailed
+) -> Operators:
+    """What a dry run's event records in its check's document (`rollback_check_views`, by
+    rollback id): `batch_id`, `started_at`, `total` (the jobs the rollback would restore),
+    and once it ended `status` `clear`, or `refused` with the `reason`, the first
+    `CHECK_REFUSALS_KEPT` refused jobs (`refused`: job id and why) and `refused_total`, and
+    `finished_at`. In any order and any number of times, as `rollback_operators`."""
+    sets: dict[str, Any] = {"batch_id": e.batch_id}
+    if isinstance(e, RollbackStarted):
+        return {"$min": {"started_at": env.occurred_at}, "$set": sets | {"total": e.planned_jobs}}
+    if isinstance(e, RollbackCompleted):
+        sets |= {"status": "clear", "reason": None}
+    else:
+        refused = [
+            {"job_id": job_id, "reason": why}
+            for job_id, why in list(e.failed_jobs.items())[:CHECK_REFUSALS_KEPT]
+        ]
+        total = e.failed_jobs_total if e.failed_jobs_total is not None else len(e.failed_jobs)
+        sets |= {"status": "refused", "reason": e.reason, "refused": refused}
+        sets["refused_total"] = total
+    return {"$min": {"finished_at": env.occurred_at}, "$set": sets}
 
 
 def merge_operators(into: Operators, more: Operators) -> Operators:
