@@ -26,6 +26,22 @@ async def library(stack: Stack, ids: list[str]) -> dict[str, dict[str, Any]]:
         return {d["_id"]: d async for d in db["library_templates"].find({"_id": {"$in": ids}})}
 
 
+async def rolled_back(
+    api: httpx.AsyncClient, batch_id: str, jobs: int, within_s: float
+) -> dict[str, Any]:
+    """The batch's rollback once the batch is `rolled_back` and the rollback shows all `jobs`
+    done (its end is projected beside the status: a moment later at most)."""
+    batch = await wait_for_status(api, batch_id, {"rolled_back", "rollback_failed"}, within_s)
+    assert batch["status"] == "rolled_back", batch.get("reason")
+    shown: dict[str, Any] = batch["rollback"]
+    for _ in range(40):
+        shown = (await api.get(f"/v1/batches/{batch_id}")).json()["rollback"]
+        if shown["done"] == jobs:
+            break
+        await asyncio.sleep(0.25)
+    return shown
+
+
 async def test_a_rollback_killed_mid_way_goes_on_when_the_service_is_back(
     chaos_stack: Stack, kafka_bootstrap: str
 ) -> None:
@@ -58,13 +74,7 @@ async def test_a_rollback_killed_mid_way_goes_on_when_the_service_is_back(
         assert (shown["status"], shown["done"] < jobs) == ("rolling_back", True), shown
         restart(chaos_stack, "rollback", kafka_bootstrap)
 
-        batch = await wait_for_status(api, batch_id, {"rolled_back", "rollback_failed"}, 180)
-        assert batch["status"] == "rolled_back", batch.get("reason")
-        for _ in range(40):  # its end is projected beside the status: a moment later at most
-            shown = (await api.get(f"/v1/batches/{batch_id}")).json()["rollback"]
-            if shown["done"] == jobs:
-                break
-            await asyncio.sleep(0.25)
+        shown = await rolled_back(api, batch_id, jobs, 180)
         assert (shown["status"], shown["done"], shown["total"]) == ("rolled_back", jobs, jobs)
         assert await library(chaos_stack, ids) == before
 
@@ -103,13 +113,7 @@ async def test_a_rollback_asked_for_while_the_service_is_down_shows_at_once_and_
         assert (still["status"], still["rollback"]["planning"]) == ("rolling_back", True)
         restart(chaos_stack, "rollback", kafka_bootstrap)
 
-        batch = await wait_for_status(api, batch_id, {"rolled_back", "rollback_failed"}, 120)
-        assert batch["status"] == "rolled_back", batch.get("reason")
-        for _ in range(40):  # its end is projected beside the status: a moment later at most
-            done = (await api.get(f"/v1/batches/{batch_id}")).json()["rollback"]
-            if done["done"] == jobs:
-                break
-            await asyncio.sleep(0.25)
+        done = await rolled_back(api, batch_id, jobs, 120)
         assert done["rollback_id"] == planning["rollback_id"]
         assert (done["status"], done["planning"], done["done"], done["total"]) == (
             "rolled_back",

@@ -27,6 +27,12 @@ from batchyard_cli.render import (
 ERROR_STATUSES = frozenset({"failed", "cancelled", "rollback_failed"})
 
 
+def _planning(tracked: Tracked) -> bool:
+    """Whether the batch is rolling back and its rollback not planned yet."""
+    rollback = tracked.rolling_back
+    return tracked.status == "rolling_back" and bool(rollback and rollback.get("planning"))
+
+
 def _fields(tracked: Tracked) -> dict[str, Any]:
     """A batch's bar: its jobs, or while it rolls back (and once it ended by a rollback) the
     jobs its rollback restored."""
@@ -46,7 +52,7 @@ def _fields(tracked: Tracked) -> dict[str, Any]:
             "elapsed": _seconds_between(rollback.get("started_at"), finished_at),
             "finished": tracked.finished,
             "restored": True,
-            "planning": bool(rollback.get("planning")) and tracked.status == "rolling_back",
+            "planning": _planning(tracked),
         }
     progress = tracked.progress
     return {
@@ -281,7 +287,7 @@ class JsonLinesView:
 
 def _plain(tracked: Tracked) -> str:
     rollback = tracked.rolling_back
-    if rollback is not None and rollback.get("planning") and tracked.status == "rolling_back":
+    if _planning(tracked):
         return f"{tracked.batch_id} {tracked.name!r} {tracked.status} planning the rollback"
     if rollback is not None:
         return (
