@@ -58,6 +58,30 @@ def frames(raw: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+async def test_a_finished_batch_that_moved_on_is_followed_not_ended_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The live feed saw a newer snapshot (a rollback asked for a moment ago) than the view
+    the stream opens on: the stream waits for the view rather than end on the old status."""
+    monkeypatch.setattr(live, "REFRESH_S", 0.01)
+    reads = ChangingViews(
+        [
+            view("completed", 7, 10),  # the stream opens on the view before the request
+            view("completed", 7, 10),  # still behind
+            view("rolling_back", 8, 10),
+            view("rolled_back", 9, 10),
+        ]
+    )
+    feed = LiveFeed("127.0.0.1:1", Topics("t."))
+    feed.latest_seq["b_1"] = 8
+    service = LiveEvents(cast(BatchService, reads), feed)
+    sent = frames([frame async for frame in await service.batch_stream("b_1", WHO)])
+    statuses = [d["status"] for name, d in sent if name == "status"]
+    assert statuses == ["completed", "rolling_back", "rolled_back"]
+    assert sent[-1] == ("end", {"batch_id": "b_1", "status": "rolled_back", "seq": 9})
+    assert [name for name, _ in sent].count("end") == 1
+
+
 async def test_a_quiet_stream_sends_the_missed_pause_then_the_end(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -190,8 +190,10 @@ class LiveEvents:
         async def refresh() -> tuple[list[bytes], bool]:
             """What the view shows that this stream has not sent yet, and whether it ended."""
             found = await self.batches.load(batch_id, who)
-            now = public_batch(found.doc, found.view)
             seq = int((found.view or {}).get("seq") or 0)
+            if self.feed.latest_seq.get(batch_id, -1) > seq:
+                return [], False  # the view is behind what the live feed saw: not yet
+            now = public_batch(found.doc, found.view)
             frames: list[bytes] = []
             if seq > state.seq.get(batch_id, -1):  # progress frames keep strictly rising seqs
                 state.seq[batch_id] = seq
@@ -211,13 +213,18 @@ class LiveEvents:
             end = {"batch_id": batch_id, "status": now.status, "seq": state.seq.get(batch_id, seq)}
             return [*frames, sse("end", end)], True
 
+        # A finished batch's stream ends at once, unless the live feed has seen a newer
+        # snapshot than the view it opened on: the batch moved on (a rollback or a retry
+        # asked for a moment ago), and the refreshes follow the view until it shows where to.
+        behind = self.feed.latest_seq.get(batch_id, -1) > seq
         return self._follow(
             sub,
             state,
             first,
-            end_when_terminal=public.status,
+            end_when_terminal=None if behind else public.status,
             refresh=refresh,
             rollback_of=lambda b: self._rollback_of(state, b, who),
+            per_batch=True,
         )
 
     async def tenant_stream(self, who: Principal) -> AsyncIterator[bytes]:
@@ -242,6 +249,7 @@ class LiveEvents:
             end_when_terminal=None,
             visible=visible,
             rollback_of=lambda b: self._rollback_of(state, b, who),
+            per_batch=False,
         )
 
     async def _rollback_of(
@@ -264,8 +272,8 @@ class LiveEvents:
         refresh: Callable[[], Awaitable[tuple[list[bytes], bool]]] | None = None,
         visible: Callable[[str], Awaitable[bool]] | None = None,
         rollback_of: Callable[[str], Awaitable[tuple[list[bytes], bool]]] | None = None,
+        per_batch: bool = True,
     ) -> AsyncIterator[bytes]:
-        per_batch = end_when_terminal is not None
         quiet_s = 0.0
         rollbacks = _RollbackReads(rollback_of)
         try:
