@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from stack_support import TOPIC_PREFIXES, Stack, topic_prefix
+from stack_support import TOPIC_PREFIXES, Stack, drop_database, topic_prefix
 
 from contracts.topics import Topics
 from devstack import services
@@ -186,3 +186,4 @@ def stack(kafka_bootstrap: str, mongodb_server: str) -> Iterator[Stack]:
         )
     finally:
         services.stop_services(run_dir)
+        drop_database(mongodb_server, database)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from devstack import services
 from devstack.services import ServicePorts
@@ -118,3 +120,17 @@ def isolated_stack(
         yield Stack(**{**stack.__dict__, "url": f"http://127.0.0.1:{stack.ports.api}"})
     finally:
         services.stop_services(stack.run_dir)
+        drop_database(mongodb_server, database)
+
+
+def drop_database(mongodb_server: str, database: str) -> None:
+    """Drops a stopped stack's database: the dev stack's store keeps every database the tests
+    made otherwise (a file each). Its services' logs stay under artifacts/; a failure to drop
+    is reported, not fatal."""
+    client: MongoClient[dict[str, object]] = MongoClient(mongodb_server, timeoutMS=30_000)
+    try:
+        client.drop_database(database)
+    except PyMongoError as exc:
+        print(f"\nleft the database {database} in place: {exc!r}", file=sys.stderr)
+    finally:
+        client.close()
