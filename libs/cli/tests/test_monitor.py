@@ -11,6 +11,7 @@ import pytest
 from batchyard_cli.client import BatchyardClient
 from batchyard_cli.exit_codes import ExitCode
 from batchyard_cli.monitor import Board, Change, Watcher
+from batchyard_cli.monitor_view import _plain
 from batchyard_cli.resources import Batch
 from batchyard_cli.sse import ServerEvent
 
@@ -238,3 +239,17 @@ def test_a_restart_too_quick_to_see_still_ends_by_its_new_finish_time() -> None:
     board.apply_batch({**before, "finished_at": "t2"})  # type: ignore[arg-type]
     assert board.all_finished()
     assert board.exit_code() == ExitCode.UNSUCCESSFUL
+
+
+def test_a_plain_line_shows_no_stale_rollback_counts() -> None:
+    """The batch's end (`rolled_back`) can come before its rollback's record says so: the
+    line then names the status alone, not the counts of a rollback still being planned."""
+    board = Board.of([batch("b1", "rolling_back")])
+    known = board.tracked["b1"]
+    known.rollback = {"rollback_id": "r", "status": "rolling_back", "planning": True}
+    assert _plain(known) == "b1 'name-b1' rolling_back planning the rollback"
+    known.status = "rolled_back"
+    assert _plain(known) == "b1 'name-b1' rolled_back"
+    known.rollback = {"rollback_id": "r", "status": "rolled_back", "done": 3, "total": 3}
+    known.rollback["percent"] = 100.0
+    assert _plain(known) == "b1 'name-b1' rolled_back 100.0% 3/3 jobs restored"

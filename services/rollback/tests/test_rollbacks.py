@@ -346,6 +346,18 @@ async def test_give_up_ends_the_rollback_as_failed_with_the_reason() -> None:
     assert out.sent[-1].envelope.data["reason"] == "KeyError: 'data'"
 
 
+async def test_a_dry_run_given_up_keeps_no_plan() -> None:
+    fakes, out = Fakes(), RecordingPublisher()
+    rb = fakes.rollbacks(out)
+    e = RollbackRequested(batch_id="b1", requested_by="u", dry_run=True)
+    req = Request.of(envelope_for(e, producer="api", event_id="req-2"), e)
+    fakes.plans[req.rollback_id] = {"_id": req.rollback_id, "batch_id": "b1", "dry_run": True}
+    await rb.give_up(req, "KeyError: 'data'")
+    assert fakes.plans == {}
+    failed = out.sent[-1].envelope.data
+    assert (failed["dry_run"], failed["reason"]) == (True, "KeyError: 'data'")
+
+
 async def test_a_rollback_of_thousands_of_jobs_fits_in_kafka_messages() -> None:
     """Every event listed the whole plan: past ~6,000 jobs one was larger than Kafka takes
     (1 MiB), and the rollback stopped at its announcement. Now they list the first 1,000 and

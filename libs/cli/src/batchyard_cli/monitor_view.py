@@ -289,6 +289,9 @@ def _plain(tracked: Tracked) -> str:
     rollback = tracked.rolling_back
     if _planning(tracked):
         return f"{tracked.batch_id} {tracked.name!r} {tracked.status} planning the rollback"
+    if rollback is not None and tracked.status != rollback.get("status", tracked.status):
+        # the batch's end came before its rollback's (read next): no counts of the moment
+        return f"{tracked.batch_id} {tracked.name!r} {tracked.status}"
     if rollback is not None:
         return (
             f"{tracked.batch_id} {tracked.name!r} {tracked.status} "

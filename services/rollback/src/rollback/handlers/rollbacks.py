@@ -156,16 +156,17 @@ class Rollbacks:
 
     async def give_up(self, request: Request, reason: str) -> None:
         """Ends a rollback that cannot go on (an unexpected error) as failed, with the
-        reason; the jobs restored so far stay restored."""
-        rollback_id = request.rollback_id
-        await self.plans.set(rollback_id, {"status": "rollback_failed", "reason": reason})
+        reason; the jobs restored so far stay restored. A dry run's plan goes, as when it
+        ends otherwise."""
+        rollback_id, dry_run = request.rollback_id, request.event.dry_run
+        if not dry_run:
+            await self.plans.set(rollback_id, {"status": "rollback_failed", "reason": reason})
         failure = RollbackFailed(
-            batch_id=request.batch_id,
-            rollback_id=rollback_id,
-            reason=reason,
-            dry_run=request.event.dry_run,
+            batch_id=request.batch_id, rollback_id=rollback_id, reason=reason, dry_run=dry_run
         )
         await self._publish(request.tenant, rollback_id, [failure])
+        if dry_run:
+            await self.plans.drop(rollback_id)
 
     async def _new_state(self, request: Request) -> dict[str, Any]:
         e = request.event
