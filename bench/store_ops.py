@@ -1,7 +1,8 @@
 """What single store operations cost, for the access patterns Batchyard uses: `_id`-keyed
-reads and updates as a collection grows, and a `$set` of a few jobs in a job bucket document
-as the bucket grows. Runs in a throwaway database of the store at `--url` (default: the dev
-stack's) and drops it; about a minute.
+reads and updates as a collection grows, a `$set` of a few jobs in a job bucket document
+as the bucket grows, and a 100-view bucket written and read with its views as nested
+documents against one binary field (`servicekit.jobviews`). Runs in a throwaway database
+of the store at `--url` (default: the dev stack's) and drops it; about a minute.
 
     python bench/store_ops.py [--url mongodb://127.0.0.1:27017]
 """
@@ -19,6 +20,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+
+from servicekit.jobviews import encode_views, stored_views
 
 ROUNDS = 30
 
@@ -66,6 +69,33 @@ async def bucket(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[floa
     return find, update
 
 
+def bucket_fields(form: str, views: dict[str, Any]) -> dict[str, Any]:
+    """The fields a `$set` writes `views` with: nested documents, or one binary."""
+    if form == "nested":
+        return {f"jobs.{k}": v for k, v in views.items()}
+    return {"views": encode_views(views)}
+
+
+async def view_form(coll: AsyncCollection[dict[str, Any]], form: str) -> tuple[float, ...]:
+    """(create, write, read) milliseconds of a 100-view bucket as the reporter writes it:
+    created with 60 views, then written with the other 40 (nested: a `$set` of the 40;
+    binary: all 100 again), then read whole (the binary decoded)."""
+    views = {f"j{i}": job_view() for i in range(100)}
+    first, rest = dict(list(views.items())[:60]), dict(list(views.items())[60:])
+    second = rest if form == "nested" else views
+
+    async def write(i: int, written: dict[str, Any]) -> None:
+        sets = {"batch_id": "b", "tenant": "t", "bucket": i, **bucket_fields(form, written)}
+        await coll.update_one({"_id": f"b:{i}"}, {"$set": sets}, upsert=True)
+
+    async def read(i: int) -> None:
+        stored_views(await coll.find_one({"_id": f"b:{i}"}))
+
+    create = await timed(lambda i: write(i, first))
+    grow = await timed(lambda i: write(i, second))
+    return create, grow, await timed(read)
+
+
 async def series(
     title: str,
     sizes: tuple[int, ...],
@@ -105,6 +135,13 @@ async def run(url: str) -> None:
             lambda size: f"bucket of {size:5d} jobs",
             ("$set", "the bucket of 10"),
         )
+        print("a 100-view job bucket: created with 60 views, written with 40 more, read whole")
+        for form in ("nested", "binary"):
+            create, write, read = await view_form(db[f"form_{form}"], form)
+            print(
+                f"  {form:6s}: create {create:6.2f} ms   write {write:6.2f} ms"
+                f"   read {read:6.2f} ms"
+            )
     finally:
         await client.drop_database(name)
         await client.close()

@@ -27,6 +27,7 @@ from stack_support import Stack
 from contracts.codec import PoisonMessage, decode
 from contracts.topics import Topics
 from reporter.adapters.store import MongoProjectionStore
+from servicekit.jobviews import stored_views
 
 pytestmark = pytest.mark.chaos
 
@@ -71,7 +72,11 @@ async def read_models(mongodb_url: str, database: str, batch_id: str) -> dict[st
         db = client[database]
         batch = await db["batch_views"].find_one({"_id": batch_id})
         buckets = [b async for b in db["job_views"].find({"batch_id": batch_id})]
-        return {"batch": batch, "jobs": {b["_id"]: b for b in buckets}}
+        # views decoded: the binary's bytes also follow the order a view's fields were set in
+        return {
+            "batch": batch,
+            "jobs": {b["_id"]: b | {"views": stored_views(b)} for b in buckets},
+        }
     finally:
         await client.close()
 

@@ -2,8 +2,9 @@
 new batch records buckets of 100 jobs in its view; a batch whose view was stored before the
 size was recorded keeps buckets of 1,000, and its job views are read where they were
 written; job events projected before the batch's creation give it today's layout. Views are
-stored packed; views stored whole before packing read back the same, and are packed when the
-reporter next rewrites them."""
+stored packed, a bucket's in one binary field; views stored whole before packing, or as nested
+documents before the binary, read back the same, and move into the binary, packed, when the
+reporter next rewrites their bucket."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from contracts.events import BatchCreated, Event, JobCompleted, JobStarted, Roll
 from contracts.vocabulary import BatchConfig
 from reporter.adapters.store import MongoProjectionStore
 from servicekit.buckets import view_buckets
-from servicekit.jobviews import unpack
+from servicekit.jobviews import stored_views, unpack
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -93,7 +94,7 @@ async def test_a_batch_stored_before_sizes_were_recorded_keeps_its_buckets(
     assert ids == ["b_old:0", "b_old:1"]
     bucket = await db["job_views"].find_one({"_id": "b_old:0"})
     assert bucket is not None
-    assert set(bucket["jobs"]) == {"j150"}
+    assert set(stored_views(bucket)) == {"j150"}
     assert await read_back(db, "b_old", 2000) == {150: 150, 1200: 1200}
 
 
@@ -113,23 +114,27 @@ async def test_job_events_before_the_creation_give_the_batch_todays_layout(
     assert view["name"] == "n"
     bucket = await db["job_views"].find_one({"_id": "b_early:1"})
     assert bucket is not None
-    assert bucket["jobs"]["j20"]["status"] == "completed"
+    assert stored_views(bucket)["j20"]["status"] == "completed"
 
 
-async def test_views_stored_whole_read_back_the_same_and_are_packed_when_rewritten(
+async def test_views_stored_whole_or_nested_read_back_the_same_and_are_packed_when_rewritten(
     db: AsyncDatabase[Any],
 ) -> None:
     await MongoProjectionStore(db).apply([created("b_w"), completed("b_w", 1), completed("b_w", 2)])
     bucket = await db["job_views"].find_one({"_id": "b_w:0"})
     assert bucket is not None
-    packed = bucket["jobs"]["j2"]
+    assert set(bucket) == {"_id", "batch_id", "tenant", "bucket", "views"}
+    packed = stored_views(bucket)["j2"]
     assert "job_id" not in packed
     assert "attempts" not in packed
     whole = unpack(packed, "b_w", 2)
     assert whole["job_id"] == "b_w.2"
     assert whole["attempts"]["1"]["status"] == "completed"
-    # as a reporter before packing stored it
-    await db["job_views"].update_one({"_id": "b_w:0"}, {"$set": {"jobs.j2": whole}})
+    # as reporters before the binary stored them: nested documents, j2 whole (before packing)
+    legacy = {"j1": stored_views(bucket)["j1"], "j2": whole}
+    await db["job_views"].replace_one(
+        {"_id": "b_w:0"}, {"batch_id": "b_w", "tenant": "default", "bucket": 0, "jobs": legacy}
+    )
     view = await db["batch_views"].find_one({"_id": "b_w"})
     models = ReadModels(db)
     read = dict([pair async for pair in models.job_views("b_w", view_buckets(view), 10)])
@@ -141,6 +146,10 @@ async def test_views_stored_whole_read_back_the_same_and_are_packed_when_rewritt
     await MongoProjectionStore(db).apply([env(compensated)])  # a fresh reporter: reads it back
     bucket = await db["job_views"].find_one({"_id": "b_w:0"})
     assert bucket is not None
-    assert "job_id" not in bucket["jobs"]["j2"]
-    read = dict([pair async for pair in models.job_views("b_w", view_buckets(view), 10)])
-    assert read[2] == {**whole, "rolled_back_at": read[2]["rolled_back_at"], "rollback_id": "r"}
+    assert "jobs" not in bucket  # every view moved into the binary, packed
+    assert set(stored_views(bucket)) == {"j1", "j2"}
+    assert "job_id" not in stored_views(bucket)["j2"]
+    assert "job_id" not in stored_views(bucket)["j1"]
+    after = dict([pair async for pair in models.job_views("b_w", view_buckets(view), 10)])
+    assert after[2] == {**whole, "rolled_back_at": after[2]["rolled_back_at"], "rollback_id": "r"}
+    assert after[1] == read[1]

@@ -12,7 +12,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.buckets import Buckets, bucket_id
-from servicekit.jobviews import unpack_bucket
+from servicekit.jobviews import BUCKET_PROJECTION, unpack_bucket
 from servicekit.store import Document
 
 
@@ -59,7 +59,7 @@ class ReadModels:
     async def job_bucket(self, batch_id: str, layout: Buckets, bucket: int) -> dict[str, Document]:
         """The job views of one bucket (`j<k>` → full view, unpacked: `servicekit.jobviews`);
         empty if none was projected yet."""
-        doc = await self.jobs.find_one({"_id": bucket_id(batch_id, bucket)}, {"jobs": 1})
+        doc = await self.jobs.find_one({"_id": bucket_id(batch_id, bucket)}, BUCKET_PROJECTION)
         return unpack_bucket(doc, batch_id, layout, bucket)
 
     async def job_views(

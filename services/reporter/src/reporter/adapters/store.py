@@ -2,8 +2,10 @@
 
 `batch_views`: one document per batch. `job_views`: job views in buckets (of 100 jobs, or the
 size recorded in the batch view: `servicekit.buckets`),
-`{_id: "<batch>:<bucket>", batch_id, tenant, bucket, jobs: {j<k>: view}}`, each view packed
-(`servicekit.jobviews`); this store unpacks what it reads, so the projection folds full views.
+`{_id: "<batch>:<bucket>", batch_id, tenant, bucket, views: <BSON of {j<k>: view}>}`, each view
+packed and the bucket's views in one binary (`servicekit.jobviews`), so each write sets the
+whole bucket: this store keeps the buckets it touches (full views to fold, packed ones to
+write) and unpacks what it reads, so the projection folds full views.
 Guards are applied here, in memory, against the stored documents: every write is one
 `_id`-keyed update (FerretDB v1 scans on other filters and stalls on multi-statement updates).
 One reporter instance owns the read models (see docs/architecture.md)."""
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -39,13 +42,31 @@ from reporter.domain.projection import (
     rollback_operators,
 )
 from servicekit.buckets import SIZE_FIELD, Buckets, bucket_id, view_buckets
-from servicekit.jobviews import pack, unpack_bucket
+from servicekit.jobviews import (
+    BUCKET_PROJECTION,
+    LEGACY_FIELD,
+    VIEWS_FIELD,
+    encode_views,
+    pack,
+    stored_views,
+    unpack,
+)
 from servicekit.store import Document
 
 BATCH_VIEWS = "batch_views"
 JOB_VIEWS = "job_views"
 BATCH_LOGS = "batch_logs"
 CHECK_VIEWS = "rollback_check_views"
+
+
+@dataclass
+class _Bucket:
+    """A job view bucket as stored: its full views (what the projection folds) and the same
+    views packed (what is written)."""
+
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stored: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nested: bool = False  # some views still stored as nested documents under `jobs`
 
 
 class MongoProjectionStore:
@@ -57,7 +78,7 @@ class MongoProjectionStore:
         self.deliveries = db[DELIVERIES]  # the webhook adapter's; dropped with the batch
         self._seq: dict[str, int] = {}
         self._layouts: dict[str, Buckets] = {}
-        self._buckets: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._cached_buckets = cached_buckets
 
     async def setup(self) -> None:
@@ -93,7 +114,7 @@ class MongoProjectionStore:
                     merge_operators(rollbacks[event.batch_id], operators)
             if isinstance(event, (*JOB_EVENTS, RollbackProgress)):
                 doc_id, key = await self._slot(event.batch_id, event.job_id)
-                view = jobs.get(doc_id, {}).get(key) or (await self._bucket(doc_id)).get(key)
+                view = jobs.get(doc_id, {}).get(key) or (await self._bucket(doc_id)).views.get(key)
                 if isinstance(event, RollbackProgress):
                     view = fold_compensation(view, env, event)
                 else:
@@ -168,30 +189,45 @@ class MongoProjectionStore:
         hooks = (doc["config"] or {}).get("notifications") or []
         return [validate_tolerantly(Webhook, h) for h in hooks], str(doc.get("name") or "")
 
-    async def _bucket(self, doc_id: str) -> dict[str, Any]:
-        """The bucket's full (unpacked) views by key; cached."""
+    async def _bucket(self, doc_id: str) -> _Bucket:
+        """The bucket as stored; cached."""
         cached = self._buckets.get(doc_id)
         if cached is not None:
             self._buckets.move_to_end(doc_id)
             return cached
-        doc = await self.jobs.find_one({"_id": doc_id}, {"jobs": 1})
-        batch_id, bucket = doc_id.rsplit(":", 1)
-        views: dict[str, Any] = unpack_bucket(
-            doc, batch_id, await self._layout(batch_id), int(bucket)
+        doc = await self.jobs.find_one({"_id": doc_id}, BUCKET_PROJECTION)
+        batch_id, number = doc_id.rsplit(":", 1)
+        layout = await self._layout(batch_id)
+        stored = stored_views(doc)
+        bucket = _Bucket(
+            views={
+                key: unpack(view, batch_id, layout.index_of(int(number), key))
+                for key, view in stored.items()
+            },
+            stored=stored,
+            nested=bool(doc and doc.get(LEGACY_FIELD)),
         )
-        self._buckets[doc_id] = views
+        self._buckets[doc_id] = bucket
         while len(self._buckets) > self._cached_buckets:
             self._buckets.popitem(last=False)
-        return views
+        return bucket
 
     async def _write_bucket(self, doc_id: str, tenant: str, views: dict[str, Any]) -> None:
-        batch_id, bucket = doc_id.rsplit(":", 1)
-        sets: dict[str, Any] = {"batch_id": batch_id, "tenant": tenant, "bucket": int(bucket)}
-        sets |= {f"jobs.{key}": pack(view) for key, view in views.items()}
-        await self.jobs.update_one({"_id": doc_id}, {"$set": sets}, upsert=True)
-        cached = self._buckets.get(doc_id)
-        if cached is not None:
-            cached.update(views)
+        """Writes the bucket with `views` changed; the cache takes them once stored."""
+        bucket = await self._bucket(doc_id)
+        if bucket.nested:  # written by an older reporter: every view packed, into the binary
+            stored = {key: pack(view) for key, view in (bucket.views | views).items()}
+        else:
+            stored = bucket.stored | {key: pack(view) for key, view in views.items()}
+        batch_id, number = doc_id.rsplit(":", 1)
+        sets = {"batch_id": batch_id, "tenant": tenant, "bucket": int(number)}
+        update: dict[str, Any] = {"$set": sets | {VIEWS_FIELD: encode_views(stored)}}
+        if bucket.nested:
+            update["$unset"] = {LEGACY_FIELD: ""}
+        await self.jobs.update_one({"_id": doc_id}, update, upsert=True)
+        bucket.stored = stored
+        bucket.views |= views
+        bucket.nested = False
 
     async def drop_job_views(self, batch_id: str) -> None:
         """Removes the batch's job views (retention archived it); its batch view stays."""

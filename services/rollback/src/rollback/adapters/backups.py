@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from rollback.domain.plan import BatchFacts
 from servicekit.backups import MongoBackups
 from servicekit.buckets import bucket_id, view_buckets
-from servicekit.jobviews import unpack_bucket
+from servicekit.jobviews import BUCKET_PROJECTION, unpack_bucket
 from servicekit.store import Document
 
 
@@ -66,7 +66,9 @@ class ReadModelBatches:
         completed: dict[str, datetime | None] = {}
         layout = view_buckets(view)
         for bucket in range(max(1, layout.count(total))):
-            doc = await self.job_views.find_one({"_id": bucket_id(batch_id, bucket)})
+            doc = await self.job_views.find_one(
+                {"_id": bucket_id(batch_id, bucket)}, BUCKET_PROJECTION
+            )
             for job in unpack_bucket(doc, batch_id, layout, bucket).values():
                 if job.get("status") == "completed":
                     completed[job["job_id"]] = job.get("finished_at")
