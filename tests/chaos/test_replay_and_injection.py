@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from kafka_support import partitions_of, read_all
 from pymongo import AsyncMongoClient
 from readmodels import settled_job_views
-from stack_support import Stack
+from stack_support import Stack, drop_database
 
 from contracts.codec import PoisonMessage, decode
 from contracts.topics import Topics
@@ -148,8 +148,11 @@ async def test_replay_from_zero_rebuilds_identical_read_models_and_injection_cha
         live = await read_models(chaos_stack.mongodb_url, chaos_stack.database, batch_id)
 
         replay_db = f"{chaos_stack.database}_replay"
-        await replay(kafka_bootstrap, topics, chaos_stack.mongodb_url, replay_db)
-        rebuilt = await read_models(chaos_stack.mongodb_url, replay_db, batch_id)
+        try:
+            await replay(kafka_bootstrap, topics, chaos_stack.mongodb_url, replay_db)
+            rebuilt = await read_models(chaos_stack.mongodb_url, replay_db, batch_id)
+        finally:  # the stack drops its own database when it stops, not this one
+            drop_database(chaos_stack.mongodb_url, replay_db)
         assert rebuilt == live
 
         # Duplicates, replays and disorder: every record of the batch again, twice, reversed.
