@@ -1,8 +1,9 @@
 """What single store operations cost, for the access patterns Batchyard uses: `_id`-keyed
-reads and updates as a collection grows, a `$set` of a few jobs in a job bucket document
-as the bucket grows, and a 100-view bucket written and read with its views as nested
-documents against one binary field (`servicekit.jobviews`). Runs in a throwaway database
-of the store at `--url` (default: the dev stack's) and drops it; about a minute.
+reads and updates as a collection grows; a `$set` of a few jobs in a job bucket document
+as the bucket grows; a 100-view bucket written and read with its views as nested documents
+against one binary field (`servicekit.jobviews`); the scheduler's insert of a flush's 200
+job state changes, the same two ways. Runs in a throwaway database of the store at `--url`
+(default: the dev stack's) and drops it; about a minute.
 
     python bench/store_ops.py [--url mongodb://127.0.0.1:27017]
 """
@@ -18,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
+from bson.binary import Binary
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -96,6 +99,18 @@ async def view_form(coll: AsyncCollection[dict[str, Any]], form: str) -> tuple[f
     return create, grow, await timed(read)
 
 
+async def changes_form(coll: AsyncCollection[dict[str, Any]], form: str) -> float:
+    """Milliseconds of the scheduler's insert of one flush's job state changes (200 jobs
+    started, as `MongoSchedulerStore.write_jobs` writes them), nested or one binary."""
+    changes = {str(i): {"status": "running", "attempt": 1} for i in range(200)}
+    value: Any = changes if form == "nested" else Binary(bson.encode(changes))
+    return await timed(
+        lambda i: coll.insert_one(
+            {"_id": f"b:0:{i}", "batch_id": "b", "order": [0, i], "changes": value}
+        )
+    )
+
+
 async def series(
     title: str,
     sizes: tuple[int, ...],
@@ -142,6 +157,9 @@ async def run(url: str) -> None:
                 f"  {form:6s}: create {create:6.2f} ms   write {write:6.2f} ms"
                 f"   read {read:6.2f} ms"
             )
+        print("the scheduler's insert of a flush's job state changes, 200 jobs")
+        for form in ("nested", "binary"):
+            print(f"  {form:6s}: insert {await changes_form(db[f'changes_{form}'], form):6.2f} ms")
     finally:
         await client.drop_database(name)
         await client.close()

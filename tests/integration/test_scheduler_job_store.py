@@ -1,7 +1,8 @@
 """The scheduler's job states on the real store: changes are appended and read back merged in
 the order they were written, a later leader's changes win over an earlier one's whatever the
-clocks say, and job states kept in the older bucket layout are still read (a scheduler
-upgraded in the middle of a batch recovers it)."""
+clocks say, and job states kept in an older layout (buckets; changes as nested documents
+before they were one binary) are still read (a scheduler upgraded in the middle of a batch
+recovers it)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,30 @@ async def test_job_states_in_the_bucket_layout_are_read_and_changed(
     assert await store.job_states("b1") == {
         1000: {"status": "completed"},
         1007: {"status": "completed", "attempt": 1},
+    }
+
+
+async def test_changes_stored_as_nested_documents_are_read_in_order_with_binary_ones(
+    db: AsyncDatabase[Any],
+) -> None:
+    store = MongoSchedulerStore(db, epoch=lambda: 2)
+    await store.write_jobs("b1", {3: {"status": "running", "attempt": 1}})
+    stored = await db["sched_jobs"].find_one({"batch_id": "b1"})
+    assert stored is not None
+    assert isinstance(stored["changes"], bytes)
+    # as the scheduler before it, the leader before this one, wrote them
+    await db["sched_jobs"].insert_one(
+        {
+            "_id": "b1:1:5",
+            "batch_id": "b1",
+            "order": [1, 5],
+            "changes": {"3": {"status": "dispatched", "failures": 1}, "4": {"status": "failed"}},
+        }
+    )
+
+    assert await store.job_states("b1") == {
+        3: {"status": "running", "attempt": 1, "failures": 1},
+        4: {"status": "failed"},
     }
 
 

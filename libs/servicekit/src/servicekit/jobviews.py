@@ -16,11 +16,11 @@ Views stored before packing carry `job_id`; `unpack` returns them as they were.
 A bucket document holds its packed views in one BSON binary field, `views` (`encode_views`),
 so the store handles one value however many views the bucket holds: on FerretDB v1 a write
 of a 100-view bucket takes 6.0–6.7 ms as nested documents and 1.3–1.7 ms as one binary, a
-read 6.8–8.2 ms against 1.4–1.5 (`bench/store_ops.py`; docs/performance.md, "Job views in one
-binary field"). The store cannot
-query inside it; nothing does (every reader takes whole buckets by `_id`). Buckets written
-before kept their views as nested documents under `jobs`; `stored_views` reads both, and the
-reporter moves a bucket's views into `views` when it next writes it."""
+read 6.8–8.2 ms against 1.4–1.5 (`bench/store_ops.py`; docs/performance.md, "Job views and
+job state changes in one binary field"). The store cannot query inside it; nothing does
+(every reader takes whole buckets by `_id`). Buckets written before kept their views as
+nested documents under `jobs`; `stored_views` reads both, and the reporter moves a bucket's
+views into `views` when it next writes it."""
 
 from __future__ import annotations
 

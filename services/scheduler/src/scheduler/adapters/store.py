@@ -9,7 +9,11 @@ Why job changes are appended rather than set in place: an update rewrites the wh
 (a bucket of 1,000 job states is ~130 KB), and an unpatched FerretDB v1 over SQLite also scans
 the collection for it; an insert costs its own size. Appending made a 3,000-job run 2–4 times
 faster (docs/performance.md, "The store's updates scan"). The changes of a batch are read back
-only on recovery and retries, merged in the order they were written."""
+only on recovery and retries, merged in the order they were written. A document's changes are
+one BSON binary (`changes`): the store converts each field of a document it stores, so one
+value for a flush's job changes costs it a fifth of the same as nested documents
+(docs/performance.md, "Job views and job state changes in one binary field"); documents
+written before hold them nested, and read back the same."""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import bson
+from bson.binary import Binary
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -146,7 +152,9 @@ class MongoSchedulerStore:
             "_id": f"{batch_id}:{epoch}:{self._stamp}",
             "batch_id": batch_id,
             "order": [epoch, self._stamp],
-            "changes": {str(index): fields for index, fields in changes.items()},
+            "changes": Binary(
+                bson.encode({str(index): fields for index, fields in changes.items()})
+            ),
         }
         # a retried insert that had reached the store holds the same changes
         with contextlib.suppress(DuplicateKeyError):
@@ -163,7 +171,10 @@ class MongoSchedulerStore:
             for key, state in (doc.get("jobs") or {}).items():
                 states[LEGACY_BUCKETS.index_of(doc["bucket"], key)] = dict(state)
         for doc in sorted(appended, key=lambda d: tuple(d["order"])):
-            for index, fields in doc["changes"].items():
+            changes = doc["changes"]
+            if isinstance(changes, bytes):  # one binary; nested documents before
+                changes = bson.decode(changes, codec_options=self.jobs.codec_options)
+            for index, fields in changes.items():
                 states.setdefault(int(index), {}).update(fields)
         return states
 
