@@ -1,9 +1,9 @@
 """What single store operations cost, for the access patterns Batchyard uses: `_id`-keyed
 reads and updates as a collection grows; a `$set` of a few jobs in a job bucket document
 as the bucket grows; a 100-view bucket written and read with its views as nested documents
-against one binary field (`servicekit.jobviews`); the scheduler's insert of a flush's 200
-job state changes, the same two ways. Runs in a throwaway database of the store at `--url`
-(default: the dev stack's) and drops it; about a minute.
+against one binary field, plain or compressed (`servicekit.blobs`); the scheduler's insert of
+a flush's 200 job state changes, the same three ways. Runs in a throwaway database of the
+store at `--url` (default: the dev stack's) and drops it; about a minute.
 
     python bench/store_ops.py [--url mongodb://127.0.0.1:27017]
 """
@@ -16,7 +16,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
@@ -24,7 +24,8 @@ from bson.binary import Binary
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from servicekit.jobviews import encode_views, stored_views
+from servicekit.blobs import pack_document
+from servicekit.jobviews import stored_views
 
 ROUNDS = 30
 
@@ -39,17 +40,21 @@ async def timed(op: Callable[[int], Awaitable[Any]]) -> float:
     return statistics.median(took) * 1000
 
 
-def job_view() -> dict[str, Any]:
-    now = datetime.now(UTC)
+def job_view(i: int = 0) -> dict[str, Any]:
+    """A completed job's view, as packed (`servicekit.jobviews`); `i` varies its times, its
+    duration and its executor as a run's views vary (what compression sees)."""
+    started = datetime.now(UTC) + timedelta(milliseconds=37 * i)
+    took = (i * 7919) % 5000 / 1000
     return {
         "status": "completed",
         "attempt": 1,
-        "executor": "executor-1",
-        "started_at": now,
-        "finished_at": now,
-        "duration_ms": 3.2,
+        "executor": f"executor-{i % 2 + 1}-{(i * 2654435761) % 65536:04x}",
+        "started_at": started,
+        "finished_at": started + timedelta(milliseconds=took),
+        "duration_ms": took,
         "output": {"slept_s": 0.0, "attempt": 1},
         "failures": 0,
+        "version": 2 + i % 3,
     }
 
 
@@ -72,18 +77,31 @@ async def bucket(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[floa
     return find, update
 
 
+FORMS = ("nested", "bson", "zlib")  # nested documents; one binary: BSON, compressed BSON
+
+
+def one_value(form: str, doc: dict[str, Any]) -> Any:
+    """`doc` as the store is given it in `form`."""
+    if form == "nested":
+        return doc
+    if form == "bson":
+        return Binary(bson.encode(doc))
+    return pack_document(doc)  # as the services write them
+
+
 def bucket_fields(form: str, views: dict[str, Any]) -> dict[str, Any]:
-    """The fields a `$set` writes `views` with: nested documents, or one binary."""
+    """The fields a `$set` writes `views` with."""
     if form == "nested":
         return {f"jobs.{k}": v for k, v in views.items()}
-    return {"views": encode_views(views)}
+    return {"views": one_value(form, views)}
 
 
 async def view_form(coll: AsyncCollection[dict[str, Any]], form: str) -> tuple[float, ...]:
     """(create, write, read) milliseconds of a 100-view bucket as the reporter writes it:
-    created with 60 views, then written with the other 40 (nested: a `$set` of the 40;
-    binary: all 100 again), then read whole (the binary decoded)."""
-    views = {f"j{i}": job_view() for i in range(100)}
+    created with 60 views, then written with the other 40 (nested: a `$set` of the 40; one
+    binary: all 100 again), then read whole (the binary decoded); and the bytes of a 100-view
+    bucket's value."""
+    views = {f"j{i}": job_view(i) for i in range(100)}
     first, rest = dict(list(views.items())[:60]), dict(list(views.items())[60:])
     second = rest if form == "nested" else views
 
@@ -96,14 +114,15 @@ async def view_form(coll: AsyncCollection[dict[str, Any]], form: str) -> tuple[f
 
     create = await timed(lambda i: write(i, first))
     grow = await timed(lambda i: write(i, second))
-    return create, grow, await timed(read)
+    size = len(bson.encode({"v": one_value(form, views)}))
+    return create, grow, await timed(read), size
 
 
 async def changes_form(coll: AsyncCollection[dict[str, Any]], form: str) -> float:
     """Milliseconds of the scheduler's insert of one flush's job state changes (200 jobs
-    started, as `MongoSchedulerStore.write_jobs` writes them), nested or one binary."""
+    started, as `MongoSchedulerStore.write_jobs` writes them)."""
     changes = {str(i): {"status": "running", "attempt": 1} for i in range(200)}
-    value: Any = changes if form == "nested" else Binary(bson.encode(changes))
+    value = one_value(form, changes)
     return await timed(
         lambda i: coll.insert_one(
             {"_id": f"b:0:{i}", "batch_id": "b", "order": [0, i], "changes": value}
@@ -151,14 +170,14 @@ async def run(url: str) -> None:
             ("$set", "the bucket of 10"),
         )
         print("a 100-view job bucket: created with 60 views, written with 40 more, read whole")
-        for form in ("nested", "binary"):
-            create, write, read = await view_form(db[f"form_{form}"], form)
+        for form in FORMS:
+            create, write, read, size = await view_form(db[f"form_{form}"], form)
             print(
                 f"  {form:6s}: create {create:6.2f} ms   write {write:6.2f} ms"
-                f"   read {read:6.2f} ms"
+                f"   read {read:6.2f} ms   ({size:,} bytes)"
             )
         print("the scheduler's insert of a flush's job state changes, 200 jobs")
-        for form in ("nested", "binary"):
+        for form in FORMS:
             print(f"  {form:6s}: insert {await changes_form(db[f'changes_{form}'], form):6.2f} ms")
     finally:
         await client.drop_database(name)

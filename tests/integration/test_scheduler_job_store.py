@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scheduler.adapters.store import MongoSchedulerStore
+from servicekit.blobs import COMPRESSED
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +82,8 @@ async def test_changes_stored_as_nested_documents_are_read_in_order_with_binary_
     await store.write_jobs("b1", {3: {"status": "running", "attempt": 1}})
     stored = await db["sched_jobs"].find_one({"batch_id": "b1"})
     assert stored is not None
-    assert isinstance(stored["changes"], bytes)
+    assert isinstance(stored["changes"], Binary)
+    assert stored["changes"].subtype == COMPRESSED
     # as the scheduler before it, the leader before this one, wrote them
     await db["sched_jobs"].insert_one(
         {

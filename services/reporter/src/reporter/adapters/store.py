@@ -2,10 +2,10 @@
 
 `batch_views`: one document per batch. `job_views`: job views in buckets (of 100 jobs, or the
 size recorded in the batch view: `servicekit.buckets`),
-`{_id: "<batch>:<bucket>", batch_id, tenant, bucket, views: <BSON of {j<k>: view}>}`, each view
-packed and the bucket's views in one binary (`servicekit.jobviews`), so each write sets the
-whole bucket: this store keeps the buckets it touches (full views to fold, packed ones to
-write) and unpacks what it reads, so the projection folds full views.
+`{_id: "<batch>:<bucket>", batch_id, tenant, bucket, views: <binary>}`, the binary holding the
+bucket's views (`{j<k>: view}`, each packed: `servicekit.jobviews`) as compressed BSON, so
+each write sets the whole bucket: this store keeps the buckets it touches (full views to
+fold, packed ones to write) and unpacks what it reads, so the projection folds full views.
 Guards are applied here, in memory, against the stored documents: every write is one
 `_id`-keyed update (FerretDB v1 scans on other filters and stalls on multi-statement updates).
 One reporter instance owns the read models (see docs/architecture.md)."""

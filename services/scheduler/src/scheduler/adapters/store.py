@@ -10,10 +10,10 @@ Why job changes are appended rather than set in place: an update rewrites the wh
 the collection for it; an insert costs its own size. Appending made a 3,000-job run 2–4 times
 faster (docs/performance.md, "The store's updates scan"). The changes of a batch are read back
 only on recovery and retries, merged in the order they were written. A document's changes are
-one BSON binary (`changes`): the store converts each field of a document it stores, so one
-value for a flush's job changes costs it a fifth of the same as nested documents
-(docs/performance.md, "Job views and job state changes in one binary field"); documents
-written before hold them nested, and read back the same."""
+one binary (`changes`, compressed BSON: `servicekit.blobs`): the store converts each field of
+a document it stores, so one value for a flush's job changes costs it a fraction of the same
+as nested documents (docs/performance.md, "Job views and job state changes in one binary
+field"); documents written before hold them nested, and read back the same."""
 
 from __future__ import annotations
 
@@ -23,12 +23,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-import bson
-from bson.binary import Binary
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from servicekit.blobs import pack_document, unpack_document
 from servicekit.buckets import Buckets
 from servicekit.store import Document
 
@@ -152,9 +151,7 @@ class MongoSchedulerStore:
             "_id": f"{batch_id}:{epoch}:{self._stamp}",
             "batch_id": batch_id,
             "order": [epoch, self._stamp],
-            "changes": Binary(
-                bson.encode({str(index): fields for index, fields in changes.items()})
-            ),
+            "changes": pack_document({str(i): fields for i, fields in changes.items()}),
         }
         # a retried insert that had reached the store holds the same changes
         with contextlib.suppress(DuplicateKeyError):
@@ -172,8 +169,8 @@ class MongoSchedulerStore:
                 states[LEGACY_BUCKETS.index_of(doc["bucket"], key)] = dict(state)
         for doc in sorted(appended, key=lambda d: tuple(d["order"])):
             changes = doc["changes"]
-            if isinstance(changes, bytes):  # one binary; nested documents before
-                changes = bson.decode(changes, codec_options=self.jobs.codec_options)
+            if not isinstance(changes, dict):  # one binary; nested documents before
+                changes = unpack_document(changes)
             for index, fields in changes.items():
                 states.setdefault(int(index), {}).update(fields)
         return states
