@@ -75,6 +75,34 @@ def test_the_latest_started_rollback_is_shown_with_its_eta() -> None:
     assert latest_rollback(None, T0) is None
 
 
+def test_records_that_are_not_a_rollbacks_are_skipped_not_shown_or_failed_on() -> None:
+    """A check kept in the batch view by an interim reporter (before checks had their own
+    documents) was later than the batch's rollback, and its `refused` status failed every
+    listing that held the batch (HTTP 500)."""
+    recorded = {
+        "r_real": {
+            "started_at": T0,
+            "finished_at": T0 + timedelta(seconds=4),
+            "status": "rolled_back",
+            "done": 8,
+            "total": 8,
+        },
+        "c_refused": {
+            "dry_run": True,
+            "started_at": T0 + timedelta(seconds=60),
+            "finished_at": T0 + timedelta(seconds=60),
+            "status": "refused",
+            "reason": "1 job(s) cannot be restored",
+        },
+        "c_clear": {"dry_run": True, "started_at": T0 + timedelta(seconds=70), "status": "clear"},
+        "x_odd": {"started_at": T0 + timedelta(seconds=80), "status": "exploded"},
+        "x_text": {"started_at": "yesterday"},
+    }
+    shown = latest_rollback(recorded, T0 + timedelta(seconds=90))
+    assert shown is not None
+    assert (shown["rollback_id"], shown["status"], shown["done"]) == ("r_real", "rolled_back", 8)
+
+
 def test_a_rollback_not_planned_yet_is_shown_planning() -> None:
     """The scheduler's `BatchRollingBack` records its start before the rollback service's
     `RollbackStarted` records its total."""

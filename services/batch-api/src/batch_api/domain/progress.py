@@ -48,15 +48,24 @@ def progress_of(
     return out
 
 
+ROLLBACK_STATUSES = frozenset({None, "rolling_back", "rolled_back", "rollback_failed"})
+
+
 def latest_rollback(recorded: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
     """The batch's latest rollback as shown: the reporter's records (`rollbacks.<id>`; dry
     runs are checks, kept apart), the one started last, with its percent, throughput and
     ETA; None if none was started. One the rollback service has not planned yet has no
-    `total`: `planning`."""
+    `total`: `planning`. Records that are not a rollback's are skipped: a check kept in the
+    batch view by the reporter of 2026-12-06 before checks got their own documents (marked
+    `dry_run`, `status` `clear` or `refused`), or anything else a reader cannot show, rather
+    than failing every read and listing of the batch."""
     started = [
         (record["started_at"], rollback_id, record)
         for rollback_id, record in (recorded or {}).items()
-        if isinstance(record, dict) and record.get("started_at") is not None
+        if isinstance(record, dict)
+        and isinstance(record.get("started_at"), datetime)
+        and not record.get("dry_run")
+        and record.get("status", "rolling_back") in ROLLBACK_STATUSES
     ]
     if not started:
         return None
