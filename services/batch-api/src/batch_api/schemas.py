@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from batch_api.domain.progress import RollbackStatus
 from batch_api.limits import params_fit
 from contracts.vocabulary import PRIORITY_LEVELS, BatchConfig, BatchStatus, PriorityName
 
@@ -181,7 +182,7 @@ class RollbackPublic(BaseModel):
     """A batch's latest rollback (dry runs are not recorded), with its progress."""
 
     rollback_id: str
-    status: Literal["rolling_back", "rolled_back", "rollback_failed"]
+    status: RollbackStatus
     done: int = Field(description="Jobs compensated so far (counted once per 100 or per second).")
     total: int = Field(description="Jobs the rollback compensates (0 while `planning`).")
     planning: bool = Field(

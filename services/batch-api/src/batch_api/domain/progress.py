@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
+
+# What a rollback shown with its batch can be (`RollbackPublic.status`).
+RollbackStatus = Literal["rolling_back", "rolled_back", "rollback_failed"]
 
 
 def progress_of(
@@ -48,7 +51,7 @@ def progress_of(
     return out
 
 
-ROLLBACK_STATUSES = frozenset({None, "rolling_back", "rolled_back", "rollback_failed"})
+ROLLBACK_STATUSES = frozenset({None, *get_args(RollbackStatus)})  # None: not ended yet
 
 
 def latest_rollback(recorded: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
