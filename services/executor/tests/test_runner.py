@@ -115,6 +115,23 @@ async def test_a_job_still_running_after_the_notice_is_reported_started_first() 
     assert started["started_at"] == completed["started_at"]
 
 
+async def test_a_job_that_ended_is_not_reported_started_while_its_outcome_is_acked() -> None:
+    class SlowAcks(RecordingPublisher):
+        """A broker under load: each publish is acknowledged after 5 start notices."""
+
+        async def publish(self, messages: Any) -> None:
+            await asyncio.sleep(ex.start_notice_s * 5)
+            await super().publish(messages)
+
+    ex = Executor("e1", 2, {"demo.sleep": DemoSleep()}, SlowAcks(), Topics())
+    out = ex.publisher
+    assert isinstance(out, RecordingPublisher)
+    await run(ex, dispatch("demo.sleep", {"seconds": 0}))
+    await drain(ex)
+    await asyncio.sleep(ex.start_notice_s * 2)
+    assert types(out) == ["JobCompleted"]
+
+
 async def test_without_a_start_notice_a_job_is_reported_started_before_it_runs() -> None:
     class Down(RecordingPublisher):
         async def publish(self, messages: Any) -> None:

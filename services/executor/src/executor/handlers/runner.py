@@ -65,6 +65,8 @@ class RunningJob:
     cancel_requested: bool = False
     traceparent: str | None = None  # the dispatch's: this job's events join its trace
     isolated: bool = False  # holds one of the executor's process slots too
+    # Its run is over and its outcome known (being published): no longer worth a `JobStarted`.
+    ended: bool = False
 
 
 @dataclass
@@ -211,7 +213,12 @@ class Executor:
 
     async def _notice(self, jobs: list[RunningJob], tasks: list[asyncio.Task[None]]) -> None:
         await asyncio.wait(tasks, timeout=self.start_notice_s)
-        running = [j for j, task in zip(jobs, tasks, strict=True) if not task.done()]
+        # Not a job that has ended and whose outcome is being published: under load the
+        # broker's ack of it alone can take longer than the notice (docs/performance.md,
+        # session 20: half of 20,000 no-op jobs were announced started for that reason).
+        running = [j for j, task in zip(jobs, tasks, strict=True) if not (task.done() or j.ended)]
+        if not running:
+            return
         try:
             await self.publisher.publish([self._started(j) for j in running])
         except Exception:  # the lease and the heartbeats still cover the jobs
@@ -277,6 +284,7 @@ class Executor:
         except Exception as exc:
             log.exception("job raised", extra={"job_id": d.job_id})
             result = self._failure(job, type(exc).__name__, str(exc), False)
+        job.ended = True
         try:
             await self._publish(job, result)
         finally:
