@@ -33,6 +33,8 @@ class ReceivedSpan:
 
 def _value(any_value: Any) -> Any:
     field = any_value.WhichOneof("value")
+    if field == "array_value":
+        return [_value(v) for v in any_value.array_value.values]
     return getattr(any_value, field) if field else None
 
 

@@ -18,10 +18,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from jobs_support import store, wait_for_status
+from kafka_support import read_all
 from stack_support import Stack
 
-from contracts.codec import encode, envelope_for
-from contracts.events import BatchCreated, BatchItemsAdded, BatchSubmitted
+from contracts.codec import decode, encode, envelope_for
+from contracts.events import BatchCreated, BatchItemsAdded, BatchSubmitted, ExecutorHeartbeat
 from contracts.topics import Topics
 
 pytestmark = pytest.mark.e2e
@@ -110,3 +111,60 @@ async def test_a_draft_stored_by_a_newer_replica_is_submitted_and_runs(
     assert submitted.status_code == 202, submitted.text
     done = await wait_for_status(api, batch_id, {"completed"}, within_s=60)
     assert done["progress"]["completed"] == 2
+
+
+async def test_an_executor_from_before_grouped_dispatches_gets_a_message_a_job(
+    api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str
+) -> None:
+    topics = Topics(stack.prefix)
+    beat = ExecutorHeartbeat(
+        executor_id=f"executor-before-groups-{uuid.uuid4().hex[:6]}",
+        slots_total=1,
+        slots_free=1,
+        running=0,
+        job_types=[],
+        sent_at=datetime.now(UTC),
+    )
+    body = {k: v for k, v in beat.body().items() if k != "grouped_dispatches"}
+    old_beat = envelope_for(beat, producer=beat.executor_id).model_copy(
+        update={"data": body, "schema_version": 2}
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+
+    async def beating() -> None:
+        while True:
+            await producer.send_and_wait(
+                topics.executor_heartbeats, encode(old_beat), key=beat.executor_id.encode()
+            )
+            await asyncio.sleep(0.5)
+
+    async def run_batch(name: str) -> list[tuple[str, int]]:
+        """Runs a 6-job batch; each dispatch message of it: its type and how many jobs."""
+        response = await api.post(
+            "/v1/batches", json={"name": name, "job_type": "demo.sleep", "items": [{}] * 6}
+        )
+        assert response.status_code == 201, response.text
+        batch_id = response.json()["id"]
+        await wait_for_status(api, batch_id, {"completed"}, within_s=60)
+        sent = [
+            decode(r.value) for r in await read_all(kafka_bootstrap, topics, [topics.job_dispatch])
+        ]
+        return [
+            (env.type, len(env.data.get("jobs", [None])))
+            for env, _ in sent
+            if env.batch_id == batch_id
+        ]
+
+    beats = asyncio.create_task(beating())
+    try:
+        await asyncio.sleep(1.5)  # the scheduler has seen it
+        assert await run_batch("beside an old executor") == [("JobDispatched", 1)] * 6
+    finally:
+        beats.cancel()
+        await asyncio.gather(beats, return_exceptions=True)
+        await producer.stop()
+    await asyncio.sleep(6)  # past the scheduler's executor TTL (5 s): the old one is gone
+    grouped = await run_batch("after the upgrade")
+    assert {kind for kind, _ in grouped} == {"JobsDispatched"}
+    assert sum(count for _, count in grouped) == 6

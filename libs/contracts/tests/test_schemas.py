@@ -39,6 +39,8 @@ def _value(tp: Any) -> Any:
         return get_args(tp)[0]
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         return _value(next(a for a in get_args(tp) if a is not type(None)))
+    if origin is list and get_args(tp):
+        return [_value(get_args(tp)[0])]  # one item: some lists may not be empty
     if origin in (list, tuple):
         return []
     if origin is dict:

@@ -19,7 +19,14 @@ from opentelemetry.trace import SpanKind
 
 from contracts.codec import decode, envelope_for
 from contracts.envelope import Envelope
-from contracts.events import BatchSubmitted, ExecutorHeartbeat, JobCompleted, JobDispatched
+from contracts.events import (
+    BatchSubmitted,
+    DispatchedJob,
+    ExecutorHeartbeat,
+    JobCompleted,
+    JobDispatched,
+    JobsDispatched,
+)
 from contracts.topics import Topics
 from servicekit import tracing
 from servicekit.publisher import KafkaEventPublisher, Outgoing
@@ -149,6 +156,29 @@ async def test_a_jobs_span_tree_from_request_to_projection(spans: InMemorySpanEx
     assert by_name["process BatchSubmitted"].attributes["messaging.consumer.group.name"] == (
         "scheduler"
     )
+
+
+async def test_a_grouped_dispatchs_spans_name_every_job(spans: InMemorySpanExporter) -> None:
+    broker = FakeProducer()
+    publisher = KafkaEventPublisher(broker)
+    group = JobsDispatched(
+        batch_id="b_1",
+        job_type="demo.sleep",
+        jobs=[DispatchedJob(job_id=f"b_1.{i}", index=i, attempt=1, item={}) for i in range(3)],
+        lease_s=15,
+        timeout_s=60,
+        dispatched_at="2026-01-01T00:00:00Z",
+    )
+    with tracing.tracer().start_as_current_span("round"):
+        await publisher.publish(
+            [Outgoing(TOPICS.job_dispatch, "b_1.0", envelope_for(group, producer="scheduler"))]
+        )
+    [(topic, dispatch)] = broker.take()
+    with tracing.consuming("executors", [(topic, dispatch)]):
+        pass
+    by_name = _by_name(spans)
+    for name in ("publish JobsDispatched", "process JobsDispatched"):
+        assert by_name[name].attributes["batchyard.job_ids"] == ("b_1.0", "b_1.1", "b_1.2")
 
 
 async def test_untraced_messages_start_no_trace(spans: InMemorySpanExporter) -> None:

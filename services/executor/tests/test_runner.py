@@ -10,7 +10,13 @@ import pytest
 from pydantic import BaseModel
 
 from contracts.codec import envelope_for
-from contracts.events import CancelBroadcast, Event, JobDispatched
+from contracts.events import (
+    CancelBroadcast,
+    DispatchedJob,
+    Event,
+    JobDispatched,
+    JobsDispatched,
+)
 from contracts.topics import Topics
 from executor.handlers.runner import Executor
 from jobkit import JobContext, JobType, PermanentError
@@ -206,6 +212,57 @@ async def test_slots_bound_concurrency_and_heartbeat_reports_them() -> None:
     assert beat["running_jobs"] == {"b1.0": 1, "b1.1": 1, "b1.2": 1}
     await ex.shutdown()
     accepting.cancel()
+
+
+def group(*jobs: JobDispatched) -> JobsDispatched:
+    """`jobs` (of one batch and job type) as the scheduler groups them."""
+    first = jobs[0]
+    return JobsDispatched(
+        batch_id=first.batch_id,
+        job_type=first.job_type,
+        jobs=[
+            DispatchedJob(job_id=j.job_id, index=j.index, attempt=j.attempt, item=j.item)
+            for j in jobs
+        ],
+        params=first.params,
+        timeout_s=first.timeout_s,
+        lease_s=first.lease_s,
+        dispatched_at=first.dispatched_at,
+    )
+
+
+async def test_every_job_of_a_grouped_dispatch_runs_within_the_slots() -> None:
+    ex, out = make(slots=2)
+    assert ex.heartbeat().envelope.data["grouped_dispatches"] is True
+    jobs = [
+        dispatch("demo.sleep", {"seconds": 0.05, "fail_first_attempts": i % 2}, job_id=f"b1.{i}")
+        for i in range(5)
+    ]
+    accepting = asyncio.create_task(run(ex, group(*jobs)))
+    await asyncio.sleep(0.01)
+    assert len(ex.running) == 2  # two slots: the other three wait for one
+    assert set(ex.heartbeat().envelope.data["running_jobs"]) == {j.job_id for j in jobs}
+    await accepting
+    await drain(ex)
+    outcomes = {m.envelope.data["job_id"]: m.envelope.type for m in out.sent}
+    assert outcomes == {f"b1.{i}": "JobFailed" if i % 2 else "JobCompleted" for i in range(5)}
+
+
+async def test_a_grouped_dispatch_already_running_or_near_its_lease_end_runs_nothing_twice() -> (
+    None
+):
+    ex, out = make()
+    Slow.started = 0
+    slow = dispatch("test.slow", {})
+    await run(ex, slow)
+    await run(ex, group(slow))  # the same attempt again, as a group's
+    late = dispatch("demo.sleep", {}, job_id="b1.1", dispatched_at=datetime(2020, 1, 1, tzinfo=UTC))
+    await run(ex, group(late))
+    await asyncio.sleep(ex.start_notice_s * 2)
+    assert Slow.started == 1
+    assert {m.envelope.data["job_id"] for m in out.sent} == {"b1.0"}  # b1.1 not run
+    assert types(out).count("JobStarted") == 1
+    await ex.shutdown()
 
 
 async def test_duplicate_and_stale_dispatches_are_skipped() -> None:

@@ -23,6 +23,7 @@ from contracts.events import (
     JobCompleted,
     JobDispatched,
     JobFailed,
+    JobsDispatched,
     JobStarted,
     RollbackCompleted,
     RollbackFailed,
@@ -54,6 +55,7 @@ class Harness:
         store: InMemorySchedulerStore | None = None,
         lease_s: float = 10,
         rate_limits: dict[str, float] | None = None,
+        dispatch_group: int = 32,
     ) -> None:
         self.store = store or InMemorySchedulerStore()
         self.out = RecordingPublisher()
@@ -67,6 +69,7 @@ class Harness:
                 prefetch=0,
                 progress_interval_s=0,
                 rate_limits=rate_limits or {},
+                dispatch_group=dispatch_group,
             ),
             clock=self.clock,
         )
@@ -94,23 +97,37 @@ class Harness:
             BatchSubmitted(batch_id=batch_id, total_items=n, chunks=(n + 2) // 3),
         )
 
-    async def capacity(self, slots: int, running: dict[str, int] | None = None) -> None:
+    async def capacity(
+        self,
+        slots: int,
+        running: dict[str, int] | None = None,
+        *,
+        grouped: bool = False,
+        executor_id: str = "e1",
+    ) -> None:
+        """A heartbeat of an executor with `slots`; `grouped`: one that takes
+        `JobsDispatched` (else one from before that event)."""
         await self.send(
             ExecutorHeartbeat(
-                executor_id="e1",
+                executor_id=executor_id,
                 slots_total=slots,
                 slots_free=slots,
                 running=0,
                 job_types=["demo.sleep"],
                 sent_at=NOW,
                 running_jobs=running or {},
+                grouped_dispatches=grouped,
             )
         )
 
     def dispatched(self) -> list[JobDispatched]:
-        out = [
-            JobDispatched.model_validate(m.envelope.data) for m in self.out.of_type("JobDispatched")
-        ]
+        """Every job dispatched so far, in order, whether alone or in a group."""
+        out: list[JobDispatched] = []
+        for m in self.out.sent:
+            if m.envelope.type == "JobDispatched":
+                out.append(JobDispatched.model_validate(m.envelope.data))
+            elif m.envelope.type == "JobsDispatched":
+                out.extend(JobsDispatched.model_validate(m.envelope.data).each())
         return out
 
     def types(self) -> list[str]:
@@ -185,6 +202,61 @@ async def test_a_batch_runs_to_completion_within_capacity() -> None:
     seqs = [m.envelope.seq for m in h.out.sent if m.envelope.type.startswith("Batch")]
     assert seqs == sorted(seqs)
     assert len(set(seqs)) == len(seqs)
+
+
+async def test_executors_that_take_groups_get_a_batchs_jobs_in_few_messages() -> None:
+    h = Harness(dispatch_group=32)
+    await h.submit("b1", 70, max_concurrent_jobs=65)
+    await h.capacity(65, grouped=True)
+    await h.s.tick()
+    groups = h.out.of_type("JobsDispatched")
+    assert h.out.of_type("JobDispatched") == []
+    # 65 jobs at 32 a message at most: three messages as even as that allows
+    assert [len(m.envelope.data["jobs"]) for m in groups] == [22, 22, 21]
+    assert [m.key for m in groups] == [m.envelope.data["jobs"][0]["job_id"] for m in groups]
+    jobs = h.dispatched()
+    assert sorted(d.index for d in jobs) == list(range(65))
+    assert {(d.batch_id, d.job_type, d.attempt, d.lease_s) for d in jobs} == {
+        ("b1", "demo.sleep", 1, 10)
+    }
+    assert jobs[5].item == {"seconds": 0, "i": jobs[5].index}
+    await run_to_end(h)
+    assert h.last_snapshot()["type"] == "BatchCompleted"
+    assert h.last_snapshot()["counts"]["completed"] == 70
+
+
+async def test_one_executor_from_before_groups_gets_a_message_a_job_until_it_is_gone() -> None:
+    h = Harness(dispatch_group=32, lease_s=600)
+    await h.submit("b1", 20)
+    beat = ExecutorHeartbeat(
+        executor_id="e1",
+        slots_total=4,
+        slots_free=4,
+        running=0,
+        job_types=["demo.sleep"],
+        sent_at=NOW,
+        grouped_dispatches=True,
+    )
+    # with one from before, whose heartbeat does not say it takes groups
+    await h.send(beat, beat.model_copy(update={"executor_id": "old", "grouped_dispatches": False}))
+    await h.s.tick()
+    assert len(h.out.of_type("JobDispatched")) == 8
+    assert h.out.of_type("JobsDispatched") == []
+    h.clock.t += 60  # the old one's heartbeats stopped (it was upgraded); e1's go on
+    await h.capacity(4, grouped=True)
+    await run_to_end(h)
+    assert len(h.out.of_type("JobDispatched")) == 8
+    assert sum(len(m.envelope.data["jobs"]) for m in h.out.of_type("JobsDispatched")) == 12
+    assert h.last_snapshot()["counts"]["completed"] == 20
+
+
+async def test_a_dispatch_group_of_one_sends_a_message_a_job() -> None:
+    h = Harness(dispatch_group=1)
+    await h.submit("b1", 5)
+    await h.capacity(5, grouped=True)
+    await h.s.tick()
+    assert [m.key for m in h.out.of_type("JobDispatched")] == [f"b1.{i}" for i in range(5)]
+    assert h.out.of_type("JobsDispatched") == []
 
 
 async def test_nothing_is_dispatched_without_executors() -> None:

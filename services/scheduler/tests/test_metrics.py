@@ -13,17 +13,19 @@ from contracts.events import (
     BatchCreated,
     BatchItemsAdded,
     BatchSubmitted,
+    DispatchedJob,
     Event,
     ExecutorHeartbeat,
     JobCompleted,
     JobDispatched,
     JobFailed,
+    JobsDispatched,
 )
 from contracts.topics import Topics
 from contracts.vocabulary import BatchConfig, RetryPolicy
 from scheduler.adapters import metrics
 from scheduler.handlers.engine import Scheduler, SchedulerConfig
-from servicekit.publisher import ObservedPublisher, RecordingPublisher
+from servicekit.publisher import ObservedPublisher, Outgoing, RecordingPublisher
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -170,3 +172,18 @@ async def test_metrics_follow_a_batch() -> None:
         is None
     )
     assert value("batchyard_batches", status="running") == 0
+
+
+def test_every_job_of_a_grouped_dispatch_counts_as_dispatched() -> None:
+    group = JobsDispatched(
+        batch_id="bg",
+        job_type="metric.grouped",
+        jobs=[DispatchedJob(job_id=f"bg.{i}", index=i, attempt=1, item={}) for i in range(3)],
+        timeout_s=1,
+        lease_s=1,
+        dispatched_at=NOW,
+    )
+    before = value("batchyard_jobs_dispatched_total", job_type="metric.grouped")
+    observe = metrics.observer(lambda b: None)
+    observe([Outgoing("t", "bg.0", envelope_for(group, producer="test"))])
+    assert value("batchyard_jobs_dispatched_total", job_type="metric.grouped") == before + 3

@@ -48,6 +48,7 @@ from contracts.events import (
     JobProgress,
     JobRetryRequested,
     JobRetryScheduled,
+    JobsDispatched,
     JobStarted,
     RetentionPolicyChanged,
     RetentionRunCompleted,
@@ -109,7 +110,7 @@ ROUTES: tuple[Route, ...] = (
         BatchDeadlineAtRisk,
         BatchDeadlineMissed,
     ),
-    *_routes("job_dispatch", ("scheduler",), JobDispatched),
+    *_routes("job_dispatch", ("scheduler",), JobDispatched, JobsDispatched),
     *_routes("control", ("scheduler",), CancelBroadcast),
     *_routes("job_events", ("scheduler",), JobRetryScheduled, JobCancelled),
     *_routes(

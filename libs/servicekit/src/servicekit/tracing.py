@@ -208,6 +208,11 @@ def _attributes(envelope: Envelope, topic: str) -> dict[str, Any]:
     job_id = envelope.data.get("job_id")
     if isinstance(job_id, str):
         attributes["batchyard.job_id"] = job_id
+    jobs = envelope.data.get("jobs")  # a `JobsDispatched`
+    if isinstance(jobs, list):
+        attributes["batchyard.job_ids"] = [
+            j["job_id"] for j in jobs if isinstance(j, dict) and isinstance(j.get("job_id"), str)
+        ]
     return attributes
 
 

@@ -44,6 +44,13 @@ class SchedulerSettings(ServiceSettings):
     http_port: int = Field(default=8001, validation_alias=AliasChoices("BATCHYARD_HTTP_PORT"))
     lease_s: float = Field(default=15.0, gt=0)
     prefetch: int = Field(default=8, ge=0)
+    dispatch_group: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="jobs of a batch sent in one JobsDispatched at most (1: a JobDispatched a "
+        "job); a job a message anyway while a live executor does not take JobsDispatched",
+    )
     global_max_in_flight: int = Field(default=100_000, ge=1)
     tick_s: float = Field(default=0.05, gt=0)
     leader_ttl_s: float = Field(default=10.0, gt=1)
@@ -96,6 +103,7 @@ def bootstrap(
         config=SchedulerConfig(
             lease_s=settings.lease_s,
             prefetch=settings.prefetch,
+            dispatch_group=settings.dispatch_group,
             global_max_in_flight=settings.global_max_in_flight,
             rate_limits=parse_rate_limits(settings.rate_limits),
         ),

@@ -92,7 +92,7 @@ class ExecutorHeartbeat(Event):
     Absent heartbeats mean the executor is gone."""
 
     TYPE = "ExecutorHeartbeat"
-    VERSION = 2  # 2: process_slots_total, process_job_types (additive)
+    VERSION = 3  # 2: process_slots_total, process_job_types; 3: grouped_dispatches (additive)
     executor_id: str
     slots_total: int
     slots_free: int
@@ -111,4 +111,10 @@ class ExecutorHeartbeat(Event):
     process_job_types: list[str] = Field(
         default_factory=list,
         description="the job types hosted here that run each job in a worker process",
+    )
+    grouped_dispatches: bool = Field(
+        default=False,
+        description="this executor takes `JobsDispatched` (many jobs in one message); the "
+        "scheduler sends them only while every live executor does. Absent: an executor from "
+        "before that event, which knows only `JobDispatched`",
     )

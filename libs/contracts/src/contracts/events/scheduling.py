@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.events.base import Event
 from contracts.vocabulary import ProgressCounts, ResourceLimits
@@ -133,6 +133,55 @@ class JobDispatched(Event):
     lease_s: float
     dispatched_at: datetime
     resource_limits: ResourceLimits | None = None
+
+
+class DispatchedJob(BaseModel):
+    """One job attempt of a `JobsDispatched`: what differs from job to job."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    job_id: str
+    index: int
+    attempt: int = Field(ge=1)
+    item: dict[str, Any]
+
+
+class JobsDispatched(Event):
+    """Job attempts of one batch handed to the executors in one message: each is exactly the
+    `JobDispatched` made of its `jobs` entry and the fields shared here (`each()`), and the
+    executor that takes the message runs every one. The scheduler sends these instead of a
+    `JobDispatched` a job while every live executor's heartbeat says it takes them
+    (`grouped_dispatches`), at most `BATCHYARD_SCHEDULER_DISPATCH_GROUP` jobs (32) each.
+    Keyed by the first job's id."""
+
+    TYPE = "JobsDispatched"
+    batch_id: str
+    job_type: str
+    jobs: list[DispatchedJob] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float
+    lease_s: float
+    dispatched_at: datetime
+    resource_limits: ResourceLimits | None = None
+
+    def each(self) -> list[JobDispatched]:
+        """The jobs as the `JobDispatched` events they stand for."""
+        return [
+            JobDispatched.model_construct(
+                job_id=job.job_id,
+                batch_id=self.batch_id,
+                index=job.index,
+                job_type=self.job_type,
+                attempt=job.attempt,
+                item=job.item,
+                params=self.params,
+                timeout_s=self.timeout_s,
+                lease_s=self.lease_s,
+                dispatched_at=self.dispatched_at,
+                resource_limits=self.resource_limits,
+            )
+            for job in self.jobs
+        ]
 
 
 class JobRetryScheduled(Event):

@@ -33,6 +33,7 @@ from contracts.events import (
     JobDispatched,
     JobFailed,
     JobProgress,
+    JobsDispatched,
     JobStarted,
 )
 from contracts.events.execution import output_metrics
@@ -128,9 +129,9 @@ class Executor:
         return self.slots - len(self.running)
 
     async def accept(self, items: Sequence[tuple[Envelope, Event]]) -> None:
-        """Takes each dispatched job: waits for a free slot and runs it (`_start`: reported
-        started if it still runs after the start notice; jobs that find a slot together in
-        one round trip).
+        """Takes each dispatched job (a `JobDispatched`'s, or each of a `JobsDispatched`'s):
+        waits for a free slot and runs it (`_start`: reported started if it still runs after
+        the start notice; jobs that find a slot together in one round trip).
 
         A dispatch is taken only while its lease has `LEASE_MARGIN_S` to spare, so the
         heartbeat that renews it reaches the scheduler before the lease runs out; a later one
@@ -139,9 +140,10 @@ class Executor:
         too: a job held behind long ones is not given to another executor meanwhile."""
         held: list[tuple[Envelope, JobDispatched]] = []
         for envelope, event in items:
-            if isinstance(event, JobDispatched) and self._takes(event):
-                self.waiting[event.job_id] = event.attempt
-                held.append((envelope, event))
+            for dispatch in _dispatched(event):
+                if self._takes(dispatch):
+                    self.waiting[dispatch.job_id] = dispatch.attempt
+                    held.append((envelope, dispatch))
         taken: list[RunningJob] = []
         try:
             for envelope, event in held:
@@ -470,6 +472,7 @@ class Executor:
             },
             process_slots_total=self._process_slots,
             process_job_types=sorted(self._process_types),
+            grouped_dispatches=True,
         )
         env = envelope_for(event, producer=self.executor_id)
         return Outgoing(self.topics.executor_heartbeats, self.executor_id, env)
@@ -495,3 +498,12 @@ class _Unknown(JobError):
 
 def _ms(start: datetime, end: datetime) -> float:
     return round((end - start).total_seconds() * 1000, 3)
+
+
+def _dispatched(event: Event) -> list[JobDispatched]:
+    """The jobs a message on the dispatch topic hands over: its one, or its group's."""
+    if isinstance(event, JobsDispatched):
+        return event.each()
+    if isinstance(event, JobDispatched):
+        return [event]
+    return []

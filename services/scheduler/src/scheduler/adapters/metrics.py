@@ -20,6 +20,7 @@ from contracts.events import (
     BatchFailed,
     JobDispatched,
     JobRetryScheduled,
+    JobsDispatched,
     RetentionRunCompleted,
     ScheduleTriggered,
 )
@@ -63,6 +64,8 @@ def observer(job_type_of: Callable[[str], str | None]) -> Callable[[Sequence[Out
             kind = message.envelope.type
             if kind == JobDispatched.TYPE:
                 JOBS_DISPATCHED.labels(data["job_type"]).inc()
+            elif kind == JobsDispatched.TYPE:
+                JOBS_DISPATCHED.labels(data["job_type"]).inc(len(data["jobs"]))
             elif kind == JobRetryScheduled.TYPE:
                 job_type = job_type_of(batch_id_of(data["job_id"])) or "unknown"
                 JOBS_RETRIED.labels(job_type).inc()
