@@ -83,10 +83,7 @@ def _find(spans: list[ReceivedSpan], service: str, name: str, job_id: str) -> Re
         if (
             span.service == service
             and span.name == name
-            and (
-                span.attributes.get("batchyard.job_id") == job_id
-                or job_id in span.attributes.get("batchyard.job_ids", ())
-            )
+            and span.attributes.get("batchyard.job_id") == job_id
         ):
             return span
     return None
@@ -115,7 +112,7 @@ def test_one_trace_follows_a_job_from_the_request_to_the_read_model(
             leaf is not None
             and _ancestors_received(spans, leaf)
             and _find(spans, "scheduler", "process JobCompleted", job_id) is not None
-            and _find(spans, "executor", "process JobsDispatched", job_id) is not None
+            and _find(spans, "executor", "process JobDispatched", job_id) is not None
             and any(s.service == "scheduler" and s.name == "publish BatchCompleted" for s in spans)
         )
 
@@ -130,20 +127,20 @@ def test_one_trace_follows_a_job_from_the_request_to_the_read_model(
         ("reporter", "process JobCompleted", "CONSUMER"),
         ("executor", "publish JobCompleted", "PRODUCER"),
         ("executor", "run demo.sleep", "INTERNAL"),
-        ("scheduler", "publish JobsDispatched", "PRODUCER"),
+        ("scheduler", "publish JobDispatched", "PRODUCER"),
         ("batch-api", "publish BatchSubmitted", "PRODUCER"),
         ("batch-api", "POST /v1/batches", "SERVER"),
     ]
     assert path == expected, path
     assert chain[-1].parent_id == ""
-    assert chain[3].attributes["batchyard.job_ids"] == [job_id]  # its executors take groups
+    assert chain[3].attributes["batchyard.job_id"] == job_id
     assert chain[4].attributes["batchyard.batch_id"] == batch_id
 
     trace = [s for s in spans if s.trace_id == leaf.trace_id]
     # Every service took part in this one trace: the scheduler consumed the job's result,
     # the executor consumed its dispatch, and the scheduler's batch events joined it too.
     assert _find(trace, "scheduler", "process JobCompleted", job_id) is not None
-    assert _find(trace, "executor", "process JobsDispatched", job_id) is not None
+    assert _find(trace, "executor", "process JobDispatched", job_id) is not None
     assert any(s.service == "scheduler" and s.name == "publish BatchCompleted" for s in trace)
     assert {s.service for s in trace} >= {"batch-api", "scheduler", "executor", "reporter"}
     # Heartbeats carry no trace context and start no trace of their own.

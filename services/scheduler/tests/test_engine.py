@@ -204,18 +204,25 @@ async def test_a_batch_runs_to_completion_within_capacity() -> None:
     assert len(set(seqs)) == len(seqs)
 
 
-async def test_executors_that_take_groups_get_a_batchs_jobs_in_few_messages() -> None:
+async def test_executors_that_take_groups_get_a_batchs_short_jobs_in_few_messages() -> None:
     h = Harness(dispatch_group=32)
-    await h.submit("b1", 70, max_concurrent_jobs=65)
-    await h.capacity(65, grouped=True)
+    await h.submit("b1", 70, max_concurrent_jobs=66)
+    await h.capacity(1, grouped=True)
     await h.s.tick()
-    groups = h.out.of_type("JobsDispatched")
-    assert h.out.of_type("JobDispatched") == []
-    # 65 jobs at 32 a message at most: three messages as even as that allows
-    assert [len(m.envelope.data["jobs"]) for m in groups] == [22, 22, 21]
+    # before any job of the batch has ended, how long they take is unknown: one a message
+    [first] = h.dispatched()
+    assert h.types().count("JobDispatched") == 1
+    await h.complete(first)  # it ran 1 ms; the slot it freed took the next job
+    sent = len(h.out.sent)
+    await h.capacity(66, grouped=True)
+    await h.s.tick()
+    groups = [m for m in h.out.sent[sent:] if m.envelope.type == "JobsDispatched"]
+    # 65 more slots, 32 jobs a message at most: three messages, as even as that allows
+    assert sorted(len(m.envelope.data["jobs"]) for m in groups) == [21, 22, 22]
+    assert "JobDispatched" not in {m.envelope.type for m in h.out.sent[sent:]}
     assert [m.key for m in groups] == [m.envelope.data["jobs"][0]["job_id"] for m in groups]
     jobs = h.dispatched()
-    assert sorted(d.index for d in jobs) == list(range(65))
+    assert sorted(d.index for d in jobs) == list(range(67))  # the first two and 65
     assert {(d.batch_id, d.job_type, d.attempt, d.lease_s) for d in jobs} == {
         ("b1", "demo.sleep", 1, 10)
     }
@@ -223,6 +230,31 @@ async def test_executors_that_take_groups_get_a_batchs_jobs_in_few_messages() ->
     await run_to_end(h)
     assert h.last_snapshot()["type"] == "BatchCompleted"
     assert h.last_snapshot()["counts"]["completed"] == 70
+
+
+async def test_jobs_that_run_long_go_one_a_message() -> None:
+    """A group goes to one executor: jobs that run long are spread one by one, so that none
+    waits there for a slot while another executor has one free."""
+    h = Harness(dispatch_group=32)
+    await h.submit("b1", 40)
+    await h.capacity(1, grouped=True)
+    await h.s.tick()
+    [first] = h.dispatched()
+    await h.send(
+        JobCompleted(
+            job_id=first.job_id,
+            batch_id="b1",
+            attempt=1,
+            executor_id="e1",
+            started_at=NOW,
+            finished_at=NOW,
+            duration_ms=500,
+        )
+    )
+    await h.capacity(20, grouped=True)
+    await h.s.tick()
+    assert h.out.of_type("JobsDispatched") == []
+    assert len(h.out.of_type("JobDispatched")) == 21  # the first, the next, 19 more slots
 
 
 async def test_one_executor_from_before_groups_gets_a_message_a_job_until_it_is_gone() -> None:

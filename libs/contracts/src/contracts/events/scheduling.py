@@ -150,9 +150,9 @@ class JobsDispatched(Event):
     """Job attempts of one batch handed to the executors in one message: each is exactly the
     `JobDispatched` made of its `jobs` entry and the fields shared here (`each()`), and the
     executor that takes the message runs every one. The scheduler sends these instead of a
-    `JobDispatched` a job while every live executor's heartbeat says it takes them
-    (`grouped_dispatches`), at most `BATCHYARD_SCHEDULER_DISPATCH_GROUP` jobs (32) each.
-    Keyed by the first job's id."""
+    `JobDispatched` a job for a batch whose jobs lately ended within 100 ms, while every live
+    executor's heartbeat says it takes them (`grouped_dispatches`), at most
+    `BATCHYARD_SCHEDULER_DISPATCH_GROUP` jobs (32) each. Keyed by the first job's id."""
 
     TYPE = "JobsDispatched"
     batch_id: str

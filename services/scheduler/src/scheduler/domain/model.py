@@ -68,6 +68,8 @@ class BatchRuntime:
     deadline_missed_sent: bool = False
     reported: ProgressCounts | None = None  # the counts of the last snapshot sent
     rollback_id: str = ""  # the rollback that last moved the batch to rolling_back
+    # How long its jobs take lately (ms, moving average of the outcomes'), None before the first
+    job_ms: float | None = None
 
     # --- items -----------------------------------------------------------------------------
     def add_chunk(self, chunk: int, first_index: int, count: int) -> bool:
@@ -93,6 +95,13 @@ class BatchRuntime:
             and not self.cancelling
             and not self.waiting_for
         )
+
+    def ran(self, duration_ms: float) -> None:
+        """Records how long one of its jobs ran."""
+        if self.job_ms is None:
+            self.job_ms = duration_ms
+        else:
+            self.job_ms += 0.2 * (duration_ms - self.job_ms)
 
     def stagger_allows(self, now: float) -> bool:
         """False while the batch's stagger holds its next start back."""

@@ -76,6 +76,10 @@ log = logging.getLogger(__name__)
 
 PRODUCER = "scheduler"
 EXECUTOR_TTL_S = 5.0
+# Jobs of a batch that lately took less than this are dispatched in groups (`_short`). Not
+# lower: an executor busy with many jobs reports even no-op ones at up to 75 ms (its event
+# loop's delay counts), p90 25 ms at 40,000 jobs (docs/performance.md, session 20).
+GROUP_JOBS_UNDER_MS = 100.0
 
 
 FINISHED = TERMINAL_BATCH_STATUSES | {"archived"}
@@ -455,6 +459,7 @@ class Scheduler:
             return
         del b.in_flight[e.job_id]
         b.completed += 1
+        b.ran(e.duration_ms)
         self._write_job(b, job.index, {"status": next_job_state(job.status, "complete")})
         b.dirty = True
 
@@ -470,6 +475,8 @@ class Scheduler:
             "error_class": e.error_class,
             "error_message": e.error_message[:2000],
         }
+        if not e.cancelled:
+            b.ran(e.duration_ms)
         if e.cancelled or b.cancelling:
             b.cancelled += 1
             status = next_job_state(job.status, "cancel")
@@ -661,8 +668,9 @@ class Scheduler:
                 b.started_clock = now
                 self._emit_snapshot(b, BatchStarted)
             b.dirty = True
-        group = self._dispatch_group(now)
+        groups = self._executors_take_groups(now)
         for b, jobs in grouped.values():
+            group = self.config.dispatch_group if groups and _short(b) else 1
             self._send_dispatches(b, jobs, dispatched_at, group)
 
     def _send_dispatches(
@@ -690,14 +698,11 @@ class Scheduler:
                 for single in event.each():
                     self._send(self.topics.job_dispatch, single.job_id, single, b)
 
-    def _dispatch_group(self, now: float) -> int:
-        """Jobs to a dispatch message: `dispatch_group` once every live executor takes
-        `JobsDispatched` (says so in its heartbeats), else 1. During a rolling upgrade an
-        executor from before would dead-letter what it cannot read, and every executor reads
-        the one dispatch topic."""
-        if all(e.grouped_dispatches for e in self._live(now)):
-            return self.config.dispatch_group
-        return 1
+    def _executors_take_groups(self, now: float) -> bool:
+        """Whether every live executor takes `JobsDispatched` (says so in its heartbeats).
+        During a rolling upgrade an executor from before would dead-letter a group, and
+        every executor reads the one dispatch topic."""
+        return all(e.grouped_dispatches for e in self._live(now))
 
     async def _item(self, b: BatchRuntime, index: int) -> dict[str, Any]:
         chunk, offset = b.chunk_of(index)
@@ -897,6 +902,16 @@ class Scheduler:
         if self._outbox:
             await self.publisher.publish(self._outbox)
             self._outbox = []
+
+
+def _short(b: BatchRuntime) -> bool:
+    """Whether a batch's jobs are short enough to be dispatched in groups. A group goes to
+    one executor, so groups spread a round's jobs less evenly than a message a job, and a job
+    left waiting there for a slot while another executor has one free waits about as long as
+    a job runs: for jobs under `GROUP_JOBS_UNDER_MS` that is short, and the messages saved
+    are much of their cost (docs/performance.md, session 20). Before any of a batch's jobs
+    has ended, its jobs go one a message."""
+    return b.job_ms is not None and b.job_ms < GROUP_JOBS_UNDER_MS
 
 
 def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
