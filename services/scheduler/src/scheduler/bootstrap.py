@@ -49,7 +49,8 @@ class SchedulerSettings(ServiceSettings):
         ge=1,
         le=1000,
         description="jobs of a batch sent in one JobsDispatched at most (1: a JobDispatched a "
-        "job); a job a message anyway while a live executor does not take JobsDispatched",
+        "job). Groups go only for jobs that lately ended within 100 ms, and only while every "
+        "live executor takes them",
     )
     global_max_in_flight: int = Field(default=100_000, ge=1)
     tick_s: float = Field(default=0.05, gt=0)

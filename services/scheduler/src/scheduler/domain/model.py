@@ -68,7 +68,8 @@ class BatchRuntime:
     deadline_missed_sent: bool = False
     reported: ProgressCounts | None = None  # the counts of the last snapshot sent
     rollback_id: str = ""  # the rollback that last moved the batch to rolling_back
-    # How long its jobs take lately (ms, moving average of the outcomes'), None before the first
+    # How long its jobs ran lately: a moving average of their outcomes' `duration_ms` (None
+    # before the first outcome). Only short jobs are dispatched in groups.
     job_ms: float | None = None
 
     # --- items -----------------------------------------------------------------------------
