@@ -133,7 +133,7 @@ class Harness:
     def types(self) -> list[str]:
         return [m.envelope.type for m in self.out.sent]
 
-    async def complete(self, d: JobDispatched) -> None:
+    async def complete(self, d: JobDispatched, duration_ms: float = 1) -> None:
         await self.send(
             JobCompleted(
                 job_id=d.job_id,
@@ -142,7 +142,7 @@ class Harness:
                 executor_id="e1",
                 started_at=NOW,
                 finished_at=NOW,
-                duration_ms=1,
+                duration_ms=duration_ms,
             )
         )
 
@@ -240,17 +240,7 @@ async def test_jobs_that_run_long_go_one_a_message() -> None:
     await h.capacity(1, grouped=True)
     await h.s.tick()
     [first] = h.dispatched()
-    await h.send(
-        JobCompleted(
-            job_id=first.job_id,
-            batch_id="b1",
-            attempt=1,
-            executor_id="e1",
-            started_at=NOW,
-            finished_at=NOW,
-            duration_ms=500,
-        )
-    )
+    await h.complete(first, duration_ms=500)
     await h.capacity(20, grouped=True)
     await h.s.tick()
     assert h.out.of_type("JobsDispatched") == []
