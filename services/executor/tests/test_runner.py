@@ -248,9 +248,7 @@ async def test_every_job_of_a_grouped_dispatch_runs_within_the_slots() -> None:
     assert outcomes == {f"b1.{i}": "JobFailed" if i % 2 else "JobCompleted" for i in range(5)}
 
 
-async def test_a_grouped_dispatch_already_running_or_near_its_lease_end_runs_nothing_twice() -> (
-    None
-):
+async def test_a_group_runs_no_job_twice_nor_one_near_its_lease_end() -> None:
     ex, out = make()
     Slow.started = 0
     slow = dispatch("test.slow", {})
