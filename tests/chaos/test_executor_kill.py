@@ -30,7 +30,11 @@ async def progress(api: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:
 async def test_killed_executors_lose_no_job_and_run_none_twice(
     chaos_stack: Stack, kafka_bootstrap: str
 ) -> None:
-    total = 600
+    # Long enough (at least 5 s of work at 30 at once) that both kills land mid-batch: at 600
+    # jobs 60 at once the batch ran in under 2 s once dispatches went in groups, and the
+    # second kill came after it had finished. 50 ms jobs are dispatched in groups, so a
+    # killed executor loses whole groups.
+    total = 3000
     async with httpx.AsyncClient(
         base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
     ) as api:
@@ -40,7 +44,7 @@ async def test_killed_executors_lose_no_job_and_run_none_twice(
                 "name": "chaos",
                 "job_type": "demo.sleep",
                 "items": [{"seconds": 0.05}] * total,
-                "config": {"max_concurrent_jobs": 60},
+                "config": {"max_concurrent_jobs": 30},
             },
         )
         assert r.status_code == 201, r.text
@@ -57,7 +61,7 @@ async def test_killed_executors_lose_no_job_and_run_none_twice(
                 await asyncio.sleep(1)
                 restart(chaos_stack, victim, kafka_bootstrap)
                 kills += 1
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.1)
             body = await progress(api, batch_id)
         assert kills == 2, "the batch finished before the executors could be killed"
         assert body["status"] == "completed", body
