@@ -55,7 +55,9 @@ async def failover(chaos_stack: Stack, port: int) -> None:
         assert time.monotonic() < deadline, "the second scheduler never reported standby"
         await asyncio.sleep(0.5)
 
-    total = 400
+    # At least 5 s of work (20 at once), so the kill lands mid-batch: 400 jobs 40 at once can
+    # run in well under a second now that 50 ms jobs are dispatched in groups.
+    total = 2000
     async with httpx.AsyncClient(
         base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
     ) as api:
@@ -65,7 +67,7 @@ async def failover(chaos_stack: Stack, port: int) -> None:
                 "name": "failover",
                 "job_type": "demo.sleep",
                 "items": [{"seconds": 0.05}] * total,
-                "config": {"max_concurrent_jobs": 40},
+                "config": {"max_concurrent_jobs": 20},
             },
         )
         assert r.status_code == 201, r.text
@@ -80,7 +82,7 @@ async def failover(chaos_stack: Stack, port: int) -> None:
             if killed_at is None and body["progress"]["completed"] >= total // 4:
                 kill_9(chaos_stack, "scheduler")
                 killed_at = time.monotonic()
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.1)
     assert killed_at is not None, "the batch finished before the scheduler was killed"
     code, body = await status_of(ready_url)
     assert code == 200, body
