@@ -28,6 +28,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from executor.bootstrap import DRAIN_MARGIN_S, ExecutorSettings
 from servicekit.kafka import DISPATCH_PARTITIONS
 
 pytestmark = pytest.mark.unit
@@ -706,6 +707,28 @@ def test_prod_overlay_protects_executors() -> None:
         pdb["spec"]["selector"]["matchLabels"], executor["spec"]["template"]["metadata"]["labels"]
     )
     assert executor["spec"]["replicas"] == 4
+
+
+def _drain_needs_s(env: str | None) -> float:
+    """Seconds an executor may take after SIGTERM: its drain and leaving the consumer group."""
+    drain_s = float(env) if env else ExecutorSettings.model_fields["drain_s"].default
+    return drain_s + DRAIN_MARGIN_S
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_executors_are_given_time_to_drain(layer: str) -> None:
+    executor = find(rendered(layer), "Deployment", "executor")
+    pod = executor["spec"]["template"]["spec"]
+    drain = env_value(pod["containers"][0], "BATCHYARD_EXECUTOR_DRAIN_S")
+    assert pod.get("terminationGracePeriodSeconds", 30) >= _drain_needs_s(drain)
+
+
+def test_compose_gives_executors_time_to_drain() -> None:
+    executor = load_compose()["services"]["executor"]
+    grace = re.fullmatch(r"(\d+)s", str(executor.get("stop_grace_period", "10s")))
+    assert grace, executor.get("stop_grace_period")
+    drain = compose_env(executor).get("BATCHYARD_EXECUTOR_DRAIN_S")
+    assert int(grace[1]) >= _drain_needs_s(None if drain is None else str(drain))
 
 
 def _kustomizations() -> list[Path]:

@@ -91,6 +91,10 @@ async def drain(ex: Executor) -> None:
     raise AssertionError("jobs still running")
 
 
+def outcomes(out: RecordingPublisher) -> list[str]:
+    return [t for t in types(out) if t in ("JobCompleted", "JobFailed")]
+
+
 def types(out: RecordingPublisher) -> list[str]:
     return [m.envelope.type for m in out.sent]
 
@@ -366,3 +370,44 @@ async def test_jobs_cancelled_while_waiting_for_a_slot_never_run() -> None:
     assert outcomes["b1.1"].data["cancelled"] is True
     assert outcomes["b1.2"].type == "JobCompleted"
     assert ex.cancelled_waiting == set()
+
+
+async def test_draining_lets_running_jobs_end_and_offers_no_slots() -> None:
+    ex, out = make(slots=2)
+    await run(ex, dispatch("demo.sleep", {"seconds": 0.3}))
+    draining = asyncio.create_task(ex.drain(5))
+    await asyncio.sleep(0.05)
+    beat = ex.heartbeat().envelope.data
+    assert (beat["slots_total"], beat["slots_free"], beat["process_slots_total"]) == (0, 0, 0)
+    assert beat["running_jobs"] == {"b1.0": 1}, "its lease is still renewed while it ends"
+    await asyncio.wait_for(draining, 2)
+    assert not ex.running
+    assert types(out) == ["JobStarted", "JobCompleted"]
+
+
+async def test_draining_gives_up_at_once_a_job_whose_dispatch_was_not_acknowledged() -> None:
+    ex, out = make(slots=1)
+    Slow.started = 0
+    # The first job runs; the second waits for its slot, so the `accept` has not returned and
+    # the batch's offsets are not committed. The subscriber's stop cancels that `accept`:
+    # Kafka will deliver both dispatches to another executor.
+    jobs = [dispatch("test.slow", {}, job_id=f"b1.{i}", index=i) for i in range(2)]
+    accepting = asyncio.create_task(run(ex, *jobs))
+    await asyncio.sleep(0.1)
+    assert Slow.started == 1
+    accepting.cancel()
+    await asyncio.gather(accepting, return_exceptions=True)
+    await asyncio.wait_for(ex.drain(30), 2)
+    assert not ex.running
+    assert not ex.waiting
+    assert outcomes(out) == [], "no outcome: it runs elsewhere"
+
+
+async def test_a_job_still_running_when_the_drain_ends_is_left_to_its_lease() -> None:
+    ex, out = make(slots=2)
+    await run(ex, dispatch("test.slow", {}))
+    await asyncio.wait_for(ex.drain(0.2), 2)
+    assert "b1.0" in ex.running, "a handed-over job is not given up by the drain"
+    await ex.shutdown()
+    assert not ex.running
+    assert outcomes(out) == [], "no outcome: its lease brings it back"

@@ -27,6 +27,7 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
@@ -107,11 +108,11 @@ def subscribe_batches(
     fetch_max_wait_ms: int = 500,
     from_beginning: bool = True,
     title: str | None = None,
-) -> None:
-    """Registers a batch subscriber on `broker` for `topics` in consumer group `group_id`;
-    its lag is measured (`servicekit.metrics`) and traced messages get consumer spans. It
-    hands records over as soon as any have arrived, and waits up to `wait_ms` for some when
-    there are none (`polls_without_sleeping`).
+) -> BatchSubscriber:
+    """Registers and returns a batch subscriber on `broker` for `topics` in consumer group
+    `group_id`; its lag is measured (`servicekit.metrics`) and traced messages get consumer
+    spans. It hands records over as soon as any have arrived, and waits up to `wait_ms` for
+    some when there are none (`polls_without_sleeping`).
 
     `fetch_max_wait_ms` is how long the broker may hold a fetch for partitions with nothing
     new. With one broker, aiokafka sends no second fetch while one is held, and leaves out of
@@ -166,6 +167,8 @@ def subscribe_batches(
             await asyncio.sleep(min(0.2 * 2**failures, 5.0))
             raise
         failures = 0
+
+    return subscriber
 
 
 def polls_without_sleeping(subscriber: Any, wait_ms: int) -> None:

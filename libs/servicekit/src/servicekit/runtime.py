@@ -62,6 +62,7 @@ class ServiceRuntime:
         self._before_start: list[Hook] = []
         self._on_connected: list[Hook] = []
         self._on_shutdown: list[Hook] = []
+        self._on_stopping: list[tuple[Hook, float]] = []
         self.waiting_for: str | None = None
         self._background: list[Callable[[], Awaitable[Any]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
@@ -85,6 +86,11 @@ class ServiceRuntime:
     def on_shutdown(self, hook: Hook) -> None:
         """Runs at shutdown before the broker stops (e.g. to finish in-flight work)."""
         self._on_shutdown.append(hook)
+
+    def on_stopping(self, hook: Hook, within_s: float) -> None:
+        """Runs first at shutdown, if the service had connected, for up to `within_s`, while
+        `background` work (heartbeats) still runs: to hand work over before stopping."""
+        self._on_stopping.append((hook, within_s))
 
     def background(self, factory: Callable[[], Awaitable[Any]]) -> None:
         self._background.append(factory)
@@ -146,6 +152,12 @@ class ServiceRuntime:
     async def _shutdown(self, connect: asyncio.Task[None]) -> None:
         """Stops background work, then the broker and the store, each within a bound: a
         server that is unreachable at shutdown must not keep the process alive."""
+        if self.connected.is_set():
+            for stopping, within_s in self._on_stopping:
+                try:
+                    await asyncio.wait_for(stopping(), within_s)
+                except Exception:
+                    log.exception("handing work over at shutdown failed")
         connect.cancel()
         for task in self._tasks:
             task.cancel()

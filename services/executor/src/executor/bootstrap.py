@@ -32,6 +32,7 @@ from servicekit.settings import ServiceSettings
 from servicekit.store import connect_store
 
 NAME = "executor"
+DRAIN_MARGIN_S = 5.0  # leaving the consumer group, on top of the drain itself
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ class ExecutorSettings(ServiceSettings):
     start_notice_ms: int = Field(default=round(START_NOTICE_S * 1000), ge=0, le=10_000)
     # How long a process-isolated job has to end after a cancel before its worker is killed.
     worker_grace_s: float = Field(default=5.0, ge=0, le=300)
+    # At shutdown (SIGTERM): how long running jobs have to end before they are cancelled and
+    # left to their leases. The process needs this plus a few seconds: Kubernetes'
+    # terminationGracePeriodSeconds and Compose's stop_grace_period are set to 30 s.
+    drain_s: float = Field(default=20.0, ge=0, le=3600)
 
 
 def bootstrap(
@@ -95,7 +100,7 @@ def bootstrap(
     async def control(items: Sequence[Decoded]) -> None:
         await executor.control(items)
 
-    subscribe_batches(
+    dispatches = subscribe_batches(
         broker,
         [topics.job_dispatch],
         group_id=f"{topics.prefix}executors",
@@ -139,7 +144,26 @@ def bootstrap(
 
         runtime.before_start(start_isolation)
 
+    async def hand_over() -> None:
+        """At shutdown: leave the dispatch consumer group first (other executors take its
+        partitions at once, not after the session timeout), then let running jobs end."""
+        executor.draining = True
+        await dispatches.stop()
+        running = len(executor.running)
+        log.info("draining: %d job(s) running get up to %.0f s to end", running, settings.drain_s)
+        began = asyncio.get_running_loop().time()
+        await executor.drain(settings.drain_s)
+        took = asyncio.get_running_loop().time() - began
+        left = len(executor.running)
+        log.info(
+            "drained in %.1f s: %d job(s) ended, %d left to their leases",
+            took,
+            running - left,
+            left,
+        )
+
     runtime.on_connected(announce)
+    runtime.on_stopping(hand_over, settings.drain_s + DRAIN_MARGIN_S)
     runtime.on_shutdown(executor.shutdown)
     if isolation is not None:
         runtime.on_shutdown(isolation.close)

@@ -68,6 +68,9 @@ class RunningJob:
     isolated: bool = False  # holds one of the executor's process slots too
     # Its run is over and its outcome known (being published): no longer worth a `JobStarted`.
     ended: bool = False
+    # The `accept` that started it returned, so its dispatch is acknowledged: Kafka will not
+    # deliver it to another executor. One not handed over is given up when draining.
+    handed: bool = False
 
 
 @dataclass
@@ -109,6 +112,7 @@ class Executor:
     process_slots: int | None = None
     start_notice_s: float = START_NOTICE_S
     on_started: Callable[[Sequence[JobDispatched]], None] = lambda jobs: None  # for metrics
+    draining: bool = False  # shutting down: takes no more jobs, heartbeats announce no slots
     _notices: set[asyncio.Task[None]] = field(default_factory=set)  # held: not collected
     _free: asyncio.Semaphore = field(init=False)
     _processes: asyncio.Semaphore = field(init=False)
@@ -139,17 +143,21 @@ class Executor:
         never run beside its next attempt. Jobs waiting here for a slot are in the heartbeat
         too: a job held behind long ones is not given to another executor meanwhile."""
         held: list[tuple[Envelope, JobDispatched]] = []
+        started: list[RunningJob] = []  # acknowledged when this call returns
         for envelope, event in items:
             for dispatch in _dispatched(event):
                 if self._takes(dispatch):
                     self.waiting[dispatch.job_id] = dispatch.attempt
                     held.append((envelope, dispatch))
-        taken: list[RunningJob] = []
+                elif (job := self.running.get(dispatch.job_id)) is not None:
+                    started.append(job)  # delivered again while it runs
+        taken: list[RunningJob] = []  # holding slots, not started yet
         try:
             for envelope, event in held:
                 isolated = event.job_type in self._process_types
                 if taken and (self._free.locked() or (isolated and self._processes.locked())):
                     await self._start(taken)  # run what we hold before waiting for a slot
+                    started += taken
                     taken = []
                 await self._acquire(isolated)
                 self.waiting.pop(event.job_id, None)
@@ -165,6 +173,15 @@ class Executor:
                 taken.append(job)
             if taken:
                 await self._start(taken)
+                started += taken
+                taken = []
+        except BaseException:
+            for job in taken:  # cancelled (the subscriber stopped) while waiting for a slot
+                self._release(job)
+            raise
+        else:
+            for job in started:
+                job.handed = True
         finally:
             for _, event in held:
                 self.waiting.pop(event.job_id, None)
@@ -459,10 +476,11 @@ class Executor:
             self.cancelled_waiting.update(j for j in self.waiting if _names(event, j))
 
     def heartbeat(self) -> Outgoing:
+        # A draining executor has no slots to offer: the scheduler counts it out of capacity.
         event = ExecutorHeartbeat(
             executor_id=self.executor_id,
-            slots_total=self.slots,
-            slots_free=self.slots_free,
+            slots_total=0 if self.draining else self.slots,
+            slots_free=0 if self.draining else self.slots_free,
             running=len(self.running),
             job_types=sorted(self.job_types),
             sent_at=datetime.now(UTC),
@@ -470,12 +488,29 @@ class Executor:
                 **self.waiting,
                 **{j.dispatch.job_id: j.dispatch.attempt for j in self.running.values()},
             },
-            process_slots_total=self._process_slots,
+            process_slots_total=0 if self.draining else self._process_slots,
             process_job_types=sorted(self._process_types),
             grouped_dispatches=True,
         )
         env = envelope_for(event, producer=self.executor_id)
         return Outgoing(self.topics.executor_heartbeats, self.executor_id, env)
+
+    async def drain(self, within_s: float) -> None:
+        """Lets the running jobs end, for up to `within_s`, once the dispatch subscriber has
+        stopped (it left the consumer group, so other executors take its partitions now).
+        Heartbeats go on meanwhile (renewing the jobs' leases) and announce no slots.
+
+        A job whose dispatch was not acknowledged (the `accept` that started it was cancelled
+        by the subscriber's stop) is given up at once, without an outcome: Kafka delivers its
+        dispatch to another executor, which must not find it running here too. Jobs still
+        running after `within_s` are cancelled by `shutdown`; their leases bring them back."""
+        self.draining = True
+        for job in list(self.running.values()):
+            if not job.handed and job.task is not None:
+                job.task.cancel()
+        tasks = [j.task for j in self.running.values() if j.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=within_s)
 
     async def shutdown(self) -> None:
         tasks = [j.task for j in self.running.values() if j.task is not None]
