@@ -59,10 +59,14 @@ def check_rows(batch_id: str, rows: list[dict[str, str]]) -> None:
             assert row["status"] == "failed"
             assert row["error_class"] == "DemoFailure"
             assert row["error_message"] == "demo failure on attempt 1"
+            assert row["output"] == ""
         else:
             assert row["status"] == "completed"
             assert row["error_class"] == ""
             assert float(row["duration_s"]) >= 0
+            # what the job returned: demo.sleep's is the time it slept and its attempt
+            output = json.loads(row["output"])
+            assert output == {"slept_s": ITEMS[i].get("seconds", 0), "attempt": 1}
         assert row["attempt"] == "1"
 
 
@@ -94,7 +98,7 @@ async def test_report_json_and_csv(api: httpx.AsyncClient) -> None:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/csv")
         lines = response.text.splitlines()
-        assert lines[0] == "job_id,index,status,attempt,duration_s,error_class,error_message"
+        assert lines[0] == "job_id,index,status,attempt,duration_s,error_class,error_message,output"
         check_rows(batch_id, list(csv.DictReader(io.StringIO(response.text))))
 
     assert (await api.get(url, params={"format": "xml"})).status_code == 422

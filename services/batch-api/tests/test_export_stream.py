@@ -46,6 +46,7 @@ class BucketViews:
                 "attempt": 1,
                 "duration_ms": 1000 + index % 7,
                 "metrics": {} if failed else {"removed": 2},
+                "output": None if failed else {"removed": 2, "kept": [f"t{index}"]},
                 "error_class": "Boom" if failed else None,
                 "error_message": f"job {index} failed" if failed else None,
                 "attempts": {"1": {"status": "failed" if failed else "completed"}},
@@ -82,6 +83,8 @@ async def test_export_streams_in_chunks_and_reads_back() -> None:
     assert [r["index"] for r in rows] == [str(i) for i in range(TOTAL)]
     assert {r["status"] for r in rows[-100:]} == {"pending"}
     assert rows[10]["error_message"] == "job 10 failed"
+    assert rows[10]["output"] == ""
+    assert json.loads(rows[11]["output"]) == {"removed": 2, "kept": ["t11"]}
     report = json.loads(archive.read("report.json"))
     assert report["totals"] == {"total": TOTAL, "completed": 4860, "failed": 540, "pending": 100}
     assert report["metrics"] == {"removed": 4860 * 2}

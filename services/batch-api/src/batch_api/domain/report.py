@@ -22,11 +22,12 @@ class JobRow:
     duration_s: float | None
     error_class: str | None
     error_message: str | None
+    output: dict[str, Any] | None = None  # what a completed job returned
 
 
 def job_row(batch_id: str, index: int, status: str, view: dict[str, Any] | None) -> JobRow:
     """The row of a job from its view (None: never started). Errors show only for jobs that
-    did not complete."""
+    did not complete, the output only for completed ones."""
     view = view or {}
     duration_ms = view.get("duration_ms")
     failed = status in ("failed", "cancelled", "retrying")
@@ -40,6 +41,7 @@ def job_row(batch_id: str, index: int, status: str, view: dict[str, Any] | None)
         error_message=(view.get("error_message") or "")
         if failed and view.get("error_class")
         else None,
+        output=view.get("output") if status == "completed" else None,
     )
 
 

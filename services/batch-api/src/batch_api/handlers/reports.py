@@ -31,7 +31,16 @@ from servicekit.buckets import view_buckets
 
 STATS_PAGE = 500
 ROWS_PER_CHUNK = 1000  # CSV rows written out (streamed) at a time
-CSV_COLUMNS = ("job_id", "index", "status", "attempt", "duration_s", "error_class", "error_message")
+CSV_COLUMNS = (
+    "job_id",
+    "index",
+    "status",
+    "attempt",
+    "duration_s",
+    "error_class",
+    "error_message",
+    "output",  # a completed job's output as JSON
+)
 
 
 @dataclass
@@ -218,6 +227,7 @@ def _csv_row(row: JobRow) -> tuple[object, ...]:
         "" if row.duration_s is None else row.duration_s,
         row.error_class or "",
         row.error_message or "",
+        "" if row.output is None else orjson.dumps(row.output, default=str).decode(),
     )
 
 
