@@ -210,6 +210,28 @@ def test_a_job_a_rollback_undid_says_so() -> None:
     assert "Rolled back" in text_of(job_view(job))
 
 
+def test_a_running_job_shows_what_it_last_said_of_its_progress() -> None:
+    job: Job = {
+        "id": "b_0001.5",
+        "batch_id": "b_0001",
+        "index": 5,
+        "status": "running",
+        "attempt": 1,
+        "item": {},
+        "output": None,
+        "error": None,
+        "attempts": [],
+        "started_at": "2026-01-02T03:04:05+00:00",
+        "finished_at": None,
+        "duration_s": None,
+        "progress": {"percent": 40, "message": "step 2 of 5", "at": "2026-01-02T03:04:07+00:00"},
+    }
+    assert "running 40% step 2 of 5" in text_of(jobs_table([job]))
+    assert "running 40% step 2 of 5" in text_of(job_view(job))
+    job["progress"] = {"percent": None, "message": "12 templates written", "at": "x"}
+    assert "running 12 templates written" in text_of(jobs_table([job]))
+
+
 def test_mapping_view_shows_scalars_nested_objects_and_record_lists() -> None:
     report = {
         "success_rate": 0.9,

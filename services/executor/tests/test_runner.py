@@ -411,3 +411,14 @@ async def test_a_job_still_running_when_the_drain_ends_is_left_to_its_lease() ->
     await ex.shutdown()
     assert not ex.running
     assert outcomes(out) == [], "no outcome: its lease brings it back"
+
+
+async def test_demo_sleep_reports_its_steps_as_progress() -> None:
+    ex, out = make()
+    await run(ex, dispatch("demo.sleep", {"seconds": 0.1, "progress_steps": 2}))
+    await drain(ex)
+    reports = [
+        (m.envelope.data["percent"], m.envelope.data["message"]) for m in out.of_type("JobProgress")
+    ]
+    assert reports == [(50, "step 1 of 2"), (100, "step 2 of 2")]
+    assert types(out)[-1] == "JobCompleted"

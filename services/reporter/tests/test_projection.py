@@ -17,6 +17,7 @@ from contracts.events import (
     JobCancelled,
     JobCompleted,
     JobFailed,
+    JobProgress,
     JobRetryScheduled,
     JobStarted,
     RollbackProgress,
@@ -28,6 +29,7 @@ from reporter.domain.projection import (
     Operators,
     fold_compensation,
     fold_job,
+    fold_progress,
     log_entry,
     merge_operators,
     rollback_operators,
@@ -210,3 +212,54 @@ def test_a_rollback_starts_in_the_view_when_the_scheduler_says_rolling_back() ->
         }
     unnamed = BatchRollingBack(batch_id="b", status="rolling_back", counts=counts)
     assert rollback_operators(stamped(unnamed, 1), unnamed) == {}  # an older scheduler's
+
+
+def reported(
+    percent: float, message: str, at: int, attempt: int = 2
+) -> tuple[Envelope, JobProgress]:
+    e = JobProgress(
+        job_id="b.7",
+        batch_id="b",
+        attempt=attempt,
+        executor_id="f",
+        percent=percent,
+        message=message,
+    )
+    env = envelope_for(e, producer="t")
+    return env.model_copy(update={"occurred_at": T0 + timedelta(seconds=at)}), e
+
+
+def fold_all(items: list[tuple[Envelope, JobEvent | JobProgress]]) -> dict[str, object] | None:
+    view: dict[str, object] | None = None
+    for env, e in items:
+        if isinstance(e, JobProgress):
+            view = fold_progress(view, env, e)
+            continue
+        view = fold_job(view, env, e)
+    return view
+
+
+def test_a_running_job_shows_its_latest_progress_in_any_order() -> None:
+    started = history()[:4]  # attempt 1 failed and was retried; attempt 2 started at 4 s
+    reports = [reported(25, "step 1 of 4", 6), reported(50, "step 2 of 4", 7)]
+    stale = reported(90, "the failed attempt", 3, attempt=1)
+    views = [fold_all(list(order)) for order in itertools.permutations([*started, *reports, stale])]
+    assert all(v == views[0] for v in views)
+    view = views[0]
+    assert view is not None
+    assert view["status"] == "running"
+    assert view["attempt"] == 2
+    assert view["started_at"] == T0, "a report before JobStarted leaves it to set started_at"
+    assert view["progress"] == {
+        "percent": 50,
+        "message": "step 2 of 4",
+        "at": T0 + timedelta(seconds=7),
+    }
+
+
+def test_an_ended_attempt_shows_no_progress_in_any_order() -> None:
+    events = [*history(), reported(50, "step 2 of 4", 4)]
+    expected = fold(history())
+    for order in itertools.permutations(events):
+        assert fold_all(list(order)) == expected
+    assert "progress" not in expected

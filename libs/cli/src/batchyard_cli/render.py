@@ -298,11 +298,27 @@ def jobs_table(jobs: Sequence[Job], next_cursor: str | None = None) -> Renderabl
 
 
 def _job_status(job: Job) -> Text:
-    """The job's status, and whether a rollback undid what it did (it still completed)."""
+    """The job's status, what it last said of its progress while it runs, and whether a
+    rollback undid what it did (it still completed)."""
     text = status_text(job["status"])
+    progress = _progress_text(job)
+    if progress:
+        text.append(f" {progress}", style="dim")
     if job.get("rolled_back_at"):
         text.append(", rolled back", style=STATUS_STYLES["rolled_back"])
     return text
+
+
+def _progress_text(job: Job) -> str:
+    """`42% step 2 of 5`, from the job's latest progress report; empty if it has none."""
+    progress = job.get("progress")
+    if not progress:
+        return ""
+    percent = progress.get("percent")
+    parts = [] if percent is None else [f"{percent:.0f}%"]
+    if progress.get("message"):
+        parts.append(progress["message"])
+    return " ".join(parts)
 
 
 def _error_text(error: Mapping[str, Any]) -> str:

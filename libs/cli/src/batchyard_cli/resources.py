@@ -99,6 +99,12 @@ class Attempt(TypedDict):
     error: JobError | None
 
 
+class JobProgressReport(TypedDict):
+    percent: float | None
+    message: str
+    at: str
+
+
 class Job(TypedDict):
     id: str
     batch_id: str
@@ -113,6 +119,7 @@ class Job(TypedDict):
     started_at: str | None
     finished_at: str | None
     duration_s: float | None
+    progress: NotRequired[JobProgressReport | None]
     rolled_back_at: NotRequired[str | None]
 
 

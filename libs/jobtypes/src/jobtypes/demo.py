@@ -56,6 +56,23 @@ class SleepInput(BaseModel):
     record_concurrency: bool = Field(
         default=False, description="Count this job in `demo_concurrency` while it runs."
     )
+    progress_steps: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Sleep in this many steps, reporting progress after each (`step i of n`).",
+    )
+
+
+async def _sleep(item: SleepInput, ctx: JobContext) -> None:
+    steps = item.progress_steps
+    if not steps:
+        if item.seconds:
+            await asyncio.sleep(item.seconds)
+        return
+    for step in range(1, steps + 1):
+        await asyncio.sleep(item.seconds / steps)
+        await ctx.report_progress(100 * step / steps, f"step {step} of {steps}")
 
 
 class DemoSleep(JobType):
@@ -77,10 +94,9 @@ class DemoSleep(JobType):
         record = item.record_concurrency or bool(ctx.params.get("record_concurrency"))
         if record:
             async with self._counted(ctx.batch_id), self._timed(ctx, record):
-                if item.seconds:
-                    await asyncio.sleep(item.seconds)
-        elif item.seconds:  # a no-op job (the benchmarks') costs no more than it must
-            await asyncio.sleep(item.seconds)
+                await _sleep(item, ctx)
+        elif item.seconds or item.progress_steps:  # a no-op job (the benchmarks') costs no more
+            await _sleep(item, ctx)
         failing = ctx.attempt <= item.fail_first_attempts or (
             item.fail_probability and random.random() < item.fail_probability
         )

@@ -383,6 +383,14 @@ class JobAttempt(BaseModel):
     error: JobError | None = None
 
 
+class JobProgressReport(BaseModel):
+    """What a running job last said of its progress (`ctx.report_progress` in a job type)."""
+
+    percent: float | None = Field(default=None, description="0-100; None: not known")
+    message: str = ""
+    at: datetime
+
+
 class JobPublic(BaseModel):
     """One job: its item, status, latest result or error and every attempt."""
 
@@ -400,6 +408,9 @@ class JobPublic(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_s: float | None = None
+    progress: JobProgressReport | None = Field(
+        default=None, description="While the job runs: its attempt's latest progress report"
+    )
     rolled_back_at: datetime | None = Field(
         default=None,
         description="When a rollback compensated this completed job (its status stays "

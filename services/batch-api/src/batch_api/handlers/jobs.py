@@ -109,6 +109,7 @@ def public_job(
         started_at=view.get("started_at"),
         finished_at=view.get("finished_at"),
         duration_s=round(duration_ms / 1000, 6) if duration_ms is not None else None,
+        progress=view.get("progress") if status == "running" else None,
         rolled_back_at=view.get("rolled_back_at"),
     )
 

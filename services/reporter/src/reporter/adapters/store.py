@@ -21,7 +21,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.envelope import Envelope
-from contracts.events import BatchCreated, BatchSnapshot, Event, RollbackProgress
+from contracts.events import BatchCreated, BatchSnapshot, Event, JobProgress, RollbackProgress
 from contracts.tolerant import validate_tolerantly
 from contracts.vocabulary import Webhook
 from reporter.adapters.webhooks import DELIVERIES
@@ -36,6 +36,7 @@ from reporter.domain.projection import (
     check_operators,
     fold_compensation,
     fold_job,
+    fold_progress,
     is_check,
     log_entry,
     merge_operators,
@@ -112,11 +113,13 @@ class MongoProjectionStore:
                 operators = rollback_operators(env, event)
                 if operators:
                     merge_operators(rollbacks[event.batch_id], operators)
-            if isinstance(event, (*JOB_EVENTS, RollbackProgress)):
+            if isinstance(event, (*JOB_EVENTS, RollbackProgress, JobProgress)):
                 doc_id, key = await self._slot(event.batch_id, event.job_id)
                 view = jobs.get(doc_id, {}).get(key) or (await self._bucket(doc_id)).views.get(key)
                 if isinstance(event, RollbackProgress):
                     view = fold_compensation(view, env, event)
+                elif isinstance(event, JobProgress):
+                    view = fold_progress(view, env, event)
                 else:
                     view = fold_job(view, env, event)
                 if view is not None:

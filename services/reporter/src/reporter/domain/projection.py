@@ -8,6 +8,7 @@ the beginning, in any order and any number of times, rebuilds identical document
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from contracts.envelope import Envelope
@@ -252,6 +253,8 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
     }
     if isinstance(e, JobStarted):
         fields |= {"status": "running", "executor": e.executor_id, "started_at": e.started_at}
+        if current.get("attempt") == e.attempt and "progress" in current:
+            fields["progress"] = current["progress"]  # reported before it was announced
     elif isinstance(e, JobCompleted):
         fields |= {
             "status": "completed",
@@ -282,6 +285,45 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
     for name in NULLABLE:
         fields.setdefault(name, None)
     return fields
+
+
+def fold_progress(view: dict[str, Any] | None, env: Envelope, e: JobProgress) -> dict[str, Any]:
+    """The job view with a running attempt's latest progress report (`progress`: percent,
+    message, at). A report of an attempt that already ended, or of an older attempt, changes
+    nothing; the attempt's outcome folds into a view without it. A report that comes before
+    its attempt's `JobStarted` (a job reporting within the executor's start notice) makes the
+    running view itself, one version below `JobStarted`'s, which still sets `started_at`; so
+    any order of an attempt's events gives the same view."""
+    progress = {"percent": e.percent, "message": e.message, "at": env.occurred_at}
+    current = view or {"version": 0, "errors": {}}
+    version = e.attempt * 10
+    if version > current.get("version", 0):
+        fields: dict[str, Any] = {
+            "job_id": e.job_id,
+            "index": int(e.job_id.rsplit(".", 1)[1]),
+            "attempt": e.attempt,
+            "version": version,
+            "updated_at": env.occurred_at,
+            "errors": current.get("errors") or {},
+            "attempts": current.get("attempts") or {},
+            "status": "running",
+            "executor": e.executor_id,
+        }
+        for name in NULLABLE:
+            fields.setdefault(name, None)
+        return {**fields, "progress": progress}
+    running = current.get("attempt") == e.attempt and current.get("status") == "running"
+    if not running:
+        return current
+    kept = current.get("progress")
+    if kept is not None and _utc(kept["at"]) > _utc(env.occurred_at):
+        return current
+    return {**current, "progress": progress}
+
+
+def _utc(at: datetime) -> datetime:
+    """The store gives datetimes back without their zone (they are UTC)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def fold_compensation(

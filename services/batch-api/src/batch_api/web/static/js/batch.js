@@ -241,11 +241,19 @@ function jobDetail(job) {
   );
   const text = [
     job.error ? `Error: ${job.error.class}: ${job.error.message} (${job.error.retryable ? "retryable" : "permanent"})` : "No error.",
+    job.progress ? `Progress: ${progressText(job.progress)} (reported ${fmtTime(job.progress.at)})` : null,
     attempts.length ? `Attempts:\n  ${attempts.join("\n  ")}` : null,
     `Item: ${JSON.stringify(job.item)}`,
     job.output ? `Output: ${JSON.stringify(job.output)}` : null,
   ].filter(Boolean).join("\n");
   return h("tr", { class: "detail", id: `job-detail-${job.index}` }, h("td", { colspan: 6 }, h("pre", {}, text)));
+}
+
+// What a running job last said of its progress: "40% · step 2 of 5" (either part may be absent).
+function progressText(progress) {
+  if (!progress) return "";
+  const percent = progress.percent === null || progress.percent === undefined ? null : `${Math.round(progress.percent)}%`;
+  return [percent, progress.message || null].filter(Boolean).join(" · ");
 }
 
 function jobRow(job) {
@@ -261,7 +269,9 @@ function jobRow(job) {
       : badge(job.status)),
     h("td", { class: "num" }, job.attempt ?? "–"),
     h("td", { class: "num" }, job.duration_s === null || job.duration_s === undefined ? "–" : `${job.duration_s.toFixed(2)}s`),
-    h("td", { class: job.error ? "bad" : "" }, job.error ? `${job.error.class}: ${job.error.message}` : ""),
+    job.error
+      ? h("td", { class: "bad" }, `${job.error.class}: ${job.error.message}`)
+      : h("td", { class: "muted", title: job.progress ? `reported ${fmtTime(job.progress.at)}` : null }, progressText(job.progress)),
     h("td", {}, toggle),
   );
   const show = (open) => {
@@ -303,6 +313,8 @@ async function loadJobs() {
   $("#jobs-prev").disabled = jobPage === 0;
   $("#jobs-next").disabled = !page.next_cursor;
   $("#jobs-page").textContent = `page ${jobPage + 1}`;
+  // a job reporting progress may say more before any event about the batch comes
+  if (page.items.some((job) => job.status === "running" && job.progress)) refreshJobsLater();
 }
 
 // The jobs table re-reads at most once per delay: a pending refresh is never pushed back, so
