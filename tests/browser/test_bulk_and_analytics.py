@@ -3,6 +3,9 @@ and the stats strip of the overview."""
 
 from __future__ import annotations
 
+import re
+from datetime import date, timedelta
+
 import pytest
 from browser_support import create_batch, get_batch, screenshots, sign_in, wait_status
 from playwright.sync_api import Page, expect
@@ -86,3 +89,42 @@ def test_the_analytics_panel_and_the_overview_stats(page: Page, stack: Stack) ->
     assert chart.locator("rect.bar-ok").count() >= 1
     assert chart.locator("rect.bar-bad").count() >= 1
     screenshots(page, "detail-analytics")
+
+
+def test_history_filters_by_tag_owner_and_creation_day(
+    page: Page, stack: Stack, unique: str
+) -> None:
+    name = f"filters-{unique[:8]}"
+    nightly = create_batch(stack, name=f"{name} a", job_type="demo.sleep", items=[{}], tags=[name])
+    other = create_batch(stack, name=f"{name} b", job_type="demo.sleep", items=[{}], tags=["x"])
+    sign_in(page, stack.admin_key)
+    page.goto(f"/history?q={name}")
+    expect(page.locator("#rows tr")).to_have_count(2)
+
+    page.get_by_label("Tag").fill(name)
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#rows tr")).to_have_count(1)
+    expect(page.locator(f"#row-{nightly['id']}")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"tag={name}"))
+    page.reload()  # the filter is in the address: a reload or a shared link keeps it
+    expect(page.get_by_label("Tag")).to_have_value(name)
+    expect(page.locator("#rows tr")).to_have_count(1)
+
+    page.get_by_label("Tag").fill("")
+    page.get_by_label("Owner").fill("someone-else")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#empty")).to_be_visible()
+    page.get_by_label("Owner").fill("admin")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#rows tr")).to_have_count(2)
+
+    # created before today: neither; before tomorrow: both
+    today = date.today()
+    page.get_by_label("Created before").fill(today.isoformat())
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#empty")).to_be_visible()
+    page.get_by_label("Created before").fill((today + timedelta(days=1)).isoformat())
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator(f"#row-{other['id']}")).to_be_visible()
+    expect(page.locator("#rows tr")).to_have_count(2)
+    screenshots(page, "history-filters")

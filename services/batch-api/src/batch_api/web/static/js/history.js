@@ -60,7 +60,9 @@ function query() {
   const q = new URLSearchParams({ limit: String(PAGE) });
   for (const [k, v] of new FormData(form)) {
     if (!v) continue;
-    q.set(k, k === "created_after" ? new Date(`${v}T00:00:00`).toISOString() : String(v));
+    // a date means its local midnight: "from" that day on, "before" that day began
+    const day = k === "created_after" || k === "created_before";
+    q.set(k, day ? new Date(`${v}T00:00:00`).toISOString() : String(v));
   }
   if (cursors[page]) q.set("cursor", cursors[page]);
   return q;
