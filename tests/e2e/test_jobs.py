@@ -68,6 +68,7 @@ async def test_list_get_and_retry_jobs(api: httpx.AsyncClient) -> None:
         "class": "DemoFailure",
         "message": "demo failure on attempt 1",
         "retryable": False,
+        "traceback": None,  # a failure the job meant: no stack trace
     }
     assert job["item"] == items[5]
     assert [a["status"] for a in job["attempts"]] == ["failed"]
@@ -106,6 +107,25 @@ async def test_list_get_and_retry_jobs(api: httpx.AsyncClient) -> None:
     assert done["progress"]["completed"] == 6
     job = await until(api, f"{jobs_url}/{batch_id}.5", lambda j: j["status"] == "completed")
     assert [a["status"] for a in job["attempts"]] == ["failed", "completed"]
+
+
+async def test_a_job_that_crashed_says_where(api: httpx.AsyncClient) -> None:
+    items = [{"fail_first_attempts": 1, "fail_with": "crash"}]
+    response = await api.post(
+        "/v1/batches", json={"name": "crash", "job_type": "demo.sleep", "items": items}
+    )
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["id"]
+    job = await until(
+        api, f"/v1/batches/{batch_id}/jobs/{batch_id}.0", lambda j: j["status"] == "failed"
+    )
+    error = job["error"]
+    assert (error["class"], error["message"]) == ("RuntimeError", "demo crash on attempt 1")
+    assert error["retryable"] is False
+    # an exception the job did not mean to raise: where it was raised, innermost frame last
+    assert error["traceback"].startswith("Traceback (most recent call last):")
+    assert "jobtypes/demo.py" in error["traceback"]
+    assert error["traceback"].endswith("RuntimeError: demo crash on attempt 1")
 
 
 async def test_cancel_a_running_and_a_waiting_job(api: httpx.AsyncClient) -> None:

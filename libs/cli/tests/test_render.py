@@ -188,6 +188,16 @@ def test_jobs_table_shows_errors() -> None:
     assert "b_0001.3" in text
     assert "DemoFailure: boom (retryable)" in text
     assert "rolled back" not in text
+    assert "Traceback" not in text_of(job_view(job))
+    job["error"] = {  # type: ignore[typeddict-unknown-key]
+        "class": "KeyError",
+        "message": "'k'",
+        "retryable": False,
+        "traceback": "Traceback (most recent call last):\n  File ...\nKeyError: 'k'",
+    }
+    shown = text_of(job_view(job))
+    assert "KeyError: 'k'" in shown
+    assert "Traceback (most recent call last):" in shown
 
 
 def test_a_job_a_rollback_undid_says_so() -> None:

@@ -8,6 +8,7 @@ import signal
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from contracts.events.execution import MAX_TRACEBACK
 from contracts.vocabulary import BatchConfig, ResourceLimits
 from executor.domain.limits import (
     EXIT_OUT_OF_MEMORY,
@@ -159,10 +160,37 @@ def test_job_exceptions_are_reported_by_the_executor_rules() -> None:
     assert failure_of(PermanentError("no")).error_class == "PermanentError"
     assert failure_of(TimeoutError()) == Failure("JobTimeout", "timed out", True)
     assert failure_of(invalid.value).error_class == "InvalidInput"
-    assert failure_of(KeyError("k")) == Failure("KeyError", "'k'", False)
+    unexpected = failure_of(KeyError("k"))
+    assert (unexpected.error_class, unexpected.message, unexpected.retryable) == (
+        "KeyError",
+        "'k'",
+        False,
+    )
     error = Failure("Busy", "later", True).to_error()
     assert isinstance(error, RetryableError)
     assert error.error_class == "Busy"
+    assert error.trace is None
+
+
+def test_an_unexpected_exception_keeps_where_it_was_raised_across_the_worker_boundary() -> None:
+    def deep(n: int) -> None:
+        if n == 0:
+            # its cause comes first in the trace, and is far longer than a JobFailed carries
+            raise KeyError("missing") from ValueError("x" * 2 * MAX_TRACEBACK)
+        deep(n - 1)
+
+    try:
+        deep(3)
+    except KeyError as exc:
+        failure = failure_of(exc)
+    assert failure.traceback is not None
+    assert len(failure.traceback) <= MAX_TRACEBACK
+    assert failure.traceback.startswith("…")
+    assert failure.traceback.endswith("KeyError: 'missing'"), "the raising frame is kept"
+    assert "in deep" in failure.traceback
+    read = decode(encode(failure))
+    assert read == failure
+    assert read.to_error().trace == failure.traceback
 
 
 def test_resource_limits_are_an_optional_part_of_the_batch_config() -> None:

@@ -165,6 +165,7 @@ async def test_without_a_start_notice_a_job_is_reported_started_before_it_runs()
         ("demo.sleep", {"fail_first_attempts": 1, "fail_with": "permanent"}, "DemoFailure", False),
         ("test.boom", {"value": 1}, "BadInput", False),
         ("test.boom", {"value": 2}, "ValueError", False),
+        ("demo.sleep", {"fail_first_attempts": 1, "fail_with": "crash"}, "RuntimeError", False),
         ("demo.sleep", {"seconds": "soon"}, "InvalidInput", False),
         ("no.such.type", {}, "UnknownJobType", False),
     ],
@@ -178,6 +179,12 @@ async def test_failures_are_classified(
     failed = out.of_type("JobFailed")[0].envelope.data
     assert failed["error_class"] == error_class
     assert failed["retryable"] is retryable
+    # only an exception the job did not mean to raise says where it was raised
+    if error_class in ("ValueError", "RuntimeError"):
+        assert failed["traceback"].startswith("Traceback (most recent call last):")
+        assert failed["traceback"].endswith(f"{error_class}: {failed['error_message']}")
+    else:
+        assert failed["traceback"] is None
 
 
 async def test_timeout_is_a_retryable_failure() -> None:

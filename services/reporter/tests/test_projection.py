@@ -263,3 +263,12 @@ def test_an_ended_attempt_shows_no_progress_in_any_order() -> None:
     for order in itertools.permutations(events):
         assert fold_all(list(order)) == expected
     assert "progress" not in expected
+
+
+def test_a_crashed_attempt_keeps_its_stack_trace_with_its_error() -> None:
+    env, failed = history()[1]
+    assert isinstance(failed, JobFailed)
+    crashed = failed.model_copy(update={"traceback": "Traceback ...\nKeyError: 'k'"})
+    view = fold_job(None, env, crashed)
+    assert view["errors"]["1"]["traceback"] == "Traceback ...\nKeyError: 'k'"
+    assert "traceback" not in fold_job(None, env, failed)["errors"]["1"]

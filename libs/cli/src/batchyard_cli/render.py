@@ -340,6 +340,9 @@ def job_view(job: Job) -> RenderableType:
     error = job.get("error")
     if error:
         head.add_row("Error", Text(_error_text(error), style="red"))
+        trace = error.get("traceback")
+        if trace:
+            head.add_row("Traceback", Text(trace, style="dim"))
     head.add_row("Started", format_time(job.get("started_at")))
     head.add_row("Finished", format_time(job.get("finished_at")))
     head.add_row("Duration", format_duration(job.get("duration_s")))

@@ -87,6 +87,7 @@ class ActionAccepted(TypedDict):
 class JobError(TypedDict):
     message: str
     retryable: bool
+    traceback: NotRequired[str | None]
     # "class" is a keyword: read it as error.get("class").
 
 

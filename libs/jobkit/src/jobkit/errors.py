@@ -11,6 +11,9 @@ class JobError(Exception):
     """Base of the typed job failures. `error_class` names the failure in reports."""
 
     retryable: bool = False
+    # Set by the executor on the error a job's worker process reported: where the exception
+    # the job did not mean to raise was raised.
+    trace: str | None = None
 
     def __init__(self, message: str, *, error_class: str | None = None) -> None:
         super().__init__(message)

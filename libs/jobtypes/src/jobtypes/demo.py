@@ -49,7 +49,11 @@ class SleepInput(BaseModel):
     fail_first_attempts: int = Field(
         default=0, ge=0, description="Fail every attempt up to this number, then succeed."
     )
-    fail_with: Literal["retryable", "permanent"] = "retryable"
+    fail_with: Literal["retryable", "permanent", "crash"] = Field(
+        default="retryable",
+        description="How a failing attempt fails: a retryable or permanent job error, or "
+        "`crash`, an exception the job did not mean to raise (reported with its stack trace).",
+    )
     error_class: str = Field(
         default="DemoFailure", min_length=1, max_length=100, description="Class of the failure."
     )
@@ -62,6 +66,10 @@ class SleepInput(BaseModel):
         le=1000,
         description="Sleep in this many steps, reporting progress after each (`step i of n`).",
     )
+
+
+def _crash(attempt: int) -> None:
+    raise RuntimeError(f"demo crash on attempt {attempt}")
 
 
 async def _sleep(item: SleepInput, ctx: JobContext) -> None:
@@ -101,6 +109,8 @@ class DemoSleep(JobType):
             item.fail_probability and random.random() < item.fail_probability
         )
         if failing:
+            if item.fail_with == "crash":
+                _crash(ctx.attempt)
             error = RetryableError if item.fail_with == "retryable" else PermanentError
             raise error(f"demo failure on attempt {ctx.attempt}", error_class=item.error_class)
         return {"slept_s": item.seconds, "attempt": ctx.attempt}

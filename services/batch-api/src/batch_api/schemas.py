@@ -372,6 +372,11 @@ class JobError(BaseModel):
     class_: str = Field(alias="class", serialization_alias="class")
     message: str
     retryable: bool | None = None
+    traceback: str | None = Field(
+        default=None,
+        description="For an exception the job did not mean to raise: where it was raised "
+        "(the stack trace's last 4,000 characters)",
+    )
 
 
 class JobAttempt(BaseModel):

@@ -11,6 +11,8 @@ from pydantic import Field
 
 from contracts.events.base import Event
 
+MAX_TRACEBACK = 4000  # characters of a failed job's stack trace that its `JobFailed` carries
+
 
 class JobStarted(Event):
     """An attempt still running a moment (20 ms by default) after it began. One that ended
@@ -62,9 +64,13 @@ def output_metrics(output: object) -> dict[str, float]:
 
 
 class JobFailed(Event):
-    """`retryable` is the handler's verdict; the scheduler decides whether attempts remain."""
+    """`retryable` is the handler's verdict; the scheduler decides whether attempts remain.
+    `traceback`: for an exception the job did not mean to raise (not a `JobError`, a timeout
+    or invalid input), where it was raised: the formatted stack trace, its last
+    `MAX_TRACEBACK` characters."""
 
     TYPE = "JobFailed"
+    VERSION = 2  # 2: traceback (additive)
     job_id: str
     batch_id: str
     attempt: int
@@ -76,6 +82,7 @@ class JobFailed(Event):
     error_message: str
     retryable: bool
     cancelled: bool = False
+    traceback: str | None = None
 
 
 class BackupCreated(Event):

@@ -76,10 +76,12 @@ def public_job(
     view = view or {}
     error = None
     if view.get("error_class") and status in ("failed", "cancelled", "retrying"):
+        latest = (view.get("errors") or {}).get(str(view.get("attempt"))) or {}
         error = JobError(
             class_=view["error_class"],
             message=view.get("error_message") or "",
             retryable=view.get("retryable"),
+            traceback=latest.get("traceback"),
         )
     attempts = [
         JobAttempt(

@@ -4,7 +4,8 @@ with JSON lines on a socket, any number of `progress`, then one `result` or `err
 
     {"kind": "progress", "percent": 50.0, "message": "half"}
     {"kind": "result", "output": {...}}
-    {"kind": "error", "error_class": "NotFound", "message": "...", "retryable": false}
+    {"kind": "error", "error_class": "NotFound", "message": "...", "retryable": false,
+     "traceback": null}
 
 A worker that ends without its last line (out of memory, killed by a limit, crashed) is judged
 by how it ended (`domain.limits.judge_exit`)."""
@@ -12,12 +13,14 @@ by how it ended (`domain.limits.judge_exit`)."""
 from __future__ import annotations
 
 import json
+import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from contracts.events.execution import MAX_TRACEBACK
 from jobkit import JobError, PermanentError, RetryableError
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -67,10 +70,21 @@ class Failure:
     error_class: str
     message: str
     retryable: bool
+    traceback: str | None = None  # of an exception the job did not mean to raise
 
     def to_error(self) -> JobError:
         kind = RetryableError if self.retryable else PermanentError
-        return kind(self.message, error_class=self.error_class)
+        error = kind(self.message, error_class=self.error_class)
+        error.trace = self.traceback
+        return error
+
+
+def trace_of(exc: BaseException) -> str:
+    """`exc`'s formatted stack trace; a long one keeps its end (the frame that raised)."""
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    if len(text) <= MAX_TRACEBACK:
+        return text
+    return "…" + text[-(MAX_TRACEBACK - 1) :]
 
 
 Message = Progress | Result | Failure
@@ -101,7 +115,13 @@ def decode(line: bytes) -> Message:
                 raise TypeError("output is not an object")
             return Result(output)
         if kind == "error":
-            return Failure(str(body["error_class"]), str(body["message"]), bool(body["retryable"]))
+            trace = body.get("traceback")
+            return Failure(
+                str(body["error_class"]),
+                str(body["message"]),
+                bool(body["retryable"]),
+                None if trace is None else str(trace),
+            )
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"unreadable worker message: {exc}") from None
     raise ProtocolError(f"unknown worker message kind {kind!r}")
@@ -110,11 +130,12 @@ def decode(line: bytes) -> Message:
 def failure_of(exc: BaseException) -> Failure:
     """How a job's exception is reported, by the same rules as for jobs run in the executor:
     a `JobError` by its class and retryability, a timeout as the retryable `JobTimeout`,
-    invalid input as `InvalidInput`, anything else as its class name, permanent."""
+    invalid input as `InvalidInput`, anything else as its class name, permanent, with its
+    stack trace."""
     if isinstance(exc, JobError):
         return Failure(exc.error_class, str(exc), exc.retryable)
     if isinstance(exc, TimeoutError):
         return Failure("JobTimeout", str(exc) or "timed out", True)
     if isinstance(exc, ValidationError):
         return Failure("InvalidInput", str(exc), False)
-    return Failure(type(exc).__name__, str(exc), False)
+    return Failure(type(exc).__name__, str(exc), False, trace_of(exc))

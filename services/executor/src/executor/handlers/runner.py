@@ -41,7 +41,7 @@ from contracts.topics import Topics, batch_id_of
 from executor.adapters.backups import BackupStore
 from executor.adapters.isolation import ProcessIsolation
 from executor.domain.limits import Deadline, alarm_after, attempt_deadline
-from executor.domain.worker_protocol import WorkerRequest
+from executor.domain.worker_protocol import WorkerRequest, trace_of
 from jobkit import JobContext, JobError, JobType
 from servicekit import tracing
 from servicekit.backups import decode_snapshot
@@ -297,12 +297,12 @@ class Executor:
         except TimeoutError:
             result = self._failure(job, "JobTimeout", f"exceeded {d.timeout_s}s", True)
         except JobError as exc:
-            result = self._failure(job, exc.error_class, str(exc), exc.retryable)
+            result = self._failure(job, exc.error_class, str(exc), exc.retryable, trace=exc.trace)
         except ValidationError as exc:
             result = self._failure(job, "InvalidInput", str(exc), False)
         except Exception as exc:
             log.exception("job raised", extra={"job_id": d.job_id})
-            result = self._failure(job, type(exc).__name__, str(exc), False)
+            result = self._failure(job, type(exc).__name__, str(exc), False, trace=trace_of(exc))
         job.ended = True
         try:
             await self._publish(job, result)
@@ -433,6 +433,7 @@ class Executor:
         message: str,
         retryable: bool,
         cancelled: bool = False,
+        trace: str | None = None,
     ) -> JobFailed:
         d = job.dispatch
         finished = datetime.now(UTC)
@@ -448,6 +449,7 @@ class Executor:
             error_message=message[:4000],
             retryable=retryable,
             cancelled=cancelled,
+            traceback=trace,
         )
 
     def _release(self, job: RunningJob) -> None:

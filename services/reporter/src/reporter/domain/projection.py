@@ -238,6 +238,8 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
             "at": e.finished_at,
             "executor": e.executor_id,
         }
+        if e.traceback is not None:
+            errors[str(e.attempt)]["traceback"] = e.traceback
     attempts = fold_attempt(current.get("attempts") or {}, e)
     version = job_version(e)
     if version <= current.get("version", 0):
