@@ -128,3 +128,39 @@ def test_history_filters_by_tag_owner_and_creation_day(
     expect(page.locator(f"#row-{other['id']}")).to_be_visible()
     expect(page.locator("#rows tr")).to_have_count(2)
     screenshots(page, "history-filters")
+
+
+def test_history_pauses_and_resumes_several_batches(page: Page, stack: Stack, unique: str) -> None:
+    name = f"pause-{unique[:8]}"
+    busy = [
+        create_batch(stack, name=f"{name} {i}", job_type="demo.sleep", items=[{"seconds": 30}] * 3)
+        for i in range(2)
+    ]
+    for batch in busy:
+        wait_status(stack, batch["id"], "running")
+    sign_in(page, stack.admin_key)
+    page.goto(f"/history?q={name}")
+    expect(page.locator("#rows tr")).to_have_count(2)
+    expect(page.get_by_role("button", name="Resume")).to_be_disabled()
+    page.get_by_label("Select all batches on this page").check()
+    page.get_by_role("button", name="Pause").click()
+    results = page.get_by_role("region", name="pause: results")
+    expect(results.locator("#br-summary")).to_have_text("2 of 2 accepted.")
+    for batch in busy:
+        wait_status(stack, batch["id"], "paused")
+
+    page.reload()
+    expect(page.locator("#rows tr").filter(has_text="paused")).to_have_count(2)
+    page.get_by_label("Select all batches on this page").check()
+    expect(page.get_by_role("button", name="Pause")).to_be_disabled()
+    page.get_by_role("button", name="Resume").click()
+    expect(page.get_by_role("region", name="resume: results").locator("#br-summary")).to_have_text(
+        "2 of 2 accepted."
+    )
+    for batch in busy:
+        wait_status(stack, batch["id"], "running", "queued")
+    page.get_by_label("Select all batches on this page").check()
+    page.get_by_role("button", name="Cancel", exact=True).click()  # done with them
+    page.get_by_role("dialog", name="Are you sure?").get_by_role("button", name="Cancel").click()
+    for batch in busy:
+        wait_status(stack, batch["id"], "cancelled")

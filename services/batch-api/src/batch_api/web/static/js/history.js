@@ -1,5 +1,5 @@
-// History: every batch with filters (sent to GET /v1/batches), cursor pages, and bulk retry,
-// cancel, archive and delete of the selected batches (POST /v1/batches/bulk) with the result
+// History: every batch with filters (sent to GET /v1/batches), cursor pages, and bulk pause,
+// resume, retry, cancel, archive and delete of the selected batches (POST /v1/batches/bulk) with the result
 // for each batch shown.
 
 import { api, mayOperate } from "./api.js";
@@ -15,6 +15,8 @@ const shown = new Map();
 // Which selected batches an action can apply to (the server decides; this only keeps buttons
 // that could do nothing disabled).
 const APPLIES = {
+  pause: (b) => ["queued", "running", "retrying"].includes(b.status),
+  resume: (b) => b.status === "paused",
   retry: (b) => TERMINAL.has(b.status) && (b.progress.failed || b.progress.cancelled),
   cancel: (b) => !TERMINAL.has(b.status) && b.status !== "archived",
   archive: (b) => TERMINAL.has(b.status),
