@@ -241,7 +241,7 @@ function jobDetail(job) {
   );
   const text = [
     job.error ? `Error: ${job.error.class}: ${job.error.message} (${job.error.retryable ? "retryable" : "permanent"})` : "No error.",
-    job.error?.traceback ? `Traceback:\n${job.error.traceback}` : null,
+    job.error?.traceback || null, // "Traceback (most recent call last): ..."
     job.progress ? `Progress: ${progressText(job.progress)} (reported ${fmtTime(job.progress.at)})` : null,
     attempts.length ? `Attempts:\n  ${attempts.join("\n  ")}` : null,
     `Item: ${JSON.stringify(job.item)}`,
