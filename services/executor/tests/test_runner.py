@@ -429,3 +429,20 @@ async def test_demo_sleep_reports_its_steps_as_progress() -> None:
     ]
     assert reports == [(50, "step 1 of 2"), (100, "step 2 of 2")]
     assert types(out)[-1] == "JobCompleted"
+
+
+async def test_a_dispatch_delivered_again_while_its_job_runs_hands_the_job_over() -> None:
+    ex, _ = make(slots=1)
+    jobs = [dispatch("test.slow", {}, job_id=f"b1.{i}", index=i) for i in range(2)]
+    accepting = asyncio.create_task(run(ex, *jobs))  # b1.1 waits: b1.0 is not acknowledged
+    await asyncio.sleep(0.1)
+    accepting.cancel()
+    await asyncio.gather(accepting, return_exceptions=True)
+    assert not ex.running["b1.0"].handed
+    await run(ex, dispatch("test.slow", {}, job_id="b1.0", index=0, attempt=2))
+    assert not ex.running["b1.0"].handed, "another attempt's dispatch acknowledges nothing here"
+    await run(ex, jobs[0])  # Kafka delivers it again: acknowledged with this batch
+    assert ex.running["b1.0"].handed
+    await asyncio.wait_for(ex.drain(0.1), 2)
+    assert "b1.0" in ex.running, "a handed-over job is left to run while draining"
+    await ex.shutdown()

@@ -149,7 +149,9 @@ class Executor:
                 if self._takes(dispatch):
                     self.waiting[dispatch.job_id] = dispatch.attempt
                     held.append((envelope, dispatch))
-                elif (job := self.running.get(dispatch.job_id)) is not None:
+                elif (job := self.running.get(dispatch.job_id)) is not None and (
+                    job.dispatch.attempt == dispatch.attempt
+                ):
                     started.append(job)  # delivered again while it runs
         taken: list[RunningJob] = []  # holding slots, not started yet
         try:
