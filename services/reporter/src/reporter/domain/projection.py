@@ -244,15 +244,7 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
     version = job_version(e)
     if version <= current.get("version", 0):
         return {**current, "errors": errors, "attempts": attempts}
-    fields: dict[str, Any] = {
-        "job_id": e.job_id,
-        "index": int(e.job_id.rsplit(".", 1)[1]),
-        "attempt": e.attempt,
-        "version": version,
-        "updated_at": env.occurred_at,
-        "errors": errors,
-        "attempts": attempts,
-    }
+    fields = _decided(e.job_id, e.attempt, version, env, errors, attempts)
     if isinstance(e, JobStarted):
         fields |= {"status": "running", "executor": e.executor_id, "started_at": e.started_at}
         if current.get("attempt") == e.attempt and "progress" in current:
@@ -284,9 +276,29 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
         fields |= {"status": "cancelled", "error_message": e.reason}
     else:
         fields |= {"status": "retrying", "retry_at": e.retry_at, "error_class": e.error_class}
-    for name in NULLABLE:
-        fields.setdefault(name, None)
     return fields
+
+
+def _decided(
+    job_id: str,
+    attempt: int,
+    version: int,
+    env: Envelope,
+    errors: dict[str, Any],
+    attempts: dict[str, Any],
+) -> dict[str, Any]:
+    """The fields of a job view that its newest event decides, before that event's own: every
+    `NULLABLE` field unset, so nothing of an older event stays."""
+    return {
+        **dict.fromkeys(NULLABLE),
+        "job_id": job_id,
+        "index": int(job_id.rsplit(".", 1)[1]),
+        "attempt": attempt,
+        "version": version,
+        "updated_at": env.occurred_at,
+        "errors": errors,
+        "attempts": attempts,
+    }
 
 
 def fold_progress(view: dict[str, Any] | None, env: Envelope, e: JobProgress) -> dict[str, Any]:
@@ -300,20 +312,9 @@ def fold_progress(view: dict[str, Any] | None, env: Envelope, e: JobProgress) ->
     current = view or {"version": 0, "errors": {}}
     version = e.attempt * 10
     if version > current.get("version", 0):
-        fields: dict[str, Any] = {
-            "job_id": e.job_id,
-            "index": int(e.job_id.rsplit(".", 1)[1]),
-            "attempt": e.attempt,
-            "version": version,
-            "updated_at": env.occurred_at,
-            "errors": current.get("errors") or {},
-            "attempts": current.get("attempts") or {},
-            "status": "running",
-            "executor": e.executor_id,
-        }
-        for name in NULLABLE:
-            fields.setdefault(name, None)
-        return {**fields, "progress": progress}
+        errors, attempts = current.get("errors") or {}, current.get("attempts") or {}
+        fields = _decided(e.job_id, e.attempt, version, env, errors, attempts)
+        return {**fields, "status": "running", "executor": e.executor_id, "progress": progress}
     running = current.get("attempt") == e.attempt and current.get("status") == "running"
     if not running:
         return current
