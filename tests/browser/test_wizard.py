@@ -119,6 +119,48 @@ def test_wizard_creates_a_batch_that_reaches_100_percent_live(page: Page, stack:
     assert stored["progress"]["completed"] == 28
 
 
+def test_a_sequential_batch_stopped_at_an_error_shows_the_jobs_it_skipped(
+    page: Page, stack: Stack
+) -> None:
+    sign_in(page, stack.admin_key)
+    page.goto("/new")
+    page.get_by_label("Name").fill("one by one")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Job type").select_option("demo.sleep")
+    page.get_by_role("tab", name="Paste JSON lines").click()
+    failing = '{"seconds": 0.1, "fail_first_attempts": 1, "fail_with": "permanent"}'
+    lines = ['{"seconds": 0.1}', failing, '{"seconds": 0.1}', '{"seconds": 0.1}']
+    page.get_by_label("One JSON object per line").fill("\n".join(lines))
+    page.get_by_role("button", name="Add lines").click()
+    page.get_by_role("button", name="Next").click()
+
+    concurrency = page.get_by_label("Max concurrent jobs")
+    expect(concurrency).to_be_enabled()
+    page.get_by_label("Sequential: one at a time, in item order").check()
+    expect(concurrency).to_be_disabled()  # one at a time says it all
+    page.get_by_label("Stop the batch at the first failed job").check()
+    page.get_by_role("button", name="Next").click()
+    expect(page.locator("#review")).to_contain_text("one at a time, in item order")
+    page.get_by_role("button", name="Start now").click()
+
+    page.wait_for_url(re.compile(r"/batches/b_[0-9a-z]+$"))
+    status = page.locator("#b-status")
+    expect(status).to_contain_text("failed", timeout=60_000)
+    expect(status).to_contain_text("sequential")
+    counts = page.locator("#b-counts")
+    expect(counts.locator("div", has_text="skipped").locator("dd")).to_have_text("2")
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    rows = page.locator("#jobs tr")
+    deadline = time.monotonic() + 30
+    while rows.filter(has_text="skipped").count() < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(rows.filter(has_text="skipped")).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("completed")
+    expect(rows.nth(1)).to_contain_text("failed")
+    screenshots(page, "detail-sequential-skipped")
+
+
 def test_wizard_shows_errors_next_to_the_field(page: Page, stack: Stack, console: Console) -> None:
     sign_in(page, stack.admin_key)
     page.goto("/new")

@@ -36,6 +36,7 @@ def test_flags_override_the_spec_field_by_field() -> None:
             priority="9",
             tags=["a", "b"],
             max_concurrent_jobs=8,
+            execution="sequential",
             max_attempts=2,
             stop_on_error=True,
             params=["n=3", "mode=fast"],
@@ -50,6 +51,7 @@ def test_flags_override_the_spec_field_by_field() -> None:
         "items": [{"seconds": 1}, {"seconds": 2}],
         "config": {
             "max_concurrent_jobs": 8,
+            "execution": "sequential",
             "retry": {"max_attempts": 2, "multiplier": 3},
             "stop_on_error": True,
             "params": {"n": 3, "mode": "fast"},

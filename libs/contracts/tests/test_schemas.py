@@ -70,7 +70,7 @@ def test_a_changed_schema_without_a_version_bump_is_reported(tmp_path: Path) -> 
 def test_changed_descriptions_are_reported_as_such(tmp_path: Path) -> None:
     for name, schema in schemas().items():
         (tmp_path / name).write_text(render(schema))
-    victim = tmp_path / "BatchCreated.v1.json"
+    victim = tmp_path / "BatchSubmitted.v1.json"
     changed = json.loads(victim.read_text())
     changed["description"] = "Worded differently."
     victim.write_text(render(changed))

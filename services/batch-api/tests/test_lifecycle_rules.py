@@ -69,3 +69,12 @@ def test_jobs_that_never_ran_in_a_stopped_batch_are_cancelled() -> None:
     assert job_status_of({"status": "retrying"}, "failed") == "cancelled"
     assert job_status_of({"status": "completed"}, "cancelled") == "completed"
     assert job_status_of({"status": "running"}, "completed") == "running"
+
+
+def test_jobs_that_never_ran_in_a_batch_stopped_on_error_are_skipped() -> None:
+    assert job_status_of(None, "failed", skipped=True) == "skipped"
+    assert job_status_of(None, "rolled_back", skipped=True) == "skipped"
+    assert job_status_of(None, "failed", skipped=False) == "cancelled"
+    assert job_status_of(None, "retrying", skipped=True) == "pending"  # a retry runs them
+    assert job_status_of({"status": "running"}, "failed", skipped=True) == "cancelled"
+    assert job_status_of({"status": "failed"}, "failed", skipped=True) == "failed"

@@ -16,6 +16,7 @@ from contracts.events import (
     BatchItemsAdded,
     BatchPauseRequested,
     BatchResumeRequested,
+    BatchRetryRequested,
     BatchSubmitted,
     BatchUpdated,
     Event,
@@ -23,6 +24,7 @@ from contracts.events import (
     JobCompleted,
     JobDispatched,
     JobFailed,
+    JobRetryRequested,
     JobsDispatched,
     JobStarted,
     RollbackCompleted,
@@ -159,6 +161,24 @@ class Harness:
                 error_class="Boom",
                 error_message="boom",
                 retryable=retryable,
+            )
+        )
+
+    async def cancelled(self, d: JobDispatched) -> None:
+        """The executor's report of an attempt it stopped on a cancel."""
+        await self.send(
+            JobFailed(
+                job_id=d.job_id,
+                batch_id=d.batch_id,
+                attempt=d.attempt,
+                executor_id="e1",
+                started_at=NOW,
+                finished_at=NOW,
+                duration_ms=1,
+                error_class="Cancelled",
+                error_message="",
+                retryable=False,
+                cancelled=True,
             )
         )
 
@@ -598,7 +618,90 @@ async def test_stop_on_error_fails_the_batch() -> None:
     assert final["type"] == "BatchFailed"
     assert "failed" in final["reason"]
     assert final["counts"]["failed"] == 1
-    assert final["counts"]["cancelled"] == 9
+    assert final["counts"]["skipped"] == 9  # never started: skipped, not cancelled
+    assert final["counts"]["cancelled"] == 0
+
+
+async def test_a_stop_on_error_cancels_running_jobs_and_skips_the_rest_and_retry_runs_them() -> (
+    None
+):
+    h = Harness()
+    await h.submit("b1", 10, max_concurrent_jobs=3, stop_on_error=True)
+    await h.capacity(10)
+    await h.s.tick()
+    first = h.dispatched()
+    assert len(first) == 3
+    await h.fail(first[0], retryable=False)
+    await h.s.tick()
+    assert h.s.batches["b1"].counts().skipped == 7
+    for d in first[1:]:  # the running ones end cancelled
+        await h.cancelled(d)
+    await h.s.tick()
+    final = h.last_snapshot()
+    assert final["type"] == "BatchFailed"
+    assert (final["counts"]["failed"], final["counts"]["cancelled"]) == (1, 2)
+    assert final["counts"]["skipped"] == 7
+    await h.send(BatchRetryRequested(batch_id="b1", requested_by="u"))
+    retrying = h.last_snapshot()
+    assert retrying["type"] == "BatchRetrying"
+    assert (retrying["counts"]["skipped"], retrying["counts"]["pending"]) == (0, 7)
+    assert retrying["counts"]["retrying"] == 1
+    await run_to_end(h)
+    assert sorted(d.index for d in h.dispatched()[3:]) == [0, *range(3, 10)]
+    final = h.last_snapshot()
+    assert final["type"] == "BatchCompleted"
+    assert (final["counts"]["completed"], final["counts"]["cancelled"]) == (8, 2)
+
+
+async def test_a_sequential_batch_runs_one_job_at_a_time_in_order_retries_first() -> None:
+    h = Harness()
+    retry = RetryPolicy(max_attempts=2, backoff_initial_s=5, backoff_max_s=5)
+    await h.submit("b1", 4, execution="sequential", max_concurrent_jobs=20, retry=retry)
+    assert h.s.batches["b1"].config.max_concurrent_jobs == 1
+    await h.capacity(10, grouped=True)
+    await h.s.tick()
+    assert [d.index for d in h.dispatched()] == [0]
+    await h.complete(h.dispatched()[0])
+    await h.s.tick()
+    assert [d.index for d in h.dispatched()] == [0, 1]
+    # its retry waits 2.5 to 5 s (jitter): meanwhile nothing else runs
+    await h.fail(h.dispatched()[1], retryable=True)
+    for _ in range(4):
+        h.clock.t += 0.6
+        await h.s.tick()
+    assert [d.index for d in h.dispatched()] == [0, 1]
+    h.clock.t += 2.6
+    await h.s.tick()
+    assert [(d.index, d.attempt) for d in h.dispatched()[2:]] == [(1, 2)]
+    await h.complete(h.dispatched()[-1])
+    await h.s.tick()
+    await h.complete(h.dispatched()[-1])
+    await h.s.tick()
+    assert [d.index for d in h.dispatched()] == [0, 1, 1, 2, 3]
+
+
+async def test_a_sequential_batch_stopped_by_an_error_skips_what_follows() -> None:
+    h = Harness()
+    await h.submit("b1", 5, execution="sequential", stop_on_error=True)
+    await h.capacity(10)
+    await h.s.tick()
+    await h.complete(h.dispatched()[0])
+    await h.s.tick()
+    await h.fail(h.dispatched()[1], retryable=False)
+    await h.s.tick()
+    final = h.last_snapshot()
+    assert final["type"] == "BatchFailed"
+    assert (final["counts"]["completed"], final["counts"]["failed"]) == (1, 1)
+    assert (final["counts"]["skipped"], final["counts"]["cancelled"]) == (3, 0)
+    # a scheduler that takes over knows which jobs were skipped
+    h2 = Harness(store=h.store)
+    await h2.s.recover()
+    await h2.capacity(10)
+    job_id = h.dispatched()[1].job_id
+    await h2.send(JobRetryRequested(batch_id="b1", job_id=job_id, requested_by="u"))
+    await run_to_end(h2)
+    assert [d.index for d in h2.dispatched()] == [1, 2, 3, 4]
+    assert h2.last_snapshot()["type"] == "BatchCompleted"
 
 
 @pytest.mark.parametrize("completing", [0, 1])

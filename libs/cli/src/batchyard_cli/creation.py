@@ -43,6 +43,7 @@ class BatchOptions:
     priority: str | None = None
     tags: Sequence[str] = ()
     max_concurrent_jobs: int | None = None
+    execution: str | None = None  # parallel | sequential
     max_attempts: int | None = None
     timeout_s: float | None = None
     stop_on_error: bool | None = None
@@ -102,6 +103,7 @@ def batch_body(spec: Mapping[str, Any], options: BatchOptions) -> dict[str, Any]
     if options.deadline is not None:
         body["deadline"] = options.deadline
     settings: tuple[tuple[str, object], ...] = (
+        ("execution", options.execution),
         ("max_concurrent_jobs", options.max_concurrent_jobs),
         ("timeout_s", options.timeout_s),
         ("stop_on_error", options.stop_on_error),

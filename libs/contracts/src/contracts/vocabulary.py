@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 BatchStatus = Literal[
     "draft",
@@ -161,8 +161,18 @@ class BatchConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    execution: Literal["parallel", "sequential"] = Field(
+        default="parallel",
+        description="`sequential`: one job at a time, in item order; a job's retries come "
+        "before the next job, which starts only once the one before has ended for good "
+        "(`max_concurrent_jobs` is then 1). With `stop_on_error` the jobs after a failed one "
+        "are `skipped`.",
+    )
     max_concurrent_jobs: int = Field(
-        default=50, ge=1, le=10_000, description="Jobs of this batch running at once, overall."
+        default=50,
+        ge=1,
+        le=10_000,
+        description="Jobs of this batch running at once, overall (1 when `sequential`).",
     )
     retry: RetryPolicy = Field(
         default=RetryPolicy(),
@@ -179,7 +189,8 @@ class BatchConfig(BaseModel):
     stop_on_error: bool = Field(
         default=False,
         description="The first job that fails for good stops the batch: nothing more is "
-        "started, running jobs are cancelled, and the batch ends `failed`.",
+        "started (the jobs not started yet are `skipped`; a retry of the batch runs them), "
+        "running jobs are cancelled, and the batch ends `failed`.",
     )
     failure_threshold: float = Field(
         default=1.0,
@@ -220,6 +231,16 @@ class BatchConfig(BaseModel):
     notifications: list[Webhook] = Field(
         default_factory=list, max_length=5, description="Webhooks told about this batch."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_at_a_time_when_sequential(cls, data: Any) -> Any:
+        """A sequential batch runs one job at a time whatever `max_concurrent_jobs` says, so
+        the configuration shown says so too (a duplicate of a parallel batch's configuration
+        switched to sequential keeps its 50, and is not refused for it)."""
+        if isinstance(data, dict) and data.get("execution") == "sequential":
+            return {**data, "max_concurrent_jobs": 1}
+        return data
 
 
 class ProgressCounts(BaseModel):

@@ -208,7 +208,7 @@ ACTIONS: dict[BatchAction, str] = {
     "pause": "Pause batches: running jobs finish, no new ones start.",
     "resume": "Resume paused batches.",
     "cancel": "Cancel batches: pending jobs are cancelled, running ones asked to stop.",
-    "retry": "Run the failed jobs of finished batches again.",
+    "retry": "Run the failed jobs of finished batches again (and those a stop on error skipped).",
     "archive": "Archive finished batches.",
 }
 

@@ -93,6 +93,15 @@ def create(
     max_concurrent: Annotated[
         int | None, typer.Option(min=1, help="Jobs of this batch running at once.")
     ] = None,
+    sequential: Annotated[
+        bool | None,
+        typer.Option(
+            "--sequential/--parallel",
+            show_default=False,
+            help="Sequential: one job at a time, in item order (a job's retries before the "
+            "next job); with --stop-on-error the jobs after a failed one are skipped.",
+        ),
+    ] = None,
     max_attempts: Annotated[int | None, typer.Option(min=1, help="Attempts per job.")] = None,
     job_timeout: Annotated[
         float | None, typer.Option(min=0.001, help="Seconds before a job attempt times out.")
@@ -160,6 +169,7 @@ def create(
         priority=priority,
         tags=tag or (),
         max_concurrent_jobs=max_concurrent,
+        execution=None if sequential is None else ("sequential" if sequential else "parallel"),
         max_attempts=max_attempts,
         timeout_s=job_timeout,
         stop_on_error=stop_on_error,

@@ -16,6 +16,7 @@ class BatchCreated(Event):
     """A batch exists, with its configuration; its items follow in `BatchItemsAdded`."""
 
     TYPE = "BatchCreated"
+    VERSION = 2  # 2: config.execution (additive)
     batch_id: str
     name: str
     description: str = ""

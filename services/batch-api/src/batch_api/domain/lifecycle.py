@@ -18,6 +18,8 @@ TERMINAL: Final = FINISHED | {"rolled_back", "rollback_failed", "archived"}
 UNSUBMITTED: Final = frozenset({"draft", "uploading"})
 ACTIVE: Final = frozenset({"queued", "running", "paused", "retrying"})
 STOPPED: Final = frozenset({"cancelled", "failed"})
+# Where a job that never started may have been skipped by `stop_on_error`.
+SKIPPING: Final = frozenset({"failed", "rolling_back", "rolled_back", "rollback_failed"})
 
 ALLOWED_FROM: Final[dict[str, frozenset[str]]] = {
     "start": UNSUBMITTED,
@@ -73,13 +75,16 @@ def status_of(doc: dict[str, Any], view: dict[str, Any] | None) -> str:
     return str(view.get("status", "queued"))
 
 
-def job_status_of(view: dict[str, Any] | None, batch_status: str) -> str:
+def job_status_of(view: dict[str, Any] | None, batch_status: str, skipped: bool = False) -> str:
     """A job's status from its view. Jobs the executors never started have no view: they are
     `pending` while the batch is active. A batch that ended `cancelled` or `failed` (stopped)
-    ended every job that had not finished as cancelled, so those read `cancelled`. (Job views
-    converge a moment after the batch view, so a job may read `running` in a batch that just
-    completed.)"""
+    ended every job that had not finished as cancelled, so those read `cancelled`; when it
+    counts `skipped` jobs (stopped by `stop_on_error`), those that never started read
+    `skipped`, also once it was rolled back. (Job views converge a moment after the batch
+    view, so a job may read `running` in a batch that just completed.)"""
     status = "pending" if view is None else str(view.get("status") or "pending")
+    if view is None and skipped and batch_status in SKIPPING:
+        return "skipped"
     if batch_status in STOPPED and status in ("pending", "dispatched", "running", "retrying"):
         return "cancelled"
     return status

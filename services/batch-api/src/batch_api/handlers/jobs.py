@@ -215,7 +215,8 @@ def job_status(
 ) -> str:
     if view is None and str(index) in (found.doc.get("cancelled_jobs") or {}):
         return "cancelled"
-    return job_status_of(view, underlying or underlying_status(found))
+    skipped = bool(((found.view or {}).get("counts") or {}).get("skipped"))
+    return job_status_of(view, underlying or underlying_status(found), skipped)
 
 
 def underlying_status(found: Loaded) -> str:

@@ -71,6 +71,9 @@ class BatchRuntime:
     # How long its jobs ran lately: a moving average of their outcomes' `duration_ms` (None
     # before the first outcome). Only short jobs are dispatched in groups.
     job_ms: float | None = None
+    # Where the jobs skipped by `stop_on_error` begin: every index from here that was not
+    # dispatched (a retry of the batch runs them). None when none were skipped.
+    skipped_from: int | None = None
 
     # --- items -----------------------------------------------------------------------------
     def add_chunk(self, chunk: int, first_index: int, count: int) -> bool:
@@ -119,20 +122,32 @@ class BatchRuntime:
     def ready_retries(self, now: float) -> int:
         return sum(1 for r in self.retries if r.ready_at <= now)
 
+    @property
+    def sequential(self) -> bool:
+        return self.config.execution == "sequential"
+
     def room(self, now: float) -> int:
         """How many more jobs this batch could dispatch now."""
         if not self.dispatchable:
             return 0
+        if self.sequential:
+            # one at a time, and a job waiting for its retry holds the next one back
+            if self.in_flight or (self.retries and not self.ready_retries(now)):
+                return 0
+            return min(1, (self.known_items - self.next_index) + self.ready_retries(now))
         limit = self.config.max_concurrent_jobs - len(self.in_flight)
         work = (self.known_items - self.next_index) + self.ready_retries(now)
         return max(0, min(limit, work))
 
     def claim(self, now: float) -> tuple[int, int, int] | None:
-        """Takes the next job to dispatch: a ready retry first, else the next new index.
+        """Takes the next job to dispatch: a ready retry first, else the next new index
+        (not while a sequential batch has a job in flight or waiting for its retry).
         Returns (index, attempt, failures)."""
         if self.retries and self.retries[0].ready_at <= now:
             r = heapq.heappop(self.retries)
             return r.index, r.attempt, r.failures
+        if self.sequential and (self.in_flight or self.retries):
+            return None
         while self.next_index < self.known_items:
             index = self.next_index
             self.next_index += 1
@@ -157,6 +172,35 @@ class BatchRuntime:
             self.next_index = self.known_items
         n += remaining
         self.cancelled += n
+        return n
+
+    def skip_waiting(self) -> int:
+        """Ends every job that was never dispatched as skipped (one cancelled on its own
+        stays cancelled) and those waiting for a retry (they ran) as cancelled; returns how
+        many were skipped."""
+        end = self.total if self.total is not None else self.known_items
+        start = self.next_index
+        cancelled = sum(1 for i in self.cancelled_indexes if start <= i < end)
+        self.next_index = end
+        self.cancelled += cancelled + len(self.retries)
+        self.retries.clear()
+        skipped = end - start - cancelled
+        self.skipped += skipped
+        if skipped and self.skipped_from is None:
+            self.skipped_from = start
+        return skipped
+
+    def unskip(self) -> int:
+        """Makes the skipped jobs pending again (a retry of the batch); returns how many."""
+        if self.skipped_from is None:
+            return 0
+        start, end = self.skipped_from, self.next_index
+        again = sum(1 for i in self.cancelled_indexes if start <= i < end)
+        self.cancelled -= again  # counted again when dispatching passes them
+        n = self.skipped
+        self.skipped = 0
+        self.next_index = start
+        self.skipped_from = None
         return n
 
     @property

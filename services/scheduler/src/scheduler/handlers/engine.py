@@ -158,7 +158,7 @@ class Scheduler:
                 b.next_index = max(b.next_index, max(states) + 1)
             b.completed = sum(1 for j in states.values() if j.get("status") == "completed")
             b.failed = sum(1 for j in states.values() if j.get("status") == "failed")
-            b.skipped = sum(1 for j in states.values() if j.get("status") == "skipped")
+            # skipped jobs were never dispatched, so have no state: the batch's count holds
             for index, j in states.items():
                 status, attempt = j.get("status"), j.get("attempt", 1)
                 failures = j.get("failures", 0)
@@ -273,10 +273,13 @@ class Scheduler:
             return
         self._stop(b, reason=None)
 
-    def _stop(self, b: BatchRuntime, reason: str | None, *, cancel: bool = False) -> None:
-        """Stops dispatching, ends waiting jobs as cancelled and asks executors to stop the
-        running ones; the batch finishes once nothing is in flight: `failed` with `reason`,
-        or `cancelled` (with `reason`, if given) when `cancel` or no reason is given."""
+    def _stop(
+        self, b: BatchRuntime, reason: str | None, *, cancel: bool = False, skip: bool = False
+    ) -> None:
+        """Stops dispatching, ends waiting jobs as cancelled (as skipped with `skip`, those
+        never dispatched) and asks executors to stop the running ones; the batch finishes
+        once nothing is in flight: `failed` with `reason`, or `cancelled` (with `reason`, if
+        given) when `cancel` or no reason is given."""
         b.cancelling = True
         if cancel:
             b.cancel_reason = reason
@@ -285,7 +288,10 @@ class Scheduler:
         for waiting in b.retries:
             why = reason or b.cancel_reason
             self._cancel_job(b, waiting.index, waiting.attempt - 1, "retrying", why)
-        b.cancel_waiting()
+        if skip:
+            b.skip_waiting()
+        else:
+            b.cancel_waiting()
         if b.in_flight:
             self._send(self.topics.control, b.batch_id, CancelBroadcast(batch_id=b.batch_id), b)
         b.dirty = True
@@ -310,13 +316,14 @@ class Scheduler:
         failed = [
             (i, j.get("attempt", 1)) for i, j in states.items() if j.get("status") == "failed"
         ]
-        if not failed:
+        if not failed and b.skipped_from is None:
             return
         now = self.clock()
         for index, attempt in failed:
             b.schedule_retry(index, attempt + 1, 0, now)
             self._write_job(b, index, {"status": next_job_state("failed", "retry")})
         b.failed -= len(failed)
+        b.unskip()  # what `stop_on_error` skipped runs too
         b.status = next_batch_state(b.status, "retry")
         b.cancelling, b.stop_reason, b.finished_at = False, None, None
         b.priority_level = min(10, b.priority_level + 2)
@@ -325,7 +332,8 @@ class Scheduler:
 
     async def _on_job_retry(self, env: Envelope, e: JobRetryRequested) -> None:
         b = self.batches.get(e.batch_id) or await self._load_finished(e.batch_id)
-        if b is None:
+        if b is None or (b.cancelling and b.status in ("running", "retrying", "paused", "queued")):
+            # a batch being stopped would wait for the retry without ever dispatching it
             return
         index = int(e.job_id.rsplit(".", 1)[1])
         job = (await self.store.job_states(b.batch_id)).get(index)
@@ -338,6 +346,7 @@ class Scheduler:
             b.cancelling, b.stop_reason, b.finished_at = False, None, None
         b.schedule_retry(index, job.get("attempt", 1) + 1, 0, self.clock())
         b.failed -= 1
+        b.unskip()  # the jobs its failure skipped (`stop_on_error`) follow it
         self._write_job(b, index, {"status": next_job_state("failed", "retry")})
         self.batches[b.batch_id] = b
         self._emit_snapshot(b, BatchRetrying)
@@ -506,7 +515,8 @@ class Scheduler:
         status = next_job_state(job.status, "fail")
         self._write_job(b, job.index, {**write, "status": status, "failures": failures})
         if b.config.stop_on_error and not b.cancelling:
-            self._stop(b, reason=f"job {e.job_id} failed: {e.error_class}: {e.error_message}")
+            reason = f"job {e.job_id} failed: {e.error_class}: {e.error_message}"
+            self._stop(b, reason=reason, skip=True)
 
     async def _on_heartbeat(self, env: Envelope, e: ExecutorHeartbeat) -> None:
         now = self.clock()
@@ -935,6 +945,7 @@ def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
         "deadline_at_risk_sent": b.deadline_at_risk_sent,
         "deadline_missed_sent": b.deadline_missed_sent,
         "rollback_id": b.rollback_id,
+        "skipped_from": b.skipped_from,
     }
 
 
@@ -958,6 +969,7 @@ def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
         deadline_at_risk_sent=doc.get("deadline_at_risk_sent", False),
         deadline_missed_sent=doc.get("deadline_missed_sent", False),
         rollback_id=doc.get("rollback_id") or "",
+        skipped_from=doc.get("skipped_from"),
     )
     if b.started_at is not None:
         b.started_clock = b.started_at.timestamp()

@@ -96,7 +96,7 @@ function renderBatch() {
     button.disabled = false;
   }
   const retry = $('[data-action="retry"]');
-  if (retry && !p.failed && !p.cancelled) retry.hidden = true;
+  if (retry && !p.failed && !p.cancelled && !p.skipped) retry.hidden = true;
   if (rollbackSupported === false) $('[data-action="rollback"]').hidden = true;
   addTimeline(b.created_at, "Created", "created");
   addTimeline(b.started_at, "Started", "started");

@@ -84,6 +84,9 @@ export function policyBadges(b) {
       title: "At its current pace this batch would finish after its deadline",
     }, "at risk"));
   }
+  if (b.config?.execution === "sequential") {
+    out.push(h("span", { class: "badge policy", title: "One job at a time, in item order" }, "sequential"));
+  }
   const waiting = b.status === "queued" ? b.waiting_for || [] : [];
   if (waiting.length) {
     out.push(h(
@@ -118,7 +121,8 @@ export function keepNewer(read, shown) {
   return read;
 }
 
-// A progress bar with completed/failed segments; `progress` is the API's progress object.
+// A progress bar with completed, failed and not-run (cancelled or skipped) segments;
+// `progress` is the API's progress object.
 export function progressBar(progress, label) {
   const total = progress.total || 0;
   const pct = (n) => (total ? (100 * n) / total : 0);
@@ -134,9 +138,10 @@ export function progressBar(progress, label) {
       "aria-label": label || "progress",
     },
     h("span", { class: "seg ok", style: `width:${pct(progress.completed || 0)}%` }),
+    h("span", { class: "seg bad", style: `width:${pct(progress.failed || 0)}%` }),
     h("span", {
-      class: "seg bad",
-      style: `width:${pct((progress.failed || 0) + (progress.cancelled || 0) + (progress.skipped || 0))}%`,
+      class: "seg none",
+      style: `width:${pct((progress.cancelled || 0) + (progress.skipped || 0))}%`,
     }),
   );
 }

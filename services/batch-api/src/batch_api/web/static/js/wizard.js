@@ -216,6 +216,15 @@ function num(name) {
   return Number(form.elements[name].value);
 }
 
+function sequential() {
+  return form.elements["config.execution"].value === "sequential";
+}
+
+function onExecution() {
+  // one at a time: the concurrency says nothing then
+  form.elements["config.max_concurrent_jobs"].disabled = sequential();
+}
+
 function requestBody() {
   const { item: safety } = readSafety();
   return {
@@ -228,7 +237,8 @@ function requestBody() {
     job_type: form.job_type.value,
     config: {
       on_deadline_missed: form.elements["config.on_deadline_missed"].value,
-      max_concurrent_jobs: num("config.max_concurrent_jobs"),
+      execution: form.elements["config.execution"].value,
+      max_concurrent_jobs: sequential() ? 1 : num("config.max_concurrent_jobs"),
       timeout_s: num("config.timeout_s"),
       failure_threshold: num("config.failure_threshold"),
       stop_on_error: form.elements["config.stop_on_error"].checked,
@@ -265,7 +275,7 @@ function renderReview() {
     ["Job type", b.job_type],
     ["Items", b.items.length.toLocaleString("en")],
     ["Retries", `${c.retry.max_attempts} attempts, backoff ${c.retry.backoff_initial_s}s up to ${c.retry.backoff_max_s}s`],
-    ["Limits", `${c.max_concurrent_jobs} at a time, ${c.timeout_s}s per job, failure threshold ${c.failure_threshold}`],
+    ["Limits", `${c.execution === "sequential" ? "one at a time, in item order" : `${c.max_concurrent_jobs} at a time`}, ${c.timeout_s}s per job, failure threshold ${c.failure_threshold}`],
     ["On errors", [c.stop_on_error && "stop at first failure", c.rollback_on_failure && "roll back on failure"].filter(Boolean).join(", ") || "keep going"],
   ];
   const { item: safety } = readSafety();
@@ -525,6 +535,7 @@ if (startPage()) {
   wireItems();
   wireConsolidation(form, (error) => toast(errorText(error), "error"));
   for (const radio of $$('input[name="when"]', form)) radio.addEventListener("change", onWhen);
+  for (const radio of $$('input[name="config.execution"]', form)) radio.addEventListener("change", onExecution);
   form.cron.addEventListener("input", previewSoon);
   form.timezone.addEventListener("input", previewSoon);
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
