@@ -6,6 +6,7 @@ then the skipped ones, still in order."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import datetime
 from typing import Any
@@ -41,7 +42,7 @@ def at(job: dict[str, Any], field: str) -> datetime:
 
 
 def one_after_another(jobs: list[dict[str, Any]]) -> None:
-    for before, after in zip(jobs, jobs[1:], strict=False):
+    for before, after in itertools.pairwise(jobs):
         assert at(after, "started_at") >= at(before, "finished_at"), (
             f"job {after['index']} started before job {before['index']} had finished"
         )
