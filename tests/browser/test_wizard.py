@@ -129,7 +129,8 @@ def test_a_sequential_batch_stopped_at_an_error_shows_the_jobs_it_skipped(
     page.get_by_label("Job type").select_option("demo.sleep")
     page.get_by_role("tab", name="Paste JSON lines").click()
     failing = '{"seconds": 0.1, "fail_first_attempts": 1, "fail_with": "permanent"}'
-    lines = ['{"seconds": 0.1}', failing, '{"seconds": 0.1}', '{"seconds": 0.1}']
+    skipping = '{"skip_reason": "nothing new since Tuesday"}'  # its job type skips it
+    lines = ['{"seconds": 0.1}', skipping, failing, '{"seconds": 0.1}', '{"seconds": 0.1}']
     page.get_by_label("One JSON object per line").fill("\n".join(lines))
     page.get_by_role("button", name="Add lines").click()
     page.get_by_role("button", name="Next").click()
@@ -148,16 +149,18 @@ def test_a_sequential_batch_stopped_at_an_error_shows_the_jobs_it_skipped(
     expect(status).to_contain_text("failed", timeout=60_000)
     expect(status).to_contain_text("sequential")
     counts = page.locator("#b-counts")
-    expect(counts.locator("div", has_text="skipped").locator("dd")).to_have_text("2")
+    expect(counts.locator("div", has_text="skipped").locator("dd")).to_have_text("3")
     expect(page.get_by_role("button", name="Retry")).to_be_visible()
     rows = page.locator("#jobs tr")
     deadline = time.monotonic() + 30
-    while rows.filter(has_text="skipped").count() < 2 and time.monotonic() < deadline:
+    while rows.filter(has_text="skipped").count() < 3 and time.monotonic() < deadline:
         page.wait_for_timeout(500)
         page.reload()
-    expect(rows.filter(has_text="skipped")).to_have_count(2)
+    expect(rows.filter(has_text="skipped")).to_have_count(3)
     expect(rows.nth(0)).to_contain_text("completed")
-    expect(rows.nth(1)).to_contain_text("failed")
+    expect(rows.nth(1)).to_contain_text("nothing new since Tuesday")  # the job type's reason
+    expect(rows.nth(2)).to_contain_text("failed")
+    expect(rows.nth(3)).to_contain_text("the batch stopped at a failed job")
     screenshots(page, "detail-sequential-skipped")
 
 

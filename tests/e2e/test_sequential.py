@@ -1,7 +1,9 @@
-"""A sequential batch over HTTP on the real stack: its jobs run one at a time in item order;
-with `stop_on_error` the first job that fails for good stops it, the jobs after it are
-`skipped` (counted and listed as such), and a retry of the batch runs the failed job and
-then the skipped ones, still in order."""
+"""Sequential batches and skipped jobs over HTTP and the CLI on the real stack: a sequential
+batch's jobs run one at a time in item order; with `stop_on_error` the first job that fails
+for good stops it, the jobs after it are `skipped` (counted and listed as such), and a retry
+of the batch runs the failed job and then the skipped ones, still in order. A job type that
+has nothing to do for an item (`SkipJob`) ends its job `skipped` with its reason, and a retry
+leaves it so."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ import asyncio
 import itertools
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cli_support import Cli, cli_env, created_id, wait_status
 from jobs_support import wait_for_status
+from stack_support import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -85,3 +90,40 @@ async def test_a_sequential_batch_runs_in_order_and_skips_what_follows_a_failure
     jobs = await settled_jobs(api, batch_id, ["completed"] * 6)
     assert jobs[FAILING]["attempt"] == 2
     one_after_another(jobs[FAILING:])  # the failed one again, then the skipped ones in order
+
+
+async def test_a_job_its_job_type_skipped_says_why_and_a_retry_leaves_it(
+    api: httpx.AsyncClient, stack: Stack, tmp_path: Path
+) -> None:
+    run = Cli(cli_env(stack, tmp_path))
+    created = run(
+        "create", "--name", "some skipped", "--job-type", "demo.sleep", "--sequential",
+        "--item", '{"seconds": 0.1}',
+        "--item", '{"skip_reason": "already done on Tuesday"}',
+        "--item", '{"fail_first_attempts": 1, "fail_with": "permanent"}',
+        "--json",
+    )  # fmt: skip
+    batch_id = created_id(created)
+    ended = wait_status(run, batch_id, {"completed", "completed_with_errors", "failed"})
+    assert ended["status"] == "completed_with_errors", ended
+    counts = ended["progress"]
+    assert (counts["completed"], counts["skipped"], counts["failed"]) == (1, 1, 1)
+    jobs = await settled_jobs(api, batch_id, ["completed", "skipped", "failed"])
+    assert jobs[1]["skip_reason"] == "already done on Tuesday"
+    assert jobs[1]["started_at"] is not None  # it ran, and found nothing to do
+    assert jobs[1]["error"] is None
+    assert jobs[0]["skip_reason"] is None
+
+    shown = run("jobs", "show", f"{batch_id}.1")
+    assert shown.returncode == 0, shown.stderr
+    assert "skipped" in shown.stdout
+    assert "already done on Tuesday" in shown.stdout
+    listed = run("jobs", "list", batch_id)
+    assert "already done on Tuesday" in listed.stdout
+
+    r = await api.post(f"/v1/batches/{batch_id}/actions/retry")
+    assert r.status_code == 202, r.text
+    done = await wait_for_status(api, batch_id, {"completed"}, within_s=60)
+    assert (done["progress"]["completed"], done["progress"]["skipped"]) == (2, 1)
+    jobs = await settled_jobs(api, batch_id, ["completed", "skipped", "completed"])
+    assert jobs[1]["attempt"] == 1  # not run again

@@ -84,12 +84,31 @@ def outcomes(out: RecordingPublisher) -> dict[str, dict[str, Any]]:
     return {
         m.envelope.data["job_id"]: {"type": m.envelope.type, **m.envelope.data}
         for m in out.sent
-        if m.envelope.type in ("JobCompleted", "JobFailed")
+        if m.envelope.type in ("JobCompleted", "JobFailed", "JobSkipped")
     }
 
 
 def alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
+
+
+async def test_a_job_skipped_in_its_worker_process_ends_skipped_with_its_reason(
+    executor: tuple[Executor, RecordingPublisher],
+) -> None:
+    ex, out = executor
+    await run(
+        ex,
+        dispatch(0, {"skip_reason": "nothing to take"}),
+        dispatch(1, {"skip_reason": "nothing to sleep"}, job_type="demo.sleep"),
+    )
+    await drain(ex)
+    done = outcomes(out)
+    assert done["b1.0"]["type"] == "JobSkipped"
+    reason = done["b1.0"]["reason"]
+    assert reason.startswith("nothing to take (worker pid ")
+    assert int(reason.rsplit(" ", 1)[1].rstrip(")")) != os.getpid()  # said in the worker
+    assert (done["b1.1"]["type"], done["b1.1"]["reason"]) == ("JobSkipped", "nothing to sleep")
+    assert ex.slots_free == ex.slots
 
 
 async def test_hogs_fail_alone_naming_their_limit(

@@ -19,6 +19,7 @@ from contracts.events import (
     JobFailed,
     JobProgress,
     JobRetryScheduled,
+    JobSkipped,
     JobStarted,
     RollbackProgress,
     RollbackStarted,
@@ -145,6 +146,33 @@ def test_a_job_cancelled_while_waiting_for_its_retry_ends_cancelled_in_any_order
     assert views[0]["status"] == "cancelled"
     assert views[0]["error_message"] == "batch cancelled"
     assert views[0]["errors"]["1"]["error_class"] == "Flaky"  # type: ignore[index]
+
+
+def test_a_job_its_job_type_skipped_says_why_in_any_order() -> None:
+    j, b = "b.7", "b"
+    skipped = JobSkipped(
+        job_id=j,
+        batch_id=b,
+        attempt=2,
+        executor_id="f",
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=1),
+        duration_ms=1000,
+        reason="already extracted",
+    )
+    events = [*history()[:4], ev(skipped, 5)]
+    views = [fold(list(order)) for order in itertools.permutations(events)]
+    assert all(v == views[0] for v in views)
+    view = views[0]
+    assert (view["status"], view["skip_reason"], view["attempt"]) == (
+        "skipped",
+        "already extracted",
+        2,
+    )
+    assert view["errors"]["1"]["error_class"] == "Flaky"  # type: ignore[index]
+    assert view["attempts"]["2"]["status"] == "skipped"  # type: ignore[index]
+    # a later attempt's view says nothing of the skip
+    assert fold(history())["skip_reason"] is None
 
 
 def test_every_attempt_is_recorded_with_its_error() -> None:

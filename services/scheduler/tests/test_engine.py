@@ -26,6 +26,7 @@ from contracts.events import (
     JobFailed,
     JobRetryRequested,
     JobsDispatched,
+    JobSkipped,
     JobStarted,
     RollbackCompleted,
     RollbackFailed,
@@ -161,6 +162,21 @@ class Harness:
                 error_class="Boom",
                 error_message="boom",
                 retryable=retryable,
+            )
+        )
+
+    async def skip(self, d: JobDispatched) -> None:
+        """The executor's report of a job its job type skipped (`SkipJob`)."""
+        await self.send(
+            JobSkipped(
+                job_id=d.job_id,
+                batch_id=d.batch_id,
+                attempt=d.attempt,
+                executor_id="e1",
+                started_at=NOW,
+                finished_at=NOW,
+                duration_ms=1,
+                reason="nothing to do",
             )
         )
 
@@ -651,6 +667,45 @@ async def test_a_stop_on_error_cancels_running_jobs_and_skips_the_rest_and_retry
     final = h.last_snapshot()
     assert final["type"] == "BatchCompleted"
     assert (final["counts"]["completed"], final["counts"]["cancelled"]) == (8, 2)
+
+
+async def test_jobs_their_job_type_skipped_stay_skipped_through_a_stop_and_a_retry() -> None:
+    h = Harness()
+    await h.submit("b1", 6, execution="sequential", stop_on_error=True)
+    await h.capacity(10)
+    await h.s.tick()
+    await h.skip(h.dispatched()[0])
+    await h.s.tick()
+    await h.fail(h.dispatched()[1], retryable=False)  # stops the batch: 2 to 5 skipped
+    await h.s.tick()
+    final = h.last_snapshot()
+    assert final["type"] == "BatchFailed"
+    assert (final["counts"]["skipped"], final["counts"]["failed"]) == (5, 1)
+    h2 = Harness(store=h.store)  # what a scheduler taking over reads back
+    await h2.capacity(10)
+    await h2.send(BatchRetryRequested(batch_id="b1", requested_by="u"))
+    assert h2.last_snapshot()["counts"]["skipped"] == 1  # job 0's stays
+    await run_to_end(h2)
+    assert [d.index for d in h2.dispatched()] == [1, 2, 3, 4, 5]
+    final = h2.last_snapshot()
+    assert final["type"] == "BatchCompleted"
+    assert (final["counts"]["completed"], final["counts"]["skipped"]) == (5, 1)
+
+
+async def test_a_batch_whose_other_jobs_were_skipped_by_their_job_type_ends_with_errors() -> None:
+    """Skipped by its job type, a job had nothing to do: that is work done, so one failed
+    job among skipped ones is a batch `completed_with_errors`, not one none of whose jobs
+    did anything."""
+    h = Harness()
+    await h.submit("b1", 3)
+    await h.capacity(10)
+    await h.s.tick()
+    first, second, third = h.dispatched()
+    await h.skip(first)
+    await h.skip(second)
+    await h.fail(third, retryable=False)
+    await h.s.tick()
+    assert h.last_snapshot()["outcome"] == "completed_with_errors"
 
 
 async def test_a_sequential_batch_runs_one_job_at_a_time_in_order_retries_first() -> None:

@@ -282,7 +282,7 @@ def jobs_table(jobs: Sequence[Job], next_cursor: str | None = None) -> Renderabl
     table.add_column("Status", no_wrap=True)
     table.add_column("Attempt", justify="right")
     table.add_column("Duration", justify="right")
-    table.add_column("Error", max_width=60, overflow="ellipsis")
+    table.add_column("Error or why skipped", max_width=60, overflow="ellipsis")
     for job in jobs:
         error = job.get("error")
         table.add_row(
@@ -290,7 +290,7 @@ def jobs_table(jobs: Sequence[Job], next_cursor: str | None = None) -> Renderabl
             _job_status(job),
             str(job.get("attempt", "")),
             format_duration(job.get("duration_s")),
-            _error_text(error) if error else "",
+            _error_text(error) if error else Text(job.get("skip_reason") or "", style="dim"),
         )
     if next_cursor:
         return Group(table, Text(f"More jobs: --cursor {next_cursor}", style="dim"))
@@ -343,6 +343,8 @@ def job_view(job: Job) -> RenderableType:
         trace = error.get("traceback")
         if trace:
             head.add_row("Traceback", Text(trace, style="dim"))
+    if job.get("skip_reason"):
+        head.add_row("Skipped", str(job.get("skip_reason")))
     head.add_row("Started", format_time(job.get("started_at")))
     head.add_row("Finished", format_time(job.get("finished_at")))
     head.add_row("Duration", format_duration(job.get("duration_s")))

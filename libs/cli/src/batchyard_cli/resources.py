@@ -121,6 +121,7 @@ class Job(TypedDict):
     finished_at: str | None
     duration_s: float | None
     progress: NotRequired[JobProgressReport | None]
+    skip_reason: NotRequired[str | None]
     rolled_back_at: NotRequired[str | None]
 
 

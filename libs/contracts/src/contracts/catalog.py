@@ -49,6 +49,7 @@ from contracts.events import (
     JobRetryRequested,
     JobRetryScheduled,
     JobsDispatched,
+    JobSkipped,
     JobStarted,
     RetentionPolicyChanged,
     RetentionRunCompleted,
@@ -114,7 +115,14 @@ ROUTES: tuple[Route, ...] = (
     *_routes("control", ("scheduler",), CancelBroadcast),
     *_routes("job_events", ("scheduler",), JobRetryScheduled, JobCancelled),
     *_routes(
-        "job_events", ("executor",), JobStarted, JobProgress, JobCompleted, JobFailed, BackupCreated
+        "job_events",
+        ("executor",),
+        JobStarted,
+        JobProgress,
+        JobCompleted,
+        JobFailed,
+        JobSkipped,
+        BackupCreated,
     ),
     *_routes("executor_heartbeats", ("executor",), ExecutorHeartbeat),
     *_routes(

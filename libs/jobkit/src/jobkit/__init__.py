@@ -17,7 +17,8 @@ executor that has the package installed discovers it at start and announces it.
 An async function works too, with `@job_type("images.resize", input=ResizeInput)`.
 
 Raise `RetryableError` for failures worth another attempt (timeouts, 5xx) and
-`PermanentError` for the rest; any other exception counts as permanent. A job type that sets
+`PermanentError` for the rest; any other exception counts as permanent. Raise `SkipJob(reason)`
+when an item needs no work: the job ends `skipped`, not failed. A job type that sets
 `isolation = "process"` runs each job in a worker process under the batch's resource limits.
 Cancellation arrives as `asyncio.CancelledError` at an await point: let it propagate.
 `backup`/`compensate` make a job type's changes undoable by the rollback service.
@@ -25,7 +26,14 @@ docs/job-types.md has the whole guide.
 """
 
 from jobkit.discovery import discover_job_types
-from jobkit.errors import JobError, Limit, PermanentError, ResourceLimitExceeded, RetryableError
+from jobkit.errors import (
+    JobError,
+    Limit,
+    PermanentError,
+    ResourceLimitExceeded,
+    RetryableError,
+    SkipJob,
+)
 from jobkit.jobtype import (
     BACKUP_STRATEGIES,
     ENTRY_POINT_GROUP,
@@ -50,6 +58,7 @@ __all__ = [
     "ResourceLimitExceeded",
     "Resources",
     "RetryableError",
+    "SkipJob",
     "discover_job_types",
     "job_type",
 ]

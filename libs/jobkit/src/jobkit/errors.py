@@ -20,6 +20,16 @@ class JobError(Exception):
         self.error_class = error_class or type(self).__name__
 
 
+class SkipJob(Exception):
+    """Raised by a job type when its item needs no work (already done, filtered out, nothing
+    to change): the job ends `skipped` with `reason` instead of completing or failing, and is
+    not retried. Raise it before changing anything: a skipped job is not rolled back."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class RetryableError(JobError):
     """Worth another attempt: a timeout, a 5xx, a lost connection."""
 

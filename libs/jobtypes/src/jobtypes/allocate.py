@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobkit import JobContext, JobType
+from jobkit import JobContext, JobType, SkipJob
 
 MB = 1024 * 1024
 PAGE = 4096
@@ -26,6 +26,11 @@ class AllocateInput(BaseModel):
     seconds: float = Field(default=0.0, ge=0, le=3600, description="How long to hold it.")
     cpu_burn_s: float = Field(
         default=0.0, ge=0, le=3600, description="CPU seconds to spend computing first."
+    )
+    skip_reason: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Skip the job with this reason instead (`SkipJob`): it ends `skipped`.",
     )
 
 
@@ -44,6 +49,8 @@ class DemoAllocate(JobType):
     isolation = "process"
 
     async def run(self, item: AllocateInput, ctx: JobContext) -> dict[str, Any]:
+        if item.skip_reason is not None:
+            raise SkipJob(f"{item.skip_reason} (worker pid {os.getpid()})")
         await ctx.report_progress(0, f"worker pid {os.getpid()}")
         cpu_s = await _burn(item.cpu_burn_s, ctx)
         held: list[bytearray] = []

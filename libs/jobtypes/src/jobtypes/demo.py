@@ -34,7 +34,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from jobkit import JobContext, JobType, PermanentError, Resources, RetryableError
+from jobkit import JobContext, JobType, PermanentError, Resources, RetryableError, SkipJob
 
 GLOBAL = "global"
 COLLECTION = "demo_concurrency"
@@ -65,6 +65,11 @@ class SleepInput(BaseModel):
         ge=0,
         le=1000,
         description="Sleep in this many steps, reporting progress after each (`step i of n`).",
+    )
+    skip_reason: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Skip the job with this reason instead (`SkipJob`): it ends `skipped`.",
     )
 
 
@@ -99,6 +104,8 @@ class DemoSleep(JobType):
             self._runs = resources.store[RUNS]
 
     async def run(self, item: SleepInput, ctx: JobContext) -> dict[str, Any]:
+        if item.skip_reason is not None:
+            raise SkipJob(item.skip_reason)
         record = item.record_concurrency or bool(ctx.params.get("record_concurrency"))
         if record:
             async with self._counted(ctx.batch_id), self._timed(ctx, record):

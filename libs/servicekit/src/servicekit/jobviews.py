@@ -49,6 +49,7 @@ NULLABLE = (
     "error_message",
     "retryable",
     "retry_at",
+    "skip_reason",
 )
 _FROM_PLACE = ("job_id", "index")
 _RAN = frozenset({"running", "completed", "failed", "cancelled"})

@@ -416,6 +416,11 @@ class JobPublic(BaseModel):
     progress: JobProgressReport | None = Field(
         default=None, description="While the job runs: its attempt's latest progress report"
     )
+    skip_reason: str | None = Field(
+        default=None,
+        description="Why a `skipped` job did not run or change anything: its job type's "
+        "reason (`SkipJob`), or that the batch stopped at a failed job first (`stop_on_error`)",
+    )
     rolled_back_at: datetime | None = Field(
         default=None,
         description="When a rollback compensated this completed job (its status stays "

@@ -22,6 +22,7 @@ from contracts.events.execution import (
     JobCompleted,
     JobFailed,
     JobProgress,
+    JobSkipped,
     JobStarted,
 )
 from contracts.events.reporting import BatchReportReady
@@ -103,6 +104,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     JobProgress,
     JobCompleted,
     JobFailed,
+    JobSkipped,
     BackupCreated,
     ExecutorHeartbeat,
     RollbackStarted,
@@ -167,6 +169,7 @@ __all__ = [
     "JobProgress",
     "JobRetryRequested",
     "JobRetryScheduled",
+    "JobSkipped",
     "JobStarted",
     "JobsDispatched",
     "RetentionPolicyChanged",

@@ -12,6 +12,7 @@ from pydantic import Field
 from contracts.events.base import Event
 
 MAX_TRACEBACK = 4000  # characters of a failed job's stack trace that its `JobFailed` carries
+MAX_SKIP_REASON = 1000  # characters of why a job type skipped an item (`JobSkipped.reason`)
 
 
 class JobStarted(Event):
@@ -49,6 +50,22 @@ class JobCompleted(Event):
     duration_ms: float
     output: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class JobSkipped(Event):
+    """The job type found nothing to do for the item (already done, filtered out) and said
+    so (`jobkit.SkipJob`): the job ends `skipped` with `reason`, is not retried and changed
+    nothing to roll back."""
+
+    TYPE = "JobSkipped"
+    job_id: str
+    batch_id: str
+    attempt: int
+    executor_id: str
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: float
+    reason: str = Field(default="", max_length=MAX_SKIP_REASON)
 
 
 def output_metrics(output: object) -> dict[str, float]:

@@ -69,6 +69,10 @@ class ItemReader:
         return items[offset] if 0 <= offset < len(items) else None
 
 
+# A job skipped without a view: it never started (`stop_on_error`, `job_status_of`).
+STOPPED_FIRST = "not started: the batch stopped at a failed job first (stop_on_error)"
+
+
 def public_job(
     batch_id: str, index: int, view: dict[str, Any] | None, status: str, item: dict[str, Any] | None
 ) -> JobPublic:
@@ -112,8 +116,17 @@ def public_job(
         finished_at=view.get("finished_at"),
         duration_s=round(duration_ms / 1000, 6) if duration_ms is not None else None,
         progress=view.get("progress") if status == "running" else None,
+        skip_reason=_skip_reason(view, status),
         rolled_back_at=view.get("rolled_back_at"),
     )
+
+
+def _skip_reason(view: dict[str, Any], status: str) -> str | None:
+    if status != "skipped":
+        return None
+    if view.get("status") == "skipped":
+        return str(view.get("skip_reason") or "")
+    return STOPPED_FIRST
 
 
 def _rest(error: dict[str, Any]) -> dict[str, Any]:

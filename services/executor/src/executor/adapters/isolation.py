@@ -34,6 +34,7 @@ from executor.domain.worker_protocol import (
     Progress,
     ProtocolError,
     Result,
+    Skip,
     WorkerRequest,
     decode,
 )
@@ -143,6 +144,8 @@ class ProcessIsolation:
             return answer.output
         if isinstance(answer, Failure):
             raise answer.to_error()
+        if isinstance(answer, Skip):
+            raise answer.to_exception()
         raise judge_exit(exitcode, limits)
 
     async def _fork(self, job_id: str) -> tuple[int, socket.socket]:
@@ -193,7 +196,7 @@ class ProcessIsolation:
 
     async def _converse(
         self, channel: socket.socket, request: WorkerRequest, on_progress: OnProgress
-    ) -> Result | Failure | None:
+    ) -> Result | Failure | Skip | None:
         """Sends the request, reads the worker's lines until its answer; None when it ended
         without one."""
         reader, writer = await asyncio.open_unix_connection(sock=channel, limit=MAX_LINE_BYTES)

@@ -1,6 +1,6 @@
-"""The executor's Prometheus metrics: jobs started, completed and failed by job type, their
-durations, and the executor's slots. Counted from what the executor publishes (`observer`,
-wrapped around its publisher) and read from its state at scrape time (`track`)."""
+"""The executor's Prometheus metrics: jobs started, completed, skipped and failed by job
+type, their durations, and the executor's slots. Counted from what the executor publishes
+(`observer`, wrapped around its publisher) and read from its state at scrape time (`track`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from contracts.events import JobCompleted, JobDispatched, JobFailed
+from contracts.events import JobCompleted, JobDispatched, JobFailed, JobSkipped
 from servicekit.publisher import Outgoing
 
 JOBS_STARTED = Counter(
@@ -16,6 +16,11 @@ JOBS_STARTED = Counter(
 )
 JOBS_COMPLETED = Counter(
     "batchyard_jobs_completed_total", "Jobs that completed, by job type", ["job_type"]
+)
+JOBS_SKIPPED = Counter(
+    "batchyard_jobs_skipped_total",
+    "Jobs their job type skipped (nothing to do for the item), by job type",
+    ["job_type"],
 )
 JOBS_FAILED = Counter(
     "batchyard_jobs_failed_total",
@@ -25,7 +30,7 @@ JOBS_FAILED = Counter(
 )
 JOB_SECONDS = Histogram(
     "batchyard_job_duration_seconds",
-    "Run time of job attempts, by job type and outcome (completed, failed, cancelled)",
+    "Run time of job attempts, by job type and outcome (completed, skipped, failed, cancelled)",
     ["job_type", "outcome"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
@@ -45,13 +50,16 @@ def observer(job_type_of: Callable[[str], str | None]) -> Callable[[Sequence[Out
     def observe(messages: Sequence[Outgoing]) -> None:
         for message in messages:
             kind, data = message.envelope.type, message.envelope.data
-            if kind not in (JobCompleted.TYPE, JobFailed.TYPE):
+            if kind not in (JobCompleted.TYPE, JobFailed.TYPE, JobSkipped.TYPE):
                 continue
             job_type = job_type_of(data["job_id"]) or "unknown"
             seconds = float(data.get("duration_ms") or 0) / 1000
             if kind == JobCompleted.TYPE:
                 JOBS_COMPLETED.labels(job_type).inc()
                 JOB_SECONDS.labels(job_type, "completed").observe(seconds)
+            elif kind == JobSkipped.TYPE:
+                JOBS_SKIPPED.labels(job_type).inc()
+                JOB_SECONDS.labels(job_type, "skipped").observe(seconds)
             elif data.get("cancelled"):
                 JOB_SECONDS.labels(job_type, "cancelled").observe(seconds)
             else:

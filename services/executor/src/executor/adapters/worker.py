@@ -25,11 +25,12 @@ from executor.domain.worker_protocol import (
     Message,
     Progress,
     Result,
+    Skip,
     WorkerRequest,
     encode,
     failure_of,
 )
-from jobkit import JobType, Resources
+from jobkit import JobType, Resources, SkipJob
 
 
 def main(channel: socket.socket) -> None:
@@ -99,6 +100,8 @@ async def _serve(channel: socket.socket, request: WorkerRequest) -> None:
         await job_type.setup(Resources.from_environ(None, os.environ))
         item = job_type.parse_input(request.item)
         answer = Result(job_type.shape_output(await job_type.run(item, ctx)))
+    except SkipJob as exc:
+        answer = Skip(exc.reason)
     except asyncio.CancelledError:
         if not ctx.cancelled:
             raise

@@ -6,6 +6,7 @@ with JSON lines on a socket, any number of `progress`, then one `result` or `err
     {"kind": "result", "output": {...}}
     {"kind": "error", "error_class": "NotFound", "message": "...", "retryable": false,
      "traceback": null}
+    {"kind": "skip", "reason": "already extracted"}
 
 A worker that ends without its last line (out of memory, killed by a limit, crashed) is judged
 by how it ended (`domain.limits.judge_exit`)."""
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from contracts.events.execution import MAX_TRACEBACK
-from jobkit import JobError, PermanentError, RetryableError
+from jobkit import JobError, PermanentError, RetryableError, SkipJob
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 
@@ -79,6 +80,16 @@ class Failure:
         return error
 
 
+@dataclass(frozen=True)
+class Skip:
+    """The job type found nothing to do (`SkipJob`)."""
+
+    reason: str
+
+    def to_exception(self) -> SkipJob:
+        return SkipJob(self.reason)
+
+
 def trace_of(exc: BaseException) -> str:
     """`exc`'s formatted stack trace; a long one keeps its end (the frame that raised)."""
     text = "".join(traceback.format_exception(exc)).rstrip()
@@ -87,7 +98,7 @@ def trace_of(exc: BaseException) -> str:
     return "…" + text[-(MAX_TRACEBACK - 1) :]
 
 
-Message = Progress | Result | Failure
+Message = Progress | Result | Failure | Skip
 
 
 def encode(message: Message) -> bytes:
@@ -97,6 +108,8 @@ def encode(message: Message) -> bytes:
         body = {"kind": "progress", "percent": message.percent, "message": message.message}
     elif isinstance(message, Result):
         body = {"kind": "result", "output": message.output}
+    elif isinstance(message, Skip):
+        body = {"kind": "skip", "reason": message.reason}
     else:
         body = {"kind": "error", **asdict(message)}
     return json.dumps(body, default=to_jsonable_python).encode() + b"\n"
@@ -114,6 +127,8 @@ def decode(line: bytes) -> Message:
             if not isinstance(output, dict):
                 raise TypeError("output is not an object")
             return Result(output)
+        if kind == "skip":
+            return Skip(str(body["reason"]))
         if kind == "error":
             trace = body.get("traceback")
             return Failure(

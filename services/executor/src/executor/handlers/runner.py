@@ -34,15 +34,16 @@ from contracts.events import (
     JobFailed,
     JobProgress,
     JobsDispatched,
+    JobSkipped,
     JobStarted,
 )
-from contracts.events.execution import output_metrics
+from contracts.events.execution import MAX_SKIP_REASON, output_metrics
 from contracts.topics import Topics, batch_id_of
 from executor.adapters.backups import BackupStore
 from executor.adapters.isolation import ProcessIsolation
 from executor.domain.limits import Deadline, alarm_after, attempt_deadline
 from executor.domain.worker_protocol import WorkerRequest, trace_of
-from jobkit import JobContext, JobError, JobType
+from jobkit import JobContext, JobError, JobType, SkipJob
 from servicekit import tracing
 from servicekit.backups import decode_snapshot
 from servicekit.logging import log_context
@@ -298,6 +299,18 @@ class Executor:
             result = self._failure(job, "Cancelled", "cancelled on request", False, cancelled=True)
         except TimeoutError:
             result = self._failure(job, "JobTimeout", f"exceeded {d.timeout_s}s", True)
+        except SkipJob as exc:
+            finished = datetime.now(UTC)
+            result = JobSkipped(
+                job_id=d.job_id,
+                batch_id=d.batch_id,
+                attempt=d.attempt,
+                executor_id=self.executor_id,
+                started_at=job.started_at,
+                finished_at=finished,
+                duration_ms=_ms(job.started_at, finished),
+                reason=exc.reason[:MAX_SKIP_REASON],
+            )
         except JobError as exc:
             result = self._failure(job, exc.error_class, str(exc), exc.retryable, trace=exc.trace)
         except ValidationError as exc:

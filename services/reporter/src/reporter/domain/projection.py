@@ -29,6 +29,7 @@ from contracts.events import (
     JobFailed,
     JobProgress,
     JobRetryScheduled,
+    JobSkipped,
     JobStarted,
     RollbackCompleted,
     RollbackFailed,
@@ -38,8 +39,8 @@ from contracts.events import (
 from servicekit.buckets import JOB_VIEW_SIZE, SIZE_FIELD
 from servicekit.jobviews import NULLABLE
 
-JobEvent = JobStarted | JobCompleted | JobFailed | JobRetryScheduled | JobCancelled
-JOB_EVENTS = (JobStarted, JobCompleted, JobFailed, JobRetryScheduled, JobCancelled)
+JobEvent = JobStarted | JobCompleted | JobSkipped | JobFailed | JobRetryScheduled | JobCancelled
+JOB_EVENTS = (JobStarted, JobCompleted, JobSkipped, JobFailed, JobRetryScheduled, JobCancelled)
 NOT_LOGGED = (
     BatchProgress,
     BatchItemsAdded,
@@ -66,6 +67,7 @@ BATCH_INITIAL: dict[str, Any] = {
 _RANK = {
     "JobStarted": 1,
     "JobCompleted": 3,
+    "JobSkipped": 3,
     "JobFailed": 3,
     "JobRetryScheduled": 4,
     "JobCancelled": 5,
@@ -212,6 +214,8 @@ def fold_attempt(attempts: dict[str, Any], e: JobEvent) -> dict[str, Any]:
     record |= {"executor": e.executor_id, "started_at": e.started_at}
     if isinstance(e, JobCompleted):
         record |= {"status": "completed", "finished_at": e.finished_at, "error": None}
+    elif isinstance(e, JobSkipped):
+        record |= {"status": "skipped", "finished_at": e.finished_at, "error": None}
     elif isinstance(e, JobFailed):
         record |= {
             "status": "cancelled" if e.cancelled else "failed",
@@ -258,6 +262,15 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
             "duration_ms": e.duration_ms,
             "output": e.output,
             "metrics": e.metrics,
+        }
+    elif isinstance(e, JobSkipped):
+        fields |= {
+            "status": "skipped",
+            "executor": e.executor_id,
+            "started_at": e.started_at,
+            "finished_at": e.finished_at,
+            "duration_ms": e.duration_ms,
+            "skip_reason": e.reason,
         }
     elif isinstance(e, JobFailed):
         fields |= {

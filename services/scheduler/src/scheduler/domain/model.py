@@ -74,6 +74,7 @@ class BatchRuntime:
     # Where the jobs skipped by `stop_on_error` begin: every index from here that was not
     # dispatched (a retry of the batch runs them). None when none were skipped.
     skipped_from: int | None = None
+    skipped_waiting: int = 0  # how many of `skipped` those are (the rest: their job type's)
 
     # --- items -----------------------------------------------------------------------------
     def add_chunk(self, chunk: int, first_index: int, count: int) -> bool:
@@ -186,6 +187,7 @@ class BatchRuntime:
         self.retries.clear()
         skipped = end - start - cancelled
         self.skipped += skipped
+        self.skipped_waiting += skipped
         if skipped and self.skipped_from is None:
             self.skipped_from = start
         return skipped
@@ -197,8 +199,9 @@ class BatchRuntime:
         start, end = self.skipped_from, self.next_index
         again = sum(1 for i in self.cancelled_indexes if start <= i < end)
         self.cancelled -= again  # counted again when dispatching passes them
-        n = self.skipped
-        self.skipped = 0
+        n = self.skipped_waiting
+        self.skipped -= n
+        self.skipped_waiting = 0
         self.next_index = start
         self.skipped_from = None
         return n
@@ -239,9 +242,10 @@ class BatchRuntime:
         total = max(self.total or 0, 1)
         if self.failed and self.failed / total > self.config.failure_threshold:
             return "failed", "fail", "failure threshold"
-        if self.failed and not self.completed:
+        if self.failed and not self.completed and self.skipped == self.skipped_waiting:
             # "with errors" says some work was done: a batch none of whose jobs completed
-            # did none, whatever the threshold allows
+            # (or was skipped by its job type, having nothing to do) did none, whatever the
+            # threshold allows
             return "failed", "fail", "no job completed"
         if self.failed:
             return "completed_with_errors", "complete_with_errors", ""

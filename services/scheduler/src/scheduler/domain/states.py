@@ -74,6 +74,7 @@ JOB_TRANSITIONS: Final[dict[str, dict[str, str]]] = {
     "dispatched": {
         "start": "running",
         "complete": "completed",
+        "skip": "skipped",
         "fail": "failed",
         "retry": "retrying",
         "lease_expired": "retrying",
@@ -81,6 +82,7 @@ JOB_TRANSITIONS: Final[dict[str, dict[str, str]]] = {
     },
     "running": {
         "complete": "completed",
+        "skip": "skipped",
         "fail": "failed",
         "retry": "retrying",
         "lease_expired": "retrying",

@@ -52,6 +52,7 @@ from contracts.events import (
     JobRetryRequested,
     JobRetryScheduled,
     JobsDispatched,
+    JobSkipped,
     JobStarted,
     RollbackCompleted,
     RollbackFailed,
@@ -158,7 +159,9 @@ class Scheduler:
                 b.next_index = max(b.next_index, max(states) + 1)
             b.completed = sum(1 for j in states.values() if j.get("status") == "completed")
             b.failed = sum(1 for j in states.values() if j.get("status") == "failed")
-            # skipped jobs were never dispatched, so have no state: the batch's count holds
+            # jobs skipped by a stop were never dispatched, so have no state
+            skipped = sum(1 for j in states.values() if j.get("status") == "skipped")
+            b.skipped = skipped + b.skipped_waiting
             for index, j in states.items():
                 status, attempt = j.get("status"), j.get("attempt", 1)
                 failures = j.get("failures", 0)
@@ -202,6 +205,7 @@ class Scheduler:
             JobProgress: self._on_job_progress,
             JobCompleted: self._on_job_completed,
             JobFailed: self._on_job_failed,
+            JobSkipped: self._on_job_skipped,
             ExecutorHeartbeat: self._on_heartbeat,
             RollbackRequested: self._on_rollback_requested,
             RollbackStarted: self._on_rollback_started,
@@ -470,6 +474,17 @@ class Scheduler:
         b.completed += 1
         b.ran(e.duration_ms)
         self._write_job(b, job.index, {"status": next_job_state(job.status, "complete")})
+        b.dirty = True
+
+    async def _on_job_skipped(self, env: Envelope, e: JobSkipped) -> None:
+        """Its job type found nothing to do: the job ends `skipped`, as final as completed."""
+        b, job = self._current(e.batch_id, e.job_id, e.attempt)
+        if b is None or job is None:
+            return
+        del b.in_flight[e.job_id]
+        b.skipped += 1
+        b.ran(e.duration_ms)
+        self._write_job(b, job.index, {"status": next_job_state(job.status, "skip")})
         b.dirty = True
 
     async def _on_job_failed(self, env: Envelope, e: JobFailed) -> None:
@@ -946,6 +961,7 @@ def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
         "deadline_missed_sent": b.deadline_missed_sent,
         "rollback_id": b.rollback_id,
         "skipped_from": b.skipped_from,
+        "skipped_waiting": b.skipped_waiting,
     }
 
 
@@ -970,6 +986,7 @@ def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
         deadline_missed_sent=doc.get("deadline_missed_sent", False),
         rollback_id=doc.get("rollback_id") or "",
         skipped_from=doc.get("skipped_from"),
+        skipped_waiting=doc.get("skipped_waiting", 0),
     )
     if b.started_at is not None:
         b.started_clock = b.started_at.timestamp()

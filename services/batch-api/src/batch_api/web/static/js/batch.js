@@ -241,6 +241,7 @@ function jobDetail(job) {
   );
   const text = [
     job.error ? `Error: ${job.error.class}: ${job.error.message} (${job.error.retryable ? "retryable" : "permanent"})` : "No error.",
+    job.skip_reason ? `Skipped: ${job.skip_reason}` : null,
     job.error?.traceback || null, // "Traceback (most recent call last): ..."
     job.progress ? `Progress: ${progressText(job.progress)} (reported ${fmtTime(job.progress.at)})` : null,
     attempts.length ? `Attempts:\n  ${attempts.join("\n  ")}` : null,
@@ -272,7 +273,9 @@ function jobRow(job) {
     h("td", { class: "num" }, job.duration_s === null || job.duration_s === undefined ? "–" : `${job.duration_s.toFixed(2)}s`),
     job.error
       ? h("td", { class: "bad" }, `${job.error.class}: ${job.error.message}`)
-      : h("td", { class: "muted", title: job.progress ? `reported ${fmtTime(job.progress.at)}` : null }, progressText(job.progress)),
+      : job.skip_reason
+        ? h("td", { class: "muted" }, job.skip_reason)
+        : h("td", { class: "muted", title: job.progress ? `reported ${fmtTime(job.progress.at)}` : null }, progressText(job.progress)),
     h("td", {}, toggle),
   );
   const show = (open) => {
