@@ -84,6 +84,11 @@ def test_the_analytics_panel_and_the_overview_stats(page: Page, stack: Stack) ->
     errors = panel.get_by_role("table", name="Failed attempts by error class")
     expect(errors).to_contain_text("DemoFailure")
     expect(errors.locator("tbody tr")).to_have_count(1)
+    # 3 permanent failures and a retryable one: the worst of them
+    expect(errors.locator("tbody tr .sev-high")).to_have_text("high")
+    # the failed jobs' rows say how bad their failure was
+    page.get_by_label("Status").select_option("failed")
+    expect(page.locator("#jobs tr .sev-high")).to_have_count(3)
     chart = panel.get_by_role("img", name="Throughput over time")
     expect(chart).to_be_visible()
     assert chart.locator("rect.bar-ok").count() >= 1

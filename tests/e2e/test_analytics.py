@@ -19,7 +19,15 @@ async def test_a_batch_with_retries_and_failures_explains_how_it_ran(
     items = (
         [{"seconds": 0.1}] * 6
         + [{"seconds": 0.1, "fail_first_attempts": 1, "error_class": "Flaky"}] * 3
-        + [{"fail_first_attempts": 9, "fail_with": "permanent", "error_class": "BadRow"}] * 2
+        + [
+            {
+                "fail_first_attempts": 9,
+                "fail_with": "permanent",
+                "error_class": "BadRow",
+                "severity": "critical",  # the job type's word
+            }
+        ]
+        * 2
     )
     created = await api.post(
         "/v1/batches",
@@ -45,9 +53,10 @@ async def test_a_batch_with_retries_and_failures_explains_how_it_ran(
     assert analytics["durations"]["count"] == 11
     assert analytics["durations"]["p50_s"] >= 0.1
     assert analytics["errors"] == [
-        {"error_class": "Flaky", "count": 3, "retryable": 3},
-        {"error_class": "BadRow", "count": 2, "retryable": 0},
+        {"error_class": "Flaky", "count": 3, "retryable": 3, "severity": "medium"},
+        {"error_class": "BadRow", "count": 2, "retryable": 0, "severity": "critical"},
     ]
+    assert analytics["severities"] == {"low": 0, "medium": 3, "high": 0, "critical": 2}
     assert analytics["retries"] == {"attempts": 14, "retried_jobs": 3, "extra_attempts": 3}
     points = analytics["throughput"]["points"]
     assert sum(p["completed"] for p in points) == 9

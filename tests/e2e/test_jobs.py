@@ -69,6 +69,7 @@ async def test_list_get_and_retry_jobs(api: httpx.AsyncClient) -> None:
         "message": "demo failure on attempt 1",
         "retryable": False,
         "traceback": None,  # a failure the job meant: no stack trace
+        "severity": "high",  # permanent
     }
     assert job["item"] == items[5]
     assert [a["status"] for a in job["attempts"]] == ["failed"]
@@ -126,6 +127,7 @@ async def test_a_job_that_crashed_says_where(api: httpx.AsyncClient) -> None:
     assert error["traceback"].startswith("Traceback (most recent call last):")
     assert "jobtypes/demo.py" in error["traceback"]
     assert error["traceback"].endswith("RuntimeError: demo crash on attempt 1")
+    assert error["severity"] == "critical"  # a bug, not a failure the job meant
 
 
 async def test_cancel_a_running_and_a_waiting_job(api: httpx.AsyncClient) -> None:

@@ -194,9 +194,10 @@ def test_jobs_table_shows_errors() -> None:
         "message": "'k'",
         "retryable": False,
         "traceback": "Traceback (most recent call last):\n  File ...\nKeyError: 'k'",
+        "severity": "critical",
     }
     shown = text_of(job_view(job))
-    assert "KeyError: 'k'" in shown
+    assert "KeyError: 'k' (critical)" in shown
     assert "Traceback (most recent call last):" in shown
 
 

@@ -7,14 +7,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from contracts.vocabulary import SEVERITIES as EVENT_SEVERITIES
 from jobkit import (
     JobContext,
     JobType,
     PermanentError,
     Resources,
+    RetryableError,
     discover_job_types,
     job_type,
 )
+from jobkit.errors import SEVERITIES
 from jobkit.jobtype import MAX_OUTPUT_BYTES
 
 pytestmark = pytest.mark.unit
@@ -113,3 +116,11 @@ async def test_an_output_too_large_for_an_event_fails_the_job_for_good() -> None
     with pytest.raises(PermanentError, match="more than the 524,288") as info:
         await kind.run(kind.parse_input({"n": MAX_OUTPUT_BYTES}), Ctx())
     assert info.value.error_class == "OutputTooLarge"
+
+
+def test_a_job_error_takes_the_severities_the_events_carry() -> None:
+    assert SEVERITIES == EVENT_SEVERITIES
+    assert PermanentError("x", severity="low").severity == "low"
+    assert RetryableError("x").severity is None  # the default decides
+    with pytest.raises(ValueError, match="severity must be one of"):
+        PermanentError("x", severity="fatal")  # type: ignore[arg-type]

@@ -44,6 +44,8 @@ def test_a_batch_that_retried_and_failed_some_jobs() -> None:
         attempt("failed", "Timeout", True),
         attempt("failed", "BadInput"),
     )
+    # the job view's own record of its failures: BadInput's job type called it critical
+    broken["errors"] = {"3": {"error_class": "BadInput", "severity": "critical"}}
     tally.add("failed", broken)
     stopped = job("cancelled", 31, 0.1, attempt("cancelled", "Cancelled"))
     tally.add("cancelled", stopped)
@@ -56,9 +58,10 @@ def test_a_batch_that_retried_and_failed_some_jobs() -> None:
     assert durations["max_s"] == 2.0
     assert durations["p50_s"] == pytest.approx(0.9)
     assert out["errors"] == [
-        {"error_class": "Timeout", "count": 3, "retryable": 3},
-        {"error_class": "BadInput", "count": 1, "retryable": 0},
+        {"error_class": "Timeout", "count": 3, "retryable": 3, "severity": "medium"},
+        {"error_class": "BadInput", "count": 1, "retryable": 0, "severity": "critical"},
     ]
+    assert out["severities"] == {"low": 0, "medium": 3, "high": 0, "critical": 1}
     assert out["retries"] == {"attempts": 14, "retried_jobs": 2, "extra_attempts": 3}
     timeline = out["throughput"]
     assert timeline["bucket_s"] == 1  # 40 s fit in 60 one-second buckets

@@ -300,3 +300,13 @@ def test_a_crashed_attempt_keeps_its_stack_trace_with_its_error() -> None:
     view = fold_job(None, env, crashed)
     assert view["errors"]["1"]["traceback"] == "Traceback ...\nKeyError: 'k'"
     assert "traceback" not in fold_job(None, env, failed)["errors"]["1"]
+
+
+def test_a_failure_keeps_its_severity_given_or_as_an_older_event_implies() -> None:
+    env, failed = history()[1]
+    assert isinstance(failed, JobFailed)
+    assert fold_job(None, env, failed)["errors"]["1"]["severity"] == "medium"  # retryable
+    crashed = failed.model_copy(update={"traceback": "Traceback ...", "retryable": False})
+    assert fold_job(None, env, crashed)["errors"]["1"]["severity"] == "critical"
+    given = failed.model_copy(update={"severity": "low"})
+    assert fold_job(None, env, given)["errors"]["1"]["severity"] == "low"

@@ -12,7 +12,14 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from batchyard_cli.render import DASH, format_duration, format_rate, format_time, status_text
+from batchyard_cli.render import (
+    DASH,
+    SEVERITY_STYLES,
+    format_duration,
+    format_rate,
+    format_time,
+    status_text,
+)
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -67,10 +74,17 @@ def analytics_view(data: Mapping[str, Any]) -> RenderableType:
             title="Errors by class", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False
         )
         err.add_column("Error class", style="red")
+        err.add_column("Severity")
         err.add_column("Failed attempts", justify="right")
         err.add_column("Retryable", justify="right")
         for entry in errors:
-            err.add_row(str(entry["error_class"]), str(entry["count"]), str(entry["retryable"]))
+            severity = entry.get("severity")
+            err.add_row(
+                str(entry["error_class"]),
+                Text(severity, style=SEVERITY_STYLES.get(severity, "")) if severity else "–",
+                str(entry["count"]),
+                str(entry["retryable"]),
+            )
         parts.append(err)
     else:
         parts.append(Text("No errors.", style="green"))

@@ -321,10 +321,16 @@ def _progress_text(job: Job) -> str:
     return " ".join(parts)
 
 
+# How a failure's severity is shown (the API's JobError.severity).
+SEVERITY_STYLES = {"low": "dim", "medium": "yellow", "high": "red", "critical": "bold red"}
+
+
 def _error_text(error: Mapping[str, Any]) -> str:
     kind = error.get("class") or "Error"
-    retry = " (retryable)" if error.get("retryable") else ""
-    return f"{kind}: {error.get('message', '')}{retry}"
+    notes = ["retryable"] if error.get("retryable") else []
+    if error.get("severity"):
+        notes.append(str(error["severity"]))
+    return f"{kind}: {error.get('message', '')}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def job_view(job: Job) -> RenderableType:

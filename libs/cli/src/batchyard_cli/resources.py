@@ -88,6 +88,7 @@ class JobError(TypedDict):
     message: str
     retryable: bool
     traceback: NotRequired[str | None]
+    severity: NotRequired[str | None]
     # "class" is a keyword: read it as error.get("class").
 
 

@@ -35,6 +35,22 @@ JobStatus = Literal[
 TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "skipped", "cancelled"})
 
 PriorityName = Literal["low", "medium", "high", "critical"]
+
+# How bad a failed attempt is. A job type may say (`JobError(..., severity=...)`); else
+# `default_severity`: `critical` for an exception the job did not mean to raise (a bug) or a
+# worker that crashed, `high` for a permanent failure, `medium` for a retryable one. `low`
+# only when a job type says so.
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
+
+
+def default_severity(retryable: bool, crashed: bool = False) -> Severity:
+    """A failure's severity when its job type did not give one."""
+    if crashed:
+        return "critical"
+    return "medium" if retryable else "high"
+
+
 PRIORITY_LEVELS: dict[str, int] = {"low": 2, "medium": 5, "high": 8, "critical": 10}
 
 

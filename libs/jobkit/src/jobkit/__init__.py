@@ -32,6 +32,7 @@ from jobkit.errors import (
     PermanentError,
     ResourceLimitExceeded,
     RetryableError,
+    Severity,
     SkipJob,
 )
 from jobkit.jobtype import (
@@ -58,6 +59,7 @@ __all__ = [
     "ResourceLimitExceeded",
     "Resources",
     "RetryableError",
+    "Severity",
     "SkipJob",
     "discover_job_types",
     "job_type",

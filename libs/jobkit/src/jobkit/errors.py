@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Limit = Literal["memory", "cpu", "time"]
+# The same words as `contracts.vocabulary.Severity` (a job type needs no more than jobkit;
+# a test keeps the two equal).
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 
 
 class JobError(Exception):
-    """Base of the typed job failures. `error_class` names the failure in reports."""
+    """Base of the typed job failures. `error_class` names the failure in reports;
+    `severity` (low, medium, high, critical) says how bad it is, when the default does not
+    (`medium` for a retryable failure, `high` for a permanent one)."""
 
     retryable: bool = False
+    severity: Severity | None = None
     # Set by the executor on the error a job's worker process reported: where the exception
     # the job did not mean to raise was raised.
     trace: str | None = None
 
-    def __init__(self, message: str, *, error_class: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, error_class: str | None = None, severity: Severity | None = None
+    ) -> None:
         super().__init__(message)
         self.error_class = error_class or type(self).__name__
+        if severity is not None:
+            if severity not in SEVERITIES:
+                raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}")
+            self.severity = severity
 
 
 class SkipJob(Exception):

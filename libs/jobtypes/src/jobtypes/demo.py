@@ -34,7 +34,15 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from jobkit import JobContext, JobType, PermanentError, Resources, RetryableError, SkipJob
+from jobkit import (
+    JobContext,
+    JobType,
+    PermanentError,
+    Resources,
+    RetryableError,
+    Severity,
+    SkipJob,
+)
 
 GLOBAL = "global"
 COLLECTION = "demo_concurrency"
@@ -56,6 +64,9 @@ class SleepInput(BaseModel):
     )
     error_class: str = Field(
         default="DemoFailure", min_length=1, max_length=100, description="Class of the failure."
+    )
+    severity: Severity | None = Field(
+        default=None, description="How bad its failures are (default: by their kind)."
     )
     record_concurrency: bool = Field(
         default=False, description="Count this job in `demo_concurrency` while it runs."
@@ -119,7 +130,8 @@ class DemoSleep(JobType):
             if item.fail_with == "crash":
                 _crash(ctx.attempt)
             error = RetryableError if item.fail_with == "retryable" else PermanentError
-            raise error(f"demo failure on attempt {ctx.attempt}", error_class=item.error_class)
+            message = f"demo failure on attempt {ctx.attempt}"
+            raise error(message, error_class=item.error_class, severity=item.severity)
         return {"slept_s": item.seconds, "attempt": ctx.attempt}
 
     @contextlib.asynccontextmanager

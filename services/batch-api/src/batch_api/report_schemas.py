@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from contracts.vocabulary import Severity
+
 
 class FailedJob(BaseModel):
     job_id: str
@@ -65,6 +67,10 @@ class ErrorCount(BaseModel):
     error_class: str
     count: int = Field(description="failed attempts with this class (retried ones included)")
     retryable: int = Field(description="how many of them were retryable")
+    severity: Severity | None = Field(
+        default=None,
+        description="the worst severity among them (null in analytics kept from before)",
+    )
 
 
 class Retries(BaseModel):
@@ -82,6 +88,10 @@ class BatchAnalytics(BaseModel):
     durations: DurationStats
     throughput: Throughput
     errors: list[ErrorCount] = Field(description="most frequent first")
+    severities: dict[Severity, int] = Field(
+        default_factory=dict,
+        description="failed attempts by severity (low, medium, high, critical)",
+    )
     retries: Retries
 
 

@@ -17,7 +17,7 @@ from pydantic import (
 
 from batch_api.domain.progress import RollbackStatus
 from batch_api.limits import params_fit
-from contracts.vocabulary import PRIORITY_LEVELS, BatchConfig, BatchStatus, PriorityName
+from contracts.vocabulary import PRIORITY_LEVELS, BatchConfig, BatchStatus, PriorityName, Severity
 
 BATCH_STATUSES: tuple[str, ...] = BatchStatus.__args__  # type: ignore[attr-defined]
 
@@ -376,6 +376,12 @@ class JobError(BaseModel):
         default=None,
         description="For an exception the job did not mean to raise: where it was raised "
         "(the stack trace's last 4,000 characters)",
+    )
+    severity: Severity | None = Field(
+        default=None,
+        description="How bad the failure is: the job type's word, else `critical` for an "
+        "exception it did not mean to raise or a crashed worker, `high` for a permanent "
+        "failure, `medium` for a retryable one (None: a cancel)",
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from contracts.events.base import Event
+from contracts.vocabulary import Severity, default_severity
 
 MAX_TRACEBACK = 4000  # characters of a failed job's stack trace that its `JobFailed` carries
 MAX_SKIP_REASON = 1000  # characters of why a job type skipped an item (`JobSkipped.reason`)
@@ -84,10 +85,12 @@ class JobFailed(Event):
     """`retryable` is the handler's verdict; the scheduler decides whether attempts remain.
     `traceback`: for an exception the job did not mean to raise (not a `JobError`, a timeout
     or invalid input), where it was raised: the formatted stack trace, its last
-    `MAX_TRACEBACK` characters."""
+    `MAX_TRACEBACK` characters. `severity` (since v3; None for a cancel): how bad the
+    failure is, the job type's word or `default_severity`; readers of an older event derive
+    it with `severity_of`."""
 
     TYPE = "JobFailed"
-    VERSION = 2  # 2: traceback (additive)
+    VERSION = 3  # 2: traceback; 3: severity (both additive)
     job_id: str
     batch_id: str
     attempt: int
@@ -100,6 +103,15 @@ class JobFailed(Event):
     retryable: bool
     cancelled: bool = False
     traceback: str | None = None
+    severity: Severity | None = None
+
+    def severity_of(self) -> Severity | None:
+        """The failure's severity, also for an event from before v3 (None: a cancel)."""
+        if self.cancelled:
+            return None
+        if self.severity is not None:
+            return self.severity
+        return default_severity(self.retryable, crashed=self.traceback is not None)
 
 
 class BackupCreated(Event):

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batch_api.domain.report import percentile
+from batch_api.domain.report import percentile, severity_of
+from contracts.vocabulary import SEVERITIES
 
 MAX_POINTS = 60
 # Bucket widths a timeline may use, in seconds: the smallest that needs at most MAX_POINTS.
@@ -41,6 +42,8 @@ class BatchAnalyticsTally:
     finishes: list[tuple[datetime, str]] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     retryable_errors: dict[str, int] = field(default_factory=dict)
+    worst: dict[str, int] = field(default_factory=dict)  # error class → its worst severity
+    severities: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
     jobs_attempted: int = 0
     retried_jobs: int = 0
@@ -60,7 +63,8 @@ class BatchAnalyticsTally:
         self.jobs_attempted += 1 if attempts else 0
         if len(attempts) > 1:
             self.retried_jobs += 1
-        for record in attempts.values():
+        failures = view.get("errors") or {}
+        for key, record in attempts.items():
             if (record or {}).get("status") == "cancelled":
                 continue  # stopped on request: not a failure of the job
             error = (record or {}).get("error")
@@ -69,6 +73,10 @@ class BatchAnalyticsTally:
                 self.errors[name] = self.errors.get(name, 0) + 1
                 if error.get("retryable"):
                     self.retryable_errors[name] = self.retryable_errors.get(name, 0) + 1
+                severity = severity_of(failures.get(key) or error)
+                self.severities[severity] = self.severities.get(severity, 0) + 1
+                rank = SEVERITIES.index(severity)
+                self.worst[name] = max(self.worst.get(name, 0), rank)
 
     def summary(self, started_at: datetime | None, until: datetime) -> dict[str, Any]:
         ordered = sorted(self.durations)
@@ -80,9 +88,11 @@ class BatchAnalyticsTally:
                     "error_class": name,
                     "count": count,
                     "retryable": self.retryable_errors.get(name, 0),
+                    "severity": SEVERITIES[self.worst.get(name, 0)],
                 }
                 for name, count in sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0]))
             ],
+            "severities": {s: self.severities.get(s, 0) for s in SEVERITIES},
             "retries": {
                 "attempts": self.attempts,
                 "retried_jobs": self.retried_jobs,

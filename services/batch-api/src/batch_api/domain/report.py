@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+from contracts.vocabulary import SEVERITIES, Severity, default_severity
 
 MAX_FAILED_LISTED = 1000
 
@@ -43,6 +45,16 @@ def job_row(batch_id: str, index: int, status: str, view: dict[str, Any] | None)
         else None,
         output=view.get("output") if status == "completed" else None,
     )
+
+
+def severity_of(error: dict[str, Any]) -> Severity:
+    """A failed attempt's severity from its record in a job view's `errors`: as its
+    `JobFailed` gave it, or (an event from before severities) as that event's rule would
+    have."""
+    given = error.get("severity")
+    if given in SEVERITIES:
+        return cast(Severity, given)
+    return default_severity(bool(error.get("retryable")), crashed=bool(error.get("traceback")))
 
 
 def percentile(ordered: list[float], p: float) -> float | None:

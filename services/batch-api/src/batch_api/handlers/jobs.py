@@ -26,6 +26,7 @@ from batch_api.domain.lifecycle import (
     job_status_of,
 )
 from batch_api.domain.principal import Principal
+from batch_api.domain.report import severity_of
 from batch_api.handlers.batches import CHUNK_SIZE, BatchService, Loaded, require_jobs
 from batch_api.schemas import JobActionAccepted, JobAttempt, JobError, JobPage, JobPublic
 from contracts.codec import envelope_for
@@ -78,14 +79,16 @@ def public_job(
 ) -> JobPublic:
     """The HTTP shape of a job from its view (None: never started)."""
     view = view or {}
+    errors = view.get("errors") or {}
     error = None
     if view.get("error_class") and status in ("failed", "cancelled", "retrying"):
-        latest = (view.get("errors") or {}).get(str(view.get("attempt"))) or {}
+        latest = errors.get(str(view.get("attempt"))) or {}
         error = JobError(
             class_=view["error_class"],
             message=view.get("error_message") or "",
             retryable=view.get("retryable"),
             traceback=latest.get("traceback"),
+            severity=severity_of(latest) if latest else None,
         )
     attempts = [
         JobAttempt(
@@ -94,11 +97,15 @@ def public_job(
             started_at=a.get("started_at"),
             finished_at=a.get("finished_at"),
             status=a.get("status", "running"),
-            error=JobError(**{"class": a["error"]["class"]}, **_rest(a["error"]))
+            error=JobError(
+                **{"class": a["error"]["class"]},
+                **_rest(a["error"]),
+                severity=severity_of(errors[key]) if key in errors else None,
+            )
             if a.get("error")
             else None,
         )
-        for _, a in sorted((view.get("attempts") or {}).items(), key=lambda kv: int(kv[0]))
+        for key, a in sorted((view.get("attempts") or {}).items(), key=lambda kv: int(kv[0]))
     ]
     duration_ms = view.get("duration_ms")
     return JobPublic(

@@ -93,6 +93,7 @@ def judge_exit(exitcode: int, limits: ResourceLimits | None) -> JobError:
     return PermanentError(
         f"the worker process ended with {describe_exit(exitcode)} before reporting a result",
         error_class="WorkerCrashed",
+        severity="critical",
     )
 
 

@@ -5,7 +5,7 @@ with JSON lines on a socket, any number of `progress`, then one `result` or `err
     {"kind": "progress", "percent": 50.0, "message": "half"}
     {"kind": "result", "output": {...}}
     {"kind": "error", "error_class": "NotFound", "message": "...", "retryable": false,
-     "traceback": null}
+     "traceback": null, "severity": null}
     {"kind": "skip", "reason": "already extracted"}
 
 A worker that ends without its last line (out of memory, killed by a limit, crashed) is judged
@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from contracts.events.execution import MAX_TRACEBACK
-from jobkit import JobError, PermanentError, RetryableError, SkipJob
+from jobkit import JobError, PermanentError, RetryableError, Severity, SkipJob
+from jobkit.errors import SEVERITIES
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 
@@ -72,10 +73,11 @@ class Failure:
     message: str
     retryable: bool
     traceback: str | None = None  # of an exception the job did not mean to raise
+    severity: Severity | None = None  # the job type's, if it gave one
 
     def to_error(self) -> JobError:
         kind = RetryableError if self.retryable else PermanentError
-        error = kind(self.message, error_class=self.error_class)
+        error = kind(self.message, error_class=self.error_class, severity=self.severity)
         error.trace = self.traceback
         return error
 
@@ -131,11 +133,15 @@ def decode(line: bytes) -> Message:
             return Skip(str(body["reason"]))
         if kind == "error":
             trace = body.get("traceback")
+            severity = body.get("severity")
+            if severity is not None and severity not in SEVERITIES:
+                raise ValueError(f"unknown severity {severity!r}")
             return Failure(
                 str(body["error_class"]),
                 str(body["message"]),
                 bool(body["retryable"]),
                 None if trace is None else str(trace),
+                severity,
             )
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"unreadable worker message: {exc}") from None
@@ -148,7 +154,7 @@ def failure_of(exc: BaseException) -> Failure:
     invalid input as `InvalidInput`, anything else as its class name, permanent, with its
     stack trace."""
     if isinstance(exc, JobError):
-        return Failure(exc.error_class, str(exc), exc.retryable)
+        return Failure(exc.error_class, str(exc), exc.retryable, severity=exc.severity)
     if isinstance(exc, TimeoutError):
         return Failure("JobTimeout", str(exc) or "timed out", True)
     if isinstance(exc, ValidationError):

@@ -39,6 +39,7 @@ from contracts.events import (
 )
 from contracts.events.execution import MAX_SKIP_REASON, output_metrics
 from contracts.topics import Topics, batch_id_of
+from contracts.vocabulary import Severity, default_severity
 from executor.adapters.backups import BackupStore
 from executor.adapters.isolation import ProcessIsolation
 from executor.domain.limits import Deadline, alarm_after, attempt_deadline
@@ -312,7 +313,14 @@ class Executor:
                 reason=exc.reason[:MAX_SKIP_REASON],
             )
         except JobError as exc:
-            result = self._failure(job, exc.error_class, str(exc), exc.retryable, trace=exc.trace)
+            result = self._failure(
+                job,
+                exc.error_class,
+                str(exc),
+                exc.retryable,
+                trace=exc.trace,
+                severity=exc.severity,
+            )
         except ValidationError as exc:
             result = self._failure(job, "InvalidInput", str(exc), False)
         except Exception as exc:
@@ -449,9 +457,14 @@ class Executor:
         retryable: bool,
         cancelled: bool = False,
         trace: str | None = None,
+        severity: Severity | None = None,
     ) -> JobFailed:
+        """The attempt's failure; its severity the job type's, else the default (`critical`
+        for an exception it did not mean to raise, the one with a stack trace)."""
         d = job.dispatch
         finished = datetime.now(UTC)
+        if severity is None and not cancelled:
+            severity = default_severity(retryable, crashed=trace is not None)
         return JobFailed(
             job_id=d.job_id,
             batch_id=d.batch_id,
@@ -465,6 +478,7 @@ class Executor:
             retryable=retryable,
             cancelled=cancelled,
             traceback=trace,
+            severity=severity,
         )
 
     def _release(self, job: RunningJob) -> None:

@@ -244,6 +244,9 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
         }
         if e.traceback is not None:
             errors[str(e.attempt)]["traceback"] = e.traceback
+        severity = e.severity_of()
+        if severity is not None:
+            errors[str(e.attempt)]["severity"] = severity
     attempts = fold_attempt(current.get("attempts") or {}, e)
     version = job_version(e)
     if version <= current.get("version", 0):

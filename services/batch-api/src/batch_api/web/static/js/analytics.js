@@ -2,7 +2,7 @@
 // failed attempts by error class, retries, and throughput over time as an inline SVG chart.
 
 import { api } from "./api.js";
-import { errorText, fmtCount, fmtNumber, fmtTime, h } from "./ui.js";
+import { errorText, fmtCount, fmtNumber, fmtTime, h, severityBadge } from "./ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const REFRESH_MS = 5000;
@@ -102,8 +102,15 @@ export function renderAnalytics(root, data) {
         "table",
         { class: "errors-table" },
         h("caption", {}, "Failed attempts by error class"),
-        h("thead", {}, h("tr", {}, h("th", {}, "Error class"), h("th", { class: "num" }, "Attempts"), h("th", { class: "num" }, "Retryable"))),
-        h("tbody", {}, data.errors.map((e) => h("tr", {}, h("td", {}, h("code", {}, e.error_class)), h("td", { class: "num" }, fmtNumber(e.count)), h("td", { class: "num" }, fmtNumber(e.retryable))))),
+        h("thead", {}, h("tr", {}, h("th", {}, "Error class"), h("th", {}, "Severity"), h("th", { class: "num" }, "Attempts"), h("th", { class: "num" }, "Retryable"))),
+        h("tbody", {}, data.errors.map((e) => h(
+          "tr",
+          {},
+          h("td", {}, h("code", {}, e.error_class)),
+          h("td", {}, e.severity ? severityBadge(e.severity) : "–"),
+          h("td", { class: "num" }, fmtNumber(e.count)),
+          h("td", { class: "num" }, fmtNumber(e.retryable)),
+        ))),
       )
     : h("p", { class: "muted" }, "No failed attempts.");
   const r = data.retries;

@@ -7,7 +7,7 @@ import { followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
   $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
-  policyBadges, progressBar, restoredText, rollbackBar, startPage, statusLabel, takePolicy, toast,
+  policyBadges, progressBar, restoredText, rollbackBar, severityBadge, startPage, statusLabel, takePolicy, toast,
 } from "./ui.js";
 
 const id = $("#batch").dataset.batchId;
@@ -240,7 +240,7 @@ function jobDetail(job) {
     (a) => `#${a.attempt} ${a.status || ""} on ${a.executor || "?"} ${a.started_at ? fmtTime(a.started_at) : ""}${a.error ? ` — ${a.error.class || ""}: ${a.error.message || ""}` : ""}`,
   );
   const text = [
-    job.error ? `Error: ${job.error.class}: ${job.error.message} (${job.error.retryable ? "retryable" : "permanent"})` : "No error.",
+    job.error ? `Error: ${job.error.class}: ${job.error.message} (${[job.error.retryable ? "retryable" : "permanent", job.error.severity && `severity ${job.error.severity}`].filter(Boolean).join(", ")})` : "No error.",
     job.skip_reason ? `Skipped: ${job.skip_reason}` : null,
     job.error?.traceback || null, // "Traceback (most recent call last): ..."
     job.progress ? `Progress: ${progressText(job.progress)} (reported ${fmtTime(job.progress.at)})` : null,
@@ -272,7 +272,7 @@ function jobRow(job) {
     h("td", { class: "num" }, job.attempt ?? "–"),
     h("td", { class: "num" }, job.duration_s === null || job.duration_s === undefined ? "–" : `${job.duration_s.toFixed(2)}s`),
     job.error
-      ? h("td", { class: "bad" }, `${job.error.class}: ${job.error.message}`)
+      ? h("td", { class: "bad" }, job.error.severity ? [severityBadge(job.error.severity), " "] : null, `${job.error.class}: ${job.error.message}`)
       : job.skip_reason
         ? h("td", { class: "muted" }, job.skip_reason)
         : h("td", { class: "muted", title: job.progress ? `reported ${fmtTime(job.progress.at)}` : null }, progressText(job.progress)),

@@ -73,6 +73,11 @@ export function badge(status) {
   return h("span", { class: `badge s-${status}` }, statusLabel(status));
 }
 
+// How bad a failure is (low, medium, high, critical), as a small coloured badge.
+export function severityBadge(severity) {
+  return h("span", { class: `badge sev sev-${severity}`, title: `severity: ${severity}` }, severity);
+}
+
 // Badges of the scheduling policies: "at risk" while the deadline is threatened (at its pace
 // the batch would finish late), "waiting for <links>" while a queued batch waits for the
 // batches it depends on.
