@@ -130,7 +130,8 @@ def test_a_sequential_batch_stopped_at_an_error_shows_the_jobs_it_skipped(
     page.get_by_role("tab", name="Paste JSON lines").click()
     failing = '{"seconds": 0.1, "fail_first_attempts": 1, "fail_with": "permanent"}'
     skipping = '{"skip_reason": "nothing new since Tuesday"}'  # its job type skips it
-    lines = ['{"seconds": 0.1}', skipping, failing, '{"seconds": 0.1}', '{"seconds": 0.1}']
+    warning = '{"seconds": 0.1, "warnings": ["no size given: took 0", "a duplicate"]}'
+    lines = [warning, skipping, failing, '{"seconds": 0.1}', '{"seconds": 0.1}']
     page.get_by_label("One JSON object per line").fill("\n".join(lines))
     page.get_by_role("button", name="Add lines").click()
     page.get_by_role("button", name="Next").click()
@@ -158,6 +159,7 @@ def test_a_sequential_batch_stopped_at_an_error_shows_the_jobs_it_skipped(
         page.reload()
     expect(rows.filter(has_text="skipped")).to_have_count(3)
     expect(rows.nth(0)).to_contain_text("completed")
+    expect(rows.nth(0)).to_contain_text("⚠ no size given: took 0 (+1 more)")
     expect(rows.nth(1)).to_contain_text("nothing new since Tuesday")  # the job type's reason
     expect(rows.nth(2)).to_contain_text("failed")
     expect(rows.nth(3)).to_contain_text("the batch stopped at a failed job")

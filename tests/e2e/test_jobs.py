@@ -130,6 +130,32 @@ async def test_a_job_that_crashed_says_where(api: httpx.AsyncClient) -> None:
     assert error["severity"] == "critical"  # a bug, not a failure the job meant
 
 
+async def test_a_completed_jobs_warnings_show_with_it_and_in_the_report(
+    api: httpx.AsyncClient,
+) -> None:
+    items = [{"warnings": ["field `size` missing: took 0", "duplicate row ignored"]}, {}]
+    response = await api.post(
+        "/v1/batches", json={"name": "warned", "job_type": "demo.sleep", "items": items}
+    )
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["id"]
+    job = await until(
+        api, f"/v1/batches/{batch_id}/jobs/{batch_id}.0", lambda j: j["status"] == "completed"
+    )
+    assert job["warnings"] == items[0]["warnings"]
+    assert job["error"] is None
+    quiet = await until(
+        api, f"/v1/batches/{batch_id}/jobs/{batch_id}.1", lambda j: j["status"] == "completed"
+    )
+    assert quiet["warnings"] == []
+    report = await until(
+        api, f"/v1/batches/{batch_id}/report", lambda r: r["totals"].get("completed") == 2
+    )
+    assert (report["warned_jobs"], report["warnings_count"]) == (1, 2)
+    assert [w["message"] for w in report["warnings"]] == items[0]["warnings"]
+    assert {w["job_id"] for w in report["warnings"]} == {f"{batch_id}.0"}
+
+
 async def test_cancel_a_running_and_a_waiting_job(api: httpx.AsyncClient) -> None:
     items = [{"seconds": 15}, {"seconds": 0}, {"seconds": 0}]  # still running when cancelled
     response = await api.post(

@@ -22,9 +22,13 @@ class Ctx:
         self.attempt = 1
         self.params: dict[str, Any] = {}
         self.cancel_requested = False
+        self.warnings: list[str] = []
 
     async def report_progress(self, percent: float | None = None, message: str = "") -> None:
         return None
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
 
 
 async def test_max_concurrency_is_recorded_per_batch_and_globally(

@@ -57,13 +57,13 @@ def test_committed_schemas_match_the_code() -> None:
 def test_a_changed_schema_without_a_version_bump_is_reported(tmp_path: Path) -> None:
     for name, schema in schemas().items():
         (tmp_path / name).write_text(render(schema))
-    victim = tmp_path / "JobCompleted.v1.json"
+    victim = tmp_path / "JobStarted.v1.json"
     changed = json.loads(victim.read_text())
     changed["properties"]["new_field"] = {"type": "string"}
     victim.write_text(render(changed))
     problems = check(tmp_path)
     assert len(problems) == 1
-    assert "JobCompleted.v1.json" in problems[0]
+    assert "JobStarted.v1.json" in problems[0]
     assert "bump VERSION" in problems[0]
 
 

@@ -38,8 +38,14 @@ class Ctx:
     params: dict[str, Any] = {}
     cancel_requested = False
 
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
     async def report_progress(self, percent: float | None = None, message: str = "") -> None:
         return None
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
 
 
 @job_type("test.double", input=In, output=Out)

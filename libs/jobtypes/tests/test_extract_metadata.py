@@ -24,16 +24,30 @@ class Ctx:
     params: dict[str, Any] = {}
     cancel_requested = False
 
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
     async def report_progress(self, percent: float | None = None, message: str = "") -> None:
         return None
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
 
 
 class Files:
     """Holds one file as chunks; `fail` makes every call raise it."""
 
-    def __init__(self, chunks: list[bytes], fail: Exception | None = None) -> None:
+    def __init__(
+        self,
+        chunks: list[bytes],
+        fail: Exception | None = None,
+        filename: str = "a.txt",
+        content_type: str = "text/plain",
+    ) -> None:
         self.chunks = chunks
         self.fail = fail
+        self.filename = filename
+        self.content_type = content_type
 
     async def get(self, file_id: str) -> StoredFile | None:
         if self.fail is not None:
@@ -41,7 +55,9 @@ class Files:
         if file_id != "b.f1":
             return None
         size = sum(map(len, self.chunks))
-        return StoredFile(file_id, "t", "b", "a.txt", "text/plain", size, len(self.chunks), True)
+        return StoredFile(
+            file_id, "t", "b", self.filename, self.content_type, size, len(self.chunks), True
+        )
 
     async def read(self, stored: StoredFile) -> AsyncIterator[bytes]:
         for chunk in self.chunks:
@@ -66,6 +82,24 @@ async def test_output_of_a_text_file_in_chunks() -> None:
         "ascii",
         "text/plain",
     )
+
+
+async def test_what_is_odd_about_a_file_is_a_warning_with_its_metadata() -> None:
+    ctx = Ctx()
+    await job(Files([b"hello\n"])).run(FileRef(file_id="b.f1"), ctx)
+    assert ctx.warnings == []  # a text file, uploaded as text
+    ctx = Ctx()
+    pdf = Files([b"%PDF-1.7\n..."], filename="scan.png", content_type="image/png")
+    out = await job(pdf).run(FileRef(file_id="b.f1"), ctx)
+    assert out["media_type"] == "application/pdf"
+    assert ctx.warnings == ["uploaded as image/png, but its content is application/pdf"]
+    ctx = Ctx()
+    empty = Files([], filename="blob", content_type="application/octet-stream")
+    await job(empty).run(FileRef(file_id="b.f1"), ctx)
+    assert ctx.warnings == [
+        "the file is empty",
+        "neither its content nor its name tells its type: called it text/plain",
+    ]
 
 
 async def test_a_missing_file_is_permanent_and_named() -> None:

@@ -74,3 +74,24 @@ def test_nearest_rank_percentile() -> None:
     assert percentile(values, 95) == 95.0
     assert percentile([7.0], 95) == 7.0
     assert percentile([], 50) is None
+
+
+def test_completed_jobs_warnings_are_counted_and_listed_up_to_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(report_module, "MAX_WARNINGS_LISTED", 3)
+    summary = fold(
+        [
+            ("completed", {"warnings": ["a", "b"]}),
+            ("completed", {"warnings": None}),
+            ("running", {"warnings": ["not yet"]}),  # only a completed job's count
+            ("completed", {"warnings": ["c", "d"]}),
+        ]
+    )
+    assert (summary["warned_jobs"], summary["warnings_count"]) == (2, 4)
+    assert summary["warnings"] == [
+        {"job_id": "b_1.0", "index": 0, "message": "a"},
+        {"job_id": "b_1.0", "index": 0, "message": "b"},
+        {"job_id": "b_1.3", "index": 3, "message": "c"},
+    ]
+    assert summary["warnings_truncated"] is True

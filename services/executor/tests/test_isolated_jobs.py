@@ -92,6 +92,20 @@ def alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
 
+async def test_warnings_noted_in_a_worker_process_come_with_the_outcome(
+    executor: tuple[Executor, RecordingPublisher],
+) -> None:
+    ex, out = executor
+    noted = [f"odd thing {n}" for n in range(25)]
+    await run(ex, dispatch(0, {"warnings": noted}), dispatch(1, {}))
+    await drain(ex)
+    done = outcomes(out)
+    assert done["b1.0"]["type"] == "JobCompleted"
+    warnings = done["b1.0"]["warnings"]
+    assert warnings == [*noted[:19], "... and 6 more warnings"]  # the first 19, then a count
+    assert done["b1.1"]["warnings"] == []
+
+
 async def test_a_job_skipped_in_its_worker_process_ends_skipped_with_its_reason(
     executor: tuple[Executor, RecordingPublisher],
 ) -> None:

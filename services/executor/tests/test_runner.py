@@ -314,7 +314,9 @@ class CountingIsolation:
         self.now = 0
         self.most = 0
 
-    async def run(self, request: Any, limits: Any, report: Any) -> dict[str, Any]:
+    async def run(
+        self, request: Any, limits: Any, report: Any, warnings: Any = None
+    ) -> dict[str, Any]:
         self.now += 1
         self.most = max(self.most, self.now)
         try:

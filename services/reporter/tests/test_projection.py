@@ -310,3 +310,11 @@ def test_a_failure_keeps_its_severity_given_or_as_an_older_event_implies() -> No
     assert fold_job(None, env, crashed)["errors"]["1"]["severity"] == "critical"
     given = failed.model_copy(update={"severity": "low"})
     assert fold_job(None, env, given)["errors"]["1"]["severity"] == "low"
+
+
+def test_a_completed_job_keeps_its_warnings_and_a_later_attempt_only_its_own() -> None:
+    env, completed = history()[4]
+    assert isinstance(completed, JobCompleted)
+    warned = completed.model_copy(update={"warnings": ["odd", "odder"]})
+    assert fold_job(None, env, warned)["warnings"] == ["odd", "odder"]
+    assert fold_job(None, env, completed)["warnings"] is None

@@ -282,7 +282,7 @@ def jobs_table(jobs: Sequence[Job], next_cursor: str | None = None) -> Renderabl
     table.add_column("Status", no_wrap=True)
     table.add_column("Attempt", justify="right")
     table.add_column("Duration", justify="right")
-    table.add_column("Error or why skipped", max_width=60, overflow="ellipsis")
+    table.add_column("Error, warnings or why skipped", max_width=60, overflow="ellipsis")
     for job in jobs:
         error = job.get("error")
         table.add_row(
@@ -290,11 +290,22 @@ def jobs_table(jobs: Sequence[Job], next_cursor: str | None = None) -> Renderabl
             _job_status(job),
             str(job.get("attempt", "")),
             format_duration(job.get("duration_s")),
-            _error_text(error) if error else Text(job.get("skip_reason") or "", style="dim"),
+            _error_text(error) if error else _note(job),
         )
     if next_cursor:
         return Group(table, Text(f"More jobs: --cursor {next_cursor}", style="dim"))
     return table
+
+
+def _note(job: Job) -> Text:
+    """What a job that did not fail says: why it was skipped, or its warnings."""
+    if job.get("skip_reason"):
+        return Text(str(job.get("skip_reason")), style="dim")
+    warnings = job.get("warnings") or []
+    if not warnings:
+        return Text("")
+    more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
+    return Text(f"warning: {warnings[0]}{more}", style="yellow")
 
 
 def _job_status(job: Job) -> Text:
@@ -351,6 +362,8 @@ def job_view(job: Job) -> RenderableType:
             head.add_row("Traceback", Text(trace, style="dim"))
     if job.get("skip_reason"):
         head.add_row("Skipped", str(job.get("skip_reason")))
+    for n, warning in enumerate(job.get("warnings") or []):
+        head.add_row("Warnings" if n == 0 else "", Text(warning, style="yellow"))
     head.add_row("Started", format_time(job.get("started_at")))
     head.add_row("Finished", format_time(job.get("finished_at")))
     head.add_row("Duration", format_duration(job.get("duration_s")))

@@ -123,6 +123,7 @@ class Job(TypedDict):
     duration_s: float | None
     progress: NotRequired[JobProgressReport | None]
     skip_reason: NotRequired[str | None]
+    warnings: NotRequired[list[str]]
     rolled_back_at: NotRequired[str | None]
 
 

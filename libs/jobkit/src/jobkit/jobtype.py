@@ -42,6 +42,12 @@ class JobContext(Protocol):
     async def report_progress(self, percent: float | None = None, message: str = "") -> None:
         """Publishes progress for this job; also renews its lease."""
 
+    def warn(self, message: str) -> None:
+        """Records a warning about this item: something odd but not fatal (a field left at
+        its default, a duplicate ignored). The job goes on; its outcome carries its warnings
+        (the first 20, each cut at 500 characters), shown with the job and counted in the
+        batch's report."""
+
 
 @dataclass
 class Resources:

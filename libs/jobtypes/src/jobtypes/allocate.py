@@ -27,6 +27,9 @@ class AllocateInput(BaseModel):
     cpu_burn_s: float = Field(
         default=0.0, ge=0, le=3600, description="CPU seconds to spend computing first."
     )
+    warnings: list[str] = Field(
+        default_factory=list, max_length=100, description="Warnings to note (`ctx.warn`)."
+    )
     skip_reason: str | None = Field(
         default=None,
         max_length=1000,
@@ -52,6 +55,8 @@ class DemoAllocate(JobType):
         if item.skip_reason is not None:
             raise SkipJob(f"{item.skip_reason} (worker pid {os.getpid()})")
         await ctx.report_progress(0, f"worker pid {os.getpid()}")
+        for warning in item.warnings:
+            ctx.warn(warning)
         cpu_s = await _burn(item.cpu_burn_s, ctx)
         held: list[bytearray] = []
         for _ in range(item.mb):

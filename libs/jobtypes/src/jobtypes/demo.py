@@ -77,6 +77,9 @@ class SleepInput(BaseModel):
         le=1000,
         description="Sleep in this many steps, reporting progress after each (`step i of n`).",
     )
+    warnings: list[str] = Field(
+        default_factory=list, max_length=100, description="Warnings to note (`ctx.warn`)."
+    )
     skip_reason: str | None = Field(
         default=None,
         max_length=1000,
@@ -117,6 +120,8 @@ class DemoSleep(JobType):
     async def run(self, item: SleepInput, ctx: JobContext) -> dict[str, Any]:
         if item.skip_reason is not None:
             raise SkipJob(item.skip_reason)
+        for warning in item.warnings:
+            ctx.warn(warning)
         record = item.record_concurrency or bool(ctx.params.get("record_concurrency"))
         if record:
             async with self._counted(ctx.batch_id), self._timed(ctx, record):

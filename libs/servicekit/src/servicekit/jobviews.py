@@ -50,6 +50,7 @@ NULLABLE = (
     "retryable",
     "retry_at",
     "skip_reason",
+    "warnings",
 )
 _FROM_PLACE = ("job_id", "index")
 _RAN = frozenset({"running", "completed", "failed", "cancelled"})

@@ -17,6 +17,14 @@ class FailedJob(BaseModel):
     error_message: str | None
 
 
+class JobWarning(BaseModel):
+    """One warning a completed job noted (`ctx.warn`)."""
+
+    job_id: str
+    index: int
+    message: str
+
+
 class BatchReport(BaseModel):
     """A batch's summary over all its jobs."""
 
@@ -36,6 +44,12 @@ class BatchReport(BaseModel):
     failed_jobs: list[FailedJob] = Field(description="the first 1,000 failed jobs")
     failed_count: int
     failed_truncated: bool
+    warned_jobs: int = Field(default=0, description="completed jobs that noted warnings")
+    warnings: list[JobWarning] = Field(
+        default_factory=list, description="the first 1,000 warnings, in job order"
+    )
+    warnings_count: int = 0
+    warnings_truncated: bool = False
 
 
 class DurationStats(BaseModel):

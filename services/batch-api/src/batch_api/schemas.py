@@ -422,6 +422,11 @@ class JobPublic(BaseModel):
     progress: JobProgressReport | None = Field(
         default=None, description="While the job runs: its attempt's latest progress report"
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What a completed job noted about its item while it ran (`ctx.warn`): "
+        "odd but not fatal",
+    )
     skip_reason: str | None = Field(
         default=None,
         description="Why a `skipped` job did not run or change anything: its job type's "

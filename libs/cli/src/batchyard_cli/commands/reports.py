@@ -34,7 +34,8 @@ def report(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Totals, success rate, durations (mean, p50, p95), metrics and failed jobs."""
+    """Totals, success rate, durations (mean, p50, p95), metrics, failed jobs and the
+    completed jobs' warnings."""
     app = state(ctx)
     chosen = _format(format_, output, as_json)
     client = app.client()

@@ -4,6 +4,7 @@ result from an attempt the scheduler has already replaced is ignored."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,29 @@ from contracts.vocabulary import Severity, default_severity
 
 MAX_TRACEBACK = 4000  # characters of a failed job's stack trace that its `JobFailed` carries
 MAX_SKIP_REASON = 1000  # characters of why a job type skipped an item (`JobSkipped.reason`)
+MAX_WARNINGS = 20  # warnings a job's outcome carries (`ctx.warn`); later ones are counted
+MAX_WARNING_CHARS = 500  # characters of each
+
+
+@dataclass
+class Warnings:
+    """A job's warnings as its outcome carries them: the first `MAX_WARNINGS` (each cut at
+    `MAX_WARNING_CHARS`); past that the last one says how many more there were."""
+
+    kept: list[str] = field(default_factory=list)
+    dropped: int = 0
+
+    def add(self, message: str) -> None:
+        if len(self.kept) < MAX_WARNINGS:
+            self.kept.append(str(message)[:MAX_WARNING_CHARS])
+        else:
+            self.dropped += 1
+
+    def listed(self) -> list[str]:
+        if not self.dropped:
+            return list(self.kept)
+        more = self.dropped + 1
+        return [*self.kept[: MAX_WARNINGS - 1], f"... and {more} more warnings"]
 
 
 class JobStarted(Event):
@@ -41,7 +65,10 @@ class JobProgress(Event):
 
 
 class JobCompleted(Event):
+    """`warnings` (since v2): what the job noted with `ctx.warn` while it ran, in order."""
+
     TYPE = "JobCompleted"
+    VERSION = 2  # 2: warnings (additive)
     job_id: str
     batch_id: str
     attempt: int
@@ -51,6 +78,7 @@ class JobCompleted(Event):
     duration_ms: float
     output: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list, max_length=MAX_WARNINGS)
 
 
 class JobSkipped(Event):

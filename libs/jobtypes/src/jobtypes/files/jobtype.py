@@ -20,7 +20,7 @@ from pymongo.errors import PyMongoError
 
 from jobkit import JobContext, JobType, PermanentError, Resources, RetryableError
 from jobtypes.files.analysis import FileAnalysis
-from servicekit.files import FileCorrupt, FileStore
+from servicekit.files import FileCorrupt, FileStore, StoredFile
 
 PROGRESS_EVERY_BYTES = 8 * 1024 * 1024
 
@@ -99,6 +99,8 @@ class ExtractMetadata(JobType):
         except FileCorrupt as exc:
             raise PermanentError(str(exc), error_class="FileCorrupt") from exc
         facts = analysis.finish(stored.filename or item.filename)
+        for warning in _odd(facts.size, facts.media_type, facts.media_type_source, stored):
+            ctx.warn(warning)
         return FileMetadata(
             file_id=item.file_id,
             filename=stored.filename or item.filename,
@@ -113,3 +115,18 @@ class ExtractMetadata(JobType):
             words=facts.words,
             chars=facts.chars,
         ).model_dump()
+
+
+def _odd(size: int, media_type: str, source: str, stored: StoredFile) -> list[str]:
+    """What is odd about a file, worth a warning with its metadata: it is empty, its type
+    was only a guess, or the type it was uploaded as is not what its content is."""
+    warnings = []
+    if size == 0:
+        warnings.append("the file is empty")
+    if source == "default":
+        warnings.append(f"neither its content nor its name tells its type: called it {media_type}")
+    declared = (stored.content_type or "").split(";")[0].strip().lower()
+    generic = ("", "application/octet-stream", "binary/octet-stream")
+    if source == "content" and declared not in generic and declared != media_type:
+        warnings.append(f"uploaded as {declared}, but its content is {media_type}")
+    return warnings

@@ -11,6 +11,7 @@ from typing import Any, cast
 from contracts.vocabulary import SEVERITIES, Severity, default_severity
 
 MAX_FAILED_LISTED = 1000
+MAX_WARNINGS_LISTED = 1000
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,21 @@ class ReportTally:
     metrics: dict[str, float] = field(default_factory=dict)
     failed: list[dict[str, Any]] = field(default_factory=list)
     failed_count: int = 0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    warnings_count: int = 0
+    warned_jobs: int = 0
 
     def add(self, row: JobRow, view: dict[str, Any] | None) -> None:
         self.counts[row.status] = self.counts.get(row.status, 0) + 1
+        noted = ((view or {}).get("warnings") or []) if row.status == "completed" else []
+        if noted:
+            self.warned_jobs += 1
+            self.warnings_count += len(noted)
+            room = MAX_WARNINGS_LISTED - len(self.warnings)
+            self.warnings += [
+                {"job_id": row.job_id, "index": row.index, "message": str(message)}
+                for message in noted[: max(0, room)]
+            ]
         if row.duration_s is not None and row.status in ("completed", "failed"):
             self.durations.append(row.duration_s)
         if row.status == "completed":
@@ -99,7 +112,8 @@ class ReportTally:
     def summary(self) -> dict[str, Any]:
         """Totals per state, success rate (completed / (completed + failed); None before
         any job finished), duration statistics over finished jobs, metric totals over
-        completed jobs and the first `MAX_FAILED_LISTED` failed jobs."""
+        completed jobs, the first `MAX_FAILED_LISTED` failed jobs and the first
+        `MAX_WARNINGS_LISTED` warnings of completed jobs."""
         completed = self.counts.get("completed", 0)
         failed = self.counts.get("failed", 0)
         ordered = sorted(self.durations)
@@ -114,4 +128,8 @@ class ReportTally:
             "failed_jobs": self.failed,
             "failed_count": self.failed_count,
             "failed_truncated": self.failed_count > len(self.failed),
+            "warned_jobs": self.warned_jobs,
+            "warnings": self.warnings,
+            "warnings_count": self.warnings_count,
+            "warnings_truncated": self.warnings_count > len(self.warnings),
         }

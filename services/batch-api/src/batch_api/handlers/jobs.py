@@ -123,6 +123,7 @@ def public_job(
         finished_at=view.get("finished_at"),
         duration_s=round(duration_ms / 1000, 6) if duration_ms is not None else None,
         progress=view.get("progress") if status == "running" else None,
+        warnings=list(view.get("warnings") or []) if status == "completed" else [],
         skip_reason=_skip_reason(view, status),
         rolled_back_at=view.get("rolled_back_at"),
     )

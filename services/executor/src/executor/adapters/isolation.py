@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from contracts.events.execution import Warnings
 from contracts.vocabulary import ResourceLimits
 from executor.adapters import worker
 from executor.domain.limits import judge_exit
@@ -121,9 +122,11 @@ class ProcessIsolation:
         request: WorkerRequest,
         limits: ResourceLimits | None,
         on_progress: OnProgress,
+        warnings: Warnings | None = None,
     ) -> dict[str, Any]:
-        """Runs the job; returns its output or raises its `JobError` (a limit it exceeded,
-        its own error, `WorkerCrashed`). Cancelling this coroutine ends the worker first."""
+        """Runs the job; returns its output (its warnings go into `warnings`) or raises its
+        `JobError` (a limit it exceeded, its own error, `WorkerCrashed`) or `SkipJob`.
+        Cancelling this coroutine ends the worker first."""
         async with self._starting:
             await self.start()
             pid, channel = await self._fork(request.job_id)
@@ -141,6 +144,9 @@ class ProcessIsolation:
             self.pids.pop(request.job_id, None)
             self._exits.pop(pid, None)
         if isinstance(answer, Result):
+            if warnings is not None:
+                for warning in answer.warnings:
+                    warnings.add(warning)
             return answer.output
         if isinstance(answer, Failure):
             raise answer.to_error()

@@ -16,9 +16,10 @@ import os
 import resource
 import signal
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.events.execution import Warnings
 from executor.domain.limits import EXIT_OUT_OF_MEMORY, address_space_limit, cpu_rlimit
 from executor.domain.worker_protocol import (
     Failure,
@@ -75,6 +76,7 @@ class WorkerContext:
     params: dict[str, Any]
     channel: socket.socket
     cancelled: bool = False
+    warnings: Warnings = field(default_factory=Warnings)
 
     @property
     def cancel_requested(self) -> bool:
@@ -82,6 +84,9 @@ class WorkerContext:
 
     async def report_progress(self, percent: float | None = None, message: str = "") -> None:
         _send(self.channel, Progress(percent, message))
+
+    def warn(self, message: str) -> None:
+        self.warnings.add(message)  # sent with the result
 
 
 async def _serve(channel: socket.socket, request: WorkerRequest) -> None:
@@ -99,7 +104,8 @@ async def _serve(channel: socket.socket, request: WorkerRequest) -> None:
         job_type = _load(request.job_type)
         await job_type.setup(Resources.from_environ(None, os.environ))
         item = job_type.parse_input(request.item)
-        answer = Result(job_type.shape_output(await job_type.run(item, ctx)))
+        output = job_type.shape_output(await job_type.run(item, ctx))
+        answer = Result(output, ctx.warnings.listed())
     except SkipJob as exc:
         answer = Skip(exc.reason)
     except asyncio.CancelledError:

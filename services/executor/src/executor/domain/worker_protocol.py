@@ -3,7 +3,7 @@ pickled objects of ours): the request is one JSON document given at start; the w
 with JSON lines on a socket, any number of `progress`, then one `result` or `error`.
 
     {"kind": "progress", "percent": 50.0, "message": "half"}
-    {"kind": "result", "output": {...}}
+    {"kind": "result", "output": {...}, "warnings": ["..."]}
     {"kind": "error", "error_class": "NotFound", "message": "...", "retryable": false,
      "traceback": null, "severity": null}
     {"kind": "skip", "reason": "already extracted"}
@@ -65,6 +65,7 @@ class Progress:
 @dataclass(frozen=True)
 class Result:
     output: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)  # what the job noted (`ctx.warn`)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def encode(message: Message) -> bytes:
     if isinstance(message, Progress):
         body = {"kind": "progress", "percent": message.percent, "message": message.message}
     elif isinstance(message, Result):
-        body = {"kind": "result", "output": message.output}
+        body = {"kind": "result", "output": message.output, "warnings": message.warnings}
     elif isinstance(message, Skip):
         body = {"kind": "skip", "reason": message.reason}
     else:
@@ -125,10 +126,12 @@ def decode(line: bytes) -> Message:
             percent = body.get("percent")
             return Progress(None if percent is None else float(percent), str(body["message"]))
         if kind == "result":
-            output = body["output"]
+            output, warnings = body["output"], body.get("warnings") or []
             if not isinstance(output, dict):
                 raise TypeError("output is not an object")
-            return Result(output)
+            if not isinstance(warnings, list):
+                raise TypeError("warnings are not a list")
+            return Result(output, [str(w) for w in warnings])
         if kind == "skip":
             return Skip(str(body["reason"]))
         if kind == "error":

@@ -37,7 +37,7 @@ from contracts.events import (
     JobSkipped,
     JobStarted,
 )
-from contracts.events.execution import MAX_SKIP_REASON, output_metrics
+from contracts.events.execution import MAX_SKIP_REASON, Warnings, output_metrics
 from contracts.topics import Topics, batch_id_of
 from contracts.vocabulary import Severity, default_severity
 from executor.adapters.backups import BackupStore
@@ -73,6 +73,7 @@ class RunningJob:
     # The `accept` that started it returned, so its dispatch is acknowledged: Kafka will not
     # deliver it to another executor. One not handed over is given up when draining.
     handed: bool = False
+    warnings: Warnings = field(default_factory=Warnings)  # what the job noted (`ctx.warn`)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Context:
     params: dict[str, Any]
     _report: Callable[[float | None, str], Any]
     _cancelled: Callable[[], bool] = lambda: False
+    warnings: Warnings = field(default_factory=Warnings)
 
     @property
     def cancel_requested(self) -> bool:
@@ -92,6 +94,9 @@ class Context:
 
     async def report_progress(self, percent: float | None = None, message: str = "") -> None:
         await self._report(percent, message)
+
+    def warn(self, message: str) -> None:
+        self.warnings.add(message)
 
 
 @dataclass
@@ -292,6 +297,7 @@ class Executor:
                 duration_ms=_ms(job.started_at, finished),
                 output=output,
                 metrics=output_metrics(output),
+                warnings=job.warnings.listed(),
             )
         except asyncio.CancelledError:
             if not job.cancel_requested:
@@ -358,7 +364,13 @@ class Executor:
                 if job_type.isolation == "process":
                     return await self._isolated(job, job_type, report, deadline)
                 ctx = Context(
-                    d.job_id, d.batch_id, d.attempt, d.params, report, lambda: job.cancel_requested
+                    d.job_id,
+                    d.batch_id,
+                    d.attempt,
+                    d.params,
+                    report,
+                    lambda: job.cancel_requested,
+                    job.warnings,
                 )
                 backup = await self._backup(job, job_type, item, ctx)
                 output = job_type.shape_output(await job_type.run(item, ctx))
@@ -395,7 +407,7 @@ class Executor:
             max_cpu_s=limits.max_cpu_s if limits is not None else None,
             alarm_s=alarm_after(deadline),
         )
-        return await self.isolation.run(request, limits, report)
+        return await self.isolation.run(request, limits, report, job.warnings)
 
     async def _state_after(
         self, job_type: JobType, item: Any, backup: dict[str, Any], ctx: JobContext

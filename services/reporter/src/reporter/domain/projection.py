@@ -265,6 +265,7 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
             "duration_ms": e.duration_ms,
             "output": e.output,
             "metrics": e.metrics,
+            "warnings": e.warnings or None,
         }
     elif isinstance(e, JobSkipped):
         fields |= {

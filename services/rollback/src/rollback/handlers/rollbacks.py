@@ -75,6 +75,9 @@ class CompensationContext:
     async def report_progress(self, percent: float | None = None, message: str = "") -> None:
         return None
 
+    def warn(self, message: str) -> None:
+        log.warning("compensating %s: %s", self.job_id, message)
+
 
 @dataclass
 class Rollbacks:

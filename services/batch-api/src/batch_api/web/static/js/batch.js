@@ -242,6 +242,7 @@ function jobDetail(job) {
   const text = [
     job.error ? `Error: ${job.error.class}: ${job.error.message} (${[job.error.retryable ? "retryable" : "permanent", job.error.severity && `severity ${job.error.severity}`].filter(Boolean).join(", ")})` : "No error.",
     job.skip_reason ? `Skipped: ${job.skip_reason}` : null,
+    job.warnings?.length ? `Warnings:\n  ${job.warnings.join("\n  ")}` : null,
     job.error?.traceback || null, // "Traceback (most recent call last): ..."
     job.progress ? `Progress: ${progressText(job.progress)} (reported ${fmtTime(job.progress.at)})` : null,
     attempts.length ? `Attempts:\n  ${attempts.join("\n  ")}` : null,
@@ -249,6 +250,11 @@ function jobDetail(job) {
     job.output ? `Output: ${JSON.stringify(job.output)}` : null,
   ].filter(Boolean).join("\n");
   return h("tr", { class: "detail", id: `job-detail-${job.index}` }, h("td", { colspan: 6 }, h("pre", {}, text)));
+}
+
+// A completed job's warnings in a line: "⚠ the file is empty (+1 more)".
+function warningsText(warnings) {
+  return `⚠ ${warnings[0]}${warnings.length > 1 ? ` (+${warnings.length - 1} more)` : ""}`;
 }
 
 // What a running job last said of its progress: "40% · step 2 of 5" (either part may be absent).
@@ -275,6 +281,8 @@ function jobRow(job) {
       ? h("td", { class: "bad" }, job.error.severity ? [severityBadge(job.error.severity), " "] : null, `${job.error.class}: ${job.error.message}`)
       : job.skip_reason
         ? h("td", { class: "muted" }, job.skip_reason)
+        : job.warnings?.length
+          ? h("td", { class: "warn", title: job.warnings.join("\n") }, warningsText(job.warnings))
         : h("td", { class: "muted", title: job.progress ? `reported ${fmtTime(job.progress.at)}` : null }, progressText(job.progress)),
     h("td", {}, toggle),
   );
@@ -360,6 +368,9 @@ function renderMetrics(report) {
     ["Avg duration", report.avg_duration_s === undefined ? "–" : fmtDuration(report.avg_duration_s)],
     ["p50", report.p50_duration_s === undefined ? "–" : `${Number(report.p50_duration_s).toFixed(2)}s`],
     ["p95", report.p95_duration_s === undefined ? "–" : `${Number(report.p95_duration_s).toFixed(2)}s`],
+    ...(report.warned_jobs
+      ? [["Warnings", `${fmtNumber(report.warnings_count)} in ${fmtNumber(report.warned_jobs)} job${report.warned_jobs > 1 ? "s" : ""}`]]
+      : []),
     ...Object.entries(metricTotals)
       .filter(([, v]) => v === null || typeof v !== "object")
       .map(([k, v]) => [k.replaceAll("_", " "), typeof v === "number" ? fmtNumber(v) : String(v)]),
