@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import httpx
 import pytest
@@ -99,6 +100,8 @@ async def test_an_interactive_conflict_waits_for_a_decision(
         lambda vs: len(vs) == 1 and vs[0]["status"] == "failed",
     )
     assert views[0]["error_class"] == "AwaitingDecision"
+    job = (await api.get(f"/v1/batches/{batch_id}/jobs/{batch_id}.0")).json()
+    assert job["error"]["severity"] == "low"  # a person decides: nothing went wrong
     conflict_id = views[0]["error_message"].rsplit(": ", 1)[1]
     conflict = (await api.get(f"/v1/library/conflicts/{conflict_id}")).json()
     assert conflict["status"] == "awaiting_decision"
@@ -125,6 +128,28 @@ async def test_an_interactive_conflict_waits_for_a_decision(
             break
         await asyncio.sleep(0.5)
     assert (kept["status"], other["status"]) == ("active", "archived")
+
+
+async def test_conflicts_left_alone_are_a_warning_of_the_completed_job(
+    api: httpx.AsyncClient,
+) -> None:
+    first = {"name": "Invoice", "category": "billing", "body": "Your invoice is attached."}
+    second = {"name": "invoice", "category": "billing", "body": "Pay within 30 days, please."}
+    ids = await import_library(api, [first, second])
+    response = await api.post(
+        "/v1/library/consolidations", json={"template_ids": ids, "conflict_resolution": "skip"}
+    )
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["batch_id"]
+    await wait_for_status(api, batch_id, {"completed"}, 60)
+    job: dict[str, Any] = {}
+    for _ in range(40):  # the job view converges a moment after the batch view
+        job = (await api.get(f"/v1/batches/{batch_id}/jobs/{batch_id}.0")).json()
+        if job["status"] == "completed":
+            break
+        await asyncio.sleep(0.25)
+    assert job["output"]["conflicts_skipped"] == 1
+    assert job["warnings"] == ["1 conflict(s) left as they were (conflict_resolution: skip)"]
 
 
 async def test_a_consolidation_of_more_jobs_than_a_batch_takes_at_once_is_created_whole(

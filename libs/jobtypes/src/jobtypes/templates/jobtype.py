@@ -155,6 +155,12 @@ class TemplatesConsolidate(JobType):
             raise PermanentError(
                 f"{len(outcome.awaiting)} conflict(s) await a decision: {ids}",
                 error_class="AwaitingDecision",
+                severity="low",  # nothing went wrong: a person decides, and the job goes on
+            )
+        if outcome.conflicts_skipped:
+            ctx.warn(
+                f"{outcome.conflicts_skipped} conflict(s) left as they were "
+                "(conflict_resolution: skip)"
             )
         return outcome.metrics()
 
