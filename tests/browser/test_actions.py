@@ -273,3 +273,45 @@ def test_the_report_dialog_shows_totals_and_failures_and_downloads_work(
     assert zip_download.value.suggested_filename == f"{batch['id']}.zip"
     with zipfile.ZipFile(zip_download.value.path()) as archive:
         assert archive.namelist() == ["batch.json", "jobs.csv", "report.json", "events.jsonl"]
+
+
+def test_a_draft_is_edited_and_started_from_its_page(page: Page, stack: Stack) -> None:
+    batch = create_batch(
+        stack, name="draft me", job_type="demo.sleep", draft=True, items=[{"seconds": 0.05}] * 3
+    )
+    assert batch["status"] == "draft"
+    sign_in(page, stack.admin_key)
+    page.goto(f"/batches/{batch['id']}")
+    expect(page.locator("#b-status")).to_contain_text("draft")
+    expect(page.get_by_role("button", name="Pause")).to_be_hidden()  # nothing runs yet
+
+    page.get_by_role("button", name="Edit…").click()
+    dialog = page.locator("#edit-dialog")
+    expect(dialog.get_by_label("Name")).to_have_value("draft me")
+    dialog.get_by_label("Name").fill("")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.locator("#e-ed-name")).to_have_text("Give the batch a name.")
+    dialog.get_by_label("Name").fill("edited draft")
+    dialog.get_by_label("Tags").fill("nightly, ui")
+    dialog.get_by_label("Priority").select_option("critical")
+    deadline = "2031-01-02T03:04"
+    dialog.get_by_label("Deadline").fill(deadline)
+    screenshots(page, "detail-edit-dialog")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#b-name")).to_have_text("edited draft")
+    expect(page.locator("#b-meta")).to_contain_text("priority critical")
+    expect(page.locator("#b-meta")).to_contain_text("tags nightly, ui")
+    stored = get_batch(stack, batch["id"])
+    assert (stored["name"], stored["tags"], stored["priority"]) == (
+        "edited draft",
+        ["nightly", "ui"],
+        "critical",
+    )
+    local = page.evaluate(f"new Date({deadline!r}).toISOString()")  # the browser's local time
+    assert stored["deadline"].replace("+00:00", "Z").startswith(local[:16])
+
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#b-status")).to_contain_text("completed", timeout=30_000)
+    expect(page.get_by_role("button", name="Start")).to_be_hidden()
+    assert get_batch(stack, batch["id"])["progress"]["completed"] == 3

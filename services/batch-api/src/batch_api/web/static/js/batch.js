@@ -16,6 +16,7 @@ const COUNT_KEYS = ["total", "pending", "dispatched", "running", "completed", "f
 // Which actions make sense in which state (the server decides; this only avoids offering
 // buttons that would be refused).
 const ALLOWED = {
+  start: ["draft", "uploading"],
   pause: ["queued", "running", "retrying"],
   resume: ["paused"],
   cancel: ["draft", "uploading", "queued", "running", "paused", "retrying"],
@@ -24,6 +25,7 @@ const ALLOWED = {
   duplicate: null,
   archive: [...TERMINAL],
   template: null,
+  edit: null,
 };
 
 // Statuses a finished batch moves on to: `finished_at` keeps the time its run ended.
@@ -388,6 +390,7 @@ async function onAction(button) {
   if (action === "rollback") return openRollback();
   if (action === "report") return openReport();
   if (action === "template") return openTemplate();
+  if (action === "edit") return openEdit();
   if (action === "export") {
     return download(`/v1/batches/${id}/export`, `${id}.zip`).catch((e) => toast(unavailable(e), "error"));
   }
@@ -654,6 +657,63 @@ async function saveTemplate(event) {
   }
 }
 
+// A datetime-local value (the browser's local time, to the minute) for an instant.
+function localInput(at) {
+  if (!at) return "";
+  const d = new Date(at);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function openEdit() {
+  const f = $("#edit-form");
+  clearErrors(f);
+  f.name.value = batch.name;
+  f.description.value = batch.description || "";
+  f.tags.value = (batch.tags || []).join(", ");
+  // a number priority (1-10) is offered as the name it is closest to
+  const named = { 2: "low", 5: "medium", 8: "high", 10: "critical" };
+  f.priority.value = typeof batch.priority === "number"
+    ? named[[2, 5, 8, 10].reduce((a, b) => (Math.abs(b - batch.priority) < Math.abs(a - batch.priority) ? b : a))]
+    : batch.priority;
+  f.dataset.priority = f.priority.value;
+  f.deadline.value = localInput(batch.deadline || batch.config?.deadline);
+  f.dataset.deadline = f.deadline.value;
+  $("#edit-dialog").showModal();
+  f.name.select();
+}
+
+// Only what the form changed is sent: an unchanged priority stays a number if it was one.
+async function saveEdit(event) {
+  event.preventDefault();
+  const f = event.currentTarget;
+  clearErrors(f);
+  const name = f.name.value.trim();
+  if (!name) {
+    fieldError(f, "name", "Give the batch a name.");
+    return;
+  }
+  const body = {
+    name,
+    description: f.description.value.trim(),
+    tags: f.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+  };
+  if (f.priority.value !== f.dataset.priority) body.priority = f.priority.value;
+  if (f.deadline.value !== f.dataset.deadline) {
+    body.deadline = f.deadline.value ? new Date(f.deadline.value).toISOString() : null;
+  }
+  try {
+    batch = { ...batch, ...(await api(`/v1/batches/${id}`, { method: "PATCH", body })) };
+    renderBatch();
+    $("#edit-dialog").close();
+    toast("Saved.", "ok");
+  } catch (error) {
+    const first = error.problem?.errors?.[0];
+    const where = first?.loc?.at(-1);
+    if (!(where && fieldError(f, String(where), first.msg))) fieldError(f, "submit", errorText(error));
+  }
+}
+
 let pollTimer = null;
 function poll() {
   $("#live").textContent = "polling";
@@ -691,6 +751,8 @@ if (startPage()) {
   $("#report-close").addEventListener("click", () => $("#report-dialog").close());
   $("#template-form").addEventListener("submit", saveTemplate);
   $("#tpl-cancel").addEventListener("click", () => $("#template-dialog").close());
+  $("#edit-form").addEventListener("submit", saveEdit);
+  $("#ed-cancel").addEventListener("click", () => $("#edit-dialog").close());
   $("#report-csv").addEventListener("click", () =>
     download(`/v1/batches/${id}/report?format=csv`, `${id}-report.csv`).catch((e) => toast(unavailable(e), "error")),
   );
