@@ -245,3 +245,78 @@ def _grid() -> Table:
     grid.add_column(style="bold")
     grid.add_column(max_width=100)
     return grid
+
+
+# -- the template library -----------------------------------------------------------------
+
+LIBRARY_STATUS_STYLES = {"active": "green", "merged": "cyan", "archived": "dim"}
+
+
+def library_table(
+    templates: Sequence[Mapping[str, Any]], next_cursor: str | None
+) -> RenderableType:
+    if not templates:
+        return Text("No library templates match.", style="dim")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("ID", no_wrap=True, style="bold")
+    table.add_column("Name", min_width=16, max_width=40, overflow="fold")
+    table.add_column("Category", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Version", justify="right")
+    table.add_column("Updated", no_wrap=True)
+    for template in templates:
+        status = str(template.get("status", ""))
+        if status == "merged" and template.get("canonical_id"):
+            shown = Text.assemble(("merged", "cyan"), (f" into {template['canonical_id']}", "dim"))
+        else:
+            shown = Text(status, style=LIBRARY_STATUS_STYLES.get(status, ""))
+        table.add_row(
+            str(template["id"]),
+            str(template["name"]),
+            str(template.get("category", "")),
+            shown,
+            str(template.get("version", "")),
+            _short_time(template.get("updated_at")),
+        )
+    if next_cursor:
+        return Group(table, Text(f"More templates: --cursor {next_cursor}", style="dim"))
+    return table
+
+
+def library_template_view(template: Mapping[str, Any]) -> RenderableType:
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("Template", str(template["id"]))
+    head.add_row("Name", str(template["name"]))
+    head.add_row("Category", str(template.get("category", "")))
+    status = str(template.get("status", ""))
+    canonical = template.get("canonical_id")
+    head.add_row("Status", f"{status} into {canonical}" if canonical else status)
+    head.add_row("Variables", ", ".join(template.get("variables") or []) or DASH)
+    head.add_row("Tags", ", ".join(template.get("tags") or []) or DASH)
+    head.add_row("Version", str(template.get("version", "")))
+    head.add_row("Updated", format_time(template.get("updated_at")))
+    return Group(head, Text(""), Text(str(template.get("body", ""))))
+
+
+def conflicts_table(conflicts: Sequence[Mapping[str, Any]]) -> RenderableType:
+    if not conflicts:
+        return Text("No conflicts.", style="dim")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("Conflict", no_wrap=True, style="bold")
+    table.add_column("Name", max_width=30, overflow="fold")
+    table.add_column("Templates")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Kept", no_wrap=True)
+    for conflict in conflicts:
+        waiting = conflict.get("status") == "awaiting_decision"
+        decision = conflict.get("decision") or {}
+        table.add_row(
+            str(conflict["id"]),
+            str(conflict.get("name", "")),
+            "\n".join(conflict.get("template_ids") or []),
+            Text("awaiting a decision", style="yellow") if waiting else Text("decided"),
+            str(decision.get("keep") or DASH),
+        )
+    return table

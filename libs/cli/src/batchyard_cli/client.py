@@ -423,6 +423,47 @@ class BatchyardClient:
     def delete_schedule(self, schedule_id: str) -> None:
         self._request("DELETE", f"/v1/schedules/{_segment(schedule_id)}")
 
+    # -- the template library -------------------------------------------------------------
+
+    def list_library(
+        self,
+        *,
+        category: str | None = None,
+        tag: str | None = None,
+        status: str | None = None,
+        q: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[dict[str, Any]]:
+        """`GET /v1/library/templates`: the tenant's library templates, by id."""
+        params = _params(category=category, tag=tag, status=status, q=q, limit=limit, cursor=cursor)
+        return cast(Page[dict[str, Any]], self._json("GET", "/v1/library/templates", params=params))
+
+    def get_library_template(self, template_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/library/templates/{_segment(template_id)}")
+
+    def import_library(self, templates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """`POST /v1/library/templates/import`: up to 10,000 templates, all or none."""
+        return self._json("POST", "/v1/library/templates/import", json={"templates": templates})
+
+    def plan_consolidation(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`POST /v1/library/consolidations/plan`: what a consolidation would do."""
+        return self._json("POST", "/v1/library/consolidations/plan", json=body)
+
+    def start_consolidation(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`POST /v1/library/consolidations`: the consolidation as a new batch."""
+        return self._json("POST", "/v1/library/consolidations", json=body)
+
+    def conflicts(self, batch_id: str, status: str | None = None) -> list[dict[str, Any]]:
+        """`GET /v1/library/conflicts`: what a consolidation batch parked, oldest first."""
+        params = _params(batch_id=batch_id, status=status)
+        body = self._json_any("GET", "/v1/library/conflicts", params=params)
+        return cast(list[dict[str, Any]], _items(body))
+
+    def decide_conflict(self, conflict_id: str, keep: str) -> dict[str, Any]:
+        path = f"/v1/library/conflicts/{_segment(conflict_id)}/decision"
+        return self._json("POST", path, json={"keep": keep})
+
     # -- many batches, analytics, audit ----------------------------------------------------
 
     def bulk(self, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,89 @@
+"""`batchyard library ...` run as a user runs it, against the real stack: templates imported
+from a file, listed and shown; a consolidation planned, then started with interactive
+conflicts; the parked conflict listed and decided; the batch then completes and the library
+shows the outcome. Bad input gets an exit code and a message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_support import Cli, cli_env, no_traceback, wait_status
+from stack_support import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def run(stack: Stack, tmp_path: Path) -> Cli:
+    return Cli(cli_env(stack, tmp_path))
+
+
+def test_import_consolidate_and_decide_a_conflict(run: Cli, tmp_path: Path, unique: str) -> None:
+    category = f"lib-{unique[:8]}"
+    templates = [
+        {"name": "Welcome", "category": category, "body": "Hello {{name}}, welcome aboard."},
+        {"name": "Welcome copy", "category": category, "body": "hello {{who}},  welcome aboard."},
+        {"name": "Refund", "category": category, "body": "We refund you within 14 days."},
+        {"name": "refund", "category": category, "body": "Refunds take a month, sorry."},
+    ]
+    source = tmp_path / "library.jsonl"
+    source.write_text("".join(json.dumps(t) + "\n" for t in templates))
+
+    imported = run("library", "import", str(source), "--json")
+    assert imported.returncode == 0, imported.stderr
+    ids = json.loads(imported.stdout)["ids"]
+    assert len(ids) == 4
+    listed = run("library", "list", "--category", category)
+    assert listed.returncode == 0, listed.stderr
+    assert all(i in listed.stdout for i in ids)
+    shown = run("library", "show", ids[0])
+    assert "Hello {{name}}, welcome aboard." in shown.stdout
+
+    planned = run("library", "consolidate", "--category", category, "--plan")
+    assert planned.returncode == 0, planned.stderr
+    assert "4 template(s), 1 duplicate(s), 1 conflict(s)" in planned.stdout
+    started = run(
+        "library", "consolidate", "--category", category, "--conflicts", "interactive", "--json"
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    batch_id = json.loads(started.stdout)["batch_id"]
+    wait_status(run, batch_id, {"failed", "completed_with_errors"})  # its conflict is parked
+
+    waiting = run("library", "conflicts", batch_id, "--waiting", "--json")
+    assert waiting.returncode == 0, waiting.stderr
+    (conflict,) = json.loads(waiting.stdout)
+    assert sorted(conflict["template_ids"]) == sorted(ids[2:])
+    table = run("library", "conflicts", batch_id)
+    assert "awaiting a decision" in table.stdout
+    decided = run("library", "decide", conflict["id"], "--keep", ids[3])
+    assert decided.returncode == 0, decided.stderr
+    assert f"{ids[3]} keeps the name" in decided.stdout
+    wait_status(run, batch_id, {"completed"})
+
+    after = json.loads(run("library", "list", "--category", category, "--json").stdout)
+    status = {t["id"]: t["status"] for t in after["items"]}
+    assert (status[ids[2]], status[ids[3]]) == ("archived", "active")
+    assert sorted(status[i] for i in ids[:2]) == ["active", "merged"]
+    merged = run("library", "list", "--category", category, "--status", "merged")
+    assert "merged into" in merged.stdout
+
+
+def test_bad_library_input_is_an_exit_code_and_a_message(run: Cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = run("library", "import", str(empty))
+    assert result.returncode == 2, result.stdout
+    assert "no templates in it" in result.stderr
+    no_traceback(result)
+    nowhere = run("library", "consolidate")
+    assert nowhere.returncode == 2
+    assert "say which templates" in nowhere.stderr
+    invalid = tmp_path / "bad.jsonl"
+    invalid.write_text(json.dumps({"name": "no body", "category": "x"}) + "\n")
+    refused = run("library", "import", str(invalid))
+    assert refused.returncode == 5, refused.stderr  # the API's 422, nothing imported
+    assert "body" in refused.stderr
+    missing = run("library", "decide", "c_nope", "--keep", "t_nope")
+    assert missing.returncode == 3
