@@ -80,6 +80,9 @@ def test_create_share_and_instantiate_a_template(
     page.wait_for_url("**/batches/b_*")
     batch_id = page.url.rsplit("/", 1)[1]
     expect(page.get_by_role("heading", name=f"{name} run")).to_be_visible()
+    # the batch says where it came from, with a link back
+    origin = page.locator("#b-meta").get_by_role("link", name=template_id)
+    expect(origin).to_have_attribute("href", f"/templates#{template_id}")
     expect(page.locator("#b-status")).to_have_text("completed", timeout=30_000)
     batch = get_batch(stack, batch_id)
     assert batch["priority"] == "critical"

@@ -77,6 +77,9 @@ spec:
     assert done["progress"]["total"] == 3  # the given items replaced the template's
     again = json.loads(run("templates", "show", template["id"], "--json").stdout)
     assert again["usage_count"] == 1
+    made_from = json.loads(run("list", "--template", template["id"], "--json").stdout)
+    assert [b["id"] for b in made_from["items"]] == [batch["id"]]
+    assert f"template {template['id']}" in run("status", batch["id"]).stdout
 
     deleted = run("templates", "delete", template["id"])
     assert deleted.returncode == 0, deleted.stderr

@@ -183,6 +183,7 @@ async def test_patch_archive_delete_duplicate_and_rollback_refused(api: httpx.As
     copy_id = copy.json()["id"]
     assert copy_id != batch_id
     assert copy.json()["progress"]["total"] == 5
+    assert copy.json()["duplicate_of"] == batch_id
     copied = await wait_for(api, copy_id, status_is("completed"))
     assert copied["config"]["max_concurrent_jobs"] == 1
 

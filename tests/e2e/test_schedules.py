@@ -78,6 +78,9 @@ async def test_due_runs_make_one_batch_each_until_disabled_and_deleted(
     ).json()["items"]
     batch_ids = {r["batch_id"] for r in runs}
     assert batch_ids <= {b["id"] for b in made}
+    assert all(b["schedule_id"] == schedule_id for b in made if b["id"] in batch_ids)
+    by_schedule = await api.get("/v1/batches", params={"schedule_id": schedule_id, "limit": 500})
+    assert batch_ids <= {b["id"] for b in by_schedule.json()["items"]}
     assert all(b["name"].startswith("every three seconds ") for b in made)
     for batch_id in batch_ids:
         done = await wait_for_status(api, batch_id, {"completed"}, 60)

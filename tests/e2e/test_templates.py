@@ -74,6 +74,7 @@ async def test_a_template_is_created_shared_instantiated_and_counted(
     assert (batch["name"], batch["priority"], batch["tags"]) == ("library sync", "high", ["sync"])
     assert batch["owner"] == "cat"
     assert batch["config"]["max_concurrent_jobs"] == 2
+    assert batch["template_id"] == template["id"]  # where it came from
     override = {"name": "just two", "priority": "low", "items": [{"seconds": 0}] * 2}
     first = await api.post(
         f"/v1/templates/{template['id']}/instantiate",
@@ -92,6 +93,9 @@ async def test_a_template_is_created_shared_instantiated_and_counted(
     assert done["progress"]["completed"] == 4
     small = await wait_for_status(api, first.json()["id"], {"completed"}, 60)
     assert (small["progress"]["total"], small["priority"]) == (2, "low")
+
+    from_it = await api.get("/v1/batches", params={"template_id": template["id"]})
+    assert {b["id"] for b in from_it.json()["items"]} == {batch["id"], first.json()["id"]}
 
     used = (await api.get(f"/v1/templates/{template['id']}", headers=ann)).json()
     assert used["usage_count"] == 2  # the idempotent repeat made no batch

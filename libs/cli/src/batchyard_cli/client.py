@@ -62,6 +62,8 @@ class BatchFilter:
     created_after: str | None = None
     created_before: str | None = None
     q: str | None = None
+    template_id: str | None = None
+    schedule_id: str | None = None
 
     def params(self) -> dict[str, str]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

@@ -165,6 +165,17 @@ def batch_view(batch: Batch) -> RenderableType:
     if batch.get("tags"):
         head.add_row("Tags", ", ".join(batch["tags"]))
     head.add_row("Owner", batch.get("owner") or DASH)
+    origin = [
+        f"{label} {made_from}"
+        for label, made_from in (
+            ("template", batch.get("template_id")),
+            ("schedule", batch.get("schedule_id")),
+            ("copy of", batch.get("duplicate_of")),
+        )
+        if made_from
+    ]
+    if origin:
+        head.add_row("Made from", ", ".join(origin))
     head.add_row("Created", format_time(batch.get("created_at")))
     head.add_row("Started", format_time(batch.get("started_at")))
     head.add_row("Finished", format_time(batch.get("finished_at")))

@@ -64,6 +64,9 @@ class Batch(TypedDict):
     deadline_at_risk: NotRequired[bool]
     seq: NotRequired[int]
     rollback: NotRequired[Rollback | None]
+    template_id: NotRequired[str | None]
+    schedule_id: NotRequired[str | None]
+    duplicate_of: NotRequired[str | None]
 
 
 class Page(TypedDict, Generic[T]):

@@ -227,6 +227,11 @@ class BatchPublic(BaseModel):
     )
     visibility: Visibility = "tenant"
     shared_with: list[str] = Field(default_factory=list)
+    template_id: str | None = Field(
+        default=None, description="The batch template it was made from (an instantiation)"
+    )
+    schedule_id: str | None = Field(default=None, description="The schedule whose run made it")
+    duplicate_of: str | None = Field(default=None, description="The batch it is a copy of")
     seq: int = Field(
         default=0,
         description="The sequence number of the newest batch event this answer reflects (the "
@@ -252,6 +257,8 @@ class BatchFilters(BaseModel):
     created_after: datetime | None = None
     created_before: datetime | None = None
     q: str | None = Field(default=None, description="text in the batch's name")
+    template_id: str | None = None
+    schedule_id: str | None = None
 
     @classmethod
     def from_query(cls, *, status: str | None, priority: str | None, **rest: Any) -> BatchFilters:

@@ -430,6 +430,12 @@ def list_cmd(
     query: Annotated[
         str | None, typer.Option("--query", "-q", help="Text to find in names/descriptions.")
     ] = None,
+    template: Annotated[
+        str | None, typer.Option("--template", help="Only batches made from this template.")
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help="Only batches this schedule's runs made.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many.")] = 50,
     cursor: Annotated[str | None, typer.Option(help="Continue after an earlier page.")] = None,
     as_json: JsonFlag = False,
@@ -447,6 +453,8 @@ def list_cmd(
         created_after=created_after,
         created_before=created_before,
         q=query,
+        template_id=template,
+        schedule_id=schedule,
     )
     batches, next_cursor = app.client().iter_batches(filters, limit, cursor)
     if as_json:

@@ -15,7 +15,7 @@ import os
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,6 +79,9 @@ _UPLOADED_FILE = re.compile(r"^(b_[0-9a-f]+)\.f[0-9a-f]{16}$")
 OWN_PHASES = frozenset({"draft", "uploading", "cancelled"})
 PRODUCER = "batch-api"
 
+# Where a batch may come from, as fields of its registry document and of `BatchPublic`.
+ORIGINS = ("template_id", "schedule_id", "duplicate_of")
+
 
 def new_batch_id() -> str:
     """Time-ordered, unique: 12 hex digits of milliseconds and 10 random ones."""
@@ -127,9 +130,14 @@ class BatchService:
         return lock
 
     async def create(
-        self, body: BatchCreate, who: Principal, idempotency_key: str | None
+        self,
+        body: BatchCreate,
+        who: Principal,
+        idempotency_key: str | None,
+        origin: Mapping[str, str | None] | None = None,
     ) -> tuple[BatchPublic, bool]:
-        """Returns the batch and whether it was created now (False: an idempotent repeat)."""
+        """Returns the batch and whether it was created now (False: an idempotent repeat).
+        `origin`: where it came from (`ORIGINS`: a template, a schedule, a batch copied)."""
         if not who.may("operator"):
             raise Problem(403, "Forbidden", "a viewer key cannot create batches")
         await self._validate_items(body)
@@ -188,6 +196,7 @@ class BatchService:
             "visibility": body.visibility,
             "shared_with": body.shared_with,
         }
+        doc |= {k: v for k, v in (origin or {}).items() if k in ORIGINS and v}
         if idempotency_key:
             doc["idempotency_key"] = f"{who.tenant}:{idempotency_key}"
         if not body.draft:
@@ -618,6 +627,9 @@ class BatchService:
             query["tags"] = f.tag
         if f.owner:
             query["owner"] = f.owner
+        for origin in ("template_id", "schedule_id"):
+            if getattr(f, origin):
+                query[origin] = getattr(f, origin)
         created: dict[str, Any] = {}
         if f.created_after:
             created["$gte"] = f.created_after
@@ -735,6 +747,7 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
         deadline_at_risk=bool(view.get("deadline_at_risk")),
         visibility=doc.get("visibility", "tenant"),
         shared_with=doc.get("shared_with") or [],
+        **{k: doc.get(k) for k in ORIGINS},
         seq=int(view.get("seq") or 0),
         rollback=RollbackPublic.model_validate(rollback) if rollback else None,
     )

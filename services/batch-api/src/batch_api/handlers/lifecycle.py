@@ -308,7 +308,7 @@ class BatchLifecycle:
             visibility=doc.get("visibility", "tenant"),
             shared_with=doc.get("shared_with") or [],
         )
-        copy, _ = await self.batches.create(body, who, None)
+        copy, _ = await self.batches.create(body, who, None, {"duplicate_of": doc["_id"]})
         items: list[dict[str, Any]] = []
         async for chunk in self.registry.chunks(doc["_id"], doc.get("chunks")):
             items.extend(item for _, item in live_items(chunk))

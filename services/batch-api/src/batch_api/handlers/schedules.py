@@ -293,7 +293,8 @@ class ScheduleService:
                 log.info("cancel of %s for run %s: %s", previous, run_id, problem.detail)
         try:
             create = await self._batch_for(doc, owner, run_at, depends)
-            batch, _ = await self.batches.create(create, owner, idempotency_key=run_id)
+            origin = {"schedule_id": doc["_id"], "template_id": doc.get("template_id")}
+            batch, _ = await self.batches.create(create, owner, run_id, origin)
         except Problem as problem:
             record |= {"outcome": "failed", "detail": problem.detail}
             return await self._record(doc, record)

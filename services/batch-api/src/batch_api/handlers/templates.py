@@ -210,7 +210,8 @@ class TemplateService:
             create = instantiation(doc, body)
         except ValueError as exc:  # a config override the batch config does not accept
             raise Problem(422, "Invalid request", str(exc), kind="invalid-request") from exc
-        batch, created = await self.batches.create(create, who, idempotency_key)
+        origin = {"template_id": template_id}
+        batch, created = await self.batches.create(create, who, idempotency_key, origin)
         if created:
             await self.templates.update_one(
                 {"_id": template_id},

@@ -61,6 +61,12 @@ async def list_batches(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     q: Annotated[str | None, Query(max_length=200, description="text in the name")] = None,
+    template_id: Annotated[
+        str | None, Query(max_length=100, description="made from this batch template")
+    ] = None,
+    schedule_id: Annotated[
+        str | None, Query(max_length=100, description="made by this schedule's runs")
+    ] = None,
 ) -> BatchPage:
     """Batches of the caller's tenant, newest first, filtered, with cursor pagination
     (`limit` up to 500)."""
@@ -74,6 +80,8 @@ async def list_batches(
             created_after=created_after,
             created_before=created_before,
             q=q,
+            template_id=template_id,
+            schedule_id=schedule_id,
         )
     except ValueError as exc:
         raise Problem(422, "Invalid request", str(exc), kind="invalid-request") from exc

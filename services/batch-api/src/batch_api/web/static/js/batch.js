@@ -67,6 +67,9 @@ function renderBatch() {
     b.visibility === "private"
       ? h("span", {}, b.shared_with?.length ? `private, shared with ${b.shared_with.join(", ")}` : "private")
       : null,
+    b.template_id ? h("span", {}, "from template ", h("a", { href: `/templates#${b.template_id}` }, b.template_id)) : null,
+    b.schedule_id ? h("span", {}, "run of schedule ", h("a", { href: `/schedules#${b.schedule_id}` }, b.schedule_id)) : null,
+    b.duplicate_of ? h("span", {}, "copy of ", h("a", { href: `/batches/${b.duplicate_of}` }, b.duplicate_of)) : null,
     b.description ? h("span", {}, b.description) : null,
   ].filter(Boolean));
   $("#b-status").replaceChildren(badge(b.status), ...policyBadges(b));
