@@ -91,6 +91,10 @@ def test_rollback_from_detail_shows_the_dry_run_plan_first(page: Page, stack: St
         time.sleep(0.2)
     sign_in(page, stack.admin_key)
     page.goto(f"/batches/{batch_id}")
+    # what the consolidation counted, summed over its completed jobs
+    results = page.locator("#a-results")
+    expect(results.locator("div", has_text="templates processed").locator("dd")).to_have_text("3")
+    expect(results.locator("div", has_text="duplicates removed").locator("dd")).to_have_text("0")
     page.get_by_role("button", name="Roll back…").click()
     dialog = page.get_by_role("dialog", name="Roll back this batch?")
     expect(dialog).to_be_visible()

@@ -33,7 +33,9 @@ def job(status: str, at_s: float, duration_s: float, *attempts: dict[str, Any]) 
 def test_a_batch_that_retried_and_failed_some_jobs() -> None:
     tally = BatchAnalyticsTally()
     for i in range(8):
-        tally.add("completed", job("completed", 1 + i, 0.5 + i * 0.1, attempt("completed")))
+        done = job("completed", 1 + i, 0.5 + i * 0.1, attempt("completed"))
+        done["metrics"] = {"rows": 10, "ok": True}  # what the job type counted
+        tally.add("completed", done)
     flaky = job("completed", 20, 2.0, attempt("failed", "Timeout", True), attempt("completed"))
     tally.add("completed", flaky)
     broken = job(
@@ -62,6 +64,7 @@ def test_a_batch_that_retried_and_failed_some_jobs() -> None:
         {"error_class": "BadInput", "count": 1, "retryable": 0, "severity": "critical"},
     ]
     assert out["severities"] == {"low": 0, "medium": 3, "high": 0, "critical": 1}
+    assert out["metrics"] == {"rows": 80}  # completed jobs', numbers only
     assert out["retries"] == {"attempts": 14, "retried_jobs": 2, "extra_attempts": 3}
     timeline = out["throughput"]
     assert timeline["bucket_s"] == 1  # 40 s fit in 60 one-second buckets

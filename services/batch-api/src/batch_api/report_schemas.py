@@ -106,6 +106,10 @@ class BatchAnalytics(BaseModel):
         default_factory=dict,
         description="failed attempts by severity (low, medium, high, critical)",
     )
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="per metric, the sum over the jobs completed so far (as in the report)",
+    )
     retries: Retries
 
 

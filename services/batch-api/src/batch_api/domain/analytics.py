@@ -2,7 +2,9 @@
 
 Per batch (`BatchAnalyticsTally`): duration percentiles of finished jobs, a throughput
 timeline of finishes in at most `MAX_POINTS` equal buckets, failures by error class over
-every failed attempt (a job that failed twice and then completed counts twice), and retries.
+every failed attempt (a job that failed twice and then completed counts twice), retries,
+and the completed jobs' metrics summed (what the job type counts: templates processed,
+duplicates removed... as the batch runs).
 Across batches (`StatsTally`): batches by status, jobs by outcome, success rate and
 throughput, overall and per job type."""
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batch_api.domain.report import percentile, severity_of
+from batch_api.domain.report import add_metrics, percentile, severity_of
 from contracts.vocabulary import SEVERITIES
 
 MAX_POINTS = 60
@@ -43,6 +45,7 @@ class BatchAnalyticsTally:
     errors: dict[str, int] = field(default_factory=dict)
     retryable_errors: dict[str, int] = field(default_factory=dict)
     worst: dict[str, int] = field(default_factory=dict)  # error class → its worst severity
+    metrics: dict[str, float] = field(default_factory=dict)  # summed over completed jobs
     severities: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
     jobs_attempted: int = 0
@@ -52,6 +55,8 @@ class BatchAnalyticsTally:
         """One job: its status as the API shows it and its view (None: never started)."""
         if view is None:
             return
+        if status == "completed":
+            add_metrics(self.metrics, view)
         duration_ms = view.get("duration_ms")
         if status in FINISHED and isinstance(duration_ms, int | float):
             self.durations.append(duration_ms / 1000)
@@ -93,6 +98,7 @@ class BatchAnalyticsTally:
                 for name, count in sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0]))
             ],
             "severities": {s: self.severities.get(s, 0) for s in SEVERITIES},
+            "metrics": dict(sorted(self.metrics.items())),
             "retries": {
                 "attempts": self.attempts,
                 "retried_jobs": self.retried_jobs,

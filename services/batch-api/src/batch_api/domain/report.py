@@ -58,6 +58,13 @@ def severity_of(error: dict[str, Any]) -> Severity:
     return default_severity(bool(error.get("retryable")), crashed=bool(error.get("traceback")))
 
 
+def add_metrics(totals: dict[str, float], view: dict[str, Any] | None) -> None:
+    """Adds a completed job's numeric metrics (booleans and strings left out) to `totals`."""
+    for key, value in ((view or {}).get("metrics") or {}).items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            totals[key] = totals.get(key, 0) + value
+
+
 def percentile(ordered: list[float], p: float) -> float | None:
     """The nearest-rank percentile of sorted values; None for no values."""
     if not ordered:
@@ -93,9 +100,7 @@ class ReportTally:
         if row.duration_s is not None and row.status in ("completed", "failed"):
             self.durations.append(row.duration_s)
         if row.status == "completed":
-            for key, value in ((view or {}).get("metrics") or {}).items():
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    self.metrics[key] = self.metrics.get(key, 0) + value
+            add_metrics(self.metrics, view)
         if row.status == "failed":
             self.failed_count += 1
             if len(self.failed) < MAX_FAILED_LISTED:

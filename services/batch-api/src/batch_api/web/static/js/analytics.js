@@ -114,7 +114,13 @@ export function renderAnalytics(root, data) {
       )
     : h("p", { class: "muted" }, "No failed attempts.");
   const r = data.retries;
+  // what the job type counts (templates processed, duplicates removed...), live
+  const results = Object.entries(data.metrics || {});
   root.replaceChildren(
+    ...(results.length
+      ? [h("dl", { class: "facts results", id: "a-results", "aria-label": "Results so far" },
+        results.map(([k, v]) => h("div", {}, h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, fmtNumber(v)))))]
+      : []),
     h("dl", { class: "facts percentiles", id: "a-durations" }, facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
     h(
       "figure",
