@@ -60,9 +60,7 @@ def analytics_view(data: Mapping[str, Any]) -> RenderableType:
     ]
     results = data.get("metrics") or {}
     if results:  # what the job type counted, over the jobs completed so far
-        parts.append(
-            Text(" · ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in results.items()))
-        )
+        parts.append(Text(" · ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in results.items())))
     table = Table(title="Job durations", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     keys = ("count", "min_s", "avg_s", "p50_s", "p90_s", "p95_s", "p99_s", "max_s")
     for key in keys:
