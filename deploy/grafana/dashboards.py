@@ -160,6 +160,7 @@ def batch_overview() -> dict[str, Any]:
                     "Jobs per second",
                     (f"sum(rate(batchyard_jobs_dispatched_total[{RATE}]))", "dispatched"),
                     (f"sum(rate(batchyard_jobs_completed_total[{RATE}]))", "completed"),
+                    (f"sum(rate(batchyard_jobs_skipped_total[{RATE}]))", "skipped"),
                     (f"sum(rate(batchyard_jobs_failed_total[{RATE}]))", "failed"),
                     (f"sum(rate(batchyard_jobs_retried_total[{RATE}]))", "retried"),
                     unit="ops",
