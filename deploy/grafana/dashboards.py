@@ -281,6 +281,24 @@ def executors() -> dict[str, Any]:
                     unit="ops",
                 ),
             ],
+            [
+                # every service's own resources (prometheus_client's process collector)
+                timeseries(
+                    "CPU per service process (cores)",
+                    (
+                        f"sum by (job, instance) (rate(process_cpu_seconds_total[{RATE}]))",
+                        "{{job}} {{instance}}",
+                    ),
+                ),
+                timeseries(
+                    "Memory per service process (resident)",
+                    (
+                        "sum by (job, instance) (process_resident_memory_bytes)",
+                        "{{job}} {{instance}}",
+                    ),
+                    unit="bytes",
+                ),
+            ],
         ],
     )
 
