@@ -132,6 +132,11 @@ async def test_jobs_past_their_limits_fail_alone_and_the_executors_go_on(
         assert by_index[index]["status"] == "completed"
         assert by_index[index]["output"]["allocated_mb"] == mb
         assert int(by_index[index]["output"]["worker_pid"]) not in pids_before.values()
+        job = (await api.get(f"/v1/batches/{hogs}/jobs/{hogs}.{index}")).json()
+        assert job["resources"]["max_rss_mb"] >= mb  # its worker's peak, by the kernel
+    report = (await api.get(f"/v1/batches/{hogs}/report")).json()
+    assert report["resources"]["jobs_measured"] == 3
+    assert report["resources"]["max_rss_mb"] >= 32
 
     assert healthy_throughout
     assert executor_pids(stack) == pids_before

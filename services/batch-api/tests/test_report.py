@@ -95,3 +95,16 @@ def test_completed_jobs_warnings_are_counted_and_listed_up_to_the_limit(
         {"job_id": "b_1.3", "index": 3, "message": "c"},
     ]
     assert summary["warnings_truncated"] is True
+
+
+def test_worker_resources_of_completed_jobs_are_summed_and_peaked() -> None:
+    summary = fold(
+        [
+            ("completed", {"resources": {"cpu_s": 1.25, "max_rss_mb": 40.0}}),
+            ("completed", {"resources": {"cpu_s": 0.5, "max_rss_mb": 64.5}}),
+            ("completed", {"resources": None}),  # run inline
+            ("failed", {"resources": {"cpu_s": 9.0, "max_rss_mb": 900.0}}),  # not completed
+        ]
+    )
+    assert summary["resources"] == {"jobs_measured": 2, "cpu_s": 1.75, "max_rss_mb": 64.5}
+    assert fold([("completed", {})])["resources"] is None

@@ -141,6 +141,10 @@ async def test_hogs_fail_alone_naming_their_limit(
     assert done["b1.0"]["type"] == "JobCompleted"
     assert done["b1.0"]["output"]["allocated_mb"] == 16
     assert int(done["b1.0"]["output"]["worker_pid"]) != os.getpid()
+    # what its worker used, by the kernel's accounting: the 16 MB it touched at least
+    assert done["b1.0"]["resources"]["max_rss_mb"] >= 16
+    assert done["b1.0"]["resources"]["cpu_s"] >= 0
+    assert done["b1.3"]["resources"] == {}  # inline: its use is not its alone
     assert done["b1.3"]["type"] == "JobCompleted"
     for job_id, limit in (("b1.1", "memory"), ("b1.2", "cpu")):
         failed = done[job_id]

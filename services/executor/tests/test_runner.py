@@ -315,7 +315,7 @@ class CountingIsolation:
         self.most = 0
 
     async def run(
-        self, request: Any, limits: Any, report: Any, warnings: Any = None
+        self, request: Any, limits: Any, report: Any, warnings: Any = None, resources: Any = None
     ) -> dict[str, Any]:
         self.now += 1
         self.most = max(self.most, self.now)

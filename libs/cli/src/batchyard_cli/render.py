@@ -373,6 +373,12 @@ def job_view(job: Job) -> RenderableType:
             head.add_row("Traceback", Text(trace, style="dim"))
     if job.get("skip_reason"):
         head.add_row("Skipped", str(job.get("skip_reason")))
+    used = job.get("resources")
+    if used:
+        head.add_row(
+            "Worker process",
+            f"{used.get('cpu_s')} CPU s, peak {used.get('max_rss_mb')} MB resident",
+        )
     for n, warning in enumerate(job.get("warnings") or []):
         head.add_row("Warnings" if n == 0 else "", Text(warning, style="yellow"))
     head.add_row("Started", format_time(job.get("started_at")))

@@ -127,6 +127,7 @@ class Job(TypedDict):
     progress: NotRequired[JobProgressReport | None]
     skip_reason: NotRequired[str | None]
     warnings: NotRequired[list[str]]
+    resources: NotRequired[dict[str, float] | None]
     rolled_back_at: NotRequired[str | None]
 
 

@@ -51,6 +51,7 @@ NULLABLE = (
     "retry_at",
     "skip_reason",
     "warnings",
+    "resources",
 )
 _FROM_PLACE = ("job_id", "index")
 _RAN = frozenset({"running", "completed", "failed", "cancelled"})

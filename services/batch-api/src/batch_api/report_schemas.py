@@ -17,6 +17,12 @@ class FailedJob(BaseModel):
     error_message: str | None
 
 
+class ReportResources(BaseModel):
+    jobs_measured: int = Field(description="completed jobs whose worker process was measured")
+    cpu_s: float = Field(description="their CPU seconds (user and system), summed")
+    max_rss_mb: float | None = Field(description="the largest of their peak resident memory")
+
+
 class JobWarning(BaseModel):
     """One warning a completed job noted (`ctx.warn`)."""
 
@@ -50,6 +56,11 @@ class BatchReport(BaseModel):
     )
     warnings_count: int = 0
     warnings_truncated: bool = False
+    resources: ReportResources | None = Field(
+        default=None,
+        description="What the workers of process-isolated completed jobs used (null when "
+        "no job ran in a worker process)",
+    )
 
 
 class DurationStats(BaseModel):

@@ -434,6 +434,12 @@ class JobPublic(BaseModel):
         description="What a completed job noted about its item while it ran (`ctx.warn`): "
         "odd but not fatal",
     )
+    resources: dict[str, float] | None = Field(
+        default=None,
+        description="What a completed process-isolated job's worker used: `cpu_s` (CPU "
+        "seconds) and `max_rss_mb` (peak resident memory); null for jobs run inside the "
+        "executor's process",
+    )
     skip_reason: str | None = Field(
         default=None,
         description="Why a `skipped` job did not run or change anything: its job type's "

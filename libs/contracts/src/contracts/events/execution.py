@@ -65,10 +65,13 @@ class JobProgress(Event):
 
 
 class JobCompleted(Event):
-    """`warnings` (since v2): what the job noted with `ctx.warn` while it ran, in order."""
+    """`warnings` (since v2): what the job noted with `ctx.warn` while it ran, in order.
+    `resources` (since v3): what a process-isolated job's worker used, `cpu_s` (user and
+    system CPU seconds) and `max_rss_mb` (its peak resident memory); empty for a job run
+    inside the executor's own process, whose use is not its alone."""
 
     TYPE = "JobCompleted"
-    VERSION = 2  # 2: warnings (additive)
+    VERSION = 3  # 2: warnings; 3: resources (both additive)
     job_id: str
     batch_id: str
     attempt: int
@@ -79,6 +82,7 @@ class JobCompleted(Event):
     output: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list, max_length=MAX_WARNINGS)
+    resources: dict[str, float] = Field(default_factory=dict)
 
 
 class JobSkipped(Event):

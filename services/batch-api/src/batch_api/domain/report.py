@@ -85,6 +85,9 @@ class ReportTally:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     warnings_count: int = 0
     warned_jobs: int = 0
+    cpu_s: float = 0.0  # process-isolated completed jobs' workers, summed
+    max_rss_mb: float | None = None  # the largest of their peaks
+    measured: int = 0  # completed jobs whose worker's use is known
 
     def add(self, row: JobRow, view: dict[str, Any] | None) -> None:
         self.counts[row.status] = self.counts.get(row.status, 0) + 1
@@ -101,6 +104,12 @@ class ReportTally:
             self.durations.append(row.duration_s)
         if row.status == "completed":
             add_metrics(self.metrics, view)
+            used = (view or {}).get("resources") or {}
+            if "cpu_s" in used:
+                self.measured += 1
+                self.cpu_s += float(used["cpu_s"])
+                peak = float(used.get("max_rss_mb") or 0)
+                self.max_rss_mb = max(self.max_rss_mb or 0.0, peak)
         if row.status == "failed":
             self.failed_count += 1
             if len(self.failed) < MAX_FAILED_LISTED:
@@ -137,4 +146,11 @@ class ReportTally:
             "warnings": self.warnings,
             "warnings_count": self.warnings_count,
             "warnings_truncated": self.warnings_count > len(self.warnings),
+            "resources": {
+                "jobs_measured": self.measured,
+                "cpu_s": round(self.cpu_s, 3),
+                "max_rss_mb": self.max_rss_mb,
+            }
+            if self.measured
+            else None,
         }

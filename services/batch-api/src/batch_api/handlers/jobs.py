@@ -124,6 +124,7 @@ def public_job(
         duration_s=round(duration_ms / 1000, 6) if duration_ms is not None else None,
         progress=view.get("progress") if status == "running" else None,
         warnings=list(view.get("warnings") or []) if status == "completed" else [],
+        resources=view.get("resources") if status == "completed" else None,
         skip_reason=_skip_reason(view, status),
         rolled_back_at=view.get("rolled_back_at"),
     )

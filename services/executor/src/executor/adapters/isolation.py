@@ -70,6 +70,7 @@ class ProcessIsolation:
         self._starting = asyncio.Lock()
         self._started: dict[str, asyncio.Future[int]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
+        self._usage: dict[int, dict[str, float]] = {}  # an ended worker's, until its run ends
 
     async def start(self) -> None:
         """Starts the fork server (it imports the preloaded modules) and one empty worker, so
@@ -96,6 +97,7 @@ class ProcessIsolation:
         channel.close()
         await self._exit_code(pid, within_s=STARTUP_TIMEOUT_S)
         self._exits.pop(pid, None)
+        self._usage.pop(pid, None)
         self.startup_ms = round((time.perf_counter() - began) * 1000, 1)
         log.info(
             "worker fork server ready",
@@ -123,10 +125,12 @@ class ProcessIsolation:
         limits: ResourceLimits | None,
         on_progress: OnProgress,
         warnings: Warnings | None = None,
+        resources: dict[str, float] | None = None,
     ) -> dict[str, Any]:
-        """Runs the job; returns its output (its warnings go into `warnings`) or raises its
-        `JobError` (a limit it exceeded, its own error, `WorkerCrashed`) or `SkipJob`.
-        Cancelling this coroutine ends the worker first."""
+        """Runs the job; returns its output (its warnings go into `warnings`, what its worker
+        used into `resources`: `cpu_s`, `max_rss_mb`) or raises its `JobError` (a limit it
+        exceeded, its own error, `WorkerCrashed`) or `SkipJob`. Cancelling this coroutine
+        ends the worker first."""
         async with self._starting:
             await self.start()
             pid, channel = await self._fork(request.job_id)
@@ -143,6 +147,9 @@ class ProcessIsolation:
             channel.close()
             self.pids.pop(request.job_id, None)
             self._exits.pop(pid, None)
+            used = self._usage.pop(pid, None)
+            if used is not None and resources is not None:
+                resources.update(used)
         if isinstance(answer, Result):
             if warnings is not None:
                 for warning in answer.warnings:
@@ -190,6 +197,11 @@ class ProcessIsolation:
                         started.set_result(int(message["pid"]))
                 elif "exited" in message:
                     pid = int(message["exited"])
+                    if "cpu_s" in message and pid in self._exits:  # a run waits for it
+                        self._usage[pid] = {
+                            "cpu_s": float(message["cpu_s"]),
+                            "max_rss_mb": round(int(message["max_rss_kb"]) / 1024, 1),
+                        }
                     ended = self._exits.setdefault(pid, loop.create_future())
                     if not ended.done():
                         ended.set_result(int(message["code"]))

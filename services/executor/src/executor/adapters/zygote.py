@@ -6,7 +6,8 @@ to the executor over a SOCK_SEQPACKET socket (inherited as `<fd>`), one JSON mes
 
     executor -> zygote: {"start": "<job id>"}, with the worker's socket attached (SCM_RIGHTS)
     zygote -> executor: {"started": "<job id>", "pid": 1234}
-    zygote -> executor: {"exited": 1234, "code": -24}   (negative: killed by that signal)
+    zygote -> executor: {"exited": 1234, "code": -24,   (negative: killed by that signal)
+                         "cpu_s": 0.42, "max_rss_kb": 51200}   (the worker's own usage)
 
 It reaps its workers (it is their parent) and reports how each ended. It exits when the
 executor's end of the socket closes; on Linux the kernel also kills it when the executor dies
@@ -118,16 +119,24 @@ def die_with_parent(parent: int) -> None:
 
 
 def _reap(control: socket.socket) -> None:
+    """Reports each ended worker: its exit code and what it used (CPU seconds, user and
+    system, and its peak resident memory, from the kernel's accounting of the child)."""
     while True:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
         code = os.waitstatus_to_exitcode(status)
+        message = {
+            "exited": pid,
+            "code": code,
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "max_rss_kb": usage.ru_maxrss,  # kilobytes on Linux
+        }
         with contextlib.suppress(OSError):
-            control.send(json.dumps({"exited": pid, "code": code}).encode())
+            control.send(json.dumps(message).encode())
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ class RunningJob:
     # deliver it to another executor. One not handed over is given up when draining.
     handed: bool = False
     warnings: Warnings = field(default_factory=Warnings)  # what the job noted (`ctx.warn`)
+    resources: dict[str, float] = field(default_factory=dict)  # its worker's, if isolated
 
 
 @dataclass
@@ -298,6 +299,7 @@ class Executor:
                 output=output,
                 metrics=output_metrics(output),
                 warnings=job.warnings.listed(),
+                resources=job.resources,
             )
         except asyncio.CancelledError:
             if not job.cancel_requested:
@@ -407,7 +409,7 @@ class Executor:
             max_cpu_s=limits.max_cpu_s if limits is not None else None,
             alarm_s=alarm_after(deadline),
         )
-        return await self.isolation.run(request, limits, report, job.warnings)
+        return await self.isolation.run(request, limits, report, job.warnings, job.resources)
 
     async def _state_after(
         self, job_type: JobType, item: Any, backup: dict[str, Any], ctx: JobContext

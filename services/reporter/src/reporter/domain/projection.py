@@ -266,6 +266,7 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
             "output": e.output,
             "metrics": e.metrics,
             "warnings": e.warnings or None,
+            "resources": e.resources or None,
         }
     elif isinstance(e, JobSkipped):
         fields |= {

@@ -248,6 +248,7 @@ function jobDetail(job) {
     job.error ? `Error: ${job.error.class}: ${job.error.message} (${[job.error.retryable ? "retryable" : "permanent", job.error.severity && `severity ${job.error.severity}`].filter(Boolean).join(", ")})` : "No error.",
     job.skip_reason ? `Skipped: ${job.skip_reason}` : null,
     job.warnings?.length ? `Warnings:\n  ${job.warnings.join("\n  ")}` : null,
+    job.resources ? `Worker process: ${job.resources.cpu_s} CPU s, peak ${job.resources.max_rss_mb} MB resident` : null,
     job.error?.traceback || null, // "Traceback (most recent call last): ..."
     job.progress ? `Progress: ${progressText(job.progress)} (reported ${fmtTime(job.progress.at)})` : null,
     attempts.length ? `Attempts:\n  ${attempts.join("\n  ")}` : null,
@@ -373,6 +374,9 @@ function renderMetrics(report) {
     ["Avg duration", report.avg_duration_s === undefined ? "–" : fmtDuration(report.avg_duration_s)],
     ["p50", report.p50_duration_s === undefined ? "–" : `${Number(report.p50_duration_s).toFixed(2)}s`],
     ["p95", report.p95_duration_s === undefined ? "–" : `${Number(report.p95_duration_s).toFixed(2)}s`],
+    ...(report.resources
+      ? [["Worker CPU", `${fmtNumber(report.resources.cpu_s)} s`], ["Worker peak memory", `${fmtNumber(report.resources.max_rss_mb)} MB`]]
+      : []),
     ...(report.warned_jobs
       ? [["Warnings", `${fmtNumber(report.warnings_count)} in ${fmtNumber(report.warned_jobs)} job${report.warned_jobs > 1 ? "s" : ""}`]]
       : []),
