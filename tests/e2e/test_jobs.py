@@ -154,6 +154,11 @@ async def test_a_completed_jobs_warnings_show_with_it_and_in_the_report(
     assert (report["warned_jobs"], report["warnings_count"]) == (1, 2)
     assert [w["message"] for w in report["warnings"]] == items[0]["warnings"]
     assert {w["job_id"] for w in report["warnings"]} == {f"{batch_id}.0"}
+    csv = (await api.get(f"/v1/batches/{batch_id}/report", params={"format": "csv"})).text
+    header, first, second = csv.splitlines()[:3]
+    assert header.split(",")[-2] == "warnings"
+    assert '""field `size` missing: took 0""' in first  # a JSON array, quoted for CSV
+    assert second.endswith(",,")  # no warnings, not skipped
 
 
 async def test_cancel_a_running_and_a_waiting_job(api: httpx.AsyncClient) -> None:

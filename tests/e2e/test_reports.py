@@ -98,7 +98,10 @@ async def test_report_json_and_csv(api: httpx.AsyncClient) -> None:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/csv")
         lines = response.text.splitlines()
-        assert lines[0] == "job_id,index,status,attempt,duration_s,error_class,error_message,output"
+        assert lines[0] == (
+            "job_id,index,status,attempt,duration_s,error_class,error_message,output,warnings,"
+            "skip_reason"
+        )
         check_rows(batch_id, list(csv.DictReader(io.StringIO(response.text))))
 
     assert (await api.get(url, params={"format": "xml"})).status_code == 422

@@ -8,8 +8,10 @@ leaves it so."""
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import time
+from csv import reader
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,12 @@ async def test_a_sequential_batch_runs_in_order_and_skips_what_follows_a_failure
     assert all(j["started_at"] is None for j in jobs[FAILING + 1 :])
     listed = (await api.get(f"/v1/batches/{batch_id}/jobs", params={"status": "skipped"})).json()
     assert [j["index"] for j in listed["items"]] == [3, 4, 5]
+    assert listed["items"][0]["skip_reason"].startswith("not started: the batch stopped")
+    csv = (await api.get(f"/v1/batches/{batch_id}/report", params={"format": "csv"})).text
+    rows = list(reader(io.StringIO(csv)))
+    assert rows[0][-1] == "skip_reason"
+    assert [r[2] for r in rows[1:]] == ["completed"] * 2 + ["failed"] + ["skipped"] * 3
+    assert rows[4][-1].startswith("not started: the batch stopped")
 
     r = await api.post(f"/v1/batches/{batch_id}/actions/retry")
     assert r.status_code == 202, r.text

@@ -12,6 +12,8 @@ from contracts.vocabulary import SEVERITIES, Severity, default_severity
 
 MAX_FAILED_LISTED = 1000
 MAX_WARNINGS_LISTED = 1000
+# A job skipped without a view: it never started (`stop_on_error`, `job_status_of`).
+STOPPED_FIRST = "not started: the batch stopped at a failed job first (stop_on_error)"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class JobRow:
     error_class: str | None
     error_message: str | None
     output: dict[str, Any] | None = None  # what a completed job returned
+    warnings: list[str] = field(default_factory=list)  # what a completed job noted
+    skip_reason: str | None = None  # why a skipped job did nothing
 
 
 def job_row(batch_id: str, index: int, status: str, view: dict[str, Any] | None) -> JobRow:
@@ -45,7 +49,18 @@ def job_row(batch_id: str, index: int, status: str, view: dict[str, Any] | None)
         if failed and view.get("error_class")
         else None,
         output=view.get("output") if status == "completed" else None,
+        warnings=list(view.get("warnings") or []) if status == "completed" else [],
+        skip_reason=skip_reason_of(view, status),
     )
+
+
+def skip_reason_of(view: dict[str, Any], status: str) -> str | None:
+    """Why a `skipped` job did nothing: its job type's reason, or that it never started."""
+    if status != "skipped":
+        return None
+    if view.get("status") == "skipped":
+        return str(view.get("skip_reason") or "")
+    return STOPPED_FIRST
 
 
 def severity_of(error: dict[str, Any]) -> Severity:

@@ -26,7 +26,7 @@ from batch_api.domain.lifecycle import (
     job_status_of,
 )
 from batch_api.domain.principal import Principal
-from batch_api.domain.report import severity_of
+from batch_api.domain.report import severity_of, skip_reason_of
 from batch_api.handlers.batches import CHUNK_SIZE, BatchService, Loaded, require_jobs
 from batch_api.schemas import JobActionAccepted, JobAttempt, JobError, JobPage, JobPublic
 from contracts.codec import envelope_for
@@ -68,10 +68,6 @@ class ItemReader:
         items = self._chunks[chunk]
         offset = index - first
         return items[offset] if 0 <= offset < len(items) else None
-
-
-# A job skipped without a view: it never started (`stop_on_error`, `job_status_of`).
-STOPPED_FIRST = "not started: the batch stopped at a failed job first (stop_on_error)"
 
 
 def public_job(
@@ -125,17 +121,9 @@ def public_job(
         progress=view.get("progress") if status == "running" else None,
         warnings=list(view.get("warnings") or []) if status == "completed" else [],
         resources=view.get("resources") if status == "completed" else None,
-        skip_reason=_skip_reason(view, status),
+        skip_reason=skip_reason_of(view, status),
         rolled_back_at=view.get("rolled_back_at"),
     )
-
-
-def _skip_reason(view: dict[str, Any], status: str) -> str | None:
-    if status != "skipped":
-        return None
-    if view.get("status") == "skipped":
-        return str(view.get("skip_reason") or "")
-    return STOPPED_FIRST
 
 
 def _rest(error: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,8 @@ CSV_COLUMNS = (
     "error_class",
     "error_message",
     "output",  # a completed job's output as JSON
+    "warnings",  # a completed job's warnings, a JSON array (empty when none)
+    "skip_reason",  # why a skipped job did nothing
 )
 
 
@@ -228,6 +230,8 @@ def _csv_row(row: JobRow) -> tuple[object, ...]:
         row.error_class or "",
         row.error_message or "",
         "" if row.output is None else orjson.dumps(row.output, default=str).decode(),
+        orjson.dumps(row.warnings).decode() if row.warnings else "",
+        row.skip_reason or "",
     )
 
 
