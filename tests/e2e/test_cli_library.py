@@ -45,10 +45,12 @@ def test_import_consolidate_and_decide_a_conflict(run: Cli, tmp_path: Path, uniq
     assert planned.returncode == 0, planned.stderr
     assert "4 template(s), 1 duplicate(s), 1 conflict(s)" in planned.stdout
     started = run(
-        "library", "consolidate", "--category", category, "--conflicts", "interactive", "--json"
+        "library", "consolidate", "--category", category, "--conflicts", "interactive",
+        "--stop-on-error", "--json",
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     batch_id = json.loads(started.stdout)["batch_id"]
+    assert json.loads(run("status", batch_id, "--json").stdout)["config"]["stop_on_error"]
     wait_status(run, batch_id, {"failed", "completed_with_errors"})  # its conflict is parked
 
     waiting = run("library", "conflicts", batch_id, "--waiting", "--json")
@@ -80,6 +82,12 @@ def test_bad_library_input_is_an_exit_code_and_a_message(run: Cli, tmp_path: Pat
     nowhere = run("library", "consolidate")
     assert nowhere.returncode == 2
     assert "say which templates" in nowhere.stderr
+    both = run("library", "consolidate", "--all", "--category", "x", "--plan")
+    assert both.returncode == 2
+    assert "--all takes every template" in both.stderr
+    whole = run("library", "consolidate", "--all", "--plan", "--json")
+    assert whole.returncode == 0, whole.stderr
+    assert json.loads(whole.stdout)["templates"] >= 0
     invalid = tmp_path / "bad.jsonl"
     invalid.write_text(json.dumps({"name": "no body", "category": "x"}) + "\n")
     refused = run("library", "import", str(invalid))

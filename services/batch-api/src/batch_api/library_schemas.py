@@ -90,6 +90,9 @@ class ConsolidationRequest(BaseModel):
     similarity_threshold: float = Field(default=0.9, ge=0.5, le=1.0)
     templates_per_job: int = Field(default=50, ge=1, le=1000)
     max_concurrent_jobs: int = Field(default=2, ge=1, le=1000)
+    stop_on_error: bool = Field(
+        default=False, description="The first job that fails for good stops the batch."
+    )
     rollback_on_failure: bool = False
 
     @model_validator(mode="after")

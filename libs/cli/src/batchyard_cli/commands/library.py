@@ -130,6 +130,9 @@ def consolidate(
         list[str] | None, typer.Option("--tag", help="Templates with this tag (repeat: any).")
     ] = None,
     q: Annotated[str | None, typer.Option("--q", "-q", help="Text in the name.")] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every template of the library.")
+    ] = False,
     operation: Annotated[
         Operation,
         typer.Option(
@@ -153,6 +156,9 @@ def consolidate(
     ),
     per_job: Annotated[int, typer.Option(min=1, max=1000, help="Templates a job takes.")] = 50,
     max_concurrent: Annotated[int, typer.Option(min=1, max=1000, help="Jobs at once.")] = 2,
+    stop_on_error: Annotated[
+        bool, typer.Option("--stop-on-error", help="Stop at the first job that fails for good.")
+    ] = False,
     name: Annotated[str | None, typer.Option("--name", "-n", help="The batch's name.")] = None,
     plan: Annotated[
         bool, typer.Option("--plan", help="Only say what it would do; change nothing.")
@@ -172,6 +178,7 @@ def consolidate(
         "backup_strategy": backup.value,
         "templates_per_job": per_job,
         "max_concurrent_jobs": max_concurrent,
+        "stop_on_error": stop_on_error,
     }
     if name:
         body["name"] = name
@@ -180,8 +187,11 @@ def consolidate(
     scope = {"category": category, "tags": tag, "name_contains": q}
     if any(v is not None for v in scope.values()):
         body["filter"] = {k: v for k, v in scope.items() if v is not None}
-    if "template_ids" not in body and "filter" not in body:
-        raise InputError("say which templates: --id, --category, --tag or --q")
+    scoped = "template_ids" in body or "filter" in body
+    if everything and scoped:
+        raise InputError("--all takes every template: leave out --id, --category, --tag, --q")
+    if not everything and not scoped:
+        raise InputError("say which templates: --id, --category, --tag or --q, or --all")
     client = app.client()
     if plan:
         planned = client.plan_consolidation(body)

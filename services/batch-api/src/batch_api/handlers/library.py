@@ -192,6 +192,7 @@ class LibraryService:
                 draft=bool(rest),
                 config=BatchConfig(
                     max_concurrent_jobs=body.max_concurrent_jobs,
+                    stop_on_error=body.stop_on_error,
                     rollback_on_failure=body.rollback_on_failure,
                     params=params,
                 ),

@@ -84,6 +84,7 @@ export function consolidationBody(form) {
     backup_strategy: form.backup_strategy.value,
     conflict_resolution: form.conflict_resolution.value,
     similarity_threshold: Number(form.similarity_threshold.value),
+    stop_on_error: form.elements["config.stop_on_error"].checked,
     rollback_on_failure: form.elements["config.rollback_on_failure"].checked,
   };
 }
@@ -101,7 +102,7 @@ export async function planRows(form) {
     ["Jobs", fmtNumber(plan.jobs)],
     ["Backups", body.backup_strategy],
     ["Conflicts", body.conflict_resolution],
-    ["On failure", body.rollback_on_failure ? "roll back" : "keep going"],
+    ["On failure", [body.stop_on_error && "stop at the first failed job", body.rollback_on_failure && "roll back"].filter(Boolean).join(", ") || "keep going"],
   ];
 }
 
