@@ -21,6 +21,7 @@ from contracts.events import (
     BatchUpdated,
     Event,
     ExecutorHeartbeat,
+    JobCancelRequested,
     JobCompleted,
     JobDispatched,
     JobFailed,
@@ -793,6 +794,43 @@ async def test_a_restarted_scheduler_resumes_from_the_store() -> None:
     assert b.completed == 1
     assert len(b.in_flight) == 2
     assert b.next_index == 3
+
+
+async def test_a_job_claimed_but_never_recorded_is_dispatched_by_the_next_scheduler() -> None:
+    """A flush saves the batch (its `next_index`) and its jobs' states at once: killed
+    between the two, the scheduler leaves a job claimed with no state, never dispatched."""
+    h = Harness()
+    await h.submit("b1", 6, max_concurrent_jobs=2)
+    await h.capacity(10)
+    await h.s.tick()
+    first, lost = h.dispatched()
+    del h.store.jobs[lost.job_id]  # its state never reached the store; nor its dispatch
+    h2 = Harness(store=h.store)
+    await h2.s.recover()
+    assert [(r.index, r.attempt) for r in h2.s.batches["b1"].retries] == [(lost.index, 1)]
+    await h2.capacity(10)
+    await h2.complete(first)  # the one that did run reports to the new scheduler
+    await run_to_end(h2)
+    assert sorted(d.index for d in h2.dispatched()) == [1, 2, 3, 4, 5]
+    final = h2.last_snapshot()
+    assert (final["type"], final["counts"]["completed"]) == ("BatchCompleted", 6)
+
+
+async def test_a_job_cancelled_before_its_dispatch_stays_cancelled_after_a_takeover() -> None:
+    h = Harness()
+    await h.submit("b1", 5, max_concurrent_jobs=1)
+    await h.capacity(10)
+    await h.s.tick()
+    await h.send(JobCancelRequested(batch_id="b1", job_id="b1.3", requested_by="u"))
+    h2 = Harness(store=h.store)
+    await h2.s.recover()
+    assert h2.s.batches["b1"].next_index == 1  # the cancel's record did not move it
+    await h2.capacity(10)
+    await h2.complete(h.dispatched()[0])
+    await run_to_end(h2)
+    assert sorted(d.index for d in h2.dispatched()) == [1, 2, 4]
+    final = h2.last_snapshot()
+    assert (final["counts"]["completed"], final["counts"]["cancelled"]) == (4, 1)
 
 
 async def test_a_patched_priority_and_deadline_reach_the_running_batch() -> None:

@@ -155,8 +155,12 @@ class Scheduler:
             for chunk, first, count in await self.store.chunk_layout(b.batch_id):
                 b.add_chunk(chunk, first, count)
             states = await self.store.job_states(b.batch_id)
-            if states:
-                b.next_index = max(b.next_index, max(states) + 1)
+            # a job cancelled on request before it was dispatched has a state of its own
+            unclaimed = {i for i, j in states.items() if j.get("before_dispatch")}
+            claimed = [i for i in states if i not in unclaimed or i < b.next_index]
+            if claimed:
+                b.next_index = max(b.next_index, max(claimed) + 1)
+            b.cancelled_indexes = {i for i in unclaimed if i >= b.next_index}
             b.completed = sum(1 for j in states.values() if j.get("status") == "completed")
             b.failed = sum(1 for j in states.values() if j.get("status") == "failed")
             # jobs skipped by a stop were never dispatched, so have no state
@@ -171,6 +175,17 @@ class Scheduler:
                     job_id = job_id_for(b.batch_id, index)
                     b.in_flight[job_id] = InFlight(
                         job_id, index, attempt, failures, status, now + self.config.lease_s
+                    )
+            if not b.cancelling:
+                unrecorded = _unrecorded(b, states)
+                for index in unrecorded:
+                    b.schedule_retry(index, 1, 0, now)  # never dispatched: its first attempt
+                if unrecorded:
+                    log.warning(
+                        "%d job(s) of batch %s were claimed but their dispatch never recorded: "
+                        "dispatching them now",
+                        len(unrecorded),
+                        b.batch_id,
                     )
             self.batches[b.batch_id] = b
         log.info("recovered %d unfinished batches", len(self.batches))
@@ -376,6 +391,8 @@ class Scheduler:
             self._cancel_job(b, index, waiting.attempt - 1, "retrying", "job cancelled on request")
         elif index >= b.next_index:
             b.cancelled_indexes.add(index)
+            # recorded, so that a scheduler taking over knows it too
+            self._write_job(b, index, {"status": "cancelled", "before_dispatch": True})
         b.dirty = True
 
     async def _on_rollback_requested(self, env: Envelope, e: RollbackRequested) -> None:
@@ -927,6 +944,16 @@ class Scheduler:
         if self._outbox:
             await self.publisher.publish(self._outbox)
             self._outbox = []
+
+
+def _unrecorded(b: BatchRuntime, states: dict[int, dict[str, Any]]) -> list[int]:
+    """Jobs the batch's saved `next_index` has passed that have no state: a flush saves the
+    batch and its jobs' states at once, and a scheduler killed between the two leaves the
+    first without the second. Their dispatch was never published (that comes after both),
+    so they never ran. (Jobs skipped by a stop have no state either: they are past
+    `skipped_from`.)"""
+    end = b.next_index if b.skipped_from is None else min(b.next_index, b.skipped_from)
+    return [i for i in range(end) if i not in states]
 
 
 def _short(b: BatchRuntime) -> bool:
