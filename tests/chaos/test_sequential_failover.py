@@ -1,0 +1,97 @@
+"""kill -9 of the active scheduler in the middle of a sequential batch: the standby takes
+over and the batch goes on one job at a time in item order: every job once, none started
+before the one before it had finished."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from datetime import datetime
+
+import httpx
+import pytest
+from chaos_support import env_of, kill_9
+from readmodels import settled_job_views
+from stack_support import Stack, service_process
+
+from devstack.probes import free_port
+
+pytestmark = pytest.mark.chaos
+
+TOTAL = 60  # 0.1 s each, one at a time: about 6 s of work, so the kill lands mid-batch
+
+
+async def test_a_sequential_batch_stays_in_order_across_a_failover(
+    chaos_stack: Stack, kafka_bootstrap: str
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        **env_of(chaos_stack),
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MONGODB_URL": chaos_stack.mongodb_url,
+        "BATCHYARD_HTTP_PORT": str(port),
+        "BATCHYARD_INSTANCE_ID": "scheduler-standby",
+    }
+    with service_process("batchyard-scheduler", env, chaos_stack.log_dir / "scheduler-standby.log"):
+        await run_through_a_failover(chaos_stack, f"http://127.0.0.1:{port}/readyz")
+
+
+async def run_through_a_failover(chaos_stack: Stack, ready_url: str) -> None:
+    async with httpx.AsyncClient(timeout=3) as probe:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = await probe.get(ready_url)
+                if r.status_code == 503 and "standby" in r.json()["detail"]:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the second scheduler never reported standby"
+            await asyncio.sleep(0.5)
+    async with httpx.AsyncClient(
+        base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
+    ) as api:
+        r = await api.post(
+            "/v1/batches",
+            json={
+                "name": "in order through a failover",
+                "job_type": "demo.sleep",
+                "items": [{"seconds": 0.1}] * TOTAL,
+                "config": {"execution": "sequential"},
+            },
+        )
+        assert r.status_code == 201, r.text
+        batch_id = r.json()["id"]
+        killed = False
+        deadline = time.monotonic() + 180
+        while True:
+            body = (await api.get(f"/v1/batches/{batch_id}")).json()
+            if body["status"] == "completed":
+                break
+            assert time.monotonic() < deadline, f"stuck after failover: {body['progress']}"
+            assert body["progress"]["running"] + body["progress"]["dispatched"] <= 1, body
+            if not killed and body["progress"]["completed"] >= TOTAL // 4:
+                kill_9(chaos_stack, "scheduler")
+                killed = True
+            await asyncio.sleep(0.1)
+    assert killed, "the batch finished before the scheduler was killed"
+    views = await settled_job_views(
+        chaos_stack.mongodb_url,
+        chaos_stack.database,
+        batch_id,
+        lambda vs: len(vs) == TOTAL and all(v["status"] == "completed" for v in vs),
+    )
+    ordered = sorted(views, key=lambda v: v["index"])
+    assert [v["index"] for v in ordered] == list(range(TOTAL))
+    assert all(v["attempt"] == 1 for v in ordered), "a job ran twice"
+    for before, after in itertools.pairwise(ordered):
+        assert at(after["started_at"]) >= at(before["finished_at"]), (
+            f"job {after['index']} started before job {before['index']} had finished"
+        )
+
+
+def at(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
