@@ -71,7 +71,13 @@ function recentRow(b) {
     { class: "batch small", id: `batch-${b.id}` },
     h("a", { href: `/batches/${b.id}`, class: "name" }, b.name),
     badge(b.status),
-    h("span", { class: "muted" }, `${fmtNumber(b.progress.completed)} ok · ${fmtNumber(b.progress.failed)} failed · ${fmtTime(b.finished_at)}`),
+    h("span", { class: "muted" }, [
+      `${fmtNumber(b.progress.completed)} ok`,
+      `${fmtNumber(b.progress.failed)} failed`,
+      ...(b.progress.skipped ? [`${fmtNumber(b.progress.skipped)} skipped`] : []),
+      ...(b.progress.cancelled ? [`${fmtNumber(b.progress.cancelled)} cancelled`] : []),
+      fmtTime(b.finished_at),
+    ].join(" · ")),
   );
 }
 
