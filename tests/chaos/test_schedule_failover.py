@@ -5,17 +5,14 @@ over and goes on firing; every due run is fired exactly once (none twice, none l
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from chaos_support import env_of, kill_9
-from stack_support import Stack, service_process
-
-from devstack.probes import free_port
+from chaos_support import kill_9, standby_scheduler
+from stack_support import Stack
 
 pytestmark = pytest.mark.chaos
 
@@ -37,17 +34,7 @@ async def wait_runs(api: httpx.AsyncClient, schedule_id: str, count: int, within
 async def test_a_schedule_fires_each_run_once_across_a_scheduler_failover(
     chaos_stack: Stack, kafka_bootstrap: str
 ) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        **env_of(chaos_stack),
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "MONGODB_URL": chaos_stack.mongodb_url,
-        "BATCHYARD_HTTP_PORT": str(port),
-        "BATCHYARD_INSTANCE_ID": "scheduler-standby",
-    }
-    log = chaos_stack.log_dir / "scheduler-standby.log"
-    with service_process("batchyard-scheduler", env, log):
+    with standby_scheduler(chaos_stack, kafka_bootstrap):
         async with httpx.AsyncClient(
             base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
         ) as api:

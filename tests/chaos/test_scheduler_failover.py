@@ -4,17 +4,14 @@ seconds, rebuilds its state from the store, and the batch completes with every j
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Any
 
 import httpx
 import pytest
-from chaos_support import env_of, kill_9
+from chaos_support import kill_9, standby_scheduler, wait_standby
 from readmodels import settled_job_views
-from stack_support import Stack, service_process
-
-from devstack.probes import free_port
+from stack_support import Stack
 
 pytestmark = pytest.mark.chaos
 
@@ -28,33 +25,12 @@ async def status_of(url: str) -> tuple[int, dict[str, Any]]:
 async def test_standby_takes_over_and_the_batch_completes(
     chaos_stack: Stack, kafka_bootstrap: str
 ) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        **env_of(chaos_stack),
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "MONGODB_URL": chaos_stack.mongodb_url,
-        "BATCHYARD_HTTP_PORT": str(port),
-        "BATCHYARD_INSTANCE_ID": "scheduler-standby",
-    }
-    log = chaos_stack.log_dir / "scheduler-standby.log"
-    with service_process("batchyard-scheduler", env, log):
-        await failover(chaos_stack, port)
+    with standby_scheduler(chaos_stack, kafka_bootstrap) as ready_url:
+        await wait_standby(ready_url)
+        await failover(chaos_stack, ready_url)
 
 
-async def failover(chaos_stack: Stack, port: int) -> None:
-    ready_url = f"http://127.0.0.1:{port}/readyz"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            code, body = await status_of(ready_url)
-            if code == 503 and "standby" in body["detail"]:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the second scheduler never reported standby"
-        await asyncio.sleep(0.5)
-
+async def failover(chaos_stack: Stack, ready_url: str) -> None:
     # At least 5 s of work (20 at once), so the kill lands mid-batch: 400 jobs 40 at once can
     # run in well under a second now that 50 ms jobs are dispatched in groups.
     total = 2000

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import time
 from datetime import datetime
 
 import httpx
 import pytest
-from chaos_support import env_of, kill_9
+from chaos_support import kill_9, standby_scheduler, wait_standby
 from readmodels import settled_job_views
-from stack_support import Stack, service_process
-
-from devstack.probes import free_port
+from stack_support import Stack
 
 pytestmark = pytest.mark.chaos
 
@@ -26,31 +23,12 @@ TOTAL = 60  # 0.1 s each, one at a time: about 6 s of work, so the kill lands mi
 async def test_a_sequential_batch_stays_in_order_across_a_failover(
     chaos_stack: Stack, kafka_bootstrap: str
 ) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        **env_of(chaos_stack),
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "MONGODB_URL": chaos_stack.mongodb_url,
-        "BATCHYARD_HTTP_PORT": str(port),
-        "BATCHYARD_INSTANCE_ID": "scheduler-standby",
-    }
-    with service_process("batchyard-scheduler", env, chaos_stack.log_dir / "scheduler-standby.log"):
-        await run_through_a_failover(chaos_stack, f"http://127.0.0.1:{port}/readyz")
+    with standby_scheduler(chaos_stack, kafka_bootstrap) as ready_url:
+        await wait_standby(ready_url)
+        await run_through_a_failover(chaos_stack)
 
 
-async def run_through_a_failover(chaos_stack: Stack, ready_url: str) -> None:
-    async with httpx.AsyncClient(timeout=3) as probe:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                r = await probe.get(ready_url)
-                if r.status_code == 503 and "standby" in r.json()["detail"]:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the second scheduler never reported standby"
-            await asyncio.sleep(0.5)
+async def run_through_a_failover(chaos_stack: Stack) -> None:
     async with httpx.AsyncClient(
         base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
     ) as api:

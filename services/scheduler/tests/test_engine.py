@@ -150,7 +150,14 @@ class Harness:
             )
         )
 
-    async def fail(self, d: JobDispatched, retryable: bool) -> None:
+    async def fail(
+        self,
+        d: JobDispatched,
+        retryable: bool,
+        error_class: str = "Boom",
+        error_message: str = "boom",
+        cancelled: bool = False,
+    ) -> None:
         await self.send(
             JobFailed(
                 job_id=d.job_id,
@@ -160,9 +167,10 @@ class Harness:
                 started_at=NOW,
                 finished_at=NOW,
                 duration_ms=1,
-                error_class="Boom",
-                error_message="boom",
+                error_class=error_class,
+                error_message=error_message,
                 retryable=retryable,
+                cancelled=cancelled,
             )
         )
 
@@ -183,21 +191,7 @@ class Harness:
 
     async def cancelled(self, d: JobDispatched) -> None:
         """The executor's report of an attempt it stopped on a cancel."""
-        await self.send(
-            JobFailed(
-                job_id=d.job_id,
-                batch_id=d.batch_id,
-                attempt=d.attempt,
-                executor_id="e1",
-                started_at=NOW,
-                finished_at=NOW,
-                duration_ms=1,
-                error_class="Cancelled",
-                error_message="",
-                retryable=False,
-                cancelled=True,
-            )
-        )
+        await self.fail(d, False, error_class="Cancelled", error_message="", cancelled=True)
 
     def last_snapshot(self) -> dict[str, Any]:
         snaps = [m.envelope for m in self.out.sent if m.envelope.type.startswith("Batch")]

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobkit import JobContext, JobType, SkipJob
+from jobkit import JobContext, JobType
+from jobtypes.noting import NotedWarnings, SkipReason, note
 
 MB = 1024 * 1024
 PAGE = 4096
@@ -27,14 +28,8 @@ class AllocateInput(BaseModel):
     cpu_burn_s: float = Field(
         default=0.0, ge=0, le=3600, description="CPU seconds to spend computing first."
     )
-    warnings: list[str] = Field(
-        default_factory=list, max_length=100, description="Warnings to note (`ctx.warn`)."
-    )
-    skip_reason: str | None = Field(
-        default=None,
-        max_length=1000,
-        description="Skip the job with this reason instead (`SkipJob`): it ends `skipped`.",
-    )
+    warnings: NotedWarnings
+    skip_reason: SkipReason
 
 
 class AllocateOutput(BaseModel):
@@ -52,11 +47,8 @@ class DemoAllocate(JobType):
     isolation = "process"
 
     async def run(self, item: AllocateInput, ctx: JobContext) -> dict[str, Any]:
-        if item.skip_reason is not None:
-            raise SkipJob(f"{item.skip_reason} (worker pid {os.getpid()})")
+        note(ctx, item.warnings, item.skip_reason, f" (worker pid {os.getpid()})")
         await ctx.report_progress(0, f"worker pid {os.getpid()}")
-        for warning in item.warnings:
-            ctx.warn(warning)
         cpu_s = await _burn(item.cpu_burn_s, ctx)
         held: list[bytearray] = []
         for _ in range(item.mb):

@@ -41,8 +41,8 @@ from jobkit import (
     Resources,
     RetryableError,
     Severity,
-    SkipJob,
 )
+from jobtypes.noting import NotedWarnings, SkipReason, note
 
 GLOBAL = "global"
 COLLECTION = "demo_concurrency"
@@ -77,14 +77,8 @@ class SleepInput(BaseModel):
         le=1000,
         description="Sleep in this many steps, reporting progress after each (`step i of n`).",
     )
-    warnings: list[str] = Field(
-        default_factory=list, max_length=100, description="Warnings to note (`ctx.warn`)."
-    )
-    skip_reason: str | None = Field(
-        default=None,
-        max_length=1000,
-        description="Skip the job with this reason instead (`SkipJob`): it ends `skipped`.",
-    )
+    warnings: NotedWarnings
+    skip_reason: SkipReason
 
 
 def _crash(attempt: int) -> None:
@@ -118,10 +112,7 @@ class DemoSleep(JobType):
             self._runs = resources.store[RUNS]
 
     async def run(self, item: SleepInput, ctx: JobContext) -> dict[str, Any]:
-        if item.skip_reason is not None:
-            raise SkipJob(item.skip_reason)
-        for warning in item.warnings:
-            ctx.warn(warning)
+        note(ctx, item.warnings, item.skip_reason)
         record = item.record_concurrency or bool(ctx.params.get("record_concurrency"))
         if record:
             async with self._counted(ctx.batch_id), self._timed(ctx, record):

@@ -287,15 +287,8 @@ class Executor:
             if job.cancel_requested:  # named by a cancel while it waited for a slot
                 raise asyncio.CancelledError
             output = await self._execute(job)
-            finished = datetime.now(UTC)
             result = JobCompleted(
-                job_id=d.job_id,
-                batch_id=d.batch_id,
-                attempt=d.attempt,
-                executor_id=self.executor_id,
-                started_at=job.started_at,
-                finished_at=finished,
-                duration_ms=_ms(job.started_at, finished),
+                **self._ended(job),
                 output=output,
                 metrics=output_metrics(output),
                 warnings=job.warnings.listed(),
@@ -309,17 +302,7 @@ class Executor:
         except TimeoutError:
             result = self._failure(job, "JobTimeout", f"exceeded {d.timeout_s}s", True)
         except SkipJob as exc:
-            finished = datetime.now(UTC)
-            result = JobSkipped(
-                job_id=d.job_id,
-                batch_id=d.batch_id,
-                attempt=d.attempt,
-                executor_id=self.executor_id,
-                started_at=job.started_at,
-                finished_at=finished,
-                duration_ms=_ms(job.started_at, finished),
-                reason=exc.reason[:MAX_SKIP_REASON],
-            )
+            result = JobSkipped(**self._ended(job), reason=exc.reason[:MAX_SKIP_REASON])
         except JobError as exc:
             result = self._failure(
                 job,
@@ -475,18 +458,10 @@ class Executor:
     ) -> JobFailed:
         """The attempt's failure; its severity the job type's, else the default (`critical`
         for an exception it did not mean to raise, the one with a stack trace)."""
-        d = job.dispatch
-        finished = datetime.now(UTC)
         if severity is None and not cancelled:
             severity = default_severity(retryable, crashed=trace is not None)
         return JobFailed(
-            job_id=d.job_id,
-            batch_id=d.batch_id,
-            attempt=d.attempt,
-            executor_id=self.executor_id,
-            started_at=job.started_at,
-            finished_at=finished,
-            duration_ms=_ms(job.started_at, finished),
+            **self._ended(job),
             error_class=error_class,
             error_message=message[:4000],
             retryable=retryable,
@@ -494,6 +469,19 @@ class Executor:
             traceback=trace,
             severity=severity,
         )
+
+    def _ended(self, job: RunningJob) -> dict[str, Any]:
+        """The fields every outcome of an attempt has: which attempt, where, when it ran."""
+        d, finished = job.dispatch, datetime.now(UTC)
+        return {
+            "job_id": d.job_id,
+            "batch_id": d.batch_id,
+            "attempt": d.attempt,
+            "executor_id": self.executor_id,
+            "started_at": job.started_at,
+            "finished_at": finished,
+            "duration_ms": _ms(job.started_at, finished),
+        }
 
     def _release(self, job: RunningJob) -> None:
         if self.running.pop(job.dispatch.job_id, None) is not None:

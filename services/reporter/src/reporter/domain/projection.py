@@ -257,33 +257,18 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
         if current.get("attempt") == e.attempt and "progress" in current:
             fields["progress"] = current["progress"]  # reported before it was announced
     elif isinstance(e, JobCompleted):
-        fields |= {
+        fields |= _ran(e) | {
             "status": "completed",
-            "executor": e.executor_id,
-            "started_at": e.started_at,
-            "finished_at": e.finished_at,
-            "duration_ms": e.duration_ms,
             "output": e.output,
             "metrics": e.metrics,
             "warnings": e.warnings or None,
             "resources": e.resources or None,
         }
     elif isinstance(e, JobSkipped):
-        fields |= {
-            "status": "skipped",
-            "executor": e.executor_id,
-            "started_at": e.started_at,
-            "finished_at": e.finished_at,
-            "duration_ms": e.duration_ms,
-            "skip_reason": e.reason,
-        }
+        fields |= _ran(e) | {"status": "skipped", "skip_reason": e.reason}
     elif isinstance(e, JobFailed):
-        fields |= {
+        fields |= _ran(e) | {
             "status": "cancelled" if e.cancelled else "failed",
-            "executor": e.executor_id,
-            "started_at": e.started_at,
-            "finished_at": e.finished_at,
-            "duration_ms": e.duration_ms,
             "error_class": e.error_class,
             "error_message": e.error_message,
             "retryable": e.retryable,
@@ -295,6 +280,16 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
     else:
         fields |= {"status": "retrying", "retry_at": e.retry_at, "error_class": e.error_class}
     return fields
+
+
+def _ran(e: JobCompleted | JobSkipped | JobFailed) -> dict[str, Any]:
+    """Where and when an attempt that ended ran."""
+    return {
+        "executor": e.executor_id,
+        "started_at": e.started_at,
+        "finished_at": e.finished_at,
+        "duration_ms": e.duration_ms,
+    }
 
 
 def _decided(

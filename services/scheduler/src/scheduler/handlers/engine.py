@@ -218,9 +218,9 @@ class Scheduler:
             JobCancelRequested: self._on_job_cancel,
             JobStarted: self._on_job_started,
             JobProgress: self._on_job_progress,
-            JobCompleted: self._on_job_completed,
+            JobCompleted: self._on_job_done,
+            JobSkipped: self._on_job_done,
             JobFailed: self._on_job_failed,
-            JobSkipped: self._on_job_skipped,
             ExecutorHeartbeat: self._on_heartbeat,
             RollbackRequested: self._on_rollback_requested,
             RollbackStarted: self._on_rollback_started,
@@ -483,25 +483,20 @@ class Scheduler:
         if job is not None:
             job.lease_until = self.clock() + self.config.lease_s
 
-    async def _on_job_completed(self, env: Envelope, e: JobCompleted) -> None:
+    async def _on_job_done(self, env: Envelope, e: JobCompleted | JobSkipped) -> None:
+        """The attempt completed, or its job type found nothing to do (`skipped`, as final
+        as completed)."""
         b, job = self._current(e.batch_id, e.job_id, e.attempt)
         if b is None or job is None:
             return
         del b.in_flight[e.job_id]
-        b.completed += 1
+        if isinstance(e, JobSkipped):
+            b.skipped += 1
+        else:
+            b.completed += 1
         b.ran(e.duration_ms)
-        self._write_job(b, job.index, {"status": next_job_state(job.status, "complete")})
-        b.dirty = True
-
-    async def _on_job_skipped(self, env: Envelope, e: JobSkipped) -> None:
-        """Its job type found nothing to do: the job ends `skipped`, as final as completed."""
-        b, job = self._current(e.batch_id, e.job_id, e.attempt)
-        if b is None or job is None:
-            return
-        del b.in_flight[e.job_id]
-        b.skipped += 1
-        b.ran(e.duration_ms)
-        self._write_job(b, job.index, {"status": next_job_state(job.status, "skip")})
+        event = "skip" if isinstance(e, JobSkipped) else "complete"
+        self._write_job(b, job.index, {"status": next_job_state(job.status, event)})
         b.dirty = True
 
     async def _on_job_failed(self, env: Envelope, e: JobFailed) -> None:
