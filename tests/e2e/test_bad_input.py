@@ -98,3 +98,17 @@ async def test_idempotency_key(api: httpx.AsyncClient) -> None:
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
     assert other.status_code == 409
+
+
+@pytest.mark.parametrize("priority", [-11924072, 0, 11])
+async def test_a_consolidation_with_a_priority_out_of_range_is_refused(
+    api: httpx.AsyncClient, priority: int
+) -> None:
+    """Found by the fuzzer: any integer went through to the batch, whose own check then
+    failed as a 500 (after the manual backup was written)."""
+    body = {"priority": priority, "backup_strategy": "manual", "filter": None}
+    response = await api.post("/v1/library/consolidations", json=body)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "/problems/invalid-request"
+    assert "priority" in problem["detail"] or "priority" in str(problem.get("errors"))

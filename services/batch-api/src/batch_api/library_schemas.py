@@ -8,8 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from batch_api.schemas import Tag
-from contracts.vocabulary import PriorityName
+from batch_api.schemas import Priority, Tag
 
 MAX_IMPORT = 10_000
 
@@ -80,7 +79,7 @@ class ConsolidationRequest(BaseModel):
 
     name: str = Field(default="template consolidation", min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
-    priority: PriorityName | int = "medium"
+    priority: Priority = "medium"
     tags: list[Tag] = Field(default_factory=list, max_length=50)
     operation: Literal["merge", "replace", "archive"] = "merge"
     template_ids: list[str] | None = Field(default=None, max_length=100_000)
