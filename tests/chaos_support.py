@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from stack_support import Stack, service_process
@@ -83,3 +84,10 @@ async def wait_standby(ready_url: str, within_s: float = 60) -> None:
                 pass
             assert time.monotonic() < deadline, "the second scheduler never reported standby"
             await asyncio.sleep(0.5)
+
+
+async def create_batch(api: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    """Creates a batch (`POST /v1/batches` with `body`); its id."""
+    r = await api.post("/v1/batches", json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from chaos_support import create_batch
 from readmodels import settled_job_views
 from stack_support import Stack
 
@@ -34,17 +35,15 @@ async def test_a_stopped_executor_lets_its_jobs_end_and_none_runs_twice(
     async with httpx.AsyncClient(
         base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
     ) as api:
-        r = await api.post(
-            "/v1/batches",
-            json={
+        batch_id = await create_batch(
+            api,
+            {
                 "name": "drain",
                 "job_type": "demo.sleep",
                 "items": [{"seconds": JOB_S}] * total,
                 "config": {"max_concurrent_jobs": 30},
             },
         )
-        assert r.status_code == 201, r.text
-        batch_id = r.json()["id"]
         deadline = time.monotonic() + 60
         body: dict[str, Any] = {}
         while time.monotonic() < deadline:

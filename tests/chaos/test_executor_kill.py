@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from chaos_support import kill_9, restart
+from chaos_support import create_batch, kill_9, restart
 from readmodels import settled_job_views
 from stack_support import Stack
 
@@ -38,17 +38,15 @@ async def test_killed_executors_lose_no_job_and_run_none_twice(
     async with httpx.AsyncClient(
         base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
     ) as api:
-        r = await api.post(
-            "/v1/batches",
-            json={
+        batch_id = await create_batch(
+            api,
+            {
                 "name": "chaos",
                 "job_type": "demo.sleep",
                 "items": [{"seconds": 0.05}] * total,
                 "config": {"max_concurrent_jobs": 30},
             },
         )
-        assert r.status_code == 201, r.text
-        batch_id = r.json()["id"]
         kills = 0
         deadline = time.monotonic() + 300
         body = await progress(api, batch_id)

@@ -19,6 +19,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from chaos_support import create_batch
 from kafka_support import partitions_of, read_all
 from pymongo import AsyncMongoClient
 from readmodels import settled_job_views
@@ -114,17 +115,15 @@ async def test_replay_from_zero_rebuilds_identical_read_models_and_injection_cha
     async with httpx.AsyncClient(
         base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
     ) as api:
-        r = await api.post(
-            "/v1/batches",
-            json={
+        batch_id = await create_batch(
+            api,
+            {
                 "name": "replay",
                 "job_type": "demo.sleep",
                 "items": items,
                 "config": {"retry": {"max_attempts": 3, "backoff_initial_s": 0.1}},
             },
         )
-        assert r.status_code == 201, r.text
-        batch_id = r.json()["id"]
         deadline = time.monotonic() + 120
         while (body := (await api.get(f"/v1/batches/{batch_id}")).json())["status"] not in (
             "completed",

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from chaos_support import kill_9, standby_scheduler, wait_standby
+from chaos_support import create_batch, kill_9, standby_scheduler, wait_standby
 from readmodels import settled_job_views
 from stack_support import Stack
 
@@ -37,17 +37,15 @@ async def failover(chaos_stack: Stack, ready_url: str) -> None:
     async with httpx.AsyncClient(
         base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
     ) as api:
-        r = await api.post(
-            "/v1/batches",
-            json={
+        batch_id = await create_batch(
+            api,
+            {
                 "name": "failover",
                 "job_type": "demo.sleep",
                 "items": [{"seconds": 0.05}] * total,
                 "config": {"max_concurrent_jobs": 20},
             },
         )
-        assert r.status_code == 201, r.text
-        batch_id = r.json()["id"]
         killed_at = None
         deadline = time.monotonic() + 240
         while True:

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import httpx
 import pytest
-from chaos_support import kill_9, standby_scheduler, wait_standby
+from chaos_support import create_batch, kill_9, standby_scheduler, wait_standby
 from readmodels import settled_job_views
 from stack_support import Stack
 
@@ -32,17 +32,15 @@ async def run_through_a_failover(chaos_stack: Stack) -> None:
     async with httpx.AsyncClient(
         base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
     ) as api:
-        r = await api.post(
-            "/v1/batches",
-            json={
+        batch_id = await create_batch(
+            api,
+            {
                 "name": "in order through a failover",
                 "job_type": "demo.sleep",
                 "items": [{"seconds": 0.1}] * TOTAL,
                 "config": {"execution": "sequential"},
             },
         )
-        assert r.status_code == 201, r.text
-        batch_id = r.json()["id"]
         killed = False
         deadline = time.monotonic() + 180
         while True:

@@ -138,17 +138,7 @@ class Harness:
         return [m.envelope.type for m in self.out.sent]
 
     async def complete(self, d: JobDispatched, duration_ms: float = 1) -> None:
-        await self.send(
-            JobCompleted(
-                job_id=d.job_id,
-                batch_id=d.batch_id,
-                attempt=d.attempt,
-                executor_id="e1",
-                started_at=NOW,
-                finished_at=NOW,
-                duration_ms=duration_ms,
-            )
-        )
+        await self.send(JobCompleted(**ran(d, duration_ms)))
 
     async def fail(
         self,
@@ -160,13 +150,7 @@ class Harness:
     ) -> None:
         await self.send(
             JobFailed(
-                job_id=d.job_id,
-                batch_id=d.batch_id,
-                attempt=d.attempt,
-                executor_id="e1",
-                started_at=NOW,
-                finished_at=NOW,
-                duration_ms=1,
+                **ran(d),
                 error_class=error_class,
                 error_message=error_message,
                 retryable=retryable,
@@ -176,18 +160,7 @@ class Harness:
 
     async def skip(self, d: JobDispatched) -> None:
         """The executor's report of a job its job type skipped (`SkipJob`)."""
-        await self.send(
-            JobSkipped(
-                job_id=d.job_id,
-                batch_id=d.batch_id,
-                attempt=d.attempt,
-                executor_id="e1",
-                started_at=NOW,
-                finished_at=NOW,
-                duration_ms=1,
-                reason="nothing to do",
-            )
-        )
+        await self.send(JobSkipped(**ran(d), reason="nothing to do"))
 
     async def cancelled(self, d: JobDispatched) -> None:
         """The executor's report of an attempt it stopped on a cancel."""
@@ -196,6 +169,19 @@ class Harness:
     def last_snapshot(self) -> dict[str, Any]:
         snaps = [m.envelope for m in self.out.sent if m.envelope.type.startswith("Batch")]
         return {"type": snaps[-1].type, "seq": snaps[-1].seq, **snaps[-1].data}
+
+
+def ran(d: JobDispatched, duration_ms: float = 1) -> dict[str, Any]:
+    """The fields of an outcome of `d`'s attempt on executor e1."""
+    return {
+        "job_id": d.job_id,
+        "batch_id": d.batch_id,
+        "attempt": d.attempt,
+        "executor_id": "e1",
+        "started_at": NOW,
+        "finished_at": NOW,
+        "duration_ms": duration_ms,
+    }
 
 
 async def run_to_end(h: Harness) -> None:
