@@ -101,6 +101,11 @@ def test_pause_and_resume_from_the_detail_page(page: Page, stack: Stack) -> None
     expect(page.locator("#b-status")).to_have_text("running", timeout=15_000)
     expect(page.locator("#f-done")).to_have_text("100.0%", timeout=60_000)
     expect(page.locator("#b-status")).to_have_text("completed", timeout=15_000)
+    # the pause is not in its rate: the page says how long it ran beside how long it took
+    done = get_batch(stack, batch["id"])["progress"]
+    assert done["elapsed_s"] - done["active_s"] >= 2
+    expect(page.locator("#f-active")).to_be_visible()
+    expect(page.locator("#f-elapsed")).not_to_have_text(page.locator("#f-active").inner_text())
     assert_not_reloaded(page)
 
 

@@ -94,12 +94,20 @@ async def test_pause_holds_progress_and_resume_finishes(api: httpx.AsyncClient) 
     still = (await api.get(f"/v1/batches/{batch_id}")).json()
     assert still["status"] == "paused"
     assert still["progress"]["completed"] == held
+    # a paused batch has no ETA, and its running time stands still
+    assert still["progress"]["eta_s"] is None
+    assert still["progress"]["active_s"] == paused["progress"]["active_s"]
+    assert still["progress"]["elapsed_s"] - still["progress"]["active_s"] >= 2.0
 
     response = await act(api, batch_id, "resume")
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "paused"
     done = await wait_for(api, batch_id, status_is("completed"))
     assert done["progress"]["completed"] == 16
+    # its rate counts the time it ran, not the pause
+    progress = done["progress"]
+    assert progress["elapsed_s"] - progress["active_s"] >= 2.0
+    assert progress["throughput_per_s"] == pytest.approx(16 / progress["active_s"], abs=0.02)
 
 
 async def test_cancel_ends_cancelled_with_every_job_terminal(

@@ -120,6 +120,14 @@ def test_batch_view_shows_progress_counts_timing_and_config() -> None:
     assert "ETA" not in finished
 
 
+def test_batch_view_says_how_much_of_the_elapsed_time_it_ran_when_it_was_paused() -> None:
+    progress = {**a_batch()["progress"], "elapsed_s": 3725.0, "active_s": 65.0, "eta_s": 30.0}
+    text = text_of(batch_view(a_batch(progress=progress)))
+    assert "elapsed 1h 02m (1m 05s of it running) · 2.5/s · ETA 30s" in text
+    unpaused = {**a_batch()["progress"], "active_s": 4.5}  # under a second less: not said
+    assert "elapsed 4.8s · 2.5/s" in text_of(batch_view(a_batch(progress=unpaused)))
+
+
 def test_batch_view_shows_the_rollback_and_how_far_it_is() -> None:
     rolling = {
         "rollback_id": "r1",

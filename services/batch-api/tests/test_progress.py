@@ -28,6 +28,32 @@ def test_a_paused_batch_has_no_eta() -> None:
     assert progress_of(counts, T0, None, now, "running")["eta_s"] == 46.7
 
 
+def test_pauses_are_not_in_the_rate_nor_the_eta() -> None:
+    # 100 s since it started, 60 of them paused: 40 jobs in 40 s of running
+    counts = {"total": 100, "completed": 40, "pending": 60}
+    p = progress_of(counts, T0, None, T0 + timedelta(seconds=100), "running", inactive_s=60)
+    assert p["elapsed_s"] == 100.0
+    assert p["active_s"] == 40.0
+    assert p["throughput_per_s"] == 1.0
+    assert p["eta_s"] == 60.0  # not 150 s, as at 40 jobs per 100 s
+
+
+def test_a_pause_under_way_stops_the_running_time() -> None:
+    counts = {"total": 100, "completed": 40, "pending": 60}
+    paused_at = T0 + timedelta(seconds=40)
+    for now in (T0 + timedelta(seconds=50), T0 + timedelta(seconds=500)):
+        p = progress_of(counts, T0, None, now, "paused", inactive_since=paused_at)
+        assert p["active_s"] == 40.0
+        assert p["throughput_per_s"] == 1.0
+        assert p["eta_s"] is None
+
+
+def test_a_finished_batch_counts_its_pauses_until_the_finish() -> None:
+    done = T0 + timedelta(seconds=30)
+    p = progress_of({"total": 10, "completed": 10}, T0, done, T0 + timedelta(hours=2), None, 10)
+    assert (p["elapsed_s"], p["active_s"], p["throughput_per_s"]) == (30.0, 20.0, 0.5)
+
+
 def test_finished_batch_has_no_eta_left() -> None:
     p = progress_of({"total": 10, "completed": 10}, T0, T0 + timedelta(seconds=5), T0)
     assert p["percent"] == 100.0

@@ -28,6 +28,7 @@ from contracts.vocabulary import ProgressCounts
 from reporter.domain.projection import (
     JobEvent,
     Operators,
+    batch_dynamic,
     fold_compensation,
     fold_job,
     fold_progress,
@@ -318,3 +319,16 @@ def test_a_completed_job_keeps_its_warnings_and_a_later_attempt_only_its_own() -
     warned = completed.model_copy(update={"warnings": ["odd", "odder"]})
     assert fold_job(None, env, warned)["warnings"] == ["odd", "odder"]
     assert fold_job(None, env, completed)["warnings"] is None
+
+
+def test_a_batch_view_keeps_the_time_its_batch_could_not_move() -> None:
+    paused = BatchProgress(
+        batch_id="b",
+        status="paused",
+        counts=ProgressCounts(total=3),
+        started_at=T0,
+        inactive_s=12.5,
+        inactive_since=T0 + timedelta(seconds=40),
+    )
+    fields = batch_dynamic(envelope_for(paused, producer="scheduler", seq=3), paused)
+    assert (fields["inactive_s"], fields["inactive_since"]) == (12.5, T0 + timedelta(seconds=40))

@@ -451,6 +451,50 @@ async def test_pause_stops_dispatch_and_resume_continues() -> None:
     assert len(h.dispatched()) == 4
 
 
+async def test_a_pause_is_not_running_time_even_across_a_scheduler_takeover() -> None:
+    h = Harness()
+    await h.submit("b1", 6, max_concurrent_jobs=2)
+    await h.capacity(10)
+    await h.s.tick()
+    h.clock.t += 10
+    await h.send(BatchPauseRequested(batch_id="b1", requested_by="u"))
+    paused = h.last_snapshot()
+    assert paused["type"] == "BatchPaused"
+    assert paused["inactive_s"] == 0
+    assert paused["inactive_since"] == datetime.fromtimestamp(h.clock.t, UTC).isoformat().replace(
+        "+00:00", "Z"
+    )
+    h2 = Harness(store=h.store)  # takes over while the batch is paused
+    await h2.s.recover()
+    h2.clock.t = h.clock.t + 30
+    await h2.send(BatchResumeRequested(batch_id="b1", requested_by="u"))
+    resumed = h2.last_snapshot()
+    assert resumed["type"] == "BatchResumed"
+    assert (resumed["inactive_s"], resumed["inactive_since"]) == (30, None)
+    assert h2.s.batches["b1"].active_s(datetime.fromtimestamp(h2.clock.t, UTC)) == 10
+
+
+async def test_the_rest_between_a_finish_and_a_retry_is_not_running_time() -> None:
+    h = Harness()
+    await h.submit("b1", 2)
+    await h.capacity(10)
+    await h.s.tick()
+    first, second = h.dispatched()
+    await h.complete(first)
+    h.clock.t += 5
+    await h.fail(second, retryable=False)
+    await h.s.tick()
+    assert h.last_snapshot()["type"] == "BatchCompleted"
+    h.clock.t += 3600  # an hour later, the failed job is retried
+    await h.send(BatchRetryRequested(batch_id="b1", requested_by="u"))
+    await h.capacity(10)  # the executor's heartbeats of an hour ago are stale
+    retrying = h.last_snapshot()
+    assert retrying["type"] == "BatchRetrying"
+    assert (retrying["inactive_s"], retrying["finished_at"]) == (3600, None)
+    await run_to_end(h)
+    assert h.last_snapshot()["inactive_s"] == 3600
+
+
 async def test_cancel_broadcasts_and_ends_cancelled_with_every_job_terminal() -> None:
     h = Harness()
     await h.submit("b1", 10, max_concurrent_jobs=2)

@@ -1,6 +1,8 @@
-"""The batch runtime's bookkeeping of jobs it never dispatched."""
+"""The batch runtime's bookkeeping: jobs it never dispatched, the time it could not move."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -43,3 +45,27 @@ def test_a_sequential_config_runs_one_job_at_a_time_whatever_the_concurrency_say
     assert b.claim(0.0) == (0, 1, 0)
     b.in_flight["b1.0"] = object()  # type: ignore[assignment]
     assert (b.room(0.0), b.claim(0.0)) == (0, None)
+
+
+def test_running_time_leaves_out_pauses_and_a_pause_before_the_start() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def at(s: float) -> datetime:
+        return t0 + timedelta(seconds=s)
+
+    b = _runtime(10)
+    b.status = "queued"
+    b.paused(t0)  # not started yet: nothing to leave out
+    b.moving(at(50))
+    b.started_at = at(60)
+    assert b.active_s(at(70)) == 10
+    b.paused(at(70))
+    assert b.active_s(at(500)) == 10  # stands still while paused
+    b.paused(at(80))  # a second pause request changes nothing
+    b.moving(at(100))
+    assert (b.inactive_s, b.active_s(at(110))) == (30, 20)
+    b.paused(at(110))
+    b.finished(at(120))  # cancelled while paused: the pause ends with it
+    assert (b.inactive_s, b.inactive_since, b.active_s(at(9999))) == (40, None, 20)
+    b.moving(at(200))  # retried: the rest since the finish is left out too
+    assert (b.finished_at, b.inactive_s, b.active_s(at(205))) == (None, 120, 25)

@@ -187,7 +187,7 @@ def batch_view(batch: Batch) -> RenderableType:
     )
     head.add_row("Progress", bar)
     rate = format_rate(progress.get("throughput_per_s"))
-    elapsed = format_duration(progress.get("elapsed_s"))
+    elapsed = format_duration(progress.get("elapsed_s")) + _resting(progress)
     if batch.get("finished_at"):
         head.add_row("Timing", f"took {elapsed} · {rate}")
     else:
@@ -573,3 +573,12 @@ class Output:
     def lines(self, items: Iterable[str]) -> None:
         for line in items:
             self.stdout.print(line, markup=False, highlight=False)
+
+
+def _resting(progress: Mapping[str, Any]) -> str:
+    """How much of the elapsed time the batch could move, when pauses (or the rest before a
+    retry) took a second or more of it: its rate and ETA count only that time."""
+    elapsed, active = progress.get("elapsed_s"), progress.get("active_s")
+    if elapsed is None or active is None or elapsed - active < 1:
+        return ""
+    return f" ({format_duration(active)} of it running)"

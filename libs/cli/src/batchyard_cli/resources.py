@@ -26,6 +26,7 @@ class Progress(TypedDict):
     percent: float
     throughput_per_s: float | None
     elapsed_s: float | None
+    active_s: NotRequired[float | None]
     eta_s: float | None
 
 

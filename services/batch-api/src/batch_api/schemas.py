@@ -173,9 +173,18 @@ class Progress(BaseModel):
     skipped: int = 0
     cancelled: int = 0
     percent: float
-    throughput_per_s: float | None = None
-    elapsed_s: float | None = None
-    eta_s: float | None = None
+    throughput_per_s: float | None = Field(
+        default=None, description="Jobs ended per second of `active_s`."
+    )
+    elapsed_s: float | None = Field(default=None, description="Seconds since it started.")
+    active_s: float | None = Field(
+        default=None,
+        description="Of `elapsed_s`, the seconds it could move: not paused, nor finished "
+        "before a retry.",
+    )
+    eta_s: float | None = Field(
+        default=None, description="Seconds left at `throughput_per_s`; null while paused."
+    )
 
 
 class RollbackPublic(BaseModel):

@@ -18,6 +18,7 @@ class BatchSnapshot(Event):
     model can apply the newest one by `seq` alone, in any order and any number of times."""
 
     TYPE = "BatchSnapshot"
+    VERSION = 2
     batch_id: str
     status: str
     counts: ProgressCounts
@@ -28,6 +29,16 @@ class BatchSnapshot(Event):
         default_factory=list, description="Batches this one waits for before it may start."
     )
     deadline_at_risk: bool = False
+    inactive_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds since `started_at` the batch could not move, not counted in its "
+        "throughput and ETA: paused, or finished before a retry. A pause under way since "
+        "`inactive_since` is not in it yet.",
+    )
+    inactive_since: datetime | None = Field(
+        default=None, description="When the pause under way began; null while it can move."
+    )
 
 
 class BatchStarted(BatchSnapshot):

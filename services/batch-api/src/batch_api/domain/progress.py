@@ -15,9 +15,13 @@ def progress_of(
     finished_at: datetime | None,
     now: datetime,
     status: str | None = None,
+    inactive_s: float = 0.0,
+    inactive_since: datetime | None = None,
 ) -> dict[str, Any]:
-    """Counts, percent, elapsed time, throughput (over the elapsed time) and the ETA at that
-    rate; a paused batch has no ETA (it moves only once resumed)."""
+    """Counts, percent, elapsed time, the time the batch could move in it (`active_s`: the
+    elapsed time less its pauses and the rest between a finish and a retry, `inactive_s`
+    and the pause under way since `inactive_since`), throughput over that time and the ETA
+    at that rate; a paused batch has no ETA (it moves only once resumed)."""
     total = int(counts.get("total", 0))
     done = sum(int(counts.get(k, 0)) for k in ("completed", "failed", "skipped", "cancelled"))
     out: dict[str, Any] = {
@@ -39,8 +43,13 @@ def progress_of(
         end = finished_at or now
         elapsed = max((end - started_at).total_seconds(), 0.0)
         out["elapsed_s"] = round(elapsed, 3)
-        if elapsed > 0:
-            rate = done / elapsed
+        resting = inactive_s
+        if inactive_since is not None and finished_at is None:
+            resting += max((now - inactive_since).total_seconds(), 0.0)
+        active = max(elapsed - resting, 0.0)
+        out["active_s"] = round(active, 3)
+        if active > 0:
+            rate = done / active
             out["throughput_per_s"] = round(rate, 2)
             if finished_at is None and rate > 0:
                 out["eta_s"] = round((total - done) / rate, 1)

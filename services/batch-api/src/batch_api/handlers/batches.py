@@ -725,7 +725,15 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
     started_at, finished_at = view.get("started_at"), view.get("finished_at")
     waiting_for = [str(b) for b in view.get("waiting_for") or []] if status == "queued" else []
     now = datetime.now(UTC)
-    progress = progress_of(counts, started_at, finished_at, now, status)
+    progress = progress_of(
+        counts,
+        started_at,
+        finished_at,
+        now,
+        status,
+        inactive_s=float(view.get("inactive_s") or 0.0),
+        inactive_since=view.get("inactive_since"),
+    )
     rollback = latest_rollback(view.get("rollbacks"), now)
     return BatchPublic(
         id=doc["_id"],

@@ -88,6 +88,8 @@ class StreamState:
             event.finished_at,
             datetime.now(UTC),
             event.status,
+            inactive_s=event.inactive_s,
+            inactive_since=event.inactive_since,
         )
         policy = {"waiting_for": event.waiting_for, "deadline_at_risk": event.deadline_at_risk}
         return self.progress(

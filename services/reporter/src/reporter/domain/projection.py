@@ -195,6 +195,8 @@ def batch_dynamic(env: Envelope, e: BatchSnapshot) -> dict[str, Any]:
         "reason": getattr(e, "reason", None),
         "waiting_for": e.waiting_for,
         "deadline_at_risk": e.deadline_at_risk,
+        "inactive_s": e.inactive_s,
+        "inactive_since": e.inactive_since,
     }
     return fields
 

@@ -61,7 +61,6 @@ class BatchRuntime:
     last_slot_at: float = 0.0
     dirty: bool = False
     waiting_for: list[str] = field(default_factory=list)
-    started_clock: float | None = None
     next_stagger_at: float = 0.0
     deadline_boost: float = 1.0
     deadline_at_risk_sent: bool = False
@@ -75,6 +74,11 @@ class BatchRuntime:
     # dispatched (a retry of the batch runs them). None when none were skipped.
     skipped_from: int | None = None
     skipped_waiting: int = 0  # how many of `skipped` those are (the rest: their job type's)
+    # Time since `started_at` when it could not move, not counted as its elapsed time by
+    # throughput, ETA and deadline judgements: paused, or finished before a retry. A pause
+    # under way began at `inactive_since`.
+    inactive_s: float = 0.0
+    inactive_since: datetime | None = None
 
     # --- items -----------------------------------------------------------------------------
     def add_chunk(self, chunk: int, first_index: int, count: int) -> bool:
@@ -91,6 +95,32 @@ class BatchRuntime:
         """(chunk number, offset inside it) of a job index."""
         pos = bisect.bisect_right(self.chunk_starts, index) - 1
         return self.chunk_numbers[pos], index - self.chunk_starts[pos]
+
+    # --- time ------------------------------------------------------------------------------
+    def paused(self, at: datetime) -> None:
+        """Records that it stopped moving at `at` (a pause before it started costs nothing)."""
+        if self.started_at is not None and self.inactive_since is None:
+            self.inactive_since = at
+
+    def moving(self, at: datetime) -> None:
+        """Records that it moves again at `at`: resumed, or retried after it had finished."""
+        since = self.inactive_since or self.finished_at
+        if since is not None and self.started_at is not None:
+            self.inactive_s += max(0.0, (at - since).total_seconds())
+        self.inactive_since = None
+        self.finished_at = None
+
+    def finished(self, at: datetime) -> None:
+        """Records its end at `at` (a pause under way ends there too)."""
+        self.moving(at)
+        self.finished_at = at
+
+    def active_s(self, at: datetime) -> float:
+        """Seconds it has been able to move since it started, as of `at`."""
+        if self.started_at is None:
+            return 0.0
+        end = self.finished_at or self.inactive_since or at
+        return max(0.0, (end - self.started_at).total_seconds() - self.inactive_s)
 
     # --- work ------------------------------------------------------------------------------
     @property

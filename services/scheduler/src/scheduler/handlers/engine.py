@@ -274,16 +274,22 @@ class Scheduler:
             b.deadline_boost = 1.0  # judged again against the new deadline at the next tick
         self._emit_snapshot(b, BatchProgress)
 
+    def _at(self) -> datetime:
+        """The scheduler's clock as a time of day (a test's clock moves it)."""
+        return datetime.fromtimestamp(self.clock(), UTC)
+
     async def _on_pause(self, env: Envelope, e: BatchPauseRequested) -> None:
         b = self.batches.get(e.batch_id)
         if b is not None and can_batch(b.status, "pause"):
             b.status = next_batch_state(b.status, "pause")
+            b.paused(self._at())
             self._emit_snapshot(b, BatchPaused)
 
     async def _on_resume(self, env: Envelope, e: BatchResumeRequested) -> None:
         b = self.batches.get(e.batch_id)
         if b is not None and can_batch(b.status, "resume"):
             b.status = next_batch_state(b.status, "resume")
+            b.moving(self._at())
             self._emit_snapshot(b, BatchResumed)
 
     async def _on_cancel(self, env: Envelope, e: BatchCancelRequested) -> None:
@@ -344,7 +350,8 @@ class Scheduler:
         b.failed -= len(failed)
         b.unskip()  # what `stop_on_error` skipped runs too
         b.status = next_batch_state(b.status, "retry")
-        b.cancelling, b.stop_reason, b.finished_at = False, None, None
+        b.cancelling, b.stop_reason = False, None
+        b.moving(self._at())
         b.priority_level = min(10, b.priority_level + 2)
         self.batches[b.batch_id] = b
         self._emit_snapshot(b, BatchRetrying)
@@ -362,7 +369,8 @@ class Scheduler:
             if not can_batch(b.status, "retry"):
                 return
             b.status = next_batch_state(b.status, "retry")
-            b.cancelling, b.stop_reason, b.finished_at = False, None, None
+            b.cancelling, b.stop_reason = False, None
+            b.moving(self._at())
         b.schedule_retry(index, job.get("attempt", 1) + 1, 0, self.clock())
         b.failed -= 1
         b.unskip()  # the jobs its failure skipped (`stop_on_error`) follow it
@@ -680,7 +688,7 @@ class Scheduler:
         ]
         if not self.fair.pick(wanting, budget, take):
             return
-        dispatched_at = datetime.now(UTC)
+        dispatched_at = datetime.fromtimestamp(now, UTC)
         grouped: dict[str, tuple[BatchRuntime, list[DispatchedJob]]] = {}
         for b, index, attempt, failures in picked:
             job_id = job_id_for(b.batch_id, index)
@@ -702,7 +710,6 @@ class Scheduler:
             if b.status == "queued":
                 b.status = next_batch_state(b.status, "start")
                 b.started_at = dispatched_at
-                b.started_clock = now
                 self._emit_snapshot(b, BatchStarted)
             b.dirty = True
         groups = self._executors_take_groups(now)
@@ -806,7 +813,7 @@ class Scheduler:
                 continue
             finished = b.completed + b.failed + b.skipped
             remaining = b.total - finished - b.cancelled
-            elapsed = now - b.started_clock if b.started_clock is not None else 0.0
+            elapsed = b.active_s(datetime.fromtimestamp(now, UTC))
             view = judge(now, deadline.timestamp(), remaining, finished, elapsed)
             b.deadline_boost = view.boost
             if view.at_risk and not b.deadline_at_risk_sent:
@@ -840,7 +847,7 @@ class Scheduler:
                 continue
             state, event, reason = b.outcome()
             b.status = next_batch_state(b.status, event)
-            b.finished_at = datetime.now(UTC)
+            b.finished(self._at())
             if state == "cancelled":
                 self._emit_snapshot(b, BatchCancelled, reason=b.cancel_reason or "")
             elif state == "failed":
@@ -887,6 +894,8 @@ class Scheduler:
             finished_at=b.finished_at,
             waiting_for=b.waiting_for,
             deadline_at_risk=b.deadline_at_risk_sent,
+            inactive_s=round(b.inactive_s, 3),
+            inactive_since=b.inactive_since,
             **extra,
         )
         self._send(self.topics.batch_events, b.batch_id, event, b, seq=b.seq)
@@ -984,6 +993,8 @@ def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
         "rollback_id": b.rollback_id,
         "skipped_from": b.skipped_from,
         "skipped_waiting": b.skipped_waiting,
+        "inactive_s": b.inactive_s,
+        "inactive_since": b.inactive_since,
     }
 
 
@@ -1009,9 +1020,9 @@ def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
         rollback_id=doc.get("rollback_id") or "",
         skipped_from=doc.get("skipped_from"),
         skipped_waiting=doc.get("skipped_waiting", 0),
+        inactive_s=doc.get("inactive_s", 0.0),
+        inactive_since=doc.get("inactive_since"),
     )
-    if b.started_at is not None:
-        b.started_clock = b.started_at.timestamp()
     counts = doc.get("counts") or {}
     b.completed = counts.get("completed", 0)
     b.failed = counts.get("failed", 0)

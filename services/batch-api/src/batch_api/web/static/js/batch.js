@@ -84,6 +84,8 @@ function renderBatch() {
       ["Errors", fmtNumber(p.failed), p.failed ? "bad" : ""],
       ["Jobs/s", p.throughput_per_s ?? "–"],
       ["Elapsed", fmtDuration(p.elapsed_s)],
+      // Pauses (or the rest before a retry) are not in its rate and ETA: say how long it ran.
+      ...(p.active_s != null && p.elapsed_s - p.active_s >= 1 ? [["Active", fmtDuration(p.active_s)]] : []),
       ["ETA", TERMINAL.has(b.status) ? "done" : fmtDuration(p.eta_s)],
       ...(b.deadline || b.config.deadline
         ? [["Deadline", fmtTime(b.deadline || b.config.deadline), b.deadline_at_risk && !TERMINAL.has(b.status) ? "bad" : ""]]
