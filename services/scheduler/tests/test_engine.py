@@ -840,6 +840,29 @@ async def test_a_job_claimed_but_never_recorded_is_dispatched_by_the_next_schedu
     assert (final["type"], final["counts"]["completed"]) == ("BatchCompleted", 6)
 
 
+async def test_a_job_never_recorded_of_a_batch_being_cancelled_ends_cancelled() -> None:
+    h = Harness()
+    await h.submit("b1", 6, max_concurrent_jobs=2)
+    await h.capacity(10)
+    await h.s.tick()
+    running, lost = h.dispatched()
+    await h.send(BatchCancelRequested(batch_id="b1", requested_by="u"))
+    del h.store.jobs[lost.job_id]  # claimed, but neither its state nor its dispatch went out
+    h2 = Harness(store=h.store)
+    await h2.s.recover()
+    assert h2.s.batches["b1"].retries == []  # not dispatched: the batch is being stopped
+    await h2.capacity(10)
+    await h2.cancelled(running)  # the executor stopped the one that ran
+    await h2.s.tick()
+    final = h2.last_snapshot()
+    assert final["type"] == "BatchCancelled"
+    assert (final["counts"]["total"], final["counts"]["cancelled"]) == (6, 6)  # none lost
+    assert h2.dispatched() == []
+    h3 = Harness(store=h2.store)  # and it is counted once, whoever reads the store next
+    await h3.s.recover()
+    assert "b1" not in h3.s.batches
+
+
 async def test_a_job_cancelled_before_its_dispatch_stays_cancelled_after_a_takeover() -> None:
     h = Harness()
     await h.submit("b1", 5, max_concurrent_jobs=1)

@@ -176,17 +176,22 @@ class Scheduler:
                     b.in_flight[job_id] = InFlight(
                         job_id, index, attempt, failures, status, now + self.config.lease_s
                     )
-            if not b.cancelling:
+            if b.cancelling:
+                lost = _uncounted(b)
+                b.cancelled += lost
+                what = "counted cancelled, as the batch is being stopped"
+            else:
                 unrecorded = _unrecorded(b, states)
                 for index in unrecorded:
                     b.schedule_retry(index, 1, 0, now)  # never dispatched: its first attempt
-                if unrecorded:
-                    log.warning(
-                        "%d job(s) of batch %s were claimed but their dispatch never recorded: "
-                        "dispatching them now",
-                        len(unrecorded),
-                        b.batch_id,
-                    )
+                lost, what = len(unrecorded), "dispatching them now"
+            if lost:
+                log.warning(
+                    "%d job(s) of batch %s were claimed but their dispatch never recorded: %s",
+                    lost,
+                    b.batch_id,
+                    what,
+                )
             self.batches[b.batch_id] = b
         log.info("recovered %d unfinished batches", len(self.batches))
 
@@ -958,6 +963,17 @@ def _unrecorded(b: BatchRuntime, states: dict[int, dict[str, Any]]) -> list[int]
     `skipped_from`.)"""
     end = b.next_index if b.skipped_from is None else min(b.next_index, b.skipped_from)
     return [i for i in range(end) if i not in states]
+
+
+def _uncounted(b: BatchRuntime) -> int:
+    """Of a batch being stopped, the jobs `_unrecorded` would name, which it cannot: the
+    stop ended every job not dispatched at once, recording no state for them (their number
+    is in the saved counts). The saved counts had these as dispatched, and nothing is in
+    flight for them: they are the jobs no count holds."""
+    if b.total is None or b.next_index < b.total:
+        return 0
+    held = b.completed + b.failed + b.skipped + b.cancelled + len(b.in_flight) + len(b.retries)
+    return max(0, b.total - held)
 
 
 def _short(b: BatchRuntime) -> bool:
