@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from batch_api.domain.lifecycle import (
@@ -13,6 +15,8 @@ from batch_api.domain.lifecycle import (
     may_delete,
     status_of,
 )
+from batch_api.handlers.batches import Loaded
+from batch_api.handlers.jobs import job_status
 from contracts.vocabulary import BatchStatus
 
 pytestmark = pytest.mark.unit
@@ -69,6 +73,10 @@ def test_jobs_that_never_ran_in_a_stopped_batch_are_cancelled() -> None:
     assert job_status_of({"status": "retrying"}, "failed") == "cancelled"
     assert job_status_of({"status": "completed"}, "cancelled") == "completed"
     assert job_status_of({"status": "running"}, "completed") == "running"
+    # rolled back afterwards: those that never ran still ended cancelled, not pending
+    assert job_status_of(None, "rolled_back") == "cancelled"
+    assert job_status_of(None, "rolling_back") == "cancelled"
+    assert job_status_of({"status": "completed"}, "rolled_back") == "completed"
 
 
 def test_jobs_that_never_ran_in_a_batch_stopped_on_error_are_skipped() -> None:
@@ -78,3 +86,25 @@ def test_jobs_that_never_ran_in_a_batch_stopped_on_error_are_skipped() -> None:
     assert job_status_of(None, "retrying", skipped=True) == "pending"  # a retry runs them
     assert job_status_of({"status": "running"}, "failed", skipped=True) == "cancelled"
     assert job_status_of({"status": "failed"}, "failed", skipped=True) == "failed"
+
+
+def test_the_batch_view_says_which_jobs_that_never_ran_were_skipped() -> None:
+    counts = {"total": 10, "completed": 3, "failed": 1, "skipped": 4, "cancelled": 2}
+
+    def status(index: int, batch_status: str, **view: Any) -> str:
+        found = Loaded({"_id": "b"}, {"status": batch_status, "counts": counts, **view}, "x")
+        return job_status(found, index, None)
+
+    # a job type skipped two of them (they have views); stop_on_error skipped jobs 8 and 9
+    for batch_status in ("failed", "rolled_back"):
+        assert [status(i, batch_status, skipped_from=8) for i in (6, 7, 8, 9)] == [
+            "cancelled",
+            "cancelled",
+            "skipped",
+            "skipped",
+        ]
+    # a cancelled batch whose job type skipped some, rolled back: none was skipped by a stop
+    assert status(9, "rolled_back", skipped_from=None) == "cancelled"
+    # a view from before snapshots said where: any skipped job decides, as it did
+    assert status(9, "rolled_back") == "skipped"
+    assert status(9, "cancelled") == "cancelled"

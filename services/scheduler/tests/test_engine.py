@@ -661,6 +661,7 @@ async def test_stop_on_error_fails_the_batch() -> None:
     assert final["counts"]["failed"] == 1
     assert final["counts"]["skipped"] == 9  # never started: skipped, not cancelled
     assert final["counts"]["cancelled"] == 0
+    assert final["skipped_from"] == 1  # which ones: readers tell them from cancelled ones
 
 
 async def test_a_stop_on_error_cancels_running_jobs_and_skips_the_rest_and_retry_runs_them() -> (
@@ -687,6 +688,7 @@ async def test_a_stop_on_error_cancels_running_jobs_and_skips_the_rest_and_retry
     assert retrying["type"] == "BatchRetrying"
     assert (retrying["counts"]["skipped"], retrying["counts"]["pending"]) == (0, 7)
     assert retrying["counts"]["retrying"] == 1
+    assert retrying["skipped_from"] is None
     await run_to_end(h)
     assert sorted(d.index for d in h.dispatched()[3:]) == [0, *range(3, 10)]
     final = h.last_snapshot()

@@ -39,6 +39,12 @@ class BatchSnapshot(Event):
     inactive_since: datetime | None = Field(
         default=None, description="When the pause under way began; null while it can move."
     )
+    skipped_from: int | None = Field(
+        default=None,
+        ge=0,
+        description="`stop_on_error` ended the jobs from this index that were never dispatched "
+        "as skipped (one cancelled on request before stays cancelled); null when it did not.",
+    )
 
 
 class BatchStarted(BatchSnapshot):

@@ -18,8 +18,11 @@ TERMINAL: Final = FINISHED | {"rolled_back", "rollback_failed", "archived"}
 UNSUBMITTED: Final = frozenset({"draft", "uploading"})
 ACTIVE: Final = frozenset({"queued", "running", "paused", "retrying"})
 STOPPED: Final = frozenset({"cancelled", "failed"})
-# Where a job that never started may have been skipped by `stop_on_error`.
-SKIPPING: Final = frozenset({"failed", "rolling_back", "rolled_back", "rollback_failed"})
+# A finished batch being rolled back, or that was: its jobs that never started ended then.
+AFTER_THE_RUN: Final = frozenset({"rolling_back", "rolled_back", "rollback_failed"})
+# Where a job that never started may have been skipped by `stop_on_error`, as guessed for a
+# batch view from before snapshots said where the skipped jobs begin (`skipped_from`).
+SKIPPING: Final = frozenset({"failed"}) | AFTER_THE_RUN
 
 ALLOWED_FROM: Final[dict[str, frozenset[str]]] = {
     "start": UNSUBMITTED,
@@ -78,13 +81,13 @@ def status_of(doc: dict[str, Any], view: dict[str, Any] | None) -> str:
 def job_status_of(view: dict[str, Any] | None, batch_status: str, skipped: bool = False) -> str:
     """A job's status from its view. Jobs the executors never started have no view: they are
     `pending` while the batch is active. A batch that ended `cancelled` or `failed` (stopped)
-    ended every job that had not finished as cancelled, so those read `cancelled`; when it
-    counts `skipped` jobs (stopped by `stop_on_error`), those that never started read
-    `skipped`, also once it was rolled back. (Job views converge a moment after the batch
-    view, so a job may read `running` in a batch that just completed.)"""
+    ended every job that had not finished as cancelled, so those read `cancelled`, also once
+    it was rolled back; those `stop_on_error` skipped (`skipped`, which the caller knows from
+    the batch view) read `skipped`. (Job views converge a moment after the batch view, so a
+    job may read `running` in a batch that just completed.)"""
     status = "pending" if view is None else str(view.get("status") or "pending")
-    if view is None and skipped and batch_status in SKIPPING:
-        return "skipped"
+    if view is None and batch_status in STOPPED | AFTER_THE_RUN:
+        return "skipped" if skipped else "cancelled"
     if batch_status in STOPPED and status in ("pending", "dispatched", "running", "retrying"):
         return "cancelled"
     return status

@@ -23,6 +23,7 @@ from batch_api.domain.lifecycle import (
     ACTIVE,
     JOB_CANCEL_FROM,
     JOB_RETRY_FROM,
+    SKIPPING,
     job_status_of,
 )
 from batch_api.domain.principal import Principal
@@ -225,8 +226,19 @@ def job_status(
 ) -> str:
     if view is None and str(index) in (found.doc.get("cancelled_jobs") or {}):
         return "cancelled"
-    skipped = bool(((found.view or {}).get("counts") or {}).get("skipped"))
-    return job_status_of(view, underlying or underlying_status(found), skipped)
+    batch_status = underlying or underlying_status(found)
+    return job_status_of(view, batch_status, view is None and _skipped(found, index, batch_status))
+
+
+def _skipped(found: Loaded, index: int, batch_status: str) -> bool:
+    """Whether `stop_on_error` skipped the job at `index` (which never started)."""
+    batch_view = found.view or {}
+    if "skipped_from" in batch_view:
+        start = batch_view["skipped_from"]
+        return start is not None and index >= int(start)
+    # a view from before snapshots said where: any skipped job, in a batch that could have
+    # skipped some, makes the jobs that never started read skipped
+    return bool((batch_view.get("counts") or {}).get("skipped")) and batch_status in SKIPPING
 
 
 def underlying_status(found: Loaded) -> str:

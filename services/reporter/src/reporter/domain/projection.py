@@ -197,6 +197,7 @@ def batch_dynamic(env: Envelope, e: BatchSnapshot) -> dict[str, Any]:
         "deadline_at_risk": e.deadline_at_risk,
         "inactive_s": e.inactive_s,
         "inactive_since": e.inactive_since,
+        "skipped_from": e.skipped_from,
     }
     return fields
 

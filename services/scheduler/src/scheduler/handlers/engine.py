@@ -901,6 +901,7 @@ class Scheduler:
             deadline_at_risk=b.deadline_at_risk_sent,
             inactive_s=round(b.inactive_s, 3),
             inactive_since=b.inactive_since,
+            skipped_from=b.skipped_from,
             **extra,
         )
         self._send(self.topics.batch_events, b.batch_id, event, b, seq=b.seq)
