@@ -1,5 +1,6 @@
 """What a running job reports of its progress (`ctx.report_progress`) reaches the API: the
-job shows its latest report while it runs, and none once it has ended."""
+job shows its latest report while it runs, and none once it has ended; its batch has an ETA
+before any job ended."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ async def test_a_running_job_shows_its_latest_progress(api: httpx.AsyncClient) -
     url = f"/v1/batches/{batch_id}/jobs/{batch_id}.0"
 
     seen: list[dict[str, Any]] = []
+    etas: list[float] = []  # the batch's, while its only job runs
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         job = (await api.get(url)).json()
@@ -38,8 +40,14 @@ async def test_a_running_job_shows_its_latest_progress(api: httpx.AsyncClient) -
             break
         if job.get("progress") and job["progress"] not in seen:
             seen.append(job["progress"])
+        batch = (await api.get(f"/v1/batches/{batch_id}")).json()
+        if batch["status"] == "running" and batch["progress"].get("eta_s") is not None:
+            etas.append(batch["progress"]["eta_s"])
         await asyncio.sleep(0.2)
     assert seen, "the running job never showed its progress"
+    # no job has ended, yet the batch has an ETA: its job's own reports count
+    assert etas, "the batch had no ETA while its job ran"
+    assert all(0 <= eta <= 20 for eta in etas), etas
     for report in seen:
         step = re.fullmatch(rf"step (\d) of {STEPS}", report["message"])
         assert step, report

@@ -54,6 +54,20 @@ def test_a_finished_batch_counts_its_pauses_until_the_finish() -> None:
     assert (p["elapsed_s"], p["active_s"], p["throughput_per_s"]) == (30.0, 20.0, 0.5)
 
 
+def test_running_jobs_progress_counts_in_the_eta_before_any_job_ended() -> None:
+    # four long jobs, two running for 300 s and half way: two more such runs to go
+    counts = {"total": 4, "running": 2, "pending": 2}
+    now = T0 + timedelta(seconds=300)
+    p = progress_of(counts, T0, None, now, "running", running_done=1.0)
+    assert (p["percent"], p["throughput_per_s"], p["eta_s"]) == (0.0, 0.0, 900.0)
+    assert "eta_s" not in progress_of(counts, T0, None, now, "running")  # no report: unknown
+    # with jobs ended too, both count; a report cannot make more than the batch
+    p = progress_of({"total": 4, "completed": 2, "running": 2}, T0, None, now, running_done=1)
+    assert p["eta_s"] == 100.0
+    p = progress_of({"total": 4, "completed": 3, "running": 1}, T0, None, now, running_done=5)
+    assert p["eta_s"] == 0.0
+
+
 def test_finished_batch_has_no_eta_left() -> None:
     p = progress_of({"total": 10, "completed": 10}, T0, T0 + timedelta(seconds=5), T0)
     assert p["percent"] == 100.0

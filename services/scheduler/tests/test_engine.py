@@ -25,6 +25,7 @@ from contracts.events import (
     JobCompleted,
     JobDispatched,
     JobFailed,
+    JobProgress,
     JobRetryRequested,
     JobsDispatched,
     JobSkipped,
@@ -493,6 +494,30 @@ async def test_the_rest_between_a_finish_and_a_retry_is_not_running_time() -> No
     assert (retrying["inactive_s"], retrying["finished_at"]) == (3600, None)
     await run_to_end(h)
     assert h.last_snapshot()["inactive_s"] == 3600
+
+
+async def test_running_jobs_progress_reports_reach_the_batch_snapshot() -> None:
+    h = Harness()
+    await h.submit("b1", 3, max_concurrent_jobs=2)
+    await h.capacity(10)
+    await h.s.tick()
+    first, second = h.dispatched()
+    await h.s.tick()
+    assert h.last_snapshot()["running_done"] == 0  # no job reported a percent yet
+    for d, percent in ((first, 50.0), (second, 25.0)):
+        await h.send(
+            JobProgress(
+                job_id=d.job_id, batch_id="b1", attempt=1, executor_id="e1", percent=percent
+            )
+        )
+    sent = len(h.out.sent)
+    await h.s.tick()  # no job ended, yet the batch moved: a snapshot says so
+    assert any(m.envelope.type == "BatchProgress" for m in h.out.sent[sent:])
+    assert h.last_snapshot()["running_done"] == 0.75
+    await h.complete(first)  # an ended job counts as ended, not by its last report
+    await h.s.tick()
+    snapshot = h.last_snapshot()
+    assert (snapshot["counts"]["completed"], snapshot["running_done"]) == (1, 0.25)
 
 
 async def test_cancel_broadcasts_and_ends_cancelled_with_every_job_terminal() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.vocabulary import BatchConfig
-from scheduler.domain.model import BatchRuntime
+from scheduler.domain.model import BatchRuntime, InFlight
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +69,17 @@ def test_running_time_leaves_out_pauses_and_a_pause_before_the_start() -> None:
     assert (b.inactive_s, b.inactive_since, b.active_s(at(9999))) == (40, None, 20)
     b.moving(at(200))  # retried: the rest since the finish is left out too
     assert (b.finished_at, b.inactive_s, b.active_s(at(205))) == (None, 120, 25)
+
+
+def test_running_done_sums_the_running_jobs_reports_in_jobs() -> None:
+    b = _runtime(10)
+    for _ in range(3):
+        b.claim(0.0)
+    assert b.running_done() == 0.0  # claimed, not in flight: nothing reported
+    b.in_flight = {
+        f"b1.{i}": InFlight(f"b1.{i}", i, 1, 0, "running", 10.0, percent)
+        for i, percent in enumerate((50.0, 150.0, None))
+    }
+    assert b.running_done() == 0.0  # no job reported a percent yet
+    b.reports_progress = True
+    assert b.running_done() == 1.5  # half of one, the whole of another (never more), none

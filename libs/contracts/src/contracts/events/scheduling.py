@@ -39,6 +39,12 @@ class BatchSnapshot(Event):
     inactive_since: datetime | None = Field(
         default=None, description="When the pause under way began; null while it can move."
     )
+    running_done: float = Field(
+        default=0.0,
+        ge=0,
+        description="How much of its running jobs is done, in jobs, by their own progress "
+        "reports (two jobs at half way: 1.0); 0 when its jobs report no percent.",
+    )
     skipped_from: int | None = Field(
         default=None,
         ge=0,

@@ -17,11 +17,14 @@ def progress_of(
     status: str | None = None,
     inactive_s: float = 0.0,
     inactive_since: datetime | None = None,
+    running_done: float = 0.0,
 ) -> dict[str, Any]:
     """Counts, percent, elapsed time, the time the batch could move in it (`active_s`: the
     elapsed time less its pauses and the rest between a finish and a retry, `inactive_s`
     and the pause under way since `inactive_since`), throughput over that time and the ETA
-    at that rate; a paused batch has no ETA (it moves only once resumed)."""
+    at the pace it moved: the jobs ended and what its running jobs said they have done of
+    themselves (`running_done`, in jobs), so that a batch of long jobs has an ETA before
+    the first one ends. A paused batch has no ETA (it moves only once resumed)."""
     total = int(counts.get("total", 0))
     done = sum(int(counts.get(k, 0)) for k in ("completed", "failed", "skipped", "cancelled"))
     out: dict[str, Any] = {
@@ -49,10 +52,10 @@ def progress_of(
         active = max(elapsed - resting, 0.0)
         out["active_s"] = round(active, 3)
         if active > 0:
-            rate = done / active
-            out["throughput_per_s"] = round(rate, 2)
-            if finished_at is None and rate > 0:
-                out["eta_s"] = round((total - done) / rate, 1)
+            out["throughput_per_s"] = round(done / active, 2)
+            moved = done + min(max(running_done, 0.0), max(total - done, 0))
+            if finished_at is None and moved > 0:
+                out["eta_s"] = round((total - moved) * active / moved, 1)
         if finished_at is not None:
             out["eta_s"] = 0.0
     if status == "paused":

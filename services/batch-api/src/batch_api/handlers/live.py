@@ -90,6 +90,7 @@ class StreamState:
             event.status,
             inactive_s=event.inactive_s,
             inactive_since=event.inactive_since,
+            running_done=event.running_done,
         )
         policy = {"waiting_for": event.waiting_for, "deadline_at_risk": event.deadline_at_risk}
         return self.progress(

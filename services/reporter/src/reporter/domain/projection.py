@@ -198,6 +198,7 @@ def batch_dynamic(env: Envelope, e: BatchSnapshot) -> dict[str, Any]:
         "inactive_s": e.inactive_s,
         "inactive_since": e.inactive_since,
         "skipped_from": e.skipped_from,
+        "running_done": e.running_done,
     }
     return fields
 

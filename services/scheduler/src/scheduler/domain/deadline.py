@@ -24,9 +24,10 @@ class DeadlineView:
 
 
 def judge(
-    now: float, deadline: float, remaining: int, finished: int, elapsed_s: float
+    now: float, deadline: float, remaining: float, finished: float, elapsed_s: float
 ) -> DeadlineView:
-    """How a batch with `remaining` jobs to go, `finished` done in `elapsed_s`, stands."""
+    """How a batch with `remaining` jobs to go, `finished` done in `elapsed_s`, stands (in
+    jobs: what its running jobs have done of themselves counts)."""
     if remaining <= 0:
         return DeadlineView(1.0, False, False, now)
     left = deadline - now

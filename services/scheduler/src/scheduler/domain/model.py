@@ -22,6 +22,7 @@ class InFlight:
     failures: int
     status: str  # "dispatched" | "running"
     lease_until: float
+    percent: float | None = None  # its latest progress report, if its job type reports any
 
 
 @dataclass(order=True)
@@ -79,6 +80,8 @@ class BatchRuntime:
     # under way began at `inactive_since`.
     inactive_s: float = 0.0
     inactive_since: datetime | None = None
+    reports_progress: bool = False  # one of its jobs reported a percent (`running_done`)
+    reported_running: float = 0.0  # the `running_done` of the last snapshot sent
 
     # --- items -----------------------------------------------------------------------------
     def add_chunk(self, chunk: int, first_index: int, count: int) -> bool:
@@ -121,6 +124,13 @@ class BatchRuntime:
             return 0.0
         end = self.finished_at or self.inactive_since or at
         return max(0.0, (end - self.started_at).total_seconds() - self.inactive_s)
+
+    def running_done(self) -> float:
+        """How much of its running jobs is done, in jobs, by their own reports (two jobs at
+        half way: 1.0); 0 for a batch whose jobs report no percent."""
+        if not self.reports_progress:
+            return 0.0
+        return sum(min(max(j.percent or 0.0, 0.0), 100.0) for j in self.in_flight.values()) / 100
 
     # --- work ------------------------------------------------------------------------------
     @property

@@ -81,6 +81,9 @@ EXECUTOR_TTL_S = 5.0
 # lower: an executor busy with many jobs reports even no-op ones at up to 75 ms (its event
 # loop's delay counts), p90 25 ms at 40,000 jobs (docs/performance.md, session 20).
 GROUP_JOBS_UNDER_MS = 100.0
+# A batch whose running jobs' own progress reports moved it this much (in jobs) announces
+# it (`BatchProgress.running_done`, which ETAs count) even when no job ended.
+RUNNING_DONE_STEP = 0.01
 
 
 FINISHED = TERMINAL_BATCH_STATUSES | {"archived"}
@@ -492,9 +495,12 @@ class Scheduler:
         b.dirty = True
 
     async def _on_job_progress(self, env: Envelope, e: JobProgress) -> None:
-        _, job = self._current(e.batch_id, e.job_id, e.attempt)
-        if job is not None:
+        b, job = self._current(e.batch_id, e.job_id, e.attempt)
+        if b is not None and job is not None:
             job.lease_until = self.clock() + self.config.lease_s
+            if e.percent is not None:
+                job.percent = e.percent
+                b.reports_progress = True
 
     async def _on_job_done(self, env: Envelope, e: JobCompleted | JobSkipped) -> None:
         """The attempt completed, or its job type found nothing to do (`skipped`, as final
@@ -614,7 +620,11 @@ class Scheduler:
                 for b in self.batches.values():
                     # By counts, not by `dirty`: a flush clears `dirty` when it saves, so a
                     # paused batch whose in-flight jobs finish would never report them.
-                    if b.dirty or b.counts() != b.reported:
+                    if (
+                        b.dirty
+                        or b.counts() != b.reported
+                        or abs(b.running_done() - b.reported_running) >= RUNNING_DONE_STEP
+                    ):
                         self._emit_snapshot(b, BatchProgress)
             await self._flush()
 
@@ -816,7 +826,8 @@ class Scheduler:
             deadline = b.config.deadline
             if deadline is None or b.total is None or b.cancelling:
                 continue
-            finished = b.completed + b.failed + b.skipped
+            # what its running jobs said they have done counts, as in the ETA shown
+            finished = b.completed + b.failed + b.skipped + b.running_done()
             remaining = b.total - finished - b.cancelled
             elapsed = b.active_s(datetime.fromtimestamp(now, UTC))
             view = judge(now, deadline.timestamp(), remaining, finished, elapsed)
@@ -890,6 +901,7 @@ class Scheduler:
         b.seq += 1
         b.dirty = True
         b.reported = b.counts()
+        b.reported_running = round(b.running_done(), 3)
         event = cls(
             batch_id=b.batch_id,
             status=b.status,
@@ -902,6 +914,7 @@ class Scheduler:
             inactive_s=round(b.inactive_s, 3),
             inactive_since=b.inactive_since,
             skipped_from=b.skipped_from,
+            running_done=b.reported_running,
             **extra,
         )
         self._send(self.topics.batch_events, b.batch_id, event, b, seq=b.seq)
