@@ -4,6 +4,7 @@ the detail page take effect and show."""
 from __future__ import annotations
 
 import random
+import re
 import time
 from typing import Any
 
@@ -105,6 +106,7 @@ def test_pause_and_resume_from_the_detail_page(page: Page, stack: Stack) -> None
     done = get_batch(stack, batch["id"])["progress"]
     assert done["elapsed_s"] - done["active_s"] >= 2
     expect(page.locator("#f-active")).to_be_visible()
+    expect(page.locator("#f-avgjob")).to_have_text(re.compile(r"^[34]\d\d ms$"))  # 0.3 s jobs
     expect(page.locator("#f-elapsed")).not_to_have_text(page.locator("#f-active").inner_text())
     assert_not_reloaded(page)
 

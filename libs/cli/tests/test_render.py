@@ -120,6 +120,14 @@ def test_batch_view_shows_progress_counts_timing_and_config() -> None:
     assert "ETA" not in finished
 
 
+def test_batch_view_says_how_long_a_job_takes_on_average() -> None:
+    progress = {**a_batch()["progress"], "average_job_ms": 501.4}
+    assert "ETA 3.2s · 501ms a job" in text_of(batch_view(a_batch(progress=progress)))
+    slow = {**progress, "average_job_ms": 75_000.0}
+    finished = a_batch(progress=slow, finished_at="2026-01-02T03:05:00+00:00")
+    assert "took 4.8s · 2.5/s · 1m 15s a job" in text_of(batch_view(finished))
+
+
 def test_batch_view_says_how_much_of_the_elapsed_time_it_ran_when_it_was_paused() -> None:
     progress = {**a_batch()["progress"], "elapsed_s": 3725.0, "active_s": 65.0, "eta_s": 30.0}
     text = text_of(batch_view(a_batch(progress=progress)))

@@ -520,6 +520,26 @@ async def test_running_jobs_progress_reports_reach_the_batch_snapshot() -> None:
     assert (snapshot["counts"]["completed"], snapshot["running_done"]) == (1, 0.25)
 
 
+async def test_snapshots_say_how_long_a_job_takes_on_average_across_a_takeover() -> None:
+    h = Harness()
+    await h.submit("b1", 4, max_concurrent_jobs=2)
+    await h.capacity(10)
+    await h.s.tick()
+    first, second = h.dispatched()
+    assert h.last_snapshot()["average_job_ms"] is None  # nothing ended yet
+    await h.complete(first, duration_ms=10)
+    await h.fail(second, retryable=True)  # 1 ms: a failed attempt ran too
+    await h.s.tick()
+    assert h.last_snapshot()["average_job_ms"] == 5.5
+    h2 = Harness(store=h.store)
+    await h2.s.recover()
+    await h2.capacity(10)
+    for d in h.dispatched()[2:]:  # the other two jobs, dispatched before the takeover
+        await h2.complete(d)
+    await run_to_end(h2)  # the retry
+    assert h2.last_snapshot()["average_job_ms"] == 2.8  # (10 + 1 + 3 * 1 ms) / 5
+
+
 async def test_cancel_broadcasts_and_ends_cancelled_with_every_job_terminal() -> None:
     h = Harness()
     await h.submit("b1", 10, max_concurrent_jobs=2)

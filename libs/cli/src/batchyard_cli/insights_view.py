@@ -15,8 +15,8 @@ from rich.text import Text
 from batchyard_cli.render import (
     DASH,
     SEVERITY_STYLES,
-    format_duration,
     format_rate,
+    format_seconds,
     format_time,
     status_text,
 )
@@ -67,7 +67,7 @@ def analytics_view(data: Mapping[str, Any]) -> RenderableType:
         table.add_column(key.removesuffix("_s"), justify="right")
     table.add_row(
         str(durations.get("count", 0)),
-        *(_seconds(durations.get(k)) for k in keys[1:]),
+        *(format_seconds(durations.get(k)) for k in keys[1:]),
     )
     parts.append(table)
     parts.append(throughput_view(data.get("throughput") or {}))
@@ -99,15 +99,6 @@ def analytics_view(data: Mapping[str, Any]) -> RenderableType:
         )
     )
     return Group(*parts)
-
-
-def _seconds(value: float | None) -> str:
-    """Durations down to milliseconds (no-op jobs take a few)."""
-    if value is None:
-        return DASH
-    if value < 1:
-        return f"{value * 1000:.0f}ms"
-    return format_duration(value)
 
 
 def throughput_view(throughput: Mapping[str, Any]) -> RenderableType:

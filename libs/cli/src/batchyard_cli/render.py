@@ -61,6 +61,15 @@ def format_duration(seconds: float | None) -> str:
     return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
 
 
+def format_seconds(value: float | None) -> str:
+    """Durations down to milliseconds (no-op jobs take a few): `3ms`, `501ms`, `4.2s`."""
+    if value is None:
+        return DASH
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    return format_duration(value)
+
+
 def format_rate(per_second: float | None) -> str:
     """Jobs per second: `3.5/s`, `120/s`, `12.3k/s`; a dash for unknown."""
     if per_second is None:
@@ -188,12 +197,13 @@ def batch_view(batch: Batch) -> RenderableType:
     head.add_row("Progress", bar)
     rate = format_rate(progress.get("throughput_per_s"))
     elapsed = format_duration(progress.get("elapsed_s")) + _resting(progress)
+    average = progress.get("average_job_ms")
+    per_job = "" if average is None else f" · {format_seconds(average / 1000)} a job"
     if batch.get("finished_at"):
-        head.add_row("Timing", f"took {elapsed} · {rate}")
+        head.add_row("Timing", f"took {elapsed} · {rate}{per_job}")
     else:
-        head.add_row(
-            "Timing", f"elapsed {elapsed} · {rate} · ETA {format_duration(progress.get('eta_s'))}"
-        )
+        eta = format_duration(progress.get("eta_s"))
+        head.add_row("Timing", f"elapsed {elapsed} · {rate} · ETA {eta}{per_job}")
     rollback = batch.get("rollback")
     if rollback:
         head.add_row("Rollback", rollback_text(rollback))

@@ -27,6 +27,7 @@ class Progress(TypedDict):
     throughput_per_s: float | None
     elapsed_s: float | None
     active_s: NotRequired[float | None]
+    average_job_ms: NotRequired[float | None]
     eta_s: float | None
 
 

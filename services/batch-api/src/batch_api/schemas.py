@@ -183,7 +183,14 @@ class Progress(BaseModel):
         "before a retry.",
     )
     eta_s: float | None = Field(
-        default=None, description="Seconds left at `throughput_per_s`; null while paused."
+        default=None,
+        description="Seconds left at the pace it moved: its jobs ended and what its running "
+        "jobs reported of themselves, over `active_s`; null while paused or before either.",
+    )
+    average_job_ms: float | None = Field(
+        default=None,
+        description="The mean run time of its jobs' attempts that ended (cancelled ones "
+        "aside); null before the first.",
     )
 
 

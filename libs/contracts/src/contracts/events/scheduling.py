@@ -45,6 +45,12 @@ class BatchSnapshot(Event):
         description="How much of its running jobs is done, in jobs, by their own progress "
         "reports (two jobs at half way: 1.0); 0 when its jobs report no percent.",
     )
+    average_job_ms: float | None = Field(
+        default=None,
+        ge=0,
+        description="The mean run time of its jobs' attempts that ended (cancelled ones "
+        "aside); null before the first.",
+    )
     skipped_from: int | None = Field(
         default=None,
         ge=0,

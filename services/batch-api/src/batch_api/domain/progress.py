@@ -18,13 +18,15 @@ def progress_of(
     inactive_s: float = 0.0,
     inactive_since: datetime | None = None,
     running_done: float = 0.0,
+    average_job_ms: float | None = None,
 ) -> dict[str, Any]:
     """Counts, percent, elapsed time, the time the batch could move in it (`active_s`: the
     elapsed time less its pauses and the rest between a finish and a retry, `inactive_s`
     and the pause under way since `inactive_since`), throughput over that time and the ETA
     at the pace it moved: the jobs ended and what its running jobs said they have done of
     themselves (`running_done`, in jobs), so that a batch of long jobs has an ETA before
-    the first one ends. A paused batch has no ETA (it moves only once resumed)."""
+    the first one ends. A paused batch has no ETA (it moves only once resumed). The mean
+    run time of its jobs is the scheduler's (`average_job_ms`), passed through."""
     total = int(counts.get("total", 0))
     done = sum(int(counts.get(k, 0)) for k in ("completed", "failed", "skipped", "cancelled"))
     out: dict[str, Any] = {
@@ -41,6 +43,7 @@ def progress_of(
         )
     }
     out["total"] = total
+    out["average_job_ms"] = average_job_ms
     out["percent"] = round(100.0 * done / total, 2) if total else 0.0
     if started_at is not None:
         end = finished_at or now

@@ -734,6 +734,7 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
         inactive_s=float(view.get("inactive_s") or 0.0),
         inactive_since=view.get("inactive_since"),
         running_done=float(view.get("running_done") or 0.0),
+        average_job_ms=view.get("average_job_ms"),
     )
     rollback = latest_rollback(view.get("rollbacks"), now)
     return BatchPublic(

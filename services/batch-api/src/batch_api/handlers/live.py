@@ -91,6 +91,7 @@ class StreamState:
             inactive_s=event.inactive_s,
             inactive_since=event.inactive_since,
             running_done=event.running_done,
+            average_job_ms=event.average_job_ms,
         )
         policy = {"waiting_for": event.waiting_for, "deadline_at_risk": event.deadline_at_risk}
         return self.progress(

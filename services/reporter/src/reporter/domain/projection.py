@@ -199,6 +199,7 @@ def batch_dynamic(env: Envelope, e: BatchSnapshot) -> dict[str, Any]:
         "inactive_since": e.inactive_since,
         "skipped_from": e.skipped_from,
         "running_done": e.running_done,
+        "average_job_ms": e.average_job_ms,
     }
     return fields
 

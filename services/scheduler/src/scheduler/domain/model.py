@@ -80,6 +80,9 @@ class BatchRuntime:
     # under way began at `inactive_since`.
     inactive_s: float = 0.0
     inactive_since: datetime | None = None
+    # Every ended attempt's run time (cancelled ones aside), for its mean.
+    ran_ms: float = 0.0
+    ran_count: int = 0
     reports_progress: bool = False  # one of its jobs reported a percent (`running_done`)
     reported_running: float = 0.0  # the `running_done` of the last snapshot sent
 
@@ -125,6 +128,11 @@ class BatchRuntime:
         end = self.finished_at or self.inactive_since or at
         return max(0.0, (end - self.started_at).total_seconds() - self.inactive_s)
 
+    @property
+    def average_job_ms(self) -> float | None:
+        """The mean run time of its jobs' attempts that ended (None before the first)."""
+        return round(self.ran_ms / self.ran_count, 1) if self.ran_count else None
+
     def running_done(self) -> float:
         """How much of its running jobs is done, in jobs, by their own reports (two jobs at
         half way: 1.0); 0 for a batch whose jobs report no percent."""
@@ -143,6 +151,8 @@ class BatchRuntime:
 
     def ran(self, duration_ms: float) -> None:
         """Records how long one of its jobs ran."""
+        self.ran_ms += duration_ms
+        self.ran_count += 1
         if self.job_ms is None:
             self.job_ms = duration_ms
         else:

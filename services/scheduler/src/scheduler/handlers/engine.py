@@ -915,6 +915,7 @@ class Scheduler:
             inactive_since=b.inactive_since,
             skipped_from=b.skipped_from,
             running_done=b.reported_running,
+            average_job_ms=b.average_job_ms,
             **extra,
         )
         self._send(self.topics.batch_events, b.batch_id, event, b, seq=b.seq)
@@ -1025,6 +1026,8 @@ def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
         "skipped_waiting": b.skipped_waiting,
         "inactive_s": b.inactive_s,
         "inactive_since": b.inactive_since,
+        "ran_ms": b.ran_ms,
+        "ran_count": b.ran_count,
     }
 
 
@@ -1052,6 +1055,8 @@ def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
         skipped_waiting=doc.get("skipped_waiting", 0),
         inactive_s=doc.get("inactive_s", 0.0),
         inactive_since=doc.get("inactive_since"),
+        ran_ms=doc.get("ran_ms", 0.0),
+        ran_count=doc.get("ran_count", 0),
     )
     counts = doc.get("counts") or {}
     b.completed = counts.get("completed", 0)

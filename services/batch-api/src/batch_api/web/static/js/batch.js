@@ -3,7 +3,7 @@
 // The report and the export are fetched only when asked for: a server without them answers
 // 404, which the page says in words instead of logging an error on every load.
 
-import { followAnalytics } from "./analytics.js";
+import { fmtSeconds, followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
   $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
@@ -87,6 +87,7 @@ function renderBatch() {
       // Pauses (or the rest before a retry) are not in its rate and ETA: say how long it ran.
       ...(p.active_s != null && p.elapsed_s - p.active_s >= 1 ? [["Active", fmtDuration(p.active_s)]] : []),
       ["ETA", TERMINAL.has(b.status) ? "done" : fmtDuration(p.eta_s)],
+      ["Avg job", p.average_job_ms == null ? "–" : fmtSeconds(p.average_job_ms / 1000)],
       ...(b.deadline || b.config.deadline
         ? [["Deadline", fmtTime(b.deadline || b.config.deadline), b.deadline_at_risk && !TERMINAL.has(b.status) ? "bad" : ""]]
         : []),
