@@ -197,10 +197,13 @@ def batch_dynamic(env: Envelope, e: BatchSnapshot) -> dict[str, Any]:
         "deadline_at_risk": e.deadline_at_risk,
         "inactive_s": e.inactive_s,
         "inactive_since": e.inactive_since,
-        "skipped_from": e.skipped_from,
         "running_done": e.running_done,
         "average_job_ms": e.average_job_ms,
     }
+    if env.schema_version >= 2:
+        # a scheduler from before version 2 does not say where skipped jobs begin: readers
+        # then guess from the counts, as they did (not told "none were skipped")
+        fields["skipped_from"] = e.skipped_from
     return fields
 
 
