@@ -176,3 +176,36 @@ async def test_a_consolidation_of_more_jobs_than_a_batch_takes_at_once_is_create
     assert batch["status"] in ("queued", "running", "completed")
     cancelled = await api.post(f"/v1/batches/{batch_id}/actions/cancel", json={})
     assert cancelled.status_code in (202, 409), cancelled.text
+
+
+async def test_a_manual_backup_is_kept_only_for_the_batch_it_was_taken_for(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """The manual backup is written before the batch exists: a request that makes no batch
+    (refused, or a repeat of an earlier one by its Idempotency-Key) leaves none behind."""
+    # no duplicates: the batch leaves every template active, so each request plans the same
+    templates, _ = make_library(random.Random(5), 20, exact=0, near=0, conflicts=0)
+    ids = await import_library(api, templates)
+    body = {"template_ids": ids, "backup_strategy": "manual", "name": "manual once"}
+    key = {"Idempotency-Key": f"manual-{ids[0]}"}
+
+    async def manual_backups() -> list[dict[str, Any]]:
+        async with store(stack.mongodb_url, stack.database) as db:
+            return [d async for d in db["backups"].find({"_id": {"$regex": "^mb_"}})]
+
+    before = {d["_id"] for d in await manual_backups()}
+    first = await api.post("/v1/library/consolidations", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    again = await api.post("/v1/library/consolidations", json=body, headers=key)
+    assert again.status_code == 200, again.text  # as a repeated POST /v1/batches
+    assert again.json()["batch_id"] == first.json()["batch_id"]
+    assert again.json()["manual_backup_id"] == first.json()["manual_backup_id"]
+    reused = await api.post(
+        "/v1/library/consolidations", json={**body, "name": "another"}, headers=key
+    )
+    assert reused.status_code == 409, reused.text  # the key names another request
+    new = [d for d in await manual_backups() if d["_id"] not in before]
+    assert [(d["_id"], d["batch_id"]) for d in new] == [
+        (first.json()["manual_backup_id"], first.json()["batch_id"])
+    ]
+    await wait_for_status(api, first.json()["batch_id"], {"completed"}, 60)

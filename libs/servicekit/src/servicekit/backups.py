@@ -124,3 +124,7 @@ class MongoBackups:
     async def assign(self, backup_id: str, batch_id: str) -> None:
         """Names the batch a backup taken before the batch existed belongs to."""
         await self.collection.update_one({"_id": backup_id}, {"$set": {"batch_id": batch_id}})
+
+    async def discard(self, backup_id: str) -> None:
+        """Removes a backup taken for a batch that was then not made (no batch names it)."""
+        await self.collection.delete_one({"_id": backup_id, "batch_id": ""})

@@ -135,9 +135,12 @@ class BatchService:
         who: Principal,
         idempotency_key: str | None,
         origin: Mapping[str, str | None] | None = None,
+        request_hash: str | None = None,
     ) -> tuple[BatchPublic, bool]:
         """Returns the batch and whether it was created now (False: an idempotent repeat).
-        `origin`: where it came from (`ORIGINS`: a template, a schedule, a batch copied)."""
+        `origin`: where it came from (`ORIGINS`: a template, a schedule, a batch copied).
+        `request_hash`: what a repeat by `idempotency_key` must match, when the batch is
+        made from another request (default: the batch's body)."""
         if not who.may("operator"):
             raise Problem(403, "Forbidden", "a viewer key cannot create batches")
         await self._validate_items(body)
@@ -146,7 +149,7 @@ class BatchService:
         batch_id = new_batch_id()
         now = datetime.now(UTC)
         if idempotency_key:
-            body_hash = hashlib.sha256(orjson.dumps(body.model_dump(mode="json"))).hexdigest()
+            body_hash = request_hash or json_hash(body.model_dump(mode="json"))
             earlier = await self.registry.claim_idempotency_key(
                 who.tenant, idempotency_key, body_hash, batch_id, now
             )
@@ -377,7 +380,7 @@ class BatchService:
         if not key:
             return await add()
         await self.load(batch_id, who)
-        body_hash = hashlib.sha256(orjson.dumps(items)).hexdigest()
+        body_hash = json_hash(items)
         return await self.once(
             who, f"items:{batch_id}:{key}", body_hash, batch_id, add, "a different request body"
         )
@@ -713,6 +716,11 @@ def require_jobs(found: Loaded) -> None:
 async def _each(docs: list[Document]) -> AsyncIterator[Document]:
     for doc in docs:
         yield doc
+
+
+def json_hash(value: Any) -> str:
+    """A request's identity for its `Idempotency-Key`: the SHA-256 of its JSON."""
+    return hashlib.sha256(orjson.dumps(value)).hexdigest()
 
 
 def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPublic:

@@ -4,7 +4,9 @@ a consolidation (a `templates.consolidate` batch), and people's decisions on par
 A consolidation is planned here so that related templates (duplicates, same names) share one
 job; the batch is then created through the batch service like any other. With
 `backup_strategy: manual` the whole scope is backed up (`backups`, `mb_…`) before the batch
-exists, and the batch names that backup in `config.params.manual_backup_id`."""
+exists, and the batch names that backup in `config.params.manual_backup_id`; when no batch
+is made (the request is refused, or repeats an earlier one by its `Idempotency-Key`), the
+backup is removed again."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
-from batch_api.handlers.batches import CHUNK_SIZE, PRODUCER, BatchService
+from batch_api.handlers.batches import CHUNK_SIZE, PRODUCER, BatchService, json_hash
 from batch_api.library_schemas import (
     ConflictPublic,
     ConsolidationCreated,
@@ -144,7 +146,9 @@ class LibraryService:
 
     async def start(
         self, body: ConsolidationRequest, who: Principal, idempotency_key: str | None
-    ) -> ConsolidationCreated:
+    ) -> tuple[ConsolidationCreated, bool]:
+        """The consolidation's batch, and whether this request made it (False: a repeat of an
+        earlier one by its `Idempotency-Key`)."""
         _may_write(who)
         jobs, summary, scope = await self.plan(body, who)
         if summary.missing_ids:
@@ -181,35 +185,48 @@ class LibraryService:
         # as a draft with the first ones, filled in chunks and then submitted.
         items = [{"template_ids": job} for job in jobs]
         rest = items[MAX_INLINE_ITEMS:]
-        batch, created = await self.batches.create(
-            BatchCreate(
-                name=body.name,
-                description=body.description,
-                job_type=JOB_TYPE,
-                priority=body.priority,
-                tags=body.tags,
-                items=items[:MAX_INLINE_ITEMS],
-                draft=bool(rest),
-                config=BatchConfig(
-                    max_concurrent_jobs=body.max_concurrent_jobs,
-                    stop_on_error=body.stop_on_error,
-                    rollback_on_failure=body.rollback_on_failure,
-                    params=params,
+        try:
+            batch, created = await self.batches.create(
+                BatchCreate(
+                    name=body.name,
+                    description=body.description,
+                    job_type=JOB_TYPE,
+                    priority=body.priority,
+                    tags=body.tags,
+                    items=items[:MAX_INLINE_ITEMS],
+                    draft=bool(rest),
+                    config=BatchConfig(
+                        max_concurrent_jobs=body.max_concurrent_jobs,
+                        stop_on_error=body.stop_on_error,
+                        rollback_on_failure=body.rollback_on_failure,
+                        params=params,
+                    ),
                 ),
-            ),
-            who,
-            idempotency_key,
-        )
+                who,
+                idempotency_key,
+                # a repeat is the same consolidation asked again, whatever the library holds
+                # by then and whatever backup this request took
+                request_hash=json_hash({"consolidation": body.model_dump(mode="json")}),
+            )
+        except BaseException:
+            if manual_id is not None:  # no batch was made: nothing will ever restore it
+                await self.backups.discard(manual_id)
+            raise
+        if manual_id is not None:
+            if created:
+                await self.backups.assign(manual_id, batch.id)
+            else:  # a repeat of an earlier request: its batch has its own manual backup
+                await self.backups.discard(manual_id)
+                manual_id = (batch.config.get("params") or {}).get("manual_backup_id")
         if rest and created:
             for start in range(0, len(rest), CHUNK_SIZE):
                 chunk = rest[start : start + CHUNK_SIZE]
                 await self.batches.add_items(batch.id, chunk, who, validate=False)
             batch = await self.batches.submit(batch.id, who)
-        if manual_id is not None:
-            await self.backups.assign(manual_id, batch.id)
-        return ConsolidationCreated(
+        made = ConsolidationCreated(
             batch_id=batch.id, status=batch.status, plan=summary, manual_backup_id=manual_id
         )
+        return made, created
 
     # ------------------------------------------------------------------ conflicts
     async def conflict(self, conflict_id: str, who: Principal) -> ConflictPublic:

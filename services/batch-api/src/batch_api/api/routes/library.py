@@ -115,8 +115,11 @@ async def start_consolidation(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ConsolidationCreated:
-    """Plans the consolidation and submits it as a `templates.consolidate` batch."""
-    created = await library.start(body, who, idempotency_key)
+    """Plans the consolidation and submits it as a `templates.consolidate` batch (a repeat
+    by its `Idempotency-Key`: 200 with the batch the first request made)."""
+    created, made = await library.start(body, who, idempotency_key)
+    if not made:
+        response.status_code = 200
     response.headers["Location"] = f"/v1/batches/{created.batch_id}"
     return created
 
