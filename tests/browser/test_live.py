@@ -104,7 +104,7 @@ def test_pause_and_resume_from_the_detail_page(page: Page, stack: Stack) -> None
     expect(page.locator("#b-status")).to_have_text("completed", timeout=15_000)
     # the pause is not in its rate: the page says how long it ran beside how long it took
     done = get_batch(stack, batch["id"])["progress"]
-    assert done["elapsed_s"] - done["active_s"] >= 2
+    assert done["elapsed_s"] - done["active_s"] >= 1  # from when its running job ended
     expect(page.locator("#f-active")).to_be_visible()
     expect(page.locator("#f-avgjob")).to_have_text(re.compile(r"^[34]\d\d ms$"))  # 0.3 s jobs
     expect(page.locator("#f-elapsed")).not_to_have_text(page.locator("#f-active").inner_text())

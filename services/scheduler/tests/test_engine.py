@@ -461,8 +461,14 @@ async def test_a_pause_is_not_running_time_even_across_a_scheduler_takeover() ->
     await h.send(BatchPauseRequested(batch_id="b1", requested_by="u"))
     paused = h.last_snapshot()
     assert paused["type"] == "BatchPaused"
-    assert paused["inactive_s"] == 0
-    assert paused["inactive_since"] == datetime.fromtimestamp(h.clock.t, UTC).isoformat().replace(
+    assert (paused["inactive_s"], paused["inactive_since"]) == (0, None)  # two jobs still run
+    h.clock.t += 2
+    for d in h.dispatched():
+        await h.complete(d)
+    await h.s.tick()  # now it stands still
+    still = h.last_snapshot()
+    assert still["type"] == "BatchProgress"
+    assert still["inactive_since"] == datetime.fromtimestamp(h.clock.t, UTC).isoformat().replace(
         "+00:00", "Z"
     )
     h2 = Harness(store=h.store)  # takes over while the batch is paused
@@ -472,7 +478,7 @@ async def test_a_pause_is_not_running_time_even_across_a_scheduler_takeover() ->
     resumed = h2.last_snapshot()
     assert resumed["type"] == "BatchResumed"
     assert (resumed["inactive_s"], resumed["inactive_since"]) == (30, None)
-    assert h2.s.batches["b1"].active_s(datetime.fromtimestamp(h2.clock.t, UTC)) == 10
+    assert h2.s.batches["b1"].active_s(datetime.fromtimestamp(h2.clock.t, UTC)) == 12
 
 
 async def test_the_rest_between_a_finish_and_a_retry_is_not_running_time() -> None:

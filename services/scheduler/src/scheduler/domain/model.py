@@ -76,8 +76,8 @@ class BatchRuntime:
     skipped_from: int | None = None
     skipped_waiting: int = 0  # how many of `skipped` those are (the rest: their job type's)
     # Time since `started_at` when it could not move, not counted as its elapsed time by
-    # throughput, ETA and deadline judgements: paused, or finished before a retry. A pause
-    # under way began at `inactive_since`.
+    # throughput, ETA and deadline judgements: paused (from when its last running job
+    # ended), or finished before a retry. A pause under way began at `inactive_since`.
     inactive_s: float = 0.0
     inactive_since: datetime | None = None
     # Every ended attempt's run time (cancelled ones aside), for its mean.

@@ -290,7 +290,8 @@ class Scheduler:
         b = self.batches.get(e.batch_id)
         if b is not None and can_batch(b.status, "pause"):
             b.status = next_batch_state(b.status, "pause")
-            b.paused(self._at())
+            if not b.in_flight:  # else it stops once they end (`tick`): they move it still
+                b.paused(self._at())
             self._emit_snapshot(b, BatchPaused)
 
     async def _on_resume(self, env: Envelope, e: BatchResumeRequested) -> None:
@@ -618,6 +619,9 @@ class Scheduler:
                 self._last_progress = now
                 self._watch_deadlines(now)
                 for b in self.batches.values():
+                    if b.status == "paused" and b.inactive_since is None and not b.in_flight:
+                        b.paused(self._at())  # its last running job ended: it stands still
+                        b.dirty = True
                     # By counts, not by `dirty`: a flush clears `dirty` when it saves, so a
                     # paused batch whose in-flight jobs finish would never report them.
                     if (
