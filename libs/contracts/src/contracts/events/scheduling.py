@@ -33,8 +33,8 @@ class BatchSnapshot(Event):
         default=0.0,
         ge=0,
         description="Seconds since `started_at` the batch could not move, not counted in its "
-        "throughput and ETA: paused, or finished before a retry. A pause under way since "
-        "`inactive_since` is not in it yet.",
+        "throughput and ETA: paused (from when its last running job ended), or finished "
+        "before a retry. A pause under way since `inactive_since` is not in it yet.",
     )
     inactive_since: datetime | None = Field(
         default=None, description="When the pause under way began; null while it can move."
