@@ -14,7 +14,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def test_running_batch() -> None:
     counts = {"total": 100, "completed": 30, "failed": 10, "running": 5, "pending": 55}
-    p = progress_of(counts, T0, None, T0 + timedelta(seconds=20))
+    p = progress_of(counts, {"started_at": T0}, T0 + timedelta(seconds=20))
     assert p["percent"] == 40.0
     assert p["throughput_per_s"] == 2.0
     assert p["elapsed_s"] == 20.0
@@ -24,14 +24,16 @@ def test_running_batch() -> None:
 def test_a_paused_batch_has_no_eta() -> None:
     counts = {"total": 100, "completed": 30, "pending": 70}
     now = T0 + timedelta(seconds=20)
-    assert progress_of(counts, T0, None, now, "paused")["eta_s"] is None
-    assert progress_of(counts, T0, None, now, "running")["eta_s"] == 46.7
+    assert progress_of(counts, {"started_at": T0}, now, "paused")["eta_s"] is None
+    assert progress_of(counts, {"started_at": T0}, now, "running")["eta_s"] == 46.7
 
 
 def test_pauses_are_not_in_the_rate_nor_the_eta() -> None:
     # 100 s since it started, 60 of them paused: 40 jobs in 40 s of running
     counts = {"total": 100, "completed": 40, "pending": 60}
-    p = progress_of(counts, T0, None, T0 + timedelta(seconds=100), "running", inactive_s=60)
+    p = progress_of(
+        counts, {"started_at": T0, "inactive_s": 60}, T0 + timedelta(seconds=100), "running"
+    )
     assert p["elapsed_s"] == 100.0
     assert p["active_s"] == 40.0
     assert p["throughput_per_s"] == 1.0
@@ -42,7 +44,7 @@ def test_a_pause_under_way_stops_the_running_time() -> None:
     counts = {"total": 100, "completed": 40, "pending": 60}
     paused_at = T0 + timedelta(seconds=40)
     for now in (T0 + timedelta(seconds=50), T0 + timedelta(seconds=500)):
-        p = progress_of(counts, T0, None, now, "paused", inactive_since=paused_at)
+        p = progress_of(counts, {"started_at": T0, "inactive_since": paused_at}, now, "paused")
         assert p["active_s"] == 40.0
         assert p["throughput_per_s"] == 1.0
         assert p["eta_s"] is None
@@ -50,7 +52,11 @@ def test_a_pause_under_way_stops_the_running_time() -> None:
 
 def test_a_finished_batch_counts_its_pauses_until_the_finish() -> None:
     done = T0 + timedelta(seconds=30)
-    p = progress_of({"total": 10, "completed": 10}, T0, done, T0 + timedelta(hours=2), None, 10)
+    p = progress_of(
+        {"total": 10, "completed": 10},
+        {"started_at": T0, "finished_at": done, "inactive_s": 10},
+        T0 + timedelta(hours=2),
+    )
     assert (p["elapsed_s"], p["active_s"], p["throughput_per_s"]) == (30.0, 20.0, 0.5)
 
 
@@ -58,25 +64,35 @@ def test_running_jobs_progress_counts_in_the_eta_before_any_job_ended() -> None:
     # four long jobs, two running for 300 s and half way: two more such runs to go
     counts = {"total": 4, "running": 2, "pending": 2}
     now = T0 + timedelta(seconds=300)
-    p = progress_of(counts, T0, None, now, "running", running_done=1.0)
+    p = progress_of(counts, {"started_at": T0, "running_done": 1.0}, now, "running")
     assert (p["percent"], p["throughput_per_s"], p["eta_s"]) == (0.0, 0.0, 900.0)
-    assert "eta_s" not in progress_of(counts, T0, None, now, "running")  # no report: unknown
+    assert "eta_s" not in progress_of(
+        counts, {"started_at": T0}, now, "running"
+    )  # no report: unknown
     # with jobs ended too, both count; a report cannot make more than the batch
-    p = progress_of({"total": 4, "completed": 2, "running": 2}, T0, None, now, running_done=1)
+    p = progress_of(
+        {"total": 4, "completed": 2, "running": 2}, {"started_at": T0, "running_done": 1}, now
+    )
     assert p["eta_s"] == 100.0
-    p = progress_of({"total": 4, "completed": 3, "running": 1}, T0, None, now, running_done=5)
+    p = progress_of(
+        {"total": 4, "completed": 3, "running": 1}, {"started_at": T0, "running_done": 5}, now
+    )
     assert p["eta_s"] == 0.0
 
 
 def test_finished_batch_has_no_eta_left() -> None:
-    p = progress_of({"total": 10, "completed": 10}, T0, T0 + timedelta(seconds=5), T0)
+    p = progress_of(
+        {"total": 10, "completed": 10},
+        {"started_at": T0, "finished_at": T0 + timedelta(seconds=5)},
+        T0,
+    )
     assert p["percent"] == 100.0
     assert p["eta_s"] == 0.0
     assert p["elapsed_s"] == 5.0
 
 
 def test_not_started_and_empty() -> None:
-    p = progress_of({"total": 0}, None, None, T0)
+    p = progress_of({"total": 0}, {}, T0)
     assert p["percent"] == 0.0
     assert "eta_s" not in p
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, get_args
 
@@ -10,15 +11,10 @@ RollbackStatus = Literal["rolling_back", "rolled_back", "rollback_failed"]
 
 
 def progress_of(
-    counts: dict[str, Any],
-    started_at: datetime | None,
-    finished_at: datetime | None,
+    counts: Mapping[str, Any],
+    times: Mapping[str, Any],
     now: datetime,
     status: str | None = None,
-    inactive_s: float = 0.0,
-    inactive_since: datetime | None = None,
-    running_done: float = 0.0,
-    average_job_ms: float | None = None,
 ) -> dict[str, Any]:
     """Counts, percent, elapsed time, the time the batch could move in it (`active_s`: the
     elapsed time less its pauses and the rest between a finish and a retry, `inactive_s`
@@ -26,7 +22,16 @@ def progress_of(
     at the pace it moved: the jobs ended and what its running jobs said they have done of
     themselves (`running_done`, in jobs), so that a batch of long jobs has an ETA before
     the first one ends. A paused batch has no ETA (it moves only once resumed). The mean
-    run time of its jobs is the scheduler's (`average_job_ms`), passed through."""
+    run time of its jobs is the scheduler's (`average_job_ms`), passed through.
+
+    `times`: the scheduler's word on them, as its snapshots carry it (a `BatchSnapshot`'s
+    fields, or the batch view made of them): `started_at`, `finished_at`, `inactive_s`,
+    `inactive_since`, `running_done`, `average_job_ms`."""
+    started_at: datetime | None = times.get("started_at")
+    finished_at: datetime | None = times.get("finished_at")
+    inactive_since: datetime | None = times.get("inactive_since")
+    inactive_s = float(times.get("inactive_s") or 0.0)
+    running_done = float(times.get("running_done") or 0.0)
     total = int(counts.get("total", 0))
     done = sum(int(counts.get(k, 0)) for k in ("completed", "failed", "skipped", "cancelled"))
     out: dict[str, Any] = {
@@ -43,7 +48,7 @@ def progress_of(
         )
     }
     out["total"] = total
-    out["average_job_ms"] = average_job_ms
+    out["average_job_ms"] = times.get("average_job_ms")
     out["percent"] = round(100.0 * done / total, 2) if total else 0.0
     if started_at is not None:
         end = finished_at or now

@@ -730,20 +730,9 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
     counts = view.get("counts") or {"total": doc.get("total", 0), "pending": doc.get("total", 0)}
     if not counts.get("total"):
         counts = {**counts, "total": doc.get("total", 0), "pending": doc.get("total", 0)}
-    started_at, finished_at = view.get("started_at"), view.get("finished_at")
     waiting_for = [str(b) for b in view.get("waiting_for") or []] if status == "queued" else []
     now = datetime.now(UTC)
-    progress = progress_of(
-        counts,
-        started_at,
-        finished_at,
-        now,
-        status,
-        inactive_s=float(view.get("inactive_s") or 0.0),
-        inactive_since=view.get("inactive_since"),
-        running_done=float(view.get("running_done") or 0.0),
-        average_job_ms=view.get("average_job_ms"),
-    )
+    progress = progress_of(counts, view, now, status)
     rollback = latest_rollback(view.get("rollbacks"), now)
     return BatchPublic(
         id=doc["_id"],
@@ -756,8 +745,8 @@ def public_batch(doc: dict[str, Any], view: dict[str, Any] | None) -> BatchPubli
         status=status,
         created_at=doc["created_at"],
         deadline=doc.get("deadline"),
-        started_at=started_at,
-        finished_at=finished_at,
+        started_at=view.get("started_at"),
+        finished_at=view.get("finished_at"),
         config=doc.get("config", {}),
         progress=Progress.model_validate(progress),
         reason=view.get("reason") or doc.get("reason") or _waiting_reason(status, doc, waiting_for),

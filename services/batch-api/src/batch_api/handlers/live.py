@@ -83,15 +83,7 @@ class StreamState:
             return []
         self.seq[event.batch_id] = env.seq
         progress = progress_of(
-            event.counts.model_dump(),
-            event.started_at,
-            event.finished_at,
-            datetime.now(UTC),
-            event.status,
-            inactive_s=event.inactive_s,
-            inactive_since=event.inactive_since,
-            running_done=event.running_done,
-            average_job_ms=event.average_job_ms,
+            event.counts.model_dump(), dict(event), datetime.now(UTC), event.status
         )
         policy = {"waiting_for": event.waiting_for, "deadline_at_risk": event.deadline_at_risk}
         return self.progress(
