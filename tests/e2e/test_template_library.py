@@ -182,9 +182,10 @@ async def test_a_manual_backup_is_kept_only_for_the_batch_it_was_taken_for(
     api: httpx.AsyncClient, stack: Stack
 ) -> None:
     """The manual backup is written before the batch exists: a request that makes no batch
-    (refused, or a repeat of an earlier one by its Idempotency-Key) leaves none behind."""
-    # no duplicates: the batch leaves every template active, so each request plans the same
-    templates, _ = make_library(random.Random(5), 20, exact=0, near=0, conflicts=0)
+    (refused, or a repeat of an earlier one by its Idempotency-Key) leaves none behind. A
+    repeat is answered with the first request's batch even once that batch merged the
+    templates it names."""
+    templates, _ = make_library(random.Random(5), 20, exact=2, near=0, conflicts=0)
     ids = await import_library(api, templates)
     body = {"template_ids": ids, "backup_strategy": "manual", "name": "manual once"}
     key = {"Idempotency-Key": f"manual-{ids[0]}"}
@@ -196,16 +197,19 @@ async def test_a_manual_backup_is_kept_only_for_the_batch_it_was_taken_for(
     before = {d["_id"] for d in await manual_backups()}
     first = await api.post("/v1/library/consolidations", json=body, headers=key)
     assert first.status_code == 201, first.text
+    assert first.json()["plan"]["duplicates"] == 2
+    batch_id, backup_id = first.json()["batch_id"], first.json()["manual_backup_id"]
+    await wait_for_status(api, batch_id, {"completed"}, 60)  # two of the ids now merged
+
     again = await api.post("/v1/library/consolidations", json=body, headers=key)
     assert again.status_code == 200, again.text  # as a repeated POST /v1/batches
-    assert again.json()["batch_id"] == first.json()["batch_id"]
-    assert again.json()["manual_backup_id"] == first.json()["manual_backup_id"]
+    assert (again.json()["batch_id"], again.json()["manual_backup_id"]) == (batch_id, backup_id)
+    assert again.json()["plan"] is None  # the plan was the first request's
     reused = await api.post(
         "/v1/library/consolidations", json={**body, "name": "another"}, headers=key
     )
     assert reused.status_code == 409, reused.text  # the key names another request
+    unknown = await api.post("/v1/library/consolidations", json=body)  # no key: a new one
+    assert unknown.status_code == 422, unknown.text  # ... of templates merged since
     new = [d for d in await manual_backups() if d["_id"] not in before]
-    assert [(d["_id"], d["batch_id"]) for d in new] == [
-        (first.json()["manual_backup_id"], first.json()["batch_id"])
-    ]
-    await wait_for_status(api, first.json()["batch_id"], {"completed"}, 60)
+    assert [(d["_id"], d["batch_id"]) for d in new] == [(backup_id, batch_id)]

@@ -112,7 +112,10 @@ class ConsolidationPlan(BaseModel):
 class ConsolidationCreated(BaseModel):
     batch_id: str
     status: str
-    plan: ConsolidationPlan
+    plan: ConsolidationPlan | None = Field(
+        description="What the batch does; null when this answers a repeat by its "
+        "`Idempotency-Key` (the plan was the first request's, of the library as it was)."
+    )
     manual_backup_id: str | None = None
 
 

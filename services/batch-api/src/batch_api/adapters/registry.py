@@ -284,10 +284,14 @@ class BatchRegistry:
             return await self.idempotency.find_one({"_id": doc["_id"]})
         return None
 
+    async def idempotency_record(self, tenant: str, key: str) -> Document | None:
+        """What the key was claimed for (`body_hash`, `batch_id`, `deleted_at`), if it was."""
+        return await self.idempotency.find_one({"_id": f"{tenant}:{key}"})
+
     async def batch_for_idempotency_key(self, tenant: str, key: str) -> str | None:
         """The batch an earlier request with this key made, if it was stored (and perhaps
         deleted since)."""
-        claimed = await self.idempotency.find_one({"_id": f"{tenant}:{key}"})
+        claimed = await self.idempotency_record(tenant, key)
         if claimed is None:
             return None
         if claimed.get("deleted_at") is None and await self.get(claimed["batch_id"]) is None:

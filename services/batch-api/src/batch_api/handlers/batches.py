@@ -154,27 +154,10 @@ class BatchService:
                 who.tenant, idempotency_key, body_hash, batch_id, now
             )
             if earlier is not None:
-                if earlier["body_hash"] != body_hash:
-                    raise Problem(
-                        409,
-                        "Idempotency key reused",
-                        "this Idempotency-Key was used with a different request body",
-                    )
                 batch_id = earlier["batch_id"]
-                if earlier.get("deleted_at") is not None:
-                    raise Problem(
-                        410,
-                        "Gone",
-                        f"the batch this Idempotency-Key created, {batch_id}, was deleted; "
-                        "send a new key to create another",
-                        kind="batch-deleted",
-                        batch_id=batch_id,
-                    )
-                stored = await self.registry.get(batch_id)
-                if stored is not None:
-                    if stored.get("submission") not in ("published", "refused"):
-                        await self.publish_or_refuse(batch_id)
-                    return await self.get(batch_id, who), False
+                made = await self._made_by(earlier, body_hash, who)
+                if made is not None:
+                    return made, False
                 # The key was claimed but the batch was never stored (the store failed in
                 # between): create it now, under the id the key already names.
         items = body.items or []
@@ -384,6 +367,44 @@ class BatchService:
         return await self.once(
             who, f"items:{batch_id}:{key}", body_hash, batch_id, add, "a different request body"
         )
+
+    async def repeat_of(
+        self, who: Principal, idempotency_key: str, request_hash: str
+    ) -> BatchPublic | None:
+        """The batch an earlier request with this `Idempotency-Key` made, if any: for a
+        request that makes its batch only after costly work, to answer a repeat first (the
+        same problems as `create`: 409 for another request, 410 once the batch was deleted)."""
+        earlier = await self.registry.idempotency_record(who.tenant, idempotency_key)
+        return None if earlier is None else await self._made_by(earlier, request_hash, who)
+
+    async def _made_by(
+        self, earlier: Document, request_hash: str, who: Principal
+    ) -> BatchPublic | None:
+        """The batch the request recorded in `earlier` made; None if the key was claimed but
+        its batch never stored. A 409 problem if `request_hash` is not that request's, a 410
+        if its batch was deleted since."""
+        if earlier["body_hash"] != request_hash:
+            raise Problem(
+                409,
+                "Idempotency key reused",
+                "this Idempotency-Key was used with a different request body",
+            )
+        batch_id = earlier["batch_id"]
+        if earlier.get("deleted_at") is not None:
+            raise Problem(
+                410,
+                "Gone",
+                f"the batch this Idempotency-Key created, {batch_id}, was deleted; "
+                "send a new key to create another",
+                kind="batch-deleted",
+                batch_id=batch_id,
+            )
+        stored = await self.registry.get(batch_id)
+        if stored is None:
+            return None
+        if stored.get("submission") not in ("published", "refused"):
+            await self.publish_or_refuse(batch_id)
+        return await self.get(batch_id, who)
 
     async def once(
         self,

@@ -30,7 +30,7 @@ from batch_api.library_schemas import (
     TemplatePublic,
     TemplateUpdate,
 )
-from batch_api.schemas import MAX_INLINE_ITEMS, BatchCreate
+from batch_api.schemas import MAX_INLINE_ITEMS, BatchCreate, BatchPublic
 from contracts.codec import envelope_for
 from contracts.envelope import deterministic_event_id
 from contracts.events import JobRetryRequested
@@ -150,6 +150,13 @@ class LibraryService:
         """The consolidation's batch, and whether this request made it (False: a repeat of an
         earlier one by its `Idempotency-Key`)."""
         _may_write(who)
+        # a repeat is the same consolidation asked again, whatever the library holds by then
+        # (once the batch ran, its templates may be merged): answered before planning anew
+        request_hash = json_hash({"consolidation": body.model_dump(mode="json")})
+        if idempotency_key:
+            earlier = await self.batches.repeat_of(who, idempotency_key, request_hash)
+            if earlier is not None:
+                return _repeat(earlier), False
         jobs, summary, scope = await self.plan(body, who)
         if summary.missing_ids:
             raise Problem(
@@ -204,9 +211,7 @@ class LibraryService:
                 ),
                 who,
                 idempotency_key,
-                # a repeat is the same consolidation asked again, whatever the library holds
-                # by then and whatever backup this request took
-                request_hash=json_hash({"consolidation": body.model_dump(mode="json")}),
+                request_hash=request_hash,  # not the batch's body: it holds this backup's id
             )
         except BaseException:
             if manual_id is not None:  # no batch was made: nothing will ever restore it
@@ -215,9 +220,9 @@ class LibraryService:
         if manual_id is not None:
             if created:
                 await self.backups.assign(manual_id, batch.id)
-            else:  # a repeat of an earlier request: its batch has its own manual backup
+            else:  # a repeat sent while the first was being made: its own backup stands
                 await self.backups.discard(manual_id)
-                manual_id = (batch.config.get("params") or {}).get("manual_backup_id")
+                return _repeat(batch), False
         if rest and created:
             for start in range(0, len(rest), CHUNK_SIZE):
                 chunk = rest[start : start + CHUNK_SIZE]
@@ -329,4 +334,16 @@ def _conflict_public(doc: dict[str, Any]) -> ConflictPublic:
         job_id=doc["job_id"],
         status=doc["status"],
         decision=doc.get("decision"),
+    )
+
+
+def _repeat(batch: BatchPublic) -> ConsolidationCreated:
+    """The answer to a repeat of the request that made `batch`: its batch and manual backup;
+    no plan (that was the first request's, of the library as it was then)."""
+    params = batch.config.get("params") or {}
+    return ConsolidationCreated(
+        batch_id=batch.id,
+        status=batch.status,
+        plan=None,
+        manual_backup_id=params.get("manual_backup_id"),
     )
