@@ -83,6 +83,24 @@ async def test_rejected_requests_never_reach_kafka(
     assert all(marker.encode() not in (r.value or b"") for r in records)
 
 
+async def test_a_repeated_draft_creation_stays_a_draft(
+    api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str
+) -> None:
+    """A repeat by Idempotency-Key finishes publishing a batch that was submitted; a draft
+    was published too, so the scheduler ran what its owner was still filling."""
+    h = {"Idempotency-Key": "draft-key-1"}
+    body = {**GOOD, "name": "still a draft", "draft": True}
+    first = await api.post("/v1/batches", json=body, headers=h)
+    assert first.status_code == 201, first.text
+    again = await api.post("/v1/batches", json=body, headers=h)
+    assert again.status_code == 200, again.text
+    batch_id = again.json()["id"]
+    assert (again.json()["status"], batch_id) == ("draft", first.json()["id"])
+    topics = Topics(stack.prefix)
+    records = await read_all(kafka_bootstrap, topics, [topics.batch_commands])
+    assert not [r for r in records if batch_id.encode() in (r.value or b"")], "it was published"
+
+
 async def test_unknown_batch_is_404(api: httpx.AsyncClient) -> None:
     r = await api.get("/v1/batches/b_doesnotexist")
     assert r.status_code == 404

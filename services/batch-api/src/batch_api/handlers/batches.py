@@ -402,7 +402,7 @@ class BatchService:
         stored = await self.registry.get(batch_id)
         if stored is None:
             return None
-        if stored.get("submission") not in ("published", "refused"):
+        if stored.get("submission") == "publishing":  # submitted, its publication cut short
             await self.publish_or_refuse(batch_id)
         return await self.get(batch_id, who)
 
