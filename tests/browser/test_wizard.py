@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from datetime import datetime, timedelta
 
 import httpx
@@ -18,7 +19,7 @@ from browser_support import (
     screenshots,
     sign_in,
 )
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -164,6 +165,37 @@ def test_a_sequential_batch_stopped_at_an_error_shows_the_jobs_it_skipped(
     expect(rows.nth(2)).to_contain_text("failed")
     expect(rows.nth(3)).to_contain_text("the batch stopped at a failed job")
     screenshots(page, "detail-sequential-skipped")
+
+
+def test_start_pressed_again_after_a_lost_answer_makes_one_batch(
+    page: Page, stack: Stack, console: Console
+) -> None:
+    console.allow("ERR_CONNECTION_RESET")  # the answer this test throws away
+    sign_in(page, stack.admin_key)
+    name = f"lost answer {uuid.uuid4().hex[:8]}"
+    to_review(page, name, copies=2)
+    made: list[str] = []
+
+    def lose_the_answer(route: Route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        made.append(route.fetch().json()["id"])  # the server makes the batch...
+        route.abort("connectionreset")  # ...and its answer never reaches the page
+
+    page.route("**/v1/batches", lose_the_answer)
+    start = page.get_by_role("button", name="Start now")
+    start.click()
+    expect(page.locator("#e-submit")).to_contain_text("trying again is safe")
+    expect(start).to_be_enabled()
+    page.unroute("**/v1/batches", lose_the_answer)
+    start.click()
+    page.wait_for_url(re.compile(r"/batches/b_[0-9a-z]+$"))
+    assert page.url.endswith(f"/batches/{made[0]}")
+    listed = httpx.get(
+        f"{stack.url}/v1/batches", params={"q": name}, headers=stack.headers, timeout=30
+    ).json()
+    assert [b["id"] for b in listed["items"]] == made
 
 
 def test_wizard_shows_errors_next_to_the_field(page: Page, stack: Stack, console: Console) -> None:

@@ -44,12 +44,16 @@ def test_import_consolidate_and_decide_a_conflict(run: Cli, tmp_path: Path, uniq
     planned = run("library", "consolidate", "--category", category, "--plan")
     assert planned.returncode == 0, planned.stderr
     assert "4 template(s), 1 duplicate(s), 1 conflict(s)" in planned.stdout
-    started = run(
+    consolidate = (
         "library", "consolidate", "--category", category, "--conflicts", "interactive",
-        "--stop-on-error", "--json",
+        "--stop-on-error", "--idempotency-key", f"tidy-{unique}",
     )  # fmt: skip
+    started = run(*consolidate, "--json")
     assert started.returncode == 0, started.stderr
     batch_id = json.loads(started.stdout)["batch_id"]
+    repeated = run(*consolidate)  # a second run of the command makes no second batch
+    assert repeated.returncode == 0, repeated.stderr
+    assert f"Consolidating in batch {batch_id} (made by an earlier run" in repeated.stdout
     assert json.loads(run("status", batch_id, "--json").stdout)["config"]["stop_on_error"]
     wait_status(run, batch_id, {"failed", "completed_with_errors"})  # its conflict is parked
 

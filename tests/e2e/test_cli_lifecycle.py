@@ -82,6 +82,33 @@ def test_a_failing_chunk_stops_the_upload_and_says_what_arrived(run: Cli, tmp_pa
     assert held["progress"]["total"] == 100
 
 
+def test_an_upload_cut_short_is_finished_by_running_it_again_with_its_key(
+    run: Cli, tmp_path: Path
+) -> None:
+    items = write_items(tmp_path / "items.jsonl", 250, bad_at=150)
+    command = ("upload", str(items), "-n", "cli-resumed", "-t", "demo.sleep", "--chunk-size", "100")
+    stopped = run(*command)
+    assert stopped.returncode == 5
+    hint = stopped.stderr.split("run the same command with --idempotency-key ")[1]
+    key = hint.split()[0]
+    batch_id = stopped.stderr.split("reached ")[1].split(";")[0]
+    write_items(items, 250)  # the bad item mended in place
+    finished = run(*command, "--idempotency-key", key, "--json")
+    assert created_id(finished) == batch_id
+    # the first chunk was answered from the first run, not added again
+    assert json.loads(finished.stdout)["progress"]["total"] == 250
+    again = run(*command, "--idempotency-key", key, "--json")
+    assert created_id(again) == batch_id
+    assert "made and submitted by an earlier run with this key" in again.stderr
+    done = wait_status(run, batch_id, {"completed"}, within_s=120)
+    assert done["progress"]["completed"] == 250
+    other = run(
+        "upload", str(items), "-n", "another name", "-t", "demo.sleep", "--idempotency-key", key
+    )
+    assert other.returncode == 5
+    assert "Idempotency key reused (HTTP 409)" in other.stderr
+
+
 def test_pause_resume_cancel_and_the_409s(run: Cli) -> None:
     created = run(
         "create", "-n", "cli-lifecycle", "-t", "demo.sleep", "--max-concurrent", "1",

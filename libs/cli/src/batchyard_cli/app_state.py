@@ -49,3 +49,10 @@ JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print the server's JSON answer instead of a table.")
 ]
 BatchIdArg = Annotated[str, typer.Argument(help="The batch id (b_…).", show_default=False)]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Run the command again with the same key to get what the first run made (an "
+        "upload cut short goes on where it stopped) instead of making it twice.",
+    ),
+]

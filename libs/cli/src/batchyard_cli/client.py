@@ -1,12 +1,19 @@
 """A small typed client of the Batchyard HTTP API (`/v1`): one method per endpoint.
 
 Every error answer becomes an `ApiError` subclass carrying the server's problem detail; no
-answer at all (refused, timed out, dropped) becomes `Unreachable`. Nothing here prints."""
+answer at all (refused, timed out, dropped) becomes `Unreachable`. Nothing here prints.
+
+Requests that make something (a batch, a chunk of items, a consolidation) always carry an
+`Idempotency-Key`, a fresh one unless the caller gives theirs, and are sent again when no
+answer came: the key makes the server answer a repeat with what the first one made, so a
+lost answer never makes a second batch."""
 
 from __future__ import annotations
 
 import json
 import mimetypes
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -44,6 +51,23 @@ from batchyard_cli.sse import ServerEvent, parse
 MAX_PAGE = 500
 EVENTS_READ_TIMEOUT_S = 60.0
 """The server sends a heartbeat comment every 15 s; four missed ones mean the stream is dead."""
+REPEAT_WAITS_S = (0.5, 1.0, 2.0, 4.0)
+"""The pauses before each repeat of a request with an `Idempotency-Key` that got no answer, a
+502/503/504, or a 409 saying its first try is still running (7.5 s in all)."""
+IN_PROGRESS = "/problems/request-in-progress"
+NOT_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout)
+"""Failures before a request was sent: the server cannot have received it."""
+MAX_KEY_LENGTH = 200
+"""The API's limit on an `Idempotency-Key`."""
+
+
+def new_idempotency_key() -> str:
+    """A key no other request has: for a request whose caller gave none."""
+    return f"cli-{uuid.uuid4().hex}"
+
+
+def _keyed(key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": key or new_idempotency_key()}
 
 
 class StreamUnavailable(BatchyardError):
@@ -93,12 +117,14 @@ class BatchyardClient:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         headers = {"User-Agent": f"batchyard-cli/{__version__}", "Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._sleep = sleep
         self._http = httpx.Client(
             base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
         )
@@ -121,24 +147,29 @@ class BatchyardClient:
 
     def create_batch(self, body: Mapping[str, Any], idempotency_key: str | None = None) -> Batch:
         """`POST /v1/batches`: with `items` the batch is submitted at once; with
-        `draft: true` and no items it waits in `draft` for `add_items` and `submit_batch`."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        `draft: true` and no items it waits in `draft` for `add_items` and `submit_batch`.
+        A repeat with the same key and body answers with the batch the first one made."""
+        headers = _keyed(idempotency_key)
         return cast(Batch, self._json("POST", "/v1/batches", json=body, headers=headers))
 
-    def add_items(self, batch_id: str, items: Sequence[Mapping[str, Any]]) -> ItemsAdded:
-        """`POST /v1/batches/{id}/items` as NDJSON: adds items to a draft or uploading batch."""
+    def add_items(
+        self,
+        batch_id: str,
+        items: Sequence[Mapping[str, Any]],
+        idempotency_key: str | None = None,
+    ) -> ItemsAdded:
+        """`POST /v1/batches/{id}/items` as NDJSON: adds items to a draft or uploading batch.
+        A repeat with the same key and items adds nothing and answers as the first did."""
         content = b"".join(json.dumps(item).encode() + b"\n" for item in items)
+        headers = {"Content-Type": "application/x-ndjson", **_keyed(idempotency_key)}
         return cast(
             ItemsAdded,
-            self._json(
-                "POST",
-                f"/v1/batches/{batch_id}/items",
-                content=content,
-                headers={"Content-Type": "application/x-ndjson"},
-            ),
+            self._json("POST", f"/v1/batches/{batch_id}/items", content=content, headers=headers),
         )
 
-    def add_files(self, batch_id: str, paths: Sequence[Path]) -> ItemsAdded:
+    def add_files(
+        self, batch_id: str, paths: Sequence[Path], idempotency_key: str | None = None
+    ) -> ItemsAdded:
         """`POST /v1/batches/{id}/items` as `multipart/form-data`: stores the files and adds
         one item per file (`files.extract_metadata` items) to a draft or uploading batch."""
         with ExitStack() as stack:
@@ -147,7 +178,13 @@ class BatchyardClient:
                 for path in paths
             ]
             return cast(
-                ItemsAdded, self._json("POST", f"/v1/batches/{batch_id}/items", files=parts)
+                ItemsAdded,
+                self._json(
+                    "POST",
+                    f"/v1/batches/{batch_id}/items",
+                    files=parts,
+                    headers=_keyed(idempotency_key),
+                ),
             )
 
     def submit_batch(self, batch_id: str) -> Batch:
@@ -380,7 +417,7 @@ class BatchyardClient:
         idempotency_key: str | None = None,
     ) -> Batch:
         """`POST /v1/templates/{id}/instantiate`: the new (submitted) batch."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        headers = _keyed(idempotency_key)
         path = f"/v1/templates/{_segment(template_id)}/instantiate"
         return cast(Batch, self._json("POST", path, json=overrides, headers=headers))
 
@@ -452,9 +489,13 @@ class BatchyardClient:
         """`POST /v1/library/consolidations/plan`: what a consolidation would do."""
         return self._json("POST", "/v1/library/consolidations/plan", json=body)
 
-    def start_consolidation(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """`POST /v1/library/consolidations`: the consolidation as a new batch."""
-        return self._json("POST", "/v1/library/consolidations", json=body)
+    def start_consolidation(
+        self, body: Mapping[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """`POST /v1/library/consolidations`: the consolidation as a new batch (a repeat with
+        the same key and request: the batch the first one made, `plan` null)."""
+        headers = _keyed(idempotency_key)
+        return self._json("POST", "/v1/library/consolidations", json=body, headers=headers)
 
     def conflicts(self, batch_id: str, status: str | None = None) -> list[dict[str, Any]]:
         """`GET /v1/library/conflicts`: what a consolidation batch parked, oldest first."""
@@ -536,21 +577,34 @@ class BatchyardClient:
         headers: Mapping[str, str] | None = None,
         files: list[tuple[str, tuple[str, BinaryIO, str]]] | None = None,
     ) -> httpx.Response:
-        try:
-            response = self._http.request(
-                method,
-                path,
-                params=params,
-                json=json,
-                content=content,
-                headers=headers,
-                files=files,
-            )
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
-        if response.is_error:
-            raise error_from_response(response)
-        return response
+        # Only a request with an Idempotency-Key is sent again: a repeat of it cannot make
+        # anything twice. (Multipart files are read from their start on each try.)
+        waits = iter(REPEAT_WAITS_S if headers and "Idempotency-Key" in headers else ())
+        received = False  # whether any try may have reached the server
+        while True:
+            try:
+                response = self._http.request(
+                    method,
+                    path,
+                    params=params,
+                    json=json,
+                    content=content,
+                    headers=headers,
+                    files=files,
+                )
+            except httpx.TransportError as exc:
+                received = received or not isinstance(exc, NOT_CONNECTED)
+                if (wait := next(waits, None)) is None:
+                    raise self._unreachable(exc, received) from exc
+                self._sleep(wait)
+                continue
+            if not response.is_error:
+                return response
+            error = error_from_response(response)
+            if _worth_repeating(error) and (wait := next(waits, None)) is not None:
+                self._sleep(wait)
+                continue
+            raise error
 
     def _json_any(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
@@ -579,11 +633,23 @@ class BatchyardClient:
             )
         return body
 
-    def _unreachable(self, exc: httpx.TransportError) -> Unreachable:
+    def _unreachable(self, exc: httpx.TransportError, received: bool = True) -> Unreachable:
         if isinstance(exc, httpx.TimeoutException):
-            return Unreachable(f"{self.base_url} did not answer in time ({type(exc).__name__})")
+            return Unreachable(
+                f"{self.base_url} did not answer in time ({type(exc).__name__})",
+                maybe_received=received,
+            )
         reason = str(exc) or type(exc).__name__
-        return Unreachable(f"cannot reach {self.base_url}: {reason}")
+        return Unreachable(f"cannot reach {self.base_url}: {reason}", maybe_received=received)
+
+
+def _worth_repeating(error: ApiError) -> bool:
+    """An answer a keyed request may get a better one to by asking again: a proxy or server
+    that could not answer now, or the request's own first try still running."""
+    problem = error.problem
+    return problem.status in (502, 503, 504) or (
+        problem.status == 409 and problem.type == IN_PROGRESS
+    )
 
 
 def media_type_of(path: Path) -> str:

@@ -3,12 +3,19 @@ items in chunks into a draft batch, with a progress bar.
 
 Up to `MAX_INLINE_ITEMS` items given inline go in the one `POST /v1/batches` (atomic: the
 batch exists with all its items or not at all). More items, or items from files, go through
-the draft lifecycle: create a draft, `POST .../items` chunk by chunk, then submit."""
+the draft lifecycle: create a draft, `POST .../items` chunk by chunk, then submit.
+
+Every request that makes something carries an `Idempotency-Key`: the command's (given with
+`--idempotency-key`, else a fresh one), and for chunk n of an upload that key with `#n`. So
+the same command run again with the same key finds the batch the first run made, and its
+chunks that arrived are answered, not added twice: an upload cut short is finished by
+running it again."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +32,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from batchyard_cli.client import BatchyardClient, chunks
-from batchyard_cli.errors import BatchyardError, InputError
+from batchyard_cli.client import MAX_KEY_LENGTH, BatchyardClient, chunks, new_idempotency_key
+from batchyard_cli.errors import BatchyardError, InputError, ServerError, Unreachable
+from batchyard_cli.render import Output
 
 MAX_INLINE_ITEMS = 10_000
 DEFAULT_CHUNK = 1_000
+CHUNK_KEY_ROOM = 8
+"""Characters kept free in a command's key for the `#n` of its chunks' keys."""
 PRIORITY_NAMES = ("low", "medium", "high", "critical")
 
 
@@ -147,16 +157,50 @@ def batch_body(spec: Mapping[str, Any], options: BatchOptions) -> dict[str, Any]
     return body
 
 
+def command_key(given: str | None) -> str:
+    """The `Idempotency-Key` of a command: the user's, or a fresh one."""
+    if given is None:
+        return new_idempotency_key()
+    if not given.strip() or len(given) > MAX_KEY_LENGTH - CHUNK_KEY_ROOM:
+        raise InputError(
+            f"--idempotency-key takes 1 to {MAX_KEY_LENGTH - CHUNK_KEY_ROOM} characters"
+        )
+    return given
+
+
+def chunk_key(key: str, n: int) -> str:
+    """The `Idempotency-Key` of chunk `n` (from 0) of the upload of the command keyed `key`."""
+    return f"{key}#{n}"
+
+
+@contextmanager
+def repeat_hint(output: Output, key: str) -> Iterator[None]:
+    """When a command's request failed in a way that may have let it through (no answer, or
+    the server's error), says how to run it again without making anything twice."""
+    try:
+        yield
+    except (Unreachable, ServerError) as exc:
+        if isinstance(exc, Unreachable) and not exc.maybe_received:
+            raise
+        output.note(
+            f"it may have gone through: run the same command with --idempotency-key {key} "
+            "to get what it made (or finish it) rather than make it again"
+        )
+        raise
+
+
 def upload(
     client: BatchyardClient,
     batch_id: str,
     sources: Iterable[Iterator[dict[str, Any]]],
     *,
     total: int | None,
+    key: str,
     chunk_size: int = DEFAULT_CHUNK,
     console: Console | None = None,
 ) -> int:
-    """Sends every item of `sources` to the batch in chunks; returns how many were added.
+    """Sends every item of `sources` to the batch in chunks, chunk n keyed `chunk_key(key,
+    n)`; returns how many were added (or had been, by an earlier run with the same key).
     A failing chunk raises `UploadInterrupted` saying how many the batch already holds."""
     added = 0
     bar = Progress(
@@ -171,13 +215,15 @@ def upload(
     )
     with bar:
         task = bar.add_task("upload", total=total)
+        n = 0
         for source in sources:
             for chunk in chunks(source, chunk_size):
                 try:
-                    client.add_items(batch_id, chunk)
+                    client.add_items(batch_id, chunk, chunk_key(key, n))
                 except BatchyardError as exc:
                     raise UploadInterrupted(batch_id, added, exc) from exc
                 added += len(chunk)
+                n += 1
                 bar.update(task, completed=added)
     return added
 
@@ -242,6 +288,7 @@ def upload_files(
     batch_id: str,
     paths: Sequence[Path],
     *,
+    key: str,
     per_request: int = DEFAULT_FILES_PER_REQUEST,
     console: Console | None = None,
 ) -> int:
@@ -263,9 +310,9 @@ def upload_files(
     )
     with bar:
         task = bar.add_task("upload", total=total_bytes)
-        for group in file_chunks(paths, per_request):
+        for n, group in enumerate(file_chunks(paths, per_request)):
             try:
-                client.add_files(batch_id, group)
+                client.add_files(batch_id, group, chunk_key(key, n))
             except BatchyardError as exc:
                 raise UploadInterrupted(batch_id, added, exc) from exc
             added += len(group)

@@ -74,7 +74,13 @@ class InputError(BatchyardError):
 
 
 class Unreachable(BatchyardError):
-    """No HTTP answer: connection refused, DNS failure, timeout, a dropped connection."""
+    """No HTTP answer: connection refused, DNS failure, timeout, a dropped connection.
+    `maybe_received`: a request may have reached the server (it was sent, and no answer
+    came), rather than never having been connected."""
+
+    def __init__(self, message: str, *, maybe_received: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_received = maybe_received
 
 
 class ApiError(BatchyardError):

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from batchyard_cli.app_state import AppState, BatchIdArg, JsonFlag, state
+from batchyard_cli.app_state import AppState, BatchIdArg, JsonFlag, KeyOpt, state
 from batchyard_cli.client import BatchFilter
 from batchyard_cli.commands.monitor import run_monitor
 from batchyard_cli.creation import (
@@ -21,12 +21,14 @@ from batchyard_cli.creation import (
     BatchOptions,
     UploadInterrupted,
     batch_body,
+    command_key,
     expand_files,
     parse_priority,
+    repeat_hint,
     upload,
     upload_files,
 )
-from batchyard_cli.errors import InputError
+from batchyard_cli.errors import Conflict, InputError
 from batchyard_cli.inputs import count_items, load_spec, parse_item, read_items
 from batchyard_cli.moments import parse_moment
 from batchyard_cli.render import batch_view, batches_table
@@ -35,6 +37,7 @@ from batchyard_cli.sharing import ShareOpt, VisibilityOpt
 
 PANEL = "Batches"
 FILES_JOB_TYPE = "files.extract_metadata"
+UNSUBMITTED = ("draft", "uploading")
 
 SpecOpt = Annotated[
     Path | None,
@@ -149,10 +152,7 @@ def create(
         bool, typer.Option("--draft", help="Leave the batch in draft; submit it later.")
     ] = False,
     chunk_size: ChunkOpt = DEFAULT_CHUNK,
-    idempotency_key: Annotated[
-        str | None,
-        typer.Option(help="Repeating a create with the same key returns the same batch."),
-    ] = None,
+    idempotency_key: KeyOpt = None,
     watch: WatchOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -192,14 +192,16 @@ def create(
     head = list(islice(every_item, MAX_INLINE_ITEMS + 1))
     if not head and not draft:
         raise InputError("no items: give --item, --items FILE or a spec with items (or --draft)")
+    key = command_key(idempotency_key)
     if len(head) <= MAX_INLINE_ITEMS and not draft:
-        batch = app.client().create_batch({**body, "items": head}, idempotency_key)
+        with repeat_hint(app.output, key):
+            batch, verb = app.client().create_batch({**body, "items": head}, key), "Created"
     else:
         total = _total(files, inline=len(inline))
-        batch = _create_by_upload(
-            app, body, [iter(head), every_item], total, chunk_size, submit=not draft
+        batch, verb = _create_by_upload(
+            app, body, [iter(head), every_item], total, chunk_size, key=key, submit=not draft
         )
-    _created(app, batch, as_json, watch)
+    _created(app, batch, as_json, watch, verb)
 
 
 def upload_cmd(
@@ -241,6 +243,7 @@ def upload_cmd(
             show_default=False,
         ),
     ] = None,
+    idempotency_key: KeyOpt = None,
     watch: WatchOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -248,6 +251,7 @@ def upload_cmd(
     with --files, upload files (stored by the API, one item each) in requests of
     --files-per-request files."""
     app = state(ctx)
+    key = command_key(idempotency_key)
     if as_files:
         options = BatchOptions(name=name, job_type=job_type, priority=priority, tags=tag or ())
         _upload_files(
@@ -258,6 +262,7 @@ def upload_cmd(
             options,
             files_per_request,
             submit,
+            key=key,
             watch=watch,
             as_json=as_json,
         )
@@ -271,14 +276,17 @@ def upload_cmd(
         inline = body.get("items") or []
         sources = [iter(inline), *(read_items(f) for f in files)]
         total = _total(files, inline=len(inline))
-        batch = _create_by_upload(app, body, sources, total, chunk_size, submit=submit is not False)
-        _created(app, batch, as_json, watch)
+        batch, verb = _create_by_upload(
+            app, body, sources, total, chunk_size, key=key, submit=submit is not False
+        )
+        _created(app, batch, as_json, watch, verb)
         return
     if spec or name or job_type or priority or tag:
         raise InputError("--batch adds items to an existing batch: drop the batch fields")
     client = app.client()
-    added = _upload(app, batch_id, [read_items(f) for f in files], _total(files), chunk_size)
-    batch = client.submit_batch(batch_id) if submit else client.get_batch(batch_id)
+    sources = [read_items(f) for f in files]
+    added = _upload(app, batch_id, sources, _total(files), chunk_size, key)
+    batch = _submit(app, batch_id) if submit else client.get_batch(batch_id)
     if not as_json:
         app.output.say(f"Added {added} items to {batch_id}.")
     _created(app, batch, as_json, watch, verb="Submitted" if submit else None)
@@ -293,6 +301,7 @@ def _upload_files(
     per_request: int,
     submit: bool | None,
     *,
+    key: str,
     watch: bool,
     as_json: bool,
 ) -> None:
@@ -310,22 +319,28 @@ def _upload_files(
         body = batch_body(load_spec(spec) if spec else {}, options)
         if body.get("items"):
             raise InputError("--files makes the items from the files: drop the spec's items")
-        batch_id = client.create_batch({**body, "draft": True})["id"]
-        app.output.note(f"created draft {batch_id}; uploading {len(paths)} files")
+        draft = _draft(app, body, key)
+        batch_id = draft["id"]
+        if draft["status"] not in UNSUBMITTED:
+            app.output.note(f"{batch_id} was made and submitted by an earlier run with this key")
+            _created(app, draft, as_json, watch, verb="Found")
+            return
+        app.output.note(f"draft {batch_id}; uploading {len(paths)} files")
     elif spec or options.name or options.job_type or options.priority or options.tags:
         raise InputError("--batch adds files to an existing batch: drop the batch fields")
     try:
         added = upload_files(
-            client, batch_id, paths, per_request=per_request, console=app.output.stderr
+            client, batch_id, paths, key=key, per_request=per_request, console=app.output.stderr
         )
     except UploadInterrupted as stopped:
         app.output.note(
             f"upload stopped: the first {stopped.added} files reached {batch_id}, the rest did "
-            f"not; add them with `batchyard upload --files --batch {batch_id} FILE...`"
+            f"not; run the same command with --idempotency-key {key} to send the rest (what "
+            "arrived is not added twice)"
         )
         raise stopped.cause from None
     submitting = submit if submit is not None else new
-    batch = client.submit_batch(batch_id) if submitting else client.get_batch(batch_id)
+    batch = _submit(app, batch_id) if submitting else client.get_batch(batch_id)
     if not as_json:
         app.output.say(f"Uploaded {added} files to {batch_id}.")
     _created(app, batch, as_json, watch, verb="Submitted" if submitting else None)
@@ -338,13 +353,37 @@ def _create_by_upload(
     total: int | None,
     chunk_size: int,
     *,
+    key: str,
     submit: bool,
-) -> Batch:
+) -> tuple[Batch, str]:
+    """A draft made (or found, by `key`) and filled chunk by chunk, then submitted if
+    `submit`; with the verb that says so. A batch this key already made and submitted is
+    returned as it is."""
+    draft = _draft(app, {k: v for k, v in body.items() if k != "items"}, key)
+    if draft["status"] not in UNSUBMITTED:
+        app.output.note(f"{draft['id']} was made and submitted by an earlier run with this key")
+        return draft, "Found"
+    app.output.note(f"draft {draft['id']}; uploading items")
+    _upload(app, draft["id"], sources, total, chunk_size, key)
+    batch = _submit(app, draft["id"]) if submit else app.client().get_batch(draft["id"])
+    return batch, "Created"
+
+
+def _draft(app: AppState, body: dict[str, Any], key: str) -> Batch:
+    with repeat_hint(app.output, key):
+        return app.client().create_batch({**body, "draft": True}, key)
+
+
+def _submit(app: AppState, batch_id: str) -> Batch:
+    """Submits the batch; one a lost answer left submitted already is returned as it is."""
     client = app.client()
-    draft = client.create_batch({**{k: v for k, v in body.items() if k != "items"}, "draft": True})
-    app.output.note(f"created draft {draft['id']}; uploading items")
-    _upload(app, draft["id"], sources, total, chunk_size)
-    return client.submit_batch(draft["id"]) if submit else client.get_batch(draft["id"])
+    try:
+        return client.submit_batch(batch_id)
+    except Conflict:
+        batch = client.get_batch(batch_id)
+        if batch["status"] in UNSUBMITTED:
+            raise
+        return batch
 
 
 def _total(files: Sequence[str], inline: int = 0) -> int | None:
@@ -359,6 +398,7 @@ def _upload(
     sources: list[Iterator[dict[str, Any]]],
     total: int | None,
     chunk_size: int,
+    key: str,
 ) -> int:
     try:
         return upload(
@@ -366,6 +406,7 @@ def _upload(
             batch_id,
             sources,
             total=total,
+            key=key,
             chunk_size=chunk_size,
             console=app.output.stderr,
         )
@@ -373,8 +414,8 @@ def _upload(
         app.output.note(
             f"upload stopped: {stopped.added} items of this upload reached {batch_id}; the "
             f"failing chunk starts at item {stopped.added} (0-based, so its item k is item "
-            f"{stopped.added}+k of the upload); add the rest with "
-            f"`batchyard upload --batch {batch_id} FILE`"
+            f"{stopped.added}+k of the upload); run the same command with --idempotency-key "
+            f"{key} to send the rest (what arrived is not added twice)"
         )
         raise stopped.cause from None
 

@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from batchyard_cli.app_state import JsonFlag, state
+from batchyard_cli.app_state import JsonFlag, KeyOpt, state
 from batchyard_cli.catalog_view import conflicts_table, library_table, library_template_view
 from batchyard_cli.commands.monitor import run_monitor
+from batchyard_cli.creation import command_key, repeat_hint
 from batchyard_cli.errors import InputError
 from batchyard_cli.inputs import read_items
 
@@ -166,6 +167,7 @@ def consolidate(
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="Then monitor the batch until it finishes.")
     ] = False,
+    idempotency_key: KeyOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Consolidates library templates as a `templates.consolidate` batch (or, with --plan,
@@ -200,9 +202,16 @@ def consolidate(
         else:
             app.output.say(_plan_text(planned))
         return
-    created = client.start_consolidation(body)
+    key = command_key(idempotency_key)
+    with repeat_hint(app.output, key):
+        created = client.start_consolidation(body, key)
     if as_json:
         app.output.json(created)
+    elif created.get("plan") is None:  # a repeat: the batch the first run made
+        app.output.say(
+            f"Consolidating in batch {created['batch_id']} (made by an earlier run with this key)",
+            style="bold",
+        )
     else:
         app.output.say(
             f"Consolidating in batch {created['batch_id']}: {_plan_text(created['plan'])}",

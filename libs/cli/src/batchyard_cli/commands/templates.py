@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from batchyard_cli.app_state import JsonFlag, state
+from batchyard_cli.app_state import JsonFlag, KeyOpt, state
 from batchyard_cli.catalog_view import categories_table, template_view, templates_table
-from batchyard_cli.creation import MAX_INLINE_ITEMS, parse_priority
+from batchyard_cli.creation import MAX_INLINE_ITEMS, command_key, parse_priority, repeat_hint
 from batchyard_cli.errors import InputError
 from batchyard_cli.inputs import load_spec, parse_item, read_items
 from batchyard_cli.render import batch_view
@@ -218,9 +218,7 @@ def instantiate(
     max_concurrent: Annotated[
         int | None, typer.Option(min=1, help="Jobs of this batch running at once.")
     ] = None,
-    idempotency_key: Annotated[
-        str | None, typer.Option(help="Repeat safely: the same key gives the same batch.")
-    ] = None,
+    idempotency_key: KeyOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Make and submit a batch from a template; the flags override the template's fields and
@@ -246,7 +244,9 @@ def instantiate(
             )
     if items:
         overrides["items"] = items
-    batch = app.client().instantiate_template(template_id, overrides, idempotency_key)
+    key = command_key(idempotency_key)
+    with repeat_hint(app.output, key):
+        batch = app.client().instantiate_template(template_id, overrides, key)
     if as_json:
         app.output.json(batch)
         return

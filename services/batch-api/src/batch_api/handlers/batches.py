@@ -430,7 +430,11 @@ class BatchService:
                 )
             if earlier.get("result") is None:
                 raise Problem(
-                    409, "Conflict", "an upload with this Idempotency-Key is still in progress"
+                    409,
+                    "Conflict",
+                    "an upload with this Idempotency-Key is still in progress",
+                    kind="request-in-progress",
+                    headers={"Retry-After": "1"},
                 )
             return ItemsAdded.model_validate(earlier["result"])
         try:

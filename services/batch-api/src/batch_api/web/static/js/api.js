@@ -54,15 +54,31 @@ export async function signIn(key) {
   return body;
 }
 
+// The Idempotency-Key of a request that makes something, one per `scope` and body: pressing
+// the button again after a failure (no answer, a server error) sends the same key, so the
+// server answers with what the first press made instead of making it twice; a changed form
+// gets a new key. (crypto.getRandomValues: randomUUID needs a secure context.)
+const heldKeys = new Map();
+export function idempotencyKey(scope, body) {
+  const text = JSON.stringify(body);
+  const held = heldKeys.get(scope);
+  if (held && held.text === text) return held.key;
+  const random = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0"));
+  const key = `ui-${random.join("")}`;
+  heldKeys.set(scope, { text, key });
+  return key;
+}
+
 // One API call. `body` objects are sent as JSON; strings as they are (with `contentType`).
 // Returns the parsed JSON (or null for 204), or the Response itself with `raw: true`.
-export async function api(path, { method = "GET", body, contentType, raw = false, signal } = {}) {
+export async function api(path, { method = "GET", body, contentType, raw = false, signal, key: idempotency } = {}) {
   const key = apiKey();
   if (!key) {
     toSignIn();
     throw new ApiError(401, { title: "Not signed in" });
   }
   const headers = authHeaders(key);
+  if (idempotency) headers["Idempotency-Key"] = idempotency;
   let payload;
   if (body !== undefined) {
     if (typeof body === "string" || body instanceof Blob) {
@@ -73,7 +89,18 @@ export async function api(path, { method = "GET", body, contentType, raw = false
       headers["Content-Type"] = "application/json";
     }
   }
-  const response = await fetch(path, { method, headers, body: payload, signal });
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: payload, signal });
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error; // an abort stays an abort
+    throw new ApiError(0, {
+      title: "No answer from the server",
+      detail: idempotency
+        ? "the connection failed before an answer came; trying again is safe (it will not be made twice)"
+        : "the connection failed before an answer came; check it and try again",
+    });
+  }
   if (response.status === 401) {
     signOut();
     toSignIn();

@@ -2,7 +2,7 @@
 // choose merge/replace/archive, backups and conflict handling; the review shows the plan
 // (POST /v1/library/consolidations/plan) and starting posts /v1/library/consolidations.
 
-import { api } from "./api.js";
+import { api, idempotencyKey } from "./api.js";
 import { $, fmtCount, fmtNumber, h } from "./ui.js";
 
 export const CONSOLIDATE = "templates.consolidate";
@@ -107,6 +107,8 @@ export async function planRows(form) {
 }
 
 export async function startConsolidation(form) {
-  const created = await api("/v1/library/consolidations", { method: "POST", body: consolidationBody(form) });
+  const body = consolidationBody(form);
+  const key = idempotencyKey("consolidation", body); // pressed again after a failure: the same batch
+  const created = await api("/v1/library/consolidations", { method: "POST", body, key });
   location.assign(`/batches/${created.batch_id}`);
 }

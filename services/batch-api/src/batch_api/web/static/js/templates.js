@@ -1,7 +1,7 @@
 // Batch templates: listed by category; created or edited from a form or as JSON, shared with
 // users or the tenant, and instantiated with overrides (then on to the new batch's page).
 
-import { api, mayOperate, session } from "./api.js";
+import { api, idempotencyKey, mayOperate, session } from "./api.js";
 import { commaList, parseItems, showProblem, wireTabs } from "./forms.js";
 import { $, ask, clearErrors, errorText, fieldError, fmtNumber, fmtTime, h, isAdmin, startPage, toast } from "./ui.js";
 
@@ -237,7 +237,8 @@ async function instantiate(event) {
   const button = $("#ud-start");
   button.disabled = true;
   try {
-    const batch = await api(`/v1/templates/${using.id}/instantiate`, { method: "POST", body });
+    const key = idempotencyKey(`instantiate:${using.id}`, body); // pressed again: the same batch
+    const batch = await api(`/v1/templates/${using.id}/instantiate`, { method: "POST", body, key });
     location.assign(`/batches/${batch.id}`);
   } catch (err) {
     showProblem(useForm, err, { "config.max_concurrent_jobs": "max_concurrent_jobs", config: "max_concurrent_jobs" });

@@ -1,7 +1,7 @@
 // New batch wizard: basics → job type and items → safety → review and start. Each step is
 // checked before the next; the server's 422 answers are shown next to the field they name.
 
-import { api } from "./api.js";
+import { api, idempotencyKey } from "./api.js";
 import {
   CONSOLIDATE, planRows, selectedCount, showConsolidation, startConsolidation, wireConsolidation,
 } from "./consolidation.js";
@@ -444,18 +444,24 @@ async function submit() {
   start.disabled = true;
   start.textContent = "Starting…";
   try {
+    // Keyed by the whole request: Start pressed again after a failure finds the batch the
+    // first press made, and an upload cut short goes on (its chunks that arrived are answered,
+    // not added twice).
+    const key = idempotencyKey("wizard", body);
     let batch;
     if (body.items.length <= MAX_INLINE) {
-      batch = await api("/v1/batches", { method: "POST", body });
+      batch = await api("/v1/batches", { method: "POST", body, key });
     } else {
       const { items: all, ...rest } = body;
-      batch = await api("/v1/batches", { method: "POST", body: { ...rest, draft: true } });
-      for (let i = 0; i < all.length; i += UPLOAD_CHUNK) {
-        start.textContent = `Uploading ${Math.min(i + UPLOAD_CHUNK, all.length).toLocaleString("en")} / ${all.length.toLocaleString("en")}…`;
-        const lines = all.slice(i, i + UPLOAD_CHUNK).map((x) => JSON.stringify(x)).join("\n");
-        await api(`/v1/batches/${batch.id}/items`, { method: "POST", body: lines, contentType: "application/x-ndjson" });
+      batch = await api("/v1/batches", { method: "POST", body: { ...rest, draft: true }, key });
+      if (UNSUBMITTED.includes(batch.status)) {
+        for (let i = 0, n = 0; i < all.length; i += UPLOAD_CHUNK, n += 1) {
+          start.textContent = `Uploading ${Math.min(i + UPLOAD_CHUNK, all.length).toLocaleString("en")} / ${all.length.toLocaleString("en")}…`;
+          const lines = all.slice(i, i + UPLOAD_CHUNK).map((x) => JSON.stringify(x)).join("\n");
+          await api(`/v1/batches/${batch.id}/items`, { method: "POST", body: lines, contentType: "application/x-ndjson", key: `${key}#${n}` });
+        }
+        batch = await submitOnce(batch.id);
       }
-      batch = await api(`/v1/batches/${batch.id}/submit`, { method: "POST" });
     }
     location.assign(`/batches/${batch.id}`);
   } catch (error) {
@@ -463,6 +469,20 @@ async function submit() {
     showServerErrors(error);
     start.disabled = false;
     start.textContent = "Start now";
+  }
+}
+
+const UNSUBMITTED = ["draft", "uploading"];
+
+// Submits the draft; one a lost answer left submitted already is taken as it is.
+async function submitOnce(id) {
+  try {
+    return await api(`/v1/batches/${id}/submit`, { method: "POST" });
+  } catch (error) {
+    if (error.status !== 409) throw error;
+    const batch = await api(`/v1/batches/${id}`);
+    if (UNSUBMITTED.includes(batch.status)) throw error;
+    return batch;
   }
 }
 
