@@ -6,6 +6,7 @@ duplicate, and a rollback of a job type that cannot roll back refused."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -13,9 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from kafka_support import read_all
 from pymongo import AsyncMongoClient
 from readmodels import settled_job_views
 from stack_support import Stack
+
+from contracts.topics import Topics
 
 pytestmark = pytest.mark.e2e
 
@@ -262,3 +266,40 @@ async def test_a_create_repeated_after_its_batch_was_deleted_does_not_make_it_ag
     assert (await api.get(f"/v1/batches/{batch_id}")).status_code == 404
     fresh = {"Idempotency-Key": f"create-{uuid.uuid4().hex}"}
     assert (await api.post("/v1/batches", json=body, headers=fresh)).status_code == 201
+
+
+async def test_repeats_racing_the_first_create_never_publish_half_a_batch(
+    api: httpx.AsyncClient, stack: Stack, kafka_bootstrap: str
+) -> None:
+    """Repeats of a create sent while the first still stores the batch's chunks (a client
+    retrying after a timeout, or a double click): one batch, with every item, and every
+    BatchSubmitted that a repeat publishes names all its chunks. A repeat had published the
+    chunks stored so far (a 500 when none was yet; seen with consolidations, whose repeats
+    come sooner: test_template_library.py)."""
+    key = {"Idempotency-Key": f"create-{uuid.uuid4().hex}"}
+    # twelve chunks of two large items each (a chunk holds at most 512 KiB), stored one
+    # after the other: a window of a good part of a second
+    items = [{"seconds": 0, "warnings": [f"{n}" + "w" * 200_000]} for n in range(24)]
+    body = {"name": "raced create", "job_type": "demo.sleep", "items": items}
+
+    async def post_after(delay_s: float) -> httpx.Response:
+        await asyncio.sleep(delay_s)
+        return await api.post("/v1/batches", json=body, headers=key)
+
+    # repeats spread over the time the first one takes, so some land while it stores chunks
+    answers = await asyncio.gather(*(post_after(n * 0.015) for n in range(12)))
+    assert sorted(a.status_code for a in answers) == [200] * 11 + [201], [
+        a.text[:300] for a in answers if a.status_code >= 300
+    ]
+    (batch_id,) = {a.json()["id"] for a in answers}
+    done = await wait_for(api, batch_id, status_is("completed"), within_s=120)
+    assert (done["progress"]["total"], done["progress"]["completed"]) == (24, 24)
+    topics = Topics(stack.prefix)
+    records = await read_all(kafka_bootstrap, topics, [topics.batch_commands])
+    submitted = [
+        json.loads(r.value)
+        for r in records
+        if r.value and batch_id.encode() in r.value and b'"BatchSubmitted"' in r.value
+    ]
+    assert submitted
+    assert {s["data"]["chunks"] for s in submitted} == {12}, "half of it was published"

@@ -213,3 +213,23 @@ async def test_a_manual_backup_is_kept_only_for_the_batch_it_was_taken_for(
     assert unknown.status_code == 422, unknown.text  # ... of templates merged since
     new = [d for d in await manual_backups() if d["_id"] not in before]
     assert [(d["_id"], d["batch_id"]) for d in new] == [(backup_id, batch_id)]
+
+
+async def test_repeats_racing_the_first_consolidation_are_answered_alike(
+    api: httpx.AsyncClient,
+) -> None:
+    """Repeats sent while the first request still plans (found when the batch is made, not
+    before) are answered as any repeat: 200, the same batch, no plan of their own."""
+    templates, _ = make_library(random.Random(8), 60, exact=6, near=0, conflicts=0)
+    ids = await import_library(api, templates)
+    body = {"template_ids": ids, "backup_strategy": "none", "name": "raced"}
+    key = {"Idempotency-Key": f"raced-{ids[0]}"}
+    answers = await asyncio.gather(
+        *(api.post("/v1/library/consolidations", json=body, headers=key) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201], answers
+    (first,) = [a.json() for a in answers if a.status_code == 201]
+    assert first["plan"]["duplicates"] == 6
+    repeats = [a.json() for a in answers if a.status_code == 200]
+    assert {r["batch_id"] for r in repeats} == {first["batch_id"]}
+    assert [r["plan"] for r in repeats] == [None, None, None]

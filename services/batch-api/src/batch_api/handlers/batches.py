@@ -155,7 +155,10 @@ class BatchService:
             )
             if earlier is not None:
                 batch_id = earlier["batch_id"]
-                made = await self._made_by(earlier, body_hash, who)
+                # this repeat carries the batch's items when the key names this very body
+                # (not another request's) and that made the batch submitted (not a draft)
+                same = body.items or [] if request_hash is None and not body.draft else None
+                made = await self._made_by(earlier, body_hash, who, same)
                 if made is not None:
                     return made, False
                 # The key was claimed but the batch was never stored (the store failed in
@@ -189,11 +192,7 @@ class BatchService:
             doc |= {"submitted_at": now, "submission": "publishing"}
         if not await self.registry.insert(doc):
             return await self.get(batch_id, who), False
-        chunks = []
-        for chunk, (start, size) in enumerate(zip(starts, sizes, strict=True)):
-            part = items[start : start + size]
-            await self.registry.put_chunk(batch_id, chunk, start, part)
-            chunks.append({"chunk": chunk, "first_index": start, "items": part})
+        chunks = await self._store_chunks(batch_id, items)
         stored = self.registry.as_stored(doc)
         if not body.draft:
             # What was just stored is in hand: no need to read it back on the request's path.
@@ -377,12 +376,33 @@ class BatchService:
         earlier = await self.registry.idempotency_record(who.tenant, idempotency_key)
         return None if earlier is None else await self._made_by(earlier, request_hash, who)
 
+    async def _store_chunks(self, batch_id: str, items: list[dict[str, Any]]) -> list[Document]:
+        """Stores the items of a batch made whole (by `create`) in their chunks; storing
+        them again stores nothing new. Returns the chunks as stored."""
+        sizes = chunk_sizes(items)
+        chunks = []
+        for chunk, (start, size) in enumerate(zip(chunk_offsets(sizes), sizes, strict=True)):
+            part = items[start : start + size]
+            await self.registry.put_chunk(batch_id, chunk, start, part)
+            chunks.append({"chunk": chunk, "first_index": start, "items": part})
+        return chunks
+
     async def _made_by(
-        self, earlier: Document, request_hash: str, who: Principal
+        self,
+        earlier: Document,
+        request_hash: str,
+        who: Principal,
+        items: list[dict[str, Any]] | None = None,
     ) -> BatchPublic | None:
         """The batch the request recorded in `earlier` made; None if the key was claimed but
         its batch never stored. A 409 problem if `request_hash` is not that request's, a 410
-        if its batch was deleted since."""
+        if its batch was deleted since.
+
+        A submitted batch not yet marked published is published here: its first request
+        was cut short, or is still storing and publishing it (publishing twice is harmless;
+        the scheduler takes each chunk once). Never before all its chunks are stored: this
+        repeat stores them from `items` when it carries the same items, else it leaves the
+        batch to its first request (or to `republish_unfinished`)."""
         if earlier["body_hash"] != request_hash:
             raise Problem(
                 409,
@@ -402,8 +422,12 @@ class BatchService:
         stored = await self.registry.get(batch_id)
         if stored is None:
             return None
-        if stored.get("submission") == "publishing":  # submitted, its publication cut short
-            await self.publish_or_refuse(batch_id)
+        if stored.get("submission") == "publishing":
+            if items is not None:
+                chunks = await self._store_chunks(batch_id, items)
+                await self.publish_or_refuse(batch_id, known=(stored, chunks))
+            elif not await self.registry.missing_chunks(batch_id, int(stored.get("chunks") or 0)):
+                await self.publish_or_refuse(batch_id)
         return await self.get(batch_id, who)
 
     async def once(

@@ -217,13 +217,13 @@ class LibraryService:
             if manual_id is not None:  # no batch was made: nothing will ever restore it
                 await self.backups.discard(manual_id)
             raise
-        if manual_id is not None:
-            if created:
-                await self.backups.assign(manual_id, batch.id)
-            else:  # a repeat sent while the first was being made: its own backup stands
+        if not created:  # a repeat sent while the first was being made: answered as one
+            if manual_id is not None:  # the first request's backup stands
                 await self.backups.discard(manual_id)
-                return _repeat(batch), False
-        if rest and created:
+            return _repeat(batch), False
+        if manual_id is not None:
+            await self.backups.assign(manual_id, batch.id)
+        if rest:
             for start in range(0, len(rest), CHUNK_SIZE):
                 chunk = rest[start : start + CHUNK_SIZE]
                 await self.batches.add_items(batch.id, chunk, who, validate=False)
