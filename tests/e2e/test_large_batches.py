@@ -96,19 +96,22 @@ async def test_a_stored_batch_too_large_for_kafka_is_cancelled_and_the_api_still
 ) -> None:
     """As a batch stored before the limits: one chunk of 2 MB, its submission unfinished
     (the POST failed). An API starting finishes unfinished submissions: that one could never
-    be, and kept every start from getting ready. Beside it, an ordinary unfinished one."""
+    be, and kept every start from getting ready. Beside it, an ordinary unfinished one, and
+    one whose create stopped before its second chunk was stored: it is cancelled rather than
+    half of it run."""
     ids = []
-    for _ in range(2):
+    for _ in range(3):
         draft = await api.post("/v1/batches", json={**batch([item(10)] * 2), "draft": True})
         assert draft.status_code == 201, draft.text
         ids.append(draft.json()["id"])
-    too_large, ordinary = ids
+    too_large, ordinary, half_stored = ids
     long_ago = datetime.now(UTC) - timedelta(minutes=1)
     async with store(stack.mongodb_url, stack.database) as db:
         await db["batch_uploads"].update_one(
             {"_id": f"{too_large}:0"}, {"$set": {"items": [item(2000)] * 1000}}
         )
         await db["batches"].update_one({"_id": too_large}, {"$set": {"total": 1000}})
+        await db["batches"].update_one({"_id": half_stored}, {"$set": {"total": 4, "chunks": 2}})
         for batch_id in ids:
             await db["batches"].update_one(
                 {"_id": batch_id},
@@ -145,3 +148,7 @@ async def test_a_stored_batch_too_large_for_kafka_is_cancelled_and_the_api_still
     assert "too large" in refused["reason"]
     done = await wait_for_status(api, ordinary, {"completed_with_errors", "failed"}, 60)
     assert done["progress"]["total"] == 2
+    halved = (await api.get(f"/v1/batches/{half_stored}")).json()
+    assert halved["status"] == "cancelled"
+    assert "before every item of it was stored" in halved["reason"]
+    assert halved["progress"]["completed"] == halved["progress"]["failed"] == 0

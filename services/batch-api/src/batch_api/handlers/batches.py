@@ -590,19 +590,7 @@ class BatchService:
         except MessageSizeTooLargeError as exc:
             reason = f"Kafka refused one of its messages as too large ({exc})"
             doc = known[0] if known is not None else await self.registry.get(batch_id)
-            await self.registry.set(
-                batch_id,
-                {
-                    "phase": "cancelled",
-                    "submission": "refused",
-                    "reason": reason,
-                    "finished_at": datetime.now(UTC),
-                },
-            )
-            if doc is not None:
-                cancel = BatchCancelRequested(batch_id=batch_id, requested_by=PRODUCER)
-                await self.publisher.publish([self._out(doc, cancel, "refused")])
-            log.error("batch refused by Kafka", extra={"batch_id": batch_id, "reason": reason})
+            await self._refuse(batch_id, doc, reason)
             raise Problem(
                 422,
                 "Batch too large for Kafka",
@@ -611,12 +599,41 @@ class BatchService:
                 batch_id=batch_id,
             ) from exc
 
+    async def _refuse(self, batch_id: str, doc: Document | None, reason: str) -> None:
+        """Cancels a submitted batch that cannot be sent, with the reason, and tells the
+        scheduler in case some of it reached it."""
+        await self.registry.set(
+            batch_id,
+            {
+                "phase": "cancelled",
+                "submission": "refused",
+                "reason": reason,
+                "finished_at": datetime.now(UTC),
+            },
+        )
+        if doc is not None:
+            cancel = BatchCancelRequested(batch_id=batch_id, requested_by=PRODUCER)
+            await self.publisher.publish([self._out(doc, cancel, "refused")])
+        log.error("batch refused", extra={"batch_id": batch_id, "reason": reason})
+
     async def republish_unfinished(self) -> int:
         """Finishes submissions a crash interrupted (older than a few seconds). One that
         cannot be finished is cancelled or, for an error not of the broker or the store,
-        logged and left: neither keeps the API from starting."""
+        logged and left: neither keeps the API from starting. A batch the crash left with
+        chunks unstored (its create stopped between storing the batch and its last chunk)
+        is cancelled: its items are gone, and half of it must not run."""
         ids = await self.registry.unfinished_submissions(datetime.now(UTC) - timedelta(seconds=5))
         for batch_id in ids:
+            doc = await self.registry.get(batch_id)
+            if doc is not None and await self.registry.missing_chunks(
+                batch_id, int(doc.get("chunks") or 0)
+            ):
+                reason = (
+                    "the API stopped before every item of it was stored, so none was sent: "
+                    "create it again (with a new Idempotency-Key)"
+                )
+                await self._refuse(batch_id, doc, reason)
+                continue
             log.warning("republishing an unfinished submission", extra={"batch_id": batch_id})
             try:
                 await self.publish_or_refuse(batch_id)
