@@ -11,7 +11,7 @@ import pytest
 from batchyard_cli.client import BatchyardClient
 from batchyard_cli.exit_codes import ExitCode
 from batchyard_cli.monitor import Board, Change, Watcher
-from batchyard_cli.monitor_view import _plain
+from batchyard_cli.monitor_view import _fields, _plain
 from batchyard_cli.resources import Batch
 from batchyard_cli.sse import ServerEvent
 
@@ -253,3 +253,10 @@ def test_a_plain_line_shows_no_stale_rollback_counts() -> None:
     known.rollback = {"rollback_id": "r", "status": "rolled_back", "done": 3, "total": 3}
     known.rollback["percent"] = 100.0
     assert _plain(known) == "b1 'name-b1' rolled_back 100.0% 3/3 jobs restored"
+
+
+def test_a_bar_shows_the_recent_pace_the_eta_goes_at_while_there_is_one() -> None:
+    board = Board.of([batch("b1", throughput_per_s=2.5, pace_per_s=6.0, eta_s=3.0)])
+    assert _fields(board.tracked["b1"])["rate"] == 6.0
+    early = Board.of([batch("b2", throughput_per_s=2.5, pace_per_s=None)])
+    assert _fields(early.tracked["b2"])["rate"] == 2.5  # before the first window: the mean

@@ -128,6 +128,12 @@ def test_batch_view_says_how_long_a_job_takes_on_average() -> None:
     assert "took 4.8s · 2.5/s · 1m 15s a job" in text_of(batch_view(finished))
 
 
+def test_batch_view_gives_the_recent_pace_the_eta_goes_at_beside_the_mean() -> None:
+    progress = {**a_batch()["progress"], "pace_per_s": 6.04}
+    text = text_of(batch_view(a_batch(progress=progress)))
+    assert "elapsed 4.8s · 6.0/s lately (2.5/s overall) · ETA 3.2s" in text
+
+
 def test_batch_view_says_how_much_of_the_elapsed_time_it_ran_when_it_was_paused() -> None:
     progress = {**a_batch()["progress"], "elapsed_s": 3725.0, "active_s": 65.0, "eta_s": 30.0}
     text = text_of(batch_view(a_batch(progress=progress)))

@@ -91,6 +91,36 @@ def test_finished_batch_has_no_eta_left() -> None:
     assert p["elapsed_s"] == 5.0
 
 
+def test_the_eta_goes_at_the_recent_pace_once_the_scheduler_marks_a_window() -> None:
+    # 600 jobs in the first 300 s at 2/s, then concurrency raised: 200 more in the last 40 s
+    counts = {"total": 2000, "completed": 800, "running": 10}
+    now = T0 + timedelta(seconds=340)
+    whole = progress_of(counts, {"started_at": T0}, now, "running")
+    assert (whole["throughput_per_s"], whole["eta_s"]) == (2.35, 510.0)  # the old pace
+    window = {"started_at": T0, "window_active_s": 300, "window_done": 600}
+    p = progress_of(counts, window, now, "running")
+    assert p["throughput_per_s"] == 2.35  # still the whole run's mean
+    assert (p["pace_per_s"], p["eta_s"]) == (5.0, 240.0)  # 1200 left at 5/s
+
+
+def test_a_stall_slows_the_recent_pace_as_the_time_passes() -> None:
+    counts = {"total": 1000, "completed": 500}
+    window = {"started_at": T0, "window_active_s": 60, "window_done": 300}
+    at = [progress_of(counts, window, T0 + timedelta(seconds=s), "running") for s in (100, 260)]
+    assert [p["pace_per_s"] for p in at] == [5.0, 1.0]  # 200 jobs over 40 s, then over 200 s
+    assert [p["eta_s"] for p in at] == [100.0, 500.0]
+
+
+def test_without_movement_in_its_window_the_eta_goes_at_the_whole_runs_pace() -> None:
+    counts = {"total": 100, "completed": 50}
+    window = {"started_at": T0, "window_active_s": 40, "window_done": 50}
+    p = progress_of(counts, window, T0 + timedelta(seconds=100), "running")
+    assert (p["pace_per_s"], p["eta_s"]) == (None, 100.0)
+    finished = {**window, "finished_at": T0 + timedelta(seconds=100)}
+    done = progress_of({"total": 100, "completed": 100}, finished, T0 + timedelta(seconds=200))
+    assert (done["pace_per_s"], done["eta_s"]) == (None, 0.0)
+
+
 def test_not_started_and_empty() -> None:
     p = progress_of({"total": 0}, {}, T0)
     assert p["percent"] == 0.0

@@ -329,10 +329,13 @@ def test_a_batch_view_keeps_the_time_its_batch_could_not_move() -> None:
         started_at=T0,
         inactive_s=12.5,
         inactive_since=T0 + timedelta(seconds=40),
+        window_active_s=0.0,
+        window_done=1.5,
     )
     env = envelope_for(paused, producer="scheduler", seq=3)
     fields = batch_dynamic(env, paused)
     assert (fields["inactive_s"], fields["inactive_since"]) == (12.5, T0 + timedelta(seconds=40))
+    assert (fields["window_active_s"], fields["window_done"]) == (0.0, 1.5)  # the ETA's pace
     assert fields["skipped_from"] is None  # none skipped: said
     older = env.model_copy(update={"schema_version": 1})  # a scheduler from before
     assert "skipped_from" not in batch_dynamic(older, paused)  # not said: readers guess

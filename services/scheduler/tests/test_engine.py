@@ -546,6 +546,23 @@ async def test_snapshots_say_how_long_a_job_takes_on_average_across_a_takeover()
     assert h2.last_snapshot()["average_job_ms"] == 2.8  # (10 + 1 + 3 * 1 ms) / 5
 
 
+async def test_snapshots_mark_the_window_of_the_recent_pace_after_30_s_of_running() -> None:
+    h = Harness(lease_s=600)
+    await h.submit("b1", 100, max_concurrent_jobs=1)
+    await h.capacity(10)
+    await h.s.tick()
+    for _ in range(4):  # a job every 20 s
+        h.clock.t += 20
+        await h.capacity(10)  # the executor's heartbeat
+        await h.complete(h.dispatched()[-1])
+        await h.s.tick()
+    snapshots = [m.envelope for m in h.out.sent if m.envelope.type.startswith("Batch")]
+    windows = [(e.data["window_active_s"], e.data["window_done"]) for e in snapshots]
+    # marks (active seconds, jobs done) at 0, at 40 (the first 30 s or more after it) and
+    # at 80: the window begins at the one before the latest, 30 to 60 s behind
+    assert list(dict.fromkeys(windows)) == [(None, None), (0.0, 0.0), (40.0, 2.0)]
+
+
 async def test_cancel_broadcasts_and_ends_cancelled_with_every_job_terminal() -> None:
     h = Harness()
     await h.submit("b1", 10, max_concurrent_jobs=2)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.vocabulary import BatchConfig
-from scheduler.domain.model import BatchRuntime, InFlight
+from scheduler.domain.model import PACE_WINDOW_S, BatchRuntime, InFlight
 
 pytestmark = pytest.mark.unit
 
@@ -83,3 +83,15 @@ def test_running_done_sums_the_running_jobs_reports_in_jobs() -> None:
     assert b.running_done() == 0.0  # no job reported a percent yet
     b.reports_progress = True
     assert b.running_done() == 1.5  # half of one, the whole of another (never more), none
+
+
+def test_the_pace_window_begins_at_the_mark_before_the_latest() -> None:
+    b = _runtime(1000)
+    # snapshots every 10 s of active time, 3 jobs a second
+    seen = [b.pace_window(float(s), 3.0 * s) for s in range(0, 100, 10)]
+    assert PACE_WINDOW_S == 30.0
+    # marks at 0, 30, 60, 90: none until the second; then the one before the latest
+    assert seen[:3] == [None, None, None]
+    assert seen[3:6] == [(0.0, 0.0)] * 3  # from 30 s on: the window starts at 0
+    assert seen[6:9] == [(30.0, 90.0)] * 3
+    assert seen[9] == (60.0, 180.0)  # always 30 to 60 s of active time behind

@@ -63,13 +63,18 @@ def _fields(tracked: Tracked) -> dict[str, Any]:
         "jobs_total": int(progress.get("total") or 0),
         "failed": int(progress.get("failed") or 0),
         "retrying": int(progress.get("retrying") or 0),
-        "rate": progress.get("throughput_per_s"),
+        # the recent pace the ETA goes at, while there is one; else the whole run's mean
+        "rate": _first_known(progress.get("pace_per_s"), progress.get("throughput_per_s")),
         "eta": progress.get("eta_s"),
         "elapsed": progress.get("elapsed_s"),
         "finished": tracked.finished,
         "restored": False,
         "planning": False,
     }
+
+
+def _first_known(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _seconds_between(start: object, end: object) -> float | None:

@@ -202,6 +202,9 @@ def batch_view(batch: Batch) -> RenderableType:
     if batch.get("finished_at"):
         head.add_row("Timing", f"took {elapsed} · {rate}{per_job}")
     else:
+        pace = progress.get("pace_per_s")
+        if pace is not None:  # the ETA goes at it; the whole run's mean beside it
+            rate = f"{format_rate(pace)} lately ({rate} overall)"
         eta = format_duration(progress.get("eta_s"))
         head.add_row("Timing", f"elapsed {elapsed} · {rate} · ETA {eta}{per_job}")
     rollback = batch.get("rollback")

@@ -25,6 +25,7 @@ class Progress(TypedDict):
     cancelled: int
     percent: float
     throughput_per_s: float | None
+    pace_per_s: NotRequired[float | None]
     elapsed_s: float | None
     active_s: NotRequired[float | None]
     average_job_ms: NotRequired[float | None]

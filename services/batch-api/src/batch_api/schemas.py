@@ -174,7 +174,13 @@ class Progress(BaseModel):
     cancelled: int = 0
     percent: float
     throughput_per_s: float | None = Field(
-        default=None, description="Jobs ended per second of `active_s`."
+        default=None, description="Jobs ended per second of `active_s`: the whole run's mean."
+    )
+    pace_per_s: float | None = Field(
+        default=None,
+        description="Its recent pace: jobs a second over the last 30 to 60 s of active time "
+        "(what its running jobs reported of themselves counted). The ETA goes at it. Null "
+        "in the first 30 s of a run, when it finished, or when nothing moved in that time.",
     )
     elapsed_s: float | None = Field(default=None, description="Seconds since it started.")
     active_s: float | None = Field(
@@ -184,8 +190,9 @@ class Progress(BaseModel):
     )
     eta_s: float | None = Field(
         default=None,
-        description="Seconds left at the pace it moved: its jobs ended and what its running "
-        "jobs reported of themselves, over `active_s`; null while paused or before either.",
+        description="Seconds left at its recent pace (`pace_per_s`), else at the pace of the "
+        "whole run (its jobs ended and what its running jobs reported of themselves, over "
+        "`active_s`); null while paused or before either.",
     )
     average_job_ms: float | None = Field(
         default=None,

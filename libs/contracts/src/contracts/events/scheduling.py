@@ -57,6 +57,20 @@ class BatchSnapshot(Event):
         description="`stop_on_error` ended the jobs from this index that were never dispatched "
         "as skipped (one cancelled on request before stays cancelled); null when it did not.",
     )
+    window_active_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Where the window its recent pace is measured over begins, in seconds of "
+        "its active time (see `inactive_s`): between 30 and 60 of them ago. With "
+        "`window_done`, a reader's pace is (jobs done now − `window_done`) / (active time now "
+        "− this). Null in the first 30 s of a run, and after a scheduler takeover until then.",
+    )
+    window_done: float | None = Field(
+        default=None,
+        ge=0,
+        description="Jobs ended by then, plus what its running jobs had done of themselves "
+        "(as `running_done`).",
+    )
 
 
 class BatchStarted(BatchSnapshot):

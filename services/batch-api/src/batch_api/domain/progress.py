@@ -21,12 +21,17 @@ def progress_of(
     and the pause under way since `inactive_since`), throughput over that time and the ETA
     at the pace it moved: the jobs ended and what its running jobs said they have done of
     themselves (`running_done`, in jobs), so that a batch of long jobs has an ETA before
-    the first one ends. A paused batch has no ETA (it moves only once resumed). The mean
-    run time of its jobs is the scheduler's (`average_job_ms`), passed through.
+    the first one ends. The ETA goes at its recent pace (`pace_per_s`: over the last 30 to
+    60 s of active time, from the scheduler's `window_*` mark), so that a batch whose pace
+    changed (another batch finished and left it more slots, executors added or lost) says
+    so within a minute; at the whole run's pace before the first window, or when nothing
+    moved in it. A paused
+    batch has no ETA (it moves only once resumed). The mean run time of its jobs is the
+    scheduler's (`average_job_ms`), passed through.
 
     `times`: the scheduler's word on them, as its snapshots carry it (a `BatchSnapshot`'s
     fields, or the batch view made of them): `started_at`, `finished_at`, `inactive_s`,
-    `inactive_since`, `running_done`, `average_job_ms`."""
+    `inactive_since`, `running_done`, `average_job_ms`, `window_active_s`, `window_done`."""
     started_at: datetime | None = times.get("started_at")
     finished_at: datetime | None = times.get("finished_at")
     inactive_since: datetime | None = times.get("inactive_since")
@@ -62,13 +67,28 @@ def progress_of(
         if active > 0:
             out["throughput_per_s"] = round(done / active, 2)
             moved = done + min(max(running_done, 0.0), max(total - done, 0))
-            if finished_at is None and moved > 0:
+            pace = _recent_pace(times, active, moved) if finished_at is None else None
+            out["pace_per_s"] = pace  # said when None: a live view merges its frames
+            if pace is not None:
+                out["pace_per_s"] = round(pace, 2)
+                out["eta_s"] = round((total - moved) / pace, 1)
+            elif finished_at is None and moved > 0:
                 out["eta_s"] = round((total - moved) * active / moved, 1)
         if finished_at is not None:
             out["eta_s"] = 0.0
     if status == "paused":
         out["eta_s"] = None  # said, not left out: a live view merging frames drops its ETA
     return out
+
+
+def _recent_pace(times: Mapping[str, Any], active_s: float, moved: float) -> float | None:
+    """Jobs a second since the scheduler's window mark (None without one, or when nothing
+    moved since: the whole run's pace says more than "never")."""
+    since_s, since_done = times.get("window_active_s"), times.get("window_done")
+    if since_s is None or since_done is None:
+        return None
+    seconds, jobs = active_s - float(since_s), moved - float(since_done)
+    return jobs / seconds if seconds > 0 and jobs > 0 else None
 
 
 ROLLBACK_STATUSES = frozenset({None, *get_args(RollbackStatus)})  # None: not ended yet

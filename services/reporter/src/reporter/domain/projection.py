@@ -199,6 +199,8 @@ def batch_dynamic(env: Envelope, e: BatchSnapshot) -> dict[str, Any]:
         "inactive_since": e.inactive_since,
         "running_done": e.running_done,
         "average_job_ms": e.average_job_ms,
+        "window_active_s": e.window_active_s,
+        "window_done": e.window_done,
     }
     if env.schema_version >= 2:
         # a scheduler from before version 2 does not say where skipped jobs begin: readers

@@ -13,6 +13,10 @@ from datetime import datetime
 
 from contracts.vocabulary import BatchConfig, ProgressCounts
 
+PACE_WINDOW_S = 30.0
+"""Seconds of active time between the marks a batch's recent pace is measured from (its
+ETA follows a change of pace within one to two of them)."""
+
 
 @dataclass
 class InFlight:
@@ -85,6 +89,11 @@ class BatchRuntime:
     ran_count: int = 0
     reports_progress: bool = False  # one of its jobs reported a percent (`running_done`)
     reported_running: float = 0.0  # the `running_done` of the last snapshot sent
+    # Its recent pace, for the ETA: (active seconds, jobs moved) at the start of the window
+    # readers measure it over, and at the start of the next one (see `pace_window`). Not
+    # kept across a takeover: the ETA falls back to the whole run's pace until a window.
+    window_from: tuple[float, float] | None = None
+    window_next: tuple[float, float] | None = None
 
     # --- items -----------------------------------------------------------------------------
     def add_chunk(self, chunk: int, first_index: int, count: int) -> bool:
@@ -132,6 +141,17 @@ class BatchRuntime:
     def average_job_ms(self) -> float | None:
         """The mean run time of its jobs' attempts that ended (None before the first)."""
         return round(self.ran_ms / self.ran_count, 1) if self.ran_count else None
+
+    def pace_window(self, active_s: float, moved: float) -> tuple[float, float] | None:
+        """Marks a point of its run (`active_s` seconds of active time, `moved` jobs ended or
+        done by running ones) and returns where the window of its recent pace begins: a
+        mark taken every `PACE_WINDOW_S` of active time, the one before the latest, so the
+        window spans one to two of them up to now. None until the first full one."""
+        if self.window_next is None:
+            self.window_next = (active_s, moved)
+        elif active_s - self.window_next[0] >= PACE_WINDOW_S:
+            self.window_from, self.window_next = self.window_next, (active_s, moved)
+        return self.window_from
 
     def running_done(self) -> float:
         """How much of its running jobs is done, in jobs, by their own reports (two jobs at

@@ -906,6 +906,8 @@ class Scheduler:
         b.dirty = True
         b.reported = b.counts()
         b.reported_running = round(b.running_done(), 3)
+        ended = b.completed + b.failed + b.skipped + b.cancelled
+        window = b.pace_window(b.active_s(self._at()), ended + b.reported_running)
         event = cls(
             batch_id=b.batch_id,
             status=b.status,
@@ -920,6 +922,8 @@ class Scheduler:
             skipped_from=b.skipped_from,
             running_done=b.reported_running,
             average_job_ms=b.average_job_ms,
+            window_active_s=None if window is None else round(window[0], 3),
+            window_done=None if window is None else round(window[1], 3),
             **extra,
         )
         self._send(self.topics.batch_events, b.batch_id, event, b, seq=b.seq)

@@ -82,7 +82,8 @@ function renderBatch() {
       ["Done", `${(p.percent ?? 0).toFixed(1)}%`, "pct"],
       ["Jobs", `${fmtNumber(done)} / ${fmtNumber(p.total)}`],
       ["Errors", fmtNumber(p.failed), p.failed ? "bad" : ""],
-      ["Jobs/s", p.throughput_per_s ?? "–"],
+      // lately (the pace its ETA goes at) while it has one; the whole run's mean otherwise
+      ["Jobs/s", p.pace_per_s ?? p.throughput_per_s ?? "–"],
       ["Elapsed", fmtDuration(p.elapsed_s)],
       // Pauses (or the rest before a retry) are not in its rate and ETA: say how long it ran.
       ...(p.active_s != null && p.elapsed_s - p.active_s >= 1 ? [["Active", fmtDuration(p.active_s)]] : []),
