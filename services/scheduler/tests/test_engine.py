@@ -539,6 +539,8 @@ async def test_snapshots_say_how_long_a_job_takes_on_average_across_a_takeover()
     assert h.last_snapshot()["average_job_ms"] == 5.5
     h2 = Harness(store=h.store)
     await h2.s.recover()
+    # how long its jobs take lately goes on too (short ones are dispatched in groups)
+    assert h2.s.batches["b1"].job_ms == h.s.batches["b1"].job_ms == 8.2  # 10, then 1
     await h2.capacity(10)
     for d in h.dispatched()[2:]:  # the other two jobs, dispatched before the takeover
         await h2.complete(d)
@@ -561,6 +563,16 @@ async def test_snapshots_mark_the_window_of_the_recent_pace_after_30_s_of_runnin
     # marks (active seconds, jobs done) at 0, at 40 (the first 30 s or more after it) and
     # at 80: the window begins at the one before the latest, 30 to 60 s behind
     assert list(dict.fromkeys(windows)) == [(None, None), (0.0, 0.0), (40.0, 2.0)]
+    h2 = Harness(store=h.store, lease_s=600)  # a takeover keeps the marks
+    await h2.s.recover()
+    await h2.capacity(10)
+    h2.clock.t = h.clock.t + 10
+    await h2.complete(h.dispatched()[-1])
+    await h2.s.tick()
+    assert (h2.last_snapshot()["window_active_s"], h2.last_snapshot()["window_done"]) == (
+        40.0,
+        2.0,
+    )
 
 
 async def test_cancel_broadcasts_and_ends_cancelled_with_every_job_terminal() -> None:

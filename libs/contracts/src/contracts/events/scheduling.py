@@ -63,7 +63,7 @@ class BatchSnapshot(Event):
         description="Where the window its recent pace is measured over begins, in seconds of "
         "its active time (see `inactive_s`): between 30 and 60 of them ago. With "
         "`window_done`, a reader's pace is (jobs done now − `window_done`) / (active time now "
-        "− this). Null in the first 30 s of a run, and after a scheduler takeover until then.",
+        "− this). Null in the first 30 s of a run.",
     )
     window_done: float | None = Field(
         default=None,

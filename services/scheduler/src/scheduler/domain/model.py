@@ -90,8 +90,8 @@ class BatchRuntime:
     reports_progress: bool = False  # one of its jobs reported a percent (`running_done`)
     reported_running: float = 0.0  # the `running_done` of the last snapshot sent
     # Its recent pace, for the ETA: (active seconds, jobs moved) at the start of the window
-    # readers measure it over, and at the start of the next one (see `pace_window`). Not
-    # kept across a takeover: the ETA falls back to the whole run's pace until a window.
+    # readers measure it over, and at the start of the next one (see `pace_window`); kept
+    # across a takeover, as is `job_ms`.
     window_from: tuple[float, float] | None = None
     window_next: tuple[float, float] | None = None
 

@@ -1036,6 +1036,9 @@ def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
         "inactive_since": b.inactive_since,
         "ran_ms": b.ran_ms,
         "ran_count": b.ran_count,
+        "job_ms": b.job_ms,
+        "window_from": None if b.window_from is None else list(b.window_from),
+        "window_next": None if b.window_next is None else list(b.window_next),
     }
 
 
@@ -1065,6 +1068,9 @@ def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
         inactive_since=doc.get("inactive_since"),
         ran_ms=doc.get("ran_ms", 0.0),
         ran_count=doc.get("ran_count", 0),
+        job_ms=doc.get("job_ms"),
+        window_from=_mark(doc.get("window_from")),
+        window_next=_mark(doc.get("window_next")),
     )
     counts = doc.get("counts") or {}
     b.completed = counts.get("completed", 0)
@@ -1072,3 +1078,10 @@ def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
     b.cancelled = counts.get("cancelled", 0)
     b.skipped = counts.get("skipped", 0)
     return b
+
+
+def _mark(stored: Any) -> tuple[float, float] | None:
+    """A pace mark as stored (a pair), or None (none stored, or a scheduler from before)."""
+    if isinstance(stored, list | tuple) and len(stored) == 2:
+        return float(stored[0]), float(stored[1])
+    return None
