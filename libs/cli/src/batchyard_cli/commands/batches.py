@@ -286,7 +286,7 @@ def upload_cmd(
     client = app.client()
     sources = [read_items(f) for f in files]
     added = _upload(app, batch_id, sources, _total(files), chunk_size, key)
-    batch = _submit(app, batch_id) if submit else client.get_batch(batch_id)
+    batch = _submit(app, batch_id, key) if submit else client.get_batch(batch_id)
     if not as_json:
         app.output.say(f"Added {added} items to {batch_id}.")
     _created(app, batch, as_json, watch, verb="Submitted" if submit else None)
@@ -340,7 +340,7 @@ def _upload_files(
         )
         raise stopped.cause from None
     submitting = submit if submit is not None else new
-    batch = _submit(app, batch_id) if submitting else client.get_batch(batch_id)
+    batch = _submit(app, batch_id, key) if submitting else client.get_batch(batch_id)
     if not as_json:
         app.output.say(f"Uploaded {added} files to {batch_id}.")
     _created(app, batch, as_json, watch, verb="Submitted" if submitting else None)
@@ -365,7 +365,7 @@ def _create_by_upload(
         return draft, "Found"
     app.output.note(f"draft {draft['id']}; uploading items")
     _upload(app, draft["id"], sources, total, chunk_size, key)
-    batch = _submit(app, draft["id"]) if submit else app.client().get_batch(draft["id"])
+    batch = _submit(app, draft["id"], key) if submit else app.client().get_batch(draft["id"])
     return batch, "Created"
 
 
@@ -374,11 +374,13 @@ def _draft(app: AppState, body: dict[str, Any], key: str) -> Batch:
         return app.client().create_batch({**body, "draft": True}, key)
 
 
-def _submit(app: AppState, batch_id: str) -> Batch:
-    """Submits the batch; one a lost answer left submitted already is returned as it is."""
+def _submit(app: AppState, batch_id: str, key: str) -> Batch:
+    """Submits the batch; one a lost answer left submitted already is returned as it is.
+    If it fails, says the key that runs the command again (the upload is not repeated)."""
     client = app.client()
     try:
-        return client.submit_batch(batch_id)
+        with repeat_hint(app.output, key):
+            return client.submit_batch(batch_id)
     except Conflict:
         batch = client.get_batch(batch_id)
         if batch["status"] in UNSUBMITTED:
