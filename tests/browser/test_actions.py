@@ -222,7 +222,7 @@ def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) ->
     ]
     ids = import_templates(stack, templates)
     batch_id = consolidate(stack, ids, conflict_resolution="interactive")["batch_id"]
-    wait_status(stack, batch_id, "failed")  # its one job is parked
+    wait_status(stack, batch_id, "completed_with_errors")  # its one job is parked
     sign_in(page, stack.admin_key)
     page.goto(f"/batches/{batch_id}")
     card = page.get_by_role("article", name="Conflict over the name Welcome")

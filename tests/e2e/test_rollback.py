@@ -280,27 +280,37 @@ async def test_a_failed_batch_with_rollback_on_failure_is_rolled_back_by_itself(
 ) -> None:
     templates, _ = make_library(random.Random(11), 12, exact=4, near=0, conflicts=0)
     merged_ids = await import_library(api, templates)
-    # a pair named alike with unrelated bodies: with interactive resolution its job fails
-    # (awaiting a decision), and with a failure threshold of 0 the batch fails
-    conflict_ids = await import_library(
+    # a template broken in the store (its body gone): its job fails, and with a failure
+    # threshold of 0 the batch fails (a conflict awaiting a decision would not: no error)
+    broken_ids = await import_library(
         api,
         [
             {"name": "Greeting", "category": "mail", "body": "Hello {{name}}, welcome aboard."},
-            {"name": "greeting", "category": "mail", "body": "Your order {{order}} shipped."},
+            {"name": "Shipped", "category": "mail", "body": "Your order {{order}} shipped."},
         ],
     )
+    async with store(stack.mongodb_url, stack.database) as db:
+        await db["library_templates"].update_one({"_id": broken_ids[0]}, {"$unset": {"body": ""}})
+        try:
+            await _rolled_back_by_itself(api, stack, merged_ids, broken_ids)
+        finally:  # other tests plan over the whole library: it must not hold a broken one
+            await db["library_templates"].delete_one({"_id": broken_ids[0]})
+
+
+async def _rolled_back_by_itself(
+    api: httpx.AsyncClient, stack: Stack, merged_ids: list[str], broken_ids: list[str]
+) -> None:
     before = await raw_library(stack, merged_ids)
     created = await api.post(
         "/v1/batches",
         json={
             "name": "roll back on failure",
             "job_type": "templates.consolidate",
-            "items": [{"template_ids": merged_ids}, {"template_ids": conflict_ids}],
+            "items": [{"template_ids": merged_ids}, {"template_ids": broken_ids}],
             "config": {
                 "max_concurrent_jobs": 1,
                 "failure_threshold": 0,
                 "rollback_on_failure": True,
-                "params": {"conflict_resolution": "interactive"},
             },
         },
     )
@@ -313,6 +323,7 @@ async def test_a_failed_batch_with_rollback_on_failure_is_rolled_back_by_itself(
     jobs = (await api.get(f"/v1/batches/{batch_id}/jobs")).json()["items"]
     assert jobs[0]["status"] == "completed"
     assert jobs[0]["output"]["duplicates_removed"] == 4  # it changed the library
+    assert jobs[1]["error"]["class"] == "KeyError"  # the broken template
     # and the rollback put every template back as it was
     assert await raw_library(stack, merged_ids) == before
 

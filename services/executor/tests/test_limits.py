@@ -31,7 +31,14 @@ from executor.domain.worker_protocol import (
     encode,
     failure_of,
 )
-from jobkit import JobContext, PermanentError, ResourceLimitExceeded, RetryableError, job_type
+from jobkit import (
+    AwaitingDecision,
+    JobContext,
+    PermanentError,
+    ResourceLimitExceeded,
+    RetryableError,
+    job_type,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -131,6 +138,7 @@ def test_the_request_crosses_as_json_and_back() -> None:
         Progress(None, ""),
         Result({"n": 1, "nested": {"a": [1, "x"]}}),
         Failure("NotFound", "gone", False),
+        Failure("AwaitingDecision", "1 conflict", False, None, "low", awaiting_decision=True),
     ],
 )
 def test_messages_cross_as_one_json_line(message: Progress | Result | Failure) -> None:
@@ -170,6 +178,21 @@ def test_job_exceptions_are_reported_by_the_executor_rules() -> None:
     assert isinstance(error, RetryableError)
     assert error.error_class == "Busy"
     assert error.trace is None
+
+
+def test_a_job_awaiting_a_decision_stays_one_across_the_worker_boundary() -> None:
+    failure = failure_of(AwaitingDecision("1 conflict awaits a decision: c_1"))
+    assert failure == Failure(
+        "AwaitingDecision",
+        "1 conflict awaits a decision: c_1",
+        False,
+        severity="low",
+        awaiting_decision=True,
+    )
+    error = decode(encode(failure))
+    assert isinstance(error, Failure)
+    assert isinstance(error.to_error(), AwaitingDecision)
+    assert not failure_of(PermanentError("no")).awaiting_decision
 
 
 def test_an_unexpected_exception_keeps_where_it_was_raised_across_the_worker_boundary() -> None:

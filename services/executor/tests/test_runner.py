@@ -19,7 +19,7 @@ from contracts.events import (
 )
 from contracts.topics import Topics
 from executor.handlers.runner import Executor
-from jobkit import JobContext, JobType, PermanentError
+from jobkit import AwaitingDecision, JobContext, JobType, PermanentError
 from jobtypes.demo import DemoSleep
 from servicekit.publisher import RecordingPublisher
 
@@ -37,6 +37,8 @@ class Boom(JobType):
     async def run(self, item: Any, ctx: JobContext) -> dict[str, Any]:
         if item.value == 1:
             raise PermanentError("bad input", error_class="BadInput")
+        if item.value == 3:
+            raise AwaitingDecision("1 conflict awaits a decision")
         raise ValueError("unexpected")
 
 
@@ -165,6 +167,7 @@ async def test_without_a_start_notice_a_job_is_reported_started_before_it_runs()
         ("demo.sleep", {"fail_first_attempts": 1, "fail_with": "permanent"}, "DemoFailure", False),
         ("test.boom", {"value": 1}, "BadInput", False),
         ("test.boom", {"value": 2}, "ValueError", False),
+        ("test.boom", {"value": 3}, "AwaitingDecision", False),
         ("demo.sleep", {"fail_first_attempts": 1, "fail_with": "crash"}, "RuntimeError", False),
         ("demo.sleep", {"seconds": "soon"}, "InvalidInput", False),
         ("no.such.type", {}, "UnknownJobType", False),
@@ -179,6 +182,7 @@ async def test_failures_are_classified(
     failed = out.of_type("JobFailed")[0].envelope.data
     assert failed["error_class"] == error_class
     assert failed["retryable"] is retryable
+    assert failed["awaiting_decision"] is (error_class == "AwaitingDecision")
     # only an exception the job did not mean to raise says where it was raised
     if error_class in ("ValueError", "RuntimeError"):
         assert failed["traceback"].startswith("Traceback (most recent call last):")

@@ -148,6 +148,7 @@ class Harness:
         error_class: str = "Boom",
         error_message: str = "boom",
         cancelled: bool = False,
+        awaiting_decision: bool = False,
     ) -> None:
         await self.send(
             JobFailed(
@@ -156,8 +157,13 @@ class Harness:
                 error_message=error_message,
                 retryable=retryable,
                 cancelled=cancelled,
+                awaiting_decision=awaiting_decision,
             )
         )
+
+    async def park(self, d: JobDispatched) -> None:
+        """The job type's `AwaitingDecision`: it waits for a person's decision."""
+        await self.fail(d, retryable=False, error_class="AwaitingDecision", awaiting_decision=True)
 
     async def skip(self, d: JobDispatched) -> None:
         """The executor's report of a job its job type skipped (`SkipJob`)."""
@@ -864,6 +870,55 @@ async def test_a_sequential_batch_stopped_by_an_error_skips_what_follows() -> No
     await run_to_end(h2)
     assert [d.index for d in h2.dispatched()] == [1, 2, 3, 4]
     assert h2.last_snapshot()["type"] == "BatchCompleted"
+
+
+async def test_a_job_awaiting_a_decision_stops_nothing_and_fails_nothing() -> None:
+    h = Harness()
+    await h.submit("b1", 4, max_concurrent_jobs=1, stop_on_error=True, rollback_on_failure=True)
+    await h.capacity(10)
+    await h.s.tick()
+    await h.park(h.dispatched()[0])  # a conflict a person settles
+    await run_to_end(h)  # the other three run: stop_on_error is for errors
+    final = h.last_snapshot()
+    assert final["type"] == "BatchCompleted"
+    assert final["outcome"] == "completed_with_errors"  # not failed, so not rolled back
+    assert (final["counts"]["completed"], final["counts"]["failed"]) == (3, 1)
+    assert not h.out.of_type("RollbackRequested")
+    # the decision runs the job again, also after a takeover
+    h2 = Harness(store=h.store)
+    await h2.s.recover()
+    await h2.capacity(10)
+    job_id = h.dispatched()[0].job_id
+    await h2.send(JobRetryRequested(batch_id="b1", job_id=job_id, requested_by="u"))
+    await h2.s.tick()
+    await h2.park(h2.dispatched()[-1])  # still undecided (another conflict came up)
+    await h2.s.tick()
+    assert h2.last_snapshot()["outcome"] == "completed_with_errors"
+    await h2.send(JobRetryRequested(batch_id="b1", job_id=job_id, requested_by="u"))
+    await run_to_end(h2)
+    assert h2.last_snapshot()["outcome"] == "completed"
+
+
+async def test_a_batch_whose_only_job_awaits_a_decision_ends_with_errors_not_failed() -> None:
+    h = Harness()
+    await h.submit("b1", 1, failure_threshold=0)
+    await h.capacity(10)
+    await h.s.tick()
+    await h.park(h.dispatched()[0])
+    await h.s.tick()
+    assert h.last_snapshot()["outcome"] == "completed_with_errors"
+    h2 = Harness()  # a real error with it fails the batch, by the threshold
+    await h2.submit("b1", 2, failure_threshold=0)
+    await h2.capacity(10)
+    await h2.s.tick()
+    first, second = h2.dispatched()
+    await h2.park(first)
+    await h2.fail(second, retryable=False)
+    await h2.s.tick()
+    assert (h2.last_snapshot()["type"], h2.last_snapshot()["reason"]) == (
+        "BatchFailed",
+        "failure threshold",
+    )
 
 
 @pytest.mark.parametrize("completing", [0, 1])

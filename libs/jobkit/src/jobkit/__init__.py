@@ -18,8 +18,10 @@ An async function works too, with `@job_type("images.resize", input=ResizeInput)
 
 Raise `RetryableError` for failures worth another attempt (timeouts, 5xx) and
 `PermanentError` for the rest; any other exception counts as permanent. Raise `SkipJob(reason)`
-when an item needs no work: the job ends `skipped`, not failed. A job type that sets
-`isolation = "process"` runs each job in a worker process under the batch's resource limits.
+when an item needs no work: the job ends `skipped`, not failed. Raise `AwaitingDecision` when
+the rest of a job's work waits for a person: it stops nothing, and a decision runs it again.
+A job type that sets `isolation = "process"` runs each job in a worker process under the
+batch's resource limits.
 Cancellation arrives as `asyncio.CancelledError` at an await point: let it propagate.
 `backup`/`compensate` make a job type's changes undoable by the rollback service.
 docs/job-types.md has the whole guide.
@@ -27,6 +29,7 @@ docs/job-types.md has the whole guide.
 
 from jobkit.discovery import discover_job_types
 from jobkit.errors import (
+    AwaitingDecision,
     JobError,
     Limit,
     PermanentError,
@@ -50,6 +53,7 @@ __all__ = [
     "BACKUP_STRATEGIES",
     "ENTRY_POINT_GROUP",
     "ISOLATIONS",
+    "AwaitingDecision",
     "Isolation",
     "JobContext",
     "JobError",

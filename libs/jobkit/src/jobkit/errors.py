@@ -55,6 +55,18 @@ class PermanentError(JobError):
     retryable = False
 
 
+class AwaitingDecision(JobError):
+    """The job did what it could and waits for a person's decision on the rest (a conflict
+    only a person can settle, recorded where they will find it). It ends failed, of `low`
+    severity, marked `awaiting_decision`: not an error of the batch. `stop_on_error` does
+    not stop for it, the batch's failed outcome (failure threshold, "no job completed") and
+    so `rollback_on_failure` do not count it, and the decision runs it again (a job retry).
+    Raise it after finishing everything else: the job runs whole again after a decision."""
+
+    retryable = False
+    severity: Severity | None = "low"
+
+
 class ResourceLimitExceeded(PermanentError):
     """The job went past one of its batch's `resource_limits`: `memory` (`max_memory_mb`),
     `cpu` (`max_cpu_s`) or `time` (`timeout_s`). Permanent: the same job would exceed the same

@@ -119,10 +119,12 @@ class JobFailed(Event):
     or invalid input), where it was raised: the formatted stack trace, its last
     `MAX_TRACEBACK` characters. `severity` (since v3; None for a cancel): how bad the
     failure is, the job type's word or `default_severity`; readers of an older event derive
-    it with `severity_of`."""
+    it with `severity_of`. `awaiting_decision` (since v4): the job type stopped to wait for a
+    person's decision (jobkit's `AwaitingDecision`): not an error of the batch, and a
+    decision runs the job again."""
 
     TYPE = "JobFailed"
-    VERSION = 3  # 2: traceback; 3: severity (both additive)
+    VERSION = 4  # 2: traceback; 3: severity; 4: awaiting_decision (all additive)
     job_id: str
     batch_id: str
     attempt: int
@@ -136,6 +138,12 @@ class JobFailed(Event):
     cancelled: bool = False
     traceback: str | None = None
     severity: Severity | None = None
+    awaiting_decision: bool = Field(
+        default=False,
+        description="The job waits for a person's decision on part of its work: "
+        "`stop_on_error` does not stop the batch for it, and the batch's failed outcome "
+        "(failure threshold, no job completed) does not count it.",
+    )
 
     def severity_of(self) -> Severity | None:
         """The failure's severity, also for an event from before v3 (None: a cancel)."""

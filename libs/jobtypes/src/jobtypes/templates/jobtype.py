@@ -8,8 +8,9 @@ skip), `similarity_threshold` and `backup_strategy` (automatic | manual | none).
 The job computes its change from the templates' state before the job (the backup, when an
 earlier attempt took one) and writes absolute documents, so repeating it changes nothing more
 and reports the same counts. With `interactive`, conflicts without a decision are parked in
-`library_conflicts` and the job fails as `AwaitingDecision` after applying everything else; a
-decision through the API retries the job."""
+`library_conflicts` and the job ends with jobkit's `AwaitingDecision` after applying everything
+else (failed, but no error of the batch: `stop_on_error` does not stop for it, nor does it make
+the batch fail); a decision through the API runs the job again."""
 
 from __future__ import annotations
 
@@ -19,7 +20,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import PyMongoError
 
-from jobkit import JobContext, JobType, PermanentError, Resources, RetryableError
+from jobkit import (
+    AwaitingDecision,
+    JobContext,
+    JobType,
+    PermanentError,
+    Resources,
+    RetryableError,
+)
 from jobtypes.templates.consolidation import Outcome, consolidate
 from jobtypes.templates.library import TemplateLibrary
 from servicekit.backups import MongoBackups, decode_snapshot, digest_of
@@ -152,11 +160,8 @@ class TemplatesConsolidate(JobType):
                     }
                 )
             ids = ", ".join(p["_id"] for p in outcome.awaiting)
-            raise PermanentError(
-                f"{len(outcome.awaiting)} conflict(s) await a decision: {ids}",
-                error_class="AwaitingDecision",
-                severity="low",  # nothing went wrong: a person decides, and the job goes on
-            )
+            # nothing went wrong: a person decides, and the job runs again (stopping nothing)
+            raise AwaitingDecision(f"{len(outcome.awaiting)} conflict(s) await a decision: {ids}")
         if outcome.conflicts_skipped:
             ctx.warn(
                 f"{outcome.conflicts_skipped} conflict(s) left as they were "

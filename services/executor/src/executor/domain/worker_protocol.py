@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from contracts.events.execution import MAX_TRACEBACK
-from jobkit import JobError, PermanentError, RetryableError, Severity, SkipJob
+from jobkit import AwaitingDecision, JobError, PermanentError, RetryableError, Severity, SkipJob
 from jobkit.errors import SEVERITIES
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -75,9 +75,12 @@ class Failure:
     retryable: bool
     traceback: str | None = None  # of an exception the job did not mean to raise
     severity: Severity | None = None  # the job type's, if it gave one
+    awaiting_decision: bool = False  # the job type's `AwaitingDecision`
 
     def to_error(self) -> JobError:
-        kind = RetryableError if self.retryable else PermanentError
+        kind: type[JobError] = RetryableError if self.retryable else PermanentError
+        if self.awaiting_decision:
+            kind = AwaitingDecision
         error = kind(self.message, error_class=self.error_class, severity=self.severity)
         error.trace = self.traceback
         return error
@@ -145,6 +148,7 @@ def decode(line: bytes) -> Message:
                 bool(body["retryable"]),
                 None if trace is None else str(trace),
                 severity,
+                bool(body.get("awaiting_decision", False)),
             )
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"unreadable worker message: {exc}") from None
@@ -157,7 +161,14 @@ def failure_of(exc: BaseException) -> Failure:
     invalid input as `InvalidInput`, anything else as its class name, permanent, with its
     stack trace."""
     if isinstance(exc, JobError):
-        return Failure(exc.error_class, str(exc), exc.retryable, severity=exc.severity)
+        awaiting = isinstance(exc, AwaitingDecision)
+        return Failure(
+            exc.error_class,
+            str(exc),
+            exc.retryable,
+            severity=exc.severity,
+            awaiting_decision=awaiting,
+        )
     if isinstance(exc, TimeoutError):
         return Failure("JobTimeout", str(exc) or "timed out", True)
     if isinstance(exc, ValidationError):

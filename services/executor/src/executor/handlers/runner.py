@@ -44,7 +44,7 @@ from executor.adapters.backups import BackupStore
 from executor.adapters.isolation import ProcessIsolation
 from executor.domain.limits import Deadline, alarm_after, attempt_deadline
 from executor.domain.worker_protocol import WorkerRequest, trace_of
-from jobkit import JobContext, JobError, JobType, SkipJob
+from jobkit import AwaitingDecision, JobContext, JobError, JobType, SkipJob
 from servicekit import tracing
 from servicekit.backups import decode_snapshot
 from servicekit.logging import log_context
@@ -311,6 +311,7 @@ class Executor:
                 exc.retryable,
                 trace=exc.trace,
                 severity=exc.severity,
+                awaiting_decision=isinstance(exc, AwaitingDecision),
             )
         except ValidationError as exc:
             result = self._failure(job, "InvalidInput", str(exc), False)
@@ -455,6 +456,7 @@ class Executor:
         cancelled: bool = False,
         trace: str | None = None,
         severity: Severity | None = None,
+        awaiting_decision: bool = False,
     ) -> JobFailed:
         """The attempt's failure; its severity the job type's, else the default (`critical`
         for an exception it did not mean to raise, the one with a stack trace)."""
@@ -468,6 +470,7 @@ class Executor:
             cancelled=cancelled,
             traceback=trace,
             severity=severity,
+            awaiting_decision=awaiting_decision,
         )
 
     def _ended(self, job: RunningJob) -> dict[str, Any]:

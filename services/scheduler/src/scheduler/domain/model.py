@@ -79,6 +79,9 @@ class BatchRuntime:
     # dispatched (a retry of the batch runs them). None when none were skipped.
     skipped_from: int | None = None
     skipped_waiting: int = 0  # how many of `skipped` those are (the rest: their job type's)
+    # How many of `failed` wait for a person's decision (`JobFailed.awaiting_decision`): not
+    # errors of the batch for `stop_on_error` and its failed outcome.
+    awaiting: int = 0
     # Time since `started_at` when it could not move, not counted as its elapsed time by
     # throughput, ETA and deadline judgements: paused (from when its last running job
     # ended), or finished before a retry. A pause under way began at `inactive_since`.
@@ -304,15 +307,17 @@ class BatchRuntime:
     def outcome(self) -> tuple[str, str, str]:
         """The finished batch's state, event and reason (for a failed one): cancelled;
         failed by `stop_on_error`, by the failure threshold, or because no job completed and
-        some failed; else completed, with errors if any job failed."""
+        some failed (jobs awaiting a decision are not counted in those two); else completed,
+        with errors if any job failed or awaits a decision."""
         if self.cancelling and self.stop_reason is None:
             return "cancelled", "cancel", ""
         if self.stop_reason is not None:
             return "failed", "fail", self.stop_reason
         total = max(self.total or 0, 1)
-        if self.failed and self.failed / total > self.config.failure_threshold:
+        errors = self.failed - self.awaiting  # a job awaiting a decision did nothing wrong
+        if errors and errors / total > self.config.failure_threshold:
             return "failed", "fail", "failure threshold"
-        if self.failed and not self.completed and self.skipped == self.skipped_waiting:
+        if errors and not self.completed and self.skipped == self.skipped_waiting:
             # "with errors" says some work was done: a batch none of whose jobs completed
             # (or was skipped by its job type, having nothing to do) did none, whatever the
             # threshold allows

@@ -355,8 +355,11 @@ class Scheduler:
         now = self.clock()
         for index, attempt in failed:
             b.schedule_retry(index, attempt + 1, 0, now)
-            self._write_job(b, index, {"status": next_job_state("failed", "retry")})
+            self._write_job(
+                b, index, {"status": next_job_state("failed", "retry"), "awaiting": False}
+            )
         b.failed -= len(failed)
+        b.awaiting = 0  # every failed job runs again, those awaiting a decision too
         b.unskip()  # what `stop_on_error` skipped runs too
         b.status = next_batch_state(b.status, "retry")
         b.cancelling, b.stop_reason = False, None
@@ -382,8 +385,10 @@ class Scheduler:
             b.moving(self._at())
         b.schedule_retry(index, job.get("attempt", 1) + 1, 0, self.clock())
         b.failed -= 1
+        if job.get("awaiting"):  # decided (or retried anyway)
+            b.awaiting = max(0, b.awaiting - 1)
         b.unskip()  # the jobs its failure skipped (`stop_on_error`) follow it
-        self._write_job(b, index, {"status": next_job_state("failed", "retry")})
+        self._write_job(b, index, {"status": next_job_state("failed", "retry"), "awaiting": False})
         self.batches[b.batch_id] = b
         self._emit_snapshot(b, BatchRetrying)
 
@@ -560,8 +565,11 @@ class Scheduler:
             return
         b.failed += 1
         status = next_job_state(job.status, "fail")
+        if e.awaiting_decision:  # a person decides, then the job runs again: no error
+            b.awaiting += 1
+            write["awaiting"] = True
         self._write_job(b, job.index, {**write, "status": status, "failures": failures})
-        if b.config.stop_on_error and not b.cancelling:
+        if b.config.stop_on_error and not b.cancelling and not e.awaiting_decision:
             reason = f"job {e.job_id} failed: {e.error_class}: {e.error_message}"
             self._stop(b, reason=reason, skip=True)
 
@@ -1036,6 +1044,7 @@ def _doc_from_runtime(b: BatchRuntime) -> dict[str, Any]:
         "inactive_since": b.inactive_since,
         "ran_ms": b.ran_ms,
         "ran_count": b.ran_count,
+        "awaiting": b.awaiting,
         "job_ms": b.job_ms,
         "window_from": None if b.window_from is None else list(b.window_from),
         "window_next": None if b.window_next is None else list(b.window_next),
@@ -1068,6 +1077,7 @@ def _runtime_from_doc(doc: dict[str, Any]) -> BatchRuntime:
         inactive_since=doc.get("inactive_since"),
         ran_ms=doc.get("ran_ms", 0.0),
         ran_count=doc.get("ran_count", 0),
+        awaiting=doc.get("awaiting", 0),
         job_ms=doc.get("job_ms"),
         window_from=_mark(doc.get("window_from")),
         window_next=_mark(doc.get("window_next")),
