@@ -229,6 +229,8 @@ def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) ->
     expect(card).to_be_visible(timeout=15_000)
     expect(card.locator(".body-preview")).to_have_count(2)
     expect(card).to_contain_text("Glad you joined us.")
+    expect(page.locator("#f-awaitingdecision")).to_have_text("1")  # said apart: no error
+    expect(page.locator("#f-errors")).to_have_text("0")
     screenshots(page, "detail-conflict")
     card.get_by_role("button", name=f"Keep {ids[1]}").click()
     expect(page.locator("#toasts")).to_contain_text(f"{ids[1]} keeps the name")

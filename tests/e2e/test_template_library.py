@@ -107,6 +107,7 @@ async def test_an_interactive_conflict_waits_for_a_decision(
     ended = await wait_for_status(api, batch_id, {"completed_with_errors", "failed"}, 60)
     assert ended["status"] == "completed_with_errors"  # one job parked, the other merged
     assert (ended["progress"]["completed"], ended["progress"]["failed"]) == (1, 1)
+    assert ended["progress"]["awaiting_decision"] == 1  # of the failed: no error
     assert ended.get("rollback") is None
     views = await settled_job_views(  # a view shows `running` before its failure lands
         stack.mongodb_url,

@@ -90,6 +90,8 @@ def test_rates(rate: float | None, shown: str) -> None:
 
 def test_counts_summary_names_only_what_is_there() -> None:
     assert counts_summary(a_batch()["progress"]) == "12/20 done · 2 failed · 3 running"
+    parked = {**a_batch()["progress"], "awaiting_decision": 1}
+    assert counts_summary(parked) == "12/20 done · 2 failed (1 awaiting a decision) · 3 running"
 
 
 def test_batches_table_shows_each_batch_and_the_next_cursor() -> None:

@@ -15,6 +15,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def test_running_batch() -> None:
     counts = {"total": 100, "completed": 30, "failed": 10, "running": 5, "pending": 55}
     p = progress_of(counts, {"started_at": T0}, T0 + timedelta(seconds=20))
+    assert p["awaiting_decision"] == 0  # a scheduler from before v3 does not say
     assert p["percent"] == 40.0
     assert p["throughput_per_s"] == 2.0
     assert p["elapsed_s"] == 20.0

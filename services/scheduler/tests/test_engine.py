@@ -883,6 +883,7 @@ async def test_a_job_awaiting_a_decision_stops_nothing_and_fails_nothing() -> No
     assert final["type"] == "BatchCompleted"
     assert final["outcome"] == "completed_with_errors"  # not failed, so not rolled back
     assert (final["counts"]["completed"], final["counts"]["failed"]) == (3, 1)
+    assert final["counts"]["awaiting_decision"] == 1  # readers show it apart from errors
     assert not h.out.of_type("RollbackRequested")
     # the decision runs the job again, also after a takeover
     h2 = Harness(store=h.store)
@@ -897,6 +898,7 @@ async def test_a_job_awaiting_a_decision_stops_nothing_and_fails_nothing() -> No
     await h2.send(JobRetryRequested(batch_id="b1", job_id=job_id, requested_by="u"))
     await run_to_end(h2)
     assert h2.last_snapshot()["outcome"] == "completed"
+    assert h2.last_snapshot()["counts"]["awaiting_decision"] == 0
 
 
 async def test_a_batch_whose_only_job_awaits_a_decision_ends_with_errors_not_failed() -> None:

@@ -104,6 +104,8 @@ def counts_summary(progress: Mapping[str, Any]) -> str:
     for key in ("failed", "retrying", "running", "cancelled", "skipped"):
         if progress.get(key):
             parts.append(f"{progress[key]} {key}")
+            if key == "failed" and progress.get("awaiting_decision"):
+                parts[-1] += f" ({progress['awaiting_decision']} awaiting a decision)"
     return " · ".join(parts)
 
 

@@ -23,6 +23,7 @@ class Progress(TypedDict):
     retrying: int
     skipped: int
     cancelled: int
+    awaiting_decision: NotRequired[int]
     percent: float
     throughput_per_s: float | None
     pace_per_s: NotRequired[float | None]

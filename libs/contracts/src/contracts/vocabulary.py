@@ -273,6 +273,12 @@ class ProgressCounts(BaseModel):
     retrying: int = 0
     skipped: int = 0
     cancelled: int = 0
+    awaiting_decision: int = Field(
+        default=0,
+        ge=0,
+        description="Of `failed`, the jobs that wait for a person's decision (since "
+        "`BatchSnapshot` v3): no errors of the batch; a decision runs them again.",
+    )
 
     @property
     def finished(self) -> int:

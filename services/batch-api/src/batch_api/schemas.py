@@ -172,6 +172,11 @@ class Progress(BaseModel):
     retrying: int = 0
     skipped: int = 0
     cancelled: int = 0
+    awaiting_decision: int = Field(
+        default=0,
+        description="Of `failed`, the jobs waiting for a person's decision (a consolidation's "
+        "interactive conflicts): no errors of the batch; a decision runs them again.",
+    )
     percent: float
     throughput_per_s: float | None = Field(
         default=None, description="Jobs ended per second of `active_s`: the whole run's mean."

@@ -18,7 +18,7 @@ class BatchSnapshot(Event):
     model can apply the newest one by `seq` alone, in any order and any number of times."""
 
     TYPE = "BatchSnapshot"
-    VERSION = 3  # 2: inactive_s … skipped_from; 3: window_active_s, window_done (additive)
+    VERSION = 3  # 2: inactive_s … skipped_from; 3: window_*, counts.awaiting_decision
     batch_id: str
     status: str
     counts: ProgressCounts

@@ -50,6 +50,7 @@ def progress_of(
             "retrying",
             "skipped",
             "cancelled",
+            "awaiting_decision",
         )
     }
     out["total"] = total

@@ -302,6 +302,7 @@ class BatchRuntime:
             retrying=len(self.retries),
             skipped=self.skipped,
             cancelled=self.cancelled,
+            awaiting_decision=self.awaiting,
         )
 
     def outcome(self) -> tuple[str, str, str]:

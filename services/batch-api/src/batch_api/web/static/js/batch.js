@@ -81,7 +81,9 @@ function renderBatch() {
     ...[
       ["Done", `${(p.percent ?? 0).toFixed(1)}%`, "pct"],
       ["Jobs", `${fmtNumber(done)} / ${fmtNumber(p.total)}`],
-      ["Errors", fmtNumber(p.failed), p.failed ? "bad" : ""],
+      // a job waiting for a person's decision is no error: said apart, not in red
+      ["Errors", fmtNumber((p.failed || 0) - (p.awaiting_decision || 0)), p.failed > (p.awaiting_decision || 0) ? "bad" : ""],
+      ...(p.awaiting_decision ? [["Awaiting decision", fmtNumber(p.awaiting_decision)]] : []),
       // lately (the pace its ETA goes at) while it has one; the whole run's mean otherwise
       ["Jobs/s", p.pace_per_s ?? p.throughput_per_s ?? "–"],
       ["Elapsed", fmtDuration(p.elapsed_s)],
