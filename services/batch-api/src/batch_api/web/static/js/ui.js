@@ -143,7 +143,9 @@ export function progressBar(progress, label) {
       "aria-label": label || "progress",
     },
     h("span", { class: "seg ok", style: `width:${pct(progress.completed || 0)}%` }),
-    h("span", { class: "seg bad", style: `width:${pct(progress.failed || 0)}%` }),
+    // of the failed, those waiting for a person's decision are no errors: amber, not red
+    h("span", { class: "seg bad", style: `width:${pct((progress.failed || 0) - (progress.awaiting_decision || 0))}%` }),
+    h("span", { class: "seg waiting", style: `width:${pct(progress.awaiting_decision || 0)}%` }),
     h("span", {
       class: "seg none",
       style: `width:${pct((progress.cancelled || 0) + (progress.skipped || 0))}%`,
