@@ -102,6 +102,12 @@ class Harness:
             BatchSubmitted(batch_id=batch_id, total_items=n, chunks=(n + 2) // 3),
         )
 
+    async def started(self, batch_id: str, n: int, slots: int = 10, **config: Any) -> None:
+        """A batch of `n` jobs submitted, an executor of `slots` slots, and a first round."""
+        await self.submit(batch_id, n, **config)
+        await self.capacity(slots)
+        await self.s.tick()
+
     async def capacity(
         self,
         slots: int,
@@ -556,9 +562,7 @@ async def test_snapshots_say_how_long_a_job_takes_on_average_across_a_takeover()
 
 async def test_snapshots_mark_the_window_of_the_recent_pace_after_30_s_of_running() -> None:
     h = Harness(lease_s=600)
-    await h.submit("b1", 100, max_concurrent_jobs=1)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 100, max_concurrent_jobs=1)
     for _ in range(4):  # a job every 20 s
         h.clock.t += 20
         await h.capacity(10)  # the executor's heartbeat
@@ -874,9 +878,7 @@ async def test_a_sequential_batch_stopped_by_an_error_skips_what_follows() -> No
 
 async def test_a_job_awaiting_a_decision_stops_nothing_and_fails_nothing() -> None:
     h = Harness()
-    await h.submit("b1", 4, max_concurrent_jobs=1, stop_on_error=True, rollback_on_failure=True)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 4, max_concurrent_jobs=1, stop_on_error=True, rollback_on_failure=True)
     await h.park(h.dispatched()[0])  # a conflict a person settles
     await run_to_end(h)  # the other three run: stop_on_error is for errors
     final = h.last_snapshot()
@@ -903,16 +905,12 @@ async def test_a_job_awaiting_a_decision_stops_nothing_and_fails_nothing() -> No
 
 async def test_a_batch_whose_only_job_awaits_a_decision_ends_with_errors_not_failed() -> None:
     h = Harness()
-    await h.submit("b1", 1, failure_threshold=0)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 1, failure_threshold=0)
     await h.park(h.dispatched()[0])
     await h.s.tick()
     assert h.last_snapshot()["outcome"] == "completed_with_errors"
     h2 = Harness()  # a real error with it fails the batch, by the threshold
-    await h2.submit("b1", 2, failure_threshold=0)
-    await h2.capacity(10)
-    await h2.s.tick()
+    await h2.started("b1", 2, failure_threshold=0)
     first, second = h2.dispatched()
     await h2.park(first)
     await h2.fail(second, retryable=False)
