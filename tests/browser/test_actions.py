@@ -302,6 +302,11 @@ def test_a_draft_is_edited_and_started_from_its_page(page: Page, stack: Stack) -
     dialog.get_by_label("Priority").select_option("critical")
     deadline = "2031-01-02T03:04"
     dialog.get_by_label("Deadline").fill(deadline)
+    jobs_at_once = dialog.get_by_label("Jobs at once")
+    jobs_at_once.fill("0")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.locator("#e-ed-max-concurrent")).to_have_text("A whole number from 1 to 10,000.")
+    jobs_at_once.fill("3")
     screenshots(page, "detail-edit-dialog")
     dialog.get_by_role("button", name="Save").click()
     expect(dialog).to_be_hidden()
@@ -314,6 +319,7 @@ def test_a_draft_is_edited_and_started_from_its_page(page: Page, stack: Stack) -
         ["nightly", "ui"],
         "critical",
     )
+    assert stored["config"]["max_concurrent_jobs"] == 3
     local = page.evaluate(f"new Date({deadline!r}).toISOString()")  # the browser's local time
     assert stored["deadline"].replace("+00:00", "Z").startswith(local[:16])
 

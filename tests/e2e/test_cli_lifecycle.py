@@ -242,3 +242,29 @@ def test_rollback_dry_run_prints_the_plan_of_a_job_type_that_can_roll_back(
     assert "Rollback  rolled back: 1/1 jobs restored (100.0%) · ended" in status.stdout
     again = run("rollback", batch_id, "--watch")  # a rolled back batch: refused, nothing watched
     assert again.returncode == 5, again.stdout
+
+
+def test_edit_raises_the_concurrency_of_a_running_batch(run: Cli) -> None:
+    items = [json.dumps({"seconds": 0.5})] * 30
+    created = run(
+        "create", "-n", "cli-concurrency", "-t", "demo.sleep", "--max-concurrent", "1",
+        *[arg for item in items for arg in ("--item", item)], "--json",
+    )  # fmt: skip
+    batch_id = created_id(created)
+    edited = run("edit", batch_id, "--max-concurrent", "6", "--json")
+    assert edited.returncode == 0, edited.stderr
+    assert json.loads(edited.stdout)["config"]["max_concurrent_jobs"] == 6
+    most = 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        progress = json.loads(run("status", batch_id, "--json").stdout)["progress"]
+        most = max(most, progress["running"] + progress["dispatched"])
+        if most > 1 or progress["percent"] == 100:
+            break
+        time.sleep(0.3)
+    assert most > 1  # one at a time before
+    done = wait_status(run, batch_id, {"completed"}, within_s=60)
+    assert done["config"]["max_concurrent_jobs"] == 6
+    ended = run("edit", batch_id, "--max-concurrent", "2")
+    assert ended.returncode == 5
+    assert "the concurrency of a batch that ended is fixed" in ended.stderr

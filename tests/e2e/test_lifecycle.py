@@ -303,3 +303,22 @@ async def test_repeats_racing_the_first_create_never_publish_half_a_batch(
     ]
     assert submitted
     assert {s["data"]["chunks"] for s in submitted} == {12}, "half of it was published"
+
+
+async def test_the_concurrency_of_a_sequential_batch_or_with_a_config_is_refused(
+    api: httpx.AsyncClient,
+) -> None:
+    body = {"name": "one by one", "job_type": "demo.sleep", "items": [{"seconds": 5}] * 3}
+    body["config"] = {"execution": "sequential"}
+    batch_id = (await api.post("/v1/batches", json=body)).json()["id"]
+    sequential = await api.patch(f"/v1/batches/{batch_id}", json={"max_concurrent_jobs": 4})
+    assert sequential.status_code == 422, sequential.text
+    assert "one job at a time" in sequential.json()["detail"]
+    both = await api.patch(
+        f"/v1/batches/{batch_id}",
+        json={"max_concurrent_jobs": 4, "config": {"max_concurrent_jobs": 4}},
+    )
+    assert both.status_code == 422, both.text
+    too_many = await api.patch(f"/v1/batches/{batch_id}", json={"max_concurrent_jobs": 10_001})
+    assert too_many.status_code == 422, too_many.text
+    await api.post(f"/v1/batches/{batch_id}/actions/cancel")

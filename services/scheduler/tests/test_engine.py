@@ -1033,6 +1033,25 @@ async def test_a_patched_priority_and_deadline_reach_the_running_batch() -> None
     await h.send(BatchUpdated(batch_id="nobody", priority="low"))  # unknown: ignored
 
 
+async def test_a_patched_concurrency_reaches_the_running_batch_and_a_takeover() -> None:
+    h = Harness()
+    await h.started("b1", 12, max_concurrent_jobs=1)
+    assert len(h.dispatched()) == 1
+    await h.send(BatchUpdated(batch_id="b1", max_concurrent_jobs=4))
+    await h.s.tick()
+    assert len(h.dispatched()) == 4  # three more at the next round
+    await h.send(BatchUpdated(batch_id="b1", max_concurrent_jobs=2))  # lowered: none stopped
+    await h.s.tick()
+    assert len(h.s.batches["b1"].in_flight) == 4
+    for d in h.dispatched():
+        await h.complete(d)
+    await h.s.tick()
+    assert len(h.s.batches["b1"].in_flight) == 2
+    h2 = Harness(store=h.store)  # the new concurrency was stored with the batch
+    await h2.s.recover()
+    assert h2.s.batches["b1"].config.max_concurrent_jobs == 2
+
+
 async def _finished_batch(h: Harness) -> None:
     await h.submit("b1", 3)
     await h.capacity(4)

@@ -72,7 +72,8 @@ class BatchCreate(BaseModel):
 
 
 class BatchUpdate(BaseModel):
-    """Changes to a batch; absent fields stay. `config` only before the batch is submitted."""
+    """Changes to a batch; absent fields stay. `config` only before the batch is submitted;
+    `max_concurrent_jobs` until it ends."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -81,6 +82,14 @@ class BatchUpdate(BaseModel):
     tags: list[Tag] | None = Field(default=None, max_length=50)
     priority: Priority | None = None
     deadline: datetime | None = None
+    max_concurrent_jobs: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Its `config.max_concurrent_jobs`, also while it runs (queued, running, "
+        "paused, retrying): the jobs dispatched from then on follow it; lowering it stops no "
+        "running job. Not for a sequential batch (one job at a time), nor with `config`.",
+    )
     config: SizedConfig | None = None
     visibility: Visibility | None = Field(
         default=None, description="Only the owner or an admin may change who sees a batch."

@@ -521,9 +521,19 @@ def edit(
         list[str] | None,
         typer.Option("--share", help="Replace who it is shared with (repeat for several)."),
     ] = None,
+    max_concurrent: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="Jobs of it running at once, also while it runs (lowering it stops no "
+            "running job).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Change a batch's name, description, priority, tags, deadline or who sees it."""
+    """Change a batch's name, description, priority, tags, deadline, who sees it, or how many
+    of its jobs run at once."""
     app = state(ctx)
     changes: dict[str, Any] = {
         k: v
@@ -535,6 +545,7 @@ def edit(
             else None,
             "visibility": visibility.value if visibility else None,
             "shared_with": share,
+            "max_concurrent_jobs": max_concurrent,
         }.items()
         if v is not None
     }

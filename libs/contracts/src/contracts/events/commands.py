@@ -114,14 +114,22 @@ def rollback_id_of(batch_id: str, request_event_id: str) -> str:
 
 
 class BatchUpdated(Event):
-    """A submitted batch's priority or deadline changed (`PATCH`); absent fields stay. A
-    `deadline` of null with `deadline_cleared` removes it."""
+    """A submitted batch's priority, deadline or concurrency changed (`PATCH`); absent fields
+    stay. A `deadline` of null with `deadline_cleared` removes it."""
 
     TYPE = "BatchUpdated"
+    VERSION = 2  # 2: max_concurrent_jobs (additive)
     batch_id: str
     priority: PriorityName | int | None = None
     deadline: datetime | None = None
     deadline_cleared: bool = False
+    max_concurrent_jobs: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Its new `config.max_concurrent_jobs`, for the jobs dispatched from now on "
+        "(running ones are not stopped when it is lowered).",
+    )
     updated_by: str = ""
 
 

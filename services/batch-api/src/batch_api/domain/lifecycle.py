@@ -65,6 +65,11 @@ def may_change_config(status: str) -> bool:
     return status in UNSUBMITTED
 
 
+def may_change_concurrency(status: str) -> bool:
+    """`max_concurrent_jobs`, alone of its configuration, may change until the batch ends."""
+    return status in UNSUBMITTED or status in ACTIVE
+
+
 def status_of(doc: dict[str, Any], view: dict[str, Any] | None) -> str:
     """The status a caller sees: the API's own phases first, then the batch view's status
     (`queued` until the reporter projected the batch)."""

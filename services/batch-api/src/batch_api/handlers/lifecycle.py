@@ -18,6 +18,7 @@ from batch_api.api.problems import Problem
 from batch_api.domain.lifecycle import (
     ActionNotAllowed,
     check_action,
+    may_change_concurrency,
     may_change_config,
     may_delete,
 )
@@ -322,10 +323,15 @@ class BatchLifecycle:
         return await self.batches.get(copy.id, who)
 
     async def update(self, batch_id: str, body: BatchUpdate, who: Principal) -> BatchPublic:
-        """Changes descriptive fields; `config` only before submission (409 after)."""
+        """Changes descriptive fields; `config` only before submission (409 after), its
+        `max_concurrent_jobs` (the field of that name) until the batch ends."""
         require(who)
         found = await self.batches.load(batch_id, who)
         changes: dict[str, Any] = body.model_dump(exclude_unset=True, mode="python")
+        concurrency = changes.pop("max_concurrent_jobs", None)
+        if "max_concurrent_jobs" in body.model_fields_set:
+            self._check_concurrency(found, concurrency, "config" in changes)
+            changes["config.max_concurrent_jobs"] = concurrency
         if "config" in changes:
             if not may_change_config(found.status):
                 raise Problem(
@@ -358,7 +364,7 @@ class BatchLifecycle:
             changes["updated_at"] = datetime.now(UTC)
             await self.registry.set(batch_id, changes)
         if found.doc.get("phase", "submitted") == "submitted" and (
-            "priority" in changes or "deadline" in changes
+            "priority" in changes or "deadline" in changes or concurrency is not None
         ):
             # The scheduler runs it: tell it (a draft's values travel in BatchCreated).
             await self._send(
@@ -368,11 +374,41 @@ class BatchLifecycle:
                     priority=changes.get("priority"),
                     deadline=changes.get("deadline"),
                     deadline_cleared="deadline" in changes and changes["deadline"] is None,
+                    max_concurrent_jobs=concurrency,
                     updated_by=who.user,
                 ),
             )
         doc = {**found.doc, **changes}
+        if concurrency is not None:
+            doc.pop("config.max_concurrent_jobs")
+            doc["config"] = {**found.doc["config"], "max_concurrent_jobs": concurrency}
         return public_batch(doc, found.view)
+
+    @staticmethod
+    def _check_concurrency(found: Loaded, concurrency: int | None, with_config: bool) -> None:
+        """A 422 for a concurrency the batch cannot take, a 409 once the batch ended."""
+        if concurrency is None:
+            raise Problem(422, "Invalid request", "max_concurrent_jobs: may not be null")
+        if with_config:
+            raise Problem(
+                422,
+                "Invalid request",
+                "give max_concurrent_jobs in config, or alone: not both",
+            )
+        if not may_change_concurrency(found.status):
+            raise Problem(
+                409,
+                "Conflict",
+                f"the concurrency of a batch that ended is fixed; the batch is {found.status}",
+                kind="conflict",
+                batch_status=found.status,
+            )
+        if found.doc.get("config", {}).get("execution") == "sequential":
+            raise Problem(
+                422,
+                "Invalid request",
+                "a sequential batch runs one job at a time: its concurrency cannot change",
+            )
 
     async def bulk(self, request: BulkRequest, who: Principal) -> BulkOutcome:
         """`request.action` on each selected batch, one after another, exactly as the single

@@ -270,13 +270,16 @@ class Scheduler:
             await self._resolve_dependencies(b)
 
     async def _on_updated(self, env: Envelope, e: BatchUpdated) -> None:
-        """A new priority or deadline for a batch not finished yet (applied again on a
-        redelivery: the values are absolute)."""
+        """A new priority, deadline or concurrency for a batch not finished yet (applied again
+        on a redelivery: the values are absolute). A lower concurrency stops no running job:
+        fewer are dispatched until it holds."""
         b = self.batches.get(e.batch_id)
         if b is None:
             return
         if e.priority is not None:
             b.priority_level = priority_level(e.priority)
+        if e.max_concurrent_jobs is not None:
+            b.config = b.config.model_copy(update={"max_concurrent_jobs": e.max_concurrent_jobs})
         if e.deadline is not None or e.deadline_cleared:
             b.config = b.config.model_copy(update={"deadline": e.deadline})
             b.deadline_boost = 1.0  # judged again against the new deadline at the next tick

@@ -692,6 +692,11 @@ function openEdit() {
   f.dataset.priority = f.priority.value;
   f.deadline.value = localInput(batch.deadline || batch.config?.deadline);
   f.dataset.deadline = f.deadline.value;
+  // how many jobs run at once may change until it ends; a sequential batch runs one
+  const concurrency = !TERMINAL.has(batch.status) && batch.config?.execution !== "sequential";
+  $("#ed-concurrency").hidden = !concurrency;
+  f.max_concurrent_jobs.value = batch.config?.max_concurrent_jobs ?? "";
+  f.dataset.concurrency = f.max_concurrent_jobs.value;
   $("#edit-dialog").showModal();
   f.name.select();
 }
@@ -714,6 +719,14 @@ async function saveEdit(event) {
   if (f.priority.value !== f.dataset.priority) body.priority = f.priority.value;
   if (f.deadline.value !== f.dataset.deadline) {
     body.deadline = f.deadline.value ? new Date(f.deadline.value).toISOString() : null;
+  }
+  if (!$("#ed-concurrency").hidden && f.max_concurrent_jobs.value !== f.dataset.concurrency) {
+    const jobs = Number(f.max_concurrent_jobs.value);
+    if (!Number.isInteger(jobs) || jobs < 1 || jobs > 10000) {
+      fieldError(f, "max_concurrent_jobs", "A whole number from 1 to 10,000.");
+      return;
+    }
+    body.max_concurrent_jobs = jobs;
   }
   try {
     batch = { ...batch, ...(await api(`/v1/batches/${id}`, { method: "PATCH", body })) };
