@@ -23,7 +23,7 @@ def progress_of(
     themselves (`running_done`, in jobs), so that a batch of long jobs has an ETA before
     the first one ends. The ETA goes at its recent pace (`pace_per_s`: over the last 30 to
     60 s of active time, from the scheduler's `window_*` mark), so that a batch whose pace
-    changed (another batch finished and left it more slots, executors added or lost) says
+    changed (its concurrency raised, another batch finished, executors added or lost) says
     so within a minute; at the whole run's pace before the first window, or when nothing
     moved in it. A paused
     batch has no ETA (it moves only once resumed). The mean run time of its jobs is the
