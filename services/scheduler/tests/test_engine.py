@@ -585,6 +585,26 @@ async def test_snapshots_mark_the_window_of_the_recent_pace_after_30_s_of_runnin
     )
 
 
+async def test_a_retry_measures_its_own_pace() -> None:
+    h = Harness(lease_s=600)
+    await h.started("b1", 3, max_concurrent_jobs=1)
+    for _ in range(2):  # two jobs, 40 s each: a window from the start by the second
+        h.clock.t += 40
+        await h.capacity(10)
+        await h.complete(h.dispatched()[-1])
+        await h.s.tick()
+    h.clock.t += 40
+    await h.capacity(10)
+    await h.fail(h.dispatched()[-1], retryable=False)
+    await h.s.tick()
+    assert h.last_snapshot()["window_active_s"] is not None
+    await h.send(BatchRetryRequested(batch_id="b1", requested_by="u"))
+    retrying = h.last_snapshot()
+    assert retrying["type"] == "BatchRetrying"
+    # the first run's marks would count the retried job's failure as done: a pace below 0
+    assert (retrying["window_active_s"], retrying["window_done"]) == (None, None)
+
+
 async def test_cancel_broadcasts_and_ends_cancelled_with_every_job_terminal() -> None:
     h = Harness()
     await h.submit("b1", 10, max_concurrent_jobs=2)

@@ -367,6 +367,7 @@ class Scheduler:
         b.status = next_batch_state(b.status, "retry")
         b.cancelling, b.stop_reason = False, None
         b.moving(self._at())
+        b.window_from = b.window_next = None  # the retry's pace is its own
         b.priority_level = min(10, b.priority_level + 2)
         self.batches[b.batch_id] = b
         self._emit_snapshot(b, BatchRetrying)
@@ -386,6 +387,7 @@ class Scheduler:
             b.status = next_batch_state(b.status, "retry")
             b.cancelling, b.stop_reason = False, None
             b.moving(self._at())
+            b.window_from = b.window_next = None  # the retry's pace is its own
         b.schedule_retry(index, job.get("attempt", 1) + 1, 0, self.clock())
         b.failed -= 1
         if job.get("awaiting"):  # decided (or retried anyway)
