@@ -216,9 +216,7 @@ class _NoBatch:
 
 async def test_a_batch_runs_to_completion_within_capacity() -> None:
     h = Harness()
-    await h.submit("b1", 10)
-    await h.capacity(4)
-    await h.s.tick()
+    await h.started("b1", 10, slots=4)
     assert len(h.dispatched()) == 4
     assert "BatchStarted" in h.types()
     await run_to_end(h)
@@ -320,9 +318,7 @@ async def test_nothing_is_dispatched_without_executors() -> None:
 
 async def test_max_concurrent_jobs_per_batch_holds() -> None:
     h = Harness()
-    await h.submit("b1", 20, max_concurrent_jobs=3)
-    await h.capacity(100)
-    await h.s.tick()
+    await h.started("b1", 20, slots=100, max_concurrent_jobs=3)
     await h.s.tick()
     assert len(h.dispatched()) == 3
 
@@ -348,9 +344,9 @@ async def test_a_job_type_rate_limit_holds_across_executors_and_batches() -> Non
 
 async def test_retryable_failure_is_retried_after_backoff_then_counted() -> None:
     h = Harness()
-    await h.submit("b1", 1, retry=RetryPolicy(max_attempts=2, backoff_initial_s=5, backoff_max_s=5))
-    await h.capacity(4)
-    await h.s.tick()
+    await h.started(
+        "b1", 1, slots=4, retry=RetryPolicy(max_attempts=2, backoff_initial_s=5, backoff_max_s=5)
+    )
     (first,) = h.dispatched()
     await h.fail(first, retryable=True)
     assert "JobRetryScheduled" in h.types()
@@ -386,9 +382,7 @@ async def test_how_a_batch_ends_follows_its_completed_and_failed_jobs(
     work done and failures is completed with errors unless the threshold is passed; one
     with failures and no work done is failed at any threshold."""
     h = Harness()
-    await h.submit("b1", 2, retry={"max_attempts": 1}, failure_threshold=threshold)
-    await h.capacity(4)
-    await h.s.tick()
+    await h.started("b1", 2, slots=4, retry={"max_attempts": 1}, failure_threshold=threshold)
     for i, job in enumerate(h.dispatched()):
         if i < completing:
             await h.complete(job)
@@ -403,9 +397,7 @@ async def test_how_a_batch_ends_follows_its_completed_and_failed_jobs(
 
 async def test_permanent_failure_is_not_retried() -> None:
     h = Harness()
-    await h.submit("b1", 1)
-    await h.capacity(4)
-    await h.s.tick()
+    await h.started("b1", 1, slots=4)
     await h.fail(h.dispatched()[0], retryable=False)
     h.clock.t += 100
     await h.s.tick()
@@ -415,9 +407,7 @@ async def test_permanent_failure_is_not_retried() -> None:
 
 async def test_stale_and_duplicate_results_are_ignored() -> None:
     h = Harness(lease_s=1)
-    await h.submit("b1", 1)
-    await h.capacity(4)
-    await h.s.tick()
+    await h.started("b1", 1, slots=4)
     old = h.dispatched()[0]
     h.clock.t += 2  # lease expires: a new attempt is dispatched
     await h.capacity(4)
@@ -434,9 +424,7 @@ async def test_stale_and_duplicate_results_are_ignored() -> None:
 
 async def test_heartbeats_renew_the_lease_of_running_jobs() -> None:
     h = Harness(lease_s=1)
-    await h.submit("b1", 1)
-    await h.capacity(4)
-    await h.s.tick()
+    await h.started("b1", 1, slots=4)
     d = h.dispatched()[0]
     await h.send(
         JobStarted(job_id=d.job_id, batch_id="b1", attempt=1, executor_id="e1", started_at=NOW)
@@ -450,9 +438,7 @@ async def test_heartbeats_renew_the_lease_of_running_jobs() -> None:
 
 async def test_pause_stops_dispatch_and_resume_continues() -> None:
     h = Harness()
-    await h.submit("b1", 6, max_concurrent_jobs=2)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 6, max_concurrent_jobs=2)
     await h.send(BatchPauseRequested(batch_id="b1", requested_by="u"))
     for d in h.dispatched():
         await h.complete(d)
@@ -466,9 +452,7 @@ async def test_pause_stops_dispatch_and_resume_continues() -> None:
 
 async def test_a_pause_is_not_running_time_even_across_a_scheduler_takeover() -> None:
     h = Harness()
-    await h.submit("b1", 6, max_concurrent_jobs=2)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 6, max_concurrent_jobs=2)
     h.clock.t += 10
     await h.send(BatchPauseRequested(batch_id="b1", requested_by="u"))
     paused = h.last_snapshot()
@@ -495,9 +479,7 @@ async def test_a_pause_is_not_running_time_even_across_a_scheduler_takeover() ->
 
 async def test_the_rest_between_a_finish_and_a_retry_is_not_running_time() -> None:
     h = Harness()
-    await h.submit("b1", 2)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 2)
     first, second = h.dispatched()
     await h.complete(first)
     h.clock.t += 5
@@ -516,9 +498,7 @@ async def test_the_rest_between_a_finish_and_a_retry_is_not_running_time() -> No
 
 async def test_running_jobs_progress_reports_reach_the_batch_snapshot() -> None:
     h = Harness()
-    await h.submit("b1", 3, max_concurrent_jobs=2)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 3, max_concurrent_jobs=2)
     first, second = h.dispatched()
     await h.s.tick()
     assert h.last_snapshot()["running_done"] == 0  # no job reported a percent yet
@@ -540,9 +520,7 @@ async def test_running_jobs_progress_reports_reach_the_batch_snapshot() -> None:
 
 async def test_snapshots_say_how_long_a_job_takes_on_average_across_a_takeover() -> None:
     h = Harness()
-    await h.submit("b1", 4, max_concurrent_jobs=2)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 4, max_concurrent_jobs=2)
     first, second = h.dispatched()
     assert h.last_snapshot()["average_job_ms"] is None  # nothing ended yet
     await h.complete(first, duration_ms=10)
@@ -607,9 +585,7 @@ async def test_a_retry_measures_its_own_pace() -> None:
 
 async def test_cancel_broadcasts_and_ends_cancelled_with_every_job_terminal() -> None:
     h = Harness()
-    await h.submit("b1", 10, max_concurrent_jobs=2)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 10, max_concurrent_jobs=2)
     await h.send(BatchCancelRequested(batch_id="b1", requested_by="u"))
     assert "CancelBroadcast" in h.types()
     for d in h.dispatched():
@@ -669,9 +645,7 @@ async def test_a_stagger_spaces_the_first_starts_then_lets_the_rest_run() -> Non
 async def test_a_batch_waits_for_its_dependency_and_starts_when_it_completes() -> None:
     h = Harness()
     await h.submit("first", 1)
-    await h.submit("second", 2, depends_on={"batches": ["first"]})
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("second", 2, depends_on={"batches": ["first"]})
     assert {d.batch_id for d in h.dispatched()} == {"first"}
     waiting = [
         m.envelope.data for m in h.out.of_type("BatchProgress") if m.envelope.batch_id == "second"
@@ -720,9 +694,7 @@ async def test_a_dependency_created_after_the_dependent_batch_is_waited_for() ->
     # BatchCreated of the dependency may sit in another partition, behind the dependent
     # batch's BatchSubmitted: the dependent batch waits instead of being cancelled.
     h = Harness()
-    await h.submit("second", 1, depends_on={"batches": ["first"]})
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("second", 1, depends_on={"batches": ["first"]})
     h.clock.t += 1.0
     await h.submit("first", 1)
     await h.s.tick()
@@ -760,9 +732,7 @@ async def test_a_deadline_at_risk_raises_the_weight_and_a_missed_one_cancels_onc
 
 async def test_stop_on_error_fails_the_batch() -> None:
     h = Harness()
-    await h.submit("b1", 10, max_concurrent_jobs=1, stop_on_error=True)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 10, max_concurrent_jobs=1, stop_on_error=True)
     await h.fail(h.dispatched()[0], retryable=False)
     await h.s.tick()
     final = h.last_snapshot()
@@ -778,9 +748,7 @@ async def test_a_stop_on_error_cancels_running_jobs_and_skips_the_rest_and_retry
     None
 ):
     h = Harness()
-    await h.submit("b1", 10, max_concurrent_jobs=3, stop_on_error=True)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 10, max_concurrent_jobs=3, stop_on_error=True)
     first = h.dispatched()
     assert len(first) == 3
     await h.fail(first[0], retryable=False)
@@ -808,9 +776,7 @@ async def test_a_stop_on_error_cancels_running_jobs_and_skips_the_rest_and_retry
 
 async def test_jobs_their_job_type_skipped_stay_skipped_through_a_stop_and_a_retry() -> None:
     h = Harness()
-    await h.submit("b1", 6, execution="sequential", stop_on_error=True)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 6, execution="sequential", stop_on_error=True)
     await h.skip(h.dispatched()[0])
     await h.s.tick()
     await h.fail(h.dispatched()[1], retryable=False)  # stops the batch: 2 to 5 skipped
@@ -834,9 +800,7 @@ async def test_a_batch_whose_other_jobs_were_skipped_by_their_job_type_ends_with
     job among skipped ones is a batch `completed_with_errors`, not one none of whose jobs
     did anything."""
     h = Harness()
-    await h.submit("b1", 3)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 3)
     first, second, third = h.dispatched()
     await h.skip(first)
     await h.skip(second)
@@ -874,9 +838,7 @@ async def test_a_sequential_batch_runs_one_job_at_a_time_in_order_retries_first(
 
 async def test_a_sequential_batch_stopped_by_an_error_skips_what_follows() -> None:
     h = Harness()
-    await h.submit("b1", 5, execution="sequential", stop_on_error=True)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 5, execution="sequential", stop_on_error=True)
     await h.complete(h.dispatched()[0])
     await h.s.tick()
     await h.fail(h.dispatched()[1], retryable=False)
@@ -963,9 +925,7 @@ async def test_a_failed_batch_is_rolled_back_on_failure_only_if_a_job_completed(
 
 async def test_a_restarted_scheduler_resumes_from_the_store() -> None:
     h = Harness()
-    await h.submit("b1", 6, max_concurrent_jobs=2)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 6, max_concurrent_jobs=2)
     await h.complete(h.dispatched()[0])
     await h.s.tick()
     # a new scheduler over the same store
@@ -981,9 +941,7 @@ async def test_a_job_claimed_but_never_recorded_is_dispatched_by_the_next_schedu
     """A flush saves the batch (its `next_index`) and its jobs' states at once: killed
     between the two, the scheduler leaves a job claimed with no state, never dispatched."""
     h = Harness()
-    await h.submit("b1", 6, max_concurrent_jobs=2)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 6, max_concurrent_jobs=2)
     first, lost = h.dispatched()
     del h.store.jobs[lost.job_id]  # its state never reached the store; nor its dispatch
     h2 = Harness(store=h.store)
@@ -999,9 +957,7 @@ async def test_a_job_claimed_but_never_recorded_is_dispatched_by_the_next_schedu
 
 async def test_a_job_never_recorded_of_a_batch_being_cancelled_ends_cancelled() -> None:
     h = Harness()
-    await h.submit("b1", 6, max_concurrent_jobs=2)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 6, max_concurrent_jobs=2)
     running, lost = h.dispatched()
     await h.send(BatchCancelRequested(batch_id="b1", requested_by="u"))
     del h.store.jobs[lost.job_id]  # claimed, but neither its state nor its dispatch went out
@@ -1022,9 +978,7 @@ async def test_a_job_never_recorded_of_a_batch_being_cancelled_ends_cancelled() 
 
 async def test_a_job_cancelled_before_its_dispatch_stays_cancelled_after_a_takeover() -> None:
     h = Harness()
-    await h.submit("b1", 5, max_concurrent_jobs=1)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 5, max_concurrent_jobs=1)
     await h.send(JobCancelRequested(batch_id="b1", job_id="b1.3", requested_by="u"))
     h2 = Harness(store=h.store)
     await h2.s.recover()
@@ -1039,9 +993,7 @@ async def test_a_job_cancelled_before_its_dispatch_stays_cancelled_after_a_takeo
 
 async def test_a_patched_priority_and_deadline_reach_the_running_batch() -> None:
     h = Harness()
-    await h.submit("b1", 4, max_concurrent_jobs=1)
-    await h.capacity(10)
-    await h.s.tick()
+    await h.started("b1", 4, max_concurrent_jobs=1)
     deadline = datetime(2030, 1, 1, tzinfo=UTC)
     await h.send(BatchUpdated(batch_id="b1", priority="critical", deadline=deadline))
     assert h.s.batches["b1"].priority_level == 10
