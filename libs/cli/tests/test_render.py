@@ -136,6 +136,17 @@ def test_batch_view_gives_the_recent_pace_the_eta_goes_at_beside_the_mean() -> N
     assert "elapsed 4.8s · 6.0/s lately (2.5/s overall) · ETA 3.2s" in text
 
 
+def test_batch_view_says_where_to_decide_what_its_jobs_wait_for() -> None:
+    assert "await a decision" not in text_of(batch_view(a_batch()))
+    progress = {**a_batch()["progress"], "awaiting_decision": 2}
+    text = text_of(batch_view(a_batch(progress=progress, job_type="templates.consolidate")))
+    assert "Decide    2 job(s) await a decision: batchyard library conflicts b_0001 --waiting" in (
+        text
+    )
+    plugin = text_of(batch_view(a_batch(progress=progress)))  # another job type's decisions
+    assert "2 job(s) await a decision: a decision runs each again (jobs retry)" in plugin
+
+
 def test_batch_view_says_how_much_of_the_elapsed_time_it_ran_when_it_was_paused() -> None:
     progress = {**a_batch()["progress"], "elapsed_s": 3725.0, "active_s": 65.0, "eta_s": 30.0}
     text = text_of(batch_view(a_batch(progress=progress)))

@@ -165,6 +165,14 @@ def batch_view(batch: Batch) -> RenderableType:
     waiting = batch.get("waiting_for") or []
     if waiting and batch["status"] == "queued":
         head.add_row("Waiting for", Text(", ".join(waiting), style="yellow"))
+    awaiting = int(progress.get("awaiting_decision") or 0)
+    if awaiting:  # its job type parked part of its work for a person
+        where = (
+            f"batchyard library conflicts {batch['id']} --waiting"
+            if batch["job_type"] == "templates.consolidate"
+            else "a decision runs each again (jobs retry)"
+        )
+        head.add_row("Decide", Text(f"{awaiting} job(s) await a decision: {where}", style="yellow"))
     deadline = batch.get("deadline") or (batch.get("config") or {}).get("deadline")
     if deadline:
         when = Text(format_time(deadline))
