@@ -144,7 +144,7 @@ def test_batch_view_says_where_to_decide_what_its_jobs_wait_for() -> None:
         text
     )
     plugin = text_of(batch_view(a_batch(progress=progress)))  # another job type's decisions
-    assert "2 job(s) await a decision: a decision runs each again (jobs retry)" in plugin
+    assert "2 job(s) await a decision: once decided, run each again: batchyard jobs retry" in plugin
 
 
 def test_batch_view_says_how_much_of_the_elapsed_time_it_ran_when_it_was_paused() -> None:

@@ -170,7 +170,7 @@ def batch_view(batch: Batch) -> RenderableType:
         where = (
             f"batchyard library conflicts {batch['id']} --waiting"
             if batch["job_type"] == "templates.consolidate"
-            else "a decision runs each again (jobs retry)"
+            else "once decided, run each again: batchyard jobs retry JOB_ID"
         )
         head.add_row("Decide", Text(f"{awaiting} job(s) await a decision: {where}", style="yellow"))
     deadline = batch.get("deadline") or (batch.get("config") or {}).get("deadline")
