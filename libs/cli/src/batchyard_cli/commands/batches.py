@@ -435,7 +435,7 @@ def _created(
         )
     if watch:
         raise typer.Exit(int(run_monitor(app, [batch["id"]], as_json=as_json)))
-    if not as_json and batch["status"] not in ("draft", "uploading"):
+    if not as_json and batch["status"] not in UNSUBMITTED:
         app.output.note(f"watch it: batchyard monitor {batch['id']}")
 
 

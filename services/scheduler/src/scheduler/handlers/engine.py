@@ -919,8 +919,7 @@ class Scheduler:
         b.dirty = True
         b.reported = b.counts()
         b.reported_running = round(b.running_done(), 3)
-        ended = b.completed + b.failed + b.skipped + b.cancelled
-        window = b.pace_window(b.active_s(self._at()), ended + b.reported_running)
+        window = b.pace_window(b.active_s(self._at()), b.reported.finished + b.reported_running)
         event = cls(
             batch_id=b.batch_id,
             status=b.status,

@@ -7,7 +7,7 @@ import { fmtSeconds, followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
   $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
-  policyBadges, progressBar, restoredText, rollbackBar, severityBadge, startPage, statusLabel, takePolicy, toast,
+  policyBadges, progressBar, restoredText, rollbackBar, severityBadge, startPage, statusLabel, takePolicy, toast, UNSUBMITTED,
 } from "./ui.js";
 
 const id = $("#batch").dataset.batchId;
@@ -16,7 +16,7 @@ const COUNT_KEYS = ["total", "pending", "dispatched", "running", "completed", "f
 // Which actions make sense in which state (the server decides; this only avoids offering
 // buttons that would be refused).
 const ALLOWED = {
-  start: ["draft", "uploading"],
+  start: UNSUBMITTED,
   pause: ["queued", "running", "retrying"],
   resume: ["paused"],
   cancel: ["draft", "uploading", "queued", "running", "paused", "retrying"],

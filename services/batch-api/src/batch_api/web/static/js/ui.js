@@ -12,7 +12,8 @@ export const TERMINAL = new Set([
   "rollback_failed",
 ]);
 export const ACTIVE = new Set(["running", "paused", "retrying", "rolling_back"]);
-export const WAITING = new Set(["draft", "uploading", "queued"]);
+export const UNSUBMITTED = ["draft", "uploading"]; // a draft, or one being uploaded
+export const WAITING = new Set([...UNSUBMITTED, "queued"]);
 
 // h("a", {href: "/x", class: "y"}, "text", child) → an element. Attribute values of false or
 // null are left out; "on…" keys add listeners. Children may be strings, nodes or arrays.

@@ -6,7 +6,7 @@ import {
   CONSOLIDATE, planRows, selectedCount, showConsolidation, startConsolidation, wireConsolidation,
 } from "./consolidation.js";
 import { renderSchemaForm } from "./schemaform.js";
-import { $, $$, clearErrors, errorText, fieldError, fmtCount, fmtTime, h, startPage, toast } from "./ui.js";
+import { $, $$, clearErrors, errorText, fieldError, fmtCount, fmtTime, h, startPage, toast, UNSUBMITTED } from "./ui.js";
 
 const MAX_INLINE = 10_000;
 const UPLOAD_CHUNK = 5_000;
@@ -471,8 +471,6 @@ async function submit() {
     start.textContent = "Start now";
   }
 }
-
-const UNSUBMITTED = ["draft", "uploading"];
 
 // Submits the draft; one a lost answer left submitted already is taken as it is.
 async function submitOnce(id) {
