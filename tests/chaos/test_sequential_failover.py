@@ -1,6 +1,6 @@
 """kill -9 of the active scheduler in the middle of a sequential batch: the standby takes
-over and the batch goes on one job at a time in item order: every job once, none started
-before the one before it had finished."""
+over and the batch goes on one job at a time in item order: every job run once, none
+started before the one before it had finished."""
 
 from __future__ import annotations
 
@@ -62,7 +62,11 @@ async def run_through_a_failover(chaos_stack: Stack) -> None:
     )
     ordered = sorted(views, key=lambda v: v["index"])
     assert [v["index"] for v in ordered] == list(range(TOTAL))
-    assert all(v["attempt"] == 1 for v in ordered), "a job ran twice"
+    # Ran once: one executor attempt each. A dispatch the killed scheduler saved but had not
+    # published yet is sent again as attempt 2 once its lease runs out (the store is written
+    # before Kafka), so the attempt number alone does not say how often a job ran.
+    ran = {v["index"]: sorted(v["attempts"]) for v in ordered if len(v["attempts"]) != 1}
+    assert not ran, f"jobs run more than once (by index, their attempts): {ran}"
     for before, after in itertools.pairwise(ordered):
         assert at(after["started_at"]) >= at(before["finished_at"]), (
             f"job {after['index']} started before job {before['index']} had finished"
