@@ -231,6 +231,10 @@ def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) ->
     expect(card).to_contain_text("Glad you joined us.")
     expect(page.locator("#f-awaitingdecision")).to_have_text("1")  # said apart: no error
     expect(page.locator("#f-errors")).to_have_text("0")
+    parked = page.locator("#jobs tr[data-status]").first  # the job list says so too
+    expect(parked).to_have_attribute("data-status", "awaiting_decision")
+    expect(parked.locator(".badge")).to_have_text("awaiting decision")
+    expect(parked.locator("td.warn")).to_contain_text("await a decision")  # not an error
     screenshots(page, "detail-conflict")
     card.get_by_role("button", name=f"Keep {ids[1]}").click()
     expect(page.locator("#toasts")).to_contain_text(f"{ids[1]} keeps the name")

@@ -119,6 +119,11 @@ async def test_an_interactive_conflict_waits_for_a_decision(
     assert views[0]["error_class"] == "AwaitingDecision"
     job = (await api.get(f"/v1/batches/{batch_id}/jobs/{views[0]['job_id']}")).json()
     assert job["error"]["severity"] == "low"  # a person decides: nothing went wrong
+    assert (job["status"], job["awaiting_decision"]) == ("failed", True)
+    parked = await api.get(f"/v1/batches/{batch_id}/jobs", params={"status": "awaiting_decision"})
+    assert [j["id"] for j in parked.json()["items"]] == [job["id"]]
+    every = (await api.get(f"/v1/batches/{batch_id}/jobs")).json()["items"]
+    assert [j["awaiting_decision"] for j in every if j["id"] != job["id"]] == [False]
     conflict_id = views[0]["error_message"].rsplit(": ", 1)[1]
     conflict = (await api.get(f"/v1/library/conflicts/{conflict_id}")).json()
     assert conflict["status"] == "awaiting_decision"
@@ -138,6 +143,12 @@ async def test_an_interactive_conflict_waits_for_a_decision(
     await wait_for_status(api, batch_id, {"completed"}, 60)
     waiting_now = await api.get("/v1/library/conflicts", params=waiting)
     assert waiting_now.json() == []
+    for _ in range(20):  # the job view follows the batch's own
+        decided_job = (await api.get(f"/v1/batches/{batch_id}/jobs/{job['id']}")).json()
+        if decided_job["status"] == "completed":
+            break
+        await asyncio.sleep(0.25)
+    assert (decided_job["status"], decided_job["awaiting_decision"]) == ("completed", False)
     for _ in range(20):
         kept = (await api.get(f"/v1/library/templates/{ids[1]}")).json()
         other = (await api.get(f"/v1/library/templates/{ids[0]}")).json()

@@ -236,6 +236,41 @@ def test_jobs_table_shows_errors() -> None:
     assert "Traceback (most recent call last):" in shown
 
 
+def test_a_job_waiting_for_a_decision_reads_as_waiting_not_as_an_error() -> None:
+    job: Job = {
+        "id": "b_0001.5",
+        "batch_id": "b_0001",
+        "index": 5,
+        "status": "failed",
+        "attempt": 1,
+        "item": {},
+        "output": None,
+        "error": {
+            "class": "AwaitingDecision",
+            "message": "decide which template to keep: c_42",
+            "retryable": False,
+            "severity": "low",
+        },
+        "attempts": [],
+        "started_at": None,
+        "finished_at": None,
+        "duration_s": 0.5,
+        "awaiting_decision": True,
+    }
+    listed = text_of(jobs_table([job]))
+    assert "awaiting decision" in listed
+    assert "decide which template to keep: c_42" in listed
+    assert "failed" not in listed
+    assert "AwaitingDecision" not in listed
+    shown = text_of(job_view(job))
+    assert "Waiting for" in shown
+    assert "Error" not in shown
+    job["awaiting_decision"] = False  # an ordinary failure still reads as one
+    assert "AwaitingDecision: decide which template to keep: c_42 (low)" in text_of(
+        jobs_table([job])
+    )
+
+
 def test_a_job_a_rollback_undid_says_so() -> None:
     job: Job = {
         "id": "b_0001.4",

@@ -313,6 +313,14 @@ def test_a_failure_keeps_its_severity_given_or_as_an_older_event_implies() -> No
     assert fold_job(None, env, given)["errors"]["1"]["severity"] == "low"
 
 
+def test_an_attempt_parked_for_a_decision_says_so_and_an_ordinary_failure_does_not() -> None:
+    env, failed = history()[1]
+    assert isinstance(failed, JobFailed)
+    parked = failed.model_copy(update={"awaiting_decision": True, "retryable": False})
+    assert fold_job(None, env, parked)["errors"]["1"]["awaiting_decision"] is True
+    assert "awaiting_decision" not in fold_job(None, env, failed)["errors"]["1"]
+
+
 def test_a_completed_job_keeps_its_warnings_and_a_later_attempt_only_its_own() -> None:
     env, completed = history()[4]
     assert isinstance(completed, JobCompleted)

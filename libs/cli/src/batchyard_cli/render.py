@@ -39,6 +39,7 @@ STATUS_STYLES: dict[str, str] = {
     "pending": "dim",
     "dispatched": "cyan",
     "skipped": "dim",
+    "awaiting decision": "yellow",  # a failed job parked for a person's decision
 }
 DASH = "–"
 
@@ -324,7 +325,7 @@ def jobs_table(jobs: Sequence[Job], next_cursor: str | None = None) -> Renderabl
             _job_status(job),
             str(job.get("attempt", "")),
             format_duration(job.get("duration_s")),
-            _error_text(error) if error else _note(job),
+            _note(job) if not error or job.get("awaiting_decision") else _error_text(error),
         )
     if next_cursor:
         return Group(table, Text(f"More jobs: --cursor {next_cursor}", style="dim"))
@@ -332,7 +333,11 @@ def jobs_table(jobs: Sequence[Job], next_cursor: str | None = None) -> Renderabl
 
 
 def _note(job: Job) -> Text:
-    """What a job that did not fail says: why it was skipped, or its warnings."""
+    """What a job that did not fail says: what decision it waits for, why it was skipped,
+    or its warnings."""
+    error = job.get("error")
+    if job.get("awaiting_decision") and error:
+        return Text(str(error.get("message") or ""), style="yellow")
     if job.get("skip_reason"):
         return Text(str(job.get("skip_reason")), style="dim")
     warnings = job.get("warnings") or []
@@ -345,7 +350,7 @@ def _note(job: Job) -> Text:
 def _job_status(job: Job) -> Text:
     """The job's status, what it last said of its progress while it runs, and whether a
     rollback undid what it did (it still completed)."""
-    text = status_text(job["status"])
+    text = status_text("awaiting decision" if job.get("awaiting_decision") else job["status"])
     progress = _progress_text(job)
     if progress:
         text.append(f" {progress}", style="dim")
@@ -389,7 +394,9 @@ def job_view(job: Job) -> RenderableType:
     if job.get("output") is not None:
         head.add_row("Output", _compact(job.get("output")))
     error = job.get("error")
-    if error:
+    if error and job.get("awaiting_decision"):
+        head.add_row("Waiting for", Text(str(error.get("message") or ""), style="yellow"))
+    elif error:
         head.add_row("Error", Text(_error_text(error), style="red"))
         trace = error.get("traceback")
         if trace:

@@ -133,6 +133,7 @@ class Job(TypedDict):
     warnings: NotRequired[list[str]]
     resources: NotRequired[dict[str, float] | None]
     rolled_back_at: NotRequired[str | None]
+    awaiting_decision: NotRequired[bool]  # failed, parked for a person's decision
 
 
 class JobType(TypedDict):

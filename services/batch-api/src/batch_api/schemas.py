@@ -487,6 +487,12 @@ class JobPublic(BaseModel):
         description="When a rollback compensated this completed job (its status stays "
         "completed: it ran; its effects were undone)",
     )
+    awaiting_decision: bool = Field(
+        default=False,
+        description="A `failed` job whose job type stopped to wait for a person's decision "
+        "(for a consolidation: a conflict in the library): not an error of the batch, and "
+        "the decision runs it again. `?status=awaiting_decision` lists only these",
+    )
 
 
 class JobPage(BaseModel):

@@ -23,7 +23,15 @@ jobs_app = typer.Typer(help="A batch's jobs: list, show, retry, cancel.", no_arg
 def list_jobs(
     ctx: typer.Context,
     batch_id: BatchIdArg,
-    status: Annotated[str | None, typer.Option("--status", "-s", help="Only this status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            "-s",
+            help="Only this status (several: comma-separated); `awaiting_decision`: the failed "
+            "jobs waiting for a person's decision.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="At most this many.")] = 50,
     cursor: Annotated[str | None, typer.Option(help="Continue after an earlier page.")] = None,
     as_json: JsonFlag = False,

@@ -37,6 +37,8 @@ from servicekit.buckets import view_buckets
 from servicekit.publisher import EventPublisher, Outgoing
 
 MAX_JOBS_PER_PAGE = 20_000
+# A listing filter beside the job statuses: the failed jobs waiting for a person's decision.
+AWAITING = "awaiting_decision"
 
 
 @dataclass
@@ -124,7 +126,16 @@ def public_job(
         resources=view.get("resources") if status == "completed" else None,
         skip_reason=skip_reason_of(view, status),
         rolled_back_at=view.get("rolled_back_at"),
+        awaiting_decision=awaits_decision(view, status),
     )
+
+
+def awaits_decision(view: dict[str, Any] | None, status: str) -> bool:
+    """Whether a failed job's latest attempt stopped to wait for a person's decision."""
+    if status != "failed" or not view:
+        return False
+    latest = (view.get("errors") or {}).get(str(view.get("attempt"))) or {}
+    return bool(latest.get("awaiting_decision"))
 
 
 def _rest(error: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +177,11 @@ class JobService:
             while index < end and len(page) < limit:
                 view = views.get(layout.of(index)[1])
                 status = job_status(found, index, view, underlying)
-                if statuses is None or status in statuses:
+                if (
+                    statuses is None
+                    or status in statuses
+                    or (AWAITING in statuses and awaits_decision(view, status))
+                ):
                     page.append(public_job(batch_id, index, view, status, await items.item(index)))
                 index += 1
         next_cursor = _encode_cursor(index) if index < total else None

@@ -41,7 +41,8 @@ def _page(request: Request, template: str, title: str, **context: Any) -> HTMLRe
             "title": title,
             "static": STATIC_PREFIX,
             "batch_statuses": list(get_args(BatchStatus)),
-            "job_statuses": list(get_args(JobStatus)),
+            # the job list's filters: the statuses, and the failed jobs awaiting a decision
+            "job_statuses": [*get_args(JobStatus), "awaiting_decision"],
             "priorities": list(get_args(PriorityName)),
             **context,
         },

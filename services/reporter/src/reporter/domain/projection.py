@@ -257,6 +257,8 @@ def fold_job(view: dict[str, Any] | None, env: Envelope, e: JobEvent) -> dict[st
         severity = e.severity_of()
         if severity is not None:
             errors[str(e.attempt)]["severity"] = severity
+        if e.awaiting_decision:  # parked for a person, not an error of the batch
+            errors[str(e.attempt)]["awaiting_decision"] = True
     attempts = fold_attempt(current.get("attempts") or {}, e)
     version = job_version(e)
     if version <= current.get("version", 0):

@@ -8,11 +8,13 @@ from fastapi import APIRouter, Query
 
 from batch_api.api.deps import CurrentPrincipal, Jobs
 from batch_api.api.problems import Problem
+from batch_api.handlers.jobs import AWAITING
 from batch_api.schemas import MAX_PAGE, JobActionAccepted, JobPage, JobPublic
 from contracts.vocabulary import JobStatus
 
 router = APIRouter(prefix="/v1/batches/{batch_id}/jobs", tags=["jobs"])
 JOB_STATUSES: tuple[str, ...] = JobStatus.__args__  # type: ignore[attr-defined]
+FILTERS = (*JOB_STATUSES, AWAITING)  # `awaiting_decision`: failed jobs parked for a person
 
 
 @router.get("", response_model=JobPage)
@@ -21,7 +23,12 @@ async def list_jobs(
     who: CurrentPrincipal,
     jobs: Jobs,
     status: Annotated[
-        str | None, Query(max_length=200, description="one status or several, comma-separated")
+        str | None,
+        Query(
+            max_length=200,
+            description="one status or several, comma-separated; `awaiting_decision`: the "
+            "failed jobs that wait for a person's decision",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -29,12 +36,12 @@ async def list_jobs(
     """Jobs in index order. A page may hold fewer than `limit` jobs while `next_cursor` is
     set: a filtered listing reads a bounded part of a large batch per request."""
     statuses = {s.strip() for s in status.split(",") if s.strip()} if status else None
-    unknown = sorted((statuses or set()) - set(JOB_STATUSES))
+    unknown = sorted((statuses or set()) - set(FILTERS))
     if unknown:
         raise Problem(
             422,
             "Invalid request",
-            f"status {unknown[0]!r} is not one of {', '.join(JOB_STATUSES)}",
+            f"status {unknown[0]!r} is not one of {', '.join(FILTERS)}",
             kind="invalid-request",
         )
     return await jobs.list(batch_id, who, statuses, limit, cursor)

@@ -277,19 +277,23 @@ function progressText(progress) {
 }
 
 function jobRow(job) {
+  // a failed job parked for a person's decision is shown as waiting, not as an error
+  const shown = job.awaiting_decision ? "awaiting_decision" : job.status;
   const toggle = h("button", { type: "button", class: "link", "aria-expanded": "false", "aria-controls": `job-detail-${job.index}` }, "Details");
   const row = h(
     "tr",
-    { id: `job-${job.index}`, dataset: { status: job.status } },
+    { id: `job-${job.index}`, dataset: { status: shown } },
     h("td", {}, job.index),
     h("td", {}, job.rolled_back_at
       // it ran (completed) and a rollback undid what it changed
       ? h("span", { class: "badges" }, badge(job.status),
         h("span", { class: "badge s-rolled_back", title: `rolled back ${fmtTime(job.rolled_back_at)}` }, "rolled back"))
-      : badge(job.status)),
+      : badge(shown)),
     h("td", { class: "num" }, job.attempt ?? "–"),
     h("td", { class: "num" }, job.duration_s === null || job.duration_s === undefined ? "–" : `${job.duration_s.toFixed(2)}s`),
-    job.error
+    job.awaiting_decision && job.error
+      ? h("td", { class: "warn" }, job.error.message)
+      : job.error
       ? h("td", { class: "bad" }, job.error.severity ? [severityBadge(job.error.severity), " "] : null, `${job.error.class}: ${job.error.message}`)
       : job.skip_reason
         ? h("td", { class: "muted" }, job.skip_reason)
