@@ -22,6 +22,22 @@ def test_running_batch() -> None:
     assert p["eta_s"] == 30.0
 
 
+def test_jobs_that_never_ran_are_done_but_not_in_the_rate() -> None:
+    ended = T0 + timedelta(seconds=10)
+    times = {"started_at": T0, "finished_at": ended}
+    # cancelled after 100 jobs in 10 s: it ran 10 a second, and it is wholly done
+    cancelled = progress_of({"total": 10_000, "completed": 100, "cancelled": 9_900}, times, ended)
+    assert (cancelled["percent"], cancelled["throughput_per_s"]) == (100.0, 10.0)
+    # stopped at a failure: jobs 50 on were skipped by the stop; 5 its job type skipped ran
+    stopped = {"total": 1_000, "completed": 45, "failed": 1, "skipped": 954}
+    p = progress_of(stopped, {**times, "skipped_from": 50}, ended)
+    assert p["throughput_per_s"] == 5.0  # 45 + 1 + the 4 of the skipped that ran
+    assert progress_of(stopped, times, ended)["throughput_per_s"] == 100.0  # not said: all
+    # a job cancelled before it ran leaves the ETA at the pace of those that did
+    running = {"total": 100, "completed": 20, "cancelled": 20, "pending": 60}
+    assert progress_of(running, {"started_at": T0}, ended, "running")["eta_s"] == 30.0
+
+
 def test_a_paused_batch_has_no_eta() -> None:
     counts = {"total": 100, "completed": 30, "pending": 70}
     now = T0 + timedelta(seconds=20)

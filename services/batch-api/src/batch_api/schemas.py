@@ -188,7 +188,10 @@ class Progress(BaseModel):
     )
     percent: float
     throughput_per_s: float | None = Field(
-        default=None, description="Jobs ended per second of `active_s`: the whole run's mean."
+        default=None,
+        description="Jobs that ran (completed, failed, skipped by their job type) per second "
+        "of `active_s`: the whole run's mean. Cancelled jobs and those a stop skipped ended "
+        "without running and are left out.",
     )
     pace_per_s: float | None = Field(
         default=None,

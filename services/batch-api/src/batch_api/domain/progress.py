@@ -31,7 +31,9 @@ def progress_of(
 
     `times`: the scheduler's word on them, as its snapshots carry it (a `BatchSnapshot`'s
     fields, or the batch view made of them): `started_at`, `finished_at`, `inactive_s`,
-    `inactive_since`, `running_done`, `average_job_ms`, `window_active_s`, `window_done`."""
+    `inactive_since`, `running_done`, `average_job_ms`, `window_active_s`, `window_done`,
+    `skipped_from`. Rates count only the jobs that ran: not those cancelled, nor those a
+    stop skipped."""
     started_at: datetime | None = times.get("started_at")
     finished_at: datetime | None = times.get("finished_at")
     inactive_since: datetime | None = times.get("inactive_since")
@@ -39,6 +41,9 @@ def progress_of(
     running_done = float(times.get("running_done") or 0.0)
     total = int(counts.get("total", 0))
     done = sum(int(counts.get(k, 0)) for k in ("completed", "failed", "skipped", "cancelled"))
+    # Ended without running: cancelled, or skipped by a stop. They count as done, but not in
+    # a rate: a batch cancelled after 100 jobs in 10 s ran 10 a second, not 1,000.
+    never_ran = int(counts.get("cancelled", 0)) + _stopped_short(counts, times, total)
     out: dict[str, Any] = {
         k: int(counts.get(k, 0))
         for k in (
@@ -66,20 +71,29 @@ def progress_of(
         active = max(elapsed - resting, 0.0)
         out["active_s"] = round(active, 3)
         if active > 0:
-            out["throughput_per_s"] = round(done / active, 2)
+            out["throughput_per_s"] = round((done - never_ran) / active, 2)
             moved = done + min(max(running_done, 0.0), max(total - done, 0))
             pace = _recent_pace(times, active, moved) if finished_at is None else None
             out["pace_per_s"] = pace  # said when None: a live view merges its frames
             if pace is not None:
                 out["pace_per_s"] = round(pace, 2)
                 out["eta_s"] = round((total - moved) / pace, 1)
-            elif finished_at is None and moved > 0:
-                out["eta_s"] = round((total - moved) * active / moved, 1)
+            elif finished_at is None and moved > never_ran:
+                out["eta_s"] = round((total - moved) * active / (moved - never_ran), 1)
         if finished_at is not None:
             out["eta_s"] = 0.0
     if status == "paused":
         out["eta_s"] = None  # said, not left out: a live view merging frames drops its ETA
     return out
+
+
+def _stopped_short(counts: Mapping[str, Any], times: Mapping[str, Any], total: int) -> int:
+    """Of the skipped jobs, those a stop skipped (`stop_on_error`: every job from
+    `skipped_from` on never ran); the rest were skipped by their job type, having run."""
+    start = times.get("skipped_from")
+    if start is None:
+        return 0
+    return min(max(total - int(start), 0), int(counts.get("skipped", 0)))
 
 
 def _recent_pace(times: Mapping[str, Any], active_s: float, moved: float) -> float | None:
