@@ -29,7 +29,7 @@ from contracts.events import (
 )
 from contracts.topics import Topics
 from servicekit import tracing
-from servicekit.publisher import KafkaEventPublisher, Outgoing
+from servicekit.publisher import CoalescingPublisher, KafkaEventPublisher, Outgoing
 
 pytestmark = pytest.mark.unit
 
@@ -200,6 +200,57 @@ async def test_untraced_messages_start_no_trace(spans: InMemorySpanExporter) -> 
     with tracing.consuming("scheduler", [(topic, envelope)]):
         pass
     assert spans.get_finished_spans() == ()
+
+
+async def test_an_event_coalesced_behind_an_untraced_one_keeps_its_trace(
+    spans: InMemorySpanExporter,
+) -> None:
+    """An executor's heartbeat and a job's outcome handed to its publisher in one turn of
+    the event loop go out together, from the heartbeat's context (no trace): the outcome
+    still joins its job's trace."""
+    broker = FakeProducer()
+    publisher = CoalescingPublisher(KafkaEventPublisher(broker))
+    beat = ExecutorHeartbeat(
+        executor_id="x",
+        slots_total=1,
+        slots_free=0,
+        running=1,
+        job_types=[],
+        sent_at="2026-01-01T00:00:00Z",
+    )
+    done = JobCompleted(
+        job_id="b.0",
+        batch_id="b",
+        attempt=1,
+        executor_id="x",
+        started_at="2026-01-01T00:00:00Z",
+        finished_at="2026-01-01T00:00:01Z",
+        duration_ms=1000,
+        output={},
+    )
+
+    async def heartbeat() -> None:
+        await publisher.publish(
+            [Outgoing(TOPICS.executor_heartbeats, "x", envelope_for(beat, producer="x"))]
+        )
+
+    async def outcome() -> None:
+        with tracing.tracer().start_as_current_span("run", kind=SpanKind.INTERNAL) as run:
+            job_trace = run.get_span_context().trace_id
+            await publisher.publish(
+                [Outgoing(TOPICS.job_events, "b", envelope_for(done, producer="x"))]
+            )
+        outcomes.append(job_trace)
+
+    outcomes: list[int] = []
+    await asyncio.gather(heartbeat(), outcome())  # the heartbeat's call comes first
+    sent = dict(broker.take())
+    assert sent[TOPICS.executor_heartbeats].traceparent is None
+    outcome_trace = tracing.context_of(sent[TOPICS.job_events].traceparent)
+    assert outcome_trace is not None
+    published = trace.get_current_span(outcome_trace).get_span_context()
+    assert published.trace_id == outcomes[0]
+    assert "publish JobCompleted" in _by_name(spans)
 
 
 async def test_a_failed_handling_marks_the_consumer_spans(spans: InMemorySpanExporter) -> None:

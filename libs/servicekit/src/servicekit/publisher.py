@@ -14,7 +14,7 @@ from contracts.codec import encode
 from contracts.envelope import Envelope
 from servicekit.kafka import connected_producer
 from servicekit.metrics import count_published
-from servicekit.tracing import producing
+from servicekit.tracing import enabled, joined, producing
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,10 @@ class CoalescingPublisher:
             loop = asyncio.get_running_loop()
             done = self._done = loop.create_future()
             loop.call_soon(self._flush)
+        # Sent from the context of this turn's first caller: each message keeps its own
+        # caller's trace (a job's outcome coalesced behind a heartbeat would lose it).
+        if enabled():
+            messages = [Outgoing(m.topic, m.key, joined(m.envelope)) for m in messages]
         self._pending.extend(messages)
         await asyncio.shield(done)
 

@@ -164,6 +164,19 @@ def traceparent_of(ctx: otel_context.Context | None = None) -> str | None:
     return carrier.get("traceparent")
 
 
+def joined(envelope: Envelope) -> Envelope:
+    """`envelope` carrying the traceparent of the span current now, if it carries none and
+    one is: for an event handed to a publisher that sends it later from another context (a
+    `CoalescingPublisher` sends in the context of the turn's first caller, which may be
+    outside any trace)."""
+    if not enabled() or envelope.traceparent:
+        return envelope
+    current = trace.get_current_span().get_span_context()
+    if not current.is_valid:
+        return envelope
+    return envelope.model_copy(update={"traceparent": traceparent_of()})
+
+
 def context_of(traceparent: str | None) -> otel_context.Context | None:
     """The context a traceparent names, or None if it is missing or malformed."""
     if not traceparent:
