@@ -235,6 +235,9 @@ def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) ->
     expect(parked).to_have_attribute("data-status", "awaiting_decision")
     expect(parked.locator(".badge")).to_have_text("awaiting decision")
     expect(parked.locator("td.warn")).to_contain_text("await a decision")  # not an error
+    expect(page.locator(".chart .bar-wait")).to_have_count(1)  # drawn apart from errors
+    expect(page.locator(".chart .bar-bad")).to_have_count(0)
+    expect(page.locator(".key.wait")).to_have_text("awaiting a decision")
     screenshots(page, "detail-conflict")
     card.get_by_role("button", name=f"Keep {ids[1]}").click()
     expect(page.locator("#toasts")).to_contain_text(f"{ids[1]} keeps the name")

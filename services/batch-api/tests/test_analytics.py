@@ -71,8 +71,18 @@ def test_a_batch_that_retried_and_failed_some_jobs() -> None:
     by_second = {int((p["at"] - T0).total_seconds()): p for p in timeline["points"]}
     assert by_second[1]["completed"] == 1
     assert by_second[30] == {"at": T0 + timedelta(seconds=30), "completed": 0, "failed": 1,
-                             "jobs_per_s": 1.0}  # fmt: skip
+                             "awaiting_decision": 0, "jobs_per_s": 1.0}  # fmt: skip
     assert sum(p["completed"] + p["failed"] for p in timeline["points"]) == 10
+
+
+def test_a_job_parked_for_a_decision_is_a_failure_of_its_own_in_the_timeline() -> None:
+    tally = BatchAnalyticsTally()
+    parked = job("failed", 2, 0.1, attempt("failed", "AwaitingDecision"))
+    parked |= {"attempt": 1, "errors": {"1": {"awaiting_decision": True, "severity": "low"}}}
+    tally.add("failed", parked)
+    tally.add("failed", job("failed", 2.5, 0.1, attempt("failed", "Boom")))
+    point = tally.summary(T0, T0 + timedelta(seconds=3))["throughput"]["points"][2]
+    assert (point["failed"], point["awaiting_decision"]) == (2, 1)
 
 
 def test_a_batch_with_nothing_finished_has_empty_analytics() -> None:

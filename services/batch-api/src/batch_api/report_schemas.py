@@ -80,6 +80,9 @@ class ThroughputPoint(BaseModel):
     at: datetime = Field(description="start of the bucket")
     completed: int
     failed: int
+    awaiting_decision: int = Field(
+        default=0, description="of `failed`, the jobs waiting for a person's decision"
+    )
     jobs_per_s: float
 
 

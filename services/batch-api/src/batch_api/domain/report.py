@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -71,6 +72,15 @@ def severity_of(error: dict[str, Any]) -> Severity:
     if given in SEVERITIES:
         return cast(Severity, given)
     return default_severity(bool(error.get("retryable")), crashed=bool(error.get("traceback")))
+
+
+def awaits_decision(view: Mapping[str, Any] | None, status: str) -> bool:
+    """Whether a failed job's latest attempt stopped to wait for a person's decision (its
+    record in the view's `errors` says so since `JobFailed` v4)."""
+    if status != "failed" or not view:
+        return False
+    latest = (view.get("errors") or {}).get(str(view.get("attempt"))) or {}
+    return bool(latest.get("awaiting_decision"))
 
 
 def add_metrics(totals: dict[str, float], view: dict[str, Any] | None) -> None:

@@ -27,7 +27,7 @@ from batch_api.domain.lifecycle import (
     job_status_of,
 )
 from batch_api.domain.principal import Principal
-from batch_api.domain.report import severity_of, skip_reason_of
+from batch_api.domain.report import awaits_decision, severity_of, skip_reason_of
 from batch_api.handlers.batches import CHUNK_SIZE, BatchService, Loaded, require_jobs
 from batch_api.schemas import JobActionAccepted, JobAttempt, JobError, JobPage, JobPublic
 from contracts.codec import envelope_for
@@ -128,14 +128,6 @@ def public_job(
         rolled_back_at=view.get("rolled_back_at"),
         awaiting_decision=awaits_decision(view, status),
     )
-
-
-def awaits_decision(view: dict[str, Any] | None, status: str) -> bool:
-    """Whether a failed job's latest attempt stopped to wait for a person's decision."""
-    if status != "failed" or not view:
-        return False
-    latest = (view.get("errors") or {}).get(str(view.get("attempt"))) or {}
-    return bool(latest.get("awaiting_decision"))
 
 
 def _rest(error: dict[str, Any]) -> dict[str, Any]:

@@ -51,15 +51,22 @@ export function throughputChart(throughput, width = 600) {
   points.forEach((p, i) => {
     const x = pad.left + i * barW + barW * 0.1;
     const w = Math.max(barW * 0.8, 1);
+    const waiting = p.awaiting_decision || 0; // of the failed: parked for a decision, no error
     const okRate = p.completed / bucket;
-    const badRate = p.failed / bucket;
+    const badRate = (p.failed - waiting) / bucket;
+    const waitRate = waiting / bucket;
     const okTop = y(okRate);
+    const parked = waiting ? ` (${waiting} awaiting a decision)` : "";
     chart.append(
-      svg("rect", { x, y: okTop, width: w, height: pad.top + plotH - okTop, class: "bar-ok" }, svg("title", {}, `${fmtTime(p.at)}: ${p.completed} completed, ${p.failed} failed`)),
+      svg("rect", { x, y: okTop, width: w, height: pad.top + plotH - okTop, class: "bar-ok" }, svg("title", {}, `${fmtTime(p.at)}: ${p.completed} completed, ${p.failed} failed${parked}`)),
     );
+    const badTop = y(okRate + badRate);
     if (badRate > 0) {
-      const badTop = y(okRate + badRate);
       chart.append(svg("rect", { x, y: badTop, width: w, height: okTop - badTop, class: "bar-bad" }));
+    }
+    if (waitRate > 0) {
+      const waitTop = y(okRate + badRate + waitRate);
+      chart.append(svg("rect", { x, y: waitTop, width: w, height: badTop - waitTop, class: "bar-wait" }));
     }
   });
   const first = points[0];
@@ -128,7 +135,8 @@ export function renderAnalytics(root, data) {
       data.throughput.points.length
         ? throughputChart(data.throughput, chartWidth(root))
         : h("p", { class: "muted" }, "No job has finished yet."),
-      h("figcaption", { class: "muted small" }, "Jobs finished per second", h("span", { class: "key ok" }, "completed"), h("span", { class: "key bad" }, "failed")),
+      h("figcaption", { class: "muted small" }, "Jobs finished per second", h("span", { class: "key ok" }, "completed"), h("span", { class: "key bad" }, "failed"),
+        (data.throughput.points || []).some((p) => p.awaiting_decision) ? h("span", { class: "key wait" }, "awaiting a decision") : null),
     ),
     h("div", { class: "analytics-cols" }, errors, h("p", { class: "retries" }, `${fmtCount(r.attempts, "attempt")} · ${fmtCount(r.retried_jobs, "job")} retried · ${fmtCount(r.extra_attempts, "extra attempt")}`)),
   );
