@@ -184,7 +184,8 @@ async def test_a_consolidation_of_more_jobs_than_a_batch_takes_at_once_is_create
     api: httpx.AsyncClient,
 ) -> None:
     """10,001 jobs: the batch was refused by its own creation limit and the API answered 500.
-    Now it is created as a draft, filled in chunks and submitted."""
+    Now it is created whole in one step, as any batch is (stored, then published), so a
+    request cut short leaves no half-filled draft behind."""
     count = 10_001
     templates = [
         {"name": f"big {i}", "category": "bulk", "body": f"notice w{i}a w{i}b w{i}c {{{{n}}}}"}

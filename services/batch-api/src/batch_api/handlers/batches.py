@@ -136,11 +136,15 @@ class BatchService:
         idempotency_key: str | None,
         origin: Mapping[str, str | None] | None = None,
         request_hash: str | None = None,
+        all_items: list[dict[str, Any]] | None = None,
     ) -> tuple[BatchPublic, bool]:
         """Returns the batch and whether it was created now (False: an idempotent repeat).
         `origin`: where it came from (`ORIGINS`: a template, a schedule, a batch copied).
         `request_hash`: what a repeat by `idempotency_key` must match, when the batch is
-        made from another request (default: the batch's body)."""
+        made from another request (default: the batch's body). `all_items`: the batch's
+        items when the server made more of them than a body carries (a consolidation's
+        plan), `body.items` being their first ones (the ones validated); stored and
+        published whole, like any batch's, so a create cut short never leaves half of it."""
         if not who.may("operator"):
             raise Problem(403, "Forbidden", "a viewer key cannot create batches")
         await self._validate_items(body)
@@ -163,7 +167,7 @@ class BatchService:
                     return made, False
                 # The key was claimed but the batch was never stored (the store failed in
                 # between): create it now, under the id the key already names.
-        items = body.items or []
+        items = all_items if all_items is not None else body.items or []
         sizes = chunk_sizes(items)
         starts = chunk_offsets(sizes)
         doc: dict[str, Any] = {

@@ -19,7 +19,7 @@ from typing import Any
 
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Principal
-from batch_api.handlers.batches import CHUNK_SIZE, PRODUCER, BatchService, json_hash
+from batch_api.handlers.batches import PRODUCER, BatchService, json_hash
 from batch_api.library_schemas import (
     ConflictPublic,
     ConsolidationCreated,
@@ -188,10 +188,10 @@ class LibraryService:
                 created_at=datetime.now(UTC),
             )
             params["manual_backup_id"] = manual_id
-        # A batch takes at most MAX_INLINE_ITEMS items when created; a larger plan is created
-        # as a draft with the first ones, filled in chunks and then submitted.
+        # A request body carries at most MAX_INLINE_ITEMS items; a larger plan is made by the
+        # server, so the batch is created with all of it at once (stored whole before it is
+        # published: a request cut short leaves no half-filled draft behind).
         items = [{"template_ids": job} for job in jobs]
-        rest = items[MAX_INLINE_ITEMS:]
         try:
             batch, created = await self.batches.create(
                 BatchCreate(
@@ -201,7 +201,6 @@ class LibraryService:
                     priority=body.priority,
                     tags=body.tags,
                     items=items[:MAX_INLINE_ITEMS],
-                    draft=bool(rest),
                     config=BatchConfig(
                         max_concurrent_jobs=body.max_concurrent_jobs,
                         stop_on_error=body.stop_on_error,
@@ -212,6 +211,7 @@ class LibraryService:
                 who,
                 idempotency_key,
                 request_hash=request_hash,  # not the batch's body: it holds this backup's id
+                all_items=items,
             )
         except BaseException:
             if manual_id is not None:  # no batch was made: nothing will ever restore it
@@ -223,11 +223,6 @@ class LibraryService:
             return _repeat(batch), False
         if manual_id is not None:
             await self.backups.assign(manual_id, batch.id)
-        if rest:
-            for start in range(0, len(rest), CHUNK_SIZE):
-                chunk = rest[start : start + CHUNK_SIZE]
-                await self.batches.add_items(batch.id, chunk, who, validate=False)
-            batch = await self.batches.submit(batch.id, who)
         made = ConsolidationCreated(
             batch_id=batch.id, status=batch.status, plan=summary, manual_backup_id=manual_id
         )
