@@ -204,6 +204,25 @@ def test_batch_view_and_table_show_the_policies() -> None:
     assert "Waiting" not in text_of(batch_view(a_batch(waiting_for=["b_up1"])))
 
 
+def a_job(**changes: Any) -> Job:
+    """A job as the API lists it: the first of batch b_0001, completed."""
+    job: dict[str, Any] = {
+        "id": "b_0001.0",
+        "batch_id": "b_0001",
+        "index": 0,
+        "status": "completed",
+        "attempt": 1,
+        "item": {},
+        "output": None,
+        "error": None,
+        "attempts": [],
+        "started_at": None,
+        "finished_at": None,
+        "duration_s": 0.5,
+    }
+    return job | changes  # type: ignore[return-value]
+
+
 def test_jobs_table_shows_errors() -> None:
     job: Job = {  # type: ignore[typeddict-item]
         "id": "b_0001.3",
@@ -237,26 +256,13 @@ def test_jobs_table_shows_errors() -> None:
 
 
 def test_a_job_waiting_for_a_decision_reads_as_waiting_not_as_an_error() -> None:
-    job: Job = {
-        "id": "b_0001.5",
-        "batch_id": "b_0001",
-        "index": 5,
-        "status": "failed",
-        "attempt": 1,
-        "item": {},
-        "output": None,
-        "error": {
-            "class": "AwaitingDecision",
-            "message": "decide which template to keep: c_42",
-            "retryable": False,
-            "severity": "low",
-        },
-        "attempts": [],
-        "started_at": None,
-        "finished_at": None,
-        "duration_s": 0.5,
-        "awaiting_decision": True,
+    error = {
+        "class": "AwaitingDecision",
+        "message": "decide which template to keep: c_42",
+        "retryable": False,
+        "severity": "low",
     }
+    job = a_job(id="b_0001.5", status="failed", error=error, awaiting_decision=True)
     listed = text_of(jobs_table([job]))
     assert "awaiting decision" in listed
     assert "decide which template to keep: c_42" in listed
@@ -272,41 +278,18 @@ def test_a_job_waiting_for_a_decision_reads_as_waiting_not_as_an_error() -> None
 
 
 def test_a_job_a_rollback_undid_says_so() -> None:
-    job: Job = {
-        "id": "b_0001.4",
-        "batch_id": "b_0001",
-        "index": 4,
-        "status": "completed",
-        "attempt": 1,
-        "item": {},
-        "output": {"n": 1},
-        "error": None,
-        "attempts": [],
-        "started_at": None,
-        "finished_at": None,
-        "duration_s": 0.5,
-        "rolled_back_at": "2026-01-02T03:04:05+00:00",
-    }
+    job = a_job(output={"n": 1}, rolled_back_at="2026-01-02T03:04:05+00:00")
     assert "completed, rolled back" in text_of(jobs_table([job]))
     assert "Rolled back" in text_of(job_view(job))
 
 
 def test_a_running_job_shows_what_it_last_said_of_its_progress() -> None:
-    job: Job = {
-        "id": "b_0001.5",
-        "batch_id": "b_0001",
-        "index": 5,
-        "status": "running",
-        "attempt": 1,
-        "item": {},
-        "output": None,
-        "error": None,
-        "attempts": [],
-        "started_at": "2026-01-02T03:04:05+00:00",
-        "finished_at": None,
-        "duration_s": None,
-        "progress": {"percent": 40, "message": "step 2 of 5", "at": "2026-01-02T03:04:07+00:00"},
-    }
+    job = a_job(
+        status="running",
+        started_at="2026-01-02T03:04:05+00:00",
+        duration_s=None,
+        progress={"percent": 40, "message": "step 2 of 5", "at": "2026-01-02T03:04:07+00:00"},
+    )
     assert "running 40% step 2 of 5" in text_of(jobs_table([job]))
     assert "running 40% step 2 of 5" in text_of(job_view(job))
     job["progress"] = {"percent": None, "message": "12 templates written", "at": "x"}

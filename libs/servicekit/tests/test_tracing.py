@@ -181,9 +181,8 @@ async def test_a_grouped_dispatchs_spans_name_every_job(spans: InMemorySpanExpor
         assert by_name[name].attributes["batchyard.job_ids"] == ("b_1.0", "b_1.1", "b_1.2")
 
 
-async def test_untraced_messages_start_no_trace(spans: InMemorySpanExporter) -> None:
-    broker = FakeProducer()
-    publisher = KafkaEventPublisher(broker)
+def heartbeat() -> Outgoing:
+    """An executor's heartbeat, as it publishes one (outside any trace)."""
     beat = ExecutorHeartbeat(
         executor_id="x",
         slots_total=1,
@@ -192,9 +191,13 @@ async def test_untraced_messages_start_no_trace(spans: InMemorySpanExporter) -> 
         job_types=[],
         sent_at="2026-01-01T00:00:00Z",
     )
-    await publisher.publish(
-        [Outgoing(TOPICS.executor_heartbeats, "x", envelope_for(beat, producer="x"))]
-    )
+    return Outgoing(TOPICS.executor_heartbeats, "x", envelope_for(beat, producer="x"))
+
+
+async def test_untraced_messages_start_no_trace(spans: InMemorySpanExporter) -> None:
+    broker = FakeProducer()
+    publisher = KafkaEventPublisher(broker)
+    await publisher.publish([heartbeat()])
     [(topic, envelope)] = broker.take()
     assert envelope.traceparent is None
     with tracing.consuming("scheduler", [(topic, envelope)]):
@@ -210,14 +213,6 @@ async def test_an_event_coalesced_behind_an_untraced_one_keeps_its_trace(
     still joins its job's trace."""
     broker = FakeProducer()
     publisher = CoalescingPublisher(KafkaEventPublisher(broker))
-    beat = ExecutorHeartbeat(
-        executor_id="x",
-        slots_total=1,
-        slots_free=0,
-        running=1,
-        job_types=[],
-        sent_at="2026-01-01T00:00:00Z",
-    )
     done = JobCompleted(
         job_id="b.0",
         batch_id="b",
@@ -229,10 +224,8 @@ async def test_an_event_coalesced_behind_an_untraced_one_keeps_its_trace(
         output={},
     )
 
-    async def heartbeat() -> None:
-        await publisher.publish(
-            [Outgoing(TOPICS.executor_heartbeats, "x", envelope_for(beat, producer="x"))]
-        )
+    async def beat() -> None:
+        await publisher.publish([heartbeat()])
 
     async def outcome() -> None:
         with tracing.tracer().start_as_current_span("run", kind=SpanKind.INTERNAL) as run:
@@ -243,7 +236,7 @@ async def test_an_event_coalesced_behind_an_untraced_one_keeps_its_trace(
         outcomes.append(job_trace)
 
     outcomes: list[int] = []
-    await asyncio.gather(heartbeat(), outcome())  # the heartbeat's call comes first
+    await asyncio.gather(beat(), outcome())  # the heartbeat's call comes first
     sent = dict(broker.take())
     assert sent[TOPICS.executor_heartbeats].traceparent is None
     outcome_trace = tracing.context_of(sent[TOPICS.job_events].traceparent)
