@@ -265,3 +265,19 @@ def test_the_overview_shows_a_rollback_as_it_goes(page: Page, stack: Stack) -> N
     expect(card).to_have_count(0, timeout=60_000)
     expect(page.locator(f"#recent #batch-{batch_id} .badge")).to_have_text("rolled back")
     assert_not_reloaded(page)
+
+
+def test_a_percent_shown_never_claims_all_or_none_when_it_is_not_so(
+    page: Page, stack: Stack
+) -> None:
+    """9,999 of 10,000 jobs done, or 5 failed in 30,786, is not 100.0%; one in 10,000 done
+    is not 0.0% (the dashboard's percents: progress, success rates, the history table)."""
+    sign_in(page, stack.admin_key)
+    page.goto("/")
+    shown = page.evaluate(
+        """async () => {
+            const { fmtPercent } = await import("/ui/static/js/ui.js");
+            return [99.99, 100 * 30781 / 30786, 100, 42.46, 0.01, 0, null].map(fmtPercent);
+        }"""
+    )
+    assert shown == ["99.9%", "99.9%", "100.0%", "42.5%", "0.1%", "0.0%", "–"]

@@ -15,6 +15,7 @@ from batchyard_cli.render import (
     counts_summary,
     error_message,
     format_duration,
+    format_percent,
     format_rate,
     job_view,
     jobs_table,
@@ -221,6 +222,16 @@ def a_job(**changes: Any) -> Job:
         "duration_s": 0.5,
     }
     return job | changes  # type: ignore[return-value]
+
+
+def test_a_percent_never_claims_all_or_none_when_it_is_not_so() -> None:
+    assert format_percent(42.46) == "42.5%"
+    assert format_percent(100.0) == "100.0%"
+    assert format_percent(99.99) == "99.9%"  # 9,999 of 10,000 done: not yet all
+    assert format_percent(100 * 30_781 / 30_786) == "99.9%"  # 5 failed in 30,786
+    assert format_percent(0.0) == "0.0%"
+    assert format_percent(0.01) == "0.1%"
+    assert format_percent(None) == "–"
 
 
 def test_jobs_table_shows_errors() -> None:

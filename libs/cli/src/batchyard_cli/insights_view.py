@@ -15,6 +15,7 @@ from rich.text import Text
 from batchyard_cli.render import (
     DASH,
     SEVERITY_STYLES,
+    format_percent,
     format_rate,
     format_seconds,
     format_time,
@@ -45,7 +46,7 @@ def _rate(per_second: float | None) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return DASH if value is None else f"{value:.1%}"
+    return DASH if value is None else format_percent(100 * value)
 
 
 def analytics_view(data: Mapping[str, Any]) -> RenderableType:

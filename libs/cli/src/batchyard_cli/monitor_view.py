@@ -21,6 +21,7 @@ from batchyard_cli.render import (
     counts_summary,
     finished_count,
     format_duration,
+    format_percent,
     format_rate,
 )
 
@@ -124,7 +125,7 @@ def _bar(task: Task) -> ProgressBar:
 def _percent(task: Task) -> Text:
     total = int(task.fields["jobs_total"])
     share = 100.0 * int(task.fields["jobs_done"]) / total if total else 0.0
-    return Text(f"{share:5.1f}%")
+    return Text(format_percent(share).rjust(6))
 
 
 def _counts(task: Task) -> Text:
@@ -300,12 +301,12 @@ def _plain(tracked: Tracked) -> str:
     if rollback is not None:
         return (
             f"{tracked.batch_id} {tracked.name!r} {tracked.status} "
-            f"{float(rollback.get('percent') or 0.0):.1f}% "
+            f"{format_percent(float(rollback.get('percent') or 0.0))} "
             f"{rollback.get('done', 0)}/{rollback.get('total', 0)} jobs restored"
         )
     percent = tracked.progress.get("percent", 0.0)
     return (
-        f"{tracked.batch_id} {tracked.name!r} {tracked.status} {percent:.1f}% "
+        f"{tracked.batch_id} {tracked.name!r} {tracked.status} {format_percent(percent)} "
         f"{counts_summary(tracked.progress)}"
     )
 

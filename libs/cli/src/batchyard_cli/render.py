@@ -48,6 +48,20 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
+def format_percent(percent: float | None) -> str:
+    """`42.5%` with one decimal that never claims all or none when it is not so: 99.96
+    reads `99.9%` (not `100.0%`, with a job still to run or one failed in 30,000), 0.04
+    reads `0.1%`; a dash for unknown."""
+    if percent is None:
+        return DASH
+    shown = round(percent, 1)
+    if shown >= 100 > percent:
+        shown = 99.9
+    elif shown <= 0 < percent:
+        shown = 0.1
+    return f"{shown:.1f}%"
+
+
 def format_duration(seconds: float | None) -> str:
     """`4.2s`, `42s`, `3m 05s`, `2h 03m`; a dash for unknown."""
     if seconds is None or seconds < 0:
@@ -137,7 +151,7 @@ def batches_table(
             row.append(batch["job_type"])
         row += [
             status_text(batch["status"]) + policy_marks(batch),
-            f"{progress['percent']:.1f}% {finished_count(progress)}/{progress['total']}",
+            f"{format_percent(progress['percent'])} {finished_count(progress)}/{progress['total']}",
             str(progress.get("failed") or 0),
         ]
         if wide:
@@ -202,7 +216,7 @@ def batch_view(batch: Batch) -> RenderableType:
     bar = Table.grid(padding=(0, 1))
     bar.add_row(
         progress_bar(progress),
-        Text(f"{progress['percent']:.1f}%", style="bold"),
+        Text(format_percent(progress["percent"]), style="bold"),
         Text(counts_summary(progress)),
     )
     head.add_row("Progress", bar)
@@ -255,7 +269,7 @@ def rollback_text(rollback: Mapping[str, Any]) -> Text:
         text.append(": nothing restored")
     else:
         counts = f"{done}/{rollback.get('total', 0)} jobs restored"
-        text.append(f": {counts} ({float(rollback.get('percent') or 0.0):.1f}%)")
+        text.append(f": {counts} ({format_percent(float(rollback.get('percent') or 0.0))})")
     rate = rollback.get("throughput_per_s")
     if status == "rolling_back":
         text.append(f" · {format_rate(rate)} · ETA {format_duration(rollback.get('eta_s'))}")
@@ -505,7 +519,7 @@ def _number(key: str, value: float) -> str:
     if key.endswith("_s"):
         return format_duration(value)
     if key.endswith("rate") and 0 <= value <= 1:
-        return f"{value:.1%}"
+        return format_percent(100 * value)
     return f"{value:g}"
 
 

@@ -6,7 +6,7 @@
 import { fmtSeconds, followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
-  $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
+  $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtCount, fmtDuration, fmtNumber, fmtPercent, fmtTime, h, keepNewer,
   policyBadges, progressBar, restoredText, rollbackBar, severityBadge, startPage, statusLabel, takePolicy, toast, UNSUBMITTED,
 } from "./ui.js";
 
@@ -79,7 +79,7 @@ function renderBatch() {
   const done = (p.completed || 0) + (p.failed || 0) + (p.skipped || 0) + (p.cancelled || 0);
   $("#b-facts").replaceChildren(
     ...[
-      ["Done", `${(p.percent ?? 0).toFixed(1)}%`, "pct"],
+      ["Done", fmtPercent(p.percent ?? 0), "pct"],
       ["Jobs", `${fmtNumber(done)} / ${fmtNumber(p.total)}`],
       // a job waiting for a person's decision is no error: said apart, not in red
       ["Errors", fmtNumber((p.failed || 0) - (p.awaiting_decision || 0)), p.failed > (p.awaiting_decision || 0) ? "bad" : ""],
@@ -130,7 +130,7 @@ function renderRollback(rb) {
   $("#rollback-facts").replaceChildren(
     ...[
       ["Restored", restoredText(rb)],
-      ["Done", `${(rb.percent ?? 0).toFixed(1)}%`],
+      ["Done", fmtPercent(rb.percent ?? 0)],
       ["Jobs/s", rb.throughput_per_s?.toFixed(1) ?? "–"],
       running ? ["ETA", fmtDuration(rb.eta_s)] : ["Ended", fmtTime(rb.finished_at)],
       ...(rb.reason ? [["Why", rb.reason, "bad"]] : []),
@@ -380,7 +380,7 @@ function unavailable(error) {
 function renderMetrics(report) {
   const metricTotals = report.metrics || {};
   const rows = [
-    ["Success rate", report.success_rate === undefined ? "–" : `${(100 * report.success_rate).toFixed(1)}%`],
+    ["Success rate", report.success_rate === undefined ? "–" : fmtPercent(100 * report.success_rate)],
     ["Avg duration", report.avg_duration_s === undefined ? "–" : fmtDuration(report.avg_duration_s)],
     ["p50", report.p50_duration_s === undefined ? "–" : `${Number(report.p50_duration_s).toFixed(2)}s`],
     ["p95", report.p95_duration_s === undefined ? "–" : `${Number(report.p95_duration_s).toFixed(2)}s`],
@@ -531,7 +531,7 @@ async function confirmRollback() {
 // The report in words: totals per job state, rates and durations, the job type's metric
 // totals, and the failed jobs with their reasons (the first 50; the CSV has every job).
 function reportView(report) {
-  const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
+  const pct = (v) => (v === null || v === undefined ? "–" : fmtPercent(100 * v));
   const secs = (v) => (v === null || v === undefined ? "–" : `${Number(v).toFixed(2)} s`);
   const facts = [
     ["Status", statusLabel(report.status)],

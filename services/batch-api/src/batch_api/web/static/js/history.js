@@ -3,7 +3,7 @@
 // for each batch shown.
 
 import { api, mayOperate } from "./api.js";
-import { $, $$, TERMINAL, ask, badge, errorText, fmtNumber, fmtTime, h, policyBadges, startPage, statusLabel, toast } from "./ui.js";
+import { $, $$, TERMINAL, ask, badge, errorText, fmtNumber, fmtPercent, fmtTime, h, policyBadges, startPage, statusLabel, toast } from "./ui.js";
 
 const PAGE = 25;
 const form = $("#filters");
@@ -51,7 +51,7 @@ function row(b) {
     h("td", {}, h("a", { href: `/batches/${b.id}` }, b.name)),
     h("td", {}, badge(b.status), ...policyBadges(b).map((x) => [" ", x])),
     h("td", {}, b.job_type),
-    h("td", { class: "num" }, `${(b.progress.percent ?? 0).toFixed(0)}%`),
+    h("td", { class: "num" }, fmtPercent(b.progress.percent ?? 0)),
     h("td", { class: `num ${b.progress.failed ? "bad" : ""}` }, fmtNumber(b.progress.failed)),
     h("td", {}, fmtTime(b.created_at)),
     h("td", {}, fmtTime(b.finished_at)),

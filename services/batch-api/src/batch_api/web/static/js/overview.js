@@ -3,7 +3,7 @@
 
 import { api, follow } from "./api.js";
 import {
-  $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtCount, fmtDuration, fmtNumber, fmtTime, h, keepNewer,
+  $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtCount, fmtDuration, fmtNumber, fmtPercent, fmtTime, h, keepNewer,
   policyBadges, progressBar, restoredText, rollbackBar, startPage, takePolicy, toast,
 } from "./ui.js";
 
@@ -31,7 +31,7 @@ function activeCard(b) {
         "dl",
         { class: "facts" },
         fact("Restored", restoredText(rb)),
-        fact("Rollback", `${(rb.percent ?? 0).toFixed(1)}%`, "pct"),
+        fact("Rollback", fmtPercent(rb.percent ?? 0), "pct"),
         fact("ETA", fmtDuration(rb.eta_s)),
         fact("Jobs/s", rb.throughput_per_s?.toFixed(1) ?? "–"),
         fact("Job type", b.job_type),
@@ -43,7 +43,7 @@ function activeCard(b) {
       h(
         "dl",
         { class: "facts" },
-        fact("Progress", `${(p.percent ?? 0).toFixed(1)}%`, "pct"),
+        fact("Progress", fmtPercent(p.percent ?? 0), "pct"),
         fact("Jobs", `${fmtNumber(done)} / ${fmtNumber(p.total)}`),
         fact("ETA", b.status === "running" ? fmtDuration(p.eta_s) : "–"),
         fact("Errors", fmtNumber(p.failed), p.failed ? "bad" : ""),
@@ -169,7 +169,7 @@ async function loadStats() {
   $("#st-completed").textContent = fmtNumber(stats.jobs_completed);
   $("#st-failed").textContent = fmtNumber(stats.jobs_failed);
   $("#st-failed").classList.toggle("bad", stats.jobs_failed > 0);
-  $("#st-success").textContent = stats.success_rate === null ? "–" : `${(100 * stats.success_rate).toFixed(1)}%`;
+  $("#st-success").textContent = stats.success_rate === null ? "–" : fmtPercent(100 * stats.success_rate);
   const types = Object.entries(stats.job_types).sort((a, b) => b[1].batches - a[1].batches);
   $("#st-types").textContent = types.slice(0, 3).map(([name, t]) => `${name}: ${fmtCount(t.batches, "batch", "batches")}`).join(" · ");
 }

@@ -43,6 +43,17 @@ export function fmtNumber(n) {
   return n === null || n === undefined ? "–" : Number(n).toLocaleString("en");
 }
 
+/** A percent with one decimal that never claims all or none when it is not so: 99.96
+ * reads "99.9%" (not "100.0%" with a job still to run, or one failed in 30,000), 0.04
+ * reads "0.1%"; a dash for unknown. */
+export function fmtPercent(percent) {
+  if (percent === null || percent === undefined) return "–";
+  let shown = Math.round(percent * 10) / 10;
+  if (shown >= 100 && percent < 100) shown = 99.9;
+  else if (shown <= 0 && percent > 0) shown = 0.1;
+  return `${shown.toFixed(1)}%`;
+}
+
 /** "1 job", "3 jobs": a count with its noun, singular for one. */
 export function fmtCount(n, noun, plural = `${noun}s`) {
   return `${fmtNumber(n)} ${n === 1 ? noun : plural}`;
