@@ -239,6 +239,12 @@ def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) ->
     expect(page.locator(".chart .bar-bad")).to_have_count(0)
     expect(page.locator(".key.wait")).to_have_text("awaiting a decision")
     screenshots(page, "detail-conflict")
+    page.goto("/")  # the overview's finished batches say it apart too
+    expect(page.locator(f"#recent #batch-{batch_id}")).to_contain_text(
+        "0 failed · 1 awaiting a decision"
+    )
+    page.goto(f"/batches/{batch_id}")
+    expect(card).to_be_visible(timeout=15_000)
     card.get_by_role("button", name=f"Keep {ids[1]}").click()
     expect(page.locator("#toasts")).to_contain_text(f"{ids[1]} keeps the name")
     expect(page.locator("#conflicts-section")).to_be_hidden()

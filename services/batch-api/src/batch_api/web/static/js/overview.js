@@ -73,7 +73,9 @@ function recentRow(b) {
     badge(b.status),
     h("span", { class: "muted" }, [
       `${fmtNumber(b.progress.completed)} ok`,
-      `${fmtNumber(b.progress.failed)} failed`,
+      // a job parked for a person's decision is no error of the batch: said apart
+      `${fmtNumber(b.progress.failed - (b.progress.awaiting_decision || 0))} failed`,
+      ...(b.progress.awaiting_decision ? [`${fmtNumber(b.progress.awaiting_decision)} awaiting a decision`] : []),
       ...(b.progress.skipped ? [`${fmtNumber(b.progress.skipped)} skipped`] : []),
       ...(b.progress.cancelled ? [`${fmtNumber(b.progress.cancelled)} cancelled`] : []),
       fmtTime(b.finished_at),
