@@ -15,14 +15,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batch_api.domain.report import add_metrics, awaits_decision, percentile, severity_of
+from batch_api.domain.report import (
+    AWAITING_DECISION,
+    add_metrics,
+    awaits_decision,
+    percentile,
+    severity_of,
+)
 from contracts.vocabulary import SEVERITIES
 
 MAX_POINTS = 60
 # Bucket widths a timeline may use, in seconds: the smallest that needs at most MAX_POINTS.
 WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
 FINISHED = ("completed", "failed")
-AWAITING = "awaiting_decision"  # a finish: failed, waiting for a person's decision
 
 
 def _aware(at: Any) -> datetime | None:
@@ -64,7 +69,7 @@ class BatchAnalyticsTally:
         finished_at = _aware(view.get("finished_at"))
         if status in FINISHED and finished_at is not None:
             # a failed job parked for a person's decision is drawn apart from the errors
-            kind = AWAITING if awaits_decision(view, status) else status
+            kind = AWAITING_DECISION if awaits_decision(view, status) else status
             self.finishes.append((finished_at, kind))
         attempts = view.get("attempts") or {}
         self.attempts += len(attempts)
@@ -123,7 +128,7 @@ class BatchAnalyticsTally:
         for at, status in self.finishes:
             slot = min(count - 1, int((at - start).total_seconds() // width))
             (completed if status == "completed" else failed)[slot] += 1
-            if status == AWAITING:
+            if status == AWAITING_DECISION:
                 awaiting[slot] += 1
         points = [
             {

@@ -74,6 +74,11 @@ def severity_of(error: dict[str, Any]) -> Severity:
     return default_severity(bool(error.get("retryable")), crashed=bool(error.get("traceback")))
 
 
+# The failed jobs that wait for a person's decision, by name: a filter of job listings
+# beside the job statuses, and a kind of finish in the analytics timeline.
+AWAITING_DECISION = "awaiting_decision"
+
+
 def awaits_decision(view: Mapping[str, Any] | None, status: str) -> bool:
     """Whether a failed job's latest attempt stopped to wait for a person's decision (its
     record in the view's `errors` says so since `JobFailed` v4)."""

@@ -27,7 +27,12 @@ from batch_api.domain.lifecycle import (
     job_status_of,
 )
 from batch_api.domain.principal import Principal
-from batch_api.domain.report import awaits_decision, severity_of, skip_reason_of
+from batch_api.domain.report import (
+    AWAITING_DECISION,
+    awaits_decision,
+    severity_of,
+    skip_reason_of,
+)
 from batch_api.handlers.batches import CHUNK_SIZE, BatchService, Loaded, require_jobs
 from batch_api.schemas import JobActionAccepted, JobAttempt, JobError, JobPage, JobPublic
 from contracts.codec import envelope_for
@@ -37,8 +42,6 @@ from servicekit.buckets import view_buckets
 from servicekit.publisher import EventPublisher, Outgoing
 
 MAX_JOBS_PER_PAGE = 20_000
-# A listing filter beside the job statuses: the failed jobs waiting for a person's decision.
-AWAITING = "awaiting_decision"
 
 
 @dataclass
@@ -172,7 +175,7 @@ class JobService:
                 if (
                     statuses is None
                     or status in statuses
-                    or (AWAITING in statuses and awaits_decision(view, status))
+                    or (AWAITING_DECISION in statuses and awaits_decision(view, status))
                 ):
                     page.append(public_job(batch_id, index, view, status, await items.item(index)))
                 index += 1

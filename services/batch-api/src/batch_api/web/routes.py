@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from batch_api.api.deps import CurrentPrincipal
 from batch_api.api.problems import Problem
 from batch_api.domain.principal import Role
+from batch_api.domain.report import AWAITING_DECISION
 from contracts.vocabulary import BatchStatus, JobStatus, PriorityName
 
 HERE = Path(__file__).parent
@@ -42,7 +43,7 @@ def _page(request: Request, template: str, title: str, **context: Any) -> HTMLRe
             "static": STATIC_PREFIX,
             "batch_statuses": list(get_args(BatchStatus)),
             # the job list's filters: the statuses, and the failed jobs awaiting a decision
-            "job_statuses": [*get_args(JobStatus), "awaiting_decision"],
+            "job_statuses": [*get_args(JobStatus), AWAITING_DECISION],
             "priorities": list(get_args(PriorityName)),
             **context,
         },

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query
 
 from batch_api.api.deps import CurrentPrincipal, Jobs
 from batch_api.api.problems import Problem
-from batch_api.handlers.jobs import AWAITING
+from batch_api.domain.report import AWAITING_DECISION
 from batch_api.schemas import MAX_PAGE, JobActionAccepted, JobPage, JobPublic
 from contracts.vocabulary import JobStatus
 
 router = APIRouter(prefix="/v1/batches/{batch_id}/jobs", tags=["jobs"])
 JOB_STATUSES: tuple[str, ...] = JobStatus.__args__  # type: ignore[attr-defined]
-FILTERS = (*JOB_STATUSES, AWAITING)  # `awaiting_decision`: failed jobs parked for a person
+FILTERS = (*JOB_STATUSES, AWAITING_DECISION)
 
 
 @router.get("", response_model=JobPage)
