@@ -1,7 +1,7 @@
-"""The one-line FerretDB patch the installer applies before building (lookups by `_id` use
-the `_id` index): applied once, a build stamped without it is built again, and a source tree
-where the line is missing stops the install with a clear error instead of building an
-unpatched store."""
+"""The lines of FerretDB the installer patches before building (lookups by `_id` use the `_id`
+index; the SQLite connection pool has no limit to deadlock on and one writer at a time goes
+in): each applied once, a build stamped without them is built again, and a source tree where a
+line is missing stops the install with a clear error instead of building an unpatched store."""
 
 from __future__ import annotations
 
@@ -13,37 +13,70 @@ from devstack import install
 from devstack.paths import Paths
 
 pytestmark = pytest.mark.unit
-RELATIVE, BEFORE, AFTER = install.FERRETDB_PATCH
 
 
-def tree(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / RELATIVE
-    path.parent.mkdir(parents=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+def tree(tmp_path: Path) -> dict[Path, str]:
+    """A source tree holding every patched line, each in a file of its own lines."""
+    files: dict[Path, str] = {}
+    for relative, before, _after in install.FERRETDB_PATCHES:
+        path = tmp_path / relative
+        files[path] = files.get(path, "package x\n") + f"// before\n{before}\n// after\n"
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return files
 
 
-def test_the_id_expression_is_replaced_by_the_indexed_one(tmp_path: Path) -> None:
-    source = f"const (\n\t{BEFORE}\n\tRecordIDColumn = x\n)\n"
-    path = tree(tmp_path, source)
+def test_every_line_is_replaced_once(tmp_path: Path) -> None:
+    files = tree(tmp_path)
     install.patch_ferretdb(tmp_path)
-    assert path.read_text(encoding="utf-8") == source.replace(BEFORE, AFTER)
-    assert "->'_id'" in AFTER
-    assert "$." not in AFTER
+    for relative, before, after in install.FERRETDB_PATCHES:
+        text = (tmp_path / relative).read_text(encoding="utf-8")
+        assert text.count(after) == 1
+        assert before not in text.replace(after, "")
+    assert len(files) == 3
 
 
-def test_a_source_without_the_line_stops_the_install(tmp_path: Path) -> None:
-    tree(tmp_path, "const IDColumn = something_else\n")
-    with pytest.raises(install.InstallError, match="not there once"):
+def test_the_id_lookup_uses_the_indexed_expression(tmp_path: Path) -> None:
+    tree(tmp_path)
+    install.patch_ferretdb(tmp_path)
+    text = (tmp_path / "internal/backends/sqlite/metadata/metadata.go").read_text()
+    assert "->'_id'" in text
+    assert "$._id" not in text
+
+
+def test_the_pool_is_unbounded_and_writers_take_turns(tmp_path: Path) -> None:
+    tree(tmp_path)
+    install.patch_ferretdb(tmp_path)
+    pool = (tmp_path / "internal/backends/sqlite/metadata/pool/opendb.go").read_text()
+    assert "SetMaxOpenConns(0)" in pool
+    assert "SetMaxOpenConns(100)" not in pool
+    db = (tmp_path / "internal/util/fsql/db.go").read_text()
+    # the slot is made, and both ways of writing wait for it (or their caller's cancellation)
+    assert "make(chan struct{}, 1)" in db
+    assert db.count("case db.writer <- struct{}{}:") == 2
+    assert db.count("defer func() { <-db.writer }()") == 2
+    assert "return nil, context.Cause(ctx)" in db
+    assert "\t\treturn context.Cause(ctx)" in db
+
+
+def test_a_source_without_a_line_stops_the_install(tmp_path: Path) -> None:
+    files = tree(tmp_path)
+    pool = tmp_path / "internal/backends/sqlite/metadata/pool/opendb.go"
+    files[pool] = files[pool].replace("SetMaxOpenConns(100)", "SetMaxOpenConns(50)")
+    pool.write_text(files[pool])
+    with pytest.raises(install.InstallError, match=r"opendb\.go.*not there once"):
         install.patch_ferretdb(tmp_path)
 
 
-def test_a_build_without_the_patch_is_not_up_to_date(tmp_path: Path) -> None:
+def test_a_build_without_the_patches_is_not_up_to_date(tmp_path: Path) -> None:
     paths = Paths(tmp_path)
     paths.cache_bin.mkdir(parents=True)
     paths.ferretdb_bin.write_text("binary")
     stamp = paths.cache_bin / "ferretdb.version"
     stamp.write_text("v1.24.2\n")
+    assert install.ferretdb_installed(paths) is None
+    stamp.write_text("v1.24.2 id-index-1\n")  # built before the pool patches
     assert install.ferretdb_installed(paths) is None
     stamp.write_text(f"v1.24.2 {install.FERRETDB_PATCH_NAME}\n")
     assert install.ferretdb_installed(paths) == "v1.24.2"

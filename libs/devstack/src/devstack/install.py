@@ -9,9 +9,10 @@ Contract:
   the Go module proxy into ``.cache/go/mod``, copied to
   ``.cache/go/build/ferretdb``, given ``build/version/version.txt`` (FerretDB
   panics at start-up without it when built from its own module) and built with
-  ``CGO_ENABLED=0 go build`` into ``.cache/bin/ferretdb``, with one line patched (see
-  ``FERRETDB_PATCH``: lookups by ``_id`` use the ``_id`` index). A stamp holding the
-  version and the patch's name makes the next run a no-op. Afterwards the Go module and build
+  ``CGO_ENABLED=0 go build`` into ``.cache/bin/ferretdb``, with two lines patched (see
+  ``FERRETDB_PATCHES``: lookups by ``_id`` use the ``_id`` index; the SQLite connection pool
+  has no limit that concurrent updates can deadlock on). A stamp holding the version and the
+  patches' name makes the next run a no-op. Afterwards the Go module and build
   caches (~1 GB) are deleted unless ``BATCHYARD_KEEP_GO_CACHE`` is set, so a
   CI cache of ``.cache/`` stays ~150 MB.
 - kustomize (renders k8s/ in the tests): ``go install`` of its module at
@@ -42,19 +43,69 @@ from devstack.paths import Paths
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSIONS = ("v1.24.2", "v1.24.1", "v1.24.0")
-# FerretDB v1's SQLite backend finds a document by `_id` with the expression
-# `_ferretdb_sjson->'$._id'`, while the unique `_id` index it creates on every collection is on
-# `_ferretdb_sjson->"_id"`. SQLite uses an expression index only for the same expression, so
-# every update, delete and `_id` find scanned the whole table, parsing each row's JSON: an
-# update's cost grew with everything stored in the collection (docs/performance.md, "The
-# store's updates scan"; FerretDB issue #3235). `->'_id'` reads the same value and matches the
-# index, including on tables created before the patch.
-FERRETDB_PATCH = (
-    "internal/backends/sqlite/metadata/metadata.go",
-    """IDColumn = DefaultColumn + "->'$._id'\"""",
-    """IDColumn = DefaultColumn + "->'_id'\"""",
+
+
+def _go_take_writer(zero: str) -> str:
+    """Go statements that wait for the database's writer slot (or the caller's cancellation)
+    and give it back when the function returns."""
+    return (
+        "\tselect {\n\tcase db.writer <- struct{}{}:\n\t\tdefer func() { <-db.writer }()\n"
+        f"\tcase <-ctx.Done():\n\t\treturn {zero}context.Cause(ctx)\n\t}}\n\n"
+    )
+
+
+# Lines of FerretDB v1.24's source the installer replaces before building (path, before, after);
+# each must be there exactly once.
+FERRETDB_PATCHES = (
+    # Its SQLite backend finds a document by `_id` with the expression `_ferretdb_sjson->'$._id'`,
+    # while the unique `_id` index it creates on every collection is on `_ferretdb_sjson->"_id"`.
+    # SQLite uses an expression index only for the same expression, so every update, delete and
+    # `_id` find scanned the whole table, parsing each row's JSON: an update's cost grew with
+    # everything stored in the collection (docs/performance.md, "The store's updates scan";
+    # FerretDB issue #3235). `->'_id'` reads the same value and matches the index, including on
+    # tables created before the patch.
+    (
+        "internal/backends/sqlite/metadata/metadata.go",
+        """IDColumn = DefaultColumn + "->'$._id'\"""",
+        """IDColumn = DefaultColumn + "->'_id'\"""",
+    ),
+    # An update or findAndModify keeps its query's rows open (one SQLite connection of the
+    # database's pool) while it writes in a transaction (a second connection). The pool held at
+    # most 100: 100 such commands at once each held one and waited for a second that none would
+    # release, and the store stopped answering on that database until clients hung up
+    # (docs/architecture.md, "The store"). Unbounded, every command gets its second connection.
+    (
+        "internal/backends/sqlite/metadata/pool/opendb.go",
+        "\tdb.SetMaxOpenConns(100)\n",
+        "\tdb.SetMaxOpenConns(0)\n",
+    ),
+    # SQLite lets one writer in at a time; the others retried in its busy handler's sleeps (up to
+    # 100 ms each, failing with SQLITE_BUSY after 10 s), so the more writers at once, the fewer
+    # writes a second. One writer at a time per database instead, the rest queued in order
+    # (and given up when their client goes), for transactions and single statements alike.
+    (
+        "internal/util/fsql/db.go",
+        "\tBatchSize int\n}",
+        "\tBatchSize int\n\twriter    chan struct{}\n}",
+    ),
+    (
+        "internal/util/fsql/db.go",
+        "\t\ttoken:            resource.NewToken(),\n",
+        "\t\ttoken:            resource.NewToken(),\n"
+        "\t\twriter:           make(chan struct{}, 1),\n",
+    ),
+    (
+        "internal/util/fsql/db.go",
+        "args ...any) (sql.Result, error) {\n",
+        "args ...any) (sql.Result, error) {\n" + _go_take_writer("nil, "),
+    ),
+    (
+        "internal/util/fsql/db.go",
+        "f func(*Tx) error) (err error) {\n",
+        "f func(*Tx) error) (err error) {\n" + _go_take_writer(""),
+    ),
 )
-FERRETDB_PATCH_NAME = "id-index-1"
+FERRETDB_PATCH_NAME = "id-index-1+pool-2"
 FERRETDB_VERSION_ENV = "BATCHYARD_FERRETDB_VERSION"
 KEEP_GO_CACHE_ENV = "BATCHYARD_KEEP_GO_CACHE"
 KAFKA_STAMP = ".batchyard-installed"
@@ -200,13 +251,15 @@ def ferretdb_installed(paths: Paths) -> str | None:
 
 
 def patch_ferretdb(src: Path) -> None:
-    """Applies `FERRETDB_PATCH` to FerretDB's source tree at `src`."""
-    relative, before, after = FERRETDB_PATCH
-    path = src / relative
-    text = path.read_text(encoding="utf-8")
-    if text.count(before) != 1:
-        raise InstallError(f"{relative}: the line to patch ({before}) is not there once")
-    path.write_text(text.replace(before, after), encoding="utf-8")
+    """Applies `FERRETDB_PATCHES` to FerretDB's source tree at `src`."""
+    for relative, before, after in FERRETDB_PATCHES:
+        path = src / relative
+        text = path.read_text(encoding="utf-8")
+        if text.count(before) != 1:
+            raise InstallError(
+                f"{relative}: the line to patch ({before.strip()}) is not there once"
+            )
+        path.write_text(text.replace(before, after), encoding="utf-8")
 
 
 def _download_module(go: str, env: dict[str, str], versions: Sequence[str]) -> tuple[str, Path]:

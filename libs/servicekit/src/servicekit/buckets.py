@@ -1,10 +1,10 @@
 """Per-job views kept in bucket documents: one document per run of consecutive jobs of a batch.
 
 Why: the store is written at job rate. A document per job costs one write per job, and
-FerretDB v1 (the local store) stalls on multi-statement updates and scans on any filter other
-than `_id`. Buckets turn thousands of job writes into a few `_id`-keyed updates per flush, on
-MongoDB as well (the bucket pattern). Every update rewrites the whole document, so a bucket
-must stay small: 100 jobs (docs/performance.md, "Smaller job view buckets").
+FerretDB v1 (the local store) scans on any filter other than `_id`. Buckets turn thousands of
+job writes into a few `_id`-keyed updates per flush, on MongoDB as well (the bucket pattern).
+Every update rewrites the whole document, so a bucket must stay small: 100 jobs
+(docs/performance.md, "Smaller job view buckets").
 
 The size is a property of each batch, recorded in its batch view (`job_bucket_size`) when the
 reporter creates the view. Views of batches created before it was recorded have none and use

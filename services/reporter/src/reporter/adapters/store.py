@@ -7,7 +7,8 @@ bucket's views (`{j<k>: view}`, each packed: `servicekit.jobviews`) as compresse
 each write sets the whole bucket: this store keeps the buckets it touches (full views to
 fold, packed ones to write) and unpacks what it reads, so the projection folds full views.
 Guards are applied here, in memory, against the stored documents: every write is one
-`_id`-keyed update (FerretDB v1 scans on other filters and stalls on multi-statement updates).
+`_id`-keyed update (FerretDB v1 scans on other filters, and multi-statement updates deadlocked
+it before the dev stack's patch: docs/architecture.md, "The store").
 One reporter instance owns the read models (see docs/architecture.md)."""
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ class MongoSchedulerStore:
         return True
 
     async def save_batches(self, docs: Sequence[Document]) -> None:
-        # One update per batch (FerretDB v1 stalls on multi-statement updates), all at once;
+        # One update per batch (multi-statement updates deadlocked FerretDB v1 before the dev
+        # stack's patch: docs/architecture.md, "The store"), all at once;
         # several documents of one batch are merged first, later fields winning, as they
         # would if written one after another.
         merged: dict[str, Document] = {}
