@@ -5,6 +5,7 @@ no backups."""
 
 from __future__ import annotations
 
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -243,6 +244,11 @@ def test_a_conflict_is_decided_from_the_detail_page(page: Page, stack: Stack) ->
     expect(page.locator(f"#recent #batch-{batch_id}")).to_contain_text(
         "0 failed · 1 awaiting a decision"
     )
+    page.goto("/history")  # and so does the history table's Failed column
+    failed = page.locator(f"#row-{batch_id} td.num").nth(1)
+    expect(failed).to_have_text("0 · 1 awaiting")
+    expect(failed).not_to_have_class(re.compile(r"\bbad\b"))
+    screenshots(page, "history-awaiting")
     page.goto(f"/batches/{batch_id}")
     expect(card).to_be_visible(timeout=15_000)
     card.get_by_role("button", name=f"Keep {ids[1]}").click()

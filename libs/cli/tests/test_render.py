@@ -105,6 +105,14 @@ def test_batches_table_shows_each_batch_and_the_next_cursor() -> None:
     assert "No batches match." in text_of(batches_table([]))
 
 
+def test_batches_table_says_jobs_awaiting_a_decision_apart_from_the_failed() -> None:
+    parked = {**a_batch()["progress"], "failed": 3, "awaiting_decision": 2}
+    row = text_of(batches_table([a_batch(progress=parked)])).splitlines()[3]
+    assert "1 · 2 awaiting" in row
+    only_parked = {**parked, "failed": 2}
+    assert "0 · 2 awaiting" in text_of(batches_table([a_batch(progress=only_parked)]))
+
+
 def test_batch_view_shows_progress_counts_timing_and_config() -> None:
     text = text_of(batch_view(a_batch()))
     assert "running" in text

@@ -85,6 +85,18 @@ def test_a_job_parked_for_a_decision_is_a_failure_of_its_own_in_the_timeline() -
     assert (point["failed"], point["awaiting_decision"]) == (2, 1)
 
 
+def test_an_attempt_parked_for_a_decision_is_not_counted_as_an_error() -> None:
+    tally = BatchAnalyticsTally()
+    parked = job("completed", 2, 0.1, attempt("failed", "AwaitingDecision"), attempt("completed"))
+    parked["errors"] = {"1": {"awaiting_decision": True, "severity": "low"}}  # then decided
+    tally.add("completed", parked)
+    tally.add("failed", job("failed", 2.5, 0.1, attempt("failed", "Boom")))
+    out = tally.summary(T0, T0 + timedelta(seconds=3))
+    assert [e["error_class"] for e in out["errors"]] == ["Boom"]
+    assert sum(out["severities"].values()) == 1  # Boom's only
+    assert out["retries"]["attempts"] == 3  # the parked attempt still was an attempt
+
+
 def test_a_batch_with_nothing_finished_has_empty_analytics() -> None:
     out = BatchAnalyticsTally().summary(None, T0)
     assert out["durations"]["count"] == 0

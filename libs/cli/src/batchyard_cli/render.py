@@ -152,7 +152,7 @@ def batches_table(
         row += [
             status_text(batch["status"]) + policy_marks(batch),
             f"{format_percent(progress['percent'])} {finished_count(progress)}/{progress['total']}",
-            str(progress.get("failed") or 0),
+            failed_cell(progress),
         ]
         if wide:
             row.append(format_time(batch.get("created_at"))[:16])
@@ -160,6 +160,17 @@ def batches_table(
     if next_cursor:
         return Group(table, Text(f"More batches: --cursor {next_cursor}", style="dim"))
     return table
+
+
+def failed_cell(progress: Progress | Mapping[str, Any]) -> Text:
+    """The failed jobs of a batch row, its jobs parked for a person's decision said apart
+    (they are formally failed, but no error of the batch): `2`, or `0 · 1 awaiting`."""
+    awaiting = int(progress.get("awaiting_decision") or 0)
+    failed = int(progress.get("failed") or 0) - awaiting
+    cell = Text(str(failed), style="red" if failed else "")
+    if awaiting:
+        cell.append(f" · {awaiting} awaiting", style="yellow")
+    return cell
 
 
 def progress_bar(progress: Progress | Mapping[str, Any], width: int = 30) -> RenderableType:

@@ -80,6 +80,8 @@ class BatchAnalyticsTally:
         for key, record in attempts.items():
             if (record or {}).get("status") == "cancelled":
                 continue  # stopped on request: not a failure of the job
+            if (failures.get(key) or {}).get("awaiting_decision"):
+                continue  # parked for a person's decision: no error of the batch
             error = (record or {}).get("error")
             if isinstance(error, dict) and error.get("class"):
                 name = str(error["class"])

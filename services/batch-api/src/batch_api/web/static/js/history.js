@@ -52,9 +52,22 @@ function row(b) {
     h("td", {}, badge(b.status), ...policyBadges(b).map((x) => [" ", x])),
     h("td", {}, b.job_type),
     h("td", { class: "num" }, fmtPercent(b.progress.percent ?? 0)),
-    h("td", { class: `num ${b.progress.failed ? "bad" : ""}` }, fmtNumber(b.progress.failed)),
+    failedCell(b.progress),
     h("td", {}, fmtTime(b.created_at)),
     h("td", {}, fmtTime(b.finished_at)),
+  );
+}
+
+// Jobs parked for a person's decision are formally failed but no error of the batch: said
+// apart, as on the overview ("0 · 1 awaiting").
+function failedCell(progress) {
+  const awaiting = progress.awaiting_decision || 0;
+  const failed = (progress.failed || 0) - awaiting;
+  return h(
+    "td",
+    { class: `num ${failed ? "bad" : ""}` },
+    fmtNumber(failed),
+    awaiting ? h("span", { class: "warn", title: "jobs awaiting a person's decision" }, ` · ${fmtNumber(awaiting)} awaiting`) : null,
   );
 }
 
