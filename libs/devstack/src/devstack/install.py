@@ -9,12 +9,12 @@ Contract:
   the Go module proxy into ``.cache/go/mod``, copied to
   ``.cache/go/build/ferretdb``, given ``build/version/version.txt`` (FerretDB
   panics at start-up without it when built from its own module) and built with
-  ``CGO_ENABLED=0 go build`` into ``.cache/bin/ferretdb``, with two lines patched (see
+  ``CGO_ENABLED=0 go build`` into ``.cache/bin/ferretdb``, with a few lines patched (see
   ``FERRETDB_PATCHES``: lookups by ``_id`` use the ``_id`` index; the SQLite connection pool
-  has no limit that concurrent updates can deadlock on). A stamp holding the version and the
-  patches' name makes the next run a no-op. Afterwards the Go module and build
-  caches (~1 GB) are deleted unless ``BATCHYARD_KEEP_GO_CACHE`` is set, so a
-  CI cache of ``.cache/`` stays ~150 MB.
+  has no limit for concurrent updates to deadlock on; writes to a database take turns in
+  FerretDB). A stamp holding the version and the patches' name makes the next run a no-op.
+  Afterwards the Go module and build caches (~1 GB) are deleted unless
+  ``BATCHYARD_KEEP_GO_CACHE`` is set, so a CI cache of ``.cache/`` stays ~150 MB.
 - kustomize (renders k8s/ in the tests): ``go install`` of its module at
   ``KUSTOMIZE_VERSION`` into ``.cache/bin/kustomize`` with a version stamp, sharing
   FerretDB's Go caches (pruned the same way).
