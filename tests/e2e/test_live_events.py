@@ -69,6 +69,7 @@ async def test_progress_in_order_then_final_state_and_end(
     failures = [data for name, data in events if name == "job_failed"]
     assert [f["job_id"] for f in failures] == [f"{batch_id}.12"]
     assert failures[0]["error"]["class"] == "DemoFailure"
+    assert failures[0]["awaiting_decision"] is False  # an error, not a job parked for a person
 
     async with (
         httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=None) as client,

@@ -4,6 +4,7 @@ counts as finished, and the exit code at the end."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from batchyard_cli.client import BatchyardClient
 from batchyard_cli.exit_codes import ExitCode
 from batchyard_cli.monitor import Board, Change, Watcher
-from batchyard_cli.monitor_view import _fields, _plain
+from batchyard_cli.monitor_view import _errors, _fields, _plain, summary
 from batchyard_cli.resources import Batch
 from batchyard_cli.sse import ServerEvent
 
@@ -68,6 +69,42 @@ def test_status_and_job_failures() -> None:
     assert failed.message == "b1.3 DemoFailure: boom"
     assert board.tracked["b1"].failures_seen == 1
     assert not board.all_finished()
+
+
+def test_a_failed_attempt_reads_as_an_error_as_retryable_or_as_waiting_for_a_decision() -> None:
+    board = Board.of([batch("b1")])
+    error = {"class": "DemoFailure", "message": "boom", "retryable": False}
+    failed = board.apply_event(event("job_failed", batch_id="b1", job_id="b1.1", error=error))
+    retry = {**error, "retryable": True}
+    flaky = board.apply_event(event("job_failed", batch_id="b1", job_id="b1.2", error=retry))
+    parked = board.apply_event(
+        event(
+            "job_failed",
+            batch_id="b1",
+            job_id="b1.3",
+            awaiting_decision=True,
+            error={"class": "AwaitingDecision", "message": "conflict over Welcome"},
+        )
+    )
+    assert failed is not None
+    assert flaky is not None
+    assert parked is not None
+    assert (failed.failure, failed.message) == ("failed", "b1.1 DemoFailure: boom")
+    assert (flaky.failure, flaky.message) == ("retryable", "b1.2 DemoFailure: boom (retryable)")
+    assert parked.failure == "awaiting"
+    assert parked.message == "b1.3: conflict over Welcome"
+
+
+def test_a_bar_counts_jobs_awaiting_a_decision_apart_from_the_failed() -> None:
+    board = Board.of([batch("b1", failed=3, awaiting_decision=2, retrying=1)])
+    fields = _fields(board.tracked["b1"])
+    assert (fields["failed"], fields["awaiting"], fields["retrying"]) == (1, 2, 1)
+    text = str(_errors(cast(Any, SimpleNamespace(fields=fields))))
+    assert text == "1 failed 1 retrying 2 awaiting"
+    only_parked = _fields(Board.of([batch("b2", failed=2, awaiting_decision=2)]).tracked["b2"])
+    assert str(_errors(cast(Any, SimpleNamespace(fields=only_parked)))) == "2 awaiting"
+    finished = Board.of([batch("b2", "completed_with_errors", failed=2, awaiting_decision=2)])
+    assert "2 job(s) of b2 await a decision: batchyard show b2" in str(summary(finished))
 
 
 def test_end_finishes_a_batch_even_before_the_read_model_catches_up() -> None:

@@ -33,6 +33,10 @@ POLL_RETRIES = 10
 FINAL_ROLLBACK_READS = 10
 
 ChangeKind = Literal["snapshot", "progress", "status", "job_failed", "rollback", "end"]
+FailureKind = Literal["failed", "retryable", "awaiting"]
+"""A failed attempt: an error (`failed`), one its job type says may pass if tried again
+(`retryable`: the batch retries it while it has attempts left), or a job parked for a
+person's decision (`awaiting`: no error of the batch)."""
 ROLLBACK_STATUSES = frozenset({"rolling_back", "rolled_back", "rollback_failed"})
 
 
@@ -79,6 +83,8 @@ class Change:
     kind: ChangeKind
     status_changed: bool = False
     message: str | None = None
+    failure: FailureKind | None = None
+    """Of a `job_failed` change: how the views show the attempt's end."""
 
 
 @dataclass
@@ -180,7 +186,8 @@ class Board:
             return Change(batch_id, "rollback")
         if event.event == "job_failed":
             known.failures_seen += 1
-            return Change(batch_id, "job_failed", message=_failure_text(data))
+            kind = _failure_kind(data)
+            return Change(batch_id, "job_failed", message=_failure_text(data), failure=kind)
         if event.event == "end":
             if known.restart_from is not None:
                 return None  # the end of the run before the restart
@@ -242,14 +249,27 @@ def _decode(data: str) -> dict[str, Any]:
     return decoded if isinstance(decoded, dict) else {}
 
 
+def _failure_kind(data: dict[str, Any]) -> FailureKind:
+    if data.get("awaiting_decision"):
+        return "awaiting"
+    error = data.get("error")
+    return "retryable" if isinstance(error, dict) and error.get("retryable") else "failed"
+
+
 def _failure_text(data: dict[str, Any]) -> str:
     error = data.get("error")
+    job = data.get("job_id", "?")
+    if data.get("awaiting_decision"):
+        said = error.get("message") if isinstance(error, dict) else None
+        return f"{job}: {said}" if said else f"{job} awaits a decision"
     if isinstance(error, dict):
         kind = error.get("class") or "Error"
         text = f"{kind}: {error.get('message', '')}"
+        if error.get("retryable"):
+            text += " (retryable)"
     else:
         text = str(error or "failed")
-    return f"{data.get('job_id', '?')} {text}"
+    return f"{job} {text}"
 
 
 class View(Protocol):

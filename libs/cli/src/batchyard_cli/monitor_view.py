@@ -26,6 +26,9 @@ from batchyard_cli.render import (
 )
 
 ERROR_STATUSES = frozenset({"failed", "cancelled", "rollback_failed"})
+# How a failed attempt scrolls above the bars: an error; one its job type calls retryable (the
+# batch tries it again while it has attempts left); a job parked for a person's decision
+FAILURE_MARKS = {"failed": ("✗", "red"), "retryable": ("✗", "yellow"), "awaiting": ("⏸", "yellow")}
 
 
 def _planning(tracked: Tracked) -> bool:
@@ -47,6 +50,7 @@ def _fields(tracked: Tracked) -> dict[str, Any]:
             "jobs_done": int(rollback.get("done") or 0),
             "jobs_total": int(rollback.get("total") or 0),
             "failed": 0,
+            "awaiting": 0,
             "retrying": 0,
             "rate": rollback.get("throughput_per_s"),
             "eta": rollback.get("eta_s"),
@@ -62,7 +66,9 @@ def _fields(tracked: Tracked) -> dict[str, Any]:
         "status": tracked.status,
         "jobs_done": finished_count(progress),
         "jobs_total": int(progress.get("total") or 0),
-        "failed": int(progress.get("failed") or 0),
+        # jobs parked for a person's decision are of `failed`, but no error: shown apart
+        "failed": int(progress.get("failed") or 0) - int(progress.get("awaiting_decision") or 0),
+        "awaiting": int(progress.get("awaiting_decision") or 0),
         "retrying": int(progress.get("retrying") or 0),
         # the recent pace the ETA goes at, while there is one; else the whole run's mean
         "rate": _first_known(progress.get("pace_per_s"), progress.get("throughput_per_s")),
@@ -137,15 +143,15 @@ def _counts(task: Task) -> Text:
 
 def _errors(task: Task) -> Text:
     failed, retrying = int(task.fields["failed"]), int(task.fields["retrying"])
-    if not failed and not retrying:
+    awaiting = int(task.fields["awaiting"])
+    if not failed and not retrying and not awaiting:
         return Text("0 errors", style="dim")
-    text = Text()
-    if failed:
-        text.append(f"{failed} failed", style="red")
-    if retrying:
-        text.append(" " if failed else "")
-        text.append(f"{retrying} retrying", style="yellow")
-    return text
+    parts = [
+        Text(f"{failed} failed", style="red") if failed else None,
+        Text(f"{retrying} retrying", style="yellow") if retrying else None,
+        Text(f"{awaiting} awaiting", style="yellow") if awaiting else None,
+    ]
+    return Text(" ").join(p for p in parts if p is not None)
 
 
 def _rate(task: Task) -> Text:
@@ -197,7 +203,8 @@ class LiveView:
         tracked = board.tracked[change.batch_id]
         if change.kind == "job_failed" and change.message:
             if tracked.failures_seen <= MAX_FAILURES_SHOWN:
-                self.progress.console.print(Text(f"✗ {change.message}", style="red"))
+                mark, style = FAILURE_MARKS[change.failure or "failed"]
+                self.progress.console.print(Text(f"{mark} {change.message}", style=style))
             elif tracked.failures_seen == MAX_FAILURES_SHOWN + 1:
                 self.progress.console.print(
                     Text(
@@ -233,7 +240,8 @@ class LineView:
     def update(self, board: Board, change: Change) -> None:
         tracked = board.tracked[change.batch_id]
         if change.kind == "job_failed" and tracked.failures_seen <= MAX_FAILURES_SHOWN:
-            self.output.lines([f"{_now()} {tracked.batch_id} job failed: {change.message}"])
+            said = "job" if change.failure == "awaiting" else "job failed:"
+            self.output.lines([f"{_now()} {tracked.batch_id} {said} {change.message}"])
         elif change.status_changed:
             self._line(tracked)
 
@@ -325,4 +333,13 @@ def summary(board: Board) -> Text:
     ok = board.exit_code() == 0
     noun = f"{count} batch{'es' if count != 1 else ''}"
     head = f"{noun} finished: " if board.all_finished() else f"stopped watching {noun}: "
-    return Text(head + parts, style="bold green" if ok else "bold yellow")
+    text = Text(head + parts, style="bold green" if ok else "bold yellow")
+    for tracked in board.tracked.values():
+        awaiting = int(tracked.progress.get("awaiting_decision") or 0)
+        if awaiting:  # parked for a person: say where to decide
+            text.append(
+                f"\n{awaiting} job(s) of {tracked.batch_id} await a decision: "
+                f"batchyard show {tracked.batch_id}",
+                style="yellow",
+            )
+    return text

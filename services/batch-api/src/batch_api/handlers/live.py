@@ -75,6 +75,7 @@ class StreamState:
                 "job_id": event.job_id,
                 "attempt": event.attempt,
                 "error": error,
+                "awaiting_decision": event.awaiting_decision,
             }
             return [sse("job_failed", data)]
         if not isinstance(event, BatchSnapshot):
