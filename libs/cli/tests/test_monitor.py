@@ -12,7 +12,7 @@ import pytest
 from batchyard_cli.client import BatchyardClient
 from batchyard_cli.exit_codes import ExitCode
 from batchyard_cli.monitor import Board, Change, Watcher
-from batchyard_cli.monitor_view import _errors, _fields, _plain, summary
+from batchyard_cli.monitor_view import _bar, _errors, _fields, _plain, summary
 from batchyard_cli.resources import Batch
 from batchyard_cli.sse import ServerEvent
 
@@ -103,6 +103,7 @@ def test_a_bar_counts_jobs_awaiting_a_decision_apart_from_the_failed() -> None:
     assert text == "1 failed 1 retrying 2 awaiting"
     only_parked = _fields(Board.of([batch("b2", failed=2, awaiting_decision=2)]).tracked["b2"])
     assert str(_errors(cast(Any, SimpleNamespace(fields=only_parked)))) == "2 awaiting"
+    assert _bar(cast(Any, SimpleNamespace(fields=only_parked))).complete_style == "yellow"
     finished = Board.of([batch("b2", "completed_with_errors", failed=2, awaiting_decision=2)])
     assert "2 job(s) of b2 await a decision: batchyard show b2" in str(summary(finished))
 

@@ -114,7 +114,8 @@ def _name(task: Task) -> Text:
 
 def _bar(task: Task) -> ProgressBar:
     status = str(task.fields["status"])
-    errors = int(task.fields["failed"]) > 0
+    # yellow while any job failed or waits for a person's decision: not all of it went well
+    errors = int(task.fields["failed"]) > 0 or int(task.fields["awaiting"]) > 0
     style = "red" if status in ERROR_STATUSES else "yellow" if errors else "blue"
     finished_style = "red" if status in ERROR_STATUSES else "yellow" if errors else "green"
     return ProgressBar(
