@@ -19,6 +19,7 @@ from batchyard_cli.render import (
     STATUS_STYLES,
     Output,
     counts_summary,
+    failures_of,
     finished_count,
     format_duration,
     format_percent,
@@ -60,15 +61,16 @@ def _fields(tracked: Tracked) -> dict[str, Any]:
             "planning": _planning(tracked),
         }
     progress = tracked.progress
+    # jobs parked for a person's decision are of `failed`, but no error: shown apart
+    failed, awaiting = failures_of(progress)
     return {
         "label": tracked.name,
         "batch_id": tracked.batch_id,
         "status": tracked.status,
         "jobs_done": finished_count(progress),
         "jobs_total": int(progress.get("total") or 0),
-        # jobs parked for a person's decision are of `failed`, but no error: shown apart
-        "failed": int(progress.get("failed") or 0) - int(progress.get("awaiting_decision") or 0),
-        "awaiting": int(progress.get("awaiting_decision") or 0),
+        "failed": failed,
+        "awaiting": awaiting,
         "retrying": int(progress.get("retrying") or 0),
         # the recent pace the ETA goes at, while there is one; else the whole run's mean
         "rate": _first_known(progress.get("pace_per_s"), progress.get("throughput_per_s")),

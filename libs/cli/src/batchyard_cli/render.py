@@ -162,11 +162,17 @@ def batches_table(
     return table
 
 
-def failed_cell(progress: Progress | Mapping[str, Any]) -> Text:
-    """The failed jobs of a batch row, its jobs parked for a person's decision said apart
-    (they are formally failed, but no error of the batch): `2`, or `0 · 1 awaiting`."""
+def failures_of(progress: Progress | Mapping[str, Any]) -> tuple[int, int]:
+    """A batch's failed jobs apart: the errors, and those parked for a person's decision
+    (counted in `failed` by the API, but no error of the batch)."""
     awaiting = int(progress.get("awaiting_decision") or 0)
-    failed = int(progress.get("failed") or 0) - awaiting
+    return int(progress.get("failed") or 0) - awaiting, awaiting
+
+
+def failed_cell(progress: Progress | Mapping[str, Any]) -> Text:
+    """The failed jobs of a batch row, its jobs parked for a person's decision said apart:
+    `2`, or `0 · 1 awaiting`."""
+    failed, awaiting = failures_of(progress)
     cell = Text(str(failed), style="red" if failed else "")
     if awaiting:
         cell.append(f" · {awaiting} awaiting", style="yellow")

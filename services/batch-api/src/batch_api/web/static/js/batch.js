@@ -6,7 +6,7 @@
 import { fmtSeconds, followAnalytics } from "./analytics.js";
 import { ApiError, api, download, follow, mayOperate } from "./api.js";
 import {
-  $, $$, TERMINAL, badge, clearErrors, errorText, fieldError, fmtCount, fmtDuration, fmtNumber, fmtPercent, fmtTime, h, keepNewer,
+  $, $$, TERMINAL, badge, clearErrors, errorText, failuresOf, fieldError, fmtCount, fmtDuration, fmtNumber, fmtPercent, fmtTime, h, keepNewer,
   policyBadges, progressBar, restoredText, rollbackBar, severityBadge, startPage, statusLabel, takePolicy, toast, UNSUBMITTED,
 } from "./ui.js";
 
@@ -56,6 +56,7 @@ function addTimeline(at, text, key) {
 function renderBatch() {
   const b = batch;
   const p = b.progress;
+  const failures = failuresOf(p);
   document.title = `${b.name} · Batchyard`;
   $("#b-name").textContent = b.name;
   $("#b-meta").replaceChildren(...[
@@ -82,8 +83,8 @@ function renderBatch() {
       ["Done", fmtPercent(p.percent ?? 0), "pct"],
       ["Jobs", `${fmtNumber(done)} / ${fmtNumber(p.total)}`],
       // a job waiting for a person's decision is no error: said apart, not in red
-      ["Errors", fmtNumber((p.failed || 0) - (p.awaiting_decision || 0)), p.failed > (p.awaiting_decision || 0) ? "bad" : ""],
-      ...(p.awaiting_decision ? [["Awaiting decision", fmtNumber(p.awaiting_decision)]] : []),
+      ["Errors", fmtNumber(failures.errors), failures.errors ? "bad" : ""],
+      ...(failures.awaiting ? [["Awaiting decision", fmtNumber(failures.awaiting)]] : []),
       // lately (the pace its ETA goes at) while it has one; the whole run's mean otherwise
       ["Jobs/s", p.pace_per_s ?? p.throughput_per_s ?? "–"],
       ["Elapsed", fmtDuration(p.elapsed_s)],

@@ -3,7 +3,7 @@
 // for each batch shown.
 
 import { api, mayOperate } from "./api.js";
-import { $, $$, TERMINAL, ask, badge, errorText, fmtNumber, fmtPercent, fmtTime, h, policyBadges, startPage, statusLabel, toast } from "./ui.js";
+import { $, $$, TERMINAL, ask, badge, errorText, failuresOf, fmtNumber, fmtPercent, fmtTime, h, policyBadges, startPage, statusLabel, toast } from "./ui.js";
 
 const PAGE = 25;
 const form = $("#filters");
@@ -61,12 +61,11 @@ function row(b) {
 // Jobs parked for a person's decision are formally failed but no error of the batch: said
 // apart, as on the overview ("0 · 1 awaiting").
 function failedCell(progress) {
-  const awaiting = progress.awaiting_decision || 0;
-  const failed = (progress.failed || 0) - awaiting;
+  const { errors, awaiting } = failuresOf(progress);
   return h(
     "td",
-    { class: `num ${failed ? "bad" : ""}` },
-    fmtNumber(failed),
+    { class: `num ${errors ? "bad" : ""}` },
+    fmtNumber(errors),
     awaiting ? h("span", { class: "warn", title: "jobs awaiting a person's decision" }, ` · ${fmtNumber(awaiting)} awaiting`) : null,
   );
 }

@@ -3,7 +3,7 @@
 
 import { api, follow } from "./api.js";
 import {
-  $, ACTIVE, TERMINAL, WAITING, badge, errorText, fmtCount, fmtDuration, fmtNumber, fmtPercent, fmtTime, h, keepNewer,
+  $, ACTIVE, TERMINAL, WAITING, badge, errorText, failuresOf, fmtCount, fmtDuration, fmtNumber, fmtPercent, fmtTime, h, keepNewer,
   policyBadges, progressBar, restoredText, rollbackBar, startPage, takePolicy, toast,
 } from "./ui.js";
 
@@ -66,6 +66,7 @@ function activeCard(b) {
 }
 
 function recentRow(b) {
+  const failures = failuresOf(b.progress);
   return h(
     "article",
     { class: "batch small", id: `batch-${b.id}` },
@@ -74,8 +75,8 @@ function recentRow(b) {
     h("span", { class: "muted" }, [
       `${fmtNumber(b.progress.completed)} ok`,
       // a job parked for a person's decision is no error of the batch: said apart
-      `${fmtNumber(b.progress.failed - (b.progress.awaiting_decision || 0))} failed`,
-      ...(b.progress.awaiting_decision ? [`${fmtNumber(b.progress.awaiting_decision)} awaiting a decision`] : []),
+      `${fmtNumber(failures.errors)} failed`,
+      ...(failures.awaiting ? [`${fmtNumber(failures.awaiting)} awaiting a decision`] : []),
       ...(b.progress.skipped ? [`${fmtNumber(b.progress.skipped)} skipped`] : []),
       ...(b.progress.cancelled ? [`${fmtNumber(b.progress.cancelled)} cancelled`] : []),
       fmtTime(b.finished_at),

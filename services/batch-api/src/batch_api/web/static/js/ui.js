@@ -43,6 +43,13 @@ export function fmtNumber(n) {
   return n === null || n === undefined ? "–" : Number(n).toLocaleString("en");
 }
 
+/** A batch's failed jobs apart: `errors`, and `awaiting`, those parked for a person's
+ * decision (counted in `failed` by the API, but no error of the batch). */
+export function failuresOf(progress) {
+  const awaiting = progress.awaiting_decision || 0;
+  return { errors: (progress.failed || 0) - awaiting, awaiting };
+}
+
 /** A percent with one decimal that never claims all or none when it is not so: 99.96
  * reads "99.9%" (not "100.0%" with a job still to run, or one failed in 30,000), 0.04
  * reads "0.1%"; a dash for unknown. */
@@ -156,8 +163,8 @@ export function progressBar(progress, label) {
     },
     h("span", { class: "seg ok", style: `width:${pct(progress.completed || 0)}%` }),
     // of the failed, those waiting for a person's decision are no errors: amber, not red
-    h("span", { class: "seg bad", style: `width:${pct((progress.failed || 0) - (progress.awaiting_decision || 0))}%` }),
-    h("span", { class: "seg waiting", style: `width:${pct(progress.awaiting_decision || 0)}%` }),
+    h("span", { class: "seg bad", style: `width:${pct(failuresOf(progress).errors)}%` }),
+    h("span", { class: "seg waiting", style: `width:${pct(failuresOf(progress).awaiting)}%` }),
     h("span", {
       class: "seg none",
       style: `width:${pct((progress.cancelled || 0) + (progress.skipped || 0))}%`,
