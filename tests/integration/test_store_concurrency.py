@@ -6,8 +6,8 @@ on that database once about a hundred updates ran at once (each held one connect
 of 100 while it waited for a second one; devstack.install.FERRETDB_PATCHES): services stalled
 until their clients gave up, minutes later. This drives that load from three clients and
 expects every update to land, in order, and the store to answer right after. The updates
-find their document by a field other than `_id`, as most of the services' updates do: FerretDB
-reads the whole collection for them, so they overlap for longer."""
+find their document by a field other than `_id` (the services' own are `_id`-keyed): FerretDB
+reads the whole collection for them, so they overlap for longer, as a loaded store's do."""
 
 from __future__ import annotations
 
