@@ -2,7 +2,9 @@
 reads and updates as a collection grows; a `$set` of a few jobs in a job bucket document
 as the bucket grows; a 100-view bucket written and read with its views as nested documents
 against one binary field, plain or compressed (`servicekit.blobs`); the scheduler's insert of
-a flush's 200 job state changes, the same three ways. Runs in a throwaway database of the
+a flush's 200 job state changes, the same three ways; the listings' queries (the newest 50 of
+a tenant's batches, the views of a 200-batch page by `_id: {$in}`, an update guarded by a field
+besides `_id`) as the batches grow. Runs in a throwaway database of the
 store at `--url` (default: the dev stack's) and drops it; about a minute.
 
     python bench/store_ops.py [--url mongodb://127.0.0.1:27017]
@@ -30,10 +32,10 @@ from servicekit.jobviews import stored_views
 ROUNDS = 30
 
 
-async def timed(op: Callable[[int], Awaitable[Any]]) -> float:
-    """Median milliseconds of `ROUNDS` sequential calls."""
+async def timed(op: Callable[[int], Awaitable[Any]], rounds: int = ROUNDS) -> float:
+    """Median milliseconds of `rounds` sequential calls."""
     took = []
-    for i in range(ROUNDS):
+    for i in range(rounds):
         began = time.perf_counter()
         await op(i)
         took.append(time.perf_counter() - began)
@@ -75,6 +77,41 @@ async def bucket(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[floa
     update = await timed(set_eight)
     find = await timed(lambda i: coll.find_one({"_id": "b:0"}))
     return find, update
+
+
+async def listing(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[float, ...]:
+    """(newest 50, views of a page, guarded update) milliseconds over `size` registry-like
+    documents (about 700 bytes, time-ordered ids, three of four of one tenant), five calls
+    each: an unpatched local store reads and parses the whole collection for every one."""
+    config = {"max_attempts": 3, "timeout_s": 60, "params": {"note": "n" * 200}}
+    await coll.insert_many(
+        [
+            {
+                "_id": f"b_{1_700_000_000_000 + i:012x}{i * 2654435761 % 2**40:010x}",
+                "tenant": "t" if i % 4 else "u",
+                "phase": "submitted",
+                "job_type": "demo.sleep",
+                "name": f"batch {i}",
+                "config": config,
+            }
+            for i in range(size)
+        ]
+    )
+    ids = [d["_id"] async for d in coll.find({}, {"_id": 1})]
+
+    async def newest(i: int) -> None:
+        [d async for d in coll.find({"tenant": "t"}).sort("_id", -1).limit(50)]
+
+    async def page(i: int) -> None:
+        [d async for d in coll.find({"_id": {"$in": ids[i * 7 % size :][:200]}})]
+
+    async def guarded(i: int) -> None:
+        # a recent batch, as the API's guarded updates mostly touch: stored last, so a store
+        # that scans for it reads everything before it first
+        recent = ids[size - 1 - i * 13 % 100]
+        await coll.update_one({"_id": recent, "phase": "submitted"}, {"$set": {"y": i}})
+
+    return tuple([await timed(op, 5) for op in (newest, page, guarded)])
 
 
 FORMS = ("nested", "bson", "zlib")  # nested documents; one binary: BSON, compressed BSON
@@ -169,6 +206,13 @@ async def run(url: str) -> None:
             lambda size: f"bucket of {size:5d} jobs",
             ("$set", "the bucket of 10"),
         )
+        print("the listings' queries on registry-like documents (each in its own collection)")
+        for size in (1_000, 5_000):
+            newest, page, guarded = await listing(db[f"registry{size}"], size)
+            print(
+                f"  {size:5d} batches: newest 50 of a tenant {newest:7.2f} ms"
+                f"   200 by _id $in {page:7.2f} ms   update by _id and phase {guarded:7.2f} ms"
+            )
         print("a 100-view job bucket: created with 60 views, written with 40 more, read whole")
         for form in FORMS:
             create, write, read, size = await view_form(db[f"form_{form}"], form)

@@ -1,6 +1,6 @@
 """The lines of FerretDB the installer patches before building (lookups by `_id` use the `_id`
 index; the SQLite connection pool has no limit to deadlock on and one writer at a time goes
-in): each applied once, a build stamped without them is built again, and a source tree where a
+in; `_id` conditions and sorts are answered in SQL): each applied once, a build stamped without them is built again, and a source tree where a
 line is missing stops the install with a clear error instead of building an unpatched store."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_every_line_is_replaced_once(tmp_path: Path) -> None:
         text = (tmp_path / relative).read_text(encoding="utf-8")
         assert text.count(after) == 1
         assert before not in text.replace(after, "")
-    assert len(files) == 3
+    assert len(files) == 7
 
 
 def test_the_id_lookup_uses_the_indexed_expression(tmp_path: Path) -> None:
@@ -60,6 +60,32 @@ def test_the_pool_is_unbounded_and_writers_take_turns(tmp_path: Path) -> None:
     assert "\t\treturn context.Cause(ctx)" in db
 
 
+def test_id_conditions_and_sorts_go_to_sqlite_and_a_wrong_order_is_refused(
+    tmp_path: Path,
+) -> None:
+    tree(tmp_path)
+    install.patch_ferretdb(tmp_path)
+    collection = (tmp_path / "internal/backends/sqlite/collection.go").read_text()
+    # any filter with a top-level _id (or _id: {$in}) is narrowed, not only {_id: x} alone
+    assert "whereClause, args = idWhereClause(params.Filter)" in collection
+    assert "if params.Filter.Len() == 1 {" not in collection
+    assert "WHERE %s IN (%s)" in collection
+    # the rows of a sorted query are checked as they come
+    assert (
+        "checkIDOrder(newQueryIterator(ctx, rows, params.OnlyRecordIDs), params.Sort)" in collection
+    )
+    assert "sorting by _id in SQLite" in collection
+    query = (tmp_path / "internal/backends/sqlite/query.go").read_text()
+    assert "column = metadata.IDColumn" in query
+    assert '" ORDER BY %s%s", column, order' in query
+    find = (tmp_path / "internal/handler/msg_find.go").read_text()
+    # the handler hands the sort to SQLite and no longer sorts everything in memory after
+    assert 'if params.Sort.Keys()[0] == "_id" {' in find
+    assert "params.Sort = nil" in find
+    contract = (tmp_path / "internal/backends/collection.go").read_text()
+    assert 'sortValue = params.Sort.Map()["_id"].(int64)' in contract
+
+
 def test_a_source_without_a_line_stops_the_install(tmp_path: Path) -> None:
     files = tree(tmp_path)
     pool = tmp_path / "internal/backends/sqlite/metadata/pool/opendb.go"
@@ -77,6 +103,8 @@ def test_a_build_without_the_patches_is_not_up_to_date(tmp_path: Path) -> None:
     stamp.write_text("v1.24.2\n")
     assert install.ferretdb_installed(paths) is None
     stamp.write_text("v1.24.2 id-index-1\n")  # built before the pool patches
+    assert install.ferretdb_installed(paths) is None
+    stamp.write_text("v1.24.2 id-index-1+pool-2\n")  # built before the _id query patches
     assert install.ferretdb_installed(paths) is None
     stamp.write_text(f"v1.24.2 {install.FERRETDB_PATCH_NAME}\n")
     assert install.ferretdb_installed(paths) == "v1.24.2"

@@ -164,6 +164,14 @@ class BatchRegistry:
         cursor = self.batches.find(query).sort("_id", DESCENDING).limit(limit)
         return [d async for d in cursor]
 
+    def scan(self, query: dict[str, Any], batch_size: int) -> AsyncIterator[Document]:
+        """Every registry document matching `query`, newest first, read `batch_size` at a time
+        as the caller goes (so one that stops early stops the store's reading too)."""
+        cursor: AsyncIterator[Document] = (
+            self.batches.find(query).sort("_id", DESCENDING).batch_size(batch_size)
+        )
+        return cursor
+
     async def put_chunk(
         self, batch_id: str, chunk: int, first_index: int, items: list[dict[str, Any]]
     ) -> None:

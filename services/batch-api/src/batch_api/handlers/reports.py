@@ -28,6 +28,7 @@ from batch_api.handlers.batches import BatchService, Loaded, public_batch, requi
 from batch_api.handlers.jobs import job_status, underlying_status
 from batch_api.report_schemas import BatchAnalytics, BatchReport, Stats
 from servicekit.buckets import view_buckets
+from servicekit.store import Document
 
 STATS_PAGE = 500
 ROWS_PER_CHUNK = 1000  # CSV rows written out (streamed) at a time
@@ -113,23 +114,27 @@ class ReportService:
         )
 
     async def stats(self, who: Principal, since: datetime, until: datetime) -> Stats:
-        """The tenant's batches created in [since, until), page by page (newest first)."""
+        """The tenant's batches created in [since, until): one pass over the registry, newest
+        first, their views read `STATS_PAGE` at a time. (Reading a page of `STATS_PAGE` per
+        query made the local store read from the newest batch again for each page: 24 s for
+        5,000 batches, against 3 s now; docs/performance.md.)"""
         tally = StatsTally()
         query = {"tenant": who.tenant, "created_at": {"$gte": since, "$lt": until}}
-        before: str | None = None
-        while True:
-            docs = await self.batches.registry.find(query, STATS_PAGE, before)
-            if not docs:
-                break
-            views = await self.read_models.batch_views_by_id([d["_id"] for d in docs])
-            for doc in docs:
-                view = views.get(doc["_id"])
-                counts = (view or {}).get("counts") or {}
-                tally.add(status_of(doc, view), doc["job_type"], counts)
-            if len(docs) < STATS_PAGE:
-                break
-            before = docs[-1]["_id"]
+        page: list[Document] = []
+        async for doc in self.batches.registry.scan(query, STATS_PAGE):
+            page.append(doc)
+            if len(page) == STATS_PAGE:
+                await self._tally_stats(tally, page)
+                page = []
+        await self._tally_stats(tally, page)
         return Stats.model_validate(tally.summary(since, until))
+
+    async def _tally_stats(self, tally: StatsTally, docs: list[Document]) -> None:
+        views = await self.read_models.batch_views_by_id([d["_id"] for d in docs])
+        for doc in docs:
+            view = views.get(doc["_id"])
+            counts = (view or {}).get("counts") or {}
+            tally.add(status_of(doc, view), doc["job_type"], counts)
 
     def _report(self, found: Loaded, tally: ReportTally) -> BatchReport:
         doc = found.doc

@@ -1,0 +1,135 @@
+"""The store answers the services' `_id` queries right: newest-first pages, id lists with
+other conditions, and a sort it cannot do is an error, never a wrong order.
+
+The local store (FerretDB v1 over SQLite) is patched to take these queries in SQL
+(devstack.install.FERRETDB_PATCHES): a find sorted by `_id` reads the `_id` index in order
+and stops at its limit, and a top-level `_id` or `_id: {$in}` narrows the rows whatever else
+the filter says. Listings of batches, the audit log and the template library, the stats and
+the views looked up for a page depend on both. Each test checks the store's answer against
+the same query answered in Python, so it holds on MongoDB too."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
+
+pytestmark = pytest.mark.integration
+
+Db = AsyncDatabase[dict[str, Any]]
+
+
+def batch_like_ids(count: int) -> list[str]:
+    """Ids shaped like the services' (`b_` + 12 hex digits of a time + random hex)."""
+    rng = random.Random(7)
+    return [f"b_{1_700_000_000_000 + 37 * k:012x}{rng.getrandbits(40):010x}" for k in range(count)]
+
+
+async def test_newest_first_pages_with_a_filter_are_the_python_sorted_answer(db: Db) -> None:
+    ids = batch_like_ids(600)
+    docs = [{"_id": i, "tenant": "a" if k % 3 else "b", "n": k} for k, i in enumerate(ids)]
+    random.Random(3).shuffle(docs)  # stored out of order: the order must come from the sort
+    await db["batches"].insert_many(docs)
+    mine = sorted((d["_id"] for d in docs if d["tenant"] == "a"), reverse=True)
+
+    pages: list[list[str]] = []
+    before: str | None = None
+    while True:
+        query: dict[str, Any] = {"tenant": "a"}
+        if before is not None:
+            query["_id"] = {"$lt": before}
+        cursor = db["batches"].find(query).sort("_id", DESCENDING).limit(51)
+        found = [d["_id"] async for d in cursor]
+        pages.append(found[:50])
+        if len(found) <= 50:
+            break
+        before = found[49]
+    assert [i for page in pages for i in page] == mine
+    assert len(pages) == 8  # 400 of tenant a, 50 a page
+
+    # oldest first, past a cursor, read a few at a time, with a skip
+    cursor = (
+        db["batches"]
+        .find({"tenant": "b", "_id": {"$gt": ids[100]}})
+        .sort("_id", ASCENDING)
+        .skip(5)
+        .batch_size(7)
+    )
+    theirs = sorted(d["_id"] for d in docs if d["tenant"] == "b" and d["_id"] > ids[100])
+    assert [d["_id"] async for d in cursor] == theirs[5:]
+
+    # no filter: the newest ten, and one document read by its id among many
+    newest = [d["_id"] async for d in db["batches"].find().sort("_id", -1).limit(10)]
+    assert newest == sorted(ids, reverse=True)[:10]
+    one = await db["batches"].find_one({"_id": ids[321], "n": 321})
+    assert one is not None
+    assert one["tenant"] == ("a" if 321 % 3 else "b")
+
+
+async def test_id_lists_with_other_conditions_touch_only_what_matches(db: Db) -> None:
+    ids = batch_like_ids(300)
+    coll = db["views"]
+    await coll.insert_many(
+        [{"_id": i, "phase": "draft" if k % 2 else "submitted", "k": k} for k, i in enumerate(ids)]
+    )
+    wanted = [*ids[10:60], "b_not_stored"]
+
+    found = {d["_id"] async for d in coll.find({"_id": {"$in": wanted}})}
+    assert found == set(ids[10:60])
+    drafts = {d["_id"] async for d in coll.find({"_id": {"$in": wanted}, "phase": "draft"})}
+    assert drafts == {i for k, i in enumerate(ids) if 10 <= k < 60 and k % 2}
+    assert await coll.count_documents({"_id": {"$in": wanted}, "k": {"$gte": 50}}) == 10
+
+    # a guarded update by id changes only the document whose guard holds
+    missed = await coll.update_one({"_id": ids[11], "phase": "submitted"}, {"$set": {"x": 1}})
+    assert missed.matched_count == 0
+    hit = await coll.update_one({"_id": ids[11], "phase": "draft"}, {"$set": {"x": 1}})
+    assert hit.modified_count == 1
+    many = await coll.update_many({"_id": {"$in": wanted}, "phase": "draft"}, {"$inc": {"k": 1000}})
+    assert many.modified_count == 25
+    gone = await coll.delete_many({"_id": {"$in": wanted}, "k": {"$lt": 1000}})
+    assert gone.deleted_count == 25  # the submitted ones of the list
+    left = {d["_id"]: d["k"] async for d in coll.find({"_id": {"$in": ids[:70]}})}
+    assert set(left) == set(ids[:10]) | {
+        i for k, i in enumerate(ids) if 10 <= k < 60 and k % 2
+    } | set(ids[60:70])
+    assert all(k >= 1000 for i, k in left.items() if i in wanted)
+
+    # ObjectIds, and a list mixing kinds, which the store answers without narrowing in SQL
+    oids = [ObjectId() for _ in range(5)]
+    await db["backups"].insert_many(
+        [{"_id": o, "n": n} for n, o in enumerate(oids)] + [{"_id": 7, "n": 7}]
+    )
+    by_oid = [
+        d["n"] async for d in db["backups"].find({"_id": {"$in": [oids[1], oids[3]]}}).sort("n", 1)
+    ]
+    assert by_oid == [1, 3]
+    mixed = [d["n"] async for d in db["backups"].find({"_id": {"$in": [oids[0], 7]}}).sort("n", 1)]
+    assert mixed == [0, 7]
+
+
+async def test_ids_whose_text_sorts_apart_never_come_back_in_the_wrong_order(db: Db) -> None:
+    """The patched store sorts `_id` by its JSON text, which for these strings is not their
+    order ("a" < "a b", but `"a"` > `"a b"` as text): it must refuse rather than mislead."""
+    ids = ["a", "a b", "a!", "a<b", "b", "Z", "é"]
+    await db["odd"].insert_many([{"_id": i} for i in ids])
+    for direction in (ASCENDING, DESCENDING):
+        refused: OperationFailure | None = None
+        try:
+            got = [d["_id"] async for d in db["odd"].find().sort("_id", direction)]
+        except OperationFailure as error:
+            refused = error
+        if refused is None:
+            assert got == sorted(ids, reverse=direction == DESCENDING)
+        else:
+            assert "sort" in str(refused)
+    # reads that do not sort are unaffected
+    assert {d["_id"] async for d in db["odd"].find({"_id": {"$in": ["a b", "a<b"]}})} == {
+        "a b",
+        "a<b",
+    }
