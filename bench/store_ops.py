@@ -4,7 +4,7 @@ as the bucket grows; a 100-view bucket written and read with its views as nested
 against one binary field, plain or compressed (`servicekit.blobs`); the scheduler's insert of
 a flush's 200 job state changes, the same three ways; the listings' queries (the newest 50 of
 a tenant's batches, the views of a 200-batch page by `_id: {$in}`, an update guarded by a field
-besides `_id`) as the batches grow. Runs in a throwaway database of the
+besides `_id`, a batch's range of ids) as the batches grow. Runs in a throwaway database of the
 store at `--url` (default: the dev stack's) and drops it; about a minute.
 
     python bench/store_ops.py [--url mongodb://127.0.0.1:27017]
@@ -80,9 +80,10 @@ async def bucket(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[floa
 
 
 async def listing(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[float, ...]:
-    """(newest 50, views of a page, guarded update) milliseconds over `size` registry-like
-    documents (about 700 bytes, time-ordered ids, three of four of one tenant), five calls
-    each: an unpatched local store reads and parses the whole collection for every one."""
+    """(newest 50, views of a page, guarded update, a batch's id range) milliseconds over
+    `size` registry-like documents (about 700 bytes, time-ordered ids, three of four of one
+    tenant), five calls each: an unpatched local store reads and parses the whole collection
+    for every one."""
     config = {"max_attempts": 3, "timeout_s": 60, "params": {"note": "n" * 200}}
     await coll.insert_many(
         [
@@ -111,7 +112,12 @@ async def listing(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[flo
         recent = ids[size - 1 - i * 13 % 100]
         await coll.update_one({"_id": recent, "phase": "submitted"}, {"$set": {"y": i}})
 
-    return tuple([await timed(op, 5) for op in (newest, page, guarded)])
+    async def batch_range(i: int) -> None:
+        # a batch's backups or webhook deliveries: `<batch id>.` to `<batch id>/`
+        recent = ids[size - 1 - i * 13 % 100]
+        [d async for d in coll.find({"_id": {"$gt": f"{recent}.", "$lt": f"{recent}/"}})]
+
+    return tuple([await timed(op, 5) for op in (newest, page, guarded, batch_range)])
 
 
 FORMS = ("nested", "bson", "zlib")  # nested documents; one binary: BSON, compressed BSON
@@ -208,10 +214,11 @@ async def run(url: str) -> None:
         )
         print("the listings' queries on registry-like documents (each in its own collection)")
         for size in (1_000, 5_000):
-            newest, page, guarded = await listing(db[f"registry{size}"], size)
+            newest, page, guarded, ranged = await listing(db[f"registry{size}"], size)
             print(
                 f"  {size:5d} batches: newest 50 of a tenant {newest:7.2f} ms"
                 f"   200 by _id $in {page:7.2f} ms   update by _id and phase {guarded:7.2f} ms"
+                f"   a batch's _id range {ranged:7.2f} ms"
             )
         print("a 100-view job bucket: created with 60 views, written with 40 more, read whole")
         for form in FORMS:

@@ -1,10 +1,12 @@
 """The store answers the services' `_id` queries right: newest-first pages, id lists with
-other conditions, and a sort it cannot do is an error, never a wrong order.
+other conditions, a batch's range of ids, and a sort it cannot do is an error, never a wrong
+order.
 
 The local store (FerretDB v1 over SQLite) is patched to take these queries in SQL
 (devstack.install.FERRETDB_PATCHES): a find sorted by `_id` reads the `_id` index in order
 and stops at its limit, and a top-level `_id` or `_id: {$in}` narrows the rows whatever else
-the filter says. Listings of batches, the audit log and the template library, the stats and
+the filter says, as does a range of two strings sharing a prefix (a batch's backups or
+webhook deliveries: `<batch id>.` to `<batch id>/`). Listings of batches, the audit log and the template library, the stats and
 the views looked up for a page depend on both. Each test checks the store's answer against
 the same query answered in Python, so it holds on MongoDB too."""
 
@@ -133,3 +135,42 @@ async def test_ids_whose_text_sorts_apart_never_come_back_in_the_wrong_order(db:
         "a b",
         "a<b",
     }
+
+
+async def test_a_batchs_range_of_ids_is_exactly_the_ids_between_its_bounds(db: Db) -> None:
+    """Ranges that start with a batch's id, around ids that JSON writes with escapes (a space,
+    `<`, `"`, a backslash, a control character) and ids of other batches that share most of
+    the prefix: the store's answer is the one Python gives, for finds and deletes alike."""
+    batches = ["b_0193aa01", "b_0193aa02", "b_0193aa0", "b_0193ab01"]
+    odd = [".", ". x", ".<", ".<a", '."', ".\\", ".\t", ".é", ".~", ".j1", ".j2", "/", "-", ":"]
+    ids = [b + tail for b in batches for tail in odd] + batches + ["c", "a", "b_0193aa01.j1x"]
+    coll = db["backups"]
+    await coll.insert_many([{"_id": i, "n": k} for k, i in enumerate(ids)])
+    ranges: list[dict[str, str]] = [
+        {"$gt": "b_0193aa01.", "$lt": "b_0193aa01/"},  # servicekit.backups.batch_range
+        {"$gte": "b_0193aa01:", "$lt": "b_0193aa01;"},  # a batch's webhook deliveries
+        {"$gte": "b_0193aa01", "$lte": "b_0193aa02.j1"},
+        {"$gt": "b_0193aa0", "$lt": "b_0193ab"},
+        {"$gte": "a", "$lt": "c"},  # no common prefix
+        {"$gt": "b_0193aa01.", "$lt": "b_0193aa01.é"},
+        {"$gte": "b_0193aa01.<", "$lt": "b_0193aa01.<z"},  # the prefix stops before `<`
+    ]
+    for bounds in ranges:
+        found = sorted([d["_id"] async for d in coll.find({"_id": bounds})])
+        assert found == sorted(i for i in ids if within(i, bounds)), bounds
+    gone = await coll.delete_many({"_id": ranges[0], "n": {"$gte": 0}})
+    assert gone.deleted_count == sum(within(i, ranges[0]) for i in ids)
+    left = {d["_id"] async for d in coll.find()}
+    assert left == {i for i in ids if not within(i, ranges[0])}
+
+
+def within(value: str, bounds: dict[str, str]) -> bool:
+    """`value` against a range filter, as MongoDB compares strings (by their UTF-8 bytes)."""
+    v = value.encode()
+    checks = {
+        "$gt": lambda b: v > b,
+        "$gte": lambda b: v >= b,
+        "$lt": lambda b: v < b,
+        "$lte": lambda b: v <= b,
+    }
+    return all(checks[op](bound.encode()) for op, bound in bounds.items())

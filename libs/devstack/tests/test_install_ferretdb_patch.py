@@ -70,6 +70,10 @@ def test_id_conditions_and_sorts_go_to_sqlite_and_a_wrong_order_is_refused(
     assert "whereClause, args = idWhereClause(params.Filter)" in collection
     assert "if params.Filter.Len() == 1 {" not in collection
     assert "WHERE %s IN (%s)" in collection
+    # a range of two strings reads the ids starting with their common prefix, cut before the
+    # first character JSON escapes
+    assert "return idRangeClause(v)" in collection
+    assert "c == '\\\\' || c == '<' || c == '>' || c == '&'" in collection
     # the rows of a sorted query are checked as they come
     assert (
         "checkIDOrder(newQueryIterator(ctx, rows, params.OnlyRecordIDs), params.Sort)" in collection

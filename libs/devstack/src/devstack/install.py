@@ -59,9 +59,9 @@ def _go_take_writer(zero: str) -> str:
 # Go added to FerretDB's SQLite collection (see the `_id` query patches in FERRETDB_PATCHES).
 _GO_ID_QUERIES = """\
 // idWhereClause narrows a query to the rows whose _id the filter's top-level _id
-// condition names: a string or ObjectID, or $in of at most 30,000 of them (patched in by
-// Batchyard). The handler applies the whole filter to the rows found, so other conditions
-// need no clause.
+// condition names: a string or ObjectID, $in of at most 30,000 of them, or a range of two
+// strings with a common prefix (patched in by Batchyard). The handler applies the whole
+// filter to the rows found, so the clause may keep more rows, never fewer.
 func idWhereClause(filter *types.Document) (string, []any) {
 	v, err := filter.Get("_id")
 	if err != nil {
@@ -74,6 +74,10 @@ func idWhereClause(filter *types.Document) (string, []any) {
 
 		return fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn), []any{arg}
 	case *types.Document:
+		if v.Len() == 2 {
+			return idRangeClause(v)
+		}
+
 		if v.Len() != 1 {
 			return "", nil
 		}
@@ -106,6 +110,54 @@ func idWhereClause(filter *types.Document) (string, []any) {
 	}
 
 	return "", nil
+}
+
+// idRangeClause narrows `_id: {$gt or $gte: lo, $lt or $lte: hi}` (two strings) to the ids
+// that start with the longest prefix lo and hi share and JSON writes as it is (ASCII from
+// '#' to '}' but the backslash, '<', '>' and '&'): every string between lo and hi starts
+// with their common prefix, so its JSON text starts with `"` and that prefix.
+func idRangeClause(cond *types.Document) (string, []any) {
+	var lo, hi string
+	var haveLo, haveHi bool
+
+	for _, k := range cond.Keys() {
+		s, ok := must.NotFail(cond.Get(k)).(string)
+		if !ok {
+			return "", nil
+		}
+
+		switch k {
+		case "$gt", "$gte":
+			lo, haveLo = s, true
+		case "$lt", "$lte":
+			hi, haveHi = s, true
+		default:
+			return "", nil
+		}
+	}
+
+	if !haveLo || !haveHi {
+		return "", nil
+	}
+
+	n := 0
+	for n < len(lo) && n < len(hi) && lo[n] == hi[n] {
+		c := lo[n]
+		if c < '#' || c > '}' || c == '\\\\' || c == '<' || c == '>' || c == '&' {
+			break
+		}
+		n++
+	}
+
+	if n == 0 {
+		return "", nil
+	}
+
+	from := `"` + lo[:n]
+	until := `"` + lo[:n-1] + string([]byte{lo[n-1] + 1})
+	q := fmt.Sprintf(` WHERE %s >= ? AND %s < ?`, metadata.IDColumn, metadata.IDColumn)
+
+	return q, []any{from, until}
 }
 
 // checkIDOrder passes on the documents of a query that SQLite sorted by _id (patched in by
@@ -216,8 +268,9 @@ FERRETDB_PATCHES = (
     # ObjectID>}` alone, and sorted only by `$natural`: any other filter or sort read and parsed
     # every document of the collection in Go (about 0.5 ms for a 2 KB document here), so
     # listing the newest 50 of 2,000 batches took 1.1 s and `/v1/stats` 6.8 s. Now a top-level
-    # `_id` condition (a string or ObjectID, or `$in` of up to 30,000) narrows the rows in SQL
-    # whatever else the filter says (the handler still applies all of it), and a find sorted by
+    # `_id` condition (a string or ObjectID, `$in` of up to 30,000, or a range of two strings
+    # with a common prefix) narrows the rows in SQL whatever else the filter says (the handler
+    # still applies all of it, so the rows kept may be more, never fewer), and a find sorted by
     # `_id` alone reads the rows through the `_id` index in order, so a limit or a reader that
     # stops early stops the reading (`checkIDOrder` fails the query rather than return a wrong
     # order for ids whose JSON text sorts apart from their value).
@@ -285,7 +338,7 @@ FERRETDB_PATCHES = (
         '\t\tif params.Sort.Keys()[0] != "$natural" {\n',
     ),
 )
-FERRETDB_PATCH_NAME = "id-index-1+pool-2+id-query-1"
+FERRETDB_PATCH_NAME = "id-index-1+pool-2+id-query-2"
 FERRETDB_VERSION_ENV = "BATCHYARD_FERRETDB_VERSION"
 KEEP_GO_CACHE_ENV = "BATCHYARD_KEEP_GO_CACHE"
 KAFKA_STAMP = ".batchyard-installed"
