@@ -8,7 +8,11 @@ import {
 } from "./ui.js";
 
 const POLL_MS = 2000;
+const LIST = 200; // the newest batches read for the cards and the lists
+const OPEN = [...ACTIVE, ...WAITING].join(",");
 const batches = new Map();
+// True when batches of today may lie beyond the newest LIST: today's counts are then "N+".
+let partial = false;
 
 function isToday(iso) {
   return !!iso && new Date(iso).toDateString() === new Date().toDateString();
@@ -90,12 +94,16 @@ function render() {
   const finished = all.filter((b) => TERMINAL.has(b.status)).slice(0, 5);
   $("#c-active").textContent = fmtNumber(all.filter((b) => ACTIVE.has(b.status)).length);
   $("#c-queued").textContent = fmtNumber(all.filter((b) => WAITING.has(b.status)).length);
+  const more = partial ? "+" : "";
   $("#c-completed").textContent = fmtNumber(
     all.filter((b) => ["completed", "completed_with_errors"].includes(b.status) && isToday(b.finished_at)).length,
-  );
+  ) + more;
   $("#c-failed").textContent = fmtNumber(
     all.filter((b) => b.status === "failed" && isToday(b.finished_at)).length,
-  );
+  ) + more;
+  for (const id of ["#c-completed", "#c-failed"]) {
+    $(id).title = partial ? `counted among the newest ${LIST} batches; more were made today` : "";
+  }
   const rate = all
     .filter((b) => b.status === "running")
     .reduce((sum, b) => sum + (b.progress.throughput_per_s || 0), 0);
@@ -106,12 +114,38 @@ function render() {
   $("#recent-empty").hidden = finished.length > 0;
 }
 
-async function load() {
-  const page = await api("/v1/batches?limit=200");
+async function loadOnce() {
+  const recent = await api(`/v1/batches?limit=${LIST}`);
+  // Beyond the newest LIST an older batch may still run or wait: those are asked for by
+  // status (a filter the local store answers by reading every batch's view, so only then).
+  const open = recent.next_cursor ? (await api(`/v1/batches?limit=${LIST}&status=${OPEN}`)).items : [];
   const shown = new Map(batches);
   batches.clear();
-  for (const b of page.items) batches.set(b.id, keepNewer(b, shown.get(b.id)));
+  for (const b of [...recent.items, ...open]) batches.set(b.id, keepNewer(b, shown.get(b.id)));
+  const oldest = recent.items.at(-1);
+  partial = !!recent.next_cursor && !!oldest && isToday(oldest.created_at);
   render();
+}
+
+// One read at a time: a read asked for while one runs is made once that one ends.
+let loading = null;
+let again = false;
+function load() {
+  if (loading) {
+    again = true;
+    return loading;
+  }
+  loading = (async () => {
+    try {
+      do {
+        again = false;
+        await loadOnce();
+      } while (again);
+    } finally {
+      loading = null;
+    }
+  })();
+  return loading;
 }
 
 // Re-reads the list 300 ms after an event about a batch not shown yet. A pending re-read is
