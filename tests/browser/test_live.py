@@ -120,6 +120,28 @@ def test_an_open_batch_older_than_the_newest_200_still_shows_on_the_overview(
     expect(page.locator("#c-queued")).not_to_have_text("0")
 
 
+def test_more_open_batches_than_the_overview_reads_are_counted_as_at_least(
+    page: Page, stack: Stack
+) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        key = pool.submit(asyncio.run, other_tenant_admin(stack)).result()
+    with httpx.Client(base_url=stack.url, headers=auth(key), timeout=30) as api:
+        for k in range(201):
+            draft = api.post(
+                "/v1/batches",
+                json={
+                    "name": f"draft {k}",
+                    "job_type": "demo.sleep",
+                    "draft": True,
+                    "items": [{"seconds": 0}],
+                },
+            )
+            assert draft.status_code == 201, draft.text
+    sign_in(page, key)
+    expect(page.locator("#c-queued")).to_have_text("200+")
+    expect(page.locator("#c-active")).to_have_text("0+")
+
+
 def test_pause_and_resume_from_the_detail_page(page: Page, stack: Stack) -> None:
     batch = slow_batch(stack, "pausable")
     sign_in(page, stack.admin_key)

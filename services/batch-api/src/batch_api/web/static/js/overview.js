@@ -13,6 +13,8 @@ const OPEN = [...ACTIVE, ...WAITING].join(",");
 const batches = new Map();
 // True when batches of today may lie beyond the newest LIST: today's counts are then "N+".
 let partial = false;
+// True when more than LIST batches are open: the Active and Queued counts are then "N+".
+let manyOpen = false;
 
 function isToday(iso) {
   return !!iso && new Date(iso).toDateString() === new Date().toDateString();
@@ -92,8 +94,9 @@ function render() {
   const all = [...batches.values()].sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
   const active = all.filter((b) => ACTIVE.has(b.status) || WAITING.has(b.status));
   const finished = all.filter((b) => TERMINAL.has(b.status)).slice(0, 5);
-  $("#c-active").textContent = fmtNumber(all.filter((b) => ACTIVE.has(b.status)).length);
-  $("#c-queued").textContent = fmtNumber(all.filter((b) => WAITING.has(b.status)).length);
+  const moreOpen = manyOpen ? "+" : "";
+  $("#c-active").textContent = fmtNumber(all.filter((b) => ACTIVE.has(b.status)).length) + moreOpen;
+  $("#c-queued").textContent = fmtNumber(all.filter((b) => WAITING.has(b.status)).length) + moreOpen;
   const more = partial ? "+" : "";
   $("#c-completed").textContent = fmtNumber(
     all.filter((b) => ["completed", "completed_with_errors"].includes(b.status) && isToday(b.finished_at)).length,
@@ -118,10 +121,11 @@ async function loadOnce() {
   const recent = await api(`/v1/batches?limit=${LIST}`);
   // Beyond the newest LIST an older batch may still run or wait: those are asked for by
   // status (a filter the local store answers by reading every batch's view, so only then).
-  const open = recent.next_cursor ? (await api(`/v1/batches?limit=${LIST}&status=${OPEN}`)).items : [];
+  const open = recent.next_cursor ? await api(`/v1/batches?limit=${LIST}&status=${OPEN}`) : { items: [] };
+  manyOpen = !!open.next_cursor;
   const shown = new Map(batches);
   batches.clear();
-  for (const b of [...recent.items, ...open]) batches.set(b.id, keepNewer(b, shown.get(b.id)));
+  for (const b of [...recent.items, ...open.items]) batches.set(b.id, keepNewer(b, shown.get(b.id)));
   const oldest = recent.items.at(-1);
   partial = !!recent.next_cursor && !!oldest && isToday(oldest.created_at);
   render();
