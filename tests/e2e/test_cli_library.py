@@ -5,12 +5,15 @@ shows the outcome. Bad input gets an exit code and a message."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 from cli_support import Cli, cli_env, no_traceback, wait_status
+from jobs_support import store
 from stack_support import Stack
+from tenancy import registered_key
 
 pytestmark = pytest.mark.e2e
 
@@ -99,3 +102,29 @@ def test_bad_library_input_is_an_exit_code_and_a_message(run: Cli, tmp_path: Pat
     assert "body" in refused.stderr
     missing = run("library", "decide", "c_nope", "--keep", "t_nope")
     assert missing.returncode == 3
+
+
+def test_a_template_written_outside_the_api_is_flagged_and_refused(
+    stack: Stack, tmp_path: Path, unique: str
+) -> None:
+    tenant = f"cli-lib-{unique[:8]}"
+    planted = {"_id": f"t_cli{unique[:12]}", "tenant": tenant, "name": "Legacy", "text": "Hi"}
+
+    async def prepare() -> str:
+        async with store(stack.mongodb_url, stack.database) as db:
+            await db["library_templates"].insert_one(planted)
+        return await registered_key(stack, tenant=tenant, user="cleo", role="admin")
+
+    run = Cli(cli_env(stack, tmp_path, BATCHYARD_API_KEY=asyncio.run(prepare())))
+    listed = run("library", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "not a whole template" in listed.stdout
+    shown = run("library", "show", planted["_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "Defects" in shown.stdout
+    assert "no body" in shown.stdout
+    refused = run("library", "consolidate", "--all", "--plan")
+    assert refused.returncode == 5, refused.stdout  # the API's 422
+    assert planted["_id"] in refused.stderr
+    assert "no body" in refused.stderr
+    no_traceback(refused)

@@ -323,7 +323,7 @@ async def _rolled_back_by_itself(
     jobs = (await api.get(f"/v1/batches/{batch_id}/jobs")).json()["items"]
     assert jobs[0]["status"] == "completed"
     assert jobs[0]["output"]["duplicates_removed"] == 4  # it changed the library
-    assert jobs[1]["error"]["class"] == "KeyError"  # the broken template
+    assert jobs[1]["error"]["class"] == "InvalidTemplate"  # the broken template
     # and the rollback put every template back as it was
     assert await raw_library(stack, merged_ids) == before
 

@@ -15,6 +15,7 @@ from jobs_support import import_library, metric_totals, store, wait_for_status
 from library_data import make_library
 from readmodels import settled_job_views
 from stack_support import Stack
+from tenancy import auth, registered_key
 
 from servicekit.backups import batch_range
 
@@ -47,6 +48,72 @@ async def test_templates_crud_and_errors(api: httpx.AsyncClient) -> None:
     unknown = await api.post("/v1/library/consolidations", json={"template_ids": ["t_nope"]})
     assert unknown.status_code == 422
     assert "t_nope" in unknown.json()["detail"]
+
+
+async def test_a_template_written_outside_the_api_is_shown_with_its_defects_and_never_consolidated(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    tenant = f"lib-{random.randrange(16**8):08x}"  # a library of its own: whole-library scopes
+    headers = auth(await registered_key(stack, tenant=tenant, user="ida", role="admin"))
+    made = await api.post(
+        "/v1/library/templates", headers=headers, json={"name": "Welcome", "body": "Hi {{n}}"}
+    )
+    assert made.status_code == 201, made.text
+    planted = {"_id": "t_planted0000001", "tenant": tenant, "name": "Imported", "content": "Hi"}
+    async with store(stack.mongodb_url, stack.database) as db:
+        await db["library_templates"].insert_one(planted)  # a bulk load, not the API
+
+    listed = await api.get("/v1/library/templates", headers=headers, params={"q": "import"})
+    assert listed.status_code == 200, listed.text
+    [shown] = listed.json()["items"]
+    assert (shown["id"], shown["name"], shown["body"]) == (planted["_id"], "Imported", "")
+    assert shown["defects"] == ["no body", "no created_at", "no updated_at"]
+    one = await api.get(f"/v1/library/templates/{planted['_id']}", headers=headers)
+    assert one.status_code == 200
+    assert one.json()["defects"] == shown["defects"]
+
+    for path in ("/v1/library/consolidations/plan", "/v1/library/consolidations"):
+        refused = await api.post(path, headers=headers, json={})
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        problem = refused.json()
+        assert planted["_id"] in problem["detail"]
+        assert "no body" in problem["detail"]
+        assert problem["invalid_templates"] == [{"id": planted["_id"], "defects": shown["defects"]}]
+    batches = await api.get("/v1/batches", headers=headers)
+    assert batches.json()["items"] == []  # nothing was started
+
+    # a batch made without the planner: its job fails and writes nothing
+    direct = await api.post(
+        "/v1/batches",
+        headers=headers,
+        json={
+            "name": "by hand",
+            "job_type": "templates.consolidate",
+            "items": [{"template_ids": [made.json()["id"], planted["_id"]]}],
+        },
+    )
+    assert direct.status_code == 201, direct.text
+    batch_id = direct.json()["id"]
+    for _ in range(100):
+        jobs = (await api.get(f"/v1/batches/{batch_id}/jobs", headers=headers)).json()["items"]
+        if jobs and jobs[0]["status"] == "failed":
+            break
+        await asyncio.sleep(0.3)
+    assert jobs[0]["status"] == "failed", jobs
+    assert jobs[0]["error"]["class"] == "InvalidTemplate"
+    assert planted["_id"] in jobs[0]["error"]["message"]
+    async with store(stack.mongodb_url, stack.database) as db:
+        assert await db["library_templates"].find_one({"_id": planted["_id"]}) == planted
+
+    mended = await api.patch(
+        f"/v1/library/templates/{planted['_id']}", headers=headers, json={"body": "Hello"}
+    )
+    assert mended.status_code == 200, mended.text
+    assert (mended.json()["defects"], mended.json()["version"]) == ([], 2)
+    plan = await api.post("/v1/library/consolidations/plan", headers=headers, json={})
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["templates"] == 2
 
 
 @pytest.mark.parametrize("strategy", ["automatic", "none", "manual"])

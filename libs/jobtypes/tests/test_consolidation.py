@@ -19,6 +19,7 @@ from jobtypes.templates.consolidation import (
     plan,
     similarity,
 )
+from jobtypes.templates.library import defects
 
 pytestmark = pytest.mark.unit
 
@@ -178,3 +179,34 @@ def test_the_outcome_is_the_same_when_computed_again() -> None:
     again = consolidate(templates, operation="merge", resolution="automatic", threshold=1, now=NOW)
     assert first.writes == again.writes
     assert first.metrics() == again.metrics()
+
+
+def test_a_whole_template_has_no_defects_and_a_partial_one_names_each() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    whole = {
+        "_id": "t_1",
+        "name": "Welcome",
+        "body": "Hi",
+        "category": "mail",
+        "tags": ["a"],
+        "variables": [],
+        "status": "merged",
+        "created_at": now,
+        "updated_at": now,
+        "version": 3,
+    }
+    assert defects(whole) == []
+    assert defects({"_id": "t_2", "name": "Imported", "content": "Hi"}) == [
+        "no body",
+        "no created_at",
+        "no updated_at",
+    ]
+    odd = {**whole, "name": 7, "body": "", "tags": "a,b", "status": "gone", "version": True}
+    assert defects(odd) == [
+        "name is not text",
+        "no body",
+        "tags is not a list of text",
+        "status is not one of active, merged, archived",
+        "version is not a whole number",
+    ]
+    assert defects({**whole, "created_at": "2026-01-01"}) == ["created_at is not a date"]

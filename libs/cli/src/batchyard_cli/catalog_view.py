@@ -270,6 +270,8 @@ def library_table(
             shown = Text.assemble(("merged", "cyan"), (f" into {template['canonical_id']}", "dim"))
         else:
             shown = Text(status, style=LIBRARY_STATUS_STYLES.get(status, ""))
+        if template.get("defects"):  # a document written outside the API
+            shown.append(" · not a whole template", style="red")
         table.add_row(
             str(template["id"]),
             str(template["name"]),
@@ -297,6 +299,16 @@ def library_template_view(template: Mapping[str, Any]) -> RenderableType:
     head.add_row("Tags", ", ".join(template.get("tags") or []) or DASH)
     head.add_row("Version", str(template.get("version", "")))
     head.add_row("Updated", format_time(template.get("updated_at")))
+    if template.get("defects"):
+        head.add_row(
+            Text("Defects", style="bold red"),
+            Text(
+                "; ".join(template["defects"])
+                + f" (written outside the API; a consolidation refuses it until "
+                f"PATCH /v1/library/templates/{template['id']} mends it)",
+                style="red",
+            ),
+        )
     return Group(head, Text(""), Text(str(template.get("body", ""))))
 
 

@@ -43,9 +43,18 @@ class TemplatePublic(BaseModel):
     tags: list[str]
     status: str
     canonical_id: str | None = None
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime | None = Field(
+        description="Null only for a document written outside the API without it (see defects)."
+    )
+    updated_at: datetime | None = Field(
+        description="Null only for a document written outside the API without it (see defects)."
+    )
     version: int
+    defects: list[str] = Field(
+        default_factory=list,
+        description="What keeps the stored document from being a whole template (one written "
+        "outside the API): a consolidation refuses it until a PATCH mends it. Empty when none.",
+    )
 
 
 class TemplatePage(BaseModel):

@@ -29,7 +29,7 @@ from jobkit import (
     RetryableError,
 )
 from jobtypes.templates.consolidation import Outcome, consolidate
-from jobtypes.templates.library import TemplateLibrary
+from jobtypes.templates.library import TemplateLibrary, defects
 from servicekit.backups import MongoBackups, decode_snapshot, digest_of
 
 
@@ -85,6 +85,7 @@ class TemplatesConsolidate(JobType):
         as they are now: the job's outcome is known before it runs."""
         params = ConsolidateParams.model_validate(ctx.params)
         current = await self.library.get_many(item.template_ids)
+        _refuse_unreadable(current)
         outcome = self._outcome(list(current.values()), params, {})
         touched = set(outcome.writes) | {i for p in outcome.awaiting for i in p["template_ids"]}
         return {"templates": {i: current.get(i) for i in sorted(touched)}}
@@ -134,7 +135,9 @@ class TemplatesConsolidate(JobType):
 
     async def _run(self, item: ConsolidateInput, ctx: JobContext) -> dict[str, Any]:
         params = ConsolidateParams.model_validate(ctx.params)
-        before = list((await self._state_before(item, ctx, params)).values())
+        state = await self._state_before(item, ctx, params)
+        _refuse_unreadable(state)
+        before = list(state.values())
         outcome = self._outcome(before, params, {})
         decisions: dict[str, dict[str, Any]] = {}
         for parked in outcome.awaiting:
@@ -197,3 +200,16 @@ class TemplatesConsolidate(JobType):
         snapshot = decode_snapshot(backup["data"])["templates"]
         state = {**current, **{i: d for i, d in snapshot.items() if i in item.template_ids}}
         return {i: d for i, d in state.items() if d is not None}
+
+
+def _refuse_unreadable(templates: dict[str, dict[str, Any]]) -> None:
+    """Fails the job, changing nothing, when a template it would consolidate is not a whole
+    template (changed outside the API after the consolidation was planned)."""
+    unreadable = [(i, found) for i, doc in sorted(templates.items()) if (found := defects(doc))]
+    if unreadable:
+        listed = "; ".join(f"{i}: {', '.join(found)}" for i, found in unreadable[:10])
+        raise PermanentError(
+            f"{len(unreadable)} template(s) are not whole templates ({listed}): mend them "
+            "through the API and retry the job",
+            error_class="InvalidTemplate",
+        )

@@ -18,10 +18,42 @@ Document = dict[str, Any]
 TEMPLATES = "library_templates"
 CONFLICTS = "library_conflicts"
 MAX_SCOPE = 100_000
+STATUSES = ("active", "merged", "archived")
 
 
 def new_template_id() -> str:
     return "t_" + os.urandom(8).hex()
+
+
+def defects(doc: Document) -> list[str]:
+    """What keeps a stored document from being read as a template (empty: nothing).
+
+    The API writes only whole templates, but the collection is the store's: a bulk load or an
+    older tool can leave a document without a body, or with tags that are not a list. Such a
+    document is still listed (so it can be mended or deleted), and a consolidation refuses it
+    rather than guess what it holds."""
+    found: list[str] = []
+    for field in ("name", "body"):
+        value = doc.get(field)
+        if not isinstance(value, str) or not value:
+            found.append(f"no {field}" if value in (None, "") else f"{field} is not text")
+    if doc.get("category") is not None and not isinstance(doc["category"], str):
+        found.append("category is not text")
+    for field in ("tags", "variables"):
+        value = doc.get(field)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            found.append(f"{field} is not a list of text")
+    if doc.get("status", "active") not in STATUSES:
+        found.append(f"status is not one of {', '.join(STATUSES)}")
+    for field in ("created_at", "updated_at"):
+        if not isinstance(doc.get(field), datetime):
+            found.append(f"no {field}" if doc.get(field) is None else f"{field} is not a date")
+    version = doc.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        found.append("version is not a whole number")
+    return found
 
 
 class TemplateLibrary:

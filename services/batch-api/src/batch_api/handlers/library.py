@@ -36,7 +36,7 @@ from contracts.envelope import deterministic_event_id
 from contracts.events import JobRetryRequested
 from contracts.vocabulary import BatchConfig
 from jobtypes.templates.consolidation import plan
-from jobtypes.templates.library import TemplateLibrary, new_template_id
+from jobtypes.templates.library import TemplateLibrary, defects, new_template_id
 from servicekit.backups import MongoBackups
 from servicekit.publisher import Outgoing
 
@@ -72,9 +72,12 @@ class LibraryService:
         _may_write(who)
         current = await self._own(template_id, who)
         fields = body.model_dump(exclude_unset=True, exclude_none=True)
-        if not fields:
+        if not fields and not defects(current):
             return public(current)
-        fields |= {"updated_at": datetime.now(UTC), "version": int(current["version"]) + 1}
+        now = datetime.now(UTC)
+        fields |= {"updated_at": now, "version": _version(current) + 1}
+        if not isinstance(current.get("created_at"), datetime):  # written outside the API
+            fields["created_at"] = now
         updated = await self.library.update(template_id, fields)
         if updated is None:
             raise Problem(404, "Not found", f"no template {template_id}")
@@ -133,10 +136,24 @@ class LibraryService:
                 for d in active
                 if (f.category is None or d.get("category") == f.category)
                 and (not f.tags or set(f.tags) & set(d.get("tags") or []))
-                and (f.name_contains is None or f.name_contains.lower() in d["name"].lower())
+                and (
+                    f.name_contains is None
+                    or f.name_contains.lower() in _text(d.get("name")).lower()
+                )
             ]
         else:
             scope = active
+        unreadable = [(d["_id"], found) for d in scope if (found := defects(d))]
+        if unreadable:
+            listed = "; ".join(f"{i}: {', '.join(found)}" for i, found in unreadable[:10])
+            raise Problem(
+                422,
+                "Templates the consolidation cannot read",
+                f"{len(unreadable)} template(s) in the scope are not whole templates (written "
+                f"outside the API?): {listed}. Mend them (PATCH) or delete them, or leave them "
+                "out of the scope.",
+                invalid_templates=[{"id": i, "defects": found} for i, found in unreadable[:100]],
+            )
         # CPU-bound (seconds for tens of thousands of templates): in a worker thread, so the
         # event loop keeps answering requests and the consumers' heartbeats meanwhile
         jobs, expected = await asyncio.to_thread(
@@ -272,19 +289,55 @@ class LibraryService:
 
 
 def public(doc: dict[str, Any]) -> TemplatePublic:
+    """The template as the API shows it; a document written outside the API is shown as far
+    as it reads, with its `defects` named (so it can be mended with a PATCH, or deleted)."""
+    found = defects(doc)
+    if not found:
+        return TemplatePublic(
+            id=doc["_id"],
+            name=doc["name"],
+            category=doc.get("category") or "general",
+            body=doc["body"],
+            variables=doc.get("variables") or [],
+            tags=doc.get("tags") or [],
+            status=doc.get("status", "active"),
+            canonical_id=doc.get("canonical_id"),
+            created_at=doc["created_at"],
+            updated_at=doc["updated_at"],
+            version=int(doc.get("version") or 1),
+        )
+    canonical = doc.get("canonical_id")
     return TemplatePublic(
-        id=doc["_id"],
-        name=doc["name"],
-        category=doc.get("category", "general"),
-        body=doc["body"],
-        variables=doc.get("variables") or [],
-        tags=doc.get("tags") or [],
-        status=doc.get("status", "active"),
-        canonical_id=doc.get("canonical_id"),
-        created_at=doc["created_at"],
-        updated_at=doc["updated_at"],
-        version=int(doc.get("version") or 1),
+        id=str(doc["_id"]),
+        name=_text(doc.get("name")),
+        category=_text(doc.get("category")) or "general",
+        body=_text(doc.get("body")),
+        variables=_texts(doc.get("variables")),
+        tags=_texts(doc.get("tags")),
+        status=_text(doc.get("status", "active")),
+        canonical_id=canonical if isinstance(canonical, str) else None,
+        created_at=_date(doc.get("created_at")),
+        updated_at=_date(doc.get("updated_at")),
+        version=_version(doc),
+        defects=found,
     )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _texts(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _date(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+def _version(doc: dict[str, Any]) -> int:
+    version = doc.get("version")
+    return version if isinstance(version, int) and not isinstance(version, bool) else 1
 
 
 def _new_doc(body: TemplateCreate, who: Principal, now: datetime) -> dict[str, Any]:
@@ -311,7 +364,12 @@ def _matches(
         (category is None or doc.get("category") == category)
         and (tag is None or tag in (doc.get("tags") or []))
         and (status is None or doc.get("status", "active") == status)
-        and (q is None or bool(re.search(re.escape(q), doc["name"] + " " + doc["body"], re.I)))
+        and (
+            q is None
+            or bool(
+                re.search(re.escape(q), _text(doc.get("name")) + " " + _text(doc.get("body")), re.I)
+            )
+        )
     )
 
 
