@@ -33,6 +33,10 @@ def screenshots(page: Page, name: str) -> None:
         page.set_viewport_size({"width": width, "height": height})
         page.wait_for_timeout(150)
         page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+        # nothing wider than the screen: a phone would have to scroll the whole page sideways
+        # (a wide table scrolls inside its own frame instead)
+        overflow = page.evaluate("document.documentElement.scrollWidth") - width
+        assert overflow <= 0, f"{name}: the page is {overflow}px wider than a {label} screen"
     width, height = WIDTHS["desktop"]
     page.set_viewport_size({"width": width, "height": height})
 

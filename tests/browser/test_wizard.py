@@ -20,6 +20,7 @@ from browser_support import (
     sign_in,
 )
 from playwright.sync_api import Page, Route, expect
+from pymongo import MongoClient
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -322,7 +323,19 @@ def test_wizard_consolidates_chosen_library_templates(
         {"name": f"other {unique}", "category": "elsewhere", "body": "Not chosen."},
     ]
     ids = import_templates(stack, templates)
+    # and one the API did not write (a bulk load): shown, but not to be chosen
+    broken = {"_id": f"t_broken{unique}", "tenant": "default", "category": f"cat{unique}"}
+    with MongoClient(stack.mongodb_url) as client:
+        client[stack.database]["library_templates"].insert_one(broken)
+        try:
+            _consolidate_in_the_wizard(page, stack, console, unique, ids, broken["_id"])
+        finally:  # other tests plan over the whole library: it must not hold a broken one
+            client[stack.database]["library_templates"].delete_one({"_id": broken["_id"]})
 
+
+def _consolidate_in_the_wizard(
+    page: Page, stack: Stack, console: Console, unique: str, ids: list[str], broken: str
+) -> None:
     sign_in(page, stack.admin_key)
     page.goto("/new")
     page.get_by_label("Name").fill(f"tidy {unique}")
@@ -330,7 +343,11 @@ def test_wizard_consolidates_chosen_library_templates(
     page.get_by_label("Job type").select_option("templates.consolidate")
     page.get_by_label("Library category").fill(f"cat{unique}")
     rows = page.locator("#lib-rows tr")
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(4)
+    expect(rows.filter(has_text="Not a whole template")).to_have_text(
+        re.compile(r"Not a whole template: no name, no body, no created_at, no updated_at")
+    )
+    expect(page.get_by_label(f"Consolidate {broken} ({broken})")).to_be_disabled()
     page.get_by_label("Select every template shown").check()
     expect(page.locator("#lib-count")).to_have_text("3 templates selected")
     page.get_by_label("Merge: keep one").check()

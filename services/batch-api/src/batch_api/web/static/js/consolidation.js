@@ -10,24 +10,33 @@ const selected = new Set();
 let shown = [];
 let searchTimer = null;
 
+// A document written outside the API (no body, ...): shown, but a consolidation refuses it.
+const whole = (t) => !(t.defects && t.defects.length);
+
 function renderCount() {
+  const selectable = shown.filter(whole);
   $("#lib-count").textContent = `${fmtCount(selected.size, "template")} selected`;
-  $("#lib-all").checked = shown.length > 0 && shown.every((t) => selected.has(t.id));
+  $("#lib-all").checked = selectable.length > 0 && selectable.every((t) => selected.has(t.id));
 }
 
 function row(t) {
   const box = h("input", {
     type: "checkbox",
-    "aria-label": `Consolidate ${t.name} (${t.id})`,
+    "aria-label": `Consolidate ${t.name || t.id} (${t.id})`,
     checked: selected.has(t.id),
+    disabled: !whole(t),
     onchange: (ev) => {
       if (ev.currentTarget.checked) selected.add(t.id);
       else selected.delete(t.id);
       renderCount();
     },
   });
-  return h("tr", {}, h("td", {}, box), h("td", {}, t.name), h("td", {}, t.category),
-    h("td", { class: "muted" }, t.body.length > 80 ? `${t.body.slice(0, 80)}…` : t.body));
+  const text = whole(t)
+    ? h("td", { class: "muted" }, t.body.length > 80 ? `${t.body.slice(0, 80)}…` : t.body)
+    : h("td", { class: "warn", title: "Written outside the API: mend it (PATCH /v1/library/templates/" + t.id + ") or delete it to consolidate it" },
+      `Not a whole template: ${t.defects.join(", ")}`);
+  const name = t.name || h("span", { class: "muted" }, t.id);
+  return h("tr", {}, h("td", {}, box), h("td", {}, name), h("td", {}, t.category), text);
 }
 
 async function search(form) {
@@ -50,7 +59,7 @@ export function wireConsolidation(form, onError) {
   form.lib_q.addEventListener("input", again);
   form.lib_category.addEventListener("input", again);
   $("#lib-all").addEventListener("change", (ev) => {
-    for (const t of shown) {
+    for (const t of shown.filter(whole)) {
       if (ev.currentTarget.checked) selected.add(t.id);
       else selected.delete(t.id);
     }
