@@ -10,12 +10,20 @@ from typing import Any, Literal, get_args, get_origin
 
 import jsonschema
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, create_model
 
 from contracts import decode, encode, envelope_for
 from contracts.codec import PoisonMessage
 from contracts.events import ALL_EVENTS, EVENTS_BY_TYPE, Event
-from contracts.export import check, render, schemas
+from contracts.export import (
+    check,
+    compatibility,
+    history_problems,
+    published,
+    render,
+    schemas,
+    version_problems,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -65,6 +73,84 @@ def test_a_changed_schema_without_a_version_bump_is_reported(tmp_path: Path) -> 
     assert len(problems) == 1
     assert "JobStarted.v1.json" in problems[0]
     assert "bump VERSION" in problems[0]
+
+
+class _Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size: int
+
+
+class _Published(BaseModel):
+    """The event as first published."""
+
+    kind: Literal["a", "b"]
+    inner: _Inner
+    note: str | None = None
+
+
+def _changed(**fields: Any) -> dict[str, Any]:
+    """The schema of `_Published` with fields replaced, added (`name=(type, default)`) or
+    removed (`name=None`); nested models forbid unknown fields, like the contracts' own."""
+    base: dict[str, Any] = {"kind": (Literal["a", "b"], ...), "inner": (_Inner, ...),
+                            "note": (str | None, None)}  # fmt: skip
+    for name, spec in fields.items():
+        if spec is None:
+            base.pop(name)
+        else:
+            base[name] = spec
+    return create_model("_Published", **base).model_json_schema()
+
+
+def test_a_published_version_may_only_gain_optional_fields() -> None:
+    old = _Published.model_json_schema()
+    assert compatibility(old, old) == []
+    assert compatibility(old, _changed(extra=(int | None, None))) == []
+    roomier = create_model("_Inner", size=(int, ...), unit=(str, "px"))
+    assert compatibility(old, _changed(inner=(roomier, ...))) == []  # at any depth
+    tolerant = json.loads(json.dumps(old))
+    del tolerant["$defs"]["_Inner"]["additionalProperties"]
+    assert compatibility(old, tolerant) == []  # unknown fields no longer refused
+    described = json.loads(json.dumps(old))
+    described["properties"]["note"]["description"] = "Worded anew."
+    described["$defs"]["_Inner"]["properties"]["size"]["description"] = "In pixels."
+    described["x-schema-version"] = 2
+    assert compatibility(old, described) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"note": None}, ".note: removed"),
+        ({"extra": (int, ...)}, ".extra: added as a required field"),
+        ({"note": (str, ...)}, ".note: now required"),
+        ({"kind": (Literal["a", "b"], "a")}, ".kind: no longer required"),
+        ({"kind": (Literal["a", "b", "c"], ...)}, ".kind"),  # an old reader refuses "c"
+        ({"inner": (create_model("_Inner", size=(str, ...)), ...)}, ".inner.size"),
+    ],
+)
+def test_a_change_that_breaks_readers_or_writers_is_named(
+    change: dict[str, Any], said: str
+) -> None:
+    breaks = compatibility(_Published.model_json_schema(), _changed(**change))
+    assert breaks
+    assert any(b.startswith(said) for b in breaks), breaks
+
+
+def test_every_event_version_is_compatible_with_what_was_first_committed() -> None:
+    first = published(DOCS)
+    assert len(first) >= len(schemas()) - 5, "this test reads the schemas' git history"
+    assert history_problems(DOCS) == []
+
+
+def test_every_version_keeps_what_the_one_before_had() -> None:
+    assert version_problems(DOCS) == []
+
+
+def test_a_version_that_drops_a_field_of_the_one_before_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "Thing.v1.json").write_text(render(_Published.model_json_schema()))
+    (tmp_path / "Thing.v2.json").write_text(render(_changed(note=None, extra=(int | None, None))))
+    (problem,) = version_problems(tmp_path)
+    assert problem.startswith("Thing.v2.json: not a superset of Thing.v1.json: .note: removed")
 
 
 def test_changed_descriptions_are_reported_as_such(tmp_path: Path) -> None:

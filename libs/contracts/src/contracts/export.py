@@ -4,12 +4,16 @@
     python -m contracts.export [--out docs/events] [--check]
 
 `--check` writes nothing and exits 1 if a committed schema differs from the code, which means
-an event changed without a version bump (or the export was not re-run)."""
+an event changed without a version bump (or the export was not re-run), or if an event
+version's schema is not what it was when first committed with optional fields added
+(`compatibility`, read from git: re-running the export after changing a published version
+does not hide the change), or if a version is not its predecessor with optional fields added."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +67,129 @@ def check(folder: Path) -> list[str]:
     return problems
 
 
+def compatibility(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """How `new` breaks readers or writers of `old` (empty: it does not). The one change a
+    published event version may take is an optional field, at any depth (old consumers
+    ignore it; old producers' messages still validate), or dropping a ban on unknown fields.
+    A field removed, made required or no longer required, or a type, format or enum changed
+    is a new version. Descriptions, titles, defaults and examples do not count."""
+    found: list[str] = []
+    old, new = _wire(old), _wire(new)
+
+    def resolve(schema: Any, root: dict[str, Any]) -> Any:
+        while isinstance(schema, dict) and "$ref" in schema:
+            schema = root.get("$defs", {}).get(schema["$ref"].rsplit("/", 1)[1], {})
+        return schema
+
+    def walk(a: Any, b: Any, path: str, seen: frozenset[tuple[int, int]]) -> None:
+        a, b = resolve(a, old), resolve(b, new)
+        if (id(a), id(b)) in seen:  # a recursive model
+            return
+        seen |= {(id(a), id(b))}
+        if isinstance(a, dict) and isinstance(b, dict):
+            if "properties" in a or "properties" in b:
+                a_props, b_props = a.get("properties", {}), b.get("properties", {})
+                a_req, b_req = set(a.get("required", [])), set(b.get("required", []))
+                found.extend(
+                    f"{path}.{k}: removed" for k in sorted(a_props.keys() - b_props.keys())
+                )
+                found.extend(
+                    f"{path}.{k}: added as a required field"
+                    for k in sorted((b_props.keys() - a_props.keys()) & b_req)
+                )
+                found.extend(f"{path}.{k}: no longer required" for k in sorted(a_req - b_req))
+                found.extend(
+                    f"{path}.{k}: now required" for k in sorted((b_req - a_req) & a_props.keys())
+                )
+                for k in sorted(a_props.keys() & b_props.keys()):
+                    walk(a_props[k], b_props[k], f"{path}.{k}", seen)
+                skip = {"properties", "required"}
+            else:
+                skip = set()
+            if a.get("additionalProperties") is False and "additionalProperties" not in b:
+                skip.add("additionalProperties")  # more tolerant than before
+            keys = {k for k in a.keys() | b.keys() if not k.startswith("x-")}  # our annotations
+            for k in sorted(keys - skip - _NOT_WIRE):
+                if k not in a or k not in b:
+                    found.append(f"{path or '.'}: `{k}` {'added' if k in b else 'removed'}")
+                else:
+                    walk(a[k], b[k], f"{path}/{k}", seen)
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for n, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{path}[{n}]", seen)
+        elif a != b:
+            found.append(f"{path or '.'}: {json.dumps(a)[:80]} became {json.dumps(b)[:80]}")
+
+    walk(old, new, "", frozenset())
+    return found
+
+
+_NOT_WIRE = {"$defs", "title", "default", "examples"}
+
+
+def version_problems(folder: Path) -> list[str]:
+    """Each version of an event in `folder` against the one before it: a later version too may
+    only add optional fields (docs/events/README.md, rule 3)."""
+    problems = []
+    for path in sorted(folder.glob("*.v*.json")):
+        kind, _, version = path.name.removesuffix(".json").rpartition(".v")
+        before = folder / f"{kind}.v{int(version) - 1}.json"
+        if before.exists():
+            breaks = compatibility(json.loads(before.read_text()), json.loads(path.read_text()))
+            if breaks:
+                problems.append(
+                    f"{path.name}: not a superset of {before.name}: {'; '.join(breaks[:5])}; "
+                    "a subscriber reads a higher version with the model it has"
+                )
+    return problems
+
+
+def published(folder: Path) -> dict[str, str]:
+    """Each schema file of `folder` that git knows → the text it was first committed with;
+    empty when `folder` is not in a git work tree with history."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=folder, capture_output=True, text=True, check=True
+        ).stdout
+
+    try:
+        listing = git("log", "--diff-filter=A", "--format=%H", "--name-only", "--", ".")
+        prefix = git("rev-parse", "--show-prefix").strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    first: dict[str, str] = {}  # file name → the commit that added it
+    commit = ""
+    for line in listing.splitlines():
+        if len(line) == 40 and all(c in "0123456789abcdef" for c in line):
+            commit = line
+        elif line.startswith(prefix) and line.endswith(".json"):
+            first[line[len(prefix) :]] = commit  # newest first: the last one seen is the first
+    out = {}
+    for name, commit in first.items():
+        try:
+            out[name] = git("show", f"{commit}:{prefix}{name}")
+        except subprocess.CalledProcessError:
+            continue
+    return out
+
+
+def history_problems(folder: Path) -> list[str]:
+    """The code's schemas against the texts they were first committed with."""
+    before = published(folder)
+    problems = []
+    for name, schema in schemas().items():
+        if name not in before:
+            continue  # not committed yet
+        breaks = compatibility(json.loads(before[name]), schema)
+        if breaks:
+            problems.append(
+                f"{name}: changed since it was first committed in a way its readers or "
+                f"writers may not take: {'; '.join(breaks[:5])}; make a new VERSION instead"
+            )
+    return problems
+
+
 def _wire(schema: Any) -> Any:
     """The schema without its descriptions (text, unlike a property named `description`,
     whose schema is an object): what a message must look like."""
@@ -84,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     if args.check:
-        problems = check(args.out)
+        problems = check(args.out) + history_problems(args.out) + version_problems(args.out)
         for problem in problems:
             print(problem, file=sys.stderr)
         return 1 if problems else 0
