@@ -17,7 +17,7 @@ import httpx
 from stack_support import Stack, service_process
 
 from devstack import processes, services
-from devstack.probes import free_port
+from devstack.probes import free_port, port_free
 
 # Short job leases and scheduler lease, so that failures heal within seconds.
 CHAOS_ENV = {"BATCHYARD_SCHEDULER_LEASE_S": "3", "BATCHYARD_SCHEDULER_LEADER_TTL_S": "4"}
@@ -42,8 +42,14 @@ def restart(
             break
         time.sleep(0.1)
     processes.remove_record(stack.run_dir, name)
+    spec = services.spec_for(name, stack.ports)
+    # an executor's fork server dies with it, but a moment later: it holds the port till then
+    for _ in range(100):
+        if port_free(spec.port, spec.host):
+            break
+        time.sleep(0.1)
     services.start_service(
-        services.spec_for(name, stack.ports),
+        spec,
         run_dir=stack.run_dir,
         log_dir=stack.log_dir,
         venv_bin=Path(sys.executable).parent,

@@ -76,3 +76,51 @@ async def test_killed_executors_lose_no_job_and_run_none_twice(
     assert {v["index"] for v in views} == set(range(total))
     assert all(v["status"] == "completed" for v in views)
     assert any(v["attempt"] > 1 for v in views), "no job was ever re-dispatched"
+
+
+@pytest.mark.parametrize("chaos_stack", [{"BATCHYARD_SCHEDULER_LEASE_S": "60"}], indirect=True)
+async def test_a_restarted_executors_jobs_run_again_at_once_not_when_their_leases_end(
+    chaos_stack: Stack, kafka_bootstrap: str
+) -> None:
+    """An executor killed and started again under its name (a container restarted in its
+    pod): its first heartbeat says it is a new process, so the jobs the old one ran go to
+    another attempt at once. Leases of 60 s here: waiting for them would fail the test."""
+    async with httpx.AsyncClient(
+        base_url=chaos_stack.url, headers=chaos_stack.headers, timeout=30
+    ) as api:
+        batch_id = await create_batch(
+            api,
+            {
+                "name": "restart",
+                "job_type": "demo.sleep",
+                "items": [{"seconds": 8}] * 6,
+                "config": {"max_concurrent_jobs": 6},
+            },
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            jobs = (await api.get(f"/v1/batches/{batch_id}/jobs")).json()["items"]
+            running = [j for j in jobs if j["status"] == "running" and j["attempts"]]
+            if len(running) == 6 and all(j["attempts"][-1]["executor"] for j in running):
+                break
+            assert time.monotonic() < deadline, jobs
+            await asyncio.sleep(0.2)
+        victim = running[0]["attempts"][-1]["executor"]
+        lost = {j["id"] for j in running if j["attempts"][-1]["executor"] == victim}
+        kill_9(chaos_stack, victim)
+        killed_at = time.monotonic()
+        restart(chaos_stack, victim, kafka_bootstrap)
+        while True:
+            jobs = (await api.get(f"/v1/batches/{batch_id}/jobs")).json()["items"]
+            again = {j["id"] for j in jobs if j["id"] in lost and j["attempt"] >= 2}
+            if again == lost:
+                break
+            assert time.monotonic() - killed_at < 30, f"{lost - again} still wait: {jobs}"
+            await asyncio.sleep(0.2)
+        body = await progress(api, batch_id)
+        while body["status"] not in ("completed", "completed_with_errors", "failed"):
+            assert time.monotonic() - killed_at < 50, body
+            await asyncio.sleep(0.3)
+            body = await progress(api, batch_id)
+        assert body["status"] == "completed", body
+        assert body["progress"]["completed"] == 6

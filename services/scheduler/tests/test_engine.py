@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -115,6 +115,7 @@ class Harness:
         *,
         grouped: bool = False,
         executor_id: str = "e1",
+        process_started_at: datetime | None = None,
     ) -> None:
         """A heartbeat of an executor with `slots`; `grouped`: one that takes
         `JobsDispatched` (else one from before that event)."""
@@ -128,6 +129,7 @@ class Harness:
                 sent_at=NOW,
                 running_jobs=running or {},
                 grouped_dispatches=grouped,
+                process_started_at=process_started_at,
             )
         )
 
@@ -434,6 +436,51 @@ async def test_heartbeats_renew_the_lease_of_running_jobs() -> None:
         await h.capacity(4, running={d.job_id: 1})
         await h.s.tick()
     assert len(h.dispatched()) == 1
+
+
+async def test_a_restarted_executors_lost_jobs_go_again_without_waiting_for_their_leases() -> None:
+    h = Harness(lease_s=60)
+    await h.submit("b1", 3)
+    await h.capacity(3, process_started_at=NOW)
+    await h.s.tick()
+    first = h.dispatched()
+    assert [d.attempt for d in first] == [1, 1, 1]
+    # e1 runs two of them (its heartbeat lists them), the third it announced started
+    await h.capacity(3, {first[0].job_id: 1, first[1].job_id: 1}, process_started_at=NOW)
+    await h.send(
+        JobStarted(
+            job_id=first[2].job_id, batch_id="b1", attempt=1, executor_id="e1", started_at=NOW
+        )
+    )
+    # the same process no longer listing a job proves nothing (its outcome may be on its way)
+    await h.capacity(3, {first[0].job_id: 1}, process_started_at=NOW)
+    h.clock.t += 1
+    await h.s.tick()
+    assert len(h.dispatched()) == 3
+    # killed and started again: the new process holds none of them; the leases have 59 s left
+    later = NOW + timedelta(seconds=5)
+    await h.capacity(3, {}, process_started_at=later)
+    h.clock.t += 1
+    await h.s.tick()
+    again = h.dispatched()[3:]
+    assert sorted((d.job_id, d.attempt) for d in again) == sorted((d.job_id, 2) for d in first)
+    # the late outcome of the dead process's attempt counts for nothing
+    await h.complete(first[0])
+    assert h.s.batches["b1"].completed == 0
+
+
+async def test_a_heartbeat_from_before_v4_or_another_executor_releases_nothing() -> None:
+    h = Harness(lease_s=60)
+    await h.submit("b1", 2)
+    await h.capacity(2, process_started_at=NOW)
+    await h.s.tick()
+    first = h.dispatched()
+    await h.capacity(2, {d.job_id: 1 for d in first}, process_started_at=NOW)
+    await h.capacity(2, {}, process_started_at=None)  # an old executor under the same id
+    await h.capacity(2, {}, executor_id="e2", process_started_at=NOW + timedelta(seconds=9))
+    h.clock.t += 1
+    await h.s.tick()
+    assert len(h.dispatched()) == 2
 
 
 async def test_pause_stops_dispatch_and_resume_continues() -> None:

@@ -168,7 +168,9 @@ class ExecutorHeartbeat(Event):
     Absent heartbeats mean the executor is gone."""
 
     TYPE = "ExecutorHeartbeat"
-    VERSION = 3  # 2: process_slots_total, process_job_types; 3: grouped_dispatches (additive)
+    # 2: process_slots_total, process_job_types; 3: grouped_dispatches; 4: process_started_at
+    # (each additive)
+    VERSION = 4
     executor_id: str
     slots_total: int
     slots_free: int
@@ -193,4 +195,11 @@ class ExecutorHeartbeat(Event):
         description="this executor takes `JobsDispatched` (many jobs in one message); the "
         "scheduler sends them only while every live executor does. Absent: an executor from "
         "before that event, which knows only `JobDispatched`",
+    )
+    process_started_at: datetime | None = Field(
+        default=None,
+        description="when the process sending this heartbeat started. A later value under the "
+        "same `executor_id` means the executor was restarted: the jobs its previous process "
+        "held and this one does not list are lost, and the scheduler dispatches them again at "
+        "once instead of when their leases run out. Absent: an executor from before v4",
     )

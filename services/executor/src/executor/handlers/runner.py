@@ -121,6 +121,9 @@ class Executor:
     start_notice_s: float = START_NOTICE_S
     on_started: Callable[[Sequence[JobDispatched]], None] = lambda jobs: None  # for metrics
     draining: bool = False  # shutting down: takes no more jobs, heartbeats announce no slots
+    # This process's start: a restart under the same id tells the scheduler that the jobs the
+    # previous process held are lost (it dispatches them again without waiting for leases).
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _notices: set[asyncio.Task[None]] = field(default_factory=set)  # held: not collected
     _free: asyncio.Semaphore = field(init=False)
     _processes: asyncio.Semaphore = field(init=False)
@@ -527,6 +530,7 @@ class Executor:
             process_slots_total=0 if self.draining else self._process_slots,
             process_job_types=sorted(self._process_types),
             grouped_dispatches=True,
+            process_started_at=self.started_at,
         )
         env = envelope_for(event, producer=self.executor_id)
         return Outgoing(self.topics.executor_heartbeats, self.executor_id, env)

@@ -27,6 +27,7 @@ class InFlight:
     status: str  # "dispatched" | "running"
     lease_until: float
     percent: float | None = None  # its latest progress report, if its job type reports any
+    holder: str | None = None  # the executor that said it runs the job (heartbeat, JobStarted)
 
 
 @dataclass(order=True)

@@ -101,6 +101,7 @@ class ExecutorSeen:
     process_slots: int = 0  # of slots_total, for jobs of process_types
     process_types: frozenset[str] = frozenset()
     grouped_dispatches: bool = False  # takes `JobsDispatched`
+    started_at: datetime | None = None  # its process's start (heartbeat v4)
 
 
 @dataclass
@@ -502,6 +503,7 @@ class Scheduler:
             return
         job.status = next_job_state(job.status, "start")
         job.lease_until = self.clock() + self.config.lease_s
+        job.holder = e.executor_id
         self._write_job(b, job.index, {"status": job.status})
         b.dirty = True
 
@@ -580,6 +582,7 @@ class Scheduler:
 
     async def _on_heartbeat(self, env: Envelope, e: ExecutorHeartbeat) -> None:
         now = self.clock()
+        before = self.executors.get(e.executor_id)
         self.executors[e.executor_id] = ExecutorSeen(
             e.slots_total,
             e.slots_free,
@@ -587,11 +590,40 @@ class Scheduler:
             e.slots_total if e.process_slots_total is None else e.process_slots_total,
             frozenset(e.process_job_types),
             e.grouped_dispatches,
+            e.process_started_at,
         )
+        if (
+            before is not None
+            and before.started_at is not None
+            and e.process_started_at is not None
+            and e.process_started_at > before.started_at
+        ):
+            self._release_lost(e.executor_id, e.running_jobs)
         for job_id, attempt in e.running_jobs.items():
             _, job = self._current(batch_id_of(job_id), job_id, attempt)
             if job is not None:
                 job.lease_until = now + self.config.lease_s
+                job.holder = e.executor_id
+
+    def _release_lost(self, executor_id: str, listed: dict[str, int]) -> None:
+        """The executor restarted: the jobs its previous process held, and this one does not
+        list, ended with that process. Their leases expire now (the next round dispatches
+        them again, as for any expired lease) rather than up to `lease_s` later."""
+        lost = [
+            job
+            for b in self.batches.values()
+            for job in b.in_flight.values()
+            if job.holder == executor_id and listed.get(job.job_id) != job.attempt
+        ]
+        for job in lost:
+            job.lease_until = 0.0
+            job.holder = None
+        if lost:
+            log.warning(
+                "executor %s restarted: %d job(s) its previous process held go again",
+                executor_id,
+                len(lost),
+            )
 
     def _current(
         self, batch_id: str, job_id: str, attempt: int
