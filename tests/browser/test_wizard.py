@@ -362,7 +362,7 @@ def _consolidate_in_the_wizard(
     expect(review).to_contain_text("Duplicates found")
     expect(review.locator("dd").nth(3)).to_have_text("3")  # templates
     expect(review.locator("dd").nth(4)).to_have_text("1")  # one exact duplicate
-    expect(page.locator("#when")).to_be_hidden()
+    expect(page.get_by_label("Start now")).to_be_checked()
     screenshots(page, "wizard-4-consolidation-plan")
     page.get_by_role("button", name="Start now").click()
     page.wait_for_url(re.compile(r"/batches/b_[0-9a-z]+$"))
@@ -382,4 +382,54 @@ def _consolidate_in_the_wizard(
     assert statuses == ["active", "merged"]
     untouched = httpx.get(f"{stack.url}/v1/library/templates/{ids[3]}", headers=stack.headers)
     assert untouched.json()["status"] == "active"
+    assert console.unexpected() == []
+
+
+def test_wizard_puts_a_consolidation_on_a_schedule(
+    page: Page, stack: Stack, console: Console, unique: str
+) -> None:
+    body = "See you at {{place}} on {{day}}."
+    ids = import_templates(
+        stack,
+        [
+            {"name": f"invite {unique}", "category": f"inv{unique}", "body": body},
+            {"name": f"invite copy {unique}", "category": f"inv{unique}", "body": body.upper()},
+        ],
+    )
+    sign_in(page, stack.admin_key)
+    page.goto("/new")
+    page.get_by_label("Name").fill(f"weekly tidy {unique}")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Job type").select_option("templates.consolidate")
+    page.get_by_label("Library category").fill(f"inv{unique}")
+    expect(page.locator("#lib-rows tr")).to_have_count(2)
+    page.get_by_label("Select every template shown").check()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Next").click()
+    expect(page.locator("#review")).to_contain_text("Duplicates found")
+
+    page.get_by_label("On a schedule").check()
+    page.get_by_label("Timezone").fill("Europe/Berlin")
+    page.get_by_label("Cron expression").fill("0 4 * * 0")
+    expect(page.locator("#next-runs li")).to_have_count(5)
+    page.get_by_role("button", name="Create schedule").click()
+
+    page.wait_for_url(re.compile(r"/schedules"))
+    found = httpx.get(
+        f"{stack.url}/v1/schedules", params={"q": f"weekly tidy {unique}"}, headers=stack.headers
+    ).json()["items"]
+    [schedule] = found
+    assert (schedule["cron"], schedule["timezone"]) == ("0 4 * * 0", "Europe/Berlin")
+    assert schedule["spec"] is None
+    assert sorted(schedule["consolidation"]["template_ids"]) == sorted(ids)
+    row = page.locator(f"#schedule-{schedule['id']}")
+    expect(row).to_contain_text("Consolidates (merge) 2 chosen templates")
+    screenshots(page, "schedules-consolidation")
+    # a run now: the consolidation is planned and its batch made
+    run = httpx.post(
+        f"{stack.url}/v1/schedules/{schedule['id']}/trigger", headers=stack.headers, timeout=30
+    ).json()
+    assert run["outcome"] == "created", run
+    batch = get_batch(stack, run["batch_id"])
+    assert batch["job_type"] == "templates.consolidate"
     assert console.unexpected() == []

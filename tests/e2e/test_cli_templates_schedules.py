@@ -182,6 +182,32 @@ overrides:
     assert run("schedules", "show", schedule["id"]).returncode == 3
 
 
+def test_a_consolidation_schedule_from_a_file(run: Cli, tmp_path: Path, unique: str) -> None:
+    spec = write(
+        tmp_path / "tidy.yaml",
+        f"""
+name: tidy {unique}
+cron: "0 3 * * 0"
+consolidation:
+  filter: {{category: lib-{unique}}}
+  operation: archive
+""",
+    )
+    created = run("schedules", "create", "-f", str(spec), "--json")
+    assert created.returncode == 0, created.stderr
+    schedule = json.loads(created.stdout)
+    assert schedule["consolidation"]["operation"] == "archive"
+    shown = run("schedules", "show", schedule["id"])
+    assert f'a consolidation (archive) of the templates {{"category":"lib-{unique}"}}' in (
+        shown.stdout.replace("\n", " ")
+    )
+    # nothing in that category yet: the run is recorded as failed, with the reason
+    triggered = run("schedules", "trigger", schedule["id"], "--json")
+    assert json.loads(triggered.stdout)["outcome"] == "failed"
+    assert "the scope holds no active templates" in json.loads(triggered.stdout)["detail"]
+    assert run("schedules", "delete", schedule["id"]).returncode == 0
+
+
 def test_schedules_refuse_bad_input(run: Cli, tmp_path: Path) -> None:
     bad_cron = run("schedules", "create", "-n", "x", "--cron", "61 * * * *", "--template", "t_x")
     assert bad_cron.returncode == 5

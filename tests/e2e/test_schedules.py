@@ -267,3 +267,74 @@ async def test_a_schedule_from_a_template_and_every_refusal(
     # A private schedule of the admin is not the viewer's to see.
     assert (await api.get(f"/v1/schedules/{schedule['id']}", headers=as_viewer)).status_code == 404
     assert (await api.delete(f"/v1/schedules/{schedule['id']}")).status_code == 204
+
+
+async def test_a_consolidation_on_a_schedule_is_planned_afresh_at_each_run(
+    api: httpx.AsyncClient, unique: str
+) -> None:
+    category = f"nightly-{unique}"
+    body = "Your parcel {{id}} is on its way."
+
+    async def add(name: str, text: str) -> str:
+        made = await api.post(
+            "/v1/library/templates", json={"name": name, "category": category, "body": text}
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+    first = [await add("Parcel", body), await add("Parcel copy", body.upper())]
+    await add("Refund", "Your refund is on its way.")
+    consolidation = {"filter": {"category": category}, "operation": "merge"}
+    both = await api.post(
+        "/v1/schedules",
+        json={"name": "x", "cron": EVERY_3_S, "spec": spec(0), "consolidation": consolidation},
+    )
+    assert both.status_code == 422, both.text
+    assert "one of `template_id`, `spec` or `consolidation`" in both.json()["detail"]
+    created = await api.post(
+        "/v1/schedules",
+        json={
+            "name": "tidy the parcels",
+            "cron": EVERY_3_S,
+            "overlap": "skip",
+            "consolidation": consolidation,
+        },
+    )
+    assert created.status_code == 201, created.text
+    schedule = created.json()
+    assert schedule["consolidation"]["filter"] == {"category": category, "tags": None,
+                                                   "name_contains": None}  # fmt: skip
+    sid = schedule["id"]
+    for change, said in (({"consolidation": None}, "may not be null"),
+                         ({"spec": spec(0)}, "not `spec`")):  # fmt: skip
+        refused = await api.patch(f"/v1/schedules/{sid}", json=change)
+        assert refused.status_code == 422, refused.text
+        assert said in refused.json()["detail"]
+
+    async def merged() -> set[str]:
+        listed = await api.get(
+            "/v1/library/templates", params={"category": category, "status": "merged"}
+        )
+        return {t["id"] for t in listed.json()["items"]}
+
+    async def until_merged(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(await merged()) < count:
+            assert time.monotonic() < deadline, await runs_of(api, sid)
+            await asyncio.sleep(0.5)
+
+    await until_merged(1)
+    assert len((await merged()) & set(first)) == 1
+    late = await add("Parcel again", f"  {body}  ")  # added after the schedule was made
+    await until_merged(2)
+    assert late in await merged()  # the canonical one is the oldest
+    await api.post(f"/v1/schedules/{sid}/disable")
+    await asyncio.sleep(2)
+    runs = await runs_of(api, sid)
+    assert any(r["outcome"] == "created" for r in runs)
+    assert all(r["outcome"] in ("created", "skipped") for r in runs), runs
+    batch = (await api.get(f"/v1/batches/{runs[0]['batch_id']}")).json()
+    assert batch["job_type"] == "templates.consolidate"
+    assert batch["schedule_id"] == sid
+    assert batch["name"].startswith("tidy the parcels ")
+    assert (await api.delete(f"/v1/schedules/{sid}")).status_code == 204

@@ -205,6 +205,15 @@ def schedule_view(schedule: Mapping[str, Any]) -> RenderableType:
         source = f"template {schedule['template_id']}"
         if overrides:
             source += f" with {_compact(overrides)}"
+    elif schedule.get("consolidation"):
+        wanted = schedule["consolidation"]
+        narrowed = {k: v for k, v in (wanted.get("filter") or {}).items() if v}
+        if wanted.get("template_ids"):
+            scope = f"{len(wanted['template_ids'])} chosen templates"
+        else:
+            scope = f"the templates {_compact(narrowed)}" if narrowed else "the whole library"
+        operation = wanted.get("operation", "merge")
+        source = f"a consolidation ({operation}) of {scope}, planned at each run"
     else:
         spec = schedule.get("spec") or {}
         source = f"spec: {spec.get('job_type', '')}, {len(spec.get('items') or [])} items"

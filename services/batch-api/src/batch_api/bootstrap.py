@@ -23,7 +23,7 @@ from batch_api.api.routes import retention as retention_routes
 from batch_api.api.routes import schedules as schedule_routes
 from batch_api.api.routes import templates as template_routes
 from batch_api.api.routes import webhooks as webhook_routes
-from batch_api.api.routes.library import mount_library
+from batch_api.api.routes.library import library_service, mount_library
 from batch_api.domain.ratelimit import KeyLimiter, Limit
 from batch_api.handlers.batches import BatchService
 from batch_api.handlers.files import FileUploads
@@ -143,7 +143,10 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
     job_service = JobService(service, registry, read_models, events, settings.topics)
     runtime.background(feed.run)
     templates = TemplateService(db, service)
-    schedules = ScheduleService(db, service, lifecycle, templates, events, settings.topics)
+    library = library_service(db, service)
+    schedules = ScheduleService(
+        db, service, lifecycle, templates, events, settings.topics, library=library
+    )
     dead_letters = DeadLetters(broker, settings.topics.dead_letter, NAME)
     subscribe_batches(
         broker,
@@ -216,7 +219,7 @@ def bootstrap(settings: ApiSettings, *, publisher: EventPublisher | None = None)
 
     for router in ROUTERS:
         app.include_router(router)
-    mount_library(app, db, service)
+    mount_library(app, library)
     install_dashboard(app)
     # Outermost last: the body cap refuses before anything reads; the audit trail sees the
     # final status of every call that reached the routes.

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from batch_api.library_schemas import ConsolidationRequest
 from batch_api.schemas import User, Visibility
 from batch_api.template_schemas import Instantiate, TemplateSpec
 from contracts.cron import valid_cron
@@ -85,6 +86,12 @@ class ScheduleCreate(BaseModel):
     spec: TemplateSpec | None = Field(
         default=None, description="instead of a template: the batch spec itself (with items)"
     )
+    consolidation: ConsolidationRequest | None = Field(
+        default=None,
+        description="instead of a template or spec: a consolidation of the template library, "
+        "planned afresh at each run (as `POST /v1/library/consolidations` does), so a filter or "
+        "the whole library takes in templates added since; `name` is the schedule's",
+    )
     visibility: Visibility = "private"
     shared_with: list[User] = Field(default_factory=list, max_length=100)
 
@@ -92,8 +99,9 @@ class ScheduleCreate(BaseModel):
     def _one_source(self) -> ScheduleCreate:
         if (self.cron is None) == (self.run_at is None):
             raise ValueError("give either `cron` (runs again and again) or `run_at` (one run)")
-        if (self.template_id is None) == (self.spec is None):
-            raise ValueError("give either `template_id` or `spec`")
+        sources = (self.template_id, self.spec, self.consolidation)
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("give one of `template_id`, `spec` or `consolidation`")
         if self.spec is not None and not self.spec.items:
             raise ValueError("`spec.items` is required: a schedule has no one to bring items")
         if self.overrides is not None and self.template_id is None:
@@ -118,6 +126,7 @@ class ScheduleUpdate(BaseModel):
     catch_up: CatchUp | None = None
     overrides: Instantiate | None = None
     spec: TemplateSpec | None = None
+    consolidation: ConsolidationRequest | None = None
     visibility: Visibility | None = None
     shared_with: list[User] | None = Field(default=None, max_length=100)
 
@@ -154,6 +163,7 @@ class SchedulePublic(BaseModel):
     template_id: str | None
     overrides: Instantiate | None
     spec: TemplateSpec | None
+    consolidation: ConsolidationRequest | None = None
     owner: str
     visibility: Visibility
     shared_with: list[str]
@@ -190,6 +200,7 @@ _STORED = (
     "template_id",
     "overrides",
     "spec",
+    "consolidation",
     "owner",
     "visibility",
     "shared_with",

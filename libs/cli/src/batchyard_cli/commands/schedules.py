@@ -17,12 +17,16 @@ from batchyard_cli.moments import parse_moment
 from batchyard_cli.render import format_time
 
 schedules_app = typer.Typer(
-    help="Schedules: a batch from a template or a spec on a cron schedule in a timezone.",
+    help="Schedules: a batch from a template, a spec or a library consolidation on a cron "
+    "schedule in a timezone.",
     no_args_is_help=True,
 )
 
 ScheduleIdArg = Annotated[str, typer.Argument(help="The schedule id (s_…).", show_default=False)]
-SPEC_FIELDS = "name, cron or run_at, timezone, overlap, catch_up, template_id + overrides or spec"
+SPEC_FIELDS = (
+    "name, cron or run_at, timezone, overlap, catch_up, template_id + overrides, spec or "
+    "consolidation"
+)
 
 
 class Overlap(enum.StrEnum):
@@ -148,8 +152,11 @@ def create_schedule(
         missing.append("--cron or --at")
     if missing:
         raise InputError(f"a schedule needs {' and '.join(missing)} (in --file or as flags)")
-    if not body.get("template_id") and not body.get("spec"):
-        raise InputError("a schedule needs --template ID or a `spec` with items in --file")
+    if not any(body.get(k) for k in ("template_id", "spec", "consolidation")):
+        raise InputError(
+            "a schedule needs --template ID, or a `spec` with items or a `consolidation` of the "
+            "template library in --file"
+        )
     created = app.client().create_schedule(body)
     if as_json:
         app.output.json(created)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,7 @@ from batch_api.schemas import MAX_INLINE_ITEMS, BatchCreate, BatchPublic
 from contracts.codec import envelope_for
 from contracts.envelope import deterministic_event_id
 from contracts.events import JobRetryRequested
-from contracts.vocabulary import BatchConfig
+from contracts.vocabulary import BatchConfig, Dependencies
 from jobtypes.templates.consolidation import plan
 from jobtypes.templates.library import TemplateLibrary, defects, new_template_id
 from servicekit.backups import MongoBackups
@@ -162,10 +163,17 @@ class LibraryService:
         return jobs, ConsolidationPlan(**expected, missing_ids=missing), scope
 
     async def start(
-        self, body: ConsolidationRequest, who: Principal, idempotency_key: str | None
+        self,
+        body: ConsolidationRequest,
+        who: Principal,
+        idempotency_key: str | None,
+        *,
+        origin: Mapping[str, str | None] | None = None,
+        depends: Dependencies | None = None,
     ) -> tuple[ConsolidationCreated, bool]:
         """The consolidation's batch, and whether this request made it (False: a repeat of an
-        earlier one by its `Idempotency-Key`)."""
+        earlier one by its `Idempotency-Key`). `origin` and `depends`: a schedule's run (its
+        id; the batch of its previous run, when it queues behind it)."""
         _may_write(who)
         # a repeat is the same consolidation asked again, whatever the library holds by then
         # (once the batch ran, its templates may be merged): answered before planning anew
@@ -223,10 +231,12 @@ class LibraryService:
                         stop_on_error=body.stop_on_error,
                         rollback_on_failure=body.rollback_on_failure,
                         params=params,
+                        depends_on=depends,
                     ),
                 ),
                 who,
                 idempotency_key,
+                origin,
                 request_hash=request_hash,  # not the batch's body: it holds this backup's id
                 all_items=items,
             )

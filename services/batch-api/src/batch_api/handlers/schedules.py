@@ -36,8 +36,10 @@ from batch_api.domain.lifecycle import TERMINAL
 from batch_api.domain.principal import Principal
 from batch_api.domain.sharing import may_change, may_see, visible_page
 from batch_api.handlers.batches import BatchService
+from batch_api.handlers.library import LibraryService
 from batch_api.handlers.lifecycle import BatchLifecycle, require
 from batch_api.handlers.templates import TemplateService, instantiation
+from batch_api.library_schemas import ConsolidationRequest
 from batch_api.schedule_schemas import (
     ScheduleCreate,
     SchedulePage,
@@ -85,6 +87,7 @@ class ScheduleService:
     templates: TemplateService
     publisher: EventPublisher
     topics: Topics
+    library: LibraryService | None = None  # for schedules of consolidations
 
     @property
     def schedules(self) -> Any:
@@ -148,8 +151,15 @@ class ScheduleService:
         for required in ("name", "cron", "timezone", "enabled", "overlap", "catch_up"):
             if required in changes and changes[required] is None:
                 raise Problem(422, "Invalid request", f"{required}: may not be null")
-        if "spec" in changes and doc.get("template_id") is not None:
-            raise Problem(422, "Invalid request", "this schedule uses a template, not a spec")
+        source = next((k for k in ("template_id", "spec", "consolidation") if doc.get(k)), None)
+        for given in ("spec", "consolidation"):
+            if given in changes and changes[given] is None:
+                raise Problem(422, "Invalid request", f"{given}: may not be null")
+            if given in changes and source != given:
+                kind = {"template_id": "a template", "spec": "a spec"}.get(
+                    source or "", "a consolidation"
+                )
+                raise Problem(422, "Invalid request", f"this schedule uses {kind}, not `{given}`")
         if "overrides" in changes and doc.get("template_id") is None:
             raise Problem(422, "Invalid request", "`overrides` go with a template")
         if body.spec is not None:
@@ -291,15 +301,41 @@ class ScheduleService:
                 await self.lifecycle.act(previous, "cancel", owner)
             except Problem as problem:  # it ended meanwhile: nothing to cancel
                 log.info("cancel of %s for run %s: %s", previous, run_id, problem.detail)
+        origin = {"schedule_id": doc["_id"], "template_id": doc.get("template_id")}
         try:
-            create = await self._batch_for(doc, owner, run_at, depends)
-            origin = {"schedule_id": doc["_id"], "template_id": doc.get("template_id")}
-            batch, _ = await self.batches.create(create, owner, run_id, origin)
+            if doc.get("consolidation"):
+                batch_id = await self._consolidate(doc, owner, run_id, run_at, depends)
+            else:
+                create = await self._batch_for(doc, owner, run_at, depends)
+                batch_id = (await self.batches.create(create, owner, run_id, origin))[0].id
         except Problem as problem:
             record |= {"outcome": "failed", "detail": problem.detail}
             return await self._record(doc, record)
-        record |= {"outcome": "created", "batch_id": batch.id}
+        record |= {"outcome": "created", "batch_id": batch_id}
         return await self._record(doc, record)
+
+    async def _consolidate(
+        self,
+        doc: Document,
+        owner: Principal,
+        run_id: str,
+        run_at: datetime,
+        depends: Dependencies | None,
+    ) -> str:
+        """A run of a consolidation schedule: planned now, over the library as it is now."""
+        if self.library is None:
+            raise Problem(422, "Invalid request", "this API serves no template library")
+        request = validate_tolerantly(ConsolidationRequest, doc["consolidation"])
+        name, tag = self._run_name(doc, run_at), f"schedule:{doc['_id']}"
+        request = request.model_copy(update={"name": name, "tags": [*request.tags, tag][:50]})
+        origin = {"schedule_id": doc["_id"], "template_id": None}
+        made, _ = await self.library.start(request, owner, run_id, origin=origin, depends=depends)
+        return made.batch_id
+
+    @staticmethod
+    def _run_name(doc: Document, run_at: datetime) -> str:
+        local = run_at.astimezone(ZoneInfo(doc["timezone"]))
+        return f"{doc['name']} {local:%Y-%m-%d %H:%M}"
 
     async def _unfinished_previous(self, doc: Document, owner: Principal) -> str | None:
         previous = doc.get("last_batch_id")
@@ -314,8 +350,7 @@ class ScheduleService:
     async def _batch_for(
         self, doc: Document, owner: Principal, run_at: datetime, depends: Dependencies | None
     ) -> BatchCreate:
-        local = run_at.astimezone(ZoneInfo(doc["timezone"]))
-        name = f"{doc['name']} {local:%Y-%m-%d %H:%M}"
+        name = self._run_name(doc, run_at)
         tag = f"schedule:{doc['_id']}"
         if doc.get("template_id"):
             template = await self.templates.load(doc["template_id"], owner)

@@ -31,9 +31,13 @@ from servicekit.store import Document
 router = APIRouter(prefix="/v1/library", tags=["template library"])
 
 
-def mount_library(app: FastAPI, db: AsyncDatabase[Document], batches: BatchService) -> None:
+def library_service(db: AsyncDatabase[Document], batches: BatchService) -> LibraryService:
+    return LibraryService(TemplateLibrary(db), MongoBackups(db), batches)
+
+
+def mount_library(app: FastAPI, library: LibraryService) -> None:
     """Adds these routes to the app, with their service (called once by the composition root)."""
-    app.state.library = LibraryService(TemplateLibrary(db), MongoBackups(db), batches)
+    app.state.library = library
     app.include_router(router)
 
 

@@ -74,7 +74,6 @@ export function showConsolidation(form, on) {
   $("#items-fieldset").hidden = on;
   $("#consolidation-safety").hidden = !on;
   $("#generic-limits").hidden = on;
-  $("#when").hidden = on;
   if (on && !shown.length) search(form).catch(() => {});
 }
 
@@ -113,6 +112,27 @@ export async function planRows(form) {
     ["Conflicts", body.conflict_resolution],
     ["On failure", [body.stop_on_error && "stop at the first failed job", body.rollback_on_failure && "roll back"].filter(Boolean).join(", ") || "keep going"],
   ];
+}
+
+// "Once, later" or "On a schedule": a schedule whose runs each plan this consolidation anew
+// (POST /v1/schedules with `consolidation`), over the templates chosen here.
+export async function scheduleConsolidation(form, when) {
+  const body = consolidationBody(form);
+  const timezone = when === "later"
+    ? Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"
+    : form.timezone.value.trim() || "UTC";
+  const schedule = { name: body.name, description: body.description, timezone, consolidation: body };
+  if (when === "later") {
+    const at = form.start_at.value ? new Date(form.start_at.value) : null; // local time
+    if (!at || at <= new Date()) return { field: "start_at", message: "Choose when it starts: a time in the future." };
+    schedule.run_at = at.toISOString();
+  } else {
+    schedule.cron = form.cron.value.trim();
+    schedule.overlap = form.overlap.value;
+  }
+  const created = await api("/v1/schedules", { method: "POST", body: schedule });
+  location.assign(`/schedules?created=${encodeURIComponent(created.id)}`);
+  return null;
 }
 
 export async function startConsolidation(form) {

@@ -4,7 +4,7 @@
 
 import { api, mayOperate, session } from "./api.js";
 import { parseItems, showProblem } from "./forms.js";
-import { $, ask, clearErrors, errorText, fieldError, fmtTime, h, isAdmin, startPage, toast } from "./ui.js";
+import { $, ask, clearErrors, errorText, fieldError, fmtCount, fmtTime, h, isAdmin, startPage, toast } from "./ui.js";
 
 const dialog = $("#schedule-dialog");
 const form = $("#schedule-form");
@@ -62,6 +62,20 @@ function lastRun(s) {
   );
 }
 
+// What a consolidation schedule's runs consolidate, planned anew at each run.
+function consolidationText(c) {
+  const scope = c.template_ids
+    ? fmtCount(c.template_ids.length, "chosen template")
+    : c.filter && (c.filter.category || (c.filter.tags && c.filter.tags.length) || c.filter.name_contains)
+      ? `the templates ${[
+        c.filter.category && `in ${c.filter.category}`,
+        c.filter.tags && c.filter.tags.length && `tagged ${c.filter.tags.join(" or ")}`,
+        c.filter.name_contains && `named like “${c.filter.name_contains}”`,
+      ].filter(Boolean).join(", ")}`
+      : "the whole template library";
+  return `Consolidates (${c.operation}) ${scope}`;
+}
+
 function row(s) {
   const toggle = h("input", {
     type: "checkbox",
@@ -80,7 +94,8 @@ function row(s) {
   return h(
     "tr",
     { id: `schedule-${s.id}`, dataset: { enabled: String(s.enabled) } },
-    h("td", {}, h("strong", {}, s.name), s.description ? h("div", { class: "muted small" }, s.description) : null),
+    h("td", {}, h("strong", {}, s.name), s.description ? h("div", { class: "muted small" }, s.description) : null,
+      s.consolidation ? h("div", { class: "muted small" }, consolidationText(s.consolidation)) : null),
     h("td", {}, when(s), h("div", { class: "muted small" }, s.timezone)),
     h("td", {}, h("label", { class: "switch" }, toggle, h("span", { "aria-hidden": "true" }, s.enabled ? "on" : "off"))),
     h("td", {}, nextRuns(s)),
@@ -167,6 +182,10 @@ function openEditor(s = null) {
   $("#sd-title").textContent = s ? `Edit ${s.name}` : "New schedule";
   const select = form.template_id;
   select.disabled = !!s;
+  // a consolidation's runs plan their own items: neither a template nor items to give
+  const consolidation = !!(s && s.consolidation);
+  select.closest(".field").hidden = consolidation;
+  form.items.closest(".field").hidden = consolidation;
   if (s) {
     form.name.value = s.name;
     form.cron.value = s.cron;

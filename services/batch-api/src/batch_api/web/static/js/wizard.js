@@ -3,7 +3,8 @@
 
 import { api, idempotencyKey } from "./api.js";
 import {
-  CONSOLIDATE, planRows, selectedCount, showConsolidation, startConsolidation, wireConsolidation,
+  CONSOLIDATE, planRows, scheduleConsolidation, selectedCount, showConsolidation, startConsolidation,
+  wireConsolidation,
 } from "./consolidation.js";
 import { renderSchemaForm } from "./schemaform.js";
 import { $, $$, clearErrors, errorText, fieldError, fmtCount, fmtTime, h, startPage, toast, UNSUBMITTED } from "./ui.js";
@@ -420,7 +421,15 @@ async function submit() {
   if (consolidating()) {
     start.disabled = true;
     try {
-      await startConsolidation(form);
+      if (scheduled() || later()) {
+        const refused = await scheduleConsolidation(form, later() ? "later" : "schedule");
+        if (refused) {
+          fieldError(form, refused.field, refused.message);
+          start.disabled = false;
+        }
+      } else {
+        await startConsolidation(form);
+      }
     } catch (error) {
       clearErrors(form);
       showServerErrors(error);
