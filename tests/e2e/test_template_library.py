@@ -59,7 +59,13 @@ async def test_a_template_written_outside_the_api_is_shown_with_its_defects_and_
         "/v1/library/templates", headers=headers, json={"name": "Welcome", "body": "Hi {{n}}"}
     )
     assert made.status_code == 201, made.text
-    planted = {"_id": "t_planted0000001", "tenant": tenant, "name": "Imported", "content": "Hi"}
+    planted = {
+        "_id": "t_planted0000001",
+        "tenant": tenant,
+        "name": "Imported",
+        "content": "Hi",  # not `body`
+        "tags": 7,  # not a list
+    }
     async with store(stack.mongodb_url, stack.database) as db:
         await db["library_templates"].insert_one(planted)  # a bulk load, not the API
 
@@ -67,11 +73,24 @@ async def test_a_template_written_outside_the_api_is_shown_with_its_defects_and_
     assert listed.status_code == 200, listed.text
     [shown] = listed.json()["items"]
     assert (shown["id"], shown["name"], shown["body"]) == (planted["_id"], "Imported", "")
-    assert shown["defects"] == ["no body", "no created_at", "no updated_at"]
+    assert shown["defects"] == [
+        "no body",
+        "tags is not a list of text",
+        "no created_at",
+        "no updated_at",
+    ]
+    by_tag = await api.get("/v1/library/templates", headers=headers, params={"tag": "legacy"})
+    assert by_tag.status_code == 200, by_tag.text
+    assert by_tag.json()["items"] == []
     one = await api.get(f"/v1/library/templates/{planted['_id']}", headers=headers)
     assert one.status_code == 200
     assert one.json()["defects"] == shown["defects"]
 
+    tagged = await api.post(
+        "/v1/library/consolidations/plan", headers=headers, json={"filter": {"tags": ["mail"]}}
+    )
+    assert tagged.status_code == 200, tagged.text  # tags that are not a list match nothing
+    assert tagged.json()["templates"] == 0
     for path in ("/v1/library/consolidations/plan", "/v1/library/consolidations"):
         refused = await api.post(path, headers=headers, json={})
         assert refused.status_code == 422, refused.text
@@ -107,7 +126,9 @@ async def test_a_template_written_outside_the_api_is_shown_with_its_defects_and_
         assert await db["library_templates"].find_one({"_id": planted["_id"]}) == planted
 
     mended = await api.patch(
-        f"/v1/library/templates/{planted['_id']}", headers=headers, json={"body": "Hello"}
+        f"/v1/library/templates/{planted['_id']}",
+        headers=headers,
+        json={"body": "Hello", "tags": ["legacy"]},
     )
     assert mended.status_code == 200, mended.text
     assert (mended.json()["defects"], mended.json()["version"]) == ([], 2)

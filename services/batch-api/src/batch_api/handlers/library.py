@@ -136,7 +136,7 @@ class LibraryService:
                 d
                 for d in active
                 if (f.category is None or d.get("category") == f.category)
-                and (not f.tags or set(f.tags) & set(d.get("tags") or []))
+                and (not f.tags or set(f.tags) & set(_texts(d.get("tags"))))
                 and (
                     f.name_contains is None
                     or f.name_contains.lower() in _text(d.get("name")).lower()
@@ -372,7 +372,7 @@ def _matches(
 ) -> bool:
     return (
         (category is None or doc.get("category") == category)
-        and (tag is None or tag in (doc.get("tags") or []))
+        and (tag is None or tag in _texts(doc.get("tags")))
         and (status is None or doc.get("status", "active") == status)
         and (
             q is None
