@@ -58,6 +58,7 @@ PAGES = {
     "/new": ("wizard.html", "New batch", "new"),
     "/history": ("history.html", "History", "history"),
     "/templates": ("templates.html", "Templates", "templates"),
+    "/library": ("library.html", "Template library", "library"),
     "/schedules": ("schedules.html", "Schedules", "schedules"),
     "/keys": ("keys.html", "API keys", "keys"),
     "/audit": ("audit.html", "Audit log", "audit"),
