@@ -3,9 +3,11 @@ revoke) and the audit log (filtered by resource, with links); a viewer gets neit
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
-from browser_support import create_batch, screenshots, sign_in
+from browser_support import create_batch, import_templates, screenshots, sign_in
 from playwright.sync_api import Page, expect
 from stack_support import Stack
 
@@ -76,6 +78,21 @@ def test_the_audit_log_lists_and_filters_changes(page: Page, stack: Stack) -> No
     screenshots(page, "audit")
     rows.first.get_by_role("link", name=batch["id"]).click()
     expect(page.get_by_role("heading", name="audited")).to_be_visible()
+    # a library template's change links to the library, not to the batch templates
+    [template_id] = import_templates(stack, [{"name": "audited", "body": "Hi"}])
+    changed = httpx.patch(
+        f"{stack.url}/v1/library/templates/{template_id}",
+        json={"body": "Hello"},
+        headers=stack.headers,
+        timeout=30,
+    )
+    assert changed.status_code == 200, changed.text
+    page.goto("/audit")
+    page.get_by_label("Resource id").fill(template_id)
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    rows.first.get_by_role("link", name=template_id).click()
+    page.wait_for_url(re.compile(r"/library$"))
 
 
 def test_a_viewer_gets_no_admin_pages(page: Page, stack: Stack, viewer_key: str) -> None:

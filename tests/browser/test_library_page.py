@@ -74,3 +74,29 @@ def _look_at_the_library(
     expect(page.get_by_label("Job type")).to_have_value("templates.consolidate")
     expect(page.locator("#consolidation")).to_be_visible()
     assert console.unexpected() == []
+
+
+def test_the_library_reads_a_long_category_a_page_at_a_time(
+    page: Page, stack: Stack, console: Console, unique: str
+) -> None:
+    category = f"many{unique}"
+    import_templates(
+        stack,
+        [{"name": f"n{i:03}", "category": category, "body": f"text {i}"} for i in range(101)],
+    )
+    sign_in(page, stack.admin_key)
+    page.goto("/library")
+    page.get_by_label("Category").fill(category)
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("#l-rows tr")
+    expect(rows).to_have_count(100)
+    more = page.get_by_role("button", name="Load more")
+    more.click()
+    expect(rows).to_have_count(101)
+    expect(more).to_be_hidden()
+    # a new filter starts from the first page again
+    page.get_by_label("Search").fill("n100")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(page.locator("#l-empty")).to_be_hidden()
+    assert console.unexpected() == []

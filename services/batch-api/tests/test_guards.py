@@ -49,6 +49,12 @@ def test_a_flood_of_keys_does_not_grow_without_bound() -> None:
         ("POST", "/v1/batches/b_1/jobs/b_1.4/retry", "batches.jobs.retry", "b_1"),
         ("DELETE", "/v1/keys/key_9", "keys.delete", "key_9"),
         ("POST", "/v1/batches/bulk", "batches.bulk", None),
+        ("PATCH", "/v1/library/templates/t_1", "library.templates.update", "t_1"),
+        ("POST", "/v1/library/templates", "library.templates.create", None),
+        ("POST", "/v1/library/templates/import", "library.templates.import", None),
+        ("POST", "/v1/library/consolidations", "library.consolidations.create", None),
+        ("POST", "/v1/library/consolidations/plan", "library.consolidations.plan", None),
+        ("POST", "/v1/library/conflicts/c_1/decision", "library.conflicts.decision", "c_1"),
     ],
 )
 def test_audited_calls_are_named_by_what_they_do(

@@ -8,7 +8,6 @@ in the HTTP metrics instead."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,25 +16,34 @@ from batch_api.adapters.audit import AuditLog
 from batch_api.domain.principal import Principal
 
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# The resource a path acts on: a batch, a key, a template, a schedule...
-RESOURCE = re.compile(r"^/v1/[a-z-]+/(?P<id>[^/]+)")
+# Words in a resource's place that name no resource: operations on the whole collection.
+NOT_IDS = frozenset({"bulk", "import", "plan"})
+
+
+def _parts(path: str) -> list[str]:
+    """A `/v1` path's segments after `v1`, the template library's two first as one
+    (`/v1/library/templates/t_1` → `library.templates`, `t_1`)."""
+    parts = [p for p in path.split("/")[2:] if p]
+    if len(parts) >= 2 and parts[0] == "library":
+        parts = [f"library.{parts[1]}", *parts[2:]]
+    return parts
 
 
 def resource_of(path: str) -> str | None:
     """The id of the resource a `/v1` path names, if any (`/v1/batches/b_1/actions/pause`
     acts on `b_1`)."""
-    match = RESOURCE.match(path)
-    return match.group("id") if match and match.group("id") != "bulk" else None
+    parts = _parts(path)
+    return parts[1] if len(parts) >= 2 and parts[1] not in NOT_IDS else None
 
 
 def action_of(method: str, path: str) -> str:
     """A short name of what the call did, e.g. `batches.pause`, `batches.create`, `keys.delete`."""
-    parts = [p for p in path.split("/")[2:] if p]
+    parts = _parts(path)
     if not parts:
         return method.lower()
     kind = parts[0]
-    if len(parts) == 2 and parts[1] == "bulk":
-        return f"{kind}.bulk"
+    if len(parts) == 2 and parts[1] in NOT_IDS:
+        return f"{kind}.{parts[1]}"
     if len(parts) >= 4 and parts[2] == "actions":
         return f"{kind}.{parts[3]}"
     if len(parts) >= 5 and parts[2] == "jobs":

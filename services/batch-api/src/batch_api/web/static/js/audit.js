@@ -1,17 +1,16 @@
 // The audit log (admins): every state-changing call of the tenant, newest first, filtered by
 // user, method, resource and dates, a page at a time.
 
-import { api } from "./api.js";
-import { $, errorText, fmtTime, h, isAdmin, startPage, toast } from "./ui.js";
+import { $, fmtTime, h, isAdmin, pagedTable, startPage } from "./ui.js";
 
 const PAGE = 50;
 const form = $("#a-filters");
-let cursor = null;
 
-function resourceLink(id) {
+function resourceLink(id, path = "") {
   if (!id) return "–";
   if (id.startsWith("b_")) return h("a", { href: `/batches/${id}` }, id);
-  if (id.startsWith("t_")) return h("a", { href: "/templates" }, id);
+  // batch templates and the library's templates both have t_ ids: the call's path tells
+  if (id.startsWith("t_")) return h("a", { href: path.startsWith("/v1/library/") ? "/library" : "/templates" }, id);
   if (id.startsWith("s_")) return h("a", { href: "/schedules" }, id);
   return h("code", {}, id);
 }
@@ -24,7 +23,7 @@ function row(e) {
     h("td", {}, e.user),
     h("td", {}, e.role),
     h("td", {}, h("code", {}, e.action), h("div", { class: "muted small" }, `${e.method} ${e.path}`)),
-    h("td", {}, resourceLink(e.resource)),
+    h("td", {}, resourceLink(e.resource, e.path)),
     h("td", {}, h("span", { class: `badge ${e.outcome === "ok" ? "s-completed" : "s-failed"}` }, `${e.status} ${e.outcome}`)),
   );
 }
@@ -37,36 +36,20 @@ function query() {
     else if (k === "until") q.set(k, new Date(new Date(`${v}T00:00:00`).getTime() + 86_400_000).toISOString());
     else q.set(k, String(v));
   }
-  if (cursor) q.set("cursor", cursor);
   return q;
-}
-
-async function load(more = false) {
-  if (!more) cursor = null;
-  let page;
-  try {
-    page = await api(`/v1/audit?${query()}`);
-  } catch (error) {
-    toast(errorText(error), "error");
-    return;
-  }
-  const rows = page.items.map(row);
-  if (more) $("#a-rows").append(...rows);
-  else $("#a-rows").replaceChildren(...rows);
-  cursor = page.next_cursor;
-  $("#a-more").hidden = !cursor;
-  $("#a-empty").hidden = $("#a-rows").children.length > 0;
 }
 
 if (startPage()) {
   if (!isAdmin()) {
     $("#admins-only").hidden = false;
   } else {
+    const load = pagedTable({
+      path: "/v1/audit", query, row, rows: $("#a-rows"), more: $("#a-more"), empty: $("#a-empty"),
+    });
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       load();
     });
-    $("#a-more").addEventListener("click", () => load(true));
     load();
   }
 }

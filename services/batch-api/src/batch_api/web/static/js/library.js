@@ -2,12 +2,10 @@
 // at a time. A merged template names the one it was merged into; a document written outside
 // the API says what it lacks (a consolidation refuses it until it is mended).
 
-import { api } from "./api.js";
-import { $, errorText, fmtTime, h, startPage, toast } from "./ui.js";
+import { $, fmtTime, h, pagedTable, startPage } from "./ui.js";
 
 const PAGE = 100;
 const form = $("#l-filters");
-let cursor = null;
 
 function status(t) {
   const badge = h("span", { class: `badge lib-${t.status}` }, t.status);
@@ -42,32 +40,16 @@ function row(t) {
 function query() {
   const q = new URLSearchParams({ limit: String(PAGE) });
   for (const [k, v] of new FormData(form)) if (String(v).trim()) q.set(k, String(v).trim());
-  if (cursor) q.set("cursor", cursor);
   return q;
 }
 
-async function load(more = false) {
-  if (!more) cursor = null;
-  let page;
-  try {
-    page = await api(`/v1/library/templates?${query()}`);
-  } catch (error) {
-    toast(errorText(error), "error");
-    return;
-  }
-  const rows = page.items.map(row);
-  if (more) $("#l-rows").append(...rows);
-  else $("#l-rows").replaceChildren(...rows);
-  cursor = page.next_cursor;
-  $("#l-more").hidden = !cursor;
-  $("#l-empty").hidden = $("#l-rows").children.length > 0;
-}
-
 if (startPage()) {
+  const load = pagedTable({
+    path: "/v1/library/templates", query, row, rows: $("#l-rows"), more: $("#l-more"), empty: $("#l-empty"),
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     load();
   });
-  $("#l-more").addEventListener("click", () => load(true));
   load();
 }

@@ -1,7 +1,7 @@
 // Small DOM and formatting helpers shared by the pages, and the page start-up: a page that
 // needs a key sends an anonymous visitor to the sign-in page and hides what the role may not do.
 
-import { apiKey, mayOperate, session, signOut } from "./api.js";
+import { api, apiKey, mayOperate, session, signOut } from "./api.js";
 
 export const TERMINAL = new Set([
   "completed",
@@ -274,4 +274,31 @@ function clearOnEdit(event) {
   field.removeAttribute("aria-invalid");
   const slot = field.form?.querySelector(`[data-error-for="${CSS.escape(field.name)}"]`);
   if (slot) slot.textContent = "";
+}
+
+// A table filled a page at a time from a `/v1` listing (`{items, next_cursor}`): the returned
+// `load()` reads the first page again (with `query()`'s parameters), `load(true)` appends the
+// next one; `more` (a "Load more" button) shows while there is one, `empty` while no row.
+export function pagedTable({ path, query, row, rows, more, empty }) {
+  let cursor = null;
+  async function load(next = false) {
+    if (!next) cursor = null;
+    const q = query();
+    if (cursor) q.set("cursor", cursor);
+    let page;
+    try {
+      page = await api(`${path}?${q}`);
+    } catch (error) {
+      toast(errorText(error), "error");
+      return;
+    }
+    const made = page.items.map(row);
+    if (next) rows.append(...made);
+    else rows.replaceChildren(...made);
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    empty.hidden = rows.children.length > 0;
+  }
+  more.addEventListener("click", () => load(true));
+  return load;
 }
