@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import typing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,6 +141,24 @@ def test_every_event_version_is_compatible_with_what_was_first_committed() -> No
     first = published(DOCS)
     assert len(first) >= len(schemas()) - 5, "this test reads the schemas' git history"
     assert history_problems(DOCS) == []
+
+
+def test_an_older_version_edited_after_it_was_committed_is_reported(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path, check=True, capture_output=True,
+        )  # fmt: skip
+
+    git("init", "-q")
+    (tmp_path / "Thing.v1.json").write_text(render(_Published.model_json_schema()))
+    git("add", ".")
+    git("commit", "-q", "-m", "v1")
+    assert history_problems(tmp_path) == []
+    (tmp_path / "Thing.v1.json").write_text(render(_changed(note=None)))  # by hand
+    (problem,) = history_problems(tmp_path)
+    assert problem.startswith("Thing.v1.json: changed since it was first committed")
+    assert ".note: removed" in problem
 
 
 def test_every_version_keeps_what_the_one_before_had() -> None:
