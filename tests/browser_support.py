@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.sync_api import ConsoleMessage, Page, expect
+from pymongo import MongoClient
 from stack_support import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +78,21 @@ def import_templates(stack: Stack, templates: list[dict[str, Any]]) -> list[str]
     assert response.status_code == 201, response.text
     ids: list[str] = response.json()["ids"]
     return ids
+
+
+@contextmanager
+def broken_template(stack: Stack, **fields: Any) -> Iterator[str]:
+    """The id of a library document the API did not write (a bulk load): `fields` and no
+    more, in the stack's default tenant; removed on leaving, since other tests plan over the
+    whole library and must not meet it."""
+    doc = {"_id": f"t_broken{uuid.uuid4().hex[:12]}", "tenant": "default", **fields}
+    with MongoClient(stack.mongodb_url) as client:
+        templates = client[stack.database]["library_templates"]
+        templates.insert_one(doc)
+        try:
+            yield doc["_id"]
+        finally:
+            templates.delete_one({"_id": doc["_id"]})
 
 
 def consolidate(stack: Stack, template_ids: list[str], **extra: Any) -> dict[str, Any]:

@@ -9,14 +9,14 @@ import re
 import pytest
 from browser_support import (
     Console,
+    broken_template,
     consolidate,
     import_templates,
     screenshots,
     sign_in,
     wait_status,
 )
-from playwright.sync_api import Page, expect
-from pymongo import MongoClient
+from playwright.sync_api import Page, Route, expect
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -36,14 +36,8 @@ def test_the_library_shows_statuses_and_flags_a_broken_template(
         ],
     )
     wait_status(stack, consolidate(stack, ids)["batch_id"], "completed")
-    broken = {"_id": f"t_broken{unique}", "tenant": "default", "category": category,
-              "name": f"legacy {unique}"}  # fmt: skip
-    with MongoClient(stack.mongodb_url) as client:
-        client[stack.database]["library_templates"].insert_one(broken)
-        try:
-            _look_at_the_library(page, stack, console, category, ids, broken["_id"])
-        finally:  # other tests plan over the whole library: it must not hold a broken one
-            client[stack.database]["library_templates"].delete_one({"_id": broken["_id"]})
+    with broken_template(stack, category=category, name=f"legacy {unique}") as broken:
+        _look_at_the_library(page, stack, console, category, ids, broken)
 
 
 def _look_at_the_library(
@@ -82,14 +76,29 @@ def test_the_library_reads_a_long_category_a_page_at_a_time(
     category = f"many{unique}"
     import_templates(
         stack,
-        [{"name": f"n{i:03}", "category": category, "body": f"text {i}"} for i in range(101)],
+        [{"name": f"n{i:03}", "category": category, "body": f"text {i}"} for i in range(101)]
+        # and others, among which the whole library's first page (by random ids) falls
+        + [{"name": f"o{i:03}", "category": f"few{unique}", "body": "x"} for i in range(50)],
     )
     sign_in(page, stack.admin_key)
+    held: list[Route] = []  # the page's first read (no filter), answered late
+
+    def hold_the_first(route: Route) -> None:
+        if "category=" in route.request.url or held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/v1/library/templates?*", hold_the_first)
     page.goto("/library")
     page.get_by_label("Category").fill(category)
     page.get_by_role("button", name="Filter").click()
     rows = page.locator("#l-rows tr")
     expect(rows).to_have_count(100)
+    assert len(held) == 1
+    held[0].continue_()  # its answer (the whole library's first page) comes after the filter's
+    page.wait_for_timeout(500)
+    expect(rows.filter(has_not_text=category)).to_have_count(0)
     more = page.get_by_role("button", name="Load more")
     more.click()
     expect(rows).to_have_count(101)

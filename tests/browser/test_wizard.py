@@ -13,6 +13,7 @@ import pytest
 from browser_support import (
     Console,
     assert_not_reloaded,
+    broken_template,
     get_batch,
     import_templates,
     mark_document,
@@ -20,7 +21,6 @@ from browser_support import (
     sign_in,
 )
 from playwright.sync_api import Page, Route, expect
-from pymongo import MongoClient
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -324,13 +324,8 @@ def test_wizard_consolidates_chosen_library_templates(
     ]
     ids = import_templates(stack, templates)
     # and one the API did not write (a bulk load): shown, but not to be chosen
-    broken = {"_id": f"t_broken{unique}", "tenant": "default", "category": f"cat{unique}"}
-    with MongoClient(stack.mongodb_url) as client:
-        client[stack.database]["library_templates"].insert_one(broken)
-        try:
-            _consolidate_in_the_wizard(page, stack, console, unique, ids, broken["_id"])
-        finally:  # other tests plan over the whole library: it must not hold a broken one
-            client[stack.database]["library_templates"].delete_one({"_id": broken["_id"]})
+    with broken_template(stack, category=f"cat{unique}") as broken:
+        _consolidate_in_the_wizard(page, stack, console, unique, ids, broken)
 
 
 def _consolidate_in_the_wizard(

@@ -278,20 +278,25 @@ function clearOnEdit(event) {
 
 // A table filled a page at a time from a `/v1` listing (`{items, next_cursor}`): the returned
 // `load()` reads the first page again (with `query()`'s parameters), `load(true)` appends the
-// next one; `more` (a "Load more" button) shows while there is one, `empty` while no row.
+// next one; `more` (a "Load more" button) shows while there is one, `empty` while no row. An
+// answer to a read that a newer `load()` overtook is dropped (the page's first read, say,
+// answering after the filter a person applied meanwhile).
 export function pagedTable({ path, query, row, rows, more, empty }) {
   let cursor = null;
+  let reads = 0;
   async function load(next = false) {
     if (!next) cursor = null;
+    const read = next ? reads : ++reads;
     const q = query();
     if (cursor) q.set("cursor", cursor);
     let page;
     try {
       page = await api(`${path}?${q}`);
     } catch (error) {
-      toast(errorText(error), "error");
+      if (read === reads) toast(errorText(error), "error");
       return;
     }
+    if (read !== reads) return;
     const made = page.items.map(row);
     if (next) rows.append(...made);
     else rows.replaceChildren(...made);
