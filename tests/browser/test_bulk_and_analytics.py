@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 from browser_support import create_batch, get_batch, screenshots, sign_in, wait_status
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -133,6 +133,36 @@ def test_history_filters_by_tag_owner_and_creation_day(
     expect(page.locator(f"#row-{other['id']}")).to_be_visible()
     expect(page.locator("#rows tr")).to_have_count(2)
     screenshots(page, "history-filters")
+
+
+def test_history_keeps_the_filter_when_the_first_read_answers_late(
+    page: Page, stack: Stack, unique: str
+) -> None:
+    name = f"late-{unique[:8]}"
+    wanted = create_batch(stack, name=f"{name} wanted", job_type="demo.sleep", items=[{}])
+    newest = create_batch(stack, name=f"other-{unique[:8]}", job_type="demo.sleep", items=[{}])
+    sign_in(page, stack.admin_key)
+    held: list[Route] = []  # the page's first read (no filter: the newest batches), answered late
+
+    def hold_the_first(route: Route) -> None:
+        if "q=" in route.request.url or held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/v1/batches?*", hold_the_first)
+    page.goto("/history")
+    page.get_by_label("Name contains").fill(name)
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("#rows tr")
+    expect(rows).to_have_count(1)
+    assert len(held) == 1
+    held[0].continue_()  # its answer, with the newest batch in it, comes after the filter's
+    page.wait_for_timeout(500)
+    expect(rows).to_have_count(1)
+    expect(page.locator(f"#row-{wanted['id']}")).to_be_visible()
+    expect(page.locator(f"#row-{newest['id']}")).to_have_count(0)
+    expect(page.get_by_role("button", name="Next")).to_be_disabled()
 
 
 def test_history_pauses_and_resumes_several_batches(page: Page, stack: Stack, unique: str) -> None:

@@ -9,6 +9,7 @@ const PAGE = 25;
 const form = $("#filters");
 let cursors = [null];
 let page = 0;
+let reads = 0; // a read overtaken by a newer one (a filter applied while the page loaded) is dropped
 const selected = new Set();
 const shown = new Map();
 
@@ -83,13 +84,15 @@ function query() {
 }
 
 async function load() {
+  const read = ++reads;
   let result;
   try {
     result = await api(`/v1/batches?${query()}`);
   } catch (error) {
-    toast(errorText(error), "error");
+    if (read === reads) toast(errorText(error), "error");
     return;
   }
+  if (read !== reads) return;
   shown.clear();
   for (const b of result.items) shown.set(b.id, b);
   $("#rows").replaceChildren(...result.items.map(row));
@@ -185,6 +188,7 @@ if (startPage()) {
     load();
   });
   $("#next").addEventListener("click", () => {
+    if (!cursors[page + 1]) return; // the next page's cursor comes with this page's answer
     page += 1;
     load();
   });
