@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from browser_support import Console, get_batch, screenshots, sign_in, wait_status
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -189,3 +189,40 @@ def test_a_batch_is_saved_as_a_template_from_its_detail_page(
     assert spec["config"]["max_concurrent_jobs"] == 7
     assert spec["items"] == [{"seconds": 0}, {"seconds": 0.01}]
     assert console.unexpected() == []
+
+
+def test_the_templates_page_shows_the_filter_when_the_first_read_answers_late(
+    page: Page, stack: Stack, unique: str
+) -> None:
+    for name in (f"late wanted {unique}", f"late other {unique}"):
+        made = httpx.post(
+            f"{stack.url}/v1/templates",
+            json={
+                "name": name,
+                "category": f"late{unique[:6]}",
+                "spec": {"job_type": "demo.sleep"},
+            },
+            headers=stack.headers,
+            timeout=30,
+        )
+        assert made.status_code == 201, made.text
+    held: list[Route] = []  # the page's first read (every template), answered late
+
+    def hold_the_first(route: Route) -> None:
+        if "q=" in route.request.url or held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/v1/templates?*", hold_the_first)
+    sign_in(page, stack.admin_key)
+    page.goto("/templates")
+    page.get_by_label("Name contains").fill(f"late wanted {unique}")
+    page.get_by_role("button", name="Filter").click()
+    cards = page.locator("article.template")
+    expect(cards).to_have_count(1)
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_timeout(500)
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text(f"late wanted {unique}")

@@ -428,3 +428,39 @@ def test_wizard_puts_a_consolidation_on_a_schedule(
     batch = get_batch(stack, run["batch_id"])
     assert batch["job_type"] == "templates.consolidate"
     assert console.unexpected() == []
+
+
+def test_the_library_search_shows_the_last_search_when_an_earlier_one_answers_late(
+    page: Page, stack: Stack, console: Console, unique: str
+) -> None:
+    import_templates(
+        stack,
+        [
+            {"name": f"late a {unique}", "category": f"late{unique}", "body": "a"},
+            {"name": f"late b {unique}", "category": f"late{unique}", "body": "b"},
+            {"name": f"late other {unique}", "category": f"other{unique}", "body": "c"},
+        ],
+    )
+    held: list[Route] = []  # the first search (the whole library), answered late
+
+    def hold_the_first(route: Route) -> None:
+        if "category=" in route.request.url or held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/v1/library/templates?*", hold_the_first)
+    sign_in(page, stack.admin_key)
+    page.goto("/new")
+    page.get_by_label("Name").fill(f"late {unique}")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Job type").select_option("templates.consolidate")
+    page.get_by_label("Library category").fill(f"late{unique}")
+    rows = page.locator("#lib-rows tr")
+    expect(rows).to_have_count(2)
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_timeout(500)
+    expect(rows).to_have_count(2)
+    expect(rows.filter(has_text=f"late other {unique}")).to_have_count(0)
+    assert console.unexpected() == []

@@ -3,7 +3,7 @@
 // (POST /v1/library/consolidations/plan) and starting posts /v1/library/consolidations.
 
 import { api, idempotencyKey } from "./api.js";
-import { $, fmtCount, fmtNumber, h } from "./ui.js";
+import { $, fmtCount, fmtNumber, h, readOrder } from "./ui.js";
 
 export const CONSOLIDATE = "templates.consolidate";
 const selected = new Set();
@@ -39,11 +39,15 @@ function row(t) {
   return h("tr", {}, h("td", {}, box), h("td", {}, name), h("td", {}, t.category), text);
 }
 
+const nextRead = readOrder();
+
 async function search(form) {
+  const current = nextRead();
   const q = new URLSearchParams({ status: "active", limit: "200" });
   if (form.lib_q.value.trim()) q.set("q", form.lib_q.value.trim());
   if (form.lib_category.value.trim()) q.set("category", form.lib_category.value.trim());
   const page = await api(`/v1/library/templates?${q}`);
+  if (!current()) return; // a later search (the person typed on) is under way
   shown = page.items;
   $("#lib-rows").replaceChildren(
     ...(shown.length ? shown.map(row) : [h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No active template matches."))]),

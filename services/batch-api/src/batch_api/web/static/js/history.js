@@ -3,13 +3,13 @@
 // for each batch shown.
 
 import { api, mayOperate } from "./api.js";
-import { $, $$, TERMINAL, ask, badge, errorText, failuresOf, fmtNumber, fmtPercent, fmtTime, h, policyBadges, startPage, statusLabel, toast } from "./ui.js";
+import { $, $$, TERMINAL, ask, badge, errorText, failuresOf, fmtNumber, fmtPercent, fmtTime, h, policyBadges, readOrder, startPage, statusLabel, toast } from "./ui.js";
 
 const PAGE = 25;
 const form = $("#filters");
 let cursors = [null];
 let page = 0;
-let reads = 0; // a read overtaken by a newer one (a filter applied while the page loaded) is dropped
+const nextRead = readOrder();
 const selected = new Set();
 const shown = new Map();
 
@@ -84,15 +84,15 @@ function query() {
 }
 
 async function load() {
-  const read = ++reads;
+  const current = nextRead();
   let result;
   try {
     result = await api(`/v1/batches?${query()}`);
   } catch (error) {
-    if (read === reads) toast(errorText(error), "error");
+    if (current()) toast(errorText(error), "error");
     return;
   }
-  if (read !== reads) return;
+  if (!current()) return;
   shown.clear();
   for (const b of result.items) shown.set(b.id, b);
   $("#rows").replaceChildren(...result.items.map(row));

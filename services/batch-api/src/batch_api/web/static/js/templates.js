@@ -3,7 +3,7 @@
 
 import { api, idempotencyKey, mayOperate, session } from "./api.js";
 import { commaList, parseItems, showProblem, wireTabs } from "./forms.js";
-import { $, ask, clearErrors, errorText, fieldError, fmtNumber, fmtTime, h, isAdmin, startPage, toast } from "./ui.js";
+import { $, ask, clearErrors, errorText, fieldError, fmtNumber, fmtTime, h, isAdmin, readOrder, startPage, toast } from "./ui.js";
 
 const filters = $("#t-filters");
 const dialog = $("#template-dialog");
@@ -64,16 +64,20 @@ async function loadCategories() {
   $("#category-list").replaceChildren(...categories.map((c) => h("option", { value: c.category })));
 }
 
+const nextRead = readOrder();
+
 async function load() {
+  const current = nextRead();
   const q = new URLSearchParams({ limit: "500" });
   for (const [k, v] of new FormData(filters)) if (v) q.set(k, String(v));
   let page;
   try {
     [page] = await Promise.all([api(`/v1/templates?${q}`), loadCategories()]);
   } catch (error) {
-    toast(errorText(error), "error");
+    if (current()) toast(errorText(error), "error");
     return;
   }
+  if (!current()) return;
   shown.clear();
   const groups = new Map();
   for (const t of page.items) {

@@ -276,6 +276,17 @@ function clearOnEdit(event) {
   if (slot) slot.textContent = "";
 }
 
+// Reads that can overlap (a filter applied while the page's first read is under way) answer in
+// any order: `const current = nextRead()` before each read, and an answer for which `current()`
+// is false was overtaken by a newer read and is dropped, not shown over the newer one's.
+export function readOrder() {
+  let reads = 0;
+  return () => {
+    const read = ++reads;
+    return () => read === reads;
+  };
+}
+
 // A table filled a page at a time from a `/v1` listing (`{items, next_cursor}`): the returned
 // `load()` reads the first page again (with `query()`'s parameters), `load(true)` appends the
 // next one; `more` (a "Load more" button) shows while there is one, `empty` while no row. An
@@ -283,20 +294,24 @@ function clearOnEdit(event) {
 // answering after the filter a person applied meanwhile).
 export function pagedTable({ path, query, row, rows, more, empty }) {
   let cursor = null;
-  let reads = 0;
+  const nextRead = readOrder();
+  let latest = () => true; // the first page's read; "Load more" continues it
   async function load(next = false) {
-    if (!next) cursor = null;
-    const read = next ? reads : ++reads;
+    if (!next) {
+      cursor = null;
+      latest = nextRead();
+    }
+    const current = latest;
     const q = query();
     if (cursor) q.set("cursor", cursor);
     let page;
     try {
       page = await api(`${path}?${q}`);
     } catch (error) {
-      if (read === reads) toast(errorText(error), "error");
+      if (current()) toast(errorText(error), "error");
       return;
     }
-    if (read !== reads) return;
+    if (!current()) return;
     const made = page.items.map(row);
     if (next) rows.append(...made);
     else rows.replaceChildren(...made);
