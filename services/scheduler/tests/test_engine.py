@@ -610,6 +610,34 @@ async def test_snapshots_mark_the_window_of_the_recent_pace_after_30_s_of_runnin
     )
 
 
+async def test_the_recent_pace_counts_the_jobs_that_ran_not_those_cancelled_one_by_one() -> None:
+    h = Harness(lease_s=600)
+    began = h.clock.t
+    await h.started("b1", 100, max_concurrent_jobs=1)
+
+    async def one_job_in_20_s() -> None:
+        h.clock.t += 20
+        await h.capacity(10)
+        await h.complete(h.dispatched()[-1])
+        await h.s.tick()
+
+    for _ in range(4):  # marks at 0, 40 and 80 s (see the test above)
+        await one_job_in_20_s()
+    for i in range(5, 35):  # a person cancels 30 waiting jobs, one by one
+        await h.send(JobCancelRequested(batch_id="b1", job_id=f"b1.{i}", requested_by="u"))
+    for _ in range(3):  # dispatching passes them at 100 s: they end at once, without running
+        await one_job_in_20_s()
+    last = h.last_snapshot()
+    counts = last["counts"]
+    assert counts["cancelled"] == 30
+    done = sum(counts[k] for k in ("completed", "failed", "skipped", "cancelled"))
+    # a reader's pace (as the API's progress): jobs moved since the mark over the time since
+    moved = done + last["running_done"] - last["window_done"]
+    seconds = (h.clock.t - began) - last["window_active_s"]
+    assert seconds >= 30
+    assert moved / seconds == pytest.approx(1 / 20)  # not 30 jobs more in the same time
+
+
 async def test_a_retry_measures_its_own_pace() -> None:
     h = Harness(lease_s=600)
     await h.started("b1", 3, max_concurrent_jobs=1)

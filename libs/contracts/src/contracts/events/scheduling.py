@@ -69,7 +69,10 @@ class BatchSnapshot(Event):
         default=None,
         ge=0,
         description="Jobs ended by then, plus what its running jobs had done of themselves "
-        "(as `running_done`).",
+        "(as `running_done`), plus the jobs ended without running since (cancelled, or skipped "
+        "by a stop): they are no pace, so the reader's difference leaves them out. Schedulers "
+        "before 2026-12-08 did not add them: a window over which jobs were cancelled one by "
+        "one showed a pace above the real one.",
     )
 
 

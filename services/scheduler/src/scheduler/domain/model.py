@@ -147,10 +147,11 @@ class BatchRuntime:
         return round(self.ran_ms / self.ran_count, 1) if self.ran_count else None
 
     def pace_window(self, active_s: float, moved: float) -> tuple[float, float] | None:
-        """Marks a point of its run (`active_s` seconds of active time, `moved` jobs ended or
-        done by running ones) and returns where the window of its recent pace begins: a
-        mark taken every `PACE_WINDOW_S` of active time, the one before the latest, so the
-        window spans one to two of them up to now. None until the first full one."""
+        """Marks a point of its run (`active_s` seconds of active time, `moved` jobs that ran
+        and ended, or done by running ones) and returns where the window of its recent pace
+        begins: a mark taken every `PACE_WINDOW_S` of active time, the one before the
+        latest, so the window spans one to two of them up to now. None until the first full
+        one."""
         if self.window_next is None:
             self.window_next = (active_s, moved)
         elif active_s - self.window_next[0] >= PACE_WINDOW_S:

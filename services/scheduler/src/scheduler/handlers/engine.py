@@ -951,7 +951,13 @@ class Scheduler:
         b.dirty = True
         b.reported = b.counts()
         b.reported_running = round(b.running_done(), 3)
-        window = b.pace_window(b.active_s(self._at()), b.reported.finished + b.reported_running)
+        # The pace counts the jobs that ran: its marks leave out those ended without running
+        # (cancelled, or skipped by a stop), and `window_done` adds the ones ended so far
+        # back, so a reader's (jobs done now - window_done) is the jobs that ran since the mark.
+        never_ran = b.cancelled + b.skipped_waiting
+        window = b.pace_window(
+            b.active_s(self._at()), b.reported.finished - never_ran + b.reported_running
+        )
         event = cls(
             batch_id=b.batch_id,
             status=b.status,
@@ -967,7 +973,7 @@ class Scheduler:
             running_done=b.reported_running,
             average_job_ms=b.average_job_ms,
             window_active_s=None if window is None else round(window[0], 3),
-            window_done=None if window is None else round(window[1], 3),
+            window_done=None if window is None else round(window[1] + never_ran, 3),
             **extra,
         )
         self._send(self.topics.batch_events, b.batch_id, event, b, seq=b.seq)
