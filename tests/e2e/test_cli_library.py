@@ -128,3 +128,65 @@ def test_a_template_written_outside_the_api_is_flagged_and_refused(
     assert planted["_id"] in refused.stderr
     assert "no body" in refused.stderr
     no_traceback(refused)
+    # mended from the command line: it gets its text (and the dates it lacked)
+    text = tmp_path / "legacy.txt"
+    text.write_text("Hi {{name}}, from the old system.")
+    mended = run("library", "update", planted["_id"], "--body-file", str(text), "--json")
+    assert mended.returncode == 0, mended.stderr
+    assert json.loads(mended.stdout)["defects"] == []
+    planned = run("library", "consolidate", "--all", "--plan", "--json")
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["templates"] == 1
+
+
+def test_change_archive_and_delete_a_library_template(
+    run: Cli, tmp_path: Path, unique: str
+) -> None:
+    category = f"chg-{unique[:8]}"
+    source = tmp_path / "two.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"name": n, "category": category, "body": f"{n} {{{{who}}}}"}) + "\n"
+            for n in ("Keep", "Drop")
+        )
+    )
+    keep, drop = json.loads(run("library", "import", str(source), "--json").stdout)["ids"]
+    changed = run(
+        "library", "update", keep, "--name", "Kept", "--body", "Hello {{who}}",
+        "--variable", "who", "--tag", "a", "--tag", "b",
+    )  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    assert f"Updated library template {keep}" in changed.stdout
+    assert "Hello {{who}}" in changed.stdout
+    shown = json.loads(run("library", "show", keep, "--json").stdout)
+    assert (shown["name"], shown["tags"], shown["version"]) == ("Kept", ["a", "b"], 2)
+    untagged = json.loads(run("library", "update", keep, "--no-tags", "--json").stdout)
+    assert (untagged["tags"], untagged["name"]) == ([], "Kept")
+
+    archived = run("library", "update", drop, "--status", "archived", "--json")
+    assert json.loads(archived.stdout)["status"] == "archived"
+    active = json.loads(
+        run("library", "list", "--category", category, "--status", "active", "--json").stdout
+    )
+    assert [t["id"] for t in active["items"]] == [keep]
+    deleted = run("library", "delete", drop)
+    assert deleted.returncode == 0, deleted.stderr
+    gone = run("library", "show", drop)
+    assert gone.returncode == 3, gone.stdout
+    again = run("library", "delete", drop)
+    assert again.returncode == 3
+    no_traceback(again)
+
+    nothing = run("library", "update", keep)
+    assert nothing.returncode == 2
+    assert "nothing to change" in nothing.stderr
+    both = run("library", "update", keep, "--body", "x", "--body-file", str(source))
+    assert both.returncode == 2
+    assert "not both" in both.stderr
+    merged = run("library", "update", keep, "--status", "merged")
+    assert merged.returncode == 2  # a consolidation merges; a person archives
+    empty = run("library", "update", keep, "--name", "")
+    assert empty.returncode == 5, empty.stdout  # the API's 422
+    assert "name" in empty.stderr
+    no_traceback(empty)
+    assert json.loads(run("library", "show", keep, "--json").stdout)["name"] == "Kept"

@@ -313,8 +313,8 @@ def library_template_view(template: Mapping[str, Any]) -> RenderableType:
             Text("Defects", style="bold red"),
             Text(
                 "; ".join(template["defects"])
-                + f" (written outside the API; a consolidation refuses it until "
-                f"PATCH /v1/library/templates/{template['id']} mends it)",
+                + " (written outside the API; a consolidation refuses it until `batchyard "
+                f"library update {template['id']}` gives what it lacks, or `library delete`)",
                 style="red",
             ),
         )

@@ -481,6 +481,17 @@ class BatchyardClient:
     def get_library_template(self, template_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/library/templates/{_segment(template_id)}")
 
+    def update_library_template(
+        self, template_id: str, changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """`PATCH /v1/library/templates/{id}`: the fields given change (a document written
+        outside the API gets what it lacked to be whole, when the changes give it)."""
+        path = f"/v1/library/templates/{_segment(template_id)}"
+        return self._json("PATCH", path, json=changes)
+
+    def delete_library_template(self, template_id: str) -> None:
+        self._request("DELETE", f"/v1/library/templates/{_segment(template_id)}")
+
     def import_library(self, templates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """`POST /v1/library/templates/import`: up to 10,000 templates, all or none."""
         return self._json("POST", "/v1/library/templates/import", json={"templates": templates})

@@ -1,10 +1,12 @@
-"""The template library a `templates.consolidate` batch works on: import, list and show
-templates, plan and start a consolidation, and decide the conflicts it parked."""
+"""The template library a `templates.consolidate` batch works on: import, list, show, change
+and delete templates, plan and start a consolidation, and decide the conflicts it parked."""
 
 from __future__ import annotations
 
 import enum
 import itertools
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +19,7 @@ from batchyard_cli.errors import InputError
 from batchyard_cli.inputs import read_items
 
 library_app = typer.Typer(
-    help="The template library: import, list, consolidate (merge, replace or archive "
+    help="The template library: import, list, change, consolidate (merge, replace or archive "
     "duplicates) and decide conflicts.",
     no_args_is_help=True,
 )
@@ -28,6 +30,13 @@ IMPORT_CHUNK = 10_000  # templates a request takes at most (all of a request, or
 class Status(enum.StrEnum):
     active = "active"
     merged = "merged"
+    archived = "archived"
+
+
+class Settable(enum.StrEnum):
+    """The statuses a person sets (`merged` is a consolidation's doing)."""
+
+    active = "active"
     archived = "archived"
 
 
@@ -117,6 +126,79 @@ def show_template(
         app.output.json(template)
     else:
         app.output.show(library_template_view(template))
+
+
+@library_app.command("update")
+def update_template(
+    ctx: typer.Context,
+    template_id: Annotated[str, typer.Argument(help="The template id.", show_default=False)],
+    name: Annotated[str | None, typer.Option(help="Its new name.")] = None,
+    category: Annotated[str | None, typer.Option(help="Its new category.")] = None,
+    body: Annotated[str | None, typer.Option(help="Its new text.")] = None,
+    body_file: Annotated[
+        Path | None,
+        typer.Option("--body-file", help="Its new text from a file; - for stdin.", dir_okay=False),
+    ] = None,
+    variable: Annotated[
+        list[str] | None,
+        typer.Option("--variable", help="A variable (repeatable; replaces its variables)."),
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="A tag (repeatable; replaces its tags).")
+    ] = None,
+    no_tags: Annotated[bool, typer.Option("--no-tags", help="Remove every tag.")] = False,
+    status: Annotated[
+        Settable | None,
+        typer.Option(help="archived takes it out of consolidations; active brings it back."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a library template: the fields given change, the rest stay. A document written
+    outside the API (`show` lists what it lacks) is mended by giving what it lacks."""
+    if body is not None and body_file is not None:
+        raise InputError("give the new text as --body or --body-file, not both")
+    if tag and no_tags:
+        raise InputError("--tag and --no-tags contradict each other")
+    changes: dict[str, Any] = {"name": name, "category": category, "body": body}
+    if body_file is not None:
+        changes["body"] = _read_text(body_file)
+    if variable:
+        changes["variables"] = variable
+    if tag or no_tags:
+        changes["tags"] = tag or []
+    if status is not None:
+        changes["status"] = status.value
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise InputError("nothing to change: give a flag such as --name, --body-file or --status")
+    app = state(ctx)
+    updated = app.client().update_library_template(template_id, changes)
+    if as_json:
+        app.output.json(updated)
+    else:
+        app.output.say(f"Updated library template {updated['id']}.", style="bold")
+        app.output.show(library_template_view(updated))
+
+
+@library_app.command("delete")
+def delete_template(
+    ctx: typer.Context,
+    template_id: Annotated[str, typer.Argument(help="The template id.", show_default=False)],
+) -> None:
+    """Delete a library template. To keep it but leave it out of consolidations, `update
+    --status archived`; a consolidation's backup keeps what it changed, not this."""
+    app = state(ctx)
+    app.client().delete_library_template(template_id)
+    app.output.say(f"Deleted library template {template_id}.")
+
+
+def _read_text(path: Path) -> str:
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read it ({error})") from error
 
 
 @library_app.command("consolidate")
