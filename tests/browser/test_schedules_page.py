@@ -106,3 +106,45 @@ def test_create_toggle_trigger_and_follow_a_run(
     row.get_by_role("button", name="Delete").click()
     page.get_by_role("dialog", name="Delete schedule?").get_by_role("button", name="Delete").click()
     expect(row).to_have_count(0)
+
+
+def test_a_consolidation_schedule_is_edited_on_the_page(
+    page: Page, stack: Stack, console: Console, unique: str
+) -> None:
+    name = f"tidy {unique[:8]}"
+    body = {
+        "name": name,
+        "cron": "0 4 * * 0",
+        "consolidation": {"filter": {"category": f"c{unique[:8]}"}, "templates_per_job": 20},
+    }
+    made = httpx.post(f"{stack.url}/v1/schedules", json=body, headers=stack.headers, timeout=30)
+    assert made.status_code == 201, made.text
+    sign_in(page, stack.admin_key)
+    page.goto("/schedules")
+    row = page.locator("#s-rows tr", has_text=name)
+    row.get_by_role("button", name="Edit").click()
+    editor = page.get_by_role("dialog", name=f"Edit {name}")
+    # its runs plan their own templates: no template, no items, but how it consolidates
+    expect(editor.get_by_label("Make each batch from template")).to_be_hidden()
+    expect(editor.get_by_label("Items")).to_be_hidden()
+    expect(editor.locator("#sf-c-scope")).to_have_text(
+        f"Consolidates (merge) the templates in c{unique[:8]}, planned afresh at each run."
+    )
+    expect(editor.get_by_label("Operation")).to_have_value("merge")
+    editor.get_by_label("Operation").select_option("archive")
+    editor.get_by_label("When two templates clash").select_option("interactive")
+    editor.get_by_label("Backups").select_option("manual")
+    screenshots(page, "schedules-edit-consolidation")
+    editor.get_by_role("button", name="Save schedule").click()
+    expect(editor).to_be_hidden()
+    expect(row).to_contain_text("Consolidates (archive)")
+    stored = schedule_of(stack, name)["consolidation"]
+    assert isinstance(stored, dict)
+    assert (
+        stored["operation"],
+        stored["conflict_resolution"],
+        stored["backup_strategy"],
+    ) == ("archive", "interactive", "manual")
+    # the rest of it stays as it was made
+    assert (stored["filter"]["category"], stored["templates_per_job"]) == (f"c{unique[:8]}", 20)
+    assert console.unexpected() == []

@@ -186,6 +186,14 @@ function openEditor(s = null) {
   const consolidation = !!(s && s.consolidation);
   select.closest(".field").hidden = consolidation;
   form.items.closest(".field").hidden = consolidation;
+  $("#sf-consolidation").hidden = !consolidation;
+  if (consolidation) {
+    const c = s.consolidation;
+    $("#sf-c-scope").textContent = `${consolidationText(c)}, planned afresh at each run.`;
+    form.c_operation.value = c.operation;
+    form.c_conflicts.value = c.conflict_resolution;
+    form.c_backup.value = c.backup_strategy;
+  }
   if (s) {
     form.name.value = s.name;
     form.cron.value = s.cron;
@@ -233,7 +241,15 @@ async function save(event) {
     $("[aria-invalid='true']", form)?.focus();
     return;
   }
-  if (editing && !editing.template_id) {
+  if (editing && editing.consolidation) {
+    // the rest of it (which templates, how many a job) stays as it was made
+    body.consolidation = {
+      ...editing.consolidation,
+      operation: form.c_operation.value,
+      conflict_resolution: form.c_conflicts.value,
+      backup_strategy: form.c_backup.value,
+    };
+  } else if (editing && !editing.template_id) {
     if (items.length) body.spec = { ...editing.spec, items };
   } else if (items.length || editing) {
     body.overrides = { ...((editing && editing.overrides) || {}), items: items.length ? items : null };
@@ -249,7 +265,7 @@ async function save(event) {
     toast(`Saved ${saved.name}${saved.next_runs.length ? `; next run ${inZone(saved.next_runs[0], saved.timezone)}` : ""}.`, "ok");
     await load();
   } catch (err) {
-    showProblem(form, err, { "overrides.items": "items", overrides: "items", "spec.items": "items", spec: "items" });
+    showProblem(form, err, { "overrides.items": "items", overrides: "items", "spec.items": "items", spec: "items", consolidation: "consolidation" });
   } finally {
     button.disabled = false;
   }
