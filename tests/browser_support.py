@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import ConsoleMessage, Page, expect
+from playwright.sync_api import ConsoleMessage, Page, Route, expect
 from pymongo import MongoClient
 from stack_support import Stack
 
@@ -65,6 +65,22 @@ def act_on(stack: Stack, batch_id: str, action: str) -> None:
         f"{stack.url}/v1/batches/{batch_id}/actions/{action}", headers=stack.headers, timeout=30
     )
     assert response.status_code == 202, response.text
+
+
+def hold_first_read(page: Page, url: str, unless: str) -> list[Route]:
+    """Holds back the first request to `url` (a glob) whose address lacks `unless`: a page's
+    first, unfiltered read, to answer after the filter a test applies (`held[0].continue_()`).
+    Every other request goes through."""
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        if unless in route.request.url or held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(url, hold)
+    return held
 
 
 def import_templates(stack: Stack, templates: list[dict[str, Any]]) -> list[str]:

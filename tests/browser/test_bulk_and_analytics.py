@@ -7,8 +7,15 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from browser_support import create_batch, get_batch, screenshots, sign_in, wait_status
-from playwright.sync_api import Page, Route, expect
+from browser_support import (
+    create_batch,
+    get_batch,
+    hold_first_read,
+    screenshots,
+    sign_in,
+    wait_status,
+)
+from playwright.sync_api import Page, expect
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -142,15 +149,8 @@ def test_history_keeps_the_filter_when_the_first_read_answers_late(
     wanted = create_batch(stack, name=f"{name} wanted", job_type="demo.sleep", items=[{}])
     newest = create_batch(stack, name=f"other-{unique[:8]}", job_type="demo.sleep", items=[{}])
     sign_in(page, stack.admin_key)
-    held: list[Route] = []  # the page's first read (no filter: the newest batches), answered late
-
-    def hold_the_first(route: Route) -> None:
-        if "q=" in route.request.url or held:
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route("**/v1/batches?*", hold_the_first)
+    # the page's first read (no filter: the newest batches), answered late
+    held = hold_first_read(page, "**/v1/batches?*", unless="q=")
     page.goto("/history")
     page.get_by_label("Name contains").fill(name)
     page.get_by_role("button", name="Filter").click()

@@ -11,12 +11,13 @@ from browser_support import (
     Console,
     broken_template,
     consolidate,
+    hold_first_read,
     import_templates,
     screenshots,
     sign_in,
     wait_status,
 )
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -81,15 +82,8 @@ def test_the_library_reads_a_long_category_a_page_at_a_time(
         + [{"name": f"o{i:03}", "category": f"few{unique}", "body": "x"} for i in range(50)],
     )
     sign_in(page, stack.admin_key)
-    held: list[Route] = []  # the page's first read (no filter), answered late
-
-    def hold_the_first(route: Route) -> None:
-        if "category=" in route.request.url or held:
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route("**/v1/library/templates?*", hold_the_first)
+    # the page's first read (no filter), answered late
+    held = hold_first_read(page, "**/v1/library/templates?*", unless="category=")
     page.goto("/library")
     page.get_by_label("Category").fill(category)
     page.get_by_role("button", name="Filter").click()

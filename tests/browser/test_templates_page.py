@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from browser_support import Console, get_batch, screenshots, sign_in, wait_status
-from playwright.sync_api import Page, Route, expect
+from browser_support import Console, get_batch, hold_first_read, screenshots, sign_in, wait_status
+from playwright.sync_api import Page, expect
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -206,15 +206,8 @@ def test_the_templates_page_shows_the_filter_when_the_first_read_answers_late(
             timeout=30,
         )
         assert made.status_code == 201, made.text
-    held: list[Route] = []  # the page's first read (every template), answered late
-
-    def hold_the_first(route: Route) -> None:
-        if "q=" in route.request.url or held:
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route("**/v1/templates?*", hold_the_first)
+    # the page's first read (every template), answered late
+    held = hold_first_read(page, "**/v1/templates?*", unless="q=")
     sign_in(page, stack.admin_key)
     page.goto("/templates")
     page.get_by_label("Name contains").fill(f"late wanted {unique}")

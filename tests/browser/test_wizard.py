@@ -15,6 +15,7 @@ from browser_support import (
     assert_not_reloaded,
     broken_template,
     get_batch,
+    hold_first_read,
     import_templates,
     mark_document,
     screenshots,
@@ -441,15 +442,8 @@ def test_the_library_search_shows_the_last_search_when_an_earlier_one_answers_la
             {"name": f"late other {unique}", "category": f"other{unique}", "body": "c"},
         ],
     )
-    held: list[Route] = []  # the first search (the whole library), answered late
-
-    def hold_the_first(route: Route) -> None:
-        if "category=" in route.request.url or held:
-            route.continue_()
-        else:
-            held.append(route)
-
-    page.route("**/v1/library/templates?*", hold_the_first)
+    # the first search (the whole library), answered late
+    held = hold_first_read(page, "**/v1/library/templates?*", unless="category=")
     sign_in(page, stack.admin_key)
     page.goto("/new")
     page.get_by_label("Name").fill(f"late {unique}")
