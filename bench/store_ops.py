@@ -4,7 +4,8 @@ as the bucket grows; a 100-view bucket written and read with its views as nested
 against one binary field, plain or compressed (`servicekit.blobs`); the scheduler's insert of
 a flush's 200 job state changes, the same three ways; the listings' queries (the newest 50 of
 a tenant's batches, the views of a 200-batch page by `_id: {$in}`, an update guarded by a field
-besides `_id`, a batch's range of ids) as the batches grow. Runs in a throwaway database of the
+besides `_id`, a batch's range of ids) as the batches grow; a status filter over batch views
+(the ids of the open ones, of the failed ones). Runs in a throwaway database of the
 store at `--url` (default: the dev stack's) and drops it; about a minute.
 
     python bench/store_ops.py [--url mongodb://127.0.0.1:27017]
@@ -120,6 +121,61 @@ async def listing(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[flo
     return tuple([await timed(op, 5) for op in (newest, page, guarded, batch_range)])
 
 
+def view_like(i: int) -> dict[str, Any]:
+    """A batch view as the reporter writes it (about 1 KB): one in 50 running, one in ten
+    failed, the rest completed; three of four of one tenant."""
+    at = datetime(2026, 12, 1, tzinfo=UTC) + timedelta(seconds=i)
+    status = "running" if i % 50 == 0 else "failed" if i % 10 == 1 else "completed"
+    return {
+        "_id": f"b_{1_700_000_000_000 + i:012x}{i * 2654435761 % 2**40:010x}",
+        "tenant": "t" if i % 4 else "u",
+        "status": status,
+        "name": f"nightly import {i}",
+        "description": "",
+        "job_type": "demo.sleep",
+        "owner": "admin",
+        "priority": "medium",
+        "priority_level": 5,
+        "tags": ["nightly", f"team-{i % 7}"],
+        "config": {"max_concurrent_jobs": 10, "max_attempts": 3, "timeout_s": 60},
+        "counts": {
+            k: (i * 31 + n) % 1000
+            for n, k in enumerate(("total", "pending", "running", "completed", "failed"))
+        },
+        "created_at": at,
+        "started_at": at,
+        "finished_at": None if status == "running" else at + timedelta(seconds=30),
+        "updated_at": at + timedelta(seconds=30),
+        "average_job_ms": 12.5,
+        "running_done": 0.0,
+        "inactive_s": 0.0,
+        "job_bucket_size": 500,
+        "seq": i % 40,
+        "waiting_for": [],
+        "last_event": {"type": "BatchCompleted", "at": at},
+    }
+
+
+async def status_filter(coll: AsyncCollection[dict[str, Any]], size: int) -> tuple[float, float]:
+    """(the tenant's open batches, its failed ones) milliseconds over `size` batch views,
+    five calls each: the ids a status filter of the batch list reads first."""
+    await coll.insert_many([view_like(i) for i in range(size)])
+    open_ = {"tenant": "t", "status": {"$in": ["queued", "running", "paused", "retrying"]}}
+    failed = {"tenant": "t", "status": "failed"}
+    found: dict[str, int] = {}
+
+    async def ids(query: dict[str, Any]) -> None:
+        found[str(query["status"])] = len([d async for d in coll.find(query, {"_id": 1})])
+
+    took = (await timed(lambda i: ids(open_), 5), await timed(lambda i: ids(failed), 5))
+    expected = {
+        str(open_["status"]): sum(1 for i in range(size) if i % 4 and i % 50 == 0),
+        "failed": sum(1 for i in range(size) if i % 4 and i % 10 == 1),
+    }
+    assert found == expected, (found, expected)  # the store's answer, not only its speed
+    return took
+
+
 FORMS = ("nested", "bson", "zlib")  # nested documents; one binary: BSON, compressed BSON
 
 
@@ -219,6 +275,13 @@ async def run(url: str) -> None:
                 f"  {size:5d} batches: newest 50 of a tenant {newest:7.2f} ms"
                 f"   200 by _id $in {page:7.2f} ms   update by _id and phase {guarded:7.2f} ms"
                 f"   a batch's _id range {ranged:7.2f} ms"
+            )
+        print("a status filter over batch views (each in its own collection): the ids of")
+        for size in (1_000, 5_000):
+            opened, failed = await status_filter(db[f"views{size}"], size)
+            print(
+                f"  {size:5d} batches: the open ones {opened:7.2f} ms"
+                f"   the failed ones {failed:7.2f} ms"
             )
         print("a 100-view job bucket: created with 60 views, written with 40 more, read whole")
         for form in FORMS:

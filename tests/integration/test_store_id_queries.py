@@ -7,7 +7,8 @@ The local store (FerretDB v1 over SQLite) is patched to take these queries in SQ
 and stops at its limit, and a top-level `_id` or `_id: {$in}` narrows the rows whatever else
 the filter says, as does a range of two strings sharing a prefix (a batch's backups or
 webhook deliveries: `<batch id>.` to `<batch id>/`). Listings of batches, the audit log and the template library, the stats and
-the views looked up for a page depend on both. Each test checks the store's answer against
+the views looked up for a page depend on both. So do conditions on other top-level fields that
+name strings (a status filter reads the batch views' ids that way). Each test checks the store's answer against
 the same query answered in Python, so it holds on MongoDB too."""
 
 from __future__ import annotations
@@ -162,6 +163,74 @@ async def test_a_batchs_range_of_ids_is_exactly_the_ids_between_its_bounds(db: D
     assert gone.deleted_count == sum(within(i, ranges[0]) for i in ids)
     left = {d["_id"] async for d in coll.find()}
     assert left == {i for i in ids if not within(i, ranges[0])}
+
+
+def matches(doc: dict[str, Any], field: str, wanted: list[Any]) -> bool:
+    """`{field: {$in: wanted}}` as MongoDB answers it for these values: the field equals one
+    of them (a string only a string, a number any number of that value), or it is an array
+    holding one (not in an array within it); a missing field matches none."""
+    if field not in doc:
+        return False
+    value = doc[field]
+    candidates = value if isinstance(value, list) else [value]
+    return any(same(c, w) for c in candidates for w in wanted)
+
+
+def same(stored: Any, wanted: Any) -> bool:
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if number(stored) and number(wanted):
+        return bool(stored == wanted)
+    return type(stored) is type(wanted) and bool(stored == wanted)
+
+
+async def test_conditions_on_other_fields_keep_every_document_they_match(db: Db) -> None:
+    """The patched store narrows `{field: string}` and `{field: {$in: strings}}` in SQL by the
+    field's JSON text, keeping arrays for the handler to look into (a status filter of the
+    batch list). Every kind of value a field can hold, and strings that JSON writes with
+    escapes: the store's answer is the one Python gives, for finds, counts, updates and
+    deletes alike."""
+    oid = ObjectId()
+    values: list[Any] = [
+        "running", "failed", "completed_with_errors", "", "a b", 'say "hi"', "back\\slash",
+        "a<b", "é", "tab\tin", "~tilde", ["running", "x"], [{"s": "failed"}], ["a<b"], [],
+        {"status": "running"}, 5, 5.0, "5", True, None, oid, str(oid),
+    ]  # fmt: skip
+    docs = [
+        {"_id": f"v{k:03}", "status": v, "tenant": "t" if k % 3 else "u", "n": k}
+        for k, v in enumerate(values)
+    ] + [{"_id": "v_missing", "tenant": "t", "n": -1}]
+    coll = db["views"]
+    await coll.insert_many(docs)
+    asked: list[list[Any]] = [
+        ["running"], ["failed"], [""], ["a b"], ['say "hi"'], ["back\\slash"], ["a<b"],
+        ["é"], ["tab\tin"], ["~tilde"], ["x"], ["5"], [str(oid)],
+        ["queued", "running", "paused", "retrying"], ["completed_with_errors", "failed"],
+        ["running", 5], ["nothing", "a<b"], ["status"],
+    ]  # fmt: skip
+    for wanted in asked:
+        expected = sorted(d["_id"] for d in docs if matches(d, "status", wanted))
+        query: dict[str, Any] = {"status": wanted[0] if len(wanted) == 1 else {"$in": wanted}}
+        found = sorted([d["_id"] async for d in coll.find(query, {"_id": 1})])
+        assert found == expected, wanted
+        # with a tenant's condition and an _id condition, counted too
+        mine = [i for i in expected if next(d for d in docs if d["_id"] == i)["tenant"] == "t"]
+        both = {"tenant": "t", **query}
+        assert sorted([d["_id"] async for d in coll.find(both)]) == mine, wanted
+        assert await coll.count_documents(both) == len(mine), wanted
+        some = {"_id": {"$in": [d["_id"] for d in docs[::2]]}, **both}
+        assert sorted([d["_id"] async for d in coll.find(some)]) == sorted(
+            i for i in mine if i in some["_id"]["$in"]
+        ), wanted
+
+    changed = await coll.update_many({"status": {"$in": ["running", "a<b"]}}, {"$inc": {"n": 100}})
+    assert changed.modified_count == sum(matches(d, "status", ["running", "a<b"]) for d in docs)
+    gone = await coll.delete_many({"tenant": "t", "status": "failed"})
+    assert gone.deleted_count == sum(
+        d["tenant"] == "t" and matches(d, "status", ["failed"]) for d in docs
+    )
+    assert await coll.count_documents({}) == len(docs) - gone.deleted_count
 
 
 def within(value: str, bounds: dict[str, str]) -> bool:

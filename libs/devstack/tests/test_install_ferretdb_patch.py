@@ -1,6 +1,6 @@
 """The lines of FerretDB the installer patches before building (lookups by `_id` use the `_id`
 index; the SQLite connection pool has no limit to deadlock on and one writer at a time goes
-in; `_id` conditions and sorts are answered in SQL): each applied once, a build stamped without them is built again, and a source tree where a
+in; `_id` conditions, conditions naming strings and `_id` sorts are answered in SQL): each applied once, a build stamped without them is built again, and a source tree where a
 line is missing stops the install with a clear error instead of building an unpatched store."""
 
 from __future__ import annotations
@@ -66,14 +66,21 @@ def test_id_conditions_and_sorts_go_to_sqlite_and_a_wrong_order_is_refused(
     tree(tmp_path)
     install.patch_ferretdb(tmp_path)
     collection = (tmp_path / "internal/backends/sqlite/collection.go").read_text()
-    # any filter with a top-level _id (or _id: {$in}) is narrowed, not only {_id: x} alone
-    assert "whereClause, args = idWhereClause(params.Filter)" in collection
+    # any filter with a top-level _id (or _id: {$in}) is narrowed, not only {_id: x} alone,
+    # and so is one with conditions naming strings on other top-level fields
+    assert "whereClause, args = narrowingClause(params.Filter)" in collection
+    assert "clause, args := idWhereClause(filter)" in collection
     assert "if params.Filter.Len() == 1 {" not in collection
     assert "WHERE %s IN (%s)" in collection
     # a range of two strings reads the ids starting with their common prefix, cut before the
     # first character JSON escapes
     assert "return idRangeClause(v)" in collection
     assert "c == '\\\\' || c == '<' || c == '>' || c == '&'" in collection
+    # a field's JSON text is compared, arrays are kept for the handler, and only strings JSON
+    # writes as they are (and plain field names) are taken
+    assert "IN (%[3]s) OR json_type(%[1]s, '$.%[2]s') = 'array')" in collection
+    assert "c < ' ' || c > '~' || c == '\"' || c == '\\\\' || c == '<'" in collection
+    assert "func plainFieldName(k string) bool {" in collection
     # the rows of a sorted query are checked as they come
     assert (
         "checkIDOrder(newQueryIterator(ctx, rows, params.OnlyRecordIDs), params.Sort)" in collection
@@ -109,6 +116,8 @@ def test_a_build_without_the_patches_is_not_up_to_date(tmp_path: Path) -> None:
     stamp.write_text("v1.24.2 id-index-1\n")  # built before the pool patches
     assert install.ferretdb_installed(paths) is None
     stamp.write_text("v1.24.2 id-index-1+pool-2\n")  # built before the _id query patches
+    assert install.ferretdb_installed(paths) is None
+    stamp.write_text("v1.24.2 id-index-1+pool-2+id-query-2\n")  # before the field conditions
     assert install.ferretdb_installed(paths) is None
     stamp.write_text(f"v1.24.2 {install.FERRETDB_PATCH_NAME}\n")
     assert install.ferretdb_installed(paths) == "v1.24.2"

@@ -120,7 +120,7 @@ function render() {
 async function loadOnce() {
   const recent = await api(`/v1/batches?limit=${LIST}`);
   // Beyond the newest LIST an older batch may still run or wait: those are asked for by
-  // status (a filter the local store answers by reading every batch's view, so only then).
+  // status (a filter that reads every batch's view's status, so only then).
   const open = recent.next_cursor ? await api(`/v1/batches?limit=${LIST}&status=${OPEN}`) : { items: [] };
   manyOpen = !!open.next_cursor;
   const shown = new Map(batches);
