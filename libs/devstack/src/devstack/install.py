@@ -121,7 +121,8 @@ func plainFieldName(k string) bool {
 
 	for i := 0; i < len(k); i++ {
 		c := k[i]
-		if !(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+		letter := (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !(c == '_' || letter || (c >= '0' && c <= '9')) {
 			return false
 		}
 	}
