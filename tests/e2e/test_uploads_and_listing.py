@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from stack_support import Stack
+from tenancy import registered_key
 
 pytestmark = pytest.mark.e2e
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -169,3 +171,54 @@ async def test_listing_filters_and_pages(api: httpx.AsyncClient) -> None:
     problem(await api.get("/v1/batches", params={"cursor": "garbage!"}), 400, "invalid-cursor")
     problem(await api.get("/v1/batches", params={"status": "sleeping"}), 422, "invalid-request")
     problem(await api.get("/v1/batches", params={"priority": "urgent"}), 422, "invalid-request")
+
+
+async def test_a_status_filter_across_phases_views_and_archive_pages_newest_first(
+    api: httpx.AsyncClient, stack: Stack
+) -> None:
+    """A filter of statuses kept in different places (a draft's phase in the registry, a
+    submitted batch's status in its view, an archive), read a page of one at a time: every
+    batch once, newest first; a private batch only for whom may see it."""
+    marker = uuid.uuid4().hex[:10]
+
+    async def submitted(name: str, **extra: Any) -> str:
+        body = {"name": name, "job_type": "demo.sleep", "items": [{}], "tags": [marker], **extra}
+        response = await api.post("/v1/batches", json=body)
+        assert response.status_code == 201, response.text
+        batch_id: str = response.json()["id"]
+        await wait_status(api, batch_id, "completed")
+        return batch_id
+
+    first_draft = (await draft(api, name="d1", tags=[marker]))["id"]
+    first_done = await submitted("c1")
+    second_draft = (await draft(api, name="d2", tags=[marker]))["id"]
+    shelved = await submitted("a1")
+    archived = await api.post(f"/v1/batches/{shelved}/actions/archive")
+    assert archived.status_code == 202, archived.text
+    await wait_status(api, shelved, "archived")
+    private = await submitted("p1", visibility="private")
+    newest_first = [private, second_draft, first_done, first_draft]
+
+    async def pages(client: httpx.AsyncClient, status: str) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"tag": marker, "status": status, "limit": 1}
+            if cursor:
+                params["cursor"] = cursor
+            response = await client.get("/v1/batches", params=params)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            seen += [b["id"] for b in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return seen
+
+    assert await pages(api, "draft,completed") == newest_first
+    assert await pages(api, "completed,archived") == [private, shelved, first_done]
+    assert await pages(api, "running,failed") == []
+    key = await registered_key(stack, tenant="default", user="olga", role="operator")
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=30) as olga:
+        # the admin's private batch is not hers to see; the rest of the tenant's are
+        assert await pages(olga, "draft,completed") == newest_first[1:]

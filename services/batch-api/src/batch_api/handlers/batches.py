@@ -15,7 +15,7 @@ import os
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -679,18 +679,27 @@ class BatchService:
         """The caller's tenant's batches matching `filters`, newest first; `next_cursor`
         continues after the last one returned (None on the last page)."""
         before = _decode_cursor(cursor) if cursor else None
-        query = await self._list_query(who.tenant, filters)
+        query = self._list_query(who.tenant, filters)
+        # A status filter is one or more ways to match (the API's own phases, the views'
+        # statuses, archived), each asked of the store on its own and the answers merged:
+        # the local store narrows a query by its top-level conditions only, not inside an
+        # `$or` (docs/architecture.md, "The store"), so the visibility rule goes beside them.
+        ways = await self._status_query(who.tenant, set(filters.status)) if filters.status else [{}]
         visible = visible_batches_query(who)
-        if visible is not None:
-            query = {"$and": [query, visible]}
-        docs = await self.registry.find(query, limit + 1, before)
+        found: dict[str, Document] = {}
+        for way in ways:
+            asked = query | way | (visible or {})
+            for doc in await self.registry.find(asked, limit + 1, before):
+                found[doc["_id"]] = doc
+        docs = [found[i] for i in sorted(found, reverse=True)][: limit + 1]
         page = docs[:limit]
         views = await self.read_models.batch_views_by_id([d["_id"] for d in page])
         items = [public_batch(d, views.get(d["_id"])) for d in page]
         next_cursor = _encode_cursor(page[-1]["_id"]) if len(docs) > limit else None
         return BatchPage(items=items, next_cursor=next_cursor)
 
-    async def _list_query(self, tenant: str, f: BatchFilters) -> dict[str, Any]:
+    def _list_query(self, tenant: str, f: BatchFilters) -> dict[str, Any]:
+        """The store filter of every condition but the status (see `_status_query`)."""
         query: dict[str, Any] = {"tenant": tenant}
         if f.priority is not None:
             query["priority"] = f.priority
@@ -712,12 +721,11 @@ class BatchService:
             query["created_at"] = created
         if f.q:
             query["name"] = {"$regex": re.escape(f.q), "$options": "i"}
-        if f.status:
-            query |= await self._status_query(tenant, set(f.status))
         return query
 
-    async def _status_query(self, tenant: str, statuses: set[str]) -> dict[str, Any]:
-        """The API's own phases are in the registry; the others come from the batch views."""
+    async def _status_query(self, tenant: str, statuses: set[str]) -> Sequence[dict[str, Any]]:
+        """The ways a registry document matches `statuses` (any of them): the API's own phases
+        are in the registry; the others come from the batch views."""
         alternatives: list[dict[str, Any]] = []
         if "archived" in statuses:
             alternatives.append({"archived_at": {"$ne": None}})
@@ -729,12 +737,15 @@ class BatchService:
         viewed = sorted(statuses - (OWN_PHASES - {"cancelled"}) - {"archived"})
         if viewed:
             ids = await self.read_models.batch_ids_with_status(tenant, viewed)
-            alternatives.append(
-                {"_id": {"$in": ids}, "phase": {"$nin": sorted(OWN_PHASES)}, "archived_at": None}
-            )
-        if len(alternatives) == 1:
-            return alternatives[0]
-        return {"$or": alternatives}
+            if ids:  # (none: no way, rather than a query the local store would not narrow)
+                alternatives.append(
+                    {
+                        "_id": {"$in": ids},
+                        "phase": {"$nin": sorted(OWN_PHASES)},
+                        "archived_at": None,
+                    }
+                )
+        return alternatives
 
 
 def _unfit(item: dict[str, Any]) -> str | None:
