@@ -158,18 +158,9 @@ class BatchRegistry:
     async def find(
         self, query: dict[str, Any], limit: int, before_id: str | None
     ) -> list[Document]:
-        """Registry documents matching `query`, newest first (ids are time-ordered). Past a
-        cursor, an `_id: {$in}` keeps only the ids before it rather than gain a `$lt` beside
-        it, which the local store would not narrow by (docs/architecture.md, "The store")."""
+        """Registry documents matching `query`, newest first (ids are time-ordered)."""
         if before_id is not None:
-            ids = query.get("_id")
-            if isinstance(ids, dict) and set(ids) == {"$in"}:
-                before = [i for i in ids["$in"] if i < before_id]
-                if not before:
-                    return []
-                query = {**query, "_id": {"$in": before}}
-            else:
-                query = {**query, "_id": {**(ids or {}), "$lt": before_id}}
+            query = {**query, "_id": {**query.get("_id", {}), "$lt": before_id}}
         cursor = self.batches.find(query).sort("_id", DESCENDING).limit(limit)
         return [d async for d in cursor]
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.buckets import Buckets, bucket_id
@@ -39,10 +40,28 @@ class ReadModels:
             return {}
         return {d["_id"]: d async for d in self.views.find({"_id": {"$in": ids}})}
 
-    async def batch_ids_with_status(self, tenant: str, statuses: list[str]) -> list[str]:
-        """Ids of the tenant's batches whose view is in one of `statuses`."""
-        query = {"tenant": tenant, "status": {"$in": statuses}}
-        return [d["_id"] async for d in self.views.find(query, {"_id": 1})]
+    async def batch_ids_with_status(
+        self, tenant: str, statuses: Sequence[str], before: str | None, size: int
+    ) -> AsyncGenerator[list[str], None]:
+        """Ids of the tenant's batches whose view is in one of `statuses` (before the id
+        `before`, if given), newest first, `size` at a time. A caller that stops early stops
+        the store's reading: sorted by `_id`, the local store reads the views in that order,
+        narrowed by status in SQL (docs/architecture.md, "The store")."""
+        query: dict[str, Any] = {"tenant": tenant, "status": {"$in": list(statuses)}}
+        if before is not None:
+            query["_id"] = {"$lt": before}
+        cursor = self.views.find(query, {"_id": 1}).sort("_id", DESCENDING).batch_size(size)
+        try:
+            ids: list[str] = []
+            async for doc in cursor:
+                ids.append(doc["_id"])
+                if len(ids) == size:
+                    yield ids
+                    ids = []
+            if ids:
+                yield ids
+        finally:
+            await cursor.close()
 
     async def batch_log(self, batch_id: str) -> list[Document]:
         """The batch's event log (commands, state changes, deadlines, rollbacks), oldest

@@ -16,6 +16,7 @@ import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -680,16 +681,18 @@ class BatchService:
         continues after the last one returned (None on the last page)."""
         before = _decode_cursor(cursor) if cursor else None
         query = self._list_query(who.tenant, filters)
-        # A status filter is one or more ways to match (the API's own phases, the views'
-        # statuses, archived), each asked of the store on its own and the answers merged:
+        # A status filter is one or more ways to match (the API's own phases, archived, the
+        # views' statuses), each asked of the store on its own and the answers merged:
         # the local store narrows a query by its top-level conditions only, not inside an
         # `$or` (docs/architecture.md, "The store"), so the visibility rule goes beside them.
-        ways = await self._status_query(who.tenant, set(filters.status)) if filters.status else [{}]
-        visible = visible_batches_query(who)
+        ways, viewed = _status_ways(set(filters.status)) if filters.status else ([{}], [])
+        query |= visible_batches_query(who) or {}
         found: dict[str, Document] = {}
         for way in ways:
-            asked = query | way | (visible or {})
-            for doc in await self.registry.find(asked, limit + 1, before):
+            for doc in await self.registry.find(query | way, limit + 1, before):
+                found[doc["_id"]] = doc
+        if viewed:
+            for doc in await self._with_view_status(who.tenant, viewed, query, limit + 1, before):
                 found[doc["_id"]] = doc
         docs = [found[i] for i in sorted(found, reverse=True)][: limit + 1]
         page = docs[:limit]
@@ -699,7 +702,7 @@ class BatchService:
         return BatchPage(items=items, next_cursor=next_cursor)
 
     def _list_query(self, tenant: str, f: BatchFilters) -> dict[str, Any]:
-        """The store filter of every condition but the status (see `_status_query`)."""
+        """The store filter of every condition but the status (see `_status_ways`)."""
         query: dict[str, Any] = {"tenant": tenant}
         if f.priority is not None:
             query["priority"] = f.priority
@@ -723,29 +726,43 @@ class BatchService:
             query["name"] = {"$regex": re.escape(f.q), "$options": "i"}
         return query
 
-    async def _status_query(self, tenant: str, statuses: set[str]) -> Sequence[dict[str, Any]]:
-        """The ways a registry document matches `statuses` (any of them): the API's own phases
-        are in the registry; the others come from the batch views."""
-        alternatives: list[dict[str, Any]] = []
-        if "archived" in statuses:
-            alternatives.append({"archived_at": {"$ne": None}})
-        own = sorted(statuses & OWN_PHASES)
-        if own:
-            alternatives.append({"phase": {"$in": own}, "archived_at": None})
-        # `cancelled` is both: a draft cancelled by the API, or a submitted batch whose view
-        # says so.
-        viewed = sorted(statuses - (OWN_PHASES - {"cancelled"}) - {"archived"})
-        if viewed:
-            ids = await self.read_models.batch_ids_with_status(tenant, viewed)
-            if ids:  # (none: no way, rather than a query the local store would not narrow)
-                alternatives.append(
-                    {
-                        "_id": {"$in": ids},
-                        "phase": {"$nin": sorted(OWN_PHASES)},
-                        "archived_at": None,
-                    }
-                )
-        return alternatives
+    async def _with_view_status(
+        self,
+        tenant: str,
+        statuses: Sequence[str],
+        query: dict[str, Any],
+        limit: int,
+        before: str | None,
+    ) -> Sequence[Document]:
+        """Submitted batches matching `query` whose view is in one of `statuses`, newest
+        first, at most `limit`: the views are read newest first, 200 ids at a time, and each
+        200's registry documents asked for by `_id`, until `limit` are found. A common
+        status fills a page from the newest views; a rare one is narrowed in the store."""
+        found: list[Document] = []
+        submitted = {"phase": {"$nin": sorted(OWN_PHASES)}, "archived_at": None}
+        chunks = self.read_models.batch_ids_with_status(tenant, statuses, before, 200)
+        async with aclosing(chunks):  # stopping early ends the store's reading at once
+            async for chunk in chunks:
+                asked = query | submitted | {"_id": {"$in": chunk}}
+                found += await self.registry.find(asked, limit - len(found), None)
+                if len(found) >= limit:
+                    break
+        return found
+
+
+def _status_ways(statuses: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """How a registry document matches `statuses` (any of them): the registry's own ways (an
+    archive; the API's own phases), and the statuses that only the batch views know (see
+    `BatchService._with_view_status`). `cancelled` is both: a draft cancelled by the API, or
+    a submitted batch whose view says so."""
+    ways: list[dict[str, Any]] = []
+    if "archived" in statuses:
+        ways.append({"archived_at": {"$ne": None}})
+    own = sorted(statuses & OWN_PHASES)
+    if own:
+        ways.append({"phase": {"$in": own}, "archived_at": None})
+    viewed = sorted(statuses - (OWN_PHASES - {"cancelled"}) - {"archived"})
+    return ways, viewed
 
 
 def _unfit(item: dict[str, Any]) -> str | None:
