@@ -187,8 +187,7 @@ def same(stored: Any, wanted: Any) -> bool:
 
 async def test_conditions_on_other_fields_keep_every_document_they_match(db: Db) -> None:
     """The patched store narrows `{field: string}` and `{field: {$in: strings}}` in SQL by the
-    field's JSON text, keeping arrays for the handler to look into (a status filter of the
-    batch list). Every kind of value a field can hold, and strings that JSON writes with
+    field's JSON text, or an array's elements (a status or tag filter of the batch list). Every kind of value a field can hold, and strings that JSON writes with
     escapes: the store's answer is the one Python gives, for finds, counts, updates and
     deletes alike."""
     oid = ObjectId()
@@ -196,6 +195,7 @@ async def test_conditions_on_other_fields_keep_every_document_they_match(db: Db)
         "running", "failed", "completed_with_errors", "", "a b", 'say "hi"', "back\\slash",
         "a<b", "é", "tab\tin", "~tilde", ["running", "x"], [{"s": "failed"}], ["a<b"], [],
         {"status": "running"}, 5, 5.0, "5", True, None, oid, str(oid),
+        [5, "five"], ["tab\tin", "ok"], [oid], ["x", "running", "x"],
     ]  # fmt: skip
     docs = [
         {"_id": f"v{k:03}", "status": v, "tenant": "t" if k % 3 else "u", "n": k}
@@ -207,7 +207,7 @@ async def test_conditions_on_other_fields_keep_every_document_they_match(db: Db)
         ["running"], ["failed"], [""], ["a b"], ['say "hi"'], ["back\\slash"], ["a<b"],
         ["é"], ["tab\tin"], ["~tilde"], ["x"], ["5"], [str(oid)],
         ["queued", "running", "paused", "retrying"], ["completed_with_errors", "failed"],
-        ["running", 5], ["nothing", "a<b"], ["status"],
+        ["running", 5], ["nothing", "a<b"], ["status"], ["ok"], ["five"], ["ok", "x"],
     ]  # fmt: skip
     for wanted in asked:
         expected = sorted(d["_id"] for d in docs if matches(d, "status", wanted))

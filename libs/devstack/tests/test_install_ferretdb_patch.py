@@ -76,9 +76,12 @@ def test_id_conditions_and_sorts_go_to_sqlite_and_a_wrong_order_is_refused(
     # first character JSON escapes
     assert "return idRangeClause(v)" in collection
     assert "c == '\\\\' || c == '<' || c == '>' || c == '&'" in collection
-    # a field's JSON text is compared, arrays are kept for the handler, and only strings JSON
+    # a field's JSON text is compared, or an array's elements, and only strings JSON
     # writes as they are (and plain field names) are taken
-    assert "IN (%[3]s) OR json_type(%[1]s, '$.%[2]s') = 'array')" in collection
+    assert "IN (%[3]s) OR (json_type(%[1]s, '$.%[2]s') = 'array' AND " in collection
+    assert "EXISTS (SELECT 1 FROM json_each(%[1]s, '$.%[2]s') WHERE value IN (%[3]s))))" in (
+        collection
+    )
     assert "c < ' ' || c > '~' || c == '\"' || c == '\\\\' || c == '<'" in collection
     assert "func plainFieldName(k string) bool {" in collection
     # the rows of a sorted query are checked as they come
@@ -118,6 +121,8 @@ def test_a_build_without_the_patches_is_not_up_to_date(tmp_path: Path) -> None:
     stamp.write_text("v1.24.2 id-index-1+pool-2\n")  # built before the _id query patches
     assert install.ferretdb_installed(paths) is None
     stamp.write_text("v1.24.2 id-index-1+pool-2+id-query-2\n")  # before the field conditions
+    assert install.ferretdb_installed(paths) is None
+    stamp.write_text("v1.24.2 id-index-1+pool-2+id-query-2+field-query-1\n")  # arrays kept whole
     assert install.ferretdb_installed(paths) is None
     stamp.write_text(f"v1.24.2 {install.FERRETDB_PATCH_NAME}\n")
     assert install.ferretdb_installed(paths) == "v1.24.2"

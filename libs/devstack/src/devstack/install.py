@@ -81,9 +81,9 @@ func narrowingClause(filter *types.Document) (string, []any) {
 
 // fieldConditions narrows a query by its top-level conditions on fields other than _id that
 // name a string, or $in of at most 1,000 strings (patched in by Batchyard): a row stays when
-// the field's JSON text is one of theirs, or when the field holds an array (whose elements
-// the handler then compares). SQLite reads each row's JSON for it, much faster than the
-// handler parses the row into a document. Only field names of letters, digits and '_' are
+// the field's JSON text is one of theirs, or when the field is an array holding one of them
+// (a tag). SQLite reads each row's JSON for it, much faster than the handler parses the row
+// into a document. Only field names of letters, digits and '_' are
 // taken, and strings that JSON writes as they are, so that their text is the stored one.
 func fieldConditions(filter *types.Document) ([]string, []any) {
 	var conds []string
@@ -101,12 +101,17 @@ func fieldConditions(filter *types.Document) ([]string, []any) {
 
 		marks := strings.TrimSuffix(strings.Repeat("?, ", len(values)), ", ")
 		conds = append(conds, fmt.Sprintf(
-			"(%[1]s->'%[2]s' IN (%[3]s) OR json_type(%[1]s, '$.%[2]s') = 'array')",
+			"(%[1]s->'%[2]s' IN (%[3]s) OR (json_type(%[1]s, '$.%[2]s') = 'array' AND "+
+				"EXISTS (SELECT 1 FROM json_each(%[1]s, '$.%[2]s') WHERE value IN (%[3]s))))",
 			metadata.DefaultColumn, k, marks,
 		))
 
 		for _, s := range values {
 			args = append(args, string(must.NotFail(sjson.MarshalSingleValue(s))))
+		}
+
+		for _, s := range values {
+			args = append(args, s) // an element's value, as SQLite reads it from the JSON
 		}
 	}
 
@@ -394,9 +399,9 @@ FERRETDB_PATCHES = (
     # `_id` alone reads the rows through the `_id` index in order, so a limit or a reader that
     # stops early stops the reading (`checkIDOrder` fails the query rather than return a wrong
     # order for ids whose JSON text sorts apart from their value). So do top-level conditions on
-    # other fields that name a string or `$in` of strings (a status, a tenant): SQLite compares
-    # the field's JSON text in each row, keeping arrays for the handler to look into, and the
-    # handler parses only the rows kept (a status filter over 5,000 batch views: see
+    # other fields that name a string or `$in` of strings (a status, a tenant, a tag): SQLite
+    # compares the field's JSON text in each row, or an array's elements, and the handler
+    # parses only the rows kept (a status filter over 5,000 batch views: see
     # docs/performance.md).
     (
         "internal/backends/sqlite/collection.go",
@@ -462,7 +467,7 @@ FERRETDB_PATCHES = (
         '\t\tif params.Sort.Keys()[0] != "$natural" {\n',
     ),
 )
-FERRETDB_PATCH_NAME = "id-index-1+pool-2+id-query-2+field-query-1"
+FERRETDB_PATCH_NAME = "id-index-1+pool-2+id-query-2+field-query-2"
 FERRETDB_VERSION_ENV = "BATCHYARD_FERRETDB_VERSION"
 KEEP_GO_CACHE_ENV = "BATCHYARD_KEEP_GO_CACHE"
 KAFKA_STAMP = ".batchyard-installed"
