@@ -14,6 +14,7 @@ the same query answered in Python, so it holds on MongoDB too."""
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 import pytest
@@ -231,6 +232,49 @@ async def test_conditions_on_other_fields_keep_every_document_they_match(db: Db)
         d["tenant"] == "t" and matches(d, "status", ["failed"]) for d in docs
     )
     assert await coll.count_documents({}) == len(docs) - gone.deleted_count
+
+
+async def test_a_name_search_keeps_every_document_it_matches(db: Db) -> None:
+    """The patched store narrows `{field: {$regex: <literal text>, $options: "i"}}` (the batch
+    list's name search) in SQL with LIKE, which ignores the case of ASCII letters only: the
+    Kelvin sign and the long s, which a regular expression ignoring case takes for k and s,
+    are kept too. Other expressions narrow nothing. The store's answer is Python's."""
+    names: list[Any] = [
+        "fill 4999", "Fill 49990", "FILL 4999", "fi ll 4999", "nightly 100%", "nightly 1000",
+        "a_b", "axb", "back\\slash", "dotted.name", "dottedxname", "\u212aelvin report",
+        "kelvin report", "long \u017fs", "long ss", "tab\tfill", "é fill 4999", "",
+        ["x fill 4999", "y"], ["nothing"], 4999, None, {"name": "fill 4999"},
+    ]  # fmt: skip
+    docs = [{"_id": f"n{k:03}", "name": v, "tenant": "t"} for k, v in enumerate(names)]
+    docs.append({"_id": "n_missing", "tenant": "t"})
+    coll = db["registry"]
+    await coll.insert_many(docs)
+
+    def expected(pattern: str, options: str) -> list[str]:
+        flags = re.IGNORECASE if "i" in options else 0
+        kept = []
+        for doc in docs:
+            value = doc.get("name")
+            candidates = value if isinstance(value, list) else [value]
+            if any(isinstance(c, str) and re.search(pattern, c, flags) for c in candidates):
+                kept.append(doc["_id"])
+        return sorted(kept)
+
+    searches = [
+        "fill 4999", "FILL", "4999", "100%", "a_b", "back\\slash", "dotted.name",
+        "kelvin", "KELVIN REPORT", "long ss", "LONG SS", "tab\tfill", "", "y", "é",
+    ]  # fmt: skip
+    for text in searches:
+        for options in ("i", ""):
+            pattern = re.escape(text)
+            query = {"name": {"$regex": pattern, "$options": options}, "tenant": "t"}
+            found = sorted([d["_id"] async for d in coll.find(query, {"_id": 1})])
+            assert found == expected(pattern, options), (text, options)
+    # expressions that are not a literal text: answered as before
+    for pattern, options in (("fill \\d+", "i"), ("^fill", ""), ("dotted.name", "i"), ("s", "m")):
+        query = {"name": {"$regex": pattern, "$options": options}}
+        found = sorted([d["_id"] async for d in coll.find(query, {"_id": 1})])
+        assert found == expected(pattern, options), (pattern, options)
 
 
 def within(value: str, bounds: dict[str, str]) -> bool:

@@ -84,6 +84,9 @@ def test_id_conditions_and_sorts_go_to_sqlite_and_a_wrong_order_is_refused(
     )
     assert "c < ' ' || c > '~' || c == '\"' || c == '\\\\' || c == '<'" in collection
     assert "func plainFieldName(k string) bool {" in collection
+    # a name search of literal text is a LIKE that keeps what ignoring case in Go would match
+    assert "LIKE ? ESCAPE" in collection
+    assert "case c == 'k' || c == 'K' || c == 's' || c == 'S':" in collection
     # the rows of a sorted query are checked as they come
     assert (
         "checkIDOrder(newQueryIterator(ctx, rows, params.OnlyRecordIDs), params.Sort)" in collection
@@ -123,6 +126,8 @@ def test_a_build_without_the_patches_is_not_up_to_date(tmp_path: Path) -> None:
     stamp.write_text("v1.24.2 id-index-1+pool-2+id-query-2\n")  # before the field conditions
     assert install.ferretdb_installed(paths) is None
     stamp.write_text("v1.24.2 id-index-1+pool-2+id-query-2+field-query-1\n")  # arrays kept whole
+    assert install.ferretdb_installed(paths) is None
+    stamp.write_text("v1.24.2 id-index-1+pool-2+id-query-2+field-query-2\n")  # before LIKE
     assert install.ferretdb_installed(paths) is None
     stamp.write_text(f"v1.24.2 {install.FERRETDB_PATCH_NAME}\n")
     assert install.ferretdb_installed(paths) == "v1.24.2"

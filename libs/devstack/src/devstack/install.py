@@ -82,15 +82,28 @@ func narrowingClause(filter *types.Document) (string, []any) {
 // fieldConditions narrows a query by its top-level conditions on fields other than _id that
 // name a string, or $in of at most 1,000 strings (patched in by Batchyard): a row stays when
 // the field's JSON text is one of theirs, or when the field is an array holding one of them
-// (a tag). SQLite reads each row's JSON for it, much faster than the handler parses the row
-// into a document. Only field names of letters, digits and '_' are
-// taken, and strings that JSON writes as they are, so that their text is the stored one.
+// (a tag); and by a $regex of literal text (likePattern), a row stays when its string field
+// is LIKE it, or the field is not a string. SQLite reads each row's JSON for it, much faster
+// than the handler parses the row into a document. Only field names of letters, digits and
+// '_' are taken, and strings that JSON writes as they are, so that their text is the stored
+// one.
 func fieldConditions(filter *types.Document) ([]string, []any) {
 	var conds []string
 	var args []any
 
 	for _, k := range filter.Keys() {
 		if k == "_id" || !plainFieldName(k) {
+			continue
+		}
+
+		if like := likePattern(must.NotFail(filter.Get(k))); like != "" {
+			conds = append(conds, fmt.Sprintf(
+				"(json_extract(%[1]s, '$.\\"$s\\".p.%[2]s.t') IS NOT 'string' OR "+
+					"%[1]s->>'%[2]s' LIKE ? ESCAPE '\\\\')",
+				metadata.DefaultColumn, k,
+			))
+			args = append(args, like)
+
 			continue
 		}
 
@@ -116,6 +129,74 @@ func fieldConditions(filter *types.Document) ([]string, []any) {
 	}
 
 	return conds, args
+}
+
+// likePattern is a LIKE pattern (escaped with a backslash) that every string matches that a
+// field's condition {$regex: pattern, $options: "" or "i"} matches, when the pattern is a
+// literal text of printable ASCII (characters other than letters and digits may be escaped
+// with a backslash, as a name search escapes them); "" otherwise. LIKE ignores the case of
+// ASCII letters; k and s become '_' (any one character), as Go, ignoring case, also matches
+// them with the Kelvin sign and the long s. So a row the pattern leaves out never matches.
+func likePattern(v any) string {
+	cond, ok := v.(*types.Document)
+	if !ok || cond.Len() > 2 {
+		return ""
+	}
+
+	raw, err := cond.Get("$regex")
+	if err != nil {
+		return ""
+	}
+
+	pattern, ok := raw.(string)
+	if !ok {
+		return ""
+	}
+
+	if cond.Len() == 2 {
+		options, err := cond.Get("$options")
+		if err != nil || (options != "" && options != "i") {
+			return ""
+		}
+	}
+
+	var b strings.Builder
+	b.WriteByte('%')
+
+	for i := 0; i < len(pattern); i++ {
+		c := pattern[i]
+
+		switch {
+		case c == '\\\\':
+			i++
+			if i == len(pattern) {
+				return ""
+			}
+
+			c = pattern[i]
+			if (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') {
+				return "" // an escaped letter or digit: a class, an assertion, a back-reference
+			}
+		case strings.IndexByte(".^$*+?()[]{}|", c) >= 0:
+			return ""
+		}
+
+		switch {
+		case c < ' ' || c > '~':
+			return ""
+		case c == 'k' || c == 'K' || c == 's' || c == 'S':
+			b.WriteByte('_')
+		case c == '%' || c == '_' || c == '\\\\':
+			b.WriteByte('\\\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+
+	b.WriteByte('%')
+
+	return b.String()
 }
 
 // plainFieldName is true for a name of ASCII letters, digits and '_', not starting with a digit.
@@ -400,9 +481,9 @@ FERRETDB_PATCHES = (
     # stops early stops the reading (`checkIDOrder` fails the query rather than return a wrong
     # order for ids whose JSON text sorts apart from their value). So do top-level conditions on
     # other fields that name a string or `$in` of strings (a status, a tenant, a tag): SQLite
-    # compares the field's JSON text in each row, or an array's elements, and the handler
-    # parses only the rows kept (a status filter over 5,000 batch views: see
-    # docs/performance.md).
+    # compares the field's JSON text in each row, or an array's elements; and a `$regex` of
+    # literal text (a name search) is a LIKE; the handler parses only the rows kept (a status
+    # filter over 5,000 batch views: see docs/performance.md).
     (
         "internal/backends/sqlite/collection.go",
         "\tif params.Filter.Len() == 1 {\n"
@@ -467,7 +548,7 @@ FERRETDB_PATCHES = (
         '\t\tif params.Sort.Keys()[0] != "$natural" {\n',
     ),
 )
-FERRETDB_PATCH_NAME = "id-index-1+pool-2+id-query-2+field-query-2"
+FERRETDB_PATCH_NAME = "id-index-1+pool-2+id-query-2+field-query-3"
 FERRETDB_VERSION_ENV = "BATCHYARD_FERRETDB_VERSION"
 KEEP_GO_CACHE_ENV = "BATCHYARD_KEEP_GO_CACHE"
 KAFKA_STAMP = ".batchyard-installed"
