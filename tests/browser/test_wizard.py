@@ -21,7 +21,7 @@ from browser_support import (
     screenshots,
     sign_in,
 )
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Locator, Page, Route, expect
 from stack_support import Stack
 
 pytestmark = pytest.mark.browser
@@ -329,16 +329,22 @@ def test_wizard_consolidates_chosen_library_templates(
         _consolidate_in_the_wizard(page, stack, console, unique, ids, broken)
 
 
+def _library_step(page: Page, stack: Stack, name: str, category: str) -> Locator:
+    """Signs in, names a new batch and opens the consolidation's template choice on the
+    library's `category`; the rows of templates shown."""
+    sign_in(page, stack.admin_key)
+    page.goto("/new")
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Job type").select_option("templates.consolidate")
+    page.get_by_label("Library category").fill(category)
+    return page.locator("#lib-rows tr")
+
+
 def _consolidate_in_the_wizard(
     page: Page, stack: Stack, console: Console, unique: str, ids: list[str], broken: str
 ) -> None:
-    sign_in(page, stack.admin_key)
-    page.goto("/new")
-    page.get_by_label("Name").fill(f"tidy {unique}")
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("Job type").select_option("templates.consolidate")
-    page.get_by_label("Library category").fill(f"cat{unique}")
-    rows = page.locator("#lib-rows tr")
+    rows = _library_step(page, stack, f"tidy {unique}", f"cat{unique}")
     expect(rows).to_have_count(4)
     expect(rows.filter(has_text="Not a whole template")).to_have_text(
         re.compile(r"Not a whole template: no name, no body, no created_at, no updated_at")
@@ -392,13 +398,7 @@ def test_wizard_puts_a_consolidation_on_a_schedule(
             {"name": f"invite copy {unique}", "category": f"inv{unique}", "body": body.upper()},
         ],
     )
-    sign_in(page, stack.admin_key)
-    page.goto("/new")
-    page.get_by_label("Name").fill(f"weekly tidy {unique}")
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("Job type").select_option("templates.consolidate")
-    page.get_by_label("Library category").fill(f"inv{unique}")
-    expect(page.locator("#lib-rows tr")).to_have_count(2)
+    expect(_library_step(page, stack, f"weekly tidy {unique}", f"inv{unique}")).to_have_count(2)
     page.get_by_label("Select every template shown").check()
     page.get_by_role("button", name="Next").click()
     page.get_by_role("button", name="Next").click()
@@ -444,13 +444,7 @@ def test_the_library_search_shows_the_last_search_when_an_earlier_one_answers_la
     )
     # the first search (the whole library), answered late
     held = hold_first_read(page, "**/v1/library/templates?*", unless="category=")
-    sign_in(page, stack.admin_key)
-    page.goto("/new")
-    page.get_by_label("Name").fill(f"late {unique}")
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("Job type").select_option("templates.consolidate")
-    page.get_by_label("Library category").fill(f"late{unique}")
-    rows = page.locator("#lib-rows tr")
+    rows = _library_step(page, stack, f"late {unique}", f"late{unique}")
     expect(rows).to_have_count(2)
     assert len(held) == 1
     held[0].continue_()
